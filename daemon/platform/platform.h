@@ -1,0 +1,155 @@
+// The platform seam: everything nichandoverd needs from the machine it runs
+// on, behind four small interfaces. Backends: fake (tests; state in a file
+// shared by the daemons of a test), sim (the simulated multi-OS machine),
+// linux (libpci + sysfs + the kernel module), vm (host agent + hypervisor).
+//
+// Calls are synchronous and may block (a quiesce waits for the driver); the
+// daemon runs them off its protocol thread and bounds them with timers, so an
+// implementation never needs its own threads. Every operation that changes the
+// data path or the routing carries the handover's epoch: the kernel side
+// refuses an epoch lower than the highest it has seen for the device, which
+// fences a stale daemon instance.
+#ifndef NICHANDOVER_DAEMON_PLATFORM_PLATFORM_H_
+#define NICHANDOVER_DAEMON_PLATFORM_PLATFORM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nichandover/v1/resources.pb.h"
+
+namespace nichandover {
+namespace platform {
+
+// What a node knows of one NIC (PCI function).
+struct NicInfo {
+  std::string bdf;  // "0000:03:00.0"
+  uint16_t vendor_id = 0;
+  uint16_t device_id = 0;
+  uint32_t class_code = 0;
+  std::string driver;  // "" when no driver is bound on this node
+  std::string netdev;  // "" when no interface exists on this node
+  uint32_t queue_count = 1;
+  // Interrupt capability and its current programming (vectors decoded).
+  v1::InterruptLayout interrupts;
+};
+
+// Lists the NICs this node can see.
+class Inventory {
+ public:
+  virtual ~Inventory() = default;
+  virtual absl::StatusOr<std::vector<NicInfo>> ListNics() = 0;
+  // NOT_FOUND when the node does not see that function.
+  virtual absl::StatusOr<NicInfo> GetNic(const std::string& bdf) = 0;
+};
+
+// What a quiesce drained and where the rings stopped.
+struct QuiesceResult {
+  uint64_t drained_tx_packets = 0;
+  uint64_t drained_rx_packets = 0;
+  uint64_t held_xmits = 0;            // transmit attempts held at the gate
+  uint64_t polls_while_quiesced = 0;  // must stay 0
+  std::vector<v1::QueueRingState> rings;
+};
+
+// The hook's view of one device on this node.
+enum class HookState {
+  kDetached,   // this node does not run the NIC
+  kRunning,    // gates open, NAPI enabled, vectors unmasked
+  kQuiesced,   // gates closed, drained, NAPI disabled, vectors masked
+};
+
+struct HookStatus {
+  HookState state = HookState::kDetached;
+  uint64_t epoch = 0;  // highest epoch seen for the device
+  uint64_t held_xmits = 0;
+  uint64_t polls_while_quiesced = 0;
+  uint64_t drained_tx_packets = 0;
+};
+
+// The node's kernel-side hook: gates the data path at dev_hard_start_xmit and
+// net_rx_action's NAPI poll. Operations with an epoch below the highest seen
+// fail with FAILED_PRECONDITION.
+class Hook {
+ public:
+  virtual ~Hook() = default;
+  // Source: close the gates, drain TX completions and RX within `timeout`,
+  // disable NAPI, mask the vectors. DEADLINE_EXCEEDED if the drain does not
+  // finish (the gates stay closed; Resume reopens them).
+  virtual absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+                                                absl::Duration timeout) = 0;
+  // Source, after an abort: the exact reverse of Quiesce.
+  virtual absl::Status Resume(const std::string& bdf, uint64_t epoch) = 0;
+  // Target, after winning the commit: start running the NIC from `rings`,
+  // unmask the vectors and replay pending interrupts.
+  virtual absl::Status Attach(const std::string& bdf, uint64_t epoch,
+                              const std::vector<v1::QueueRingState>& rings) = 0;
+  // Source, after the target committed: forget the device (stays gated).
+  virtual absl::Status Release(const std::string& bdf, uint64_t epoch) = 0;
+  virtual absl::StatusOr<HookStatus> Status(const std::string& bdf) = 0;
+};
+
+// Rewrites a NIC's interrupt messages (MSI/MSI-X) and reserves messages on
+// this node's CPUs for NICs it is offered.
+class Router {
+ public:
+  virtual ~Router() = default;
+  // The messages programmed in the device now, one per vector.
+  virtual absl::StatusOr<std::vector<v1::MsiMessage>> ReadMessages(const std::string& bdf) = 0;
+  // Source: mask each vector, write `target`, read back and compare, leave
+  // masked (Attach unmasks). Returns the messages it replaced, for Restore.
+  // FAILED_PRECONDITION when interrupt remapping is on.
+  virtual absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
+      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) = 0;
+  // Source, on rollback: write `previous` back the same careful way.
+  virtual absl::Status Restore(const std::string& bdf, uint64_t epoch,
+                               const std::vector<v1::MsiMessage>& previous) = 0;
+  // Target, on an offer: reserve `count` vectors on this node's CPUs and
+  // return the messages that reach them. RESOURCE_EXHAUSTED when there are
+  // not enough free vectors.
+  virtual absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(
+      const std::string& bdf, uint64_t epoch, uint32_t count) = 0;
+  // Target, on abort: give the reservation back (no-op if there is none).
+  virtual absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) = 0;
+};
+
+// The NIC's ownership record, in what all nodes of the machine share (shared
+// memory, or the hypervisor's host agent). Changed only by compare-and-swap.
+class Arbiter {
+ public:
+  virtual ~Arbiter() = default;
+  // NOT_FOUND when the machine has no record for the NIC.
+  virtual absl::StatusOr<v1::OwnershipRecord> Read(const std::string& bdf) = 0;
+  // Replaces the record with `desired` iff it equals `expected` (all fields).
+  // Returns the record after the call: equal to `desired` iff this call won.
+  virtual absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(
+      const std::string& bdf, const v1::OwnershipRecord& expected,
+      const v1::OwnershipRecord& desired) = 0;
+  // Ring state stored beside the record by the source before HANDOFF, so the
+  // target can attach even if the source dies right after the CAS.
+  virtual absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+                                         const std::vector<v1::QueueRingState>& rings) = 0;
+  // NOT_FOUND when none was written for that epoch.
+  virtual absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(
+      const std::string& bdf, uint64_t epoch) = 0;
+};
+
+// One backend's four parts.
+struct Platform {
+  std::string name;  // "fake", "sim", "linux", "vm"
+  std::unique_ptr<Inventory> inventory;
+  std::unique_ptr<Hook> hook;
+  std::unique_ptr<Router> router;
+  std::unique_ptr<Arbiter> arbiter;
+};
+
+const char* HookStateName(HookState state);
+
+}  // namespace platform
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_DAEMON_PLATFORM_PLATFORM_H_
