@@ -62,8 +62,12 @@ struct Voidify {
 
 // Invariant checks that must hold in production too: a broken one means the
 // state is not what the code assumes, and going on could give a NIC two owners.
-#define NH_CHECK(cond) \
-  (cond) ? (void)0     \
-         : ::nichandover::log_internal::Voidify() & NH_LOG(FATAL) << "Check failed: " #cond " "
+#define NH_CHECK(cond)                                                    \
+  (cond) ? (void)0                                                        \
+         : ::nichandover::log_internal::Voidify() &                       \
+               ::nichandover::log_internal::LogMessage(                   \
+                   ::nichandover::LogSeverity::kFatal, __FILE__, __LINE__) \
+                       .stream()                                          \
+                   << "Check failed: " #cond " "
 
 #endif  // NICHANDOVER_COMMON_LOG_H_

@@ -1,0 +1,309 @@
+#include "daemon/config.h"
+
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/address.h"
+#include "common/status_macros.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace nichandover {
+namespace daemon {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr uint32_t kDefaultFirstVector = 0x40;
+constexpr uint32_t kDefaultLastVector = 0xdf;
+
+// Collects the parser's complaints as "file:line:col: message".
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit ErrorCollector(absl::string_view source) : source_(source) {}
+  void AddError(int line, int column, const std::string& message) override {
+    errors_.push_back(absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  void AddWarning(int line, int column, const std::string& message) override {
+    AddError(line, column, message);
+  }
+  std::string Joined() const { return absl::StrJoin(errors_, "\n"); }
+
+ private:
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+bool ValidNodeId(absl::string_view id) {
+  if (id.empty() || id.size() > 63) return false;
+  if (!(id[0] >= 'a' && id[0] <= 'z')) return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+bool IsLoopbackOrUnix(const Address& addr) {
+  if (addr.kind == Address::Kind::kUnix) return true;
+  return addr.host == "localhost" || addr.host == "::1" || addr.host.rfind("127.", 0) == 0;
+}
+
+class Validator {
+ public:
+  Validator(absl::string_view source, v1::DaemonConfig* config)
+      : source_(source), config_(config) {}
+
+  absl::Status Run() {
+    NH_RETURN_IF_ERROR(CheckNodeId());
+    NH_RETURN_IF_ERROR(CheckListen());
+    NH_RETURN_IF_ERROR(CheckPeers());
+    NH_RETURN_IF_ERROR(CheckCpus());
+    NH_RETURN_IF_ERROR(CheckPlatform());
+    NH_RETURN_IF_ERROR(CheckVectors());
+    NH_RETURN_IF_ERROR(CheckTimeouts());
+    NH_RETURN_IF_ERROR(CheckPeerAuth());
+    if (config_->state_dir().empty()) {
+      config_->set_state_dir(absl::StrCat("/var/lib/nichandover/", config_->node_id()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Error(absl::string_view field, absl::string_view problem) const {
+    return absl::InvalidArgumentError(absl::StrCat(source_, ": ", field, ": ", problem));
+  }
+
+  absl::Status CheckNodeId() {
+    if (config_->node_id().empty()) return Error("node_id", "is required");
+    if (!ValidNodeId(config_->node_id())) {
+      return Error("node_id", absl::StrCat("'", config_->node_id(),
+                                           "' must be 1-63 characters of [a-z0-9-] starting "
+                                           "with a letter"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckListen() {
+    if (config_->listen().empty()) config_->add_listen(absl::StrCat("unix:", kDefaultSocketPath));
+    absl::flat_hash_set<std::string> seen;
+    for (int i = 0; i < config_->listen_size(); ++i) {
+      const std::string field = absl::StrCat("listen[", i, "]");
+      auto addr = ParseAddress(config_->listen(i));
+      if (!addr.ok()) return Error(field, addr.status().message());
+      if (!seen.insert(addr->GrpcUri()).second) {
+        return Error(field, absl::StrCat("'", config_->listen(i), "' is listed twice"));
+      }
+      listen_.push_back(*addr);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckPeers() {
+    absl::flat_hash_set<std::string> ids;
+    for (int i = 0; i < config_->peers_size(); ++i) {
+      const auto& peer = config_->peers(i);
+      const std::string field = absl::StrCat("peers[", i, "]");
+      if (peer.node_id().empty()) return Error(field + ".node_id", "is required");
+      if (!ValidNodeId(peer.node_id())) {
+        return Error(field + ".node_id",
+                     absl::StrCat("'", peer.node_id(), "' is not a valid node id"));
+      }
+      if (peer.node_id() == config_->node_id()) {
+        return Error(field + ".node_id", "is this node's own id; list only the other nodes");
+      }
+      if (!ids.insert(peer.node_id()).second) {
+        return Error(field + ".node_id", absl::StrCat("'", peer.node_id(), "' is listed twice"));
+      }
+      if (peer.address().empty()) return Error(field + ".address", "is required");
+      auto addr = ParseAddress(peer.address());
+      if (!addr.ok()) return Error(field + ".address", addr.status().message());
+      peers_.push_back(*addr);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckCpus() {
+    if (config_->cpus().empty()) {
+      return Error("cpus", "at least one CPU (cpu and apic_id) is required");
+    }
+    absl::flat_hash_set<uint32_t> cpus, apics;
+    for (int i = 0; i < config_->cpus_size(); ++i) {
+      const auto& cpu = config_->cpus(i);
+      const std::string field = absl::StrCat("cpus[", i, "]");
+      if (!cpus.insert(cpu.cpu()).second) {
+        return Error(field + ".cpu", absl::StrCat("CPU ", cpu.cpu(), " is listed twice"));
+      }
+      // Compatibility-format MSI addresses carry an 8-bit destination; larger
+      // x2APIC IDs need interrupt remapping, which nichandover does not edit.
+      if (cpu.apic_id() > 0xff) {
+        return Error(field + ".apic_id",
+                     absl::StrCat(cpu.apic_id(),
+                                  " does not fit the 8-bit MSI destination field (0..255)"));
+      }
+      if (!apics.insert(cpu.apic_id()).second) {
+        return Error(field + ".apic_id",
+                     absl::StrCat("APIC ID ", cpu.apic_id(), " is listed twice"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckPlatform() {
+    if (!config_->has_platform()) {
+      return Error("platform", "is required: one of fake, sim, linux, vm");
+    }
+    const auto& p = config_->platform();
+    switch (p.backend_case()) {
+      case v1::PlatformConfig::kFake:
+        if (p.fake().state_path().empty()) {
+          return Error("platform.fake.state_path", "is required");
+        }
+        break;
+      case v1::PlatformConfig::kSim:
+        if (p.sim().machine_path().empty()) {
+          return Error("platform.sim.machine_path", "is required");
+        }
+        if (p.sim().kernel_socket().empty()) {
+          return Error("platform.sim.kernel_socket", "is required");
+        }
+        break;
+      case v1::PlatformConfig::kLinux:
+        break;
+      case v1::PlatformConfig::kVm:
+        if (p.vm().agent_address().empty()) {
+          return Error("platform.vm.agent_address", "is required");
+        }
+        if (auto addr = ParseAddress(p.vm().agent_address()); !addr.ok()) {
+          return Error("platform.vm.agent_address", addr.status().message());
+        }
+        break;
+      case v1::PlatformConfig::BACKEND_NOT_SET:
+        return Error("platform", "names no backend: set one of fake, sim, linux, vm");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckVectors() {
+    if (!config_->has_vectors()) {
+      config_->mutable_vectors()->set_first(kDefaultFirstVector);
+      config_->mutable_vectors()->set_last(kDefaultLastVector);
+    }
+    const auto& v = config_->vectors();
+    // Vectors below 0x20 are CPU exceptions; 0xff is at most the top.
+    if (v.first() < 0x20 || v.last() > 0xff || v.first() > v.last()) {
+      return Error("vectors", absl::StrCat("range ", v.first(), "..", v.last(),
+                                           " must satisfy 32 <= first <= last <= 255"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckTimeouts() {
+    const auto& t = config_->timeouts();
+    const std::pair<const char*, const google::protobuf::Duration*> all[] = {
+        {"timeouts.peer_call", &t.peer_call()}, {"timeouts.quiesce", &t.quiesce()},
+        {"timeouts.reroute", &t.reroute()},     {"timeouts.attach", &t.attach()},
+        {"timeouts.handover", &t.handover()},
+    };
+    for (const auto& [field, d] : all) {
+      if (d->seconds() < 0 || d->nanos() < 0) return Error(field, "must not be negative");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckPeerAuth() {
+    const std::string& file = config_->peer_auth().secret_file();
+    if (file.empty()) {
+      for (size_t i = 0; i < listen_.size(); ++i) {
+        if (!IsLoopbackOrUnix(listen_[i])) {
+          return Error("peer_auth.secret_file",
+                       absl::StrCat("is required when listening on a non-loopback address (",
+                                    config_->listen(i), ")"));
+        }
+      }
+      return absl::OkStatus();
+    }
+    struct stat st;
+    if (::stat(file.c_str(), &st) != 0) {
+      return Error("peer_auth.secret_file", absl::StrCat("'", file, "' cannot be read"));
+    }
+    if (st.st_size < 16) {
+      return Error("peer_auth.secret_file",
+                   absl::StrCat("'", file, "' holds ", st.st_size,
+                                " bytes; a secret needs at least 16"));
+    }
+    return absl::OkStatus();
+  }
+
+  std::string source_;
+  v1::DaemonConfig* config_;
+  std::vector<Address> listen_;
+  std::vector<Address> peers_;
+};
+
+absl::Duration OrDefault(const google::protobuf::Duration& d, absl::Duration fallback) {
+  if (d.seconds() == 0 && d.nanos() == 0) return fallback;
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+}  // namespace
+
+absl::StatusOr<v1::DaemonConfig> ParseConfig(absl::string_view text,
+                                             absl::string_view source_name) {
+  v1::DaemonConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors(source_name);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(errors.Joined());
+  }
+  Validator validator(source_name, &config);
+  if (absl::Status s = validator.Run(); !s.ok()) return s;
+  return config;
+}
+
+absl::StatusOr<v1::DaemonConfig> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open config file: ",
+                                            std::strerror(errno)));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseConfig(buffer.str(), path);
+}
+
+Timeouts EffectiveTimeouts(const v1::DaemonConfig& config) {
+  const auto& t = config.timeouts();
+  return Timeouts{
+      OrDefault(t.peer_call(), absl::Seconds(2)), OrDefault(t.quiesce(), absl::Seconds(2)),
+      OrDefault(t.reroute(), absl::Seconds(1)),   OrDefault(t.attach(), absl::Seconds(2)),
+      OrDefault(t.handover(), absl::Seconds(30)),
+  };
+}
+
+std::string PlatformName(const v1::DaemonConfig& config) {
+  switch (config.platform().backend_case()) {
+    case v1::PlatformConfig::kFake:
+      return "fake";
+    case v1::PlatformConfig::kSim:
+      return "sim";
+    case v1::PlatformConfig::kLinux:
+      return "linux";
+    case v1::PlatformConfig::kVm:
+      return "vm";
+    case v1::PlatformConfig::BACKEND_NOT_SET:
+      break;
+  }
+  return "none";
+}
+
+}  // namespace daemon
+}  // namespace nichandover

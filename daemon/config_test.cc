@@ -1,0 +1,149 @@
+#include "daemon/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace nichandover {
+namespace daemon {
+namespace {
+
+std::string TestdataPath(const std::string& name) {
+  return std::string(std::getenv("TEST_SRCDIR")) + "/nichandover/daemon/testdata/" + name;
+}
+
+constexpr char kMinimal[] = R"pb(
+  node_id: "node1"
+  cpus { cpu: 0 apic_id: 4 }
+  platform { fake { state_path: "/tmp/m" } }
+)pb";
+
+TEST(ConfigTest, LoadsExampleFile) {
+  auto config = LoadConfig(TestdataPath("node0.conf"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->node_id(), "node0");
+  ASSERT_EQ(config->listen_size(), 2);
+  ASSERT_EQ(config->peers_size(), 1);
+  EXPECT_EQ(config->peers(0).address(), "127.0.0.1:7402");
+  EXPECT_EQ(config->cpus(1).apic_id(), 2u);
+  EXPECT_EQ(PlatformName(*config), "fake");
+  EXPECT_EQ(EffectiveTimeouts(*config).quiesce, absl::Seconds(3));
+  EXPECT_EQ(EffectiveTimeouts(*config).attach, absl::Seconds(2));
+}
+
+TEST(ConfigTest, FillsDefaults) {
+  auto config = ParseConfig(kMinimal, "min.conf");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->listen_size(), 1);
+  EXPECT_EQ(config->listen(0), "unix:/run/nichandover/nichandoverd.sock");
+  EXPECT_EQ(config->state_dir(), "/var/lib/nichandover/node1");
+  EXPECT_EQ(config->vectors().first(), 0x40u);
+  EXPECT_EQ(config->vectors().last(), 0xdfu);
+  EXPECT_EQ(EffectiveTimeouts(*config).handover, absl::Seconds(30));
+}
+
+TEST(ConfigTest, MissingFileIsNotFoundAndNamesIt) {
+  auto config = LoadConfig("/nonexistent/dir/x.conf");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(config.status().message().find("/nonexistent/dir/x.conf"), std::string::npos);
+}
+
+TEST(ConfigTest, SyntaxErrorNamesFileLineAndField) {
+  auto config = ParseConfig("node_id: \"a\"\nnod_id: \"b\"\n", "bad.conf");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(config.status().message());
+  EXPECT_NE(msg.find("bad.conf:2:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("nod_id"), std::string::npos) << msg;
+}
+
+struct BadCase {
+  const char* name;
+  std::string text;
+  const char* field;
+  const char* problem;
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfigTest, IsRefusedNamingFileFieldAndProblem) {
+  const BadCase& c = GetParam();
+  auto config = ParseConfig(c.text, "node.conf");
+  ASSERT_FALSE(config.ok()) << c.name;
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(config.status().message());
+  EXPECT_EQ(msg.rfind("node.conf: ", 0), 0u) << msg;
+  EXPECT_NE(msg.find(std::string(c.field) + ": "), std::string::npos) << msg;
+  EXPECT_NE(msg.find(c.problem), std::string::npos) << msg;
+}
+
+const std::string kCpu = "cpus { cpu: 0 apic_id: 0 } ";
+const std::string kFake = "platform { fake { state_path: \"/tmp/m\" } } ";
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadConfigTest,
+    ::testing::Values(
+        BadCase{"no_node_id", kCpu + kFake, "node_id", "is required"},
+        BadCase{"bad_node_id", "node_id: \"Node_0\" " + kCpu + kFake, "node_id", "[a-z0-9-]"},
+        BadCase{"bad_listen", "node_id: \"n\" listen: \"localhost\" " + kCpu + kFake,
+                "listen[0]", "expected unix:/PATH or HOST:PORT"},
+        BadCase{"dup_listen",
+                "node_id: \"n\" listen: \"unix:/a\" listen: \"unix:///a\" " + kCpu + kFake,
+                "listen[1]", "listed twice"},
+        BadCase{"peer_self", "node_id: \"n\" peers { node_id: \"n\" address: \"h:1\" } " + kCpu +
+                                 kFake,
+                "peers[0].node_id", "own id"},
+        BadCase{"peer_no_address", "node_id: \"n\" peers { node_id: \"m\" } " + kCpu + kFake,
+                "peers[0].address", "is required"},
+        BadCase{"peer_bad_port",
+                "node_id: \"n\" peers { node_id: \"m\" address: \"h:99999\" } " + kCpu + kFake,
+                "peers[0].address", "0..65535"},
+        BadCase{"dup_peer",
+                "node_id: \"n\" peers { node_id: \"m\" address: \"h:1\" } "
+                "peers { node_id: \"m\" address: \"h:2\" } " +
+                    kCpu + kFake,
+                "peers[1].node_id", "listed twice"},
+        BadCase{"no_cpus", "node_id: \"n\" " + kFake, "cpus", "at least one CPU"},
+        BadCase{"dup_apic", "node_id: \"n\" cpus { cpu: 0 apic_id: 3 } cpus { cpu: 1 apic_id: 3 } " +
+                                kFake,
+                "cpus[1].apic_id", "listed twice"},
+        BadCase{"big_apic", "node_id: \"n\" cpus { cpu: 0 apic_id: 300 } " + kFake,
+                "cpus[0].apic_id", "8-bit"},
+        BadCase{"no_platform", "node_id: \"n\" " + kCpu, "platform", "is required"},
+        BadCase{"empty_platform", "node_id: \"n\" platform {} " + kCpu, "platform",
+                "names no backend"},
+        BadCase{"fake_no_state", "node_id: \"n\" platform { fake {} } " + kCpu,
+                "platform.fake.state_path", "is required"},
+        BadCase{"sim_no_socket",
+                "node_id: \"n\" platform { sim { machine_path: \"/dev/shm/m\" } } " + kCpu,
+                "platform.sim.kernel_socket", "is required"},
+        BadCase{"bad_vectors", "node_id: \"n\" vectors { first: 16 last: 40 } " + kCpu + kFake,
+                "vectors", "32 <= first"},
+        BadCase{"negative_timeout",
+                "node_id: \"n\" timeouts { attach { seconds: -1 } } " + kCpu + kFake,
+                "timeouts.attach", "negative"},
+        BadCase{"open_listen_without_secret",
+                "node_id: \"n\" listen: \"0.0.0.0:7401\" " + kCpu + kFake,
+                "peer_auth.secret_file", "non-loopback"},
+        BadCase{"missing_secret",
+                "node_id: \"n\" peer_auth { secret_file: \"/nonexistent/secret\" } " + kCpu + kFake,
+                "peer_auth.secret_file", "cannot be read"}),
+    [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+TEST(ConfigTest, ShortSecretIsRefused) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/short.secret";
+  std::ofstream(path) << "tooshort";
+  auto config = ParseConfig("node_id: \"n\" peer_auth { secret_file: \"" + path + "\" } " +
+                                kCpu + kFake,
+                            "node.conf");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("at least 16"), std::string::npos)
+      << config.status();
+}
+
+}  // namespace
+}  // namespace daemon
+}  // namespace nichandover

@@ -1,0 +1,135 @@
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/address.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace nichandover {
+namespace daemon {
+namespace {
+
+absl::Status MakeDirs(const std::string& dir) {
+  if (dir.empty()) return absl::OkStatus();
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(dir, " exists and is not a directory"));
+  }
+  size_t slash = dir.rfind('/');
+  if (slash != std::string::npos && slash > 0) NH_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", dir, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// A unix socket file outlives a crashed daemon; gRPC's bind then fails with a
+// confusing error. Remove it only if nobody answers on it.
+absl::Status PrepareUnixSocket(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) NH_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " exists and is not a socket; refusing to replace it"));
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
+  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  int err = errno;
+  ::close(fd);
+  if (rc == 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("another process is serving on ", path, " (is a daemon already running?)"));
+  }
+  if (err == ECONNREFUSED) {
+    NH_LOG(INFO) << "removing stale socket " << path;
+    ::unlink(path.c_str());
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("cannot check existing socket ", path, ": ", std::strerror(err)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(v1::DaemonConfig config) {
+  std::unique_ptr<Daemon> d(new Daemon());
+  d->config_ = std::move(config);
+  NH_ASSIGN_OR_RETURN(PeerAuth auth, PeerAuth::FromConfig(d->config_));
+  d->auth_ = std::make_unique<PeerAuth>(std::move(auth));
+  d->peers_ = std::make_unique<PeerClient>(d->config_, *d->auth_);
+  d->node_service_ = std::make_unique<NodeServiceImpl>(d->config_, d->peers_.get());
+  d->peer_service_ = std::make_unique<PeerServiceImpl>(d->config_, d->auth_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<int>> ports;
+  std::vector<Address> addrs;
+  for (const std::string& listen : d->config_.listen()) {
+    NH_ASSIGN_OR_RETURN(Address addr, ParseAddress(listen));
+    if (addr.kind == Address::Kind::kUnix) {
+      NH_RETURN_IF_ERROR(PrepareUnixSocket(addr.path));
+    }
+    ports.push_back(std::make_unique<int>(0));
+    builder.AddListeningPort(addr.GrpcUri(), grpc::InsecureServerCredentials(),
+                             ports.back().get());
+    addrs.push_back(addr);
+  }
+  builder.RegisterService(d->node_service_.get());
+  builder.RegisterService(d->peer_service_.get());
+  d->server_ = builder.BuildAndStart();
+  if (d->server_ == nullptr) {
+    return absl::UnavailableError("gRPC server failed to start (see the log above)");
+  }
+  for (size_t i = 0; i < addrs.size(); ++i) {
+    if (*ports[i] == 0) {
+      // gRPC reports 0 for every address it could not bind.
+      d->server_->Shutdown();
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", addrs[i].ToString(), " (address in use?)"));
+    }
+    if (addrs[i].kind == Address::Kind::kUnix) {
+      d->unix_paths_.push_back(addrs[i].path);
+      d->serving_.push_back(addrs[i].ToString());
+    } else {
+      addrs[i].port = *ports[i];  // 1 for unix sockets; the real port for TCP
+      d->serving_.push_back(addrs[i].ToString());
+    }
+  }
+  auto* health = d->server_->GetHealthCheckService();
+  health->SetServingStatus("nichandover.v1.NodeService", true);
+  health->SetServingStatus("nichandover.v1.PeerService", true);
+  return d;
+}
+
+void Daemon::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  for (const auto& path : unix_paths_) ::unlink(path.c_str());
+}
+
+Daemon::~Daemon() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace daemon
+}  // namespace nichandover

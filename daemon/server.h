@@ -1,0 +1,54 @@
+// nichandoverd's gRPC server: NodeService, PeerService, the standard health
+// service and server reflection, on every configured listen address.
+#ifndef NICHANDOVER_DAEMON_SERVER_H_
+#define NICHANDOVER_DAEMON_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/node_service.h"
+#include "daemon/peer_auth.h"
+#include "daemon/peer_client.h"
+#include "daemon/peer_service.h"
+#include "grpcpp/grpcpp.h"
+#include "nichandover/v1/config.pb.h"
+
+namespace nichandover {
+namespace daemon {
+
+class Daemon {
+ public:
+  // Binds every listen address (removing a stale unix socket left by a
+  // crashed daemon, refusing one a live daemon serves) and starts serving.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(v1::DaemonConfig config);
+
+  ~Daemon();
+
+  // The addresses actually served (TCP port 0 resolved to the chosen port).
+  const std::vector<std::string>& serving_addresses() const { return serving_; }
+
+  // Stops accepting calls, lets running ones finish within `grace`, then
+  // cancels them; removes the unix sockets it created.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Daemon() = default;
+
+  v1::DaemonConfig config_;
+  std::unique_ptr<PeerAuth> auth_;
+  std::unique_ptr<PeerClient> peers_;
+  std::unique_ptr<NodeServiceImpl> node_service_;
+  std::unique_ptr<PeerServiceImpl> peer_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> serving_;
+  std::vector<std::string> unix_paths_;
+  bool shut_down_ = false;
+};
+
+}  // namespace daemon
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_DAEMON_SERVER_H_
