@@ -102,7 +102,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(v1::DaemonConfig config) {
   for (size_t i = 0; i < addrs.size(); ++i) {
     if (*ports[i] == 0) {
       // gRPC reports 0 for every address it could not bind.
-      d->server_->Shutdown();
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", addrs[i].ToString(), " (address in use?)"));
     }
@@ -121,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(v1::DaemonConfig config) {
 }
 
 void Daemon::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
+  if (shut_down_ || server_ == nullptr) return;  // never started, or stopped
   shut_down_ = true;
   if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -1,0 +1,65 @@
+// Test support: N real nichandoverd processes on one machine, each with a
+// unix socket for nicctl and a loopback TCP port for its peers.
+#ifndef NICHANDOVER_TESTS_TESTING_DAEMON_CLUSTER_H_
+#define NICHANDOVER_TESTS_TESTING_DAEMON_CLUSTER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "tests/testing/process.h"
+
+namespace nichandover {
+namespace testing {
+
+struct NodeSpec {
+  std::string node_id;
+  std::vector<std::pair<int, int>> cpus;  // (cpu, apic_id)
+};
+
+class DaemonCluster {
+ public:
+  // Writes one config per node into a fresh directory. `platform_block` is
+  // the text of the config's platform field body; "{dir}" in it is replaced
+  // by the cluster directory.
+  DaemonCluster(std::vector<NodeSpec> nodes,
+                std::string platform_block = "fake { state_path: \"{dir}/machine.state\" }");
+  ~DaemonCluster();
+
+  const std::string& dir() const { return dir_; }
+  int size() const { return static_cast<int>(nodes_.size()); }
+  const std::string& node_id(int i) const { return nodes_[i].node_id; }
+  std::string config_path(int i) const;
+  std::string socket_address(int i) const;  // "unix:/.../node0.sock"
+  std::string tcp_address(int i) const;     // "127.0.0.1:PORT"
+
+  // Starts node i and waits until its health service says SERVING.
+  absl::Status Start(int i);
+  absl::Status StartAll();
+  // SIGTERM (clean) or SIGKILL (crash); waits for the exit.
+  absl::StatusOr<int> Stop(int i, int sig);
+  Subprocess& process(int i) { return *processes_[i]; }
+  bool running(int i) const;
+
+  // Runs nicctl against node i.
+  CommandResult Nicctl(int i, const std::vector<std::string>& args,
+                       absl::Duration timeout = absl::Seconds(30));
+
+ private:
+  std::vector<NodeSpec> nodes_;
+  std::string dir_;
+  std::vector<int> ports_;
+  std::vector<std::unique_ptr<Subprocess>> processes_;
+};
+
+// True when the daemon at `address` answers grpc.health.v1.Health/Check with
+// SERVING for `service` ("" = the server as a whole).
+bool IsServing(const std::string& address, const std::string& service = "",
+               absl::Duration timeout = absl::Milliseconds(500));
+
+}  // namespace testing
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_TESTS_TESTING_DAEMON_CLUSTER_H_
