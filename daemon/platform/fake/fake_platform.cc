@@ -1,0 +1,620 @@
+#include "daemon/platform/fake/fake_platform.h"
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "daemon/platform/fake/machine_file.h"
+#include "daemon/platform/fake/machine_model.h"
+
+namespace nichandover {
+namespace platform {
+namespace fake {
+namespace {
+
+using StateChange = std::function<absl::Status(FakeMachineState*)>;
+
+constexpr absl::Duration kHangPollInterval = absl::Milliseconds(5);
+
+// The knob for (node, operation): one for this node first, else one for all.
+FakeFault* FindFault(FakeMachineState* state, const std::string& node_id, FakeOperation operation) {
+  FakeFault* for_all = nullptr;
+  for (FakeFault& fault : *state->mutable_faults()) {
+    if (fault.operation() != operation) continue;
+    if (fault.node_id() == node_id) return &fault;
+    if (fault.node_id().empty()) for_all = &fault;
+  }
+  return for_all;
+}
+
+// One node's access to the machine: every operation goes through Run, which
+// applies the fault knobs first.
+class NodeSession {
+ public:
+  NodeSession(std::string state_path, std::string node_id)
+      : file_(std::move(state_path)), node_id_(std::move(node_id)) {}
+
+  const std::string& node_id() const { return node_id_; }
+
+  // Runs `body` as `operation` after the knobs. A hanging knob blocks the
+  // call, polling the file, until it is cleared or its hang_max_ms passes;
+  // if `hang_limit` passes first, `body` runs with *hang_timed_out set.
+  absl::Status Run(FakeOperation operation, const std::function<absl::Status(FakeMachineState*, bool)>& body,
+                   absl::Duration hang_limit = absl::InfiniteDuration()) {
+    const absl::Time start = absl::Now();
+    bool counted = false;
+    for (;;) {
+      bool hanging = false;
+      absl::Status status = file_.Update([&](FakeMachineState* state) -> absl::Status {
+        FakeFault* fault = FindFault(state, node_id_, operation);
+        // A spent knob (its fail count used up) stays listed but is inert.
+        if (fault == nullptr || (!fault->hang() && fault->fail_code() == 0)) {
+          return body(state, false);
+        }
+        if (!counted) {
+          fault->set_hits(fault->hits() + 1);
+          counted = true;
+        }
+        bool hang_timed_out = false;
+        if (fault->hang()) {
+          absl::Duration elapsed = absl::Now() - start;
+          bool hang_over =
+              fault->hang_max_ms() > 0 && elapsed >= absl::Milliseconds(fault->hang_max_ms());
+          hang_timed_out = !hang_over && elapsed >= hang_limit;
+          if (!hang_over && !hang_timed_out) {
+            hanging = true;
+            return absl::OkStatus();
+          }
+        }
+        if (fault->fail_code() != 0 && !hang_timed_out) {
+          auto code = static_cast<absl::StatusCode>(fault->fail_code());
+          if (!fault->fail_always()) {
+            fault->set_fail_times(fault->fail_times() > 0 ? fault->fail_times() - 1 : 0);
+            if (fault->fail_times() == 0) fault->set_fail_code(0);
+          }
+          AppendHistory(state, absl::StrCat(node_id_, " ", FakeOperationName(operation),
+                                            ": injected ", absl::StatusCodeToString(code)));
+          return absl::Status(code, absl::StrCat("injected fault: ", FakeOperationName(operation),
+                                                 " on ", node_id_, " (fake-machine knob)"));
+        }
+        return body(state, hang_timed_out);
+      });
+      if (!hanging) return status;
+      absl::SleepFor(kHangPollInterval);
+    }
+  }
+
+  // Run for a body that ignores hangs' time limits.
+  absl::Status Run(FakeOperation operation, const StateChange& body) {
+    return Run(operation, [&body](FakeMachineState* state, bool) { return body(state); });
+  }
+
+  void Log(FakeMachineState* state, const std::string& what) {
+    AppendHistory(state, absl::StrCat(node_id_, " ", what));
+  }
+
+ private:
+  MachineFile file_;
+  std::string node_id_;
+};
+
+absl::Status CheckEpoch(const FakeHook& hook, uint64_t epoch, const std::string& bdf,
+                        const char* operation) {
+  if (epoch < hook.epoch()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(operation, " of ", bdf, " on ", hook.node_id(), " with epoch ", epoch,
+                     " refused: the hook has seen epoch ", hook.epoch()));
+  }
+  return absl::OkStatus();
+}
+
+// The NIC and this node's hook for it, after the epoch fence.
+struct FencedNic {
+  FakeNic* nic;
+  FakeHook* hook;
+};
+
+absl::StatusOr<FencedNic> FenceNic(FakeMachineState* state, const std::string& node_id,
+                                   const std::string& bdf, uint64_t epoch, const char* operation) {
+  absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+  if (!nic.ok()) return nic.status();
+  FakeHook* hook = HookFor(*nic, node_id);
+  absl::Status status = CheckEpoch(*hook, epoch, bdf, operation);
+  if (!status.ok()) return status;
+  return FencedNic{*nic, hook};
+}
+
+void SetMasked(FakeNic* nic, bool masked) {
+  for (FakeVector& vector : *nic->mutable_vectors()) vector.set_masked(masked);
+}
+
+HookState ToHookState(FakeHookState state) {
+  switch (state) {
+    case FAKE_HOOK_RUNNING:
+      return HookState::kRunning;
+    case FAKE_HOOK_QUIESCED:
+      return HookState::kQuiesced;
+    default:
+      return HookState::kDetached;
+  }
+}
+
+absl::Status CheckMessageCount(const FakeNic& nic, size_t count, const char* what) {
+  if (count != static_cast<size_t>(nic.vectors_size())) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " for ", nic.bdf(), " has ", count,
+                                                   " messages, the NIC has ", nic.vectors_size(),
+                                                   " vectors"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<v1::MsiMessage> MessagesOf(const FakeNic& nic) {
+  std::vector<v1::MsiMessage> messages;
+  for (const FakeVector& vector : nic.vectors()) messages.push_back(vector.message());
+  return messages;
+}
+
+// Masks every vector, writes `messages`, reads back: the careful order the
+// Router contract prescribes (the fake's writes cannot fail to stick).
+void WriteMessagesMasked(FakeNic* nic, const std::vector<v1::MsiMessage>& messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    FakeVector* vector = nic->mutable_vectors(static_cast<int>(i));
+    vector->set_masked(true);
+    *vector->mutable_message() = messages[i];
+  }
+}
+
+class FakeInventory : public Inventory {
+ public:
+  explicit FakeInventory(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
+
+  absl::StatusOr<std::vector<NicInfo>> ListNics() override {
+    std::vector<NicInfo> nics;
+    absl::Status status = session_->Run(FAKE_OP_LIST_NICS, [&](FakeMachineState* state) {
+      for (FakeNic& nic : *state->mutable_nics()) nics.push_back(InfoOf(*state, &nic));
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return nics;
+  }
+
+  absl::StatusOr<NicInfo> GetNic(const std::string& bdf) override {
+    NicInfo info;
+    absl::Status status = session_->Run(FAKE_OP_GET_NIC, [&](FakeMachineState* state) {
+      absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+      if (!nic.ok()) return nic.status();
+      info = InfoOf(*state, *nic);
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return info;
+  }
+
+ private:
+  NicInfo InfoOf(const FakeMachineState& state, FakeNic* nic) {
+    NicInfo info;
+    info.bdf = nic->bdf();
+    info.vendor_id = static_cast<uint16_t>(nic->vendor_id());
+    info.device_id = static_cast<uint16_t>(nic->device_id());
+    info.class_code = nic->class_code();
+    const FakeHook* hook = HookFor(nic, session_->node_id());
+    info.driver = hook->driver();
+    info.netdev = hook->netdev();
+    info.queue_count = nic->queue_count();
+    info.interrupts = InterruptLayoutOf(state, *nic);
+    return info;
+  }
+
+  std::shared_ptr<NodeSession> session_;
+};
+
+class FakeHookImpl : public Hook {
+ public:
+  explicit FakeHookImpl(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
+
+  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+                                        absl::Duration timeout) override {
+    QuiesceResult result;
+    absl::Status status = session_->Run(
+        FAKE_OP_QUIESCE,
+        [&](FakeMachineState* state, bool drain_timed_out) -> absl::Status {
+          absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "quiesce");
+          if (!fenced.ok()) return fenced.status();
+          FakeNic* nic = fenced->nic;
+          FakeHook* hook = fenced->hook;
+          if (hook->state() == FAKE_HOOK_DETACHED) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("quiesce of ", bdf, ": not running on ", session_->node_id()));
+          }
+          hook->set_epoch(epoch);
+          // The gates close and the vectors are masked before the drain, so
+          // they stay closed when the drain times out.
+          bool was_running = hook->state() == FAKE_HOOK_RUNNING;
+          hook->set_state(FAKE_HOOK_QUIESCED);
+          SetMasked(nic, true);
+          if (drain_timed_out) {
+            session_->Log(state, absl::StrCat("quiesce ", bdf, " epoch ", epoch, ": drain timed out"));
+            return absl::DeadlineExceededError(absl::StrCat(
+                "quiesce of ", bdf, " on ", session_->node_id(), ": drain did not finish within ",
+                absl::FormatDuration(timeout), " (gates stay closed)"));
+          }
+          if (was_running) {
+            hook->set_drained_tx_packets(nic->tx_in_flight());
+            hook->set_drained_rx_packets(nic->rx_pending());
+            nic->set_tx_in_flight(0);
+            nic->set_rx_pending(0);
+            for (v1::QueueRingState& ring : *nic->mutable_rings()) {
+              ring.set_tx_next_to_clean(ring.tx_next_to_use());
+              ring.set_rx_next_to_clean(ring.rx_next_to_use());
+            }
+          }
+          result.drained_tx_packets = was_running ? hook->drained_tx_packets() : 0;
+          result.drained_rx_packets = was_running ? hook->drained_rx_packets() : 0;
+          result.held_xmits = hook->held_xmits();
+          result.polls_while_quiesced = hook->polls_while_quiesced();
+          result.rings.assign(nic->rings().begin(), nic->rings().end());
+          session_->Log(state, absl::StrCat("quiesce ", bdf, " epoch ", epoch));
+          return absl::OkStatus();
+        },
+        timeout);
+    if (!status.ok()) return status;
+    return result;
+  }
+
+  absl::Status Resume(const std::string& bdf, uint64_t epoch) override {
+    return session_->Run(FAKE_OP_RESUME, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "resume");
+      if (!fenced.ok()) return fenced.status();
+      FakeNic* nic = fenced->nic;
+      FakeHook* hook = fenced->hook;
+      if (hook->state() == FAKE_HOOK_DETACHED) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("resume of ", bdf, ": not attached on ", session_->node_id()));
+      }
+      hook->set_epoch(epoch);
+      hook->set_state(FAKE_HOOK_RUNNING);
+      SetMasked(nic, false);
+      session_->Log(state, absl::StrCat("resume ", bdf, " epoch ", epoch));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status Attach(const std::string& bdf, uint64_t epoch,
+                      const std::vector<v1::QueueRingState>& rings) override {
+    return session_->Run(FAKE_OP_ATTACH, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "attach");
+      if (!fenced.ok()) return fenced.status();
+      FakeNic* nic = fenced->nic;
+      FakeHook* hook = fenced->hook;
+      if (hook->driver().empty()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("attach of ", bdf, ": no driver bound on ", session_->node_id()));
+      }
+      hook->set_epoch(epoch);
+      if (hook->state() != FAKE_HOOK_RUNNING) {
+        hook->set_state(FAKE_HOOK_RUNNING);
+        if (!rings.empty()) nic->mutable_rings()->Assign(rings.begin(), rings.end());
+      }
+      // The vectors are unmasked and pending interrupts replayed.
+      for (FakeVector& vector : *nic->mutable_vectors()) {
+        vector.set_masked(false);
+        vector.set_pending(false);
+      }
+      // The reserved messages are now in use by the device.
+      auto* reservations = nic->mutable_reservations();
+      for (int i = reservations->size() - 1; i >= 0; --i) {
+        if (reservations->Get(i).node_id() == session_->node_id()) reservations->DeleteSubrange(i, 1);
+      }
+      session_->Log(state, absl::StrCat("attach ", bdf, " epoch ", epoch));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::Status Release(const std::string& bdf, uint64_t epoch) override {
+    return session_->Run(FAKE_OP_RELEASE, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "release");
+      if (!fenced.ok()) return fenced.status();
+      FakeHook* hook = fenced->hook;
+      if (hook->state() == FAKE_HOOK_RUNNING) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "release of ", bdf, ": still running on ", session_->node_id(), " (quiesce first)"));
+      }
+      hook->set_epoch(epoch);
+      hook->set_state(FAKE_HOOK_DETACHED);
+      session_->Log(state, absl::StrCat("release ", bdf, " epoch ", epoch));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<HookStatus> Status(const std::string& bdf) override {
+    HookStatus result;
+    absl::Status status = session_->Run(FAKE_OP_HOOK_STATUS, [&](FakeMachineState* state) {
+      absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+      if (!nic.ok()) return nic.status();
+      const FakeHook* hook = HookFor(*nic, session_->node_id());
+      result.state = ToHookState(hook->state());
+      result.epoch = hook->epoch();
+      result.held_xmits = hook->held_xmits();
+      result.polls_while_quiesced = hook->polls_while_quiesced();
+      result.drained_tx_packets = hook->drained_tx_packets();
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return result;
+  }
+
+ private:
+  std::shared_ptr<NodeSession> session_;
+};
+
+class FakeRouter : public Router {
+ public:
+  explicit FakeRouter(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
+
+  absl::StatusOr<std::vector<v1::MsiMessage>> ReadMessages(const std::string& bdf) override {
+    std::vector<v1::MsiMessage> messages;
+    absl::Status status = session_->Run(FAKE_OP_READ_MESSAGES, [&](FakeMachineState* state) {
+      absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+      if (!nic.ok()) return nic.status();
+      messages = MessagesOf(**nic);
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return messages;
+  }
+
+  absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
+      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) override {
+    std::vector<v1::MsiMessage> previous;
+    absl::Status status = session_->Run(FAKE_OP_REROUTE, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "reroute");
+      if (!fenced.ok()) return fenced.status();
+      FakeNic* nic = fenced->nic;
+      FakeHook* hook = fenced->hook;
+      if (nic->interrupt_remapping()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "reroute of ", bdf, ": interrupt remapping is on (messages are IRTE handles)"));
+      }
+      if (hook->state() != FAKE_HOOK_QUIESCED) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("reroute of ", bdf, ": not quiesced on ", session_->node_id()));
+      }
+      absl::Status status = CheckMessageCount(*nic, target.size(), "reroute");
+      if (!status.ok()) return status;
+      hook->set_epoch(epoch);
+      previous = MessagesOf(*nic);
+      WriteMessagesMasked(nic, target);
+      session_->Log(state, absl::StrCat("reroute ", bdf, " epoch ", epoch));
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return previous;
+  }
+
+  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+                       const std::vector<v1::MsiMessage>& previous) override {
+    return session_->Run(FAKE_OP_RESTORE, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "restore");
+      if (!fenced.ok()) return fenced.status();
+      FakeNic* nic = fenced->nic;
+      FakeHook* hook = fenced->hook;
+      absl::Status status = CheckMessageCount(*nic, previous.size(), "restore");
+      if (!status.ok()) return status;
+      hook->set_epoch(epoch);
+      WriteMessagesMasked(nic, previous);
+      session_->Log(state, absl::StrCat("restore ", bdf, " epoch ", epoch));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
+                                                                     uint64_t epoch,
+                                                                     uint32_t count) override {
+    std::vector<v1::MsiMessage> reserved;
+    absl::Status status = session_->Run(FAKE_OP_RESERVE, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<const FakeNode*> node = FindNode(*state, session_->node_id());
+      if (!node.ok()) return node.status();
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "reserve");
+      if (!fenced.ok()) return fenced.status();
+      FakeNic* nic = fenced->nic;
+      FakeHook* hook = fenced->hook;
+      FakeReservation* mine = nullptr;
+      for (FakeReservation& reservation : *nic->mutable_reservations()) {
+        if (reservation.node_id() == session_->node_id()) mine = &reservation;
+      }
+      // A repeated offer (the source retried) gets the same messages.
+      if (mine != nullptr && mine->epoch() == epoch &&
+          mine->messages_size() == static_cast<int>(count)) {
+        reserved.assign(mine->messages().begin(), mine->messages().end());
+        return absl::OkStatus();
+      }
+      if (mine != nullptr) mine->clear_messages();
+      absl::StatusOr<std::vector<v1::MsiMessage>> messages = Allocate(*state, **node, bdf, count);
+      if (!messages.ok()) return messages.status();
+      if (mine == nullptr) mine = nic->add_reservations();
+      mine->set_node_id(session_->node_id());
+      mine->set_epoch(epoch);
+      mine->mutable_messages()->Assign(messages->begin(), messages->end());
+      hook->set_epoch(epoch);
+      reserved = *std::move(messages);
+      session_->Log(state, absl::StrCat("reserve ", count, " vectors for ", bdf, " epoch ", epoch));
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return reserved;
+  }
+
+  absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override {
+    return session_->Run(FAKE_OP_RELEASE_RESERVATION, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+      if (!nic.ok()) return nic.status();
+      auto* reservations = (*nic)->mutable_reservations();
+      for (int i = reservations->size() - 1; i >= 0; --i) {
+        const FakeReservation& reservation = reservations->Get(i);
+        // A late release for an old offer must not drop a newer reservation.
+        if (reservation.node_id() == session_->node_id() && reservation.epoch() <= epoch) {
+          reservations->DeleteSubrange(i, 1);
+          session_->Log(state, absl::StrCat("release reservation ", bdf, " epoch ", epoch));
+        }
+      }
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  // Free (APIC ID, vector) pairs on the node: not reserved for another NIC
+  // and not programmed in any NIC that points at the node. One vector per
+  // message, round-robin over the node's CPUs.
+  absl::StatusOr<std::vector<v1::MsiMessage>> Allocate(const FakeMachineState& state,
+                                                       const FakeNode& node, const std::string& bdf,
+                                                       uint32_t count) {
+    if (node.cpus().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("node ", node.node_id(), " has no CPUs"));
+    }
+    std::set<std::pair<uint32_t, uint32_t>> used;
+    for (const FakeNic& nic : state.nics()) {
+      if (!nic.interrupt_remapping()) {
+        for (const FakeVector& vector : nic.vectors()) {
+          used.emplace(MsiDestinationApic(vector.message()), MsiVector(vector.message()));
+        }
+      }
+      for (const FakeReservation& reservation : nic.reservations()) {
+        if (reservation.node_id() != node.node_id() || nic.bdf() == bdf) continue;
+        for (const v1::MsiMessage& message : reservation.messages()) {
+          used.emplace(MsiDestinationApic(message), MsiVector(message));
+        }
+      }
+    }
+    std::vector<v1::MsiMessage> messages;
+    for (uint32_t i = 0; i < count; ++i) {
+      uint32_t apic = node.cpus(static_cast<int>(i % node.cpus_size())).apic_id();
+      bool found = false;
+      for (uint32_t vector = FirstVector(node); vector <= LastVector(node); ++vector) {
+        if (used.insert({apic, vector}).second) {
+          messages.push_back(EncodeMsi(apic, vector));
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "node ", node.node_id(), " has no free vector on APIC ID ", apic, " for ", bdf,
+            " (range 0x", absl::Hex(FirstVector(node)), "..0x", absl::Hex(LastVector(node)), ")"));
+      }
+    }
+    return messages;
+  }
+
+  std::shared_ptr<NodeSession> session_;
+};
+
+bool SameRecord(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
+  return a.state() == b.state() && a.owner_node() == b.owner_node() &&
+         a.target_node() == b.target_node() && a.epoch() == b.epoch();
+}
+
+std::string RecordText(const v1::OwnershipRecord& record) {
+  std::string text = absl::StrCat(v1::OwnershipState_Name(record.state()), "(", record.owner_node());
+  if (!record.target_node().empty()) absl::StrAppend(&text, "->", record.target_node());
+  absl::StrAppend(&text, ", ", record.epoch(), ")");
+  return text;
+}
+
+class FakeArbiter : public Arbiter {
+ public:
+  explicit FakeArbiter(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
+
+  absl::StatusOr<v1::OwnershipRecord> Read(const std::string& bdf) override {
+    v1::OwnershipRecord record;
+    absl::Status status = session_->Run(FAKE_OP_READ_RECORD, [&](FakeMachineState* state) {
+      absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+      if (!nic.ok()) return nic.status();
+      record = (*nic)->ownership();
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return record;
+  }
+
+  absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
+                                                     const v1::OwnershipRecord& expected,
+                                                     const v1::OwnershipRecord& desired) override {
+    v1::OwnershipRecord after;
+    absl::Status status =
+        session_->Run(FAKE_OP_COMPARE_AND_SWAP, [&](FakeMachineState* state) -> absl::Status {
+          absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+          if (!nic.ok()) return nic.status();
+          if (desired.epoch() < expected.epoch()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("CAS of ", bdf, " would lower the epoch from ", expected.epoch(),
+                             " to ", desired.epoch()));
+          }
+          if (SameRecord((*nic)->ownership(), expected)) {
+            *(*nic)->mutable_ownership() = desired;
+            session_->Log(state, absl::StrCat("cas ", bdf, " ", RecordText(expected), " -> ",
+                                              RecordText(desired)));
+          }
+          after = (*nic)->ownership();
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    return after;
+  }
+
+  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+                                 const std::vector<v1::QueueRingState>& rings) override {
+    return session_->Run(FAKE_OP_WRITE_HANDOFF_RINGS, [&](FakeMachineState* state) -> absl::Status {
+      absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+      if (!nic.ok()) return nic.status();
+      FakeHandoffRings* handoff = (*nic)->mutable_handoff();
+      handoff->set_epoch(epoch);
+      handoff->mutable_rings()->Assign(rings.begin(), rings.end());
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
+                                                                   uint64_t epoch) override {
+    std::vector<v1::QueueRingState> rings;
+    absl::Status status =
+        session_->Run(FAKE_OP_READ_HANDOFF_RINGS, [&](FakeMachineState* state) -> absl::Status {
+          absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
+          if (!nic.ok()) return nic.status();
+          if (!(*nic)->has_handoff() || (*nic)->handoff().epoch() != epoch) {
+            return absl::NotFoundError(
+                absl::StrCat("no handoff rings for ", bdf, " at epoch ", epoch));
+          }
+          rings.assign((*nic)->handoff().rings().begin(), (*nic)->handoff().rings().end());
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    return rings;
+  }
+
+ private:
+  std::shared_ptr<NodeSession> session_;
+};
+
+}  // namespace
+
+absl::StatusOr<Platform> MakeFakePlatform(const std::string& state_path, const std::string& node_id) {
+  absl::StatusOr<FakeMachineState> state = MachineFile(state_path).Read();
+  if (!state.ok()) return state.status();
+  absl::StatusOr<const FakeNode*> node = FindNode(*state, node_id);
+  if (!node.ok()) return node.status();
+  auto session = std::make_shared<NodeSession>(state_path, node_id);
+  Platform platform;
+  platform.name = "fake";
+  platform.inventory = std::make_unique<FakeInventory>(session);
+  platform.hook = std::make_unique<FakeHookImpl>(session);
+  platform.router = std::make_unique<FakeRouter>(session);
+  platform.arbiter = std::make_unique<FakeArbiter>(session);
+  return platform;
+}
+
+}  // namespace fake
+}  // namespace platform
+}  // namespace nichandover
