@@ -1,0 +1,312 @@
+#include "hook/client/hook_client.h"
+
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "hook/kmod/nichandover_genl.h"
+
+namespace nichandover {
+namespace hook {
+namespace {
+
+const char* CommandName(uint8_t cmd) {
+  switch (cmd) {
+    case NH_CMD_QUIESCE: return "quiesce";
+    case NH_CMD_RESUME: return "resume";
+    case NH_CMD_ATTACH: return "attach";
+    case NH_CMD_RELEASE: return "release";
+    case NH_CMD_READ_MSI: return "read-msi";
+    case NH_CMD_REROUTE: return "reroute";
+    case NH_CMD_STATUS: return "status";
+    default: return "?";
+  }
+}
+
+// The answer to request `seq`: its generic netlink reply, or the error its
+// ack carries (code from the errno, text from the extack).
+absl::StatusOr<GenlReply> DecodeAnswer(const Bytes& data, uint32_t seq, uint16_t family_id,
+                                       absl::string_view what) {
+  auto messages = SplitMessages(data);
+  if (!messages.ok()) return messages.status();
+  std::optional<GenlReply> reply;
+  for (const NetlinkMessage& msg : *messages) {
+    if (msg.seq != seq) continue;
+    if (msg.type == NLMSG_ERROR) {
+      auto ack = ParseAck(msg);
+      if (!ack.ok()) return ack.status();
+      if (ack->error == 0) break;
+      int err = -ack->error;
+      std::string text = absl::StrCat(what, ": ");
+      if (!ack->message.empty()) absl::StrAppend(&text, ack->message, " ");
+      const char* name = strerrorname_np(err);
+      absl::StrAppend(&text, "(", name != nullptr ? name : "errno", " ", err, ")");
+      if (ack->missing_attr_type >= 0) {
+        absl::StrAppend(&text, " missing attribute ", ack->missing_attr_type);
+      }
+      return absl::Status(ErrnoToStatusCode(err), text);
+    }
+    if (msg.type == family_id) {
+      auto genl = ParseGenl(msg);
+      if (!genl.ok()) return genl.status();
+      reply = std::move(*genl);
+    }
+  }
+  if (!reply) return absl::InternalError(absl::StrCat(what, ": acknowledged without a reply"));
+  return *std::move(reply);
+}
+
+template <typename T>
+absl::Status ReadOptional(const AttrSet& attrs, uint16_t type, T* out) {
+  for (const auto& [t, attr] : attrs.attrs) {
+    if (t != type) continue;
+    absl::StatusOr<uint64_t> value;
+    if constexpr (sizeof(T) == 8) {
+      value = attr.U64();
+    } else {
+      auto v32 = attr.U32();
+      if (!v32.ok()) return v32.status();
+      value = *v32;
+    }
+    if (!value.ok()) return value.status();
+    *out = static_cast<T>(*value);
+    return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+DeviceState StateFromWire(uint32_t state) {
+  switch (state) {
+    case NH_STATE_RUNNING: return DeviceState::kRunning;
+    case NH_STATE_GATED: return DeviceState::kGated;
+    case NH_STATE_QUIESCED: return DeviceState::kQuiesced;
+    case NH_STATE_RELEASED: return DeviceState::kReleased;
+    default: return DeviceState::kUnknown;
+  }
+}
+
+MsiMode MsiModeFromWire(uint32_t mode) {
+  switch (mode) {
+    case NH_MSI_MODE_MSI: return MsiMode::kMsi;
+    case NH_MSI_MODE_MSIX: return MsiMode::kMsix;
+    default: return MsiMode::kNone;
+  }
+}
+
+}  // namespace
+
+const char* DeviceStateName(DeviceState state) {
+  switch (state) {
+    case DeviceState::kRunning: return "running";
+    case DeviceState::kGated: return "gated";
+    case DeviceState::kQuiesced: return "quiesced";
+    case DeviceState::kReleased: return "released";
+    default: return "unknown";
+  }
+}
+
+absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs) {
+  DeviceStatus s;
+  auto state = attrs.Get(NH_ATTR_STATE, "the device state");
+  if (!state.ok()) return state.status();
+  auto wire_state = state->U32();
+  if (!wire_state.ok()) return wire_state.status();
+  s.state = StateFromWire(*wire_state);
+  uint32_t msi_mode = NH_MSI_MODE_NONE;
+  for (absl::Status st : {
+           ReadOptional(attrs, NH_ATTR_EPOCH, &s.epoch),
+           ReadOptional(attrs, NH_ATTR_IFINDEX, &s.ifindex),
+           ReadOptional(attrs, NH_ATTR_MSI_MODE, &msi_mode),
+           ReadOptional(attrs, NH_ATTR_HELD_XMITS, &s.held_xmits),
+           ReadOptional(attrs, NH_ATTR_XMITS_WHILE_QUIESCED, &s.xmits_while_quiesced),
+           ReadOptional(attrs, NH_ATTR_POLLS_WHILE_QUIESCED, &s.polls_while_quiesced),
+           ReadOptional(attrs, NH_ATTR_DRAINED_TX_BYTES, &s.drained_tx_bytes),
+           ReadOptional(attrs, NH_ATTR_DRAINED_TX_PACKETS, &s.drained_tx_packets),
+           ReadOptional(attrs, NH_ATTR_DRAINED_RX_PACKETS, &s.drained_rx_packets),
+           ReadOptional(attrs, NH_ATTR_BQL_INFLIGHT, &s.bql_inflight),
+           ReadOptional(attrs, NH_ATTR_NAPI_COUNT, &s.napi_count),
+           ReadOptional(attrs, NH_ATTR_VECTORS_MASKED, &s.vectors_masked),
+           ReadOptional(attrs, NH_ATTR_QUIESCE_NS, &s.quiesce_ns),
+       }) {
+    if (!st.ok()) return st;
+  }
+  s.msi_mode = MsiModeFromWire(msi_mode);
+  if (auto ifname = attrs.Get(NH_ATTR_IFNAME, "ifname"); ifname.ok()) s.ifname = ifname->String();
+  return s;
+}
+
+absl::StatusOr<std::vector<MsiVector>> DecodeMsiList(const Attr& list) {
+  auto items = ParseAttrs(list.payload());
+  if (!items.ok()) return items.status();
+  std::vector<MsiVector> out;
+  for (const auto& [unused_type, item] : items->attrs) {
+    auto fields = ParseAttrs(item.payload());
+    if (!fields.ok()) return fields.status();
+    MsiVector v;
+    auto address = fields->Get(NH_MSI_ATTR_ADDRESS, "a vector's address");
+    if (!address.ok()) return address.status();
+    auto address_value = address->U64();
+    if (!address_value.ok()) return address_value.status();
+    v.address = *address_value;
+    for (absl::Status st : {
+             ReadOptional(*fields, NH_MSI_ATTR_INDEX, &v.index),
+             ReadOptional(*fields, NH_MSI_ATTR_DATA, &v.data),
+             ReadOptional(*fields, NH_MSI_ATTR_IRQ, &v.irq),
+             ReadOptional(*fields, NH_MSI_ATTR_CPU, &v.cpu),
+         }) {
+      if (!st.ok()) return st;
+    }
+    if (auto masked = fields->Get(NH_MSI_ATTR_MASKED, "mask"); masked.ok()) {
+      auto bit = masked->U8();
+      if (!bit.ok()) return bit.status();
+      v.masked = *bit != 0;
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+HookClient::HookClient(std::unique_ptr<Transport> transport) : transport_(std::move(transport)) {}
+
+absl::StatusOr<uint16_t> HookClient::FamilyId() {
+  if (family_id_ != 0) return family_id_;
+  uint32_t seq = ++seq_;
+  GenlMessageBuilder request(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, seq);
+  request.PutString(CTRL_ATTR_FAMILY_NAME, NH_GENL_NAME);
+  auto answer = transport_->Exchange(request.Finish());
+  if (!answer.ok()) return answer.status();
+  auto reply = DecodeAnswer(*answer, seq, GENL_ID_CTRL, "resolving the nichandover family");
+  if (absl::IsNotFound(reply.status())) {
+    return absl::UnavailableError(absl::StrCat(
+        "generic netlink family \"", NH_GENL_NAME,
+        "\" is not registered: is the nichandover_hook module loaded? (", reply.status().message(),
+        ")"));
+  }
+  if (!reply.ok()) return reply.status();
+  auto id = reply->attrs.Get(CTRL_ATTR_FAMILY_ID, "the family id");
+  if (!id.ok()) return id.status();
+  if (id->payload().size() < sizeof(uint16_t)) {
+    return absl::InternalError("family id attribute too short");
+  }
+  uint16_t family_id;
+  std::memcpy(&family_id, id->payload().data(), sizeof(family_id));
+  family_id_ = family_id;
+  return family_id_;
+}
+
+template <typename Fill>
+absl::StatusOr<HookClient::Reply> HookClient::Call(uint8_t cmd, const std::string& bdf,
+                                                   Fill fill) {
+  auto family = FamilyId();
+  if (!family.ok()) return family.status();
+  uint32_t seq = ++seq_;
+  GenlMessageBuilder request(*family, cmd, NH_GENL_VERSION, seq);
+  request.PutString(NH_ATTR_PCI_DEV, bdf);
+  fill(request);
+  auto answer = transport_->Exchange(request.Finish());
+  if (!answer.ok()) return answer.status();
+  auto genl = DecodeAnswer(*answer, seq, *family, absl::StrCat(CommandName(cmd), " ", bdf));
+  if (!genl.ok()) return genl.status();
+  auto status = DecodeStatus(genl->attrs);
+  if (!status.ok()) return status.status();
+  return Reply{*std::move(genl), *std::move(status)};
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Quiesce(const std::string& bdf, uint64_t epoch,
+                                                 absl::Duration timeout) {
+  int64_t timeout_ms = absl::ToInt64Milliseconds(timeout);
+  if (timeout_ms < 1 || timeout_ms > NH_TIMEOUT_MS_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("quiesce timeout must be 1 ms .. ", NH_TIMEOUT_MS_MAX, " ms"));
+  }
+  auto reply = Call(NH_CMD_QUIESCE, bdf, [&](GenlMessageBuilder& m) {
+    m.PutU64(NH_ATTR_EPOCH, epoch);
+    m.PutU32(NH_ATTR_TIMEOUT_MS, static_cast<uint32_t>(timeout_ms));
+  });
+  if (!reply.ok()) return reply.status();
+  return reply->status;
+}
+
+#define NH_EPOCH_ONLY_CALL(Method, cmd)                                                   \
+  absl::StatusOr<DeviceStatus> HookClient::Method(const std::string& bdf, uint64_t epoch) { \
+    auto reply = Call(cmd, bdf, [&](GenlMessageBuilder& m) { m.PutU64(NH_ATTR_EPOCH, epoch); }); \
+    if (!reply.ok()) return reply.status();                                               \
+    return reply->status;                                                                 \
+  }
+NH_EPOCH_ONLY_CALL(Resume, NH_CMD_RESUME)
+NH_EPOCH_ONLY_CALL(Attach, NH_CMD_ATTACH)
+NH_EPOCH_ONLY_CALL(Release, NH_CMD_RELEASE)
+#undef NH_EPOCH_ONLY_CALL
+
+absl::StatusOr<DeviceStatus> HookClient::Status(const std::string& bdf) {
+  auto reply = Call(NH_CMD_STATUS, bdf, [](GenlMessageBuilder&) {});
+  if (!reply.ok()) return reply.status();
+  return reply->status;
+}
+
+absl::StatusOr<std::vector<MsiVector>> HookClient::ReadMsi(const std::string& bdf) {
+  auto reply = Call(NH_CMD_READ_MSI, bdf, [](GenlMessageBuilder&) {});
+  if (!reply.ok()) return reply.status();
+  auto list = reply->genl.attrs.Get(NH_ATTR_MSI_LIST, "the MSI list");
+  if (!list.ok()) return list.status();
+  return DecodeMsiList(*list);
+}
+
+namespace {
+
+absl::StatusOr<RerouteResult> DecodeReroute(const GenlReply& genl, DeviceStatus status) {
+  RerouteResult result;
+  result.status = std::move(status);
+  auto previous = genl.attrs.Get(NH_ATTR_MSI_PREVIOUS, "the replaced messages");
+  if (!previous.ok()) return previous.status();
+  auto current = genl.attrs.Get(NH_ATTR_MSI_LIST, "the messages read back");
+  if (!current.ok()) return current.status();
+  auto prev = DecodeMsiList(*previous);
+  if (!prev.ok()) return prev.status();
+  auto cur = DecodeMsiList(*current);
+  if (!cur.ok()) return cur.status();
+  result.previous = *std::move(prev);
+  result.current = *std::move(cur);
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<RerouteResult> HookClient::RerouteToCpu(const std::string& bdf, uint64_t epoch,
+                                                       uint32_t cpu) {
+  auto reply = Call(NH_CMD_REROUTE, bdf, [&](GenlMessageBuilder& m) {
+    m.PutU64(NH_ATTR_EPOCH, epoch);
+    m.PutU32(NH_ATTR_REROUTE_MODE, NH_REROUTE_AFFINITY);
+    m.PutU32(NH_ATTR_TARGET_CPU, cpu);
+  });
+  if (!reply.ok()) return reply.status();
+  return DecodeReroute(reply->genl, reply->status);
+}
+
+absl::StatusOr<RerouteResult> HookClient::RerouteRaw(const std::string& bdf, uint64_t epoch,
+                                                     const std::vector<MsiWrite>& messages) {
+  if (messages.empty()) return absl::InvalidArgumentError("raw reroute needs at least one message");
+  auto reply = Call(NH_CMD_REROUTE, bdf, [&](GenlMessageBuilder& m) {
+    m.PutU64(NH_ATTR_EPOCH, epoch);
+    m.PutU32(NH_ATTR_REROUTE_MODE, NH_REROUTE_RAW);
+    m.BeginNest(NH_ATTR_MSI_LIST);
+    for (size_t i = 0; i < messages.size(); ++i) {
+      m.BeginNest(static_cast<uint16_t>(i + 1));
+      m.PutU32(NH_MSI_ATTR_INDEX, messages[i].index);
+      m.PutU64(NH_MSI_ATTR_ADDRESS, messages[i].address);
+      m.PutU32(NH_MSI_ATTR_DATA, messages[i].data);
+      m.EndNest();
+    }
+    m.EndNest();
+  });
+  if (!reply.ok()) return reply.status();
+  return DecodeReroute(reply->genl, reply->status);
+}
+
+}  // namespace hook
+}  // namespace nichandover

@@ -1,0 +1,151 @@
+// nhhookctl: drives the nichandover kernel hook from a shell.
+//
+//   nhhookctl status BDF
+//   nhhookctl quiesce BDF EPOCH [TIMEOUT_MS]
+//   nhhookctl resume|attach|release BDF EPOCH
+//   nhhookctl read-msi BDF
+//   nhhookctl reroute BDF EPOCH cpu CPU
+//   nhhookctl reroute BDF EPOCH raw INDEX:ADDRESS:DATA...
+//
+// Output is one "key=value" per line (vectors: one line each), for scripts.
+// Exit status: 0 success, 1 the hook refused or failed (reason on stderr),
+// 2 usage.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "hook/client/hook_client.h"
+
+namespace nichandover {
+namespace hook {
+namespace {
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: nhhookctl status BDF\n"
+               "       nhhookctl quiesce BDF EPOCH [TIMEOUT_MS]\n"
+               "       nhhookctl resume|attach|release BDF EPOCH\n"
+               "       nhhookctl read-msi BDF\n"
+               "       nhhookctl reroute BDF EPOCH cpu CPU\n"
+               "       nhhookctl reroute BDF EPOCH raw INDEX:ADDRESS:DATA...\n");
+  return 2;
+}
+
+// Decimal or 0x-prefixed hexadecimal.
+bool ParseNumber(const std::string& text, uint64_t* out) {
+  if (text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0) {
+    return absl::SimpleHexAtoi(text.substr(2), out);
+  }
+  return absl::SimpleAtoi(text, out);
+}
+
+void PrintStatus(const DeviceStatus& s) {
+  std::printf("state=%s\nepoch=%llu\nifname=%s\nifindex=%u\n", DeviceStateName(s.state),
+              static_cast<unsigned long long>(s.epoch), s.ifname.c_str(), s.ifindex);
+  std::printf("msi_mode=%s\n", s.msi_mode == MsiMode::kMsix  ? "msix"
+                               : s.msi_mode == MsiMode::kMsi ? "msi"
+                                                             : "none");
+  const std::pair<const char*, uint64_t> counters[] = {
+      {"held_xmits", s.held_xmits},
+      {"xmits_while_quiesced", s.xmits_while_quiesced},
+      {"polls_while_quiesced", s.polls_while_quiesced},
+      {"drained_tx_bytes", s.drained_tx_bytes},
+      {"drained_tx_packets", s.drained_tx_packets},
+      {"drained_rx_packets", s.drained_rx_packets},
+      {"bql_inflight", s.bql_inflight},
+      {"napi_count", s.napi_count},
+      {"vectors_masked", s.vectors_masked},
+      {"quiesce_ns", s.quiesce_ns},
+  };
+  for (const auto& [name, value] : counters) {
+    std::printf("%s=%llu\n", name, static_cast<unsigned long long>(value));
+  }
+}
+
+void PrintVectors(const char* label, const std::vector<MsiVector>& vectors) {
+  for (const MsiVector& v : vectors) {
+    std::printf("%s index=%u irq=%u cpu=%u address=0x%llx data=0x%x masked=%d\n", label, v.index,
+                v.irq, v.cpu, static_cast<unsigned long long>(v.address), v.data, v.masked ? 1 : 0);
+  }
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "nhhookctl: %s\n", status.ToString().c_str());
+  return 1;
+}
+
+int Run(const std::vector<std::string>& args) {
+  if (args.size() < 2) return Usage();
+  const std::string& cmd = args[0];
+  const std::string& bdf = args[1];
+  uint64_t epoch = 0;
+  bool needs_epoch = cmd != "status" && cmd != "read-msi";
+  if (needs_epoch && (args.size() < 3 || !ParseNumber(args[2], &epoch))) return Usage();
+
+  auto transport = OpenGenericNetlink();
+  if (!transport.ok()) return Fail(transport.status());
+  HookClient client(*std::move(transport));
+
+  absl::StatusOr<DeviceStatus> status;
+  if (cmd == "status") {
+    status = client.Status(bdf);
+  } else if (cmd == "quiesce") {
+    uint64_t timeout_ms = 2000;
+    if (args.size() > 3 && !ParseNumber(args[3], &timeout_ms)) return Usage();
+    status = client.Quiesce(bdf, epoch, absl::Milliseconds(timeout_ms));
+  } else if (cmd == "resume") {
+    status = client.Resume(bdf, epoch);
+  } else if (cmd == "attach") {
+    status = client.Attach(bdf, epoch);
+  } else if (cmd == "release") {
+    status = client.Release(bdf, epoch);
+  } else if (cmd == "read-msi") {
+    auto vectors = client.ReadMsi(bdf);
+    if (!vectors.ok()) return Fail(vectors.status());
+    PrintVectors("vector", *vectors);
+    return 0;
+  } else if (cmd == "reroute" && args.size() >= 5) {
+    absl::StatusOr<RerouteResult> result;
+    if (args[3] == "cpu") {
+      uint64_t cpu;
+      if (args.size() != 5 || !ParseNumber(args[4], &cpu)) return Usage();
+      result = client.RerouteToCpu(bdf, epoch, static_cast<uint32_t>(cpu));
+    } else if (args[3] == "raw") {
+      std::vector<MsiWrite> writes;
+      for (size_t i = 4; i < args.size(); ++i) {
+        std::vector<std::string> parts = absl::StrSplit(args[i], ':');
+        uint64_t index, address, data;
+        if (parts.size() != 3 || !ParseNumber(parts[0], &index) ||
+            !ParseNumber(parts[1], &address) || !ParseNumber(parts[2], &data)) {
+          return Usage();
+        }
+        writes.push_back({static_cast<uint32_t>(index), address, static_cast<uint32_t>(data)});
+      }
+      result = client.RerouteRaw(bdf, epoch, writes);
+    } else {
+      return Usage();
+    }
+    if (!result.ok()) return Fail(result.status());
+    PrintVectors("previous", result->previous);
+    PrintVectors("vector", result->current);
+    PrintStatus(result->status);
+    return 0;
+  } else {
+    return Usage();
+  }
+  if (!status.ok()) return Fail(status.status());
+  PrintStatus(*status);
+  return 0;
+}
+
+}  // namespace
+}  // namespace hook
+}  // namespace nichandover
+
+int main(int argc, char** argv) {
+  return nichandover::hook::Run(std::vector<std::string>(argv + 1, argv + argc));
+}

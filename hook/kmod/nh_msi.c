@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nh_msi.c - read and move a function's MSI/MSI-X messages.
+ *
+ * Two ways to move an interrupt:
+ *  - affinity: within one kernel, the kernel owns the vector space, so we
+ *    ask it for a vector on the target CPU (irq_set_affinity) and verify
+ *    that the message it programmed names that CPU's APIC ID;
+ *  - raw: across kernels, the target node reserved a vector on its CPU and
+ *    sends the message; we write it into the MSI-X table with the masked
+ *    sequence mask -> write -> read back -> compare -> restore the mask.
+ * Since 5.12 user space may not map a BAR a driver owns, so the table is
+ * written here, through the mapping the PCI core made for the driver.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/delay.h>
+#include <linux/interrupt.h>
+#include <linux/io.h>
+#include <linux/irq.h>
+#include <linux/msi.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+
+#include "nh_internal.h"
+
+/* x86 MSI address: bit 4 selects the remappable (IRTE handle) format. */
+#define NH_MSI_ADDR_REMAPPABLE BIT(4)
+#define NH_MSI_ADDR_BASE_MASK 0xfff00000u
+#define NH_MSI_ADDR_BASE 0xfee00000u
+#define NH_MSI_ADDR_DEST(addr) (((addr) >> 12) & 0xff)
+#define NH_AFFINITY_VERIFY_MS 2000
+
+enum nh_msi_mode nh_msi_mode(struct pci_dev *pdev)
+{
+	if (pdev->msix_enabled)
+		return NH_MSI_MODE_MSIX;
+	if (pdev->msi_enabled)
+		return NH_MSI_MODE_MSI;
+	return NH_MSI_MODE_NONE;
+}
+
+static void __iomem *nh_msix_entry(const struct msi_desc *desc)
+{
+	return desc->pci.mask_base + desc->msi_index * PCI_MSIX_ENTRY_SIZE;
+}
+
+static bool nh_msix_writable(const struct msi_desc *desc)
+{
+	return desc->pci.msi_attrib.is_msix && !desc->pci.msi_attrib.is_virtual;
+}
+
+static u32 nh_irq_cpu(unsigned int irq)
+{
+	struct irq_data *irqd = irq_get_irq_data(irq);
+	const struct cpumask *mask;
+
+	if (!irqd)
+		return U32_MAX;
+	mask = irq_data_get_effective_affinity_mask(irqd);
+	if (!mask || cpumask_empty(mask))
+		mask = irq_data_get_affinity_mask(irqd);
+	return cpumask_first(mask);
+}
+
+/* The message the device holds now, read from the hardware. */
+static void nh_msi_fill(struct pci_dev *pdev, struct msi_desc *desc,
+			struct nh_msi_entry *e)
+{
+	e->index = desc->msi_index;
+	e->irq = desc->irq;
+	e->cpu = nh_irq_cpu(desc->irq);
+	e->masked = false;
+	if (nh_msix_writable(desc)) {
+		void __iomem *base = nh_msix_entry(desc);
+
+		e->address = readl(base + PCI_MSIX_ENTRY_LOWER_ADDR) |
+			     (u64)readl(base + PCI_MSIX_ENTRY_UPPER_ADDR) << 32;
+		e->data = readl(base + PCI_MSIX_ENTRY_DATA);
+		e->masked = readl(base + PCI_MSIX_ENTRY_VECTOR_CTRL) &
+			    PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	} else if (!desc->pci.msi_attrib.is_msix) {
+		int pos = pdev->msi_cap;
+		u32 lo, hi = 0, mask;
+		u16 data;
+
+		pci_read_config_dword(pdev, pos + PCI_MSI_ADDRESS_LO, &lo);
+		if (desc->pci.msi_attrib.is_64) {
+			pci_read_config_dword(pdev, pos + PCI_MSI_ADDRESS_HI, &hi);
+			pci_read_config_word(pdev, pos + PCI_MSI_DATA_64, &data);
+		} else {
+			pci_read_config_word(pdev, pos + PCI_MSI_DATA_32, &data);
+		}
+		e->address = lo | (u64)hi << 32;
+		e->data = data;
+		if (desc->pci.msi_attrib.can_mask) {
+			pci_read_config_dword(pdev, pos + desc->pci.mask_pos, &mask);
+			e->masked = mask & BIT(0);
+		}
+	} else {
+		/* A virtual MSI-X entry has no table slot: the kernel's copy. */
+		e->address = desc->msg.address_lo |
+			     (u64)desc->msg.address_hi << 32;
+		e->data = desc->msg.data;
+	}
+}
+
+/**
+ * nh_msi_read() - the function's messages, one per vector
+ * @pdev: the function
+ * @out: where to store them
+ * @max: room in @out
+ *
+ * Return: the number of vectors, or -E2BIG if @out is too small.
+ */
+int nh_msi_read(struct pci_dev *pdev, struct nh_msi_entry *out, int max)
+{
+	struct msi_desc *desc;
+	int n = 0;
+
+	msi_lock_descs(&pdev->dev);
+	msi_for_each_desc(desc, &pdev->dev, MSI_DESC_ASSOCIATED) {
+		if (n == max) {
+			n = -E2BIG;
+			break;
+		}
+		nh_msi_fill(pdev, desc, &out[n++]);
+	}
+	msi_unlock_descs(&pdev->dev);
+	return n;
+}
+
+/**
+ * nh_msi_irqs() - the Linux irqs of the function's MSI/MSI-X vectors
+ * @pdev: the function
+ * @irqs: where to store them
+ * @max: room in @irqs
+ *
+ * Return: the number of irqs (0 with INTx: a shared line is never masked
+ * here), or -E2BIG.
+ */
+int nh_msi_irqs(struct pci_dev *pdev, unsigned int *irqs, int max)
+{
+	struct msi_desc *desc;
+	unsigned int i;
+	int n = 0;
+
+	msi_lock_descs(&pdev->dev);
+	msi_for_each_desc(desc, &pdev->dev, MSI_DESC_ASSOCIATED) {
+		for (i = 0; i < desc->nvec_used; i++) {
+			if (n == max) {
+				n = -E2BIG;
+				goto out;
+			}
+			irqs[n++] = desc->irq + i;
+		}
+	}
+out:
+	msi_unlock_descs(&pdev->dev);
+	return n;
+}
+
+static struct msi_desc *nh_msi_find(struct pci_dev *pdev, u32 index)
+{
+	struct msi_desc *desc;
+
+	msi_for_each_desc(desc, &pdev->dev, MSI_DESC_ASSOCIATED) {
+		if (desc->msi_index == index)
+			return desc;
+	}
+	return NULL;
+}
+
+/*
+ * The descriptor of every requested vector, or an error naming the first
+ * request that cannot be served; nothing is written before all are found.
+ */
+static int nh_msi_lookup(struct pci_dev *pdev, const struct nh_msi_entry *req,
+			 int n, struct msi_desc **descs,
+			 struct netlink_ext_ack *extack)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		descs[i] = nh_msi_find(pdev, req[i].index);
+		if (!descs[i]) {
+			NL_SET_ERR_MSG_MOD(extack, "no vector with that index");
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+static bool nh_msg_matches(const struct msi_desc *desc, const struct nh_msi_entry *hw)
+{
+	u64 cached = desc->msg.address_lo | (u64)desc->msg.address_hi << 32;
+
+	return hw->address == cached && hw->data == desc->msg.data;
+}
+
+/**
+ * nh_msi_reroute_affinity() - move vectors to CPUs through the kernel
+ * @pdev: the function
+ * @req: per vector: @index and target @cpu
+ * @n: entries in @req
+ * @extack: where errors are explained
+ *
+ * After the kernel accepted the affinity, wait until the device's message
+ * (read from the hardware) equals the kernel's and names the target CPU's
+ * APIC ID.  On x86 the kernel may defer the move to the next interrupt of
+ * the vector, hence the bounded wait.
+ *
+ * Return: 0, or a negative errno.
+ */
+int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req,
+			    int n, struct netlink_ext_ack *extack)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(NH_AFFINITY_VERIFY_MS);
+	struct msi_desc *descs[NH_MAX_VECTORS];
+	struct nh_msi_entry hw;
+	int i, err;
+	bool done;
+
+	if (n > NH_MAX_VECTORS)
+		return -E2BIG;
+	msi_lock_descs(&pdev->dev);
+	err = nh_msi_lookup(pdev, req, n, descs, extack);
+	if (err)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (req[i].cpu >= nr_cpu_ids || !cpu_online(req[i].cpu)) {
+			NL_SET_ERR_MSG_MOD(extack, "target CPU is not online");
+			err = -EINVAL;
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		err = irq_set_affinity(descs[i]->irq, cpumask_of(req[i].cpu));
+		if (err) {
+			NL_SET_ERR_MSG_MOD(extack, "the kernel refused the affinity (managed interrupt?)");
+			goto out;
+		}
+	}
+	do {
+		done = true;
+		for (i = 0; i < n; i++) {
+			nh_msi_fill(pdev, descs[i], &hw);
+			if (!nh_msg_matches(descs[i], &hw) || hw.cpu != req[i].cpu)
+				done = false;
+#ifdef CONFIG_X86
+			else if (!(hw.address & NH_MSI_ADDR_REMAPPABLE) &&
+				 NH_MSI_ADDR_DEST(hw.address) !=
+				 (cpu_physical_id(req[i].cpu) & 0xff))
+				done = false;
+#endif
+		}
+		if (done)
+			break;
+		msleep(10);
+	} while (time_before(jiffies, deadline));
+	if (!done) {
+		NL_SET_ERR_MSG_MOD(extack, "the device's message does not name the target CPU yet (move pending until the next interrupt)");
+		err = -EAGAIN;
+	}
+out:
+	msi_unlock_descs(&pdev->dev);
+	return err;
+}
+
+static void nh_msix_write(void __iomem *base, u64 address, u32 data)
+{
+	writel(lower_32_bits(address), base + PCI_MSIX_ENTRY_LOWER_ADDR);
+	writel(upper_32_bits(address), base + PCI_MSIX_ENTRY_UPPER_ADDR);
+	writel(data, base + PCI_MSIX_ENTRY_DATA);
+}
+
+/*
+ * One entry, the careful way.  The vector's irq is disabled around it (this
+ * nests with a quiesce's disable) so that no handler runs and the kernel's
+ * own masking cannot interleave; the entry's mask bit is set by hand so the
+ * device holds, rather than sends, an interrupt during the write.
+ */
+static int nh_msix_rewrite(struct msi_desc *desc, u64 address, u32 data,
+			   u64 *old_address, u32 *old_data)
+{
+	void __iomem *base = nh_msix_entry(desc);
+	void __iomem *ctrl_reg = base + PCI_MSIX_ENTRY_VECTOR_CTRL;
+	u32 ctrl, lo, hi, rdata;
+	int err = 0;
+
+	disable_irq(desc->irq);
+	ctrl = readl(ctrl_reg);
+	writel(ctrl | PCI_MSIX_ENTRY_CTRL_MASKBIT, ctrl_reg);
+	readl(ctrl_reg); /* flush the posted write: masked from here on */
+
+	*old_address = readl(base + PCI_MSIX_ENTRY_LOWER_ADDR) |
+		       (u64)readl(base + PCI_MSIX_ENTRY_UPPER_ADDR) << 32;
+	*old_data = readl(base + PCI_MSIX_ENTRY_DATA);
+	nh_msix_write(base, address, data);
+
+	lo = readl(base + PCI_MSIX_ENTRY_LOWER_ADDR);
+	hi = readl(base + PCI_MSIX_ENTRY_UPPER_ADDR);
+	rdata = readl(base + PCI_MSIX_ENTRY_DATA);
+	if (lo != lower_32_bits(address) || hi != upper_32_bits(address) ||
+	    rdata != data) {
+		nh_msix_write(base, *old_address, *old_data);
+		err = -EIO;
+	}
+	/* Unmasking lets the device send what it held pending meanwhile. */
+	writel(ctrl, ctrl_reg);
+	readl(ctrl_reg);
+	enable_irq(desc->irq);
+	return err;
+}
+
+/**
+ * nh_msi_reroute_raw() - write given messages into the MSI-X table
+ * @pdev: the function
+ * @req: per vector: @index, @address, @data
+ * @n: entries in @req
+ * @extack: where errors are explained
+ *
+ * All entries are checked before the first write; if a write does not read
+ * back, the entries already written are restored.  The kernel's cached
+ * messages are left alone: within one kernel the raw mode only makes sense
+ * with messages the kernel itself handed out (the VM test writes back the
+ * ones it read), across kernels this node gives the vectors away.
+ *
+ * Return: 0, or a negative errno.
+ */
+int nh_msi_reroute_raw(struct pci_dev *pdev, const struct nh_msi_entry *req,
+		       int n, struct netlink_ext_ack *extack)
+{
+	struct msi_desc **descs;
+	u64 *old_address;
+	u32 *old_data;
+	struct nh_msi_entry hw;
+	int i, err;
+
+	if (n > NH_MAX_VECTORS) {
+		NL_SET_ERR_MSG_MOD(extack, "too many vectors");
+		return -E2BIG;
+	}
+	descs = kcalloc(n, sizeof(*descs), GFP_KERNEL);
+	old_address = kcalloc(n, sizeof(*old_address), GFP_KERNEL);
+	old_data = kcalloc(n, sizeof(*old_data), GFP_KERNEL);
+	if (!descs || !old_address || !old_data) {
+		err = -ENOMEM;
+		goto free;
+	}
+	msi_lock_descs(&pdev->dev);
+	err = nh_msi_lookup(pdev, req, n, descs, extack);
+	for (i = 0; !err && i < n; i++) {
+		if (!nh_msix_writable(descs[i])) {
+			NL_SET_ERR_MSG_MOD(extack, "raw rewrite needs an MSI-X table entry; use the affinity mode for MSI");
+			err = -EOPNOTSUPP;
+			break;
+		}
+		nh_msi_fill(pdev, descs[i], &hw);
+		if ((hw.address | req[i].address) & NH_MSI_ADDR_REMAPPABLE) {
+			NL_SET_ERR_MSG_MOD(extack, "interrupt remapping is on: the IRTE must be edited, not the device");
+			err = -EOPNOTSUPP;
+			break;
+		}
+		if (upper_32_bits(req[i].address) ||
+		    (lower_32_bits(req[i].address) & NH_MSI_ADDR_BASE_MASK) !=
+		    NH_MSI_ADDR_BASE) {
+			NL_SET_ERR_MSG_MOD(extack, "address is outside the 0xfee00000 MSI window");
+			err = -EINVAL;
+			break;
+		}
+	}
+	if (err)
+		goto out;
+	for (i = 0; i < n; i++) {
+		err = nh_msix_rewrite(descs[i], req[i].address, req[i].data,
+				      &old_address[i], &old_data[i]);
+		if (err) {
+			NL_SET_ERR_MSG_MOD(extack, "MSI-X entry did not read back as written; restored");
+			break;
+		}
+	}
+	while (err && --i >= 0) {
+		u64 unused_address;
+		u32 unused_data;
+
+		nh_msix_rewrite(descs[i], old_address[i], old_data[i],
+				&unused_address, &unused_data);
+	}
+out:
+	msi_unlock_descs(&pdev->dev);
+free:
+	kfree(descs);
+	kfree(old_address);
+	kfree(old_data);
+	return err;
+}
