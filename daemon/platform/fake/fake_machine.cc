@@ -63,6 +63,10 @@ absl::Status BuildNic(const FakeMachineState& state, const FakeNicSpec& spec, Fa
     const FakeNode& node = **owner;
     uint32_t apic = node.cpus(static_cast<int>(i % node.cpus_size())).apic_id();
     uint32_t vector = FirstVector(node) + static_cast<uint32_t>(state.nics_size()) * vectors + i;
+    if (vector > LastVector(node)) {
+      return absl::InvalidArgumentError(absl::StrCat("NIC ", spec.bdf(), ": node ", node.node_id(),
+                                                     " has too few vectors for its NICs"));
+    }
     *nic->add_vectors()->mutable_message() = EncodeMsi(apic, vector);
   }
   v1::OwnershipRecord* record = nic->mutable_ownership();
@@ -358,6 +362,7 @@ absl::StatusOr<std::string> FakeMachine::Describe() const {
   for (const FakeFault& fault : state->faults()) {
     absl::StrAppend(&out, "fault ", fault.node_id().empty() ? "*" : fault.node_id(), " ",
                     FakeOperationName(fault.operation()), ":", fault.hang() ? " hang" : "");
+    if (fault.hang() && fault.hang_max_ms() > 0) absl::StrAppend(&out, " max ", fault.hang_max_ms(), "ms");
     if (fault.fail_code() != 0) {
       absl::StrAppend(&out, " fail ", absl::StatusCodeToString(static_cast<absl::StatusCode>(fault.fail_code())),
                       fault.fail_always() ? " always" : absl::StrCat(" x", fault.fail_times()));
