@@ -153,6 +153,18 @@ TEST(FileJournalTest, BadChecksumOnTheLastRecordIsTruncated) {
   EXPECT_EQ(recovered.truncated_bytes, FrameRecord("damaged at the tail").size());
 }
 
+// A crash after the file grew but before its data blocks were written can
+// leave a tail of zeros (delayed allocation): also a torn tail.
+TEST(FileJournalTest, ZeroFilledTailIsTruncated) {
+  std::string path = TestPath("zerotail.journal");
+  std::string full = MakeJournal(path, {"kept one", "kept two"});
+  WriteFile(path, full + std::string(4096, '\0'));
+  RecoveredJournal recovered;
+  EXPECT_THAT(Reopen(path, &recovered), ElementsAre("kept one", "kept two"));
+  EXPECT_EQ(recovered.truncated_bytes, 4096u);
+  EXPECT_EQ(ReadFile(path), full);
+}
+
 // Damage followed by intact records is not a crash: refuse, and say where.
 TEST(FileJournalTest, FlippedBitInTheMiddleIsRefusedNamingFileAndOffset) {
   std::string path = TestPath("middle.journal");
