@@ -1,0 +1,184 @@
+// What goes into the handover state machine (events) and what comes out of it
+// (a Ready: records to persist, then actions to execute). The daemon turns
+// gRPC calls, platform call results and timers into events, and Ready actions
+// into journal appends, platform calls, gRPC calls and answers.
+#ifndef NICHANDOVER_DAEMON_PROTOCOL_EVENTS_H_
+#define NICHANDOVER_DAEMON_PROTOCOL_EVENTS_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/platform/platform.h"
+#include "journal_record.pb.h"
+#include "nichandover/v1/peer_service.pb.h"
+#include "nichandover/v1/resources.pb.h"
+
+namespace nichandover {
+namespace protocol {
+
+// ---------------------------------------------------------------- platform
+
+// One platform call, 1:1 with the methods of daemon/platform/platform.h.
+enum class OpKind {
+  kReadRecord,          // Arbiter::Read(bdf)
+  kCompareAndSwap,      // Arbiter::CompareAndSwap(bdf, expected, desired)
+  kWriteHandoffRings,   // Arbiter::WriteHandoffRings(bdf, epoch, rings)
+  kReadHandoffRings,    // Arbiter::ReadHandoffRings(bdf, epoch)
+  kQuiesce,             // Hook::Quiesce(bdf, epoch, timeout)
+  kResume,              // Hook::Resume(bdf, epoch)
+  kAttach,              // Hook::Attach(bdf, epoch, rings)
+  kRelease,             // Hook::Release(bdf, epoch)
+  kReadMessages,        // Router::ReadMessages(bdf)
+  kReroute,             // Router::Reroute(bdf, epoch, messages)
+  kRestore,             // Router::Restore(bdf, epoch, messages)
+  kReserveMessages,     // Router::ReserveTargetMessages(bdf, epoch, count)
+  kReleaseReservation,  // Router::ReleaseReservation(bdf, epoch)
+};
+
+const char* OpKindName(OpKind kind);
+
+struct PlatformOp {
+  uint64_t op_id = 0;  // echoed in OpDone
+  OpKind kind = OpKind::kReadRecord;
+  std::string bdf;
+  uint64_t epoch = 0;
+  v1::OwnershipRecord expected;  // kCompareAndSwap
+  v1::OwnershipRecord desired;   // kCompareAndSwap
+  std::vector<v1::MsiMessage> messages;    // kReroute, kRestore
+  std::vector<v1::QueueRingState> rings;   // kWriteHandoffRings, kAttach
+  uint32_t count = 0;                      // kReserveMessages
+  absl::Duration timeout = absl::ZeroDuration();  // kQuiesce
+};
+
+// The result of a platform call. Only the field of the call's kind is set.
+struct OpResult {
+  absl::Status status;
+  v1::OwnershipRecord record;              // kReadRecord, kCompareAndSwap
+  std::vector<v1::MsiMessage> messages;    // kReadMessages, kReroute, kReserveMessages
+  std::vector<v1::QueueRingState> rings;   // kReadHandoffRings
+  platform::QuiesceResult quiesce;         // kQuiesce
+};
+
+// ---------------------------------------------------------------- events
+
+// NodeService.CreateHandover. The daemon picks handover_id (unique); the
+// machine validates everything else.
+struct CreateHandoverEvent {
+  uint64_t request_token = 0;  // echoed in the RequestAnswer
+  std::string handover_id;
+  std::string request_id;
+  std::string nic;          // BDF, "03:00.0" short form or "nics/{bdf}"
+  std::string target_node;
+  absl::Duration timeout = absl::ZeroDuration();  // zero: configured default
+};
+
+// NodeService.CancelHandover.
+struct CancelHandoverEvent {
+  uint64_t request_token = 0;
+  std::string handover_id;
+  std::string reason;
+};
+
+using PeerRequestBody = std::variant<v1::OfferRequest, v1::CommitRequest, v1::AbortRequest,
+                                     v1::QueryHandoverRequest>;
+using PeerResponseBody = std::variant<v1::OfferResponse, v1::CommitResponse, v1::AbortResponse,
+                                      v1::QueryHandoverResponse>;
+
+// A PeerService call from another node (already authenticated by the daemon).
+struct PeerRequestEvent {
+  uint64_t call_token = 0;  // echoed in the PeerAnswer
+  std::string from_node;
+  PeerRequestBody body;
+};
+
+// The outcome of a PeerSend: the answer, or the transport error (UNAVAILABLE,
+// DEADLINE_EXCEEDED after the send's deadline).
+struct PeerResponseEvent {
+  uint64_t call_id = 0;
+  absl::Status status;
+  PeerResponseBody body;  // valid when status is OK
+};
+
+struct OpDoneEvent {
+  uint64_t op_id = 0;
+  OpResult result;
+};
+
+struct TimerFiredEvent {
+  uint64_t timer_id = 0;
+};
+
+// The first event after a (re)start: the journal replayed in order, and what
+// the machine looks like now, read by the daemon before it steps anything.
+struct RecoverEvent {
+  std::vector<JournalRecord> journal;
+  // Ownership record per BDF (NICs without a record are left out).
+  std::map<std::string, v1::OwnershipRecord> records;
+  // This node's hook status per BDF.
+  std::map<std::string, platform::HookStatus> hooks;
+};
+
+using Event = std::variant<CreateHandoverEvent, CancelHandoverEvent, PeerRequestEvent,
+                           PeerResponseEvent, OpDoneEvent, TimerFiredEvent, RecoverEvent>;
+
+// ---------------------------------------------------------------- actions
+
+// A PeerService call to make. The daemon gives it `deadline` and reports the
+// outcome as a PeerResponseEvent with the same call_id.
+struct PeerSend {
+  uint64_t call_id = 0;
+  std::string to_node;
+  PeerRequestBody body;
+  absl::Duration deadline = absl::ZeroDuration();
+};
+
+// The answer to a PeerRequestEvent.
+struct PeerAnswer {
+  uint64_t call_token = 0;
+  PeerResponseBody body;
+};
+
+// The answer to a CreateHandoverEvent or CancelHandoverEvent.
+struct RequestAnswer {
+  uint64_t request_token = 0;
+  absl::StatusOr<v1::Handover> handover;
+};
+
+struct TimerArm {
+  uint64_t timer_id = 0;
+  absl::Duration after = absl::ZeroDuration();
+};
+
+// Everything one or more Steps produced. The daemon MUST append and sync
+// `records` to the journal before it executes any action of the same Ready
+// (ops, sends, answers); see docs/protocol.md, "the persistence rule". The
+// actions of one Ready are independent of each other and may run in any order
+// or concurrently; ordering between them is expressed by the machine waiting
+// for a result before emitting the next action.
+struct Ready {
+  std::vector<JournalRecord> records;
+  std::vector<PlatformOp> ops;
+  std::vector<PeerSend> sends;
+  std::vector<PeerAnswer> peer_answers;
+  std::vector<RequestAnswer> answers;
+  std::vector<TimerArm> timers;
+  std::vector<uint64_t> cancel_timers;
+  // Snapshots of handovers that changed, oldest first (for WatchHandover).
+  std::vector<v1::Handover> updates;
+
+  bool empty() const {
+    return records.empty() && ops.empty() && sends.empty() && peer_answers.empty() &&
+           answers.empty() && timers.empty() && cancel_timers.empty() && updates.empty();
+  }
+};
+
+}  // namespace protocol
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_DAEMON_PROTOCOL_EVENTS_H_

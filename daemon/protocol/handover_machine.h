@@ -1,0 +1,176 @@
+// The handover protocol of one node, as a pure state machine (docs/protocol.md).
+//
+//   HandoverMachine machine(config);
+//   machine.Step(RecoverEvent{...});          // always first
+//   for (;;) {
+//     Ready ready = machine.TakeReady();
+//     journal.AppendAndSync(ready.records);   // BEFORE any action below
+//     execute ready.ops / sends / answers / timers, feed results back:
+//     machine.Step(OpDoneEvent{...}); ...
+//   }
+//
+// One machine per node handles every NIC and handover of that node, as source
+// and as target. It does no I/O, reads no clock and starts no threads: time is
+// only timers it asks for, the world only events it is given. Not thread-safe;
+// the daemon steps it from one thread.
+#ifndef NICHANDOVER_DAEMON_PROTOCOL_HANDOVER_MACHINE_H_
+#define NICHANDOVER_DAEMON_PROTOCOL_HANDOVER_MACHINE_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/platform/platform.h"
+#include "daemon/protocol/events.h"
+
+namespace nichandover {
+namespace protocol {
+
+// Abstract durations the machine puts into timers and deadlines; the daemon
+// fills them from TimeoutConfig.
+struct Timeouts {
+  absl::Duration peer_call = absl::Seconds(2);  // deadline of each PeerSend
+  absl::Duration quiesce = absl::Seconds(2);    // Hook::Quiesce's own timeout
+  absl::Duration reroute = absl::Seconds(1);    // Router calls
+  absl::Duration attach = absl::Seconds(2);     // Hook attach/resume/release
+  absl::Duration handover = absl::Seconds(30);  // whole handover, default
+  absl::Duration arbiter = absl::Seconds(1);    // Arbiter calls
+  // Between two looks at the record while waiting for the other side.
+  absl::Duration poll = absl::Seconds(1);
+  // A failing step after the decision (release, restore, attach...) is
+  // retried this many times, then the handover is FAILED for an operator.
+  int max_retries = 5;
+};
+
+struct MachineConfig {
+  std::string node_id;
+  // The other nodes of the machine (node_ids).
+  std::vector<std::string> peers;
+  // The NICs this node sees (its Inventory at start-up).
+  std::vector<platform::NicInfo> nics;
+  Timeouts timeouts;
+  // Finished handovers kept for GetHandover/ListHandovers.
+  size_t history_limit = 1000;
+};
+
+// "0000:03:00.0" from "0000:03:00.0", "03:00.0" or "nics/0000:03:00.0";
+// INVALID_ARGUMENT naming `field` otherwise.
+absl::StatusOr<std::string> NormalizeBdf(const std::string& nic, const std::string& field);
+
+class HandoverMachine {
+ public:
+  explicit HandoverMachine(MachineConfig config);
+  ~HandoverMachine();
+  HandoverMachine(const HandoverMachine&) = delete;
+  HandoverMachine& operator=(const HandoverMachine&) = delete;
+
+  // Feeds one event. The first event must be a RecoverEvent.
+  void Step(Event event);
+  // What the Steps since the last call produced (records first, see Ready).
+  Ready TakeReady();
+  bool HasReady() const { return !ready_.empty(); }
+
+  const std::string& node_id() const { return config_.node_id; }
+  // NOT_FOUND naming handover_id when unknown.
+  absl::StatusOr<v1::Handover> GetHandover(const std::string& handover_id) const;
+  // Newest first; only those of `bdf` when it is not empty.
+  std::vector<v1::Handover> ListHandovers(const std::string& bdf) const;
+  // Handovers not yet done (either role).
+  std::vector<v1::Handover> LiveHandovers() const;
+  // A journal that replays to the machine's current state: one record per
+  // known handover. The journal may replace its contents with these (after
+  // syncing them) to compact.
+  std::vector<JournalRecord> CompactedJournal() const;
+
+  struct Handover;  // internal, defined in the .cc
+
+ private:
+  enum class Wait;
+
+  void OnRecover(const RecoverEvent& event);
+  void OnCreate(const CreateHandoverEvent& event);
+  void OnCancel(const CancelHandoverEvent& event);
+  void OnPeerRequest(const PeerRequestEvent& event);
+  void OnPeerResponse(const PeerResponseEvent& event);
+  void OnOpDone(const OpDoneEvent& event);
+  void OnTimer(const TimerFiredEvent& event);
+
+  void OnOffer(uint64_t token, const std::string& from, const v1::OfferRequest& request);
+  void OnCommit(uint64_t token, const v1::CommitRequest& request);
+  void OnAbort(uint64_t token, const v1::AbortRequest& request);
+  void OnQuery(uint64_t token, const v1::QueryHandoverRequest& request);
+
+  void SourceResult(Handover& h, const OpResult& result);
+  void TargetResult(Handover& h, const OpResult& result);
+  void SourceReconcile(Handover& h, const v1::OwnershipRecord& record);
+  void TargetReconcile(Handover& h, const v1::OwnershipRecord& record, bool may_veto);
+  void BeginAbort(Handover& h, absl::StatusCode code, const std::string& reason,
+                  const std::string& message);
+  void FailCreate(Handover& h, const absl::Status& status);
+  void Finish(Handover& h, v1::HandoverPhase phase);
+  void RetryLater(Handover& h, Wait redo, const absl::Status& why);
+
+  void IssueStepOp(Handover& h, Wait wait);
+  void SendCommit(Handover& h);
+  void SendAbort(Handover& h);
+  void ArmWait(Handover& h, Wait wait, absl::Duration after);
+  uint64_t ArmTimer(absl::Duration after);
+  void CancelStepTimer(Handover& h);
+  void SetPhase(Handover& h, v1::HandoverPhase phase, const std::string& detail);
+  void Publish(const Handover& h);
+  void AnswerOffers(Handover& h, bool accepted, v1::RefusalReason reason,
+                    const std::string& message);
+  void AnswerCommits(Handover& h, bool committed, const std::string& message);
+  void Persist(const Handover& h, JournalRecord::Kind kind);
+
+  void RepairNic(const std::string& bdf, const v1::OwnershipRecord& record,
+                 const platform::HookStatus& hook);
+  void IssueRepair(const PlatformOp& op);
+
+  void SeeRecord(const std::string& bdf, const v1::OwnershipRecord& record);
+  uint64_t KnownEpoch(const std::string& bdf) const;
+  const platform::NicInfo* FindNic(const std::string& bdf) const;
+  bool IsPeer(const std::string& node) const;
+  Handover* Find(const std::string& handover_id);
+  Handover* LiveHandoverOf(const std::string& bdf);
+  void TrimHistory();
+
+  MachineConfig config_;
+  bool recovered_ = false;
+  Ready ready_;
+  uint64_t next_id_ = 1;  // op ids, call ids and timer ids share one counter
+
+  std::map<std::string, std::unique_ptr<Handover>> handovers_;
+  std::deque<std::string> order_;  // started handovers, oldest first
+  std::map<std::string, std::string> by_request_id_;
+  // Aborts that arrived before their offer (reordered), so it is refused.
+  std::set<std::string> aborted_unknown_;
+
+  struct OpContext {
+    std::string handover_id;  // empty for a repair
+    PlatformOp op;            // repairs are retried as they were issued
+  };
+  std::map<uint64_t, OpContext> ops_;
+  std::map<uint64_t, std::string> calls_;  // call id -> handover id
+  enum class TimerKind { kStep, kDeadline, kRepair };
+  struct TimerContext {
+    TimerKind kind = TimerKind::kStep;
+    std::string handover_id;
+    PlatformOp repair;
+  };
+  std::map<uint64_t, TimerContext> timers_;
+
+  std::map<std::string, v1::OwnershipRecord> records_;  // last seen, per BDF
+  std::map<std::string, uint64_t> hook_epochs_;         // at recovery, per BDF
+};
+
+}  // namespace protocol
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_DAEMON_PROTOCOL_HANDOVER_MACHINE_H_

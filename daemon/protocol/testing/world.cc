@@ -1,0 +1,839 @@
+#include "daemon/protocol/testing/world.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "daemon/protocol/format.h"
+#include "daemon/protocol/records.h"
+
+namespace nichandover {
+namespace protocol {
+namespace testing {
+
+struct World::Nic {
+  NicSpec spec;
+  v1::OwnershipRecord record;
+  std::map<uint64_t, std::vector<v1::QueueRingState>> handoff_rings;  // by epoch
+  std::vector<v1::MsiMessage> routing;
+  uint64_t generation = 0;  // bumps at every quiesce: where the rings stopped
+  std::vector<v1::QueueRingState> stopped_rings;
+};
+
+namespace {
+
+struct Hook {
+  platform::HookState state = platform::HookState::kDetached;
+  uint64_t epoch = 0;
+};
+
+struct Fault {
+  FaultAction action = FaultAction::kFail;
+  int count = 0;
+  absl::StatusCode code = absl::StatusCode::kUnavailable;
+};
+
+v1::MsiMessage MessageTo(uint32_t apic, uint32_t vector) {
+  v1::MsiMessage m;
+  m.set_address(0xFEE00000ull | (static_cast<uint64_t>(apic) << 12));
+  m.set_data(vector);
+  return m;
+}
+
+uint32_t ApicOf(const v1::MsiMessage& m) { return (m.address() >> 12) & 0xff; }
+
+std::string RequestType(const PeerRequestBody& body) {
+  if (std::holds_alternative<v1::OfferRequest>(body)) return "Offer";
+  if (std::holds_alternative<v1::CommitRequest>(body)) return "Commit";
+  if (std::holds_alternative<v1::AbortRequest>(body)) return "Abort";
+  return "Query";
+}
+
+std::string ResponseType(const PeerResponseBody& body) {
+  if (const auto* offer = std::get_if<v1::OfferResponse>(&body)) {
+    return offer->accepted() ? "Accept" : "Refuse";
+  }
+  if (const auto* commit = std::get_if<v1::CommitResponse>(&body)) {
+    return commit->committed() ? "Committed" : "NotCommitted";
+  }
+  if (std::holds_alternative<v1::AbortResponse>(body)) return "Aborted";
+  return "QueryAnswer";
+}
+
+// Op ids change with every code change; traces leave them out.
+std::string OpText(const PlatformOp& op) {
+  std::string text = OpString(op);
+  return text.substr(text.find(' ', 3) + 1);
+}
+
+std::string RequestHandoverId(const PeerRequestBody& body) {
+  return std::visit([](auto&& r) { return r.handover_id(); }, body);
+}
+
+}  // namespace
+
+std::string World::Message::type() const {
+  return is_request ? RequestType(request) : ResponseType(response);
+}
+
+std::string World::Message::Describe() const {
+  return absl::StrCat(from, " -> ", to, ": ",
+                      is_request ? PeerRequestString(request) : PeerResponseString(response));
+}
+
+struct World::Node {
+  std::string id;
+  uint32_t apic = 0;
+  uint32_t free_vectors = 32;
+  uint32_t next_vector = 0x40;
+  std::unique_ptr<HandoverMachine> machine;
+  uint64_t incarnation = 1;
+  std::vector<JournalRecord> journal;  // durable: survives crashes
+  std::deque<Event> inbox;
+  bool pumping = false;
+  std::map<uint64_t, absl::Duration> timers;  // armed, by id (arming order)
+  std::map<std::string, Hook> hooks;          // kernel state: survives crashes
+  std::map<std::string, std::vector<v1::MsiMessage>> reservations;
+  std::map<OpKind, Fault> faults;
+  std::set<std::string> crash_on_receive;
+  std::vector<std::pair<PlatformOp, uint64_t>> hung;  // with the incarnation
+  std::map<std::string, v1::HandoverPhase> shown_phase;
+  // Calls this node received and has not answered: token -> message.
+  std::map<uint64_t, Message> open_calls;
+};
+
+World::World(TraceFn trace, Timeouts timeouts) : trace_(std::move(trace)), timeouts_(timeouts) {}
+World::~World() = default;
+
+World::Node& World::node(const std::string& id) {
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) {
+    Violation("script names unknown node " + id);
+    static Node dummy;
+    return dummy;
+  }
+  return *it->second;
+}
+
+const World::Node& World::node(const std::string& id) const { return *nodes_.at(id); }
+
+void World::AddNode(const std::string& id, uint32_t free_vectors) {
+  auto n = std::make_unique<Node>();
+  n->id = id;
+  n->apic = static_cast<uint32_t>(node_order_.size());
+  n->free_vectors = free_vectors;
+  node_order_.push_back(id);
+  nodes_[id] = std::move(n);
+}
+
+void World::AddNic(const NicSpec& spec) {
+  auto nic = std::make_unique<Nic>();
+  nic->spec = spec;
+  nic->record = ActiveRecord(spec.owner, 1);
+  Node& owner = node(spec.owner);
+  for (uint32_t v = 0; v < spec.vectors; ++v) nic->routing.push_back(MessageTo(owner.apic, 0x30 + v));
+  for (auto& [id, n] : nodes_) {
+    n->hooks[spec.bdf] = id == spec.owner ? Hook{platform::HookState::kRunning, 1} : Hook{};
+  }
+  last_record_epoch_[spec.bdf] = 1;
+  nics_[spec.bdf] = std::move(nic);
+}
+
+void World::StartAll() {
+  for (const std::string& id : node_order_) Restart(id);
+}
+
+std::vector<std::string> World::nodes() const { return node_order_; }
+
+std::vector<std::string> World::nics() const {
+  std::vector<std::string> out;
+  for (const auto& [bdf, nic] : nics_) out.push_back(bdf);
+  return out;
+}
+
+bool World::IsUp(const std::string& id) const { return node(id).machine != nullptr; }
+
+size_t World::ArmedTimers(const std::string& id) const { return node(id).timers.size(); }
+
+bool World::HasLiveHandovers() const {
+  for (const auto& [id, n] : nodes_) {
+    if (n->machine && !n->machine->LiveHandovers().empty()) return true;
+  }
+  return false;
+}
+
+bool World::NicIdle(const std::string& bdf) const {
+  for (const auto& [id, n] : nodes_) {
+    if (!n->machine) continue;
+    for (const v1::Handover& h : n->machine->LiveHandovers()) {
+      if (h.bdf() == bdf) return false;
+    }
+  }
+  return true;
+}
+
+std::string World::RecordOwner(const std::string& bdf) const {
+  return nics_.at(bdf)->record.owner_node();
+}
+
+uint64_t World::RecordEpoch(const std::string& bdf) const { return nics_.at(bdf)->record.epoch(); }
+
+std::optional<v1::Handover> World::FindHandover(const std::string& id,
+                                                const std::string& handover_id) const {
+  const Node& n = node(id);
+  if (!n.machine) return std::nullopt;
+  absl::StatusOr<v1::Handover> h = n.machine->GetHandover(handover_id);
+  if (!h.ok()) return std::nullopt;
+  return *h;
+}
+
+std::string World::NodeOfApic(uint32_t apic) const {
+  for (const auto& [id, n] : nodes_) {
+    if (n->apic == apic) return id;
+  }
+  return absl::StrCat("apic", apic);
+}
+
+std::vector<v1::QueueRingState> World::RingsOf(const Nic& nic) const {
+  std::vector<v1::QueueRingState> rings;
+  for (uint32_t q = 0; q < nic.spec.queues; ++q) {
+    v1::QueueRingState r;
+    r.set_queue(q);
+    uint32_t base = static_cast<uint32_t>(nic.generation * 10 + q);
+    r.set_rx_next_to_clean(base);
+    r.set_rx_next_to_use(base + 4);
+    r.set_tx_next_to_clean(base + 1);
+    r.set_tx_next_to_use(base + 1);
+    rings.push_back(r);
+  }
+  return rings;
+}
+
+void World::Violation(const std::string& what) {
+  if (std::find(violations_.begin(), violations_.end(), what) != violations_.end()) return;
+  violations_.push_back(what);
+  trace_("VIOLATION: " + what);
+}
+
+// ------------------------------------------------------------------ nodes
+
+void World::Feed(Node& n, Event event) {
+  if (!n.machine) return;
+  n.inbox.push_back(std::move(event));
+  Pump(n);
+}
+
+void World::Pump(Node& n) {
+  if (n.pumping) return;
+  n.pumping = true;
+  while (n.machine && !n.inbox.empty()) {
+    Event event = std::move(n.inbox.front());
+    n.inbox.pop_front();
+    n.machine->Step(std::move(event));
+    HandleReady(n, n.machine->TakeReady());
+    CheckInvariants();
+  }
+  n.pumping = false;
+}
+
+void World::CheckPersisted(Node& n, const std::string& what, const std::string& handover_id,
+                           JournalRecord::Kind kind) {
+  for (const JournalRecord& record : n.journal) {
+    absl::StatusOr<UnpackedRecord> unpacked = UnpackJournalRecord(record);
+    if (unpacked.ok() && unpacked->kind == kind && unpacked->handover.handover_id() == handover_id) {
+      return;
+    }
+  }
+  Violation(absl::StrCat(n.id, " did ", what, " for ", handover_id, " before persisting ",
+                         JournalRecord::Kind_Name(kind)));
+}
+
+void World::HandleReady(Node& n, Ready ready) {
+  // The persistence rule: records first, synced, then the actions.
+  for (const JournalRecord& record : ready.records) {
+    n.journal.push_back(record);
+    trace_(absl::StrCat(n.id, ": persist ", JournalRecordString(record)));
+  }
+  for (const v1::Handover& h : ready.updates) {
+    auto& shown = n.shown_phase[h.handover_id()];
+    if (shown == h.phase()) continue;
+    shown = h.phase();
+    std::string detail = h.phases_size() > 0 ? h.phases(h.phases_size() - 1).detail() : "";
+    trace_(absl::StrCat(n.id, ": ", h.handover_id(), " ", PhaseString(h.phase()),
+                        detail.empty() ? "" : " (" + detail + ")"));
+  }
+  for (uint64_t timer : ready.cancel_timers) n.timers.erase(timer);
+  for (const TimerArm& timer : ready.timers) n.timers[timer.timer_id] = timer.after;
+  uint64_t incarnation = n.incarnation;
+  for (const PlatformOp& op : ready.ops) {
+    if (op.kind == OpKind::kCompareAndSwap &&
+        op.desired.state() == v1::OWNERSHIP_STATE_PREPARING) {
+      bool found = false;
+      for (const JournalRecord& record : n.journal) {
+        absl::StatusOr<UnpackedRecord> u = UnpackJournalRecord(record);
+        found |= u.ok() && u->kind == JournalRecord::SOURCE_STARTED &&
+                 u->handover.bdf() == op.bdf && u->handover.to_epoch() == op.desired.epoch();
+      }
+      if (!found) Violation(n.id + " moved the record to PREPARING before persisting its start");
+    }
+    ExecuteOp(n, op);
+    if (n.incarnation != incarnation) return;  // crashed: the rest is lost
+  }
+  for (const PeerSend& send : ready.sends) {
+    Message m;
+    m.id = next_message_++;
+    m.from = n.id;
+    m.to = send.to_node;
+    m.is_request = true;
+    m.call_id = send.call_id;
+    m.caller_incarnation = n.incarnation;
+    m.request = send.body;
+    if (m.type() == "Offer") {
+      CheckPersisted(n, "Offer", RequestHandoverId(m.request), JournalRecord::SOURCE_STARTED);
+    }
+    trace_(absl::StrCat(n.id, ": send ", m.type(), " ", RequestHandoverId(m.request), " to ", m.to));
+    network_.push_back(std::move(m));
+  }
+  for (const PeerAnswer& answer : ready.peer_answers) {
+    auto it = n.open_calls.find(answer.call_token);
+    if (it == n.open_calls.end()) continue;
+    Message request = std::move(it->second);
+    n.open_calls.erase(it);
+    Message m;
+    m.id = next_message_++;
+    m.from = n.id;
+    m.to = request.from;
+    m.is_request = false;
+    m.call_id = request.call_id;
+    m.caller_incarnation = request.caller_incarnation;
+    m.response = answer.body;
+    if (m.type() == "Accept") {
+      CheckPersisted(n, "Accept", RequestHandoverId(request.request),
+                     JournalRecord::TARGET_RESERVED);
+    }
+    network_.push_back(std::move(m));
+  }
+  for (const RequestAnswer& answer : ready.answers) {
+    if (answer.handover.ok()) {
+      trace_(absl::StrCat(n.id, ": answer OK ", HandoverString(*answer.handover)));
+    } else {
+      trace_(absl::StrCat(n.id, ": answer ", absl::StatusCodeToString(answer.handover.status().code()),
+                          " \"", answer.handover.status().message(), "\""));
+    }
+  }
+}
+
+void World::ExecuteOp(Node& n, const PlatformOp& op) {
+  Fault fault;
+  if (auto it = n.faults.find(op.kind); it != n.faults.end() && it->second.count > 0) {
+    fault = it->second;
+    --it->second.count;
+  }
+  std::string line = absl::StrCat(n.id, ": ", OpText(op), " => ");
+  if (fault.count > 0) {
+    switch (fault.action) {
+      case FaultAction::kFail: {
+        OpResult result;
+        result.status = absl::Status(fault.code, "injected fault");
+        trace_(line + OpResultString(op.kind, result));
+        n.inbox.push_back(OpDoneEvent{op.op_id, result});
+        return;
+      }
+      case FaultAction::kHang:
+        trace_(line + "hangs");
+        n.hung.push_back({op, n.incarnation});
+        return;
+      case FaultAction::kCrashBefore:
+        trace_(line + "not run: the daemon crashes first");
+        Crash(n.id);
+        return;
+      case FaultAction::kCrashAfter: {
+        OpResult result = Apply(n, op);
+        trace_(line + OpResultString(op.kind, result) + ", then the daemon crashes");
+        CheckInvariants();
+        Crash(n.id);
+        return;
+      }
+    }
+  }
+  OpResult result = Apply(n, op);
+  trace_(line + OpResultString(op.kind, result));
+  n.inbox.push_back(OpDoneEvent{op.op_id, result});
+}
+
+// The fake platform: what a real kernel, device and shared record would do.
+OpResult World::Apply(Node& n, const PlatformOp& op) {
+  OpResult r;
+  auto nic_it = nics_.find(op.bdf);
+  if (nic_it == nics_.end()) {
+    r.status = absl::NotFoundError("no such NIC");
+    return r;
+  }
+  Nic& nic = *nic_it->second;
+  Hook& hook = n.hooks[op.bdf];
+  auto fenced = [&]() {
+    if (op.epoch < hook.epoch) {
+      r.status = absl::FailedPreconditionError(
+          absl::StrCat("stale epoch ", op.epoch, " < ", hook.epoch));
+      return true;
+    }
+    hook.epoch = op.epoch;
+    return false;
+  };
+  switch (op.kind) {
+    case OpKind::kReadRecord:
+      r.record = nic.record;
+      break;
+    case OpKind::kCompareAndSwap:
+      if (SameRecord(nic.record, op.expected)) nic.record = op.desired;
+      r.record = nic.record;
+      break;
+    case OpKind::kWriteHandoffRings:
+      nic.handoff_rings[op.epoch] = op.rings;
+      break;
+    case OpKind::kReadHandoffRings: {
+      auto it = nic.handoff_rings.find(op.epoch);
+      if (it == nic.handoff_rings.end()) {
+        r.status = absl::NotFoundError("no handoff rings for that epoch");
+      } else {
+        r.rings = it->second;
+      }
+      break;
+    }
+    case OpKind::kQuiesce:
+      if (fenced()) break;
+      if (hook.state == platform::HookState::kDetached) {
+        r.status = absl::FailedPreconditionError("not running here");
+      } else {
+        if (hook.state == platform::HookState::kRunning) {
+          ++nic.generation;
+          nic.stopped_rings = RingsOf(nic);
+        }
+        hook.state = platform::HookState::kQuiesced;
+        r.quiesce.rings = nic.stopped_rings;
+        r.quiesce.drained_tx_packets = 3;
+      }
+      break;
+    case OpKind::kResume:
+      if (fenced()) break;
+      if (hook.state == platform::HookState::kDetached) {
+        r.status = absl::FailedPreconditionError("not attached here");
+      } else {
+        hook.state = platform::HookState::kRunning;
+      }
+      break;
+    case OpKind::kAttach: {
+      if (fenced()) break;
+      std::vector<std::string> got, want;
+      for (const auto& ring : op.rings) got.push_back(ring.SerializeAsString());
+      for (const auto& ring : nic.stopped_rings) want.push_back(ring.SerializeAsString());
+      if (got != want) Violation(n.id + " attached " + op.bdf + " from rings that are not where the source stopped");
+      hook.state = platform::HookState::kRunning;
+      break;
+    }
+    case OpKind::kRelease:
+      if (fenced()) break;
+      hook.state = platform::HookState::kDetached;
+      break;
+    case OpKind::kReadMessages:
+      r.messages = nic.routing;
+      break;
+    case OpKind::kReroute:
+    case OpKind::kRestore:
+      if (fenced()) break;
+      r.messages = nic.routing;
+      nic.routing = op.messages;
+      break;
+    case OpKind::kReserveMessages: {
+      if (fenced()) break;
+      auto& reserved = n.reservations[op.bdf];
+      n.free_vectors += static_cast<uint32_t>(reserved.size());
+      reserved.clear();
+      if (n.free_vectors < op.count) {
+        r.status = absl::ResourceExhaustedError(
+            absl::StrCat(n.free_vectors, " free vectors, ", op.count, " wanted"));
+        break;
+      }
+      for (uint32_t i = 0; i < op.count; ++i) reserved.push_back(MessageTo(n.apic, n.next_vector++));
+      n.free_vectors -= op.count;
+      r.messages = reserved;
+      break;
+    }
+    case OpKind::kReleaseReservation:
+      if (fenced()) break;
+      n.free_vectors += static_cast<uint32_t>(n.reservations[op.bdf].size());
+      n.reservations.erase(op.bdf);
+      break;
+  }
+  return r;
+}
+
+void World::Crash(const std::string& id) {
+  Node& n = node(id);
+  if (!n.machine) return;
+  trace_(id + ": CRASH");
+  n.machine.reset();
+  n.inbox.clear();
+  n.timers.clear();
+  n.shown_phase.clear();
+  ++n.incarnation;
+  // Callers of calls it had not answered see the connection break.
+  std::map<uint64_t, Message> open = std::move(n.open_calls);
+  n.open_calls.clear();
+  for (auto& [token, message] : open) FailCall(message, absl::UnavailableError("connection reset"));
+}
+
+void World::Restart(const std::string& id) {
+  Node& n = node(id);
+  if (n.machine) return;
+  MachineConfig config;
+  config.node_id = id;
+  config.timeouts = timeouts_;
+  for (const std::string& other : node_order_) {
+    if (other != id) config.peers.push_back(other);
+  }
+  RecoverEvent recover;
+  recover.journal = n.journal;
+  for (const auto& [bdf, nic] : nics_) {
+    platform::NicInfo info;
+    info.bdf = bdf;
+    info.vendor_id = 0x8086;
+    info.device_id = 0x10d3;
+    info.driver = nic->spec.no_driver.count(id) ? "" : nic->spec.driver;
+    info.queue_count = nic->spec.queues;
+    info.interrupts.set_mode(v1::INTERRUPT_MODE_MSIX);
+    info.interrupts.set_vectors_enabled(nic->spec.vectors);
+    config.nics.push_back(info);
+    recover.records[bdf] = nic->record;
+    platform::HookStatus status;
+    status.state = n.hooks[bdf].state;
+    status.epoch = n.hooks[bdf].epoch;
+    recover.hooks[bdf] = status;
+  }
+  n.machine = std::make_unique<HandoverMachine>(config);
+  if (n.incarnation > 1) {
+    trace_(absl::StrCat(id, ": RESTART (journal: ", n.journal.size(), " records)"));
+  }
+  Feed(n, recover);
+}
+
+// ------------------------------------------------------------------ requests
+
+void World::Create(const std::string& id, const std::string& handover_id,
+                   const std::string& request_id, const std::string& nic, const std::string& to) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  CreateHandoverEvent e;
+  e.request_token = next_token_++;
+  e.handover_id = handover_id;
+  e.request_id = request_id;
+  e.nic = nic;
+  e.target_node = to;
+  Feed(n, e);
+}
+
+void World::Cancel(const std::string& id, const std::string& handover_id) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  CancelHandoverEvent e;
+  e.request_token = next_token_++;
+  e.handover_id = handover_id;
+  e.reason = "test";
+  Feed(n, e);
+}
+
+// ------------------------------------------------------------------ network
+
+void World::FailCall(const Message& m, absl::Status status) {
+  Node& caller = node(m.caller());
+  if (!caller.machine || caller.incarnation != m.caller_incarnation) return;
+  PeerResponseEvent e;
+  e.call_id = m.call_id;
+  e.status = std::move(status);
+  Feed(caller, e);
+}
+
+void World::DeliverMessage(Message m) {
+  if (m.is_request) {
+    Node& callee = node(m.to);
+    if (!callee.machine) {
+      trace_(m.Describe() + " (" + m.to + " is down: UNAVAILABLE)");
+      return FailCall(m, absl::UnavailableError(m.to + " is down"));
+    }
+    if (callee.crash_on_receive.count(m.type())) {
+      callee.crash_on_receive.erase(m.type());
+      trace_(m.Describe() + " (" + m.to + " crashes on receipt)");
+      Crash(m.to);
+      return FailCall(m, absl::UnavailableError("connection reset"));
+    }
+    trace_(m.Describe());
+    uint64_t token = next_token_++;
+    PeerRequestEvent e;
+    e.call_token = token;
+    e.from_node = m.from;
+    e.body = m.request;
+    callee.open_calls[token] = std::move(m);
+    return Feed(callee, e);
+  }
+  Node& caller = node(m.to);
+  if (!caller.machine || caller.incarnation != m.caller_incarnation) {
+    trace_(m.Describe() + " (caller gone)");
+    return;
+  }
+  trace_(m.Describe());
+  PeerResponseEvent e;
+  e.call_id = m.call_id;
+  e.body = m.response;
+  Feed(caller, e);
+}
+
+namespace {
+template <typename M>
+bool Matches(const MessageFilter& f, const M& m) {
+  return (f.from.empty() || f.from == m.from) && (f.to.empty() || f.to == m.to) &&
+         (f.type.empty() || f.type == m.type());
+}
+}  // namespace
+
+std::vector<World::Message> World::Take(const MessageFilter& filter) {
+  std::vector<Message> picked;
+  for (auto it = network_.begin(); it != network_.end();) {
+    if (Matches(filter, *it) && (filter.limit < 0 || static_cast<int>(picked.size()) < filter.limit)) {
+      picked.push_back(std::move(*it));
+      it = network_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return picked;
+}
+
+int World::Deliver(const MessageFilter& filter) {
+  std::vector<Message> picked = Take(filter);
+  for (Message& m : picked) DeliverMessage(std::move(m));
+  return static_cast<int>(picked.size());
+}
+
+int World::Drop(const MessageFilter& filter) {
+  std::vector<Message> picked = Take(filter);
+  for (Message& m : picked) {
+    trace_("dropped " + m.Describe());
+    FailCall(m, absl::DeadlineExceededError("no answer before the deadline"));
+  }
+  return static_cast<int>(picked.size());
+}
+
+int World::Duplicate(const MessageFilter& filter) {
+  std::vector<Message> copies;
+  for (const Message& m : network_) {
+    if (Matches(filter, m) && (filter.limit < 0 || static_cast<int>(copies.size()) < filter.limit)) {
+      copies.push_back(m);
+    }
+  }
+  for (Message& m : copies) {
+    trace_("duplicated " + m.Describe());
+    m.id = next_message_++;
+    network_.push_back(std::move(m));
+  }
+  return static_cast<int>(copies.size());
+}
+
+int World::Expire(const MessageFilter& filter) {
+  int count = 0;
+  std::vector<Message> expired;
+  for (const Message& m : network_) {
+    if (m.is_request && Matches(filter, m) && (filter.limit < 0 || count < filter.limit)) {
+      expired.push_back(m);
+      ++count;
+    }
+  }
+  for (const Message& m : expired) {
+    trace_("deadline passed for " + m.Describe() + " (still in flight)");
+    FailCall(m, absl::DeadlineExceededError("no answer before the deadline"));
+  }
+  return count;
+}
+
+void World::Stabilize() {
+  for (int round = 0; !network_.empty(); ++round) {
+    if (round > 10000) return Violation("messages never stop flowing");
+    Message m = std::move(network_.front());
+    network_.pop_front();
+    DeliverMessage(std::move(m));
+  }
+}
+
+void World::DeliverAt(size_t index) {
+  if (network_.empty()) return;
+  auto it = network_.begin() + static_cast<long>(index % network_.size());
+  Message m = std::move(*it);
+  network_.erase(it);
+  DeliverMessage(std::move(m));
+}
+
+void World::DropAt(size_t index) {
+  if (network_.empty()) return;
+  auto it = network_.begin() + static_cast<long>(index % network_.size());
+  Message m = std::move(*it);
+  network_.erase(it);
+  trace_("dropped " + m.Describe());
+  FailCall(m, absl::DeadlineExceededError("no answer before the deadline"));
+}
+
+void World::DuplicateAt(size_t index) {
+  if (network_.empty()) return;
+  Message m = network_[index % network_.size()];
+  m.id = next_message_++;
+  network_.push_back(std::move(m));
+}
+
+int World::FireTimers(const std::string& id, absl::Duration after) {
+  Node& n = node(id);
+  std::vector<uint64_t> due;
+  for (const auto& [timer, duration] : n.timers) {
+    if (after == absl::ZeroDuration() || duration == after) due.push_back(timer);
+  }
+  int fired = 0;
+  for (uint64_t timer : due) {
+    auto it = n.timers.find(timer);
+    if (it == n.timers.end()) continue;  // cancelled by an earlier one
+    trace_(absl::StrCat(id, ": timer ", absl::FormatDuration(it->second), " fired"));
+    n.timers.erase(it);
+    ++fired;
+    Feed(n, TimerFiredEvent{timer});
+  }
+  return fired;
+}
+
+// ------------------------------------------------------------------ faults
+
+void World::SetFault(const std::string& id, OpKind kind, FaultAction action, int count,
+                     absl::StatusCode code) {
+  node(id).faults[kind] = Fault{action, count, code};
+}
+
+void World::CrashOnReceive(const std::string& id, const std::string& type) {
+  node(id).crash_on_receive.insert(type);
+}
+
+void World::ClearFaults() {
+  for (auto& [id, n] : nodes_) {
+    n->faults.clear();
+    n->crash_on_receive.clear();
+  }
+}
+
+int World::ReleaseHung(const std::string& id) {
+  Node& n = node(id);
+  std::vector<std::pair<PlatformOp, uint64_t>> hung = std::move(n.hung);
+  n.hung.clear();
+  for (auto& [op, incarnation] : hung) {
+    OpResult result = Apply(n, op);
+    bool same = n.machine && incarnation == n.incarnation;
+    trace_(absl::StrCat(id, ": late ", OpText(op), " => ", OpResultString(op.kind, result),
+                        same ? "" : " (its daemon is gone)"));
+    CheckInvariants();
+    if (same) Feed(n, OpDoneEvent{op.op_id, result});
+  }
+  return static_cast<int>(hung.size());
+}
+
+// ------------------------------------------------------------------ checks
+
+void World::CheckInvariants() {
+  for (const auto& [bdf, nic] : nics_) {
+    std::vector<std::string> running;
+    for (const std::string& id : node_order_) {
+      if (nodes_[id]->hooks[bdf].state == platform::HookState::kRunning) running.push_back(id);
+    }
+    if (running.size() > 1) {
+      Violation(absl::StrCat(bdf, " runs on ", absl::StrJoin(running, " and ")));
+    }
+    if (running.size() == 1) {
+      for (const v1::MsiMessage& m : nic->routing) {
+        if (NodeOfApic(ApicOf(m)) != running[0]) {
+          Violation(absl::StrCat(bdf, " runs on ", running[0], " but an interrupt goes to ",
+                                 NodeOfApic(ApicOf(m))));
+          break;
+        }
+      }
+    }
+    uint64_t& last = last_record_epoch_[bdf];
+    if (nic->record.epoch() < last) {
+      Violation(absl::StrCat(bdf, " record epoch went back from ", last, " to ",
+                             nic->record.epoch()));
+    }
+    last = std::max(last, nic->record.epoch());
+  }
+}
+
+std::vector<std::string> World::CheckSettled() {
+  std::vector<std::string> problems;
+  for (const auto& [bdf, nic] : nics_) {
+    const v1::OwnershipRecord& record = nic->record;
+    if (record.state() != v1::OWNERSHIP_STATE_ACTIVE) {
+      problems.push_back(absl::StrCat(bdf, " record stuck in ", RecordString(record)));
+      continue;
+    }
+    for (const std::string& id : node_order_) {
+      bool runs = nodes_[id]->hooks[bdf].state == platform::HookState::kRunning;
+      if (id == record.owner_node() && !runs) {
+        problems.push_back(absl::StrCat(bdf, " owner ", id, " does not run it"));
+      }
+      if (id != record.owner_node() && runs) {
+        problems.push_back(absl::StrCat(bdf, " runs on ", id, " which is not the owner"));
+      }
+    }
+    for (const v1::MsiMessage& m : nic->routing) {
+      if (NodeOfApic(ApicOf(m)) != record.owner_node()) {
+        problems.push_back(absl::StrCat(bdf, " interrupts go to ", NodeOfApic(ApicOf(m)),
+                                        ", owner is ", record.owner_node()));
+        break;
+      }
+    }
+  }
+  for (const std::string& id : node_order_) {
+    const Node& n = *nodes_[id];
+    if (!n.machine) {
+      problems.push_back(id + " is down");
+      continue;
+    }
+    for (const v1::Handover& h : n.machine->LiveHandovers()) {
+      problems.push_back(absl::StrCat(id, " has a stuck handover: ", HandoverString(h)));
+    }
+  }
+  return problems;
+}
+
+void World::PrintOwners() {
+  for (const auto& [bdf, nic] : nics_) {
+    std::set<std::string> routed;
+    for (const v1::MsiMessage& m : nic->routing) routed.insert(NodeOfApic(ApicOf(m)));
+    std::vector<std::string> hooks;
+    for (const std::string& id : node_order_) {
+      const Hook& hook = nodes_[id]->hooks[bdf];
+      hooks.push_back(absl::StrCat(id, "=", platform::HookStateName(hook.state), "@", hook.epoch));
+    }
+    trace_(absl::StrCat(bdf, " record=", RecordString(nic->record), " irq->",
+                        absl::StrJoin(routed, ","), " hooks: ", absl::StrJoin(hooks, " ")));
+  }
+}
+
+void World::PrintHandovers(const std::string& id) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  std::vector<v1::Handover> list = n.machine->ListHandovers("");
+  if (list.empty()) trace_(id + ": no handovers");
+  for (const v1::Handover& h : list) trace_(absl::StrCat(id, ": ", HandoverString(h)));
+}
+
+void World::PrintJournal(const std::string& id) {
+  for (const JournalRecord& record : node(id).journal) {
+    trace_(absl::StrCat(id, ": ", JournalRecordString(record)));
+  }
+}
+
+}  // namespace testing
+}  // namespace protocol
+}  // namespace nichandover

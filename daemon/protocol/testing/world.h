@@ -1,0 +1,164 @@
+// An in-process machine for testing the handover protocol: nodes running a
+// HandoverMachine each, a network that holds messages until a test delivers,
+// drops, duplicates or reorders them, and the machine state that outlives a
+// daemon crash (ownership records, handoff rings, per-node hook states and
+// epochs, the NIC's interrupt routing, reservations, each node's journal).
+//
+// Platform calls are executed at once against that state (the fake platform,
+// written here and not in production code) unless a fault knob fails, hangs
+// or crashes around them. Every change is printed to the trace; invariants are
+// checked after every step and violations are printed and collected.
+#ifndef NICHANDOVER_DAEMON_PROTOCOL_TESTING_WORLD_H_
+#define NICHANDOVER_DAEMON_PROTOCOL_TESTING_WORLD_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "daemon/protocol/events.h"
+#include "daemon/protocol/handover_machine.h"
+
+namespace nichandover {
+namespace protocol {
+namespace testing {
+
+struct NicSpec {
+  std::string bdf = "0000:03:00.0";
+  std::string owner;
+  uint32_t vectors = 2;
+  uint32_t queues = 2;
+  std::string driver = "e1000e";
+  std::set<std::string> no_driver;  // nodes without the driver
+};
+
+// Which messages a network command applies to; empty fields match anything.
+struct MessageFilter {
+  std::string from, to, type;  // type: Offer, Accept, Refuse, Commit, ...
+  int limit = -1;              // at most this many (-1: all)
+};
+
+enum class FaultAction { kFail, kHang, kCrashBefore, kCrashAfter };
+
+class World {
+ public:
+  using TraceFn = std::function<void(const std::string&)>;
+  explicit World(TraceFn trace, Timeouts timeouts = Timeouts());
+  ~World();
+
+  // Setup. Nodes first, then NICs, then Start.
+  void AddNode(const std::string& id, uint32_t free_vectors = 32);
+  void AddNic(const NicSpec& spec);
+  void StartAll();
+
+  // Requests to a node's daemon.
+  void Create(const std::string& node, const std::string& handover_id,
+              const std::string& request_id, const std::string& nic, const std::string& to);
+  void Cancel(const std::string& node, const std::string& handover_id);
+
+  // Network. Each returns how many messages it touched.
+  int Deliver(const MessageFilter& filter);
+  int Drop(const MessageFilter& filter);       // the caller sees DEADLINE_EXCEEDED
+  int Duplicate(const MessageFilter& filter);  // one more copy of each
+  int Expire(const MessageFilter& filter);     // caller times out, message stays
+  // Delivers until no message is left (timers are never fired by this).
+  void Stabilize();
+  // Fires the node's armed timers (only those of `after` when non-zero).
+  int FireTimers(const std::string& node, absl::Duration after);
+
+  // Faults on the next `count` platform calls of `kind` on `node`.
+  void SetFault(const std::string& node, OpKind kind, FaultAction action, int count = 1,
+                absl::StatusCode code = absl::StatusCode::kUnavailable);
+  // Crash when the node receives a message of `type`, before it sees it.
+  void CrashOnReceive(const std::string& node, const std::string& type);
+  void ClearFaults();
+  // Lets hung platform calls of `node` take effect now (late).
+  int ReleaseHung(const std::string& node);
+
+  void Crash(const std::string& node);
+  void Restart(const std::string& node);
+
+  // Reports.
+  void PrintOwners();
+  void PrintHandovers(const std::string& node);
+  void PrintJournal(const std::string& node);
+  // Checks the settled state: record ACTIVE, its owner runs the NIC, nobody
+  // else does, routing points at it, no live handover. Prints and returns
+  // violations.
+  std::vector<std::string> CheckSettled();
+
+  // Introspection for the randomized test.
+  const std::vector<std::string>& violations() const { return violations_; }
+  std::vector<std::string> nodes() const;
+  std::vector<std::string> nics() const;
+  bool IsUp(const std::string& node) const;
+  size_t InFlight() const { return network_.size(); }
+  size_t ArmedTimers(const std::string& node) const;
+  bool HasLiveHandovers() const;
+  bool NicIdle(const std::string& bdf) const;  // no live handover of it anywhere
+  std::string RecordOwner(const std::string& bdf) const;
+  uint64_t RecordEpoch(const std::string& bdf) const;
+  std::optional<v1::Handover> FindHandover(const std::string& node, const std::string& id) const;
+  // Random-test helpers: act on the i-th (mod size) message in flight.
+  void DeliverAt(size_t index);
+  void DropAt(size_t index);
+  void DuplicateAt(size_t index);
+
+ private:
+  struct Node;
+  struct Nic;
+  // A PeerService request or its answer, in flight.
+  struct Message {
+    uint64_t id = 0;
+    std::string from, to;
+    bool is_request = true;
+    uint64_t call_id = 0;
+    uint64_t caller_incarnation = 0;  // the incarnation that made the call
+    PeerRequestBody request;
+    PeerResponseBody response;
+
+    const std::string& caller() const { return is_request ? from : to; }
+    std::string type() const;
+    std::string Describe() const;
+  };
+
+  Node& node(const std::string& id);
+  const Node& node(const std::string& id) const;
+  void Feed(Node& n, Event event);
+  void Pump(Node& n);
+  void HandleReady(Node& n, Ready ready);
+  void ExecuteOp(Node& n, const PlatformOp& op);
+  OpResult Apply(Node& n, const PlatformOp& op);
+  std::vector<Message> Take(const MessageFilter& filter);
+  void DeliverMessage(Message message);
+  void FailCall(const Message& message, absl::Status status);
+  void CheckInvariants();
+  void CheckPersisted(Node& n, const std::string& what, const std::string& handover_id,
+                      JournalRecord::Kind kind);
+  void Violation(const std::string& what);
+  std::string NodeOfApic(uint32_t apic) const;
+  std::vector<v1::QueueRingState> RingsOf(const Nic& nic) const;
+
+  TraceFn trace_;
+  Timeouts timeouts_;
+  std::vector<std::string> node_order_;
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+  std::map<std::string, std::unique_ptr<Nic>> nics_;
+  std::deque<Message> network_;  // in send order
+  uint64_t next_message_ = 1;
+  uint64_t next_token_ = 1;
+  std::vector<std::string> violations_;
+  std::map<std::string, uint64_t> last_record_epoch_;
+};
+
+}  // namespace testing
+}  // namespace protocol
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_DAEMON_PROTOCOL_TESTING_WORLD_H_
