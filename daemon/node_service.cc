@@ -3,14 +3,46 @@
 #include <future>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/node_info.h"
+#include "daemon/protocol/handover_machine.h"
 
 namespace nichandover {
 namespace daemon {
+namespace {
 
-NodeServiceImpl::NodeServiceImpl(const v1::DaemonConfig& config, PeerClient* peers)
-    : config_(config), peers_(peers), timeouts_(EffectiveTimeouts(config)) {}
+grpc::Status Invalid(const std::string& message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+}
+
+bool ValidRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string HandoverId(const std::string& id_or_name) {
+  absl::string_view id = id_or_name;
+  absl::ConsumePrefix(&id, "handovers/");
+  return std::string(id);
+}
+
+}  // namespace
+
+NodeServiceImpl::NodeServiceImpl(const v1::DaemonConfig& config, PeerClient* peers,
+                                 platform::Platform* platform, engine::NodeEngine* engine)
+    : config_(config),
+      peers_(peers),
+      platform_(platform),
+      engine_(engine),
+      timeouts_(EffectiveTimeouts(config)) {}
 
 grpc::Status NodeServiceImpl::ListNodes(grpc::ServerContext* context,
                                         const v1::ListNodesRequest* request,
@@ -52,6 +84,172 @@ grpc::Status NodeServiceImpl::ListNodes(grpc::ServerContext* context,
   }
   (void)context;
   return grpc::Status::OK;
+}
+
+absl::StatusOr<std::string> NodeServiceImpl::ResolveNic(const std::string& nic,
+                                                        const std::string& field) {
+  if (nic.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": is required"));
+  auto bdf = protocol::NormalizeBdf(nic, field);
+  if (bdf.ok()) {
+    if (platform_->inventory->GetNic(*bdf).ok()) return *bdf;
+    return absl::NotFoundError(
+        absl::StrCat(field, ": no NIC ", *bdf, " on node ", config_.node_id()));
+  }
+  // Not a BDF: maybe a netdev name ("eth0"). Interface names never contain
+  // ':' or '/', so anything with them was meant as a BDF and is malformed.
+  if (nic.find(':') != std::string::npos || nic.find('/') != std::string::npos ||
+      nic.size() > 15) {
+    return bdf.status();
+  }
+  auto nics = platform_->inventory->ListNics();
+  if (!nics.ok()) return nics.status();
+  for (const auto& info : *nics) {
+    if (info.netdev == nic) return info.bdf;
+  }
+  return absl::NotFoundError(absl::StrCat(field, ": '", nic,
+                                          "' is neither a BDF nor a network interface on node ",
+                                          config_.node_id()));
+}
+
+v1::Nic NodeServiceImpl::DescribeNic(const platform::NicInfo& info) {
+  v1::Nic nic;
+  nic.set_name(absl::StrCat("nics/", info.bdf));
+  nic.set_bdf(info.bdf);
+  nic.set_vendor_id(info.vendor_id);
+  nic.set_device_id(info.device_id);
+  nic.set_class_code(info.class_code);
+  nic.set_driver(info.driver);
+  nic.set_netdev(info.netdev);
+  *nic.mutable_interrupts() = info.interrupts;
+  // Name the node behind each destination APIC ID that this node knows.
+  std::map<uint32_t, std::string> apic_owner;
+  for (const auto& cpu : config_.cpus()) apic_owner[cpu.apic_id()] = config_.node_id();
+  for (const auto& [node, cpus] : peers_->KnownCpus()) {
+    for (uint32_t apic : cpus) apic_owner.emplace(apic, node);
+  }
+  for (auto& v : *nic.mutable_interrupts()->mutable_vectors()) {
+    if (v.route().remappable()) continue;
+    auto it = apic_owner.find(v.route().destination_apic_id());
+    if (it != apic_owner.end()) v.mutable_route()->set_destination_node(it->second);
+  }
+  if (auto record = platform_->arbiter->Read(info.bdf); record.ok()) {
+    *nic.mutable_ownership() = *record;
+  }
+  for (auto& id : engine_->RecentHandoverIds(info.bdf, 5)) nic.add_recent_handovers(id);
+  return nic;
+}
+
+grpc::Status NodeServiceImpl::ListNics(grpc::ServerContext*, const v1::ListNicsRequest*,
+                                       v1::ListNicsResponse* response) {
+  auto nics = platform_->inventory->ListNics();
+  if (!nics.ok()) return ToGrpcStatus(nics.status());
+  for (const auto& info : *nics) *response->add_nics() = DescribeNic(info);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::GetNic(grpc::ServerContext*, const v1::GetNicRequest* request,
+                                     v1::Nic* response) {
+  auto bdf = ResolveNic(request->nic(), "nic");
+  if (!bdf.ok()) return ToGrpcStatus(bdf.status());
+  auto info = platform_->inventory->GetNic(*bdf);
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  *response = DescribeNic(*info);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
+                                             const v1::CreateHandoverRequest* request,
+                                             v1::Handover* response) {
+  if (request->request_id().empty()) {
+    return Invalid("request_id: is required (any unique string; a retry reuses it)");
+  }
+  if (!ValidRequestId(request->request_id())) {
+    return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  if (request->target_node().empty()) return Invalid("target_node: is required");
+  if (request->timeout().seconds() < 0 || request->timeout().nanos() < 0) {
+    return Invalid("timeout: must not be negative");
+  }
+  v1::CreateHandoverRequest resolved = *request;
+  if (!request->nic().empty() && !protocol::NormalizeBdf(request->nic(), "nic").ok()) {
+    // A netdev name: the machine speaks BDFs.
+    auto bdf = ResolveNic(request->nic(), "nic");
+    if (!bdf.ok()) return ToGrpcStatus(bdf.status());
+    resolved.set_nic(*bdf);
+  }
+  auto handover = engine_->CreateHandover(resolved, timeouts_.peer_call + absl::Seconds(5));
+  if (!handover.ok()) return ToGrpcStatus(handover.status());
+  *response = *handover;
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::GetHandover(grpc::ServerContext*,
+                                          const v1::GetHandoverRequest* request,
+                                          v1::Handover* response) {
+  if (request->handover_id().empty()) return Invalid("handover_id: is required");
+  auto handover = engine_->GetHandover(HandoverId(request->handover_id()));
+  if (!handover.ok()) return ToGrpcStatus(handover.status());
+  *response = *handover;
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::ListHandovers(grpc::ServerContext*,
+                                            const v1::ListHandoversRequest* request,
+                                            v1::ListHandoversResponse* response) {
+  if (request->page_size() < 0) return Invalid("page_size: must not be negative");
+  size_t page_size = request->page_size() == 0 ? 50 : std::min(request->page_size(), 1000);
+  size_t offset = 0;
+  if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &offset)) {
+    return Invalid("page_token: not a token from a previous ListHandovers response");
+  }
+  std::string bdf;
+  if (!request->nic().empty()) {
+    auto resolved = ResolveNic(request->nic(), "nic");
+    if (!resolved.ok()) {
+      // History may name a NIC this node no longer sees: accept a plain BDF.
+      auto plain = protocol::NormalizeBdf(request->nic(), "nic");
+      if (!plain.ok()) return ToGrpcStatus(resolved.status());
+      resolved = *plain;
+    }
+    bdf = *resolved;
+  }
+  std::vector<v1::Handover> all = engine_->ListHandovers(bdf);
+  for (size_t i = offset; i < all.size() && i < offset + page_size; ++i) {
+    *response->add_handovers() = all[i];
+  }
+  if (offset + page_size < all.size()) {
+    response->set_next_page_token(std::to_string(offset + page_size));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
+                                            const v1::WatchHandoverRequest* request,
+                                            grpc::ServerWriter<v1::HandoverEvent>* writer) {
+  if (request->handover_id().empty()) return Invalid("handover_id: is required");
+  absl::Status s = engine_->Watch(
+      HandoverId(request->handover_id()),
+      [writer](const v1::HandoverEvent& event) { return writer->Write(event); },
+      [context] { return context->IsCancelled(); });
+  return ToGrpcStatus(s);
+}
+
+grpc::Status NodeServiceImpl::CancelHandover(grpc::ServerContext*,
+                                             const v1::CancelHandoverRequest* request,
+                                             v1::Handover* response) {
+  if (request->handover_id().empty()) return Invalid("handover_id: is required");
+  auto handover = engine_->CancelHandover(HandoverId(request->handover_id()), request->reason(),
+                                          absl::Seconds(5));
+  if (!handover.ok()) return ToGrpcStatus(handover.status());
+  *response = *handover;
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*, const v1::RecoverNicRequest*,
+                                         v1::RecoverNicResponse*) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "RecoverNic: operator recovery is not implemented in this version; the "
+                      "daemons finish or roll back stuck handovers themselves on restart");
 }
 
 }  // namespace daemon

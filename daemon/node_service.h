@@ -3,7 +3,9 @@
 #define NICHANDOVER_DAEMON_NODE_SERVICE_H_
 
 #include "daemon/config.h"
+#include "daemon/engine/node_engine.h"
 #include "daemon/peer_client.h"
+#include "daemon/platform/platform.h"
 #include "nichandover/v1/config.pb.h"
 #include "nichandover/v1/node_service.grpc.pb.h"
 
@@ -12,14 +14,43 @@ namespace daemon {
 
 class NodeServiceImpl final : public v1::NodeService::Service {
  public:
-  NodeServiceImpl(const v1::DaemonConfig& config, PeerClient* peers);
+  NodeServiceImpl(const v1::DaemonConfig& config, PeerClient* peers,
+                  platform::Platform* platform, engine::NodeEngine* engine);
 
   grpc::Status ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* request,
                          v1::ListNodesResponse* response) override;
+  grpc::Status ListNics(grpc::ServerContext* context, const v1::ListNicsRequest* request,
+                        v1::ListNicsResponse* response) override;
+  grpc::Status GetNic(grpc::ServerContext* context, const v1::GetNicRequest* request,
+                      v1::Nic* response) override;
+  grpc::Status CreateHandover(grpc::ServerContext* context,
+                              const v1::CreateHandoverRequest* request,
+                              v1::Handover* response) override;
+  grpc::Status GetHandover(grpc::ServerContext* context, const v1::GetHandoverRequest* request,
+                           v1::Handover* response) override;
+  grpc::Status ListHandovers(grpc::ServerContext* context,
+                             const v1::ListHandoversRequest* request,
+                             v1::ListHandoversResponse* response) override;
+  grpc::Status WatchHandover(grpc::ServerContext* context,
+                             const v1::WatchHandoverRequest* request,
+                             grpc::ServerWriter<v1::HandoverEvent>* writer) override;
+  grpc::Status CancelHandover(grpc::ServerContext* context,
+                              const v1::CancelHandoverRequest* request,
+                              v1::Handover* response) override;
+  grpc::Status RecoverNic(grpc::ServerContext* context, const v1::RecoverNicRequest* request,
+                          v1::RecoverNicResponse* response) override;
 
  private:
+  // The BDF a user's NIC name stands for: a BDF in either form, a resource
+  // name, or a netdev name on this node. INVALID_ARGUMENT / NOT_FOUND naming
+  // `field`.
+  absl::StatusOr<std::string> ResolveNic(const std::string& nic, const std::string& field);
+  v1::Nic DescribeNic(const platform::NicInfo& info);
+
   const v1::DaemonConfig& config_;
   PeerClient* peers_;
+  platform::Platform* platform_;
+  engine::NodeEngine* engine_;
   Timeouts timeouts_;
 };
 

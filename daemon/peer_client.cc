@@ -46,7 +46,18 @@ absl::StatusOr<v1::Node> PeerClient::Hello(const std::string& node_id, absl::Dur
   auto context = NewContext(timeout);
   grpc::Status status = stub->Hello(context.get(), request, &response);
   if (!status.ok()) return ToAbslStatus(status);
+  std::vector<uint32_t> apics;
+  for (const auto& cpu : response.node().cpus()) apics.push_back(cpu.apic_id());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    known_cpus_[node_id] = std::move(apics);
+  }
   return response.node();
+}
+
+std::map<std::string, std::vector<uint32_t>> PeerClient::KnownCpus() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return known_cpus_;
 }
 
 absl::Status ToAbslStatus(const grpc::Status& status) {

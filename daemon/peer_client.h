@@ -2,7 +2,10 @@
 #ifndef NICHANDOVER_DAEMON_PEER_CLIENT_H_
 #define NICHANDOVER_DAEMON_PEER_CLIENT_H_
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -25,13 +28,18 @@ class PeerClient {
   // A context for a call to a peer: identity, secret and deadline set.
   std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) const;
 
-  // PeerService.Hello: the peer's self-description.
+  // PeerService.Hello: the peer's self-description (its CPUs are remembered).
   absl::StatusOr<v1::Node> Hello(const std::string& node_id, absl::Duration timeout);
+
+  // The APIC IDs of each peer as its last successful Hello described them.
+  std::map<std::string, std::vector<uint32_t>> KnownCpus() const;
 
  private:
   std::string self_;
   PeerAuth auth_;
   absl::flat_hash_map<std::string, std::unique_ptr<v1::PeerService::Stub>> stubs_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<uint32_t>> known_cpus_;
 };
 
 // grpc::Status → absl::Status, keeping code and message.

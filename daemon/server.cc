@@ -12,6 +12,7 @@
 #include "common/address.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "daemon/platform/factory.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -75,8 +76,36 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(v1::DaemonConfig config) {
   NH_ASSIGN_OR_RETURN(PeerAuth auth, PeerAuth::FromConfig(d->config_));
   d->auth_ = std::make_unique<PeerAuth>(std::move(auth));
   d->peers_ = std::make_unique<PeerClient>(d->config_, *d->auth_);
-  d->node_service_ = std::make_unique<NodeServiceImpl>(d->config_, d->peers_.get());
-  d->peer_service_ = std::make_unique<PeerServiceImpl>(d->config_, d->auth_.get());
+
+  NH_ASSIGN_OR_RETURN(platform::Platform platform, platform::MakePlatform(d->config_));
+  d->platform_ = std::make_unique<platform::Platform>(std::move(platform));
+  NH_RETURN_IF_ERROR(MakeDirs(d->config_.state_dir()));
+  const std::string journal_path = d->config_.state_dir() + "/journal";
+  journal::RecoveredJournal recovered;
+  NH_ASSIGN_OR_RETURN(d->journal_, journal::FileJournal::Open(journal_path, &recovered));
+  if (recovered.truncated_bytes > 0) {
+    NH_LOG(WARNING) << journal_path << ": dropped a torn last record (" << recovered.truncated_bytes
+                    << " bytes at offset " << recovered.truncated_at << ")";
+  }
+  d->transport_ = std::make_unique<GrpcPeerTransport>(d->peers_.get());
+  engine::NodeEngine::Options options;
+  options.node_id = d->config_.node_id();
+  for (const auto& peer : d->config_.peers()) options.peers.push_back(peer.node_id());
+  const Timeouts t = EffectiveTimeouts(d->config_);
+  options.timeouts.peer_call = t.peer_call;
+  options.timeouts.quiesce = t.quiesce;
+  options.timeouts.reroute = t.reroute;
+  options.timeouts.attach = t.attach;
+  options.timeouts.handover = t.handover;
+  options.platform = d->platform_.get();
+  options.journal = d->journal_.get();
+  options.transport = d->transport_.get();
+  NH_ASSIGN_OR_RETURN(d->engine_, engine::NodeEngine::Start(options, recovered.records));
+
+  d->node_service_ = std::make_unique<NodeServiceImpl>(d->config_, d->peers_.get(),
+                                                       d->platform_.get(), d->engine_.get());
+  d->peer_service_ =
+      std::make_unique<PeerServiceImpl>(d->config_, d->auth_.get(), d->engine_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -125,6 +154,8 @@ void Daemon::Shutdown(absl::Duration grace) {
   if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  // After the server: no RPC handler waits on the engine any more.
+  engine_->Stop();
   for (const auto& path : unix_paths_) ::unlink(path.c_str());
 }
 

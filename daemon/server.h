@@ -9,7 +9,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/engine/node_engine.h"
+#include "daemon/grpc_peer_transport.h"
+#include "daemon/journal/file_journal.h"
 #include "daemon/node_service.h"
+#include "daemon/platform/platform.h"
 #include "daemon/peer_auth.h"
 #include "daemon/peer_client.h"
 #include "daemon/peer_service.h"
@@ -21,7 +25,8 @@ namespace daemon {
 
 class Daemon {
  public:
-  // Binds every listen address (removing a stale unix socket left by a
+  // Opens the journal (state_dir/journal), builds the platform backend,
+  // recovers the handover engine, then binds every listen address (removing a stale unix socket left by a
   // crashed daemon, refusing one a live daemon serves) and starts serving.
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(v1::DaemonConfig config);
 
@@ -40,6 +45,10 @@ class Daemon {
   v1::DaemonConfig config_;
   std::unique_ptr<PeerAuth> auth_;
   std::unique_ptr<PeerClient> peers_;
+  std::unique_ptr<platform::Platform> platform_;
+  std::unique_ptr<journal::FileJournal> journal_;
+  std::unique_ptr<GrpcPeerTransport> transport_;
+  std::unique_ptr<engine::NodeEngine> engine_;
   std::unique_ptr<NodeServiceImpl> node_service_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<grpc::Server> server_;

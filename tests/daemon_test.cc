@@ -213,12 +213,21 @@ TEST(DaemonTest, RestartAfterCrashReplacesStaleSocket) {
   EXPECT_NE(cluster.process(0).Stderr().find("removing stale socket"), std::string::npos);
 }
 
-TEST(DaemonTest, SecondDaemonOnALiveSocketIsRefused) {
+TEST(DaemonTest, SecondDaemonOnTheSameNodeIsRefused) {
   DaemonCluster cluster({{"node0", {{0, 0}}}});
   ASSERT_TRUE(cluster.Start(0).ok());
+  // Same state directory: the journal is locked.
   auto result = RunCommand(
       {RunfilePath("daemon/nichandoverd"), "--config", cluster.config_path(0)}, cluster.dir(),
       {}, absl::Seconds(10));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.err.find("is in use by another process"), std::string::npos) << result.err;
+  // Another state directory but the same socket: the live socket is kept.
+  const std::string other = cluster.dir() + "/other.conf";
+  testing::WriteFile(other, absl::StrReplaceAll(testing::ReadFile(cluster.config_path(0)),
+                                                {{"node0.state", "other.state"}}));
+  result = RunCommand({RunfilePath("daemon/nichandoverd"), "--config", other}, cluster.dir(), {},
+                      absl::Seconds(10));
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE(result.err.find("another process is serving"), std::string::npos) << result.err;
   EXPECT_TRUE(IsServing(cluster.socket_address(0))) << "the first daemon must be unharmed";

@@ -21,7 +21,7 @@ using ::nichandover::testing::RunfilePath;
 class NicctlTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(cluster_.StartAll().ok()); }
-  DaemonCluster cluster_{{{"node0", {{0, 0}, {1, 2}}}, {"node1", {{0, 4}}}}};
+  DaemonCluster cluster_{std::vector<testing::NodeSpec>{{"node0", {{0, 0}, {1, 2}}}, {"node1", {{0, 4}}}}};
 };
 
 TEST_F(NicctlTest, NodesPrintsAlignedTable) {

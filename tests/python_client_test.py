@@ -26,6 +26,8 @@ from nichandover.v1 import resources_pb2  # noqa: E402
 
 DAEMON = os.path.join(RUNFILES, "daemon", "nichandoverd")
 EXAMPLE = os.path.join(RUNFILES, "examples", "orchestrator", "orchestrator.py")
+FAKE_MACHINE = os.path.join(RUNFILES, "daemon", "platform", "fake", "fake_machine")
+NIC = "0000:03:00.0"
 
 
 def free_port():
@@ -51,6 +53,14 @@ class Cluster:
                     f'state_dir: "{self.dir}/{node}"\n')
             with open(self.conf(i), "w") as f:
                 f.write(conf)
+        # The fake machine both daemons share: one MSI-X NIC owned by node0.
+        with open(f"{self.dir}/machine.spec", "w") as f:
+            f.write('nodes { node_id: "node0" cpus { cpu: 0 apic_id: 0 } }\n'
+                    'nodes { node_id: "node1" cpus { cpu: 0 apic_id: 2 } }\n'
+                    f'nics {{ bdf: "{NIC}" vector_count: 2 owner_node: "node0" '
+                    'default_driver: "e1000e" }\n')
+        subprocess.run([FAKE_MACHINE, "create", "--state", f"{self.dir}/machine.state",
+                        "--spec", f"{self.dir}/machine.spec"], check=True)
 
     def sock(self, i):
         return f"{self.dir}/node{i}.sock"
@@ -116,6 +126,33 @@ class OrchestratorTest(unittest.TestCase):
         doc = json.loads(out.stdout)
         self.assertEqual(doc[0]["node_id"], "node0")
         self.assertEqual(doc[1]["state"], "NODE_STATE_REACHABLE")
+
+    def test_handover_through_the_api(self):
+        orch = orchestrator.Orchestrator(f"unix:{self.cluster.sock(0)}")
+        try:
+            nics = list(orch.nics())
+            self.assertEqual([n.bdf for n in nics], [NIC])
+            self.assertEqual(nics[0].ownership.owner_node, "node0")
+            handover = orch.handover(NIC, "node1", request_id="py-1")
+            # A retry with the same request_id is the same handover.
+            self.assertEqual(orch.handover(NIC, "node1", request_id="py-1").handover_id,
+                             handover.handover_id)
+            phases = [e.phase for e in orch.watch(handover.handover_id)]
+            self.assertEqual(phases[-1], resources_pb2.HANDOVER_PHASE_COMMITTED)
+        finally:
+            orch.close()
+        orch = orchestrator.Orchestrator(f"unix:{self.cluster.sock(1)}")
+        try:
+            nic = list(orch.nics())[0]
+            self.assertEqual(nic.ownership.owner_node, "node1")
+            self.assertEqual(nic.ownership.epoch, 2)
+            # Bad input comes back as INVALID_ARGUMENT naming the field.
+            with self.assertRaises(grpc.RpcError) as ctx:
+                orch.handover(NIC, "node1", request_id="py-2")
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("target_node", ctx.exception.details())
+        finally:
+            orch.close()
 
     def test_unreachable_server_is_unavailable(self):
         orch = orchestrator.Orchestrator(f"unix:{self.cluster.dir}/nobody.sock", timeout=2)

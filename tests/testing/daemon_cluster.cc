@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -22,8 +23,9 @@ bool IsServing(const std::string& address, const std::string& service, absl::Dur
          resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
 
-DaemonCluster::DaemonCluster(std::vector<NodeSpec> nodes, std::string platform_block)
-    : nodes_(std::move(nodes)), dir_(MakeTempDir("nhc")) {
+DaemonCluster::DaemonCluster(ClusterOptions options)
+    : nodes_(std::move(options.nodes)), dir_(MakeTempDir("nhc")) {
+  std::string platform_block = options.platform_block;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     ports_.push_back(PickFreePort());
     processes_.push_back(nullptr);
@@ -42,9 +44,34 @@ DaemonCluster::DaemonCluster(std::vector<NodeSpec> nodes, std::string platform_b
       absl::StrAppend(&conf, "cpus { cpu: ", cpu, " apic_id: ", apic, " }\n");
     }
     absl::StrAppend(&conf, "platform { ", platform_block, " }\n", "state_dir: \"", dir_, "/",
-                    nodes_[i].node_id, ".state\"\n");
+                    nodes_[i].node_id, ".state\"\n", options.extra_config, "\n");
     WriteFile(config_path(i), conf);
   }
+  if (absl::StartsWith(platform_block, "fake")) {
+    std::string spec;
+    for (const auto& node : nodes_) {
+      absl::StrAppend(&spec, "nodes { node_id: \"", node.node_id, "\"");
+      for (const auto& [cpu, apic] : node.cpus) {
+        absl::StrAppend(&spec, " cpus { cpu: ", cpu, " apic_id: ", apic, " }");
+      }
+      absl::StrAppend(&spec, " }\n");
+    }
+    absl::StrAppend(&spec, options.fake_nics, "\n");
+    WriteFile(dir_ + "/machine.spec", spec);
+    CommandResult r = FakeMachine({"create", "--spec", dir_ + "/machine.spec"});
+    if (r.exit_code != 0) {
+      std::fprintf(stderr, "fake_machine create failed: %s %s\n", r.out.c_str(), r.err.c_str());
+      std::abort();
+    }
+  }
+}
+
+CommandResult DaemonCluster::FakeMachine(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {RunfilePath("daemon/platform/fake/fake_machine")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("--state");
+  argv.push_back(machine_path());
+  return RunCommand(argv, dir_);
 }
 
 DaemonCluster::~DaemonCluster() {

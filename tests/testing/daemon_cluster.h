@@ -19,13 +19,31 @@ struct NodeSpec {
   std::vector<std::pair<int, int>> cpus;  // (cpu, apic_id)
 };
 
+// One NIC of the fake machine: an e1000e-like MSI-X function owned by node0.
+inline constexpr char kDefaultFakeNics[] =
+    "nics { bdf: \"0000:03:00.0\" vendor_id: 0x8086 device_id: 0x10d3 class_code: 0x020000 "
+    "queue_count: 1 mode: INTERRUPT_MODE_MSIX vector_count: 3 owner_node: \"node0\" "
+    "default_driver: \"e1000e\" }";
+
+struct ClusterOptions {
+  std::vector<NodeSpec> nodes;
+  // The body of each config's platform field; "{dir}" becomes the cluster
+  // directory.
+  std::string platform_block = "fake { state_path: \"{dir}/machine.state\" }";
+  // With the fake platform: the machine's NICs (FakeNicSpec text, see
+  // daemon/platform/fake/machine_state.proto). The machine file is created
+  // from the nodes (their CPUs) and these NICs by the fake_machine tool.
+  std::string fake_nics = kDefaultFakeNics;
+  // Appended to every node's config (e.g. "timeouts { ... }").
+  std::string extra_config;
+};
+
 class DaemonCluster {
  public:
-  // Writes one config per node into a fresh directory. `platform_block` is
-  // the text of the config's platform field body; "{dir}" in it is replaced
-  // by the cluster directory.
-  DaemonCluster(std::vector<NodeSpec> nodes,
-                std::string platform_block = "fake { state_path: \"{dir}/machine.state\" }");
+  // Writes one config per node into a fresh directory (and the fake machine).
+  explicit DaemonCluster(ClusterOptions options);
+  explicit DaemonCluster(std::vector<NodeSpec> nodes)
+      : DaemonCluster(ClusterOptions{std::move(nodes)}) {}
   ~DaemonCluster();
 
   const std::string& dir() const { return dir_; }
@@ -42,6 +60,11 @@ class DaemonCluster {
   absl::StatusOr<int> Stop(int i, int sig);
   Subprocess& process(int i) { return *processes_[i]; }
   bool running(int i) const;
+
+  // Runs the fake_machine tool on the cluster's machine file:
+  // FakeMachine({"set-fault", "--op", "quiesce", "--node", "node0", "--hang"}).
+  CommandResult FakeMachine(const std::vector<std::string>& args);
+  std::string machine_path() const { return dir_ + "/machine.state"; }
 
   // Runs nicctl against node i.
   CommandResult Nicctl(int i, const std::vector<std::string>& args,

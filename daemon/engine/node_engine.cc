@@ -1,0 +1,572 @@
+#include "daemon/engine/node_engine.h"
+
+#include <algorithm>
+#include <queue>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "daemon/protocol/format.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace nichandover {
+namespace engine {
+
+using protocol::Event;
+using protocol::OpKind;
+using protocol::OpResult;
+using protocol::PeerRequestBody;
+using protocol::PeerResponseBody;
+using protocol::PlatformOp;
+using protocol::Ready;
+
+// Events for the protocol thread. Shared with worker threads, which may
+// outlive the engine (a hung platform call): they post into a closed mailbox
+// harmlessly.
+struct Mailbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Event> events;
+  bool closed = false;
+
+  void Post(Event event) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (closed) return;
+    events.push_back(std::move(event));
+    cv.notify_one();
+  }
+};
+
+// What an RPC handler waits for: the machine's answer to its request.
+struct PendingAnswer {
+  bool done = false;
+  absl::StatusOr<v1::Handover> handover = absl::UnknownError("no answer");
+  PeerResponseBody peer;
+};
+
+// Fires timer ids into the mailbox at their deadlines.
+class TimerQueue {
+ public:
+  explicit TimerQueue(std::shared_ptr<Mailbox> mailbox)
+      : mailbox_(std::move(mailbox)), thread_([this] { Run(); }) {}
+  ~TimerQueue() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+  }
+  void Arm(uint64_t id, absl::Duration after) {
+    std::lock_guard<std::mutex> lock(mu_);
+    deadlines_.emplace(absl::Now() + after, id);
+    cv_.notify_all();
+  }
+  void Cancel(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = deadlines_.begin(); it != deadlines_.end(); ++it) {
+      if (it->second == id) {
+        deadlines_.erase(it);
+        return;
+      }
+    }
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (deadlines_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      auto first = deadlines_.begin();
+      absl::Time now = absl::Now();
+      if (first->first <= now) {
+        uint64_t id = first->second;
+        deadlines_.erase(first);
+        lock.unlock();
+        mailbox_->Post(protocol::TimerFiredEvent{id});
+        lock.lock();
+        continue;
+      }
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(first->first - now));
+    }
+  }
+
+  std::shared_ptr<Mailbox> mailbox_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<absl::Time, uint64_t> deadlines_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+namespace {
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  ts.set_seconds(nanos / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return ts;
+}
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t nanos = absl::ToInt64Nanoseconds(d);
+  out.set_seconds(nanos / 1000000000);
+  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return out;
+}
+
+// Runs one platform call; the machine's op kinds map 1:1 onto the interfaces.
+OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
+  OpResult r;
+  switch (op.kind) {
+    case OpKind::kReadRecord: {
+      auto rec = p.arbiter->Read(op.bdf);
+      r.status = rec.status();
+      if (rec.ok()) r.record = *rec;
+      break;
+    }
+    case OpKind::kCompareAndSwap: {
+      auto rec = p.arbiter->CompareAndSwap(op.bdf, op.expected, op.desired);
+      r.status = rec.status();
+      if (rec.ok()) r.record = *rec;
+      break;
+    }
+    case OpKind::kWriteHandoffRings:
+      r.status = p.arbiter->WriteHandoffRings(op.bdf, op.epoch, op.rings);
+      break;
+    case OpKind::kReadHandoffRings: {
+      auto rings = p.arbiter->ReadHandoffRings(op.bdf, op.epoch);
+      r.status = rings.status();
+      if (rings.ok()) r.rings = *rings;
+      break;
+    }
+    case OpKind::kQuiesce: {
+      auto q = p.hook->Quiesce(op.bdf, op.epoch, op.timeout);
+      r.status = q.status();
+      if (q.ok()) r.quiesce = *q;
+      break;
+    }
+    case OpKind::kResume:
+      r.status = p.hook->Resume(op.bdf, op.epoch);
+      break;
+    case OpKind::kAttach:
+      r.status = p.hook->Attach(op.bdf, op.epoch, op.rings);
+      break;
+    case OpKind::kRelease:
+      r.status = p.hook->Release(op.bdf, op.epoch);
+      break;
+    case OpKind::kReadMessages: {
+      auto m = p.router->ReadMessages(op.bdf);
+      r.status = m.status();
+      if (m.ok()) r.messages = *m;
+      break;
+    }
+    case OpKind::kReroute: {
+      auto m = p.router->Reroute(op.bdf, op.epoch, op.messages);
+      r.status = m.status();
+      if (m.ok()) r.messages = *m;
+      break;
+    }
+    case OpKind::kRestore:
+      r.status = p.router->Restore(op.bdf, op.epoch, op.messages);
+      break;
+    case OpKind::kReserveMessages: {
+      auto m = p.router->ReserveTargetMessages(op.bdf, op.epoch, op.count);
+      r.status = m.status();
+      if (m.ok()) r.messages = *m;
+      break;
+    }
+    case OpKind::kReleaseReservation:
+      r.status = p.router->ReleaseReservation(op.bdf, op.epoch);
+      break;
+  }
+  return r;
+}
+
+}  // namespace
+
+NodeEngine::NodeEngine(Options options)
+    : options_(std::move(options)), mailbox_(std::make_shared<Mailbox>()) {}
+
+absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
+    Options options, const std::vector<std::string>& journal_records) {
+  std::unique_ptr<NodeEngine> engine(new NodeEngine(std::move(options)));
+  platform::Platform& p = *engine->options_.platform;
+
+  // What the machine is made of, read before the machine sees anything: the
+  // record decides, the kernel state is brought in line with it.
+  auto nics = p.inventory->ListNics();
+  if (!nics.ok()) {
+    return absl::Status(nics.status().code(),
+                        absl::StrCat("inventory: ", nics.status().message()));
+  }
+  protocol::RecoverEvent recover;
+  for (const auto& nic : *nics) {
+    auto record = p.arbiter->Read(nic.bdf);
+    if (record.ok()) {
+      recover.records[nic.bdf] = *record;
+    } else if (record.status().code() != absl::StatusCode::kNotFound) {
+      return absl::Status(record.status().code(),
+                          absl::StrCat("arbiter: reading the record of ", nic.bdf, ": ",
+                                       record.status().message()));
+    }
+    auto hook = p.hook->Status(nic.bdf);
+    if (hook.ok()) {
+      recover.hooks[nic.bdf] = *hook;
+    } else {
+      return absl::Status(hook.status().code(),
+                          absl::StrCat("hook: status of ", nic.bdf, ": ", hook.status().message()));
+    }
+  }
+  for (size_t i = 0; i < journal_records.size(); ++i) {
+    protocol::JournalRecord record;
+    if (!record.ParseFromString(journal_records[i])) {
+      return absl::DataLossError(
+          absl::StrCat("journal record ", i, " does not parse as a protocol record"));
+    }
+    recover.journal.push_back(std::move(record));
+  }
+
+  protocol::MachineConfig config;
+  config.node_id = engine->options_.node_id;
+  config.peers = engine->options_.peers;
+  config.nics = *nics;
+  config.timeouts = engine->options_.timeouts;
+  engine->machine_ = std::make_unique<protocol::HandoverMachine>(std::move(config));
+  NH_LOG(INFO) << "recovering: " << recover.journal.size() << " journal records, "
+               << recover.records.size() << " ownership records, " << nics->size() << " NICs";
+  engine->timers_ = std::make_unique<TimerQueue>(engine->mailbox_);
+  engine->mailbox_->Post(std::move(recover));
+  engine->loop_ = std::thread([e = engine.get()] { e->Loop(); });
+  return engine;
+}
+
+NodeEngine::~NodeEngine() { Stop(); }
+
+void NodeEngine::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mailbox_->mu);
+    if (mailbox_->closed) return;
+    mailbox_->closed = true;
+    mailbox_->cv.notify_all();
+  }
+  if (loop_.joinable()) loop_.join();
+  timers_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  changed_.notify_all();
+}
+
+uint64_t NodeEngine::NextToken() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_token_++;
+}
+
+void NodeEngine::Post(Event event) { mailbox_->Post(std::move(event)); }
+
+void NodeEngine::Loop() {
+  while (true) {
+    Event event;
+    {
+      std::unique_lock<std::mutex> lock(mailbox_->mu);
+      mailbox_->cv.wait(lock, [&] { return mailbox_->closed || !mailbox_->events.empty(); });
+      if (mailbox_->closed) return;
+      event = std::move(mailbox_->events.front());
+      mailbox_->events.pop_front();
+    }
+    Ready ready;
+    {
+      std::lock_guard<std::mutex> lock(machine_mu_);
+      machine_->Step(std::move(event));
+      ready = machine_->TakeReady();
+    }
+    if (!ready.empty()) Execute(std::move(ready));
+  }
+}
+
+void NodeEngine::Execute(Ready ready) {
+  // The persistence rule: the intent is durable before anything it announces.
+  if (!ready.records.empty()) {
+    std::vector<std::string> bytes;
+    bytes.reserve(ready.records.size());
+    for (const auto& r : ready.records) bytes.push_back(r.SerializeAsString());
+    absl::Status s = options_.journal->Append(bytes);
+    if (s.ok()) s = options_.journal->Sync();
+    // Acting on an intent that is not durable could let a restart forget a
+    // CAS it made; stopping is the only safe answer (the record and the
+    // kernel state survive, and recovery resumes from them).
+    NH_CHECK(s.ok()) << "journal write failed, cannot act safely: " << s.message();
+  }
+  for (uint64_t id : ready.cancel_timers) timers_->Cancel(id);
+  for (const auto& t : ready.timers) timers_->Arm(t.timer_id, t.after);
+  for (const auto& op : ready.ops) RunOp(op);
+  for (const auto& send : ready.sends) {
+    std::shared_ptr<Mailbox> mailbox = mailbox_;
+    uint64_t call_id = send.call_id;
+    options_.transport->Send(send.to_node, send.body, send.deadline,
+                             [mailbox, call_id](absl::StatusOr<PeerResponseBody> answer) {
+                               protocol::PeerResponseEvent event;
+                               event.call_id = call_id;
+                               event.status = answer.status();
+                               if (answer.ok()) event.body = std::move(*answer);
+                               mailbox->Post(std::move(event));
+                             });
+  }
+  Publish(ready.updates);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& a : ready.answers) {
+      auto it = pending_.find(a.request_token);
+      if (it == pending_.end()) continue;  // the caller gave up waiting
+      it->second->handover = a.handover.ok() ? absl::StatusOr<v1::Handover>(Stamp(*a.handover))
+                                             : a.handover;
+      it->second->done = true;
+    }
+    for (auto& a : ready.peer_answers) {
+      auto it = pending_.find(a.call_token);
+      if (it == pending_.end()) continue;
+      it->second->peer = std::move(a.body);
+      it->second->done = true;
+    }
+    changed_.notify_all();
+  }
+  // Keep the journal bounded: the machine can always describe its state in
+  // one record per known handover.
+  if (options_.journal->Stats().records > options_.compact_after_records) {
+    std::vector<std::string> live;
+    {
+      std::lock_guard<std::mutex> lock(machine_mu_);
+      for (const auto& r : machine_->CompactedJournal()) live.push_back(r.SerializeAsString());
+    }
+    absl::Status s = options_.journal->Compact(live);
+    NH_CHECK(s.ok()) << "journal compaction failed: " << s.message();
+    NH_LOG(INFO) << "journal compacted to " << live.size() << " records";
+  }
+}
+
+void NodeEngine::RunOp(const PlatformOp& op) {
+  // Each call on its own thread: a call may block (a quiesce waits for the
+  // driver) or hang (a broken kernel); the machine bounds it with a timer,
+  // and a late result is dropped by the machine as stale.
+  std::shared_ptr<Mailbox> mailbox = mailbox_;
+  platform::Platform* p = options_.platform;
+  std::thread([mailbox, p, op] {
+    OpResult result = CallPlatform(*p, op);
+    if (!result.status.ok()) {
+      NH_LOG(DEBUG) << protocol::OpKindName(op.kind) << " " << op.bdf << " failed: "
+                    << result.status;
+    }
+    mailbox->Post(protocol::OpDoneEvent{op.op_id, std::move(result)});
+  }).detach();
+}
+
+v1::Handover NodeEngine::Stamp(v1::Handover h) {
+  // Called with mu_ held.
+  const absl::Time now = absl::Now();
+  const std::string& id = h.handover_id();
+  auto created = created_.emplace(id, now).first->second;
+  if (!h.has_create_time()) *h.mutable_create_time() = ToProto(created);
+  auto& starts = phase_starts_[id];
+  while (starts.size() < static_cast<size_t>(h.phases_size())) starts.push_back(now);
+  for (int i = 0; i < h.phases_size(); ++i) {
+    auto* phase = h.mutable_phases(i);
+    if (!phase->has_start_time()) *phase->mutable_start_time() = ToProto(starts[i]);
+    bool last = i + 1 == h.phases_size();
+    if (!last || h.done()) {
+      absl::Time end = last ? now : starts[i + 1];
+      if (!phase->has_end_time()) *phase->mutable_end_time() = ToProto(end);
+      if (!phase->has_duration()) *phase->mutable_duration() = ToProto(end - starts[i]);
+    }
+  }
+  *h.mutable_update_time() = ToProto(now);
+  if (h.done() && !h.has_end_time()) *h.mutable_end_time() = ToProto(now);
+  return h;
+}
+
+void NodeEngine::Publish(const std::vector<v1::Handover>& updates) {
+  if (updates.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& update : updates) {
+    const std::string& id = update.handover_id();
+    // A finished handover keeps its stamped times.
+    auto prev = latest_.find(id);
+    if (prev != latest_.end() && prev->second.done()) continue;
+    v1::Handover stamped = Stamp(update);
+    v1::HandoverEvent event;
+    *event.mutable_handover() = stamped;
+    event.set_phase(stamped.phase());
+    *event.mutable_time() = stamped.update_time();
+    if (stamped.phases_size() > 0) {
+      event.set_message(stamped.phases(stamped.phases_size() - 1).detail());
+    }
+    if (stamped.done() && stamped.has_error() && !stamped.error().message().empty()) {
+      event.set_message(stamped.error().message());
+    }
+    auto& log = events_[id];
+    // A watcher only needs phase changes and the end, not every snapshot.
+    if (log.empty() || log.back().phase() != event.phase() || stamped.done()) {
+      log.push_back(event);
+    } else {
+      log.back() = event;
+    }
+    latest_[id] = std::move(stamped);
+  }
+  changed_.notify_all();
+}
+
+absl::StatusOr<v1::Handover> NodeEngine::CreateHandover(const v1::CreateHandoverRequest& request,
+                                                        absl::Duration wait) {
+  protocol::CreateHandoverEvent event;
+  event.request_token = NextToken();
+  // Unique across restarts and nodes: node, wall-clock time, token.
+  event.handover_id = absl::StrCat(options_.node_id, "-", absl::ToUnixMicros(absl::Now()), "-",
+                                   event.request_token);
+  event.request_id = request.request_id();
+  event.nic = request.nic();
+  event.target_node = request.target_node();
+  if (request.has_timeout()) {
+    event.timeout = absl::Seconds(request.timeout().seconds()) +
+                    absl::Nanoseconds(request.timeout().nanos());
+  }
+  auto pending = std::make_shared<PendingAnswer>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[event.request_token] = pending;
+  }
+  uint64_t token = event.request_token;
+  Post(std::move(event));
+  std::unique_lock<std::mutex> lock(mu_);
+  bool answered = changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
+                                    [&] { return pending->done || stopped_; });
+  pending_.erase(token);
+  if (!answered || !pending->done) {
+    return absl::UnavailableError("the daemon did not take the request in time; retry with "
+                                  "the same request_id");
+  }
+  return pending->handover;
+}
+
+absl::StatusOr<v1::Handover> NodeEngine::CancelHandover(const std::string& handover_id,
+                                                        const std::string& reason,
+                                                        absl::Duration wait) {
+  protocol::CancelHandoverEvent event;
+  event.request_token = NextToken();
+  event.handover_id = handover_id;
+  event.reason = reason;
+  auto pending = std::make_shared<PendingAnswer>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[event.request_token] = pending;
+  }
+  uint64_t token = event.request_token;
+  Post(std::move(event));
+  std::unique_lock<std::mutex> lock(mu_);
+  bool answered = changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
+                                    [&] { return pending->done || stopped_; });
+  pending_.erase(token);
+  if (!answered || !pending->done) {
+    return absl::UnavailableError("the daemon did not take the cancel in time; retry");
+  }
+  return pending->handover;
+}
+
+absl::StatusOr<v1::Handover> NodeEngine::GetHandover(const std::string& handover_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = latest_.find(handover_id);
+    if (it != latest_.end()) return it->second;
+  }
+  std::lock_guard<std::mutex> lock(machine_mu_);
+  return machine_->GetHandover(handover_id);
+}
+
+std::vector<v1::Handover> NodeEngine::ListHandovers(const std::string& bdf) {
+  std::vector<v1::Handover> list;
+  {
+    std::lock_guard<std::mutex> lock(machine_mu_);
+    list = machine_->ListHandovers(bdf);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& h : list) {
+    auto it = latest_.find(h.handover_id());
+    if (it != latest_.end()) h = it->second;
+  }
+  return list;
+}
+
+std::vector<std::string> NodeEngine::RecentHandoverIds(const std::string& bdf, size_t limit) {
+  std::vector<std::string> ids;
+  std::lock_guard<std::mutex> lock(machine_mu_);
+  for (const auto& h : machine_->ListHandovers(bdf)) {
+    if (ids.size() >= limit) break;
+    ids.push_back(h.handover_id());
+  }
+  return ids;
+}
+
+absl::Status NodeEngine::Watch(const std::string& handover_id,
+                               const std::function<bool(const v1::HandoverEvent&)>& emit,
+                               const std::function<bool()>& cancelled) {
+  absl::StatusOr<v1::Handover> current = GetHandover(handover_id);
+  if (!current.ok()) return current.status();
+  v1::HandoverEvent first;
+  *first.mutable_handover() = *current;
+  first.set_phase(current->phase());
+  *first.mutable_time() = current->update_time();
+  first.set_message("current state");
+  if (!emit(first) || current->done()) return absl::OkStatus();
+  size_t next = 0;
+  {
+    // Skip events already reflected in the first one.
+    std::lock_guard<std::mutex> lock(mu_);
+    next = events_[handover_id].size();
+  }
+  while (true) {
+    std::vector<v1::HandoverEvent> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait_for(lock, std::chrono::milliseconds(200), [&] {
+        return stopped_ || events_[handover_id].size() > next;
+      });
+      if (stopped_) return absl::UnavailableError("the daemon is shutting down");
+      const auto& log = events_[handover_id];
+      for (; next < log.size(); ++next) batch.push_back(log[next]);
+    }
+    for (const auto& e : batch) {
+      if (!emit(e)) return absl::OkStatus();
+      if (e.handover().done()) return absl::OkStatus();
+    }
+    if (cancelled()) return absl::CancelledError("the client went away");
+  }
+}
+
+absl::StatusOr<PeerResponseBody> NodeEngine::HandlePeerRequest(const std::string& from_node,
+                                                               PeerRequestBody body,
+                                                               absl::Duration wait) {
+  protocol::PeerRequestEvent event;
+  event.call_token = NextToken();
+  event.from_node = from_node;
+  event.body = std::move(body);
+  auto pending = std::make_shared<PendingAnswer>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[event.call_token] = pending;
+  }
+  uint64_t token = event.call_token;
+  Post(std::move(event));
+  std::unique_lock<std::mutex> lock(mu_);
+  bool answered = changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
+                                    [&] { return pending->done || stopped_; });
+  pending_.erase(token);
+  if (!answered || !pending->done) {
+    return absl::UnavailableError("the node did not answer in time");
+  }
+  return pending->peer;
+}
+
+}  // namespace engine
+}  // namespace nichandover

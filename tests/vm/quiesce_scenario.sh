@@ -1,0 +1,110 @@
+#!/bin/sh
+# Guest side of the quiesce VM test (busybox sh, run by the image's /init).
+#
+# Runs traffic to the host peer (10.0.2.2/10.0.2.3), quiesces the e1000e NIC
+# through the hook module for longer than the TX watchdog, resumes, moves the
+# NIC's interrupts, and prints what it measured as "NH_EVIDENCE key=value"
+# lines. It asserts nothing itself: the host test decides (one JUnit
+# testcase per property), so a failure shows the measured values.
+IF=eth0
+T=/sys/kernel/tracing
+EPOCH=1
+QUIESCE_SECONDS=${NH_QUIESCE_SECONDS:-8}
+
+ev() { echo "NH_EVIDENCE $1=$2"; }
+stat() { cat "/sys/class/net/$IF/statistics/$1"; }
+# Sum of the NIC's interrupt counts on CPU column $1 (0-based), all vectors.
+irqs_on_cpu() {
+  awk -v col=$(($1 + 2)) -v ifname="$IF" \
+    '$NF ~ "^" ifname { s += $col } END { print s + 0 }' /proc/interrupts
+}
+irqs_total() { echo $(($(irqs_on_cpu 0) + $(irqs_on_cpu 1))); }
+trace_count() { grep -c "$1" "$T/trace"; }
+
+bdf=$(basename "$(readlink "/sys/class/net/$IF/device")")
+ev bdf "$bdf"
+ip link set lo up
+ip link set "$IF" up
+ip addr add 10.0.2.15/24 dev "$IF"
+for _ in $(seq 1 50); do
+  [ "$(cat /sys/class/net/$IF/carrier 2>/dev/null)" = 1 ] && break
+  sleep 0.2
+done
+ev carrier "$(cat /sys/class/net/$IF/carrier)"
+
+# Per-device tracepoints: the kernel's own view of ndo_start_xmit and polls.
+echo 4096 >"$T/buffer_size_kb"
+echo "name == \"$IF\"" >"$T/events/net/net_dev_start_xmit/filter"
+echo "dev_name == \"$IF\"" >"$T/events/napi/napi_poll/filter"
+echo 1 >"$T/events/net/net_dev_start_xmit/enable"
+echo 1 >"$T/events/napi/napi_poll/enable"
+
+ev ping_before "$(ping -c 5 -i 0.2 -W 2 10.0.2.2 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
+
+# --- quiesce for longer than the TX watchdog (5 s on e1000e)
+ping -i 0.2 10.0.2.2 >/dev/null 2>&1 &
+ping_pid=$!
+sleep 1
+nhhookctl quiesce "$bdf" $EPOCH 5000 >/tmp/quiesce.out 2>&1
+ev quiesce_exit $?
+sed 's/^/quiesce: /' /tmp/quiesce.out
+echo >"$T/trace"
+tx0=$(stat tx_packets) rx0=$(stat rx_packets) irq0=$(irqs_total)
+ev bql_inflight_after_drain "$(cat /sys/class/net/$IF/queues/tx-0/byte_queue_limits/inflight)"
+sleep "$QUIESCE_SECONDS"
+ev quiesced_seconds "$QUIESCE_SECONDS"
+ev quiesced_start_xmit_events "$(trace_count net_dev_start_xmit)"
+ev quiesced_napi_poll_events "$(trace_count napi_poll)"
+ev quiesced_tx_packets_delta $(($(stat tx_packets) - tx0))
+ev quiesced_rx_packets_delta $(($(stat rx_packets) - rx0))
+ev quiesced_irq_delta $(($(irqs_total) - irq0))
+nhhookctl status "$bdf" >/tmp/status.out 2>&1
+sed 's/^/status: /' /tmp/status.out
+for key in state held_xmits xmits_while_quiesced polls_while_quiesced napi_count vectors_masked; do
+  ev "hook_$key" "$(sed -n "s/^$key=//p" /tmp/status.out)"
+done
+
+# A stale daemon (lower epoch) must be refused and change nothing.
+nhhookctl resume "$bdf" 0 >/tmp/stale.out 2>&1
+ev stale_resume_exit $?
+sed 's/^/stale: /' /tmp/stale.out
+ev state_after_stale "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
+
+# --- resume
+nhhookctl resume "$bdf" $EPOCH >/tmp/resume.out 2>&1
+ev resume_exit $?
+echo >"$T/trace"
+sleep 2
+ev resumed_start_xmit_events "$(trace_count net_dev_start_xmit)"
+ev resumed_napi_poll_events "$(trace_count napi_poll)"
+kill "$ping_pid"
+ev ping_after "$(ping -c 5 -i 0.2 -W 2 10.0.2.3 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
+
+# --- interrupts: kernel-affinity mode, vCPU0 -> vCPU1
+nhhookctl read-msi "$bdf" | sed 's/^/msi-before: /'
+cpu1_before=$(irqs_on_cpu 1)
+nhhookctl reroute "$bdf" $((EPOCH + 1)) cpu 1 >/tmp/reroute.out 2>&1
+ev reroute_affinity_exit $?
+sed 's/^/reroute: /' /tmp/reroute.out
+ping -c 10 -i 0.1 -W 2 10.0.2.2 >/dev/null
+ev cpu1_irq_delta $(($(irqs_on_cpu 1) - cpu1_before))
+grep "$IF" /proc/interrupts | sed 's/^/interrupts: /'
+
+# --- raw mode: write back, masked, the messages read from the device
+raw_args=$(nhhookctl read-msi "$bdf" | awk '/^vector/ {
+  for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+  printf "%s:%s:%s ", f["index"], f["address"], f["data"] }')
+ev raw_args "$(echo $raw_args | tr ' ' ',')"
+nhhookctl reroute "$bdf" $((EPOCH + 2)) raw $raw_args >/tmp/raw.out 2>&1
+ev reroute_raw_exit $?
+sed 's/^/raw: /' /tmp/raw.out
+ev raw_readback_equal "$([ "$(grep '^previous' /tmp/raw.out | cut -d' ' -f2-)" = \
+  "$(grep '^vector' /tmp/raw.out | cut -d' ' -f2-)" ] && echo 1 || echo 0)"
+irq_raw0=$(irqs_total)
+ev ping_after_raw "$(ping -c 5 -i 0.2 -W 2 10.0.2.3 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
+ev raw_irq_delta $(($(irqs_total) - irq_raw0))
+
+ev watchdog_timeouts "$(dmesg | grep -c 'transmit queue .* timed out')"
+ev adapter_resets "$(dmesg | grep -ci 'reset adapter')"
+dmesg | grep -i -E 'nichandover|e1000e|watchdog|BUG|WARNING' | sed 's/^/dmesg: /'
+ev done 1
