@@ -1,0 +1,247 @@
+#include "sim/machine.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "sim/config_space_image.h"
+
+namespace nichandover {
+namespace sim {
+namespace {
+
+absl::Status ErrnoError(const std::string& what, int err) {
+  std::string message = absl::StrFormat("%s: %s", what, std::strerror(err));
+  if (err == ENOENT) return absl::NotFoundError(message);
+  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  return absl::InternalError(message);
+}
+
+absl::Status ValidateSpec(const MachineSpec& spec) {
+  if (spec.nodes.empty() || spec.nodes.size() > kMaxNodes) {
+    return absl::InvalidArgumentError(absl::StrFormat("1..%d nodes, not %d", kMaxNodes,
+                                                      spec.nodes.size()));
+  }
+  if (spec.ring_size < kMinRingSize || spec.ring_size > kMaxRingSize ||
+      (spec.ring_size & (spec.ring_size - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ring size %d: a power of two in %d..%d", spec.ring_size, kMinRingSize, kMaxRingSize));
+  }
+  if (spec.bdf.empty() || spec.bdf.size() >= sizeof(NicState::bdf)) {
+    return absl::InvalidArgumentError("bad BDF");
+  }
+  bool owner_found = false;
+  std::vector<uint32_t> seen_apic;
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    const NodeSpec& node = spec.nodes[i];
+    if (node.node_id.empty() || node.node_id.size() >= kNodeIdSize) {
+      return absl::InvalidArgumentError(absl::StrFormat("bad node id '%s'", node.node_id));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (spec.nodes[j].node_id == node.node_id) {
+        return absl::InvalidArgumentError(absl::StrFormat("node %s twice", node.node_id));
+      }
+    }
+    if (node.apic_ids.empty() || node.apic_ids.size() > kMaxApicIdsPerNode) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("node %s: 1..%d APIC IDs", node.node_id, kMaxApicIdsPerNode));
+    }
+    for (uint32_t apic : node.apic_ids) {
+      if (apic > 0xff) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "node %s: APIC ID %d needs x2APIC addressing, which MSI cannot name", node.node_id,
+            apic));
+      }
+      for (uint32_t other : seen_apic) {
+        if (other == apic) {
+          return absl::InvalidArgumentError(absl::StrFormat("APIC ID %d on two CPUs", apic));
+        }
+      }
+      seen_apic.push_back(apic);
+    }
+    if (node.node_id == spec.initial_owner) owner_found = true;
+  }
+  if (!owner_found) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("initial owner '%s' is not a node", spec.initial_owner));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+uint64_t EncodeOwnership(const Ownership& o) {
+  return static_cast<uint64_t>(o.state) | (static_cast<uint64_t>(o.owner & 0xff) << 8) |
+         (static_cast<uint64_t>(o.target & 0xff) << 16) | ((o.epoch & kMaxEpoch) << 24);
+}
+
+Ownership DecodeOwnership(uint64_t word) {
+  Ownership o;
+  o.state = static_cast<OwnershipState>(word & 0xff);
+  o.owner = static_cast<int>((word >> 8) & 0xff);
+  o.target = static_cast<int>((word >> 16) & 0xff);
+  o.epoch = word >> 24;
+  return o;
+}
+
+absl::StatusOr<MachineLayout*> Machine::Map(int fd, bool create) {
+  if (create) {
+    if (ftruncate(fd, sizeof(MachineLayout)) != 0) return ErrnoError("ftruncate", errno);
+  } else {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return ErrnoError("fstat", errno);
+    if (static_cast<size_t>(st.st_size) != sizeof(MachineLayout)) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "size %d is not a simulated machine of layout version %d (%d bytes)", st.st_size,
+          kLayoutVersion, sizeof(MachineLayout)));
+    }
+  }
+  void* p = mmap(nullptr, sizeof(MachineLayout), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return ErrnoError("mmap", errno);
+  return static_cast<MachineLayout*>(p);
+}
+
+absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const std::string& path,
+                                                         const MachineSpec& spec) {
+  if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
+  // A fresh file: processes still mapping an old machine keep the old inode.
+  std::string tmp = path + ".creating";
+  int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("open " + tmp, errno);
+  absl::StatusOr<MachineLayout*> mapped = Map(fd, /*create=*/true);
+  close(fd);
+  if (!mapped.ok()) return mapped.status();
+  MachineLayout* m = *mapped;  // zero-filled by ftruncate: every atomic is 0
+  m->version = kLayoutVersion;
+  m->node_count = static_cast<uint32_t>(spec.nodes.size());
+  m->total_size = sizeof(MachineLayout);
+  m->created_unix_ns = absl::ToUnixNanos(absl::Now());
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    NodeSlot& slot = m->nodes[i];
+    std::snprintf(slot.node_id, sizeof(slot.node_id), "%s", spec.nodes[i].node_id.c_str());
+    slot.apic_count = static_cast<uint32_t>(spec.nodes[i].apic_ids.size());
+    for (size_t j = 0; j < spec.nodes[i].apic_ids.size(); ++j) {
+      slot.apic_ids[j] = spec.nodes[i].apic_ids[j];
+    }
+  }
+  NicState& nic = m->nic;
+  std::snprintf(nic.bdf, sizeof(nic.bdf), "%s", spec.bdf.c_str());
+  nic.ring_size = spec.ring_size;
+  nic.running_node.store(-1);
+  PowerOnNic(nic);
+  auto machine = std::unique_ptr<Machine>(new Machine(path, m));
+  int owner = *machine->NodeIndex(spec.initial_owner);
+  Ownership initial;
+  initial.state = OwnershipState::kActive;
+  initial.owner = owner;
+  initial.epoch = 1;
+  nic.ownership.word.store(EncodeOwnership(initial));
+  // The magic last: a process that opens the file early sees no machine.
+  __atomic_store_n(&m->magic, kMachineMagic, __ATOMIC_RELEASE);
+  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename to " + path, errno);
+  return machine;
+}
+
+absl::StatusOr<std::unique_ptr<Machine>> Machine::Open(const std::string& path) {
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("open " + path, errno);
+  absl::StatusOr<MachineLayout*> mapped = Map(fd, /*create=*/false);
+  close(fd);
+  if (!mapped.ok()) return mapped.status();
+  MachineLayout* m = *mapped;
+  if (__atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != kMachineMagic ||
+      m->version != kLayoutVersion || m->total_size != sizeof(MachineLayout)) {
+    munmap(m, sizeof(MachineLayout));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s is not a simulated machine of layout version %d", path,
+                        kLayoutVersion));
+  }
+  return std::unique_ptr<Machine>(new Machine(path, m));
+}
+
+absl::Status Machine::Destroy(const std::string& path) {
+  if (unlink(path.c_str()) != 0) return ErrnoError("unlink " + path, errno);
+  return absl::OkStatus();
+}
+
+Machine::~Machine() { munmap(layout_, sizeof(MachineLayout)); }
+
+std::string Machine::node_id(int index) const {
+  if (index < 0 || index >= static_cast<int>(layout_->node_count)) return "";
+  return layout_->nodes[index].node_id;
+}
+
+absl::StatusOr<int> Machine::NodeIndex(absl::string_view node_id) const {
+  for (uint32_t i = 0; i < layout_->node_count; ++i) {
+    if (node_id == layout_->nodes[i].node_id) return static_cast<int>(i);
+  }
+  return absl::NotFoundError(absl::StrFormat("the machine has no node '%s'", node_id));
+}
+
+int Machine::NodeOfApicId(uint32_t apic_id) const {
+  for (uint32_t i = 0; i < layout_->node_count; ++i) {
+    const NodeSlot& slot = layout_->nodes[i];
+    for (uint32_t j = 0; j < slot.apic_count; ++j) {
+      if (slot.apic_ids[j] == apic_id) return static_cast<int>(i);
+    }
+  }
+  return kNoNode;
+}
+
+Ownership Machine::ReadOwnership() const {
+  return DecodeOwnership(layout_->nic.ownership.word.load(std::memory_order_seq_cst));
+}
+
+Ownership Machine::CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired) {
+  uint64_t want = EncodeOwnership(expected);
+  uint64_t next = EncodeOwnership(desired);
+  if (layout_->nic.ownership.word.compare_exchange_strong(want, next, std::memory_order_seq_cst)) {
+    return desired;
+  }
+  return DecodeOwnership(want);  // the record that was there
+}
+
+void Machine::WriteHandoff(uint64_t epoch, const RingState& rings) {
+  HandoffSlot& h = layout_->nic.handoff;
+  uint32_t seq = h.seq.load(std::memory_order_relaxed);
+  h.seq.store(seq + 1, std::memory_order_seq_cst);  // odd: being written
+  h.epoch.store(epoch, std::memory_order_relaxed);
+  h.count.store(1, std::memory_order_relaxed);
+  h.rx_next_to_clean.store(rings.rx_next_to_clean, std::memory_order_relaxed);
+  h.rx_next_to_use.store(rings.rx_next_to_use, std::memory_order_relaxed);
+  h.tx_next_to_clean.store(rings.tx_next_to_clean, std::memory_order_relaxed);
+  h.tx_next_to_use.store(rings.tx_next_to_use, std::memory_order_relaxed);
+  h.seq.store(seq + 2, std::memory_order_seq_cst);
+}
+
+absl::StatusOr<RingState> Machine::ReadHandoff(uint64_t epoch) const {
+  const HandoffSlot& h = layout_->nic.handoff;
+  for (;;) {
+    uint32_t before = h.seq.load(std::memory_order_seq_cst);
+    if (before & 1) continue;  // a writer is mid-way: it finishes in nanoseconds
+    uint64_t stored_epoch = h.epoch.load(std::memory_order_relaxed);
+    uint32_t count = h.count.load(std::memory_order_relaxed);
+    RingState rings;
+    rings.rx_next_to_clean = h.rx_next_to_clean.load(std::memory_order_relaxed);
+    rings.rx_next_to_use = h.rx_next_to_use.load(std::memory_order_relaxed);
+    rings.tx_next_to_clean = h.tx_next_to_clean.load(std::memory_order_relaxed);
+    rings.tx_next_to_use = h.tx_next_to_use.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (h.seq.load(std::memory_order_seq_cst) != before) continue;
+    if (count == 0 || stored_epoch != epoch) {
+      return absl::NotFoundError(
+          absl::StrFormat("no ring state handed off for epoch %d", epoch));
+    }
+    return rings;
+  }
+}
+
+}  // namespace sim
+}  // namespace nichandover

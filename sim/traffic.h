@@ -1,0 +1,105 @@
+// Traffic with sequence numbers in both directions, and the sink that checks
+// it. Inbound packets go onto the wire (the device receives them, the
+// running kernel delivers them to the socket receive buffer); outbound
+// packets go into the socket send buffer (the running kernel transmits them,
+// the device puts them on the wire). The sink counts per direction what it
+// received, duplicates, packets that arrived after a later one (reordered),
+// and what never arrived; and, each time the node that carried the packets
+// changes (a handover), the arrival times of the last packet the old node
+// carried and the first the new node carried: the blackout as the traffic
+// saw it.
+#ifndef NICHANDOVER_SIM_TRAFFIC_H_
+#define NICHANDOVER_SIM_TRAFFIC_H_
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "sim/machine.h"
+
+namespace nichandover {
+namespace sim {
+
+struct TrafficOptions {
+  double inbound_pps = 10000;
+  double outbound_pps = 10000;
+  // The generator wakes this often and sends what is due.
+  absl::Duration tick = absl::Microseconds(200);
+};
+
+struct NodeChange {
+  uint32_t from_node = 0;
+  uint32_t to_node = 0;
+  uint64_t last_seq_before = 0;
+  uint64_t first_seq_after = 0;
+  int64_t last_before_ns = 0;   // arrival of the old node's last packet
+  int64_t first_after_ns = 0;   // arrival of the new node's first packet
+  int64_t blackout_ns() const { return first_after_ns - last_before_ns; }
+};
+
+struct DirectionStats {
+  uint64_t sent = 0;         // sequence numbers handed to the wire / socket
+  uint64_t refused = 0;      // socket send buffer full: never sent, no number
+  uint64_t wire_drops = 0;   // sent, but the wire queue to the device was full
+  uint64_t received = 0;     // every arrival, duplicates included
+  uint64_t unique = 0;
+  uint64_t duplicated = 0;
+  uint64_t out_of_order = 0;  // arrived after a higher sequence number
+  uint64_t lost = 0;          // sent - unique, when the report was taken
+  std::vector<NodeChange> node_changes;
+};
+
+struct TrafficReport {
+  DirectionStats inbound;
+  DirectionStats outbound;
+  int64_t duration_ns = 0;
+};
+
+std::string TrafficReportJson(const TrafficReport& report, const Machine& machine);
+
+class Traffic {
+ public:
+  Traffic(Machine& machine, const TrafficOptions& options);
+  ~Traffic();
+  void Start();
+  // Stops the generator; the sink keeps counting.
+  void StopSending();
+  // After StopSending: waits until every sent packet arrived, or `timeout`.
+  // True if all arrived (minus the drops the machine counted, see Accounted).
+  bool WaitDelivered(absl::Duration timeout);
+  void Stop();
+  TrafficReport Report() const;
+
+ private:
+  struct Tracker {
+    std::vector<uint8_t> seen;
+    uint64_t max_seq = 0;
+    bool any = false;
+    uint32_t last_node = kNoNode;
+    uint64_t last_seq = 0;
+    int64_t last_arrival_ns = 0;
+  };
+  void GeneratorLoop();
+  void SinkLoop();
+  void Record(const WirePacket& packet, int64_t now, DirectionStats& stats, Tracker& tracker);
+
+  Machine& machine_;
+  const TrafficOptions options_;
+  std::atomic<bool> sending_{false};
+  std::atomic<bool> stop_{false};
+  std::thread generator_;
+  std::thread sink_;
+  int64_t start_ns_ = 0;
+  mutable std::mutex mu_;  // guards the stats below
+  DirectionStats inbound_, outbound_;
+  Tracker inbound_tracker_, outbound_tracker_;
+};
+
+}  // namespace sim
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_SIM_TRAFFIC_H_
