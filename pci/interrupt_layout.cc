@@ -102,6 +102,7 @@ absl::StatusOr<v1::InterruptLayout> DecodeInterruptLayout(ConfigSpace& config, B
 
 v1::DecodedRoute ToDecodedRoute(const X86MsiMessage& message) {
   v1::DecodedRoute route;
+  route.set_x86_address(message.IsInterruptAddress());
   route.set_remappable(message.remappable);
   if (message.remappable) {
     route.set_irte_handle(message.irte_handle);

@@ -432,22 +432,13 @@ absl::StatusOr<v1::Handover> NodeEngine::CreateHandover(const v1::CreateHandover
     event.timeout = absl::Seconds(request.timeout().seconds()) +
                     absl::Nanoseconds(request.timeout().nanos());
   }
-  auto pending = std::make_shared<PendingAnswer>();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_[event.request_token] = pending;
-  }
   uint64_t token = event.request_token;
-  Post(std::move(event));
-  std::unique_lock<std::mutex> lock(mu_);
-  bool answered = changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
-                                    [&] { return pending->done || stopped_; });
-  pending_.erase(token);
-  if (!answered || !pending->done) {
+  auto answer = Ask(token, std::move(event), wait);
+  if (answer == nullptr) {
     return absl::UnavailableError("the daemon did not take the request in time; retry with "
                                   "the same request_id");
   }
-  return pending->handover;
+  return answer->handover;
 }
 
 absl::StatusOr<v1::Handover> NodeEngine::CancelHandover(const std::string& handover_id,
@@ -457,21 +448,12 @@ absl::StatusOr<v1::Handover> NodeEngine::CancelHandover(const std::string& hando
   event.request_token = NextToken();
   event.handover_id = handover_id;
   event.reason = reason;
-  auto pending = std::make_shared<PendingAnswer>();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_[event.request_token] = pending;
-  }
   uint64_t token = event.request_token;
-  Post(std::move(event));
-  std::unique_lock<std::mutex> lock(mu_);
-  bool answered = changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
-                                    [&] { return pending->done || stopped_; });
-  pending_.erase(token);
-  if (!answered || !pending->done) {
+  auto answer = Ask(token, std::move(event), wait);
+  if (answer == nullptr) {
     return absl::UnavailableError("the daemon did not take the cancel in time; retry");
   }
-  return pending->handover;
+  return answer->handover;
 }
 
 absl::StatusOr<v1::Handover> NodeEngine::GetHandover(const std::string& handover_id) {
@@ -551,21 +533,24 @@ absl::StatusOr<PeerResponseBody> NodeEngine::HandlePeerRequest(const std::string
   event.call_token = NextToken();
   event.from_node = from_node;
   event.body = std::move(body);
+  uint64_t token = event.call_token;
+  auto answer = Ask(token, std::move(event), wait);
+  if (answer == nullptr) return absl::UnavailableError("the node did not answer in time");
+  return answer->peer;
+}
+
+std::shared_ptr<PendingAnswer> NodeEngine::Ask(uint64_t token, Event event, absl::Duration wait) {
   auto pending = std::make_shared<PendingAnswer>();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_[event.call_token] = pending;
+    pending_[token] = pending;
   }
-  uint64_t token = event.call_token;
   Post(std::move(event));
   std::unique_lock<std::mutex> lock(mu_);
-  bool answered = changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
-                                    [&] { return pending->done || stopped_; });
+  changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
+                    [&] { return pending->done || stopped_; });
   pending_.erase(token);
-  if (!answered || !pending->done) {
-    return absl::UnavailableError("the node did not answer in time");
-  }
-  return pending->peer;
+  return pending->done ? pending : nullptr;
 }
 
 }  // namespace engine

@@ -85,6 +85,10 @@ class NodeEngine {
   explicit NodeEngine(Options options);
 
   void Post(protocol::Event event);
+  // Posts a request event and waits up to `wait` for the machine's answer
+  // to `token`; nullptr when none came.
+  std::shared_ptr<struct PendingAnswer> Ask(uint64_t token, protocol::Event event,
+                                            absl::Duration wait);
   void Loop();
   void Execute(protocol::Ready ready);
   void RunOp(const protocol::PlatformOp& op);
