@@ -101,6 +101,7 @@ struct World::Node {
   std::map<std::string, v1::HandoverPhase> shown_phase;
   // Calls this node received and has not answered: token -> message.
   std::map<uint64_t, Message> open_calls;
+  std::vector<OpDoneEvent> held;  // results not yet given to the daemon
 };
 
 World::World(TraceFn trace, Timeouts timeouts) : trace_(std::move(trace)), timeouts_(timeouts) {}
@@ -359,7 +360,44 @@ void World::ExecuteOp(Node& n, const PlatformOp& op) {
   }
   OpResult result = Apply(n, op);
   trace_(line + OpResultString(op.kind, result));
-  n.inbox.push_back(OpDoneEvent{op.op_id, result});
+  if (hold_results_) {
+    n.held.push_back(OpDoneEvent{op.op_id, result});
+  } else {
+    n.inbox.push_back(OpDoneEvent{op.op_id, result});
+  }
+}
+
+void World::HoldResults(bool hold) {
+  hold_results_ = hold;
+  if (hold) return;
+  for (const std::string& id : node_order_) {
+    Node& n = *nodes_[id];
+    std::vector<OpDoneEvent> held = std::move(n.held);
+    n.held.clear();
+    for (OpDoneEvent& e : held) Feed(n, std::move(e));
+  }
+}
+
+size_t World::HeldResults() const {
+  size_t count = 0;
+  for (const auto& [id, n] : nodes_) count += n->held.size();
+  return count;
+}
+
+void World::CompleteAt(size_t index) {
+  size_t total = HeldResults();
+  if (total == 0) return;
+  index %= total;
+  for (const std::string& id : node_order_) {
+    Node& n = *nodes_[id];
+    if (index >= n.held.size()) {
+      index -= n.held.size();
+      continue;
+    }
+    OpDoneEvent e = std::move(n.held[index]);
+    n.held.erase(n.held.begin() + static_cast<long>(index));
+    return Feed(n, std::move(e));
+  }
 }
 
 // The fake platform: what a real kernel, device and shared record would do.
@@ -475,6 +513,7 @@ void World::Crash(const std::string& id) {
   trace_(id + ": CRASH");
   n.machine.reset();
   n.inbox.clear();
+  n.held.clear();
   n.timers.clear();
   n.shown_phase.clear();
   ++n.incarnation;

@@ -109,6 +109,12 @@ class World {
   void DeliverAt(size_t index);
   void DropAt(size_t index);
   void DuplicateAt(size_t index);
+  // When holding, platform calls take effect at once but their results wait
+  // until CompleteAt hands them to the daemon (one at a time, any order), so
+  // every intermediate state of the record can be observed by the others.
+  void HoldResults(bool hold);
+  void CompleteAt(size_t index);
+  size_t HeldResults() const;
 
  private:
   struct Node;
@@ -154,6 +160,7 @@ class World {
   uint64_t next_message_ = 1;
   uint64_t next_token_ = 1;
   std::vector<std::string> violations_;
+  bool hold_results_ = false;
   std::map<std::string, uint64_t> last_record_epoch_;
 };
 
