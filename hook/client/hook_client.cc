@@ -210,11 +210,15 @@ absl::StatusOr<HookClient::Reply> HookClient::Call(uint8_t cmd, const std::strin
   fill(request);
   auto answer = transport_->Exchange(request.Finish());
   if (!answer.ok()) return answer.status();
-  auto genl = DecodeAnswer(*answer, seq, *family, absl::StrCat(CommandName(cmd), " ", bdf));
+  Reply reply;
+  reply.raw = *std::move(answer);  // a vector's move keeps its buffer: spans stay valid
+  auto genl = DecodeAnswer(reply.raw, seq, *family, absl::StrCat(CommandName(cmd), " ", bdf));
   if (!genl.ok()) return genl.status();
-  auto status = DecodeStatus(genl->attrs);
+  reply.genl = *std::move(genl);
+  auto status = DecodeStatus(reply.genl.attrs);
   if (!status.ok()) return status.status();
-  return Reply{*std::move(genl), *std::move(status)};
+  reply.status = *std::move(status);
+  return reply;
 }
 
 absl::StatusOr<DeviceStatus> HookClient::Quiesce(const std::string& bdf, uint64_t epoch,

@@ -110,6 +110,7 @@ class HookClient {
 
  private:
   struct Reply {
+    Bytes raw;  // what `genl`'s attribute spans point into
     GenlReply genl;
     DeviceStatus status;
   };

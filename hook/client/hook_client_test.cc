@@ -24,6 +24,7 @@ constexpr char kBdf[] = "0000:01:00.0";
 
 // What the fake kernel saw of one request.
 struct SeenRequest {
+  Bytes raw;  // `genl` points into it
   uint16_t type = 0;
   uint32_t seq = 0;
   GenlReply genl;
@@ -44,12 +45,15 @@ class FakeKernel : public Transport {
       : family_registered_(family_registered), handler_(std::move(handler)), seen_(seen) {}
 
   absl::StatusOr<Bytes> Exchange(const Bytes& request) override {
-    auto messages = SplitMessages(request);
+    seen_->push_back({request});
+    auto messages = SplitMessages(seen_->back().raw);
     if (!messages.ok()) return messages.status();
     const NetlinkMessage& msg = messages->at(0);
     auto genl = ParseGenl(msg);
     if (!genl.ok()) return genl.status();
-    seen_->push_back({msg.type, msg.seq, *genl});
+    seen_->back().type = msg.type;
+    seen_->back().seq = msg.seq;
+    seen_->back().genl = *genl;
     if (msg.type == GENL_ID_CTRL) {
       if (!family_registered_) return KernelAck(msg.seq, -ENOENT);
       auto name = genl->attrs.Get(CTRL_ATTR_FAMILY_NAME, "name");

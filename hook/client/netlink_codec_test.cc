@@ -127,7 +127,8 @@ TEST(ParseAckTest, UncappedAckSkipsTheEchoedRequest) {
 }
 
 TEST(ParseAckTest, PlainAckHasNoError) {
-  auto messages = SplitMessages(KernelAck(9, 0));
+  Bytes b = KernelAck(9, 0);
+  auto messages = SplitMessages(b);
   ASSERT_TRUE(messages.ok());
   auto ack = ParseAck((*messages)[0]);
   ASSERT_TRUE(ack.ok());

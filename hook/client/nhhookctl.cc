@@ -12,6 +12,7 @@
 // 2 usage.
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,28 @@ void PrintVectors(const char* label, const std::vector<MsiVector>& vectors) {
   }
 }
 
+// NHHOOKCTL_TRACE=1: every netlink exchange in hex on stderr.
+class TracingTransport : public Transport {
+ public:
+  explicit TracingTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<Bytes> Exchange(const Bytes& request) override {
+    Dump("request", request);
+    auto answer = inner_->Exchange(request);
+    if (answer.ok()) Dump("answer", *answer);
+    return answer;
+  }
+
+ private:
+  static void Dump(const char* what, const Bytes& bytes) {
+    std::fprintf(stderr, "%s (%zu bytes):", what, bytes.size());
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      std::fprintf(stderr, "%s%02x", i % 16 == 0 ? "\n  " : " ", bytes[i]);
+    }
+    std::fprintf(stderr, "\n");
+  }
+  std::unique_ptr<Transport> inner_;
+};
+
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "nhhookctl: %s\n", status.ToString().c_str());
   return 1;
@@ -88,7 +111,12 @@ int Run(const std::vector<std::string>& args) {
 
   auto transport = OpenGenericNetlink();
   if (!transport.ok()) return Fail(transport.status());
-  HookClient client(*std::move(transport));
+  std::unique_ptr<Transport> chosen = *std::move(transport);
+  const char* trace = std::getenv("NHHOOKCTL_TRACE");
+  if (trace != nullptr && trace[0] == '1') {
+    chosen = std::make_unique<TracingTransport>(std::move(chosen));
+  }
+  HookClient client(std::move(chosen));
 
   absl::StatusOr<DeviceStatus> status;
   if (cmd == "status") {

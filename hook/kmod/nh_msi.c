@@ -21,6 +21,9 @@
 #include <linux/msi.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
+#ifdef CONFIG_X86
+#include <asm/apic.h>
+#endif
 
 #include "nh_internal.h"
 
@@ -198,6 +201,25 @@ static bool nh_msg_matches(const struct msi_desc *desc, const struct nh_msi_entr
 	return hw->address == cached && hw->data == desc->msg.data;
 }
 
+/*
+ * x86 moves an MSI only when the vector next fires (from the ack, where the
+ * old vector is known idle).  An idle vector (e1000e's link vector fires
+ * only on link changes) would keep its old message indefinitely, so fire it
+ * through the interrupt chip's retrigger, as the kernel's own resend does:
+ * MSI handlers must tolerate such an extra call.  It may take more than one:
+ * while an earlier move still waits for its first interrupt on the new
+ * vector, the kernel refuses the next move (-EBUSY) and keeps it pending, so
+ * the verify loop retriggers until the move is done.  A disabled vector (a
+ * quiesced device) completes its move when it is enabled again.
+ */
+static void nh_complete_pending_move(unsigned int irq)
+{
+	struct irq_data *irqd = irq_get_irq_data(irq);
+
+	if (irqd && irqd_is_setaffinity_pending(irqd) && !irqd_irq_disabled(irqd))
+		irq_chip_retrigger_hierarchy(irqd);
+}
+
 /**
  * nh_msi_reroute_affinity() - move vectors to CPUs through the kernel
  * @pdev: the function
@@ -206,8 +228,9 @@ static bool nh_msg_matches(const struct msi_desc *desc, const struct nh_msi_entr
  * @extack: where errors are explained
  *
  * After the kernel accepted the affinity, wait until the device's message
- * (read from the hardware) equals the kernel's and names the target CPU's
- * APIC ID.  On x86 the kernel may defer the move to the next interrupt of
+ * (read from the hardware) equals the kernel's and names the target CPU as
+ * the APIC driver addresses it (its physical APIC ID, or its logical ID in
+ * flat logical mode, which is what QEMU's two-CPU guests use).  On x86 the kernel may defer the move to the next interrupt of
  * the vector, hence the bounded wait.
  *
  * Return: 0, or a negative errno.
@@ -244,13 +267,14 @@ int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req
 	do {
 		done = true;
 		for (i = 0; i < n; i++) {
+			nh_complete_pending_move(descs[i]->irq);
 			nh_msi_fill(pdev, descs[i], &hw);
 			if (!nh_msg_matches(descs[i], &hw) || hw.cpu != req[i].cpu)
 				done = false;
 #ifdef CONFIG_X86
 			else if (!(hw.address & NH_MSI_ADDR_REMAPPABLE) &&
 				 NH_MSI_ADDR_DEST(hw.address) !=
-				 (cpu_physical_id(req[i].cpu) & 0xff))
+				 (apic->calc_dest_apicid(req[i].cpu) & 0xff))
 				done = false;
 #endif
 		}

@@ -81,13 +81,23 @@ kill "$ping_pid"
 ev ping_after "$(ping -c 5 -i 0.2 -W 2 10.0.2.3 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
 
 # --- interrupts: kernel-affinity mode, vCPU0 -> vCPU1
-nhhookctl read-msi "$bdf" | sed 's/^/msi-before: /'
-cpu1_before=$(irqs_on_cpu 1)
+# Start from every vector on CPU0, then move them all to CPU1.
+nhhookctl reroute "$bdf" $((EPOCH + 1)) cpu 0 >/tmp/reroute0.out 2>&1
+ev reroute_cpu0_exit $?
+sed 's/^/reroute-cpu0: /' /tmp/reroute0.out
+cpu0_before=$(irqs_on_cpu 0)
+ping -c 5 -i 0.1 -W 2 10.0.2.2 >/dev/null
+ev cpu0_irq_delta_before_move $(($(irqs_on_cpu 0) - cpu0_before))
 nhhookctl reroute "$bdf" $((EPOCH + 1)) cpu 1 >/tmp/reroute.out 2>&1
 ev reroute_affinity_exit $?
-sed 's/^/reroute: /' /tmp/reroute.out
+sed 's/^/reroute-cpu1: /' /tmp/reroute.out
+ev msi_cpus_after_move "$(grep '^vector ' /tmp/reroute.out | sed 's/.* cpu=\([0-9]*\).*/\1/' | sort -u | tr '\n' ' ')"
+# Counted from here: the module returned once every message names CPU1
+# (completing an idle vector's move fires it once more on the old CPU).
+cpu0_before=$(irqs_on_cpu 0) cpu1_before=$(irqs_on_cpu 1)
 ping -c 10 -i 0.1 -W 2 10.0.2.2 >/dev/null
-ev cpu1_irq_delta $(($(irqs_on_cpu 1) - cpu1_before))
+ev cpu0_irq_delta_after_move $(($(irqs_on_cpu 0) - cpu0_before))
+ev cpu1_irq_delta_after_move $(($(irqs_on_cpu 1) - cpu1_before))
 grep "$IF" /proc/interrupts | sed 's/^/interrupts: /'
 
 # --- raw mode: write back, masked, the messages read from the device
@@ -98,8 +108,10 @@ ev raw_args "$(echo $raw_args | tr ' ' ',')"
 nhhookctl reroute "$bdf" $((EPOCH + 2)) raw $raw_args >/tmp/raw.out 2>&1
 ev reroute_raw_exit $?
 sed 's/^/raw: /' /tmp/raw.out
-ev raw_readback_equal "$([ "$(grep '^previous' /tmp/raw.out | cut -d' ' -f2-)" = \
-  "$(grep '^vector' /tmp/raw.out | cut -d' ' -f2-)" ] && echo 1 || echo 0)"
+before=$(grep '^previous' /tmp/raw.out | cut -d' ' -f2-)
+after=$(grep '^vector ' /tmp/raw.out | cut -d' ' -f2-)
+ev raw_vectors_written "$(grep -c '^vector ' /tmp/raw.out)"
+ev raw_readback_equal "$([ -n "$before" ] && [ "$before" = "$after" ] && echo 1 || echo 0)"
 irq_raw0=$(irqs_total)
 ev ping_after_raw "$(ping -c 5 -i 0.2 -W 2 10.0.2.3 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
 ev raw_irq_delta $(($(irqs_total) - irq_raw0))
