@@ -1,0 +1,269 @@
+// Two simulated kernels on one machine, in one process: the data path, the
+// hook's gates, and handing the rings over under traffic. The test plays
+// the daemons' part of the protocol (reserve, CAS, quiesce, reroute,
+// handoff, CAS, attach, release) directly on the kernels and the machine.
+#include "sim/kernel.h"
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "sim/doorbell.h"
+#include "sim/interrupt_fabric.h"
+#include "sim/packet_queue.h"
+#include "sim/testing.h"
+#include "sim/traffic.h"
+
+namespace nichandover {
+namespace sim {
+namespace {
+
+constexpr absl::Duration kTimeout = absl::Seconds(5);
+
+class KernelTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& name, uint32_t ring_size = 1024, uint32_t napi_weight = 64) {
+    auto machine = Machine::Create(TestPath(name), TwoNodeSpec(ring_size));
+    ASSERT_TRUE(machine.ok()) << machine.status();
+    machine_ = std::move(*machine);
+    device_ = std::make_unique<DeviceThread>(*machine_);
+    for (const char* node : {"node0", "node1"}) {
+      KernelOptions options;
+      options.node_id = node;
+      options.napi_weight = napi_weight;
+      auto kernel = Kernel::Boot(machine_.get(), options);
+      ASSERT_TRUE(kernel.ok()) << kernel.status();
+      kernels_.push_back(std::move(*kernel));
+    }
+    bdf_ = machine_->bdf();
+  }
+
+  void TearDown() override {
+    traffic_.reset();
+    kernels_.clear();
+    device_.reset();
+  }
+
+  // One handover as the two daemons would run it (docs/protocol.md).
+  void Handover(int from, int to) {
+    Ownership active = machine_->ReadOwnership();
+    ASSERT_EQ(active.state, OwnershipState::kActive);
+    ASSERT_EQ(active.owner, from);
+    const uint64_t epoch = active.epoch + 1;
+    Kernel& source = *kernels_[from];
+    Kernel& target = *kernels_[to];
+    auto messages = target.ReserveVectors(bdf_, epoch, kMsixTableEntries);
+    ASSERT_TRUE(messages.ok()) << messages.status();
+    Ownership preparing{OwnershipState::kPreparing, from, to, epoch};
+    ASSERT_EQ(machine_->CompareAndSwapOwnership(active, preparing), preparing);
+    auto quiesced = source.Quiesce(bdf_, epoch, kTimeout);
+    ASSERT_TRUE(quiesced.ok()) << quiesced.status();
+    EXPECT_EQ(quiesced->polls_while_quiesced, 0u);
+    auto previous = source.Reroute(bdf_, epoch, *messages);
+    ASSERT_TRUE(previous.ok()) << previous.status();
+    machine_->WriteHandoff(epoch, quiesced->rings);
+    Ownership handoff{OwnershipState::kHandoff, from, to, epoch};
+    ASSERT_EQ(machine_->CompareAndSwapOwnership(preparing, handoff), handoff);
+    Ownership committed{OwnershipState::kActive, to, kNoNode, epoch};
+    ASSERT_EQ(machine_->CompareAndSwapOwnership(handoff, committed), committed);
+    auto rings = machine_->ReadHandoff(epoch);
+    ASSERT_TRUE(rings.ok());
+    ASSERT_TRUE(target.Attach(bdf_, epoch, *rings).ok());
+    ASSERT_TRUE(source.Release(bdf_, epoch).ok());
+  }
+
+  KernelStatus StatusOf(int node) {
+    auto status = kernels_[node]->Status(bdf_);
+    EXPECT_TRUE(status.ok());
+    return *status;
+  }
+
+  uint8_t QueueVector(int node) { return StatusOf(node).active_vectors.at(kQueueVectorEntry); }
+
+  std::unique_ptr<Machine> machine_;
+  std::unique_ptr<DeviceThread> device_;
+  std::vector<std::unique_ptr<Kernel>> kernels_;
+  std::unique_ptr<Traffic> traffic_;
+  std::string bdf_;
+};
+
+TEST_F(KernelTest, OwnerProbesAtBootTheOtherStaysDetached) {
+  Start("kernel_boot");
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kRunning);
+  EXPECT_EQ(StatusOf(0).active_vectors.size(), kMsixTableEntries);
+  EXPECT_EQ(StatusOf(1).state, KernelHookState::kDetached);
+  EXPECT_EQ(machine_->nic().running_node.load(), 0);
+}
+
+TEST_F(KernelTest, HandoverUnderTrafficDeliversEveryPacketOnceAndInOrder) {
+  Start("kernel_handover");
+  TrafficOptions options;
+  options.inbound_pps = 20000;
+  options.outbound_pps = 20000;
+  traffic_ = std::make_unique<Traffic>(*machine_, options);
+  traffic_->Start();
+  for (int round = 0; round < 4; ++round) {
+    absl::SleepFor(absl::Milliseconds(50));
+    Handover(round % 2, (round + 1) % 2);
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  traffic_->StopSending();
+  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+  TrafficReport report = traffic_->Report();
+  for (const DirectionStats* d : {&report.inbound, &report.outbound}) {
+    EXPECT_GT(d->sent, 1000u);
+    EXPECT_EQ(d->received, d->sent);
+    EXPECT_EQ(d->unique, d->sent);
+    EXPECT_EQ(d->duplicated, 0u);
+    EXPECT_EQ(d->out_of_order, 0u);
+    EXPECT_EQ(d->lost, 0u);
+    EXPECT_EQ(d->wire_drops, 0u);
+    ASSERT_EQ(d->node_changes.size(), 4u);
+    EXPECT_EQ(d->node_changes[0].from_node, 0u);
+    EXPECT_EQ(d->node_changes[0].to_node, 1u);
+    for (const NodeChange& change : d->node_changes) {
+      EXPECT_EQ(change.first_seq_after, change.last_seq_before + 1);
+      EXPECT_GE(change.blackout_ns(), 0);
+    }
+  }
+  EXPECT_EQ(machine_->nic().regs.rx_missed.load(), 0u);
+  EXPECT_EQ(machine_->node(0).counters.polls_while_quiesced.load(), 0u);
+  EXPECT_EQ(machine_->node(1).counters.polls_while_quiesced.load(), 0u);
+}
+
+TEST_F(KernelTest, AfterRerouteInterruptsArriveAtTheTargetOnly) {
+  Start("kernel_reroute");
+  TrafficOptions options;
+  options.inbound_pps = 5000;
+  options.outbound_pps = 0;
+  traffic_ = std::make_unique<Traffic>(*machine_, options);
+  traffic_->Start();
+  uint8_t source_vector = QueueVector(0);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_GT(machine_->node(0).delivered[source_vector].load(), 0u);
+  Handover(0, 1);
+  uint8_t target_vector = QueueVector(1);
+  uint64_t source_count = machine_->node(0).delivered[source_vector].load();
+  uint64_t target_count = machine_->node(1).delivered[target_vector].load();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(machine_->node(0).delivered[source_vector].load(), source_count);
+  EXPECT_GT(machine_->node(1).delivered[target_vector].load(), target_count);
+  EXPECT_EQ(machine_->node(0).spurious.load(), 0u);
+  EXPECT_EQ(machine_->node(1).spurious.load(), 0u);
+  // The source freed its vectors.
+  EXPECT_FALSE(IsVectorRegistered(machine_->node(0), source_vector));
+  EXPECT_TRUE(StatusOf(0).active_vectors.empty());
+}
+
+TEST_F(KernelTest, ClosedGatesLetNoXmitReachTheDriverAndNoPollRun) {
+  Start("kernel_gates");
+  TrafficOptions options;
+  options.inbound_pps = 10000;
+  options.outbound_pps = 10000;
+  traffic_ = std::make_unique<Traffic>(*machine_, options);
+  traffic_->Start();
+  absl::SleepFor(absl::Milliseconds(30));
+  auto quiesced = kernels_[0]->Quiesce(bdf_, 2, kTimeout);
+  ASSERT_TRUE(quiesced.ok()) << quiesced.status();
+  NodeCounters& counters = machine_->node(0).counters;
+  uint64_t xmits = counters.driver_xmits.load();
+  uint64_t polls = counters.napi_polls.load();
+  uint64_t held = counters.held_xmits.load();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(counters.driver_xmits.load(), xmits);
+  EXPECT_EQ(counters.napi_polls.load(), polls);
+  EXPECT_EQ(counters.polls_while_quiesced.load(), 0u);
+  EXPECT_GT(counters.held_xmits.load(), held);
+  // Nothing in flight when the gates closed: the ring state says so.
+  EXPECT_EQ(quiesced->rings.tx_next_to_clean, quiesced->rings.tx_next_to_use);
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kQuiesced);
+
+  ASSERT_TRUE(kernels_[0]->Resume(bdf_, 2).ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_GT(counters.driver_xmits.load(), xmits);
+  traffic_->StopSending();
+  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+  TrafficReport report = traffic_->Report();
+  EXPECT_EQ(report.inbound.lost + report.outbound.lost, 0u);
+  EXPECT_EQ(report.inbound.out_of_order + report.outbound.out_of_order, 0u);
+}
+
+TEST_F(KernelTest, NapiPollsNeverExceedTheirBudget) {
+  Start("kernel_budget", /*ring_size=*/1024, /*napi_weight=*/8);
+  ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, 2, kTimeout).ok());
+  // 500 packets wait in the ring while NAPI is off; then one resume.
+  PacketQueue wire(machine_->layout().wire_in);
+  for (uint64_t i = 0; i < 500; ++i) {
+    WirePacket p;
+    p.seq = i;
+    ASSERT_TRUE(wire.TryPush(p));
+  }
+  DoorbellRing(machine_->layout().device_bell);
+  absl::Time deadline = absl::Now() + kTimeout;
+  while (machine_->nic().regs.rx_packets.load() < 500 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  NodeCounters& counters = machine_->node(0).counters;
+  uint64_t polls = counters.napi_polls.load();
+  ASSERT_TRUE(kernels_[0]->Resume(bdf_, 2).ok());
+  while (counters.rx_delivered.load() < 500 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(counters.rx_delivered.load(), 500u);
+  EXPECT_EQ(counters.max_poll_work.load(), 8u);
+  EXPECT_GE(counters.napi_polls.load() - polls, 500u / 8);
+}
+
+TEST_F(KernelTest, SmallRingAtHighLoadCountsEveryDrop) {
+  Start("kernel_small_ring", /*ring_size=*/8);
+  TrafficOptions options;
+  options.inbound_pps = 200000;
+  options.outbound_pps = 0;
+  options.tick = absl::Milliseconds(1);  // bursts of 200 into 7 free descriptors
+  traffic_ = std::make_unique<Traffic>(*machine_, options);
+  traffic_->Start();
+  absl::SleepFor(absl::Milliseconds(200));
+  traffic_->StopSending();
+  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+  TrafficReport report = traffic_->Report();
+  uint64_t missed = machine_->nic().regs.rx_missed.load();
+  uint64_t socket_drops = machine_->node(0).counters.rx_socket_drops.load();
+  EXPECT_GT(missed, 0u);
+  EXPECT_EQ(report.inbound.sent,
+            report.inbound.unique + missed + report.inbound.wire_drops + socket_drops);
+  EXPECT_EQ(report.inbound.duplicated, 0u);
+  EXPECT_EQ(report.inbound.out_of_order, 0u);
+}
+
+TEST_F(KernelTest, LowerEpochsAreRefused) {
+  Start("kernel_epochs");
+  ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, 5, kTimeout).ok());
+  EXPECT_EQ(kernels_[0]->Resume(bdf_, 4).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kernels_[0]->Release(bdf_, 3).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kQuiesced);
+  EXPECT_EQ(StatusOf(0).epoch, 5u);
+  EXPECT_TRUE(kernels_[0]->Resume(bdf_, 5).ok());
+  EXPECT_EQ(kernels_[1]->ReserveVectors(bdf_, 1, 5).ok(), true);
+  EXPECT_EQ(kernels_[0]->Quiesce("0000:99:00.0", 6, kTimeout).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(KernelTest, AttachRefusesRingsThatDoNotMatchTheDeviceOrRoutingElsewhere) {
+  Start("kernel_attach_checks");
+  auto messages = kernels_[1]->ReserveVectors(bdf_, 2, kMsixTableEntries);
+  ASSERT_TRUE(messages.ok());
+  auto quiesced = kernels_[0]->Quiesce(bdf_, 2, kTimeout);
+  ASSERT_TRUE(quiesced.ok());
+  // Not rerouted yet: the table still names node0.
+  EXPECT_EQ(kernels_[1]->Attach(bdf_, 2, quiesced->rings).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(kernels_[0]->Reroute(bdf_, 2, *messages).ok());
+  RingState wrong = quiesced->rings;
+  wrong.tx_next_to_use += 1;
+  EXPECT_EQ(kernels_[1]->Attach(bdf_, 2, wrong).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(kernels_[1]->Attach(bdf_, 2, quiesced->rings).ok());
+  // Source may not resume now: its interrupts went elsewhere.
+  EXPECT_EQ(kernels_[0]->Resume(bdf_, 2).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace nichandover
