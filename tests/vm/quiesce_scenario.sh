@@ -116,7 +116,45 @@ irq_raw0=$(irqs_total)
 ev ping_after_raw "$(ping -c 5 -i 0.2 -W 2 10.0.2.3 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
 ev raw_irq_delta $(($(irqs_total) - irq_raw0))
 
+# --- handover ends: release on the source, attach with the new epoch
+nhhookctl quiesce "$bdf" 10 2000 >/dev/null 2>&1
+nhhookctl release "$bdf" 10 >/dev/null 2>&1
+ev release_exit $?
+ev state_after_release "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
+nhhookctl resume "$bdf" 10 >/tmp/released.out 2>&1
+ev resume_released_exit $?
+sed 's/^/resume-released: /' /tmp/released.out
+nhhookctl attach "$bdf" 11 >/dev/null 2>&1
+ev attach_exit $?
+ev state_after_attach "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
+ev ping_after_attach "$(ping -c 3 -i 0.2 -W 2 10.0.2.3 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
+
+# --- the interface goes down while quiesced: the driver's close must not
+# hang on the NAPI we disabled (the notifier reopens first).
+nhhookctl quiesce "$bdf" 12 2000 >/dev/null 2>&1
+ip link set "$IF" down &
+down_pid=$!
+for _ in $(seq 1 50); do kill -0 $down_pid 2>/dev/null || break; sleep 0.2; done
+if kill -0 $down_pid 2>/dev/null; then ev down_while_quiesced_returned 0; else ev down_while_quiesced_returned 1; fi
+ev state_after_down "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
+nhhookctl quiesce "$bdf" 12 2000 >/tmp/down.out 2>&1
+ev quiesce_down_exit $?
+sed 's/^/quiesce-down: /' /tmp/down.out
+ip link set "$IF" up
+for _ in $(seq 1 50); do
+  [ "$(cat /sys/class/net/$IF/carrier 2>/dev/null)" = 1 ] && break
+  sleep 0.2
+done
+
+# --- unloading the module while quiesced reopens the device
+nhhookctl quiesce "$bdf" 13 2000 >/dev/null 2>&1
+ev state_before_rmmod "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
+rmmod nichandover_hook
+ev rmmod_exit $?
+ev ping_after_rmmod "$(ping -c 3 -i 0.2 -W 2 10.0.2.2 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
+
 ev watchdog_timeouts "$(dmesg | grep -c 'transmit queue .* timed out')"
 ev adapter_resets "$(dmesg | grep -ci 'reset adapter')"
+ev kernel_warnings "$(dmesg | grep -c -E 'WARNING:|BUG:|Call Trace:|hung_task')"
 dmesg | grep -i -E 'nichandover|e1000e|watchdog|BUG|WARNING' | sed 's/^/dmesg: /'
 ev done 1

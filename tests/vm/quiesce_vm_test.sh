@@ -139,6 +139,8 @@ check bql_inflight_zero_after_drain \
 check no_watchdog_timeout_or_adapter_reset \
   '[ "$(num watchdog_timeouts)" -eq 0 ] && [ "$(num adapter_resets)" -eq 0 ]' \
   "'transmit queue timed out' lines=$(get watchdog_timeouts) 'reset adapter' lines=$(get adapter_resets)"
+check no_kernel_warnings \
+  '[ "$(num kernel_warnings)" -eq 0 ]' "WARNING/BUG/Call Trace/hung_task lines in dmesg=$(get kernel_warnings)"
 check stale_epoch_refused \
   '[ "$(get stale_resume_exit)" = 1 ] && [ "$(get state_after_stale)" = quiesced ]' \
   "resume with epoch 0 exit=$(get stale_resume_exit), state after=$(get state_after_stale)"
@@ -154,6 +156,15 @@ check affinity_move_cpu0_to_cpu1 \
 check raw_rewrite_keeps_interrupting \
   '[ "$(get reroute_raw_exit)" = 0 ] && [ "$(num raw_vectors_written)" -gt 0 ] && [ "$(get raw_readback_equal)" = 1 ] && [ "$(num raw_irq_delta)" -gt 0 ] && [ "$(num ping_after_raw)" -gt 0 ]' \
   "exit=$(get reroute_raw_exit) vectors=$(get raw_vectors_written) ($(get raw_args)) read back equal=$(get raw_readback_equal) interrupts after=$(get raw_irq_delta) replies=$(get ping_after_raw)/5"
+check release_then_attach_with_new_epoch \
+  '[ "$(get release_exit)" = 0 ] && [ "$(get state_after_release)" = released ] && [ "$(get resume_released_exit)" = 1 ] && [ "$(get attach_exit)" = 0 ] && [ "$(get state_after_attach)" = running ] && [ "$(num ping_after_attach)" -gt 0 ]' \
+  "release exit=$(get release_exit) state=$(get state_after_release); resume of a released device exit=$(get resume_released_exit); attach exit=$(get attach_exit) state=$(get state_after_attach) replies=$(get ping_after_attach)/3"
+check interface_down_while_quiesced_does_not_hang \
+  '[ "$(get down_while_quiesced_returned)" = 1 ] && [ "$(get state_after_down)" = running ] && [ "$(get quiesce_down_exit)" = 1 ]' \
+  "ip link down returned=$(get down_while_quiesced_returned) state after=$(get state_after_down) quiesce of a down interface exit=$(get quiesce_down_exit) (must be refused)"
+check module_unload_while_quiesced_reopens \
+  '[ "$(get state_before_rmmod)" = quiesced ] && [ "$(get rmmod_exit)" = 0 ] && [ "$(num ping_after_rmmod)" -gt 0 ]' \
+  "state before=$(get state_before_rmmod) rmmod exit=$(get rmmod_exit) replies after=$(get ping_after_rmmod)/3"
 
 {
   echo '<?xml version="1.0" encoding="UTF-8"?>'
