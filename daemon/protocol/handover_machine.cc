@@ -940,6 +940,7 @@ void HandoverMachine::OnPeerResponse(const PeerResponseEvent& e) {
     const auto* response = std::get_if<v1::OfferResponse>(&e.body);
     NH_CHECK(response != nullptr) << "node " << config_.node_id << ": offer answered wrongly";
     if (!response->accepted()) {
+      h->offer_sent = false;  // a refusing target holds nothing: no Abort needed
       return BeginAbort(
           *h, absl::StatusCode::kFailedPrecondition, "TARGET_REFUSED",
           absl::StrCat(h->peer, " refused (",

@@ -196,7 +196,7 @@ class Interpreter {
                            : verb == "crash-before" ? FaultAction::kCrashBefore
                                                     : FaultAction::kCrashAfter;
       world_.SetFault(Arg("node"), kind, action, IntArg("n", 1),
-                      ParseCode(Arg("code", "UNAVAILABLE")));
+                      ParseCode(Arg("code", "UNAVAILABLE")), IntArg("skip", 0));
     } else if (verb == "crash-on-receive") {
       world_.CrashOnReceive(Arg("node"), Arg("type"));
     } else if (verb == "release-hung") {

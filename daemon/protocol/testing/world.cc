@@ -30,6 +30,7 @@ struct Hook {
 
 struct Fault {
   FaultAction action = FaultAction::kFail;
+  int skip = 0;
   int count = 0;
   absl::StatusCode code = absl::StatusCode::kUnavailable;
 };
@@ -328,8 +329,12 @@ void World::HandleReady(Node& n, Ready ready) {
 void World::ExecuteOp(Node& n, const PlatformOp& op) {
   Fault fault;
   if (auto it = n.faults.find(op.kind); it != n.faults.end() && it->second.count > 0) {
-    fault = it->second;
-    --it->second.count;
+    if (it->second.skip > 0) {
+      --it->second.skip;
+    } else {
+      fault = it->second;
+      --it->second.count;
+    }
   }
   std::string line = absl::StrCat(n.id, ": ", OpText(op), " => ");
   if (fault.count > 0) {
@@ -748,8 +753,8 @@ int World::FireTimers(const std::string& id, absl::Duration after) {
 // ------------------------------------------------------------------ faults
 
 void World::SetFault(const std::string& id, OpKind kind, FaultAction action, int count,
-                     absl::StatusCode code) {
-  node(id).faults[kind] = Fault{action, count, code};
+                     absl::StatusCode code, int skip) {
+  node(id).faults[kind] = Fault{action, skip, count, code};
 }
 
 void World::CrashOnReceive(const std::string& id, const std::string& type) {

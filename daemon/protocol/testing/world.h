@@ -73,8 +73,9 @@ class World {
   int FireTimers(const std::string& node, absl::Duration after);
 
   // Faults on the next `count` platform calls of `kind` on `node`.
+  // The first `skip` calls of that kind run normally.
   void SetFault(const std::string& node, OpKind kind, FaultAction action, int count = 1,
-                absl::StatusCode code = absl::StatusCode::kUnavailable);
+                absl::StatusCode code = absl::StatusCode::kUnavailable, int skip = 0);
   // Crash when the node receives a message of `type`, before it sees it.
   void CrashOnReceive(const std::string& node, const std::string& type);
   void ClearFaults();
