@@ -1,0 +1,274 @@
+#include "daemon/platform/linux/fake_hook_module.h"
+
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+
+#include <cerrno>
+
+#include "gtest/gtest.h"
+#include "hook/client/test_kernel_messages.h"
+#include "hook/kmod/nichandover_genl.h"
+
+namespace nichandover {
+namespace platform {
+namespace linux_backend {
+namespace testing {
+namespace {
+
+using hook::Bytes;
+using hook::testing::Concat;
+using hook::testing::KernelAck;
+
+constexpr uint16_t kFamilyId = 0x1d;
+constexpr uint64_t kRemappable = 1u << 4;
+
+uint32_t WireState(hook::DeviceState state) {
+  switch (state) {
+    case hook::DeviceState::kRunning: return NH_STATE_RUNNING;
+    case hook::DeviceState::kGated: return NH_STATE_GATED;
+    case hook::DeviceState::kQuiesced: return NH_STATE_QUIESCED;
+    case hook::DeviceState::kReleased: return NH_STATE_RELEASED;
+    case hook::DeviceState::kUnknown: break;
+  }
+  return NH_STATE_UNSPEC;
+}
+
+uint32_t WireMsiMode(hook::MsiMode mode) {
+  switch (mode) {
+    case hook::MsiMode::kMsi: return NH_MSI_MODE_MSI;
+    case hook::MsiMode::kMsix: return NH_MSI_MODE_MSIX;
+    case hook::MsiMode::kNone: break;
+  }
+  return NH_MSI_MODE_NONE;
+}
+
+void PutStatus(hook::GenlMessageBuilder& m, const FakeFunction& f) {
+  m.PutU32(NH_ATTR_STATE, WireState(f.state));
+  m.PutU64(NH_ATTR_EPOCH, f.max_epoch);
+  m.PutU32(NH_ATTR_MSI_MODE, WireMsiMode(f.msi_mode));
+  m.PutString(NH_ATTR_IFNAME, f.ifname);
+  m.PutU32(NH_ATTR_IFINDEX, f.ifindex);
+  m.PutU64(NH_ATTR_BQL_INFLIGHT, 0);
+  m.PutU64(NH_ATTR_HELD_XMITS, f.counters.held_xmits);
+  m.PutU64(NH_ATTR_XMITS_WHILE_QUIESCED, f.counters.xmits_while_quiesced);
+  m.PutU64(NH_ATTR_POLLS_WHILE_QUIESCED, f.counters.polls_while_quiesced);
+  m.PutU64(NH_ATTR_DRAINED_TX_BYTES, f.counters.drained_tx_bytes);
+  m.PutU64(NH_ATTR_DRAINED_TX_PACKETS, f.counters.drained_tx_packets);
+  m.PutU64(NH_ATTR_DRAINED_RX_PACKETS, f.counters.drained_rx_packets);
+  m.PutU32(NH_ATTR_NAPI_COUNT, f.counters.napi_count);
+  m.PutU32(NH_ATTR_VECTORS_MASKED, f.counters.vectors_masked);
+  m.PutU64(NH_ATTR_QUIESCE_NS, f.counters.quiesce_ns);
+}
+
+void PutVectors(hook::GenlMessageBuilder& m, uint16_t type,
+                const std::vector<hook::MsiVector>& vectors) {
+  m.BeginNest(type);
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    const hook::MsiVector& v = vectors[i];
+    m.BeginNest(static_cast<uint16_t>(i + 1));
+    m.PutU32(NH_MSI_ATTR_INDEX, v.index);
+    m.PutU64(NH_MSI_ATTR_ADDRESS, v.address);
+    m.PutU32(NH_MSI_ATTR_DATA, v.data);
+    m.PutU8(NH_MSI_ATTR_MASKED, v.masked ? 1 : 0);
+    m.PutU32(NH_MSI_ATTR_IRQ, v.irq);
+    m.PutU32(NH_MSI_ATTR_CPU, v.cpu);
+    m.EndNest();
+  }
+  m.EndNest();
+}
+
+void SetMasked(FakeFunction& f, bool masked) {
+  for (hook::MsiVector& v : f.vectors) v.masked = masked;
+}
+
+// The request's attributes, as nh_genl.c reads them.
+absl::StatusOr<FakeRequest> ReadRequest(const hook::GenlReply& genl) {
+  FakeRequest r;
+  r.cmd = genl.cmd;
+  if (auto dev = genl.attrs.Get(NH_ATTR_PCI_DEV, "dev"); dev.ok()) r.dev = dev->String();
+  if (auto epoch = genl.attrs.Get(NH_ATTR_EPOCH, "epoch"); epoch.ok()) {
+    auto value = epoch->U64();
+    if (!value.ok()) return value.status();
+    r.epoch = *value;
+  }
+  for (auto [type, field] : {std::pair{NH_ATTR_TIMEOUT_MS, &r.timeout_ms},
+                             std::pair{NH_ATTR_REROUTE_MODE, &r.reroute_mode}}) {
+    if (auto attr = genl.attrs.Get(type, "u32"); attr.ok()) {
+      auto value = attr->U32();
+      if (!value.ok()) return value.status();
+      *field = *value;
+    }
+  }
+  if (auto list = genl.attrs.Get(NH_ATTR_MSI_LIST, "list"); list.ok()) {
+    auto vectors = hook::DecodeMsiList(*list);
+    if (!vectors.ok()) return vectors.status();
+    for (const hook::MsiVector& v : *vectors) r.messages.push_back({v.index, v.address, v.data});
+  }
+  return r;
+}
+
+class Connection : public hook::Transport {
+ public:
+  explicit Connection(FakeHookModule* module) : module_(module) {}
+  absl::StatusOr<Bytes> Exchange(const Bytes& request) override {
+    return module_->Exchange(request);
+  }
+
+ private:
+  FakeHookModule* module_;
+};
+
+}  // namespace
+
+struct FakeHookModule::Answer {
+  int error = 0;
+  std::string extack;
+  bool msi_list = false;  // NH_ATTR_MSI_LIST: the vectors now
+  std::optional<std::vector<hook::MsiVector>> previous;  // NH_ATTR_MSI_PREVIOUS
+  // NH_ATTR_MSI_LIST as reported, when it is not what the function holds.
+  std::optional<std::vector<hook::MsiVector>> reported_list;
+};
+
+FakeFunction& FakeHookModule::function(const std::string& bdf) {
+  auto it = functions_.find(bdf);
+  if (it == functions_.end()) {
+    ADD_FAILURE() << "the fake module has no function " << bdf;
+    std::abort();
+  }
+  return it->second;
+}
+
+TransportFactory FakeHookModule::Factory() {
+  return [this]() -> absl::StatusOr<std::unique_ptr<hook::Transport>> {
+    ++connections_;
+    return std::make_unique<Connection>(this);
+  };
+}
+
+absl::StatusOr<Bytes> FakeHookModule::Exchange(const Bytes& request) {
+  auto messages = hook::SplitMessages(request);
+  if (!messages.ok()) return messages.status();
+  const hook::NetlinkMessage& msg = messages->at(0);
+  auto genl = hook::ParseGenl(msg);
+  if (!genl.ok()) return genl.status();
+  if (msg.type == GENL_ID_CTRL) {
+    auto name = genl->attrs.Get(CTRL_ATTR_FAMILY_NAME, "name");
+    if (!loaded_ || !name.ok() || name->String() != NH_GENL_NAME) {
+      return KernelAck(msg.seq, -ENOENT);
+    }
+    hook::GenlMessageBuilder reply(GENL_ID_CTRL, CTRL_CMD_NEWFAMILY, 2, msg.seq);
+    reply.PutU16(CTRL_ATTR_FAMILY_ID, kFamilyId);
+    reply.PutString(CTRL_ATTR_FAMILY_NAME, NH_GENL_NAME);
+    return Concat(reply.Finish(), KernelAck(msg.seq, 0));
+  }
+  if (!loaded_ || msg.type != kFamilyId) return KernelAck(msg.seq, -EOPNOTSUPP);
+  auto request_attrs = ReadRequest(*genl);
+  if (!request_attrs.ok()) return KernelAck(msg.seq, -EINVAL, "malformed attribute");
+  requests_.push_back(*request_attrs);
+  const FakeRequest& r = requests_.back();
+
+  auto found = functions_.find(r.dev);
+  if (found == functions_.end()) return KernelAck(msg.seq, -ENODEV, "no such PCI function");
+  FakeFunction& f = found->second;
+  Answer answer = Handle(r, f);
+  if (answer.error != 0) return KernelAck(msg.seq, -answer.error, answer.extack);
+  hook::GenlMessageBuilder reply(kFamilyId, r.cmd, NH_GENL_VERSION, msg.seq);
+  PutStatus(reply, f);
+  if (answer.previous) PutVectors(reply, NH_ATTR_MSI_PREVIOUS, *answer.previous);
+  if (answer.msi_list) {
+    PutVectors(reply, NH_ATTR_MSI_LIST, answer.reported_list ? *answer.reported_list : f.vectors);
+  }
+  return Concat(reply.Finish(), KernelAck(msg.seq, 0));
+}
+
+FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction& f) {
+  if (r.cmd == NH_CMD_STATUS) return {};
+  if (r.cmd == NH_CMD_READ_MSI) return {0, "", /*msi_list=*/true, {}};
+  if (!r.epoch) return {EINVAL, "missing attribute: epoch"};
+  if (*r.epoch < f.max_epoch) return {ESTALE, "epoch is lower than the highest seen for this device"};
+  f.max_epoch = *r.epoch;
+  const bool released = f.state == hook::DeviceState::kReleased;
+  switch (r.cmd) {
+    case NH_CMD_QUIESCE:
+      if (released) return {EBUSY, "released to another node"};
+      f.counters = hook::DeviceStatus();
+      f.counters.held_xmits = f.xmits_to_hold;
+      f.counters.drained_tx_bytes = f.drain_tx_bytes;
+      f.counters.drained_tx_packets = f.drain_tx_packets;
+      f.counters.drained_rx_packets = f.drain_rx_packets;
+      if (f.drain_times_out) {
+        f.state = hook::DeviceState::kGated;
+        return {ETIMEDOUT, "TX completions did not drain before the deadline"};
+      }
+      f.counters.xmits_while_quiesced = f.leaked_xmits;
+      f.counters.polls_while_quiesced = f.leaked_polls;
+      f.counters.napi_count = 1;
+      f.counters.vectors_masked = static_cast<uint32_t>(f.vectors.size());
+      f.counters.quiesce_ns = 1500000;
+      f.state = hook::DeviceState::kQuiesced;
+      SetMasked(f, true);
+      return {};
+    case NH_CMD_RESUME:
+      if (released) return {EBUSY, "released to another node: ATTACH with the new owner's epoch"};
+      [[fallthrough]];
+    case NH_CMD_ATTACH:
+      f.state = hook::DeviceState::kRunning;
+      SetMasked(f, false);
+      return {};
+    case NH_CMD_RELEASE:
+      if (f.state != hook::DeviceState::kQuiesced && !released) {
+        return {EBUSY, "not quiesced: QUIESCE before RELEASE"};
+      }
+      f.state = hook::DeviceState::kReleased;
+      return {};
+    case NH_CMD_REROUTE:
+      return Reroute(r, f);
+    default:
+      return {EOPNOTSUPP, "unknown command"};
+  }
+}
+
+FakeHookModule::Answer FakeHookModule::Reroute(const FakeRequest& r, FakeFunction& f) {
+  if (!r.reroute_mode) return {EINVAL, "missing attribute: reroute mode"};
+  if (*r.reroute_mode != NH_REROUTE_RAW) return {EOPNOTSUPP, "fake module: raw mode only"};
+  if (f.msi_mode == hook::MsiMode::kNone) {
+    return {EOPNOTSUPP, "function has neither MSI nor MSI-X enabled"};
+  }
+  if (r.messages.empty()) return {EINVAL, "missing attribute: MSI list"};
+  std::vector<hook::MsiVector*> targets;
+  for (const hook::MsiWrite& w : r.messages) {
+    hook::MsiVector* target = nullptr;
+    for (hook::MsiVector& v : f.vectors) {
+      if (v.index == w.index) target = &v;
+    }
+    if (target == nullptr) return {ENOENT, "no vector with that index"};
+    if (f.msi_mode != hook::MsiMode::kMsix) {
+      return {EOPNOTSUPP, "raw rewrite needs an MSI-X table entry; use the affinity mode for MSI"};
+    }
+    if (f.interrupt_remapping || ((target->address | w.address) & kRemappable)) {
+      return {EOPNOTSUPP, "interrupt remapping is on: the IRTE must be edited, not the device"};
+    }
+    if ((w.address >> 32) != 0 || (w.address & 0xfff00000u) != 0xfee00000u) {
+      return {EINVAL, "address is outside the 0xfee00000 MSI window"};
+    }
+    targets.push_back(target);
+  }
+  Answer answer;
+  answer.previous = f.vectors;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    targets[i]->address = r.messages[i].address;
+    targets[i]->data = r.messages[i].data;
+  }
+  answer.msi_list = true;
+  if (f.misreport_read_back) {
+    // Reported, not stored: the reply lies about what the device holds.
+    answer.reported_list = f.vectors;
+    for (hook::MsiVector& v : *answer.reported_list) v.data ^= 0x1;
+  }
+  return answer;
+}
+
+}  // namespace testing
+}  // namespace linux_backend
+}  // namespace platform
+}  // namespace nichandover

@@ -1,0 +1,95 @@
+// A stand-in for the nichandover_hook kernel module behind hook::Transport,
+// for the backend's tests. It answers the generic netlink controller and the
+// family's commands the way hook/kmod/nh_genl.c does -- the same epoch
+// fencing, state rules, errno values and extack texts, the same reply
+// attributes -- over state the test sets up and inspects. Every connection
+// (TransportFactory call) reaches the same module, like sockets to one
+// kernel.
+#ifndef NICHANDOVER_DAEMON_PLATFORM_LINUX_FAKE_HOOK_MODULE_H_
+#define NICHANDOVER_DAEMON_PLATFORM_LINUX_FAKE_HOOK_MODULE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/platform/linux/module_connection.h"
+#include "hook/client/hook_client.h"
+#include "hook/client/netlink_codec.h"
+
+namespace nichandover {
+namespace platform {
+namespace linux_backend {
+namespace testing {
+
+// One PCI function as the module sees it.
+struct FakeFunction {
+  std::string ifname = "eth0";
+  uint32_t ifindex = 2;
+  hook::MsiMode msi_mode = hook::MsiMode::kMsix;
+  std::vector<hook::MsiVector> vectors;  // in the order READ_MSI lists them
+  hook::DeviceState state = hook::DeviceState::kRunning;
+  uint64_t max_epoch = 0;
+  hook::DeviceStatus counters;  // counters of the last quiesce
+
+  // What the next QUIESCE finds.
+  uint64_t drain_tx_bytes = 0;
+  uint64_t drain_tx_packets = 0;
+  uint64_t drain_rx_packets = 0;
+  uint64_t xmits_to_hold = 0;
+  bool drain_times_out = false;
+  // A broken gate: calls counted after it closed.
+  uint64_t leaked_xmits = 0;
+  uint64_t leaked_polls = 0;
+  // Interrupt remapping on: messages are IRTE handles (address bit 4).
+  bool interrupt_remapping = false;
+  // A faulty module that acknowledges a raw write but reports other
+  // messages read back.
+  bool misreport_read_back = false;
+};
+
+// What the module saw of one request of its family.
+struct FakeRequest {
+  uint8_t cmd = 0;
+  std::string dev;
+  std::optional<uint64_t> epoch;
+  std::optional<uint32_t> timeout_ms;
+  std::optional<uint32_t> reroute_mode;
+  std::vector<hook::MsiWrite> messages;
+};
+
+class FakeHookModule {
+ public:
+  void AddFunction(const std::string& bdf, FakeFunction function) { functions_[bdf] = function; }
+  // Dies (test failure) when there is no such function.
+  FakeFunction& function(const std::string& bdf);
+  // An unloaded module: the family is not registered.
+  void set_loaded(bool loaded) { loaded_ = loaded; }
+
+  TransportFactory Factory();
+  const std::vector<FakeRequest>& requests() const { return requests_; }
+  int connections() const { return connections_; }
+
+  // The module's side of one request/answer exchange.
+  absl::StatusOr<hook::Bytes> Exchange(const hook::Bytes& request);
+
+ private:
+  struct Answer;
+  Answer Handle(const FakeRequest& request, FakeFunction& f);
+  Answer Reroute(const FakeRequest& request, FakeFunction& f);
+
+  std::map<std::string, FakeFunction> functions_;
+  std::vector<FakeRequest> requests_;
+  bool loaded_ = true;
+  int connections_ = 0;
+};
+
+}  // namespace testing
+}  // namespace linux_backend
+}  // namespace platform
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_DAEMON_PLATFORM_LINUX_FAKE_HOOK_MODULE_H_

@@ -1,0 +1,235 @@
+// The Hook and Router over the hook module's netlink family, against a fake
+// module that keeps the kernel's state rules.
+#include <string>
+#include <vector>
+
+#include "daemon/platform/linux/fake_hook_module.h"
+#include "daemon/platform/linux/linux_hook.h"
+#include "daemon/platform/linux/linux_router.h"
+#include "gtest/gtest.h"
+#include "hook/kmod/nichandover_genl.h"
+
+namespace nichandover {
+namespace platform {
+namespace linux_backend {
+namespace {
+
+using testing::FakeFunction;
+using testing::FakeHookModule;
+
+constexpr char kBdf[] = "0000:03:00.0";
+
+// e1000e's three MSI-X vectors (rx, tx, other) on CPU 0, listed out of
+// index order as a module walking its descriptors may.
+FakeFunction E1000e() {
+  FakeFunction f;
+  f.vectors = {{2, 0xfee00000, 0x4023, false, 26, 0},
+               {0, 0xfee00000, 0x4021, false, 24, 0},
+               {1, 0xfee00000, 0x4022, false, 25, 0}};
+  return f;
+}
+
+v1::MsiMessage Message(uint64_t address, uint32_t data) {
+  v1::MsiMessage m;
+  m.set_address(address);
+  m.set_data(data);
+  return m;
+}
+
+class LinuxHookTest : public ::testing::Test {
+ protected:
+  LinuxHookTest() : hook_(ModuleConnection(module_.Factory())), router_(ModuleConnection(module_.Factory())) {
+    module_.AddFunction(kBdf, E1000e());
+  }
+  FakeFunction& device() { return module_.function(kBdf); }
+
+  FakeHookModule module_;
+  LinuxHook hook_;
+  LinuxRouter router_;
+};
+
+TEST_F(LinuxHookTest, QuiesceSendsEpochAndTimeoutAndReportsWhatTheModuleDrained) {
+  device().drain_tx_packets = 7;
+  device().drain_rx_packets = 3;
+  device().xmits_to_hold = 12;
+  device().drain_tx_bytes = 9000;
+
+  auto result = hook_.Quiesce(kBdf, 5, absl::Milliseconds(1500));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->drained_tx_packets, 7u);
+  EXPECT_EQ(result->drained_rx_packets, 3u);
+  EXPECT_EQ(result->held_xmits, 12u);
+  EXPECT_EQ(result->polls_while_quiesced, 0u);
+
+  ASSERT_EQ(module_.requests().size(), 1u);
+  const auto& sent = module_.requests()[0];
+  EXPECT_EQ(sent.cmd, NH_CMD_QUIESCE);
+  EXPECT_EQ(sent.dev, kBdf);
+  EXPECT_EQ(sent.epoch, 5u);
+  EXPECT_EQ(sent.timeout_ms, 1500u);
+
+  auto status = hook_.Status(kBdf);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->state, HookState::kQuiesced);
+  EXPECT_EQ(status->epoch, 5u);
+  EXPECT_EQ(status->held_xmits, 12u);
+  EXPECT_EQ(status->drained_tx_packets, 7u);
+}
+
+TEST_F(LinuxHookTest, ResumeReopensAndStatusSaysRunning) {
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 5, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Resume(kBdf, 5).ok());
+  EXPECT_EQ(device().state, hook::DeviceState::kRunning);
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
+}
+
+TEST_F(LinuxHookTest, StaleEpochIsRefusedWithTheModulesReasonAndChangesNothing) {
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 5, absl::Seconds(1)).ok());
+  absl::Status resume = hook_.Resume(kBdf, 4);
+  EXPECT_EQ(resume.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(resume.message().find("epoch is lower than the highest seen"), std::string::npos)
+      << resume;
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kQuiesced);
+  EXPECT_EQ(hook_.Status(kBdf)->epoch, 5u);
+}
+
+TEST_F(LinuxHookTest, DrainPastTheDeadlineIsDeadlineExceededAndLeavesTheGatesClosed) {
+  device().drain_times_out = true;
+  auto result = hook_.Quiesce(kBdf, 2, absl::Milliseconds(100));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
+  // Gated counts as quiesced: it is not running, and Resume reopens it.
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kQuiesced);
+  ASSERT_TRUE(hook_.Resume(kBdf, 2).ok());
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
+}
+
+TEST_F(LinuxHookTest, AGateThatLeakedFailsTheQuiesce) {
+  device().leaked_polls = 2;
+  auto result = hook_.Quiesce(kBdf, 3, absl::Seconds(1));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(result.status().message().find("2 NAPI polls"), std::string::npos) << result.status();
+  EXPECT_EQ(hook_.Status(kBdf)->polls_while_quiesced, 2u);
+}
+
+TEST_F(LinuxHookTest, ReleasedIsDetachedUntilAnAttachAtAHigherEpoch) {
+  EXPECT_EQ(hook_.Release(kBdf, 1).code(), absl::StatusCode::kFailedPrecondition)
+      << "a running device must be quiesced before it is released";
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 4, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, 4).ok());
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kDetached);
+  EXPECT_EQ(hook_.Resume(kBdf, 4).code(), absl::StatusCode::kFailedPrecondition);
+
+  v1::QueueRingState ring;
+  ring.set_tx_next_to_use(17);
+  ASSERT_TRUE(hook_.Attach(kBdf, 6, {ring}).ok());
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
+  EXPECT_EQ(hook_.Status(kBdf)->epoch, 6u);
+}
+
+TEST_F(LinuxHookTest, ShortAddressesAreSentInFullAndBadOnesNeverLeave) {
+  ASSERT_TRUE(hook_.Status("03:00.0").ok());
+  EXPECT_EQ(module_.requests().back().dev, kBdf);
+  size_t sent = module_.requests().size();
+  EXPECT_EQ(hook_.Quiesce("3:0.0", 1, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(module_.requests().size(), sent);
+}
+
+TEST_F(LinuxHookTest, UnknownFunctionIsNotFound) {
+  EXPECT_EQ(hook_.Status("0000:09:00.0").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LinuxHookTest, ModuleNotLoadedIsUnavailable) {
+  module_.set_loaded(false);
+  auto status = hook_.Status(kBdf);
+  EXPECT_EQ(status.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(status.status().message().find("nichandover_hook module"), std::string::npos);
+}
+
+TEST_F(LinuxHookTest, ReadMessagesListsTheVectorsInIndexOrder) {
+  auto messages = router_.ReadMessages(kBdf);
+  ASSERT_TRUE(messages.ok()) << messages.status();
+  ASSERT_EQ(messages->size(), 3u);
+  EXPECT_EQ((*messages)[0].data(), 0x4021u);
+  EXPECT_EQ((*messages)[1].data(), 0x4022u);
+  EXPECT_EQ((*messages)[2].data(), 0x4023u);
+  EXPECT_EQ((*messages)[2].address(), 0xfee00000u);
+}
+
+TEST_F(LinuxHookTest, RerouteWritesEachVectorsMessageRawAndRestorePutsThePreviousBack) {
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 8, absl::Seconds(1)).ok());
+  // The target node's CPU (APIC ID 1), vectors 0x41..0x43.
+  std::vector<v1::MsiMessage> target = {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42),
+                                        Message(0xfee01000, 0x43)};
+  auto previous = router_.Reroute(kBdf, 8, target);
+  ASSERT_TRUE(previous.ok()) << previous.status();
+
+  const auto& sent = module_.requests().back();
+  EXPECT_EQ(sent.cmd, NH_CMD_REROUTE);
+  EXPECT_EQ(sent.reroute_mode, static_cast<uint32_t>(NH_REROUTE_RAW));
+  EXPECT_EQ(sent.epoch, 8u);
+  ASSERT_EQ(sent.messages.size(), 3u);
+  EXPECT_EQ(sent.messages[0].index, 0u);
+  EXPECT_EQ(sent.messages[0].data, 0x41u);
+  EXPECT_EQ(sent.messages[2].index, 2u);
+  EXPECT_EQ(sent.messages[2].data, 0x43u);
+
+  for (const hook::MsiVector& v : device().vectors) {
+    EXPECT_EQ(v.address, 0xfee01000u);
+    EXPECT_EQ(v.data, 0x41u + v.index);
+  }
+  ASSERT_EQ(previous->size(), 3u);
+  EXPECT_EQ((*previous)[0].data(), 0x4021u);
+  EXPECT_EQ((*previous)[1].data(), 0x4022u);
+  EXPECT_EQ((*previous)[2].data(), 0x4023u);
+
+  ASSERT_TRUE(router_.Restore(kBdf, 8, *previous).ok());
+  for (const hook::MsiVector& v : device().vectors) {
+    EXPECT_EQ(v.address, 0xfee00000u);
+    EXPECT_EQ(v.data, 0x4021u + v.index);
+  }
+}
+
+TEST_F(LinuxHookTest, RerouteNeedsOneMessagePerVectorAndWritesNothingOtherwise) {
+  auto result = router_.Reroute(kBdf, 1, {Message(0xfee01000, 0x41)});
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find("3 vectors but 1 messages"), std::string::npos)
+      << result.status();
+  for (const auto& request : module_.requests()) EXPECT_NE(request.cmd, NH_CMD_REROUTE);
+}
+
+TEST_F(LinuxHookTest, RerouteWithInterruptRemappingIsAFailedPrecondition) {
+  device().interrupt_remapping = true;
+  auto result = router_.Reroute(kBdf, 1, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(result.status().message().find("interrupt remapping"), std::string::npos);
+  EXPECT_EQ(device().vectors[1].data, 0x4021u);
+}
+
+TEST_F(LinuxHookTest, RerouteAtAStaleEpochIsRefused) {
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 9, absl::Seconds(1)).ok());
+  auto result = router_.Reroute(kBdf, 7, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device().vectors[0].data, 0x4023u);
+}
+
+TEST_F(LinuxHookTest, AReadBackThatDiffersFromTheWriteIsDataLoss) {
+  device().misreport_read_back = true;
+  auto result = router_.Reroute(kBdf, 1, {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42),
+                                          Message(0xfee01000, 0x43)});
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss) << result.status();
+}
+
+TEST_F(LinuxHookTest, ThereIsNoCrossKernelReservation) {
+  auto reserved = router_.ReserveTargetMessages(kBdf, 3, 2);
+  EXPECT_EQ(reserved.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(reserved.status().message().find("no cross-kernel reservation"), std::string::npos)
+      << reserved.status();
+  EXPECT_TRUE(router_.ReleaseReservation(kBdf, 3).ok());
+  EXPECT_TRUE(module_.requests().empty());
+}
+
+}  // namespace
+}  // namespace linux_backend
+}  // namespace platform
+}  // namespace nichandover

@@ -1,0 +1,99 @@
+#include "daemon/platform/linux/linux_router.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace nichandover {
+namespace platform {
+namespace linux_backend {
+namespace {
+
+v1::MsiMessage ToMessage(const hook::MsiVector& v) {
+  v1::MsiMessage m;
+  m.set_address(v.address);
+  m.set_data(v.data);
+  return m;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReadMessages(const std::string& bdf) {
+  NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
+  NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
+  NH_ASSIGN_OR_RETURN(std::vector<hook::MsiVector> vectors, ReadVectorsInOrder(client, dev));
+  std::vector<v1::MsiMessage> out;
+  for (const hook::MsiVector& v : vectors) out.push_back(ToMessage(v));
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
+    const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& messages,
+    absl::string_view op) {
+  NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
+  NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
+  // Which entries the messages are for: the vectors the driver allocated,
+  // as the module lists them now.
+  NH_ASSIGN_OR_RETURN(std::vector<hook::MsiVector> vectors, ReadVectorsInOrder(client, dev));
+  if (messages.size() != vectors.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(op, " ", dev, ": the device has ",
+                                                   vectors.size(), " vectors but ",
+                                                   messages.size(), " messages were given"));
+  }
+  std::vector<hook::MsiWrite> writes;
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    writes.push_back({vectors[i].index, messages[i].address(), messages[i].data()});
+  }
+  NH_ASSIGN_OR_RETURN(hook::RerouteResult result, client.RerouteRaw(dev, epoch, writes));
+
+  // The module compared what it read back already; check its answer too,
+  // since the daemon journals these messages as the device's routing.
+  std::map<uint32_t, const hook::MsiVector*> current, previous;
+  for (const hook::MsiVector& v : result.current) current[v.index] = &v;
+  for (const hook::MsiVector& v : result.previous) previous[v.index] = &v;
+  std::vector<v1::MsiMessage> replaced;
+  for (const hook::MsiWrite& w : writes) {
+    auto now = current.find(w.index);
+    if (now == current.end() || now->second->address != w.address ||
+        now->second->data != w.data) {
+      return absl::DataLossError(absl::StrCat(
+          op, " ", dev, ": the module acknowledged the write but vector ", w.index,
+          now == current.end() ? " is missing from its read-back" : " reads back another message"));
+    }
+    auto before = previous.find(w.index);
+    if (before == previous.end()) {
+      return absl::InternalError(absl::StrCat(op, " ", dev, ": the module did not report vector ",
+                                              w.index, "'s previous message"));
+    }
+    replaced.push_back(ToMessage(*before->second));
+  }
+  return replaced;
+}
+
+absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::Reroute(
+    const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) {
+  return WriteRaw(bdf, epoch, target, "reroute");
+}
+
+absl::Status LinuxRouter::Restore(const std::string& bdf, uint64_t epoch,
+                                  const std::vector<v1::MsiMessage>& previous) {
+  return WriteRaw(bdf, epoch, previous, "restore").status();
+}
+
+absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReserveTargetMessages(
+    const std::string& bdf, uint64_t /*epoch*/, uint32_t count) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "linux platform: cannot reserve ", count, " vectors for ", bdf,
+      ": a Linux kernel owns every vector of its CPUs and offers no allocator to another node "
+      "(no cross-kernel reservation); within one kernel the module moves interrupts with the "
+      "kernel's affinity API, and VM nodes move NICs through the hypervisor (vm platform)"));
+}
+
+absl::Status LinuxRouter::ReleaseReservation(const std::string& /*bdf*/, uint64_t /*epoch*/) {
+  return absl::OkStatus();
+}
+
+}  // namespace linux_backend
+}  // namespace platform
+}  // namespace nichandover
