@@ -1,0 +1,189 @@
+// nh-sim-machine: the simulated machine's life cycle.
+//
+//   nh-sim-machine create --path P --node node0:0,1 --node node1:2,3
+//                         --owner node0 [--ring-size 1024] [--bdf 0000:03:00.0]
+//   nh-sim-machine run --path P       # the NIC (device model) until SIGTERM
+//   nh-sim-machine show --path P      # nodes, record, MSI-X, counters
+//   nh-sim-machine destroy --path P
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "pci/interrupt_layout.h"
+#include "pci/x86_msi.h"
+#include "sim/config_space_image.h"
+#include "sim/device.h"
+#include "sim/flags.h"
+#include "sim/machine.h"
+
+namespace nichandover {
+namespace sim {
+namespace {
+
+int Usage(const std::string& why) {
+  std::fprintf(stderr,
+               "nh-sim-machine: %s\n"
+               "usage: nh-sim-machine create --path P --node ID:APIC[,APIC...] (repeat) --owner ID"
+               " [--ring-size N] [--bdf BDF]\n"
+               "       nh-sim-machine run|show|destroy --path P\n",
+               why.c_str());
+  return 2;
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "nh-sim-machine: %s\n", status.ToString().c_str());
+  return 1;
+}
+
+int Create(const Flags& flags) {
+  MachineSpec spec;
+  for (const std::string& node : flags.GetAll("node")) {
+    std::vector<std::string> parts = absl::StrSplit(node, ':');
+    if (parts.size() != 2) return Usage("--node wants ID:APIC[,APIC...]");
+    NodeSpec n;
+    n.node_id = parts[0];
+    for (absl::string_view apic : absl::StrSplit(parts[1], ',')) {
+      uint32_t id;
+      if (!absl::SimpleAtoi(apic, &id)) return Usage("bad APIC ID in --node " + node);
+      n.apic_ids.push_back(id);
+    }
+    spec.nodes.push_back(n);
+  }
+  spec.initial_owner = flags.Get("owner", spec.nodes.empty() ? "" : spec.nodes[0].node_id);
+  auto ring = flags.GetNumber("ring-size", spec.ring_size);
+  if (!ring.ok()) return Fail(ring.status());
+  spec.ring_size = static_cast<uint32_t>(*ring);
+  spec.bdf = flags.Get("bdf", spec.bdf);
+  auto machine = Machine::Create(flags.Get("path"), spec);
+  if (!machine.ok()) return Fail(machine.status());
+  std::printf("created %s: %d nodes, NIC %s, ring %d, owner %s\n", flags.Get("path").c_str(),
+              (*machine)->node_count(), spec.bdf.c_str(), spec.ring_size,
+              spec.initial_owner.c_str());
+  return 0;
+}
+
+int Run(const Flags& flags) {
+  SetLogTag("device");
+  BlockTerminationSignals();
+  auto machine = Machine::Open(flags.Get("path"));
+  if (!machine.ok()) return Fail(machine.status());
+  int32_t none = 0;
+  if (!(*machine)->layout().device_pid.compare_exchange_strong(none, getpid()) &&
+      kill(none, 0) == 0) {
+    return Fail(absl::FailedPreconditionError(
+        absl::StrFormat("the device already runs as pid %d", none)));
+  }
+  (*machine)->layout().device_pid.store(getpid());
+  Device device(**machine);
+  std::atomic<bool> stop{false};
+  std::thread hardware([&] { device.Run(stop); });
+  NH_LOG(INFO) << "NIC " << (*machine)->bdf() << " powered on";
+  WaitForTerminationSignal(-1);
+  stop = true;
+  hardware.join();
+  (*machine)->layout().device_pid.store(0);
+  return 0;
+}
+
+const char* StateName(OwnershipState state) {
+  switch (state) {
+    case OwnershipState::kActive:
+      return "ACTIVE";
+    case OwnershipState::kPreparing:
+      return "PREPARING";
+    case OwnershipState::kHandoff:
+      return "HANDOFF";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
+int Show(const Flags& flags) {
+  auto opened = Machine::Open(flags.Get("path"));
+  if (!opened.ok()) return Fail(opened.status());
+  Machine& m = **opened;
+  NicState& nic = m.nic();
+  Ownership record = m.ReadOwnership();
+  std::printf("machine %s (layout v%d, %d bytes), device pid %d\n", m.path().c_str(),
+              kLayoutVersion, static_cast<int>(sizeof(MachineLayout)),
+              m.layout().device_pid.load());
+  std::printf("NIC %s ring %d: record %s owner=%s target=%s epoch=%llu, running on %s\n",
+              m.bdf().c_str(), m.ring_size(), StateName(record.state),
+              m.node_id(record.owner).c_str(), m.node_id(record.target).c_str(),
+              static_cast<unsigned long long>(record.epoch),
+              m.node_id(nic.running_node.load()).c_str());
+  const DeviceRegisters& r = nic.regs;
+  std::printf("  RDH %u RDT %u TDH %u TDT %u EIMS 0x%x; rx %llu missed %llu tx %llu; "
+              "MSI sent %llu pended %llu replayed %llu; unroutable %llu\n",
+              r.rdh.load(), r.rdt.load(), r.tdh.load(), r.tdt.load(), r.eims.load(),
+              (unsigned long long)r.rx_packets.load(), (unsigned long long)r.rx_missed.load(),
+              (unsigned long long)r.tx_packets.load(), (unsigned long long)r.msi_sent.load(),
+              (unsigned long long)r.msi_pended.load(), (unsigned long long)r.msi_replayed.load(),
+              (unsigned long long)m.layout().unroutable_msi.load());
+  SimConfigSpace config(nic, m.layout().device_bell);
+  SimBarMemory bars(nic, m.layout().device_bell);
+  auto layout = pci::DecodeInterruptLayout(config, &bars);
+  if (layout.ok()) {
+    std::printf("  MSI-X %s, %d entries:\n", layout->enabled() ? "enabled" : "disabled",
+                layout->vectors_size());
+    for (const auto& v : layout->vectors()) {
+      pci::X86MsiMessage msg = pci::DecodeX86Msi(v.message().address(), v.message().data());
+      int node = msg.IsInterruptAddress() ? m.NodeOfApicId(msg.destination_apic_id) : kNoNode;
+      std::printf("    %d: %s -> %s%s%s\n", v.index(), pci::DescribeX86Msi(msg).c_str(),
+                  node == kNoNode ? "-" : m.node_id(node).c_str(), v.masked() ? " masked" : "",
+                  v.pending() ? " pending" : "");
+    }
+  }
+  for (int i = 0; i < m.node_count(); ++i) {
+    NodeSlot& n = m.node(i);
+    std::vector<uint32_t> apics(n.apic_ids, n.apic_ids + n.apic_count);
+    std::vector<std::string> vectors;
+    for (int v = 0; v < 256; ++v) {
+      uint64_t count = n.delivered[v].load();
+      if (count) vectors.push_back(absl::StrFormat("0x%02x:%d", v, count));
+    }
+    const NodeCounters& c = n.counters;
+    std::printf("node %s APIC %s kernel pid %d: interrupts {%s} spurious %llu\n", n.node_id,
+                absl::StrJoin(apics, ",").c_str(), n.kernel_pid.load(),
+                absl::StrJoin(vectors, " ").c_str(), (unsigned long long)n.spurious.load());
+    std::printf("  polls %llu (max work %llu, while quiesced %llu, gated %llu) xmits %llu "
+                "held %llu tx done %llu rx %llu socket drops %llu\n",
+                (unsigned long long)c.napi_polls.load(), (unsigned long long)c.max_poll_work.load(),
+                (unsigned long long)c.polls_while_quiesced.load(),
+                (unsigned long long)c.gated_polls.load(), (unsigned long long)c.driver_xmits.load(),
+                (unsigned long long)c.held_xmits.load(), (unsigned long long)c.tx_completed.load(),
+                (unsigned long long)c.rx_delivered.load(),
+                (unsigned long long)c.rx_socket_drops.load());
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  auto flags = Flags::Parse(argc, argv, {"path", "node", "owner", "ring-size", "bdf"});
+  if (!flags.ok()) return Usage(std::string(flags.status().message()));
+  if (flags->positional().size() != 1) return Usage("one command: create, run, show, destroy");
+  if (!flags->Has("path")) return Usage("--path is required");
+  const std::string& command = flags->positional()[0];
+  if (command == "create") return Create(*flags);
+  if (command == "run") return Run(*flags);
+  if (command == "show") return Show(*flags);
+  if (command == "destroy") {
+    absl::Status s = Machine::Destroy(flags->Get("path"));
+    return s.ok() ? 0 : Fail(s);
+  }
+  return Usage("unknown command " + command);
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace nichandover
+
+int main(int argc, char** argv) { return nichandover::sim::Main(argc, argv); }
