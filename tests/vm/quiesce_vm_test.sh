@@ -41,7 +41,7 @@ fail_setup() {
   echo "quiesce_vm_test: $*" >&2
   cat >"$xml" <<XML
 <?xml version="1.0" encoding="UTF-8"?>
-<testsuites><testsuite name="tests/vm/quiesce_vm_test" tests="1" failures="1">
+<testsuites tests="1" failures="1" errors="0"><testsuite name="tests/vm/quiesce_vm_test" tests="1" failures="1" errors="0">
 <testcase name="vm_setup" classname="tests.vm.quiesce"><failure message="setup failed">$(echo "$*" | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')</failure></testcase>
 </testsuite></testsuites>
 XML
@@ -168,7 +168,8 @@ check module_unload_while_quiesced_reopens \
 
 {
   echo '<?xml version="1.0" encoding="UTF-8"?>'
-  echo "<testsuites><testsuite name=\"tests/vm/quiesce_vm_test\" tests=\"${#cases[@]}\" failures=\"$failures\">"
+  counts="tests=\"${#cases[@]}\" failures=\"$failures\" errors=\"0\""
+  echo "<testsuites $counts><testsuite name=\"tests/vm/quiesce_vm_test\" $counts>"
   printf '%s' "$body"
   echo '</testsuite></testsuites>'
 } >"$xml"
