@@ -146,6 +146,10 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(
     Kernel* kernel, const std::string& socket_path) {
+  if (socket_path.empty() || socket_path.size() >= 108) {  // sizeof(sockaddr_un::sun_path)
+    return absl::InvalidArgumentError(
+        "control socket path must be 1..107 bytes (unix socket limit): " + socket_path);
+  }
   unlink(socket_path.c_str());  // a stale socket of a previous kernel
   auto server = std::unique_ptr<ControlServer>(new ControlServer());
   server->service_ = std::make_unique<Service>(kernel);

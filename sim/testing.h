@@ -29,6 +29,17 @@ inline std::string TestPath(const std::string& name) {
   return std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
 }
 
+// Unix socket paths must fit sun_path (108 bytes); the test's temporary
+// directory may be deeper than that, so sockets go to a short directory.
+inline std::string SocketPath(const std::string& name) {
+  static const std::string dir = [] {
+    char tmpl[] = "/tmp/nh-sim-XXXXXX";
+    const char* made = mkdtemp(tmpl);
+    return std::string(made != nullptr ? made : "/tmp");
+  }();
+  return dir + "/" + name;
+}
+
 class DeviceThread {
  public:
   explicit DeviceThread(Machine& machine) : device_(machine) {

@@ -1,0 +1,421 @@
+#include "daemon/platform/sim/sim_platform.h"
+
+#include <memory>
+
+#include "absl/strings/str_format.h"
+#include "grpcpp/grpcpp.h"
+#include "kernel_control.grpc.pb.h"
+#include "pci/interrupt_layout.h"
+#include "pci/msi.h"
+#include "sim/config_space_image.h"
+#include "sim/machine.h"
+
+namespace nichandover {
+namespace platform {
+namespace sim {
+namespace {
+
+using ::nichandover::sim::Machine;
+using ::nichandover::sim::Ownership;
+using ::nichandover::sim::OwnershipState;
+using ::nichandover::sim::RingState;
+namespace control = ::nichandover::sim::v1;
+
+// Calls that do not carry their own timeout.
+constexpr absl::Duration kCallTimeout = absl::Seconds(5);
+
+absl::Status FromGrpc(const grpc::Status& status, const char* what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrFormat("%s: %s", what, status.error_message()));
+}
+
+// One node's connection to the shared memory and to its kernel, shared by
+// the four parts.
+struct Node {
+  std::unique_ptr<Machine> machine;
+  int index = 0;
+  std::string node_id;
+  std::unique_ptr<control::KernelControl::Stub> kernel;
+
+  std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    return context;
+  }
+  absl::Status CheckBdf(const std::string& bdf) const {
+    if (bdf != machine->bdf()) {
+      return absl::NotFoundError(absl::StrFormat("%s sees no NIC %s", node_id, bdf));
+    }
+    return absl::OkStatus();
+  }
+};
+
+control::RingState ToControl(const v1::QueueRingState& r) {
+  control::RingState c;
+  c.set_queue(r.queue());
+  c.set_rx_next_to_clean(r.rx_next_to_clean());
+  c.set_rx_next_to_use(r.rx_next_to_use());
+  c.set_tx_next_to_clean(r.tx_next_to_clean());
+  c.set_tx_next_to_use(r.tx_next_to_use());
+  return c;
+}
+
+v1::QueueRingState FromControl(const control::RingState& c) {
+  v1::QueueRingState r;
+  r.set_queue(c.queue());
+  r.set_rx_next_to_clean(c.rx_next_to_clean());
+  r.set_rx_next_to_use(c.rx_next_to_use());
+  r.set_tx_next_to_clean(c.tx_next_to_clean());
+  r.set_tx_next_to_use(c.tx_next_to_use());
+  return r;
+}
+
+std::vector<v1::MsiMessage> FromControl(
+    const google::protobuf::RepeatedPtrField<control::Message>& messages) {
+  std::vector<v1::MsiMessage> out;
+  for (const control::Message& m : messages) {
+    v1::MsiMessage msg;
+    msg.set_address(m.address());
+    msg.set_data(m.data());
+    out.push_back(msg);
+  }
+  return out;
+}
+
+void ToControl(const std::vector<v1::MsiMessage>& messages, control::MessagesRequest* request) {
+  for (const v1::MsiMessage& m : messages) {
+    control::Message* c = request->add_messages();
+    c->set_address(m.address());
+    c->set_data(m.data());
+  }
+}
+
+class SimInventory : public Inventory {
+ public:
+  explicit SimInventory(std::shared_ptr<Node> node) : node_(std::move(node)) {}
+
+  absl::StatusOr<std::vector<NicInfo>> ListNics() override {
+    absl::StatusOr<NicInfo> nic = GetNic(node_->machine->bdf());
+    if (!nic.ok()) return nic.status();
+    return std::vector<NicInfo>{*nic};
+  }
+
+  absl::StatusOr<NicInfo> GetNic(const std::string& bdf) override {
+    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    Machine& m = *node_->machine;
+    ::nichandover::sim::SimConfigSpace config(m.nic(), m.layout().device_bell);
+    ::nichandover::sim::SimBarMemory bars(m.nic(), m.layout().device_bell);
+    NicInfo info;
+    info.bdf = bdf;
+    absl::StatusOr<uint16_t> vendor = config.Read16(0x00);
+    absl::StatusOr<uint16_t> device = config.Read16(0x02);
+    absl::StatusOr<uint32_t> class_rev = config.Read32(0x08);
+    if (!vendor.ok() || !device.ok() || !class_rev.ok()) {
+      return absl::DataLossError("config space unreadable");
+    }
+    info.vendor_id = *vendor;
+    info.device_id = *device;
+    info.class_code = *class_rev >> 8;
+    info.driver = kSimDriver;  // every simulated kernel has the driver loaded
+    info.netdev = m.nic().running_node.load() == node_->index ? kSimNetdev : "";
+    info.queue_count = 1;
+    absl::StatusOr<v1::InterruptLayout> layout = pci::DecodeInterruptLayout(config, &bars);
+    if (!layout.ok()) return layout.status();
+    info.interrupts = *layout;
+    return info;
+  }
+
+ private:
+  std::shared_ptr<Node> node_;
+};
+
+class SimHook : public Hook {
+ public:
+  explicit SimHook(std::shared_ptr<Node> node) : node_(std::move(node)) {}
+
+  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+                                        absl::Duration timeout) override {
+    control::QuiesceRequest request;
+    request.set_bdf(bdf);
+    request.set_epoch(epoch);
+    request.set_timeout_us(absl::ToInt64Microseconds(timeout));
+    control::QuiesceResponse response;
+    // The kernel bounds the drain by `timeout`; the call gets a margin on top.
+    auto context = node_->Context(timeout + absl::Seconds(1));
+    absl::Status s = FromGrpc(node_->kernel->Quiesce(context.get(), request, &response), "quiesce");
+    if (!s.ok()) return s;
+    QuiesceResult result;
+    result.drained_tx_packets = response.drained_tx_packets();
+    result.drained_rx_packets = response.drained_rx_packets();
+    result.held_xmits = response.held_xmits();
+    result.polls_while_quiesced = response.polls_while_quiesced();
+    for (const auto& r : response.rings()) result.rings.push_back(FromControl(r));
+    return result;
+  }
+
+  absl::Status Resume(const std::string& bdf, uint64_t epoch) override {
+    control::Empty empty;
+    auto context = node_->Context(kCallTimeout);
+    return FromGrpc(node_->kernel->Resume(context.get(), Epoch(bdf, epoch), &empty), "resume");
+  }
+
+  absl::Status Attach(const std::string& bdf, uint64_t epoch,
+                      const std::vector<v1::QueueRingState>& rings) override {
+    control::AttachRequest request;
+    request.set_bdf(bdf);
+    request.set_epoch(epoch);
+    for (const auto& r : rings) *request.add_rings() = ToControl(r);
+    control::Empty empty;
+    auto context = node_->Context(kCallTimeout);
+    return FromGrpc(node_->kernel->Attach(context.get(), request, &empty), "attach");
+  }
+
+  absl::Status Release(const std::string& bdf, uint64_t epoch) override {
+    control::Empty empty;
+    auto context = node_->Context(kCallTimeout);
+    return FromGrpc(node_->kernel->Release(context.get(), Epoch(bdf, epoch), &empty), "release");
+  }
+
+  absl::StatusOr<HookStatus> Status(const std::string& bdf) override {
+    control::StatusRequest request;
+    request.set_bdf(bdf);
+    control::StatusResponse response;
+    auto context = node_->Context(kCallTimeout);
+    absl::Status s = FromGrpc(node_->kernel->Status(context.get(), request, &response), "status");
+    if (!s.ok()) return s;
+    HookStatus status;
+    switch (response.state()) {
+      case control::HOOK_STATE_RUNNING:
+        status.state = HookState::kRunning;
+        break;
+      case control::HOOK_STATE_QUIESCED:
+        status.state = HookState::kQuiesced;
+        break;
+      default:
+        status.state = HookState::kDetached;
+    }
+    status.epoch = response.epoch();
+    status.held_xmits = response.held_xmits();
+    status.polls_while_quiesced = response.polls_while_quiesced();
+    status.drained_tx_packets = response.drained_tx_packets();
+    return status;
+  }
+
+ private:
+  static control::EpochRequest Epoch(const std::string& bdf, uint64_t epoch) {
+    control::EpochRequest request;
+    request.set_bdf(bdf);
+    request.set_epoch(epoch);
+    return request;
+  }
+
+  std::shared_ptr<Node> node_;
+};
+
+class SimRouter : public Router {
+ public:
+  explicit SimRouter(std::shared_ptr<Node> node) : node_(std::move(node)) {}
+
+  absl::StatusOr<std::vector<v1::MsiMessage>> ReadMessages(const std::string& bdf) override {
+    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    Machine& m = *node_->machine;
+    ::nichandover::sim::SimConfigSpace config(m.nic(), m.layout().device_bell);
+    ::nichandover::sim::SimBarMemory bars(m.nic(), m.layout().device_bell);
+    absl::StatusOr<pci::MsixCapability> cap =
+        pci::ReadMsixCapability(config, ::nichandover::sim::kMsixCapabilityOffset);
+    if (!cap.ok()) return cap.status();
+    std::vector<v1::MsiMessage> messages;
+    for (uint32_t i = 0; i < cap->table_size(); ++i) {
+      absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(bars, *cap, i);
+      if (!entry.ok()) return entry.status();
+      v1::MsiMessage message;
+      message.set_address(entry->address());
+      message.set_data(entry->data);
+      messages.push_back(message);
+    }
+    return messages;
+  }
+
+  absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
+      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) override {
+    control::MessagesRequest request = Messages(bdf, epoch, target);
+    control::MessagesResponse response;
+    auto context = node_->Context(kCallTimeout);
+    absl::Status s = FromGrpc(node_->kernel->Reroute(context.get(), request, &response), "reroute");
+    if (!s.ok()) return s;
+    return FromControl(response.messages());
+  }
+
+  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+                       const std::vector<v1::MsiMessage>& previous) override {
+    control::Empty empty;
+    auto context = node_->Context(kCallTimeout);
+    return FromGrpc(
+        node_->kernel->Restore(context.get(), Messages(bdf, epoch, previous), &empty), "restore");
+  }
+
+  absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
+                                                                    uint64_t epoch,
+                                                                    uint32_t count) override {
+    control::ReserveRequest request;
+    request.set_bdf(bdf);
+    request.set_epoch(epoch);
+    request.set_count(count);
+    control::MessagesResponse response;
+    auto context = node_->Context(kCallTimeout);
+    absl::Status s =
+        FromGrpc(node_->kernel->ReserveVectors(context.get(), request, &response), "reserve");
+    if (!s.ok()) return s;
+    return FromControl(response.messages());
+  }
+
+  absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override {
+    control::EpochRequest request;
+    request.set_bdf(bdf);
+    request.set_epoch(epoch);
+    control::Empty empty;
+    auto context = node_->Context(kCallTimeout);
+    return FromGrpc(node_->kernel->ReleaseVectors(context.get(), request, &empty),
+                    "release reservation");
+  }
+
+ private:
+  static control::MessagesRequest Messages(const std::string& bdf, uint64_t epoch,
+                                           const std::vector<v1::MsiMessage>& messages) {
+    control::MessagesRequest request;
+    request.set_bdf(bdf);
+    request.set_epoch(epoch);
+    ToControl(messages, &request);
+    return request;
+  }
+
+  std::shared_ptr<Node> node_;
+};
+
+class SimArbiter : public Arbiter {
+ public:
+  explicit SimArbiter(std::shared_ptr<Node> node) : node_(std::move(node)) {}
+
+  absl::StatusOr<v1::OwnershipRecord> Read(const std::string& bdf) override {
+    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    return ToRecord(node_->machine->ReadOwnership());
+  }
+
+  absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
+                                                     const v1::OwnershipRecord& expected,
+                                                     const v1::OwnershipRecord& desired) override {
+    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    absl::StatusOr<Ownership> want = FromRecord(expected);
+    if (!want.ok()) return want.status();
+    absl::StatusOr<Ownership> next = FromRecord(desired);
+    if (!next.ok()) return next.status();
+    return ToRecord(node_->machine->CompareAndSwapOwnership(*want, *next));
+  }
+
+  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+                                 const std::vector<v1::QueueRingState>& rings) override {
+    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    if (rings.size() != 1 || rings[0].queue() != 0) {
+      return absl::InvalidArgumentError("the simulated NIC has exactly one queue (0)");
+    }
+    RingState state;
+    state.rx_next_to_clean = rings[0].rx_next_to_clean();
+    state.rx_next_to_use = rings[0].rx_next_to_use();
+    state.tx_next_to_clean = rings[0].tx_next_to_clean();
+    state.tx_next_to_use = rings[0].tx_next_to_use();
+    node_->machine->WriteHandoff(epoch, state);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
+                                                                   uint64_t epoch) override {
+    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    absl::StatusOr<RingState> state = node_->machine->ReadHandoff(epoch);
+    if (!state.ok()) return state.status();
+    v1::QueueRingState ring;
+    ring.set_queue(0);
+    ring.set_rx_next_to_clean(state->rx_next_to_clean);
+    ring.set_rx_next_to_use(state->rx_next_to_use);
+    ring.set_tx_next_to_clean(state->tx_next_to_clean);
+    ring.set_tx_next_to_use(state->tx_next_to_use);
+    return std::vector<v1::QueueRingState>{ring};
+  }
+
+ private:
+  v1::OwnershipRecord ToRecord(const Ownership& o) const {
+    v1::OwnershipRecord record;
+    record.set_state(static_cast<v1::OwnershipState>(o.state));
+    record.set_owner_node(node_->machine->node_id(o.owner));
+    record.set_target_node(node_->machine->node_id(o.target));
+    record.set_epoch(o.epoch);
+    return record;
+  }
+
+  absl::StatusOr<int> NodeOrNone(const std::string& node_id) const {
+    if (node_id.empty()) return ::nichandover::sim::kNoNode;
+    return node_->machine->NodeIndex(node_id);
+  }
+
+  absl::StatusOr<Ownership> FromRecord(const v1::OwnershipRecord& record) const {
+    if (record.state() < v1::OWNERSHIP_STATE_UNSPECIFIED ||
+        record.state() > v1::OWNERSHIP_STATE_HANDOFF) {
+      return absl::InvalidArgumentError("unknown ownership state");
+    }
+    if (record.epoch() > ::nichandover::sim::kMaxEpoch) {
+      return absl::OutOfRangeError("epoch does not fit the record's 40 bits");
+    }
+    Ownership o;
+    o.state = static_cast<OwnershipState>(record.state());
+    absl::StatusOr<int> owner = NodeOrNone(record.owner_node());
+    absl::StatusOr<int> target = NodeOrNone(record.target_node());
+    if (!owner.ok() || !target.ok()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "record names a node the machine does not have (%s, %s)", record.owner_node(),
+          record.target_node()));
+    }
+    o.owner = *owner;
+    o.target = *target;
+    o.epoch = record.epoch();
+    return o;
+  }
+
+  std::shared_ptr<Node> node_;
+};
+
+}  // namespace
+
+absl::StatusOr<Platform> MakeSimPlatform(const v1::SimPlatformConfig& sim,
+                                         const v1::DaemonConfig& config) {
+  if (sim.machine_path().empty() || sim.kernel_socket().empty()) {
+    return absl::InvalidArgumentError("sim platform: machine_path and kernel_socket are required");
+  }
+  absl::StatusOr<std::unique_ptr<Machine>> machine = Machine::Open(sim.machine_path());
+  if (!machine.ok()) return machine.status();
+  absl::StatusOr<int> index = (*machine)->NodeIndex(config.node_id());
+  if (!index.ok()) return index.status();
+  for (const v1::CpuConfig& cpu : config.cpus()) {
+    if ((*machine)->NodeOfApicId(cpu.apic_id()) != *index) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "config gives %s APIC ID %d, which the machine %s does not give this node",
+          config.node_id(), cpu.apic_id(), sim.machine_path()));
+    }
+  }
+  auto node = std::make_shared<Node>();
+  node->machine = std::move(*machine);
+  node->index = *index;
+  node->node_id = config.node_id();
+  node->kernel = control::KernelControl::NewStub(
+      grpc::CreateChannel("unix:" + sim.kernel_socket(), grpc::InsecureChannelCredentials()));
+  Platform platform;
+  platform.name = "sim";
+  platform.inventory = std::make_unique<SimInventory>(node);
+  platform.hook = std::make_unique<SimHook>(node);
+  platform.router = std::make_unique<SimRouter>(node);
+  platform.arbiter = std::make_unique<SimArbiter>(node);
+  return platform;
+}
+
+}  // namespace sim
+}  // namespace platform
+}  // namespace nichandover

@@ -1,0 +1,258 @@
+// The sim backend against a real simulated machine: a device thread, two
+// kernels serving their control sockets, and the four interfaces driving a
+// handover as the daemons would.
+#include "daemon/platform/sim/sim_platform.h"
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "pci/x86_msi.h"
+#include "sim/control_server.h"
+#include "sim/kernel.h"
+#include "sim/testing.h"
+#include "sim/traffic.h"
+
+namespace nichandover {
+namespace platform {
+namespace sim {
+namespace {
+
+using ::nichandover::sim::ControlServer;
+using ::nichandover::sim::DeviceThread;
+using ::nichandover::sim::Kernel;
+using ::nichandover::sim::KernelOptions;
+using ::nichandover::sim::Machine;
+using ::nichandover::sim::TestPath;
+using ::nichandover::sim::Traffic;
+using ::nichandover::sim::TrafficOptions;
+using ::nichandover::sim::TrafficReport;
+
+constexpr char kBdf[] = "0000:03:00.0";
+constexpr absl::Duration kTimeout = absl::Seconds(5);
+
+v1::OwnershipRecord Record(v1::OwnershipState state, const std::string& owner,
+                           const std::string& target, uint64_t epoch) {
+  v1::OwnershipRecord r;
+  r.set_state(state);
+  r.set_owner_node(owner);
+  r.set_target_node(target);
+  r.set_epoch(epoch);
+  return r;
+}
+
+bool Same(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
+  return a.state() == b.state() && a.owner_node() == b.owner_node() &&
+         a.target_node() == b.target_node() && a.epoch() == b.epoch();
+}
+
+class SimPlatformTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = TestPath("sim_platform_machine");
+    auto machine = Machine::Create(path_, ::nichandover::sim::TwoNodeSpec());
+    ASSERT_TRUE(machine.ok()) << machine.status();
+    machine_ = std::move(*machine);
+    device_ = std::make_unique<DeviceThread>(*machine_);
+    for (int i = 0; i < 2; ++i) {
+      std::string node = "node" + std::to_string(i);
+      KernelOptions options;
+      options.node_id = node;
+      auto kernel = Kernel::Boot(machine_.get(), options);
+      ASSERT_TRUE(kernel.ok()) << kernel.status();
+      std::string socket = ::nichandover::sim::SocketPath(node + "-kernel.sock");
+      auto server = ControlServer::Start(kernel->get(), socket);
+      ASSERT_TRUE(server.ok()) << server.status().ToString();
+      kernels_.push_back(std::move(*kernel));
+      servers_.push_back(std::move(*server));
+      v1::DaemonConfig config;
+      config.set_node_id(node);
+      v1::CpuConfig* cpu = config.add_cpus();
+      cpu->set_cpu(0);
+      cpu->set_apic_id(i * 2);
+      v1::SimPlatformConfig sim;
+      sim.set_machine_path(path_);
+      sim.set_kernel_socket(socket);
+      auto platform = MakeSimPlatform(sim, config);
+      ASSERT_TRUE(platform.ok()) << platform.status();
+      platforms_.push_back(std::move(*platform));
+    }
+  }
+
+  void TearDown() override {
+    traffic_.reset();
+    for (auto& server : servers_) server->Shutdown();
+    kernels_.clear();
+    device_.reset();
+  }
+
+  // A handover through the four interfaces, in the protocol's order.
+  void Handover(int from, int to) {
+    Platform& source = platforms_[from];
+    Platform& target = platforms_[to];
+    std::string s = "node" + std::to_string(from), t = "node" + std::to_string(to);
+    auto active = source.arbiter->Read(kBdf);
+    ASSERT_TRUE(active.ok());
+    uint64_t epoch = active->epoch() + 1;
+    auto nic = source.inventory->GetNic(kBdf);
+    ASSERT_TRUE(nic.ok());
+    auto messages = target.router->ReserveTargetMessages(kBdf, epoch,
+                                                         nic->interrupts.vectors_enabled());
+    ASSERT_TRUE(messages.ok()) << messages.status();
+    auto preparing = Record(v1::OWNERSHIP_STATE_PREPARING, s, t, epoch);
+    ASSERT_TRUE(Same(*source.arbiter->CompareAndSwap(kBdf, *active, preparing), preparing));
+    auto quiesced = source.hook->Quiesce(kBdf, epoch, kTimeout);
+    ASSERT_TRUE(quiesced.ok()) << quiesced.status();
+    ASSERT_TRUE(source.router->Reroute(kBdf, epoch, *messages).ok());
+    ASSERT_TRUE(source.arbiter->WriteHandoffRings(kBdf, epoch, quiesced->rings).ok());
+    auto handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, s, t, epoch);
+    ASSERT_TRUE(Same(*source.arbiter->CompareAndSwap(kBdf, preparing, handoff), handoff));
+    auto committed = Record(v1::OWNERSHIP_STATE_ACTIVE, t, "", epoch);
+    ASSERT_TRUE(Same(*target.arbiter->CompareAndSwap(kBdf, handoff, committed), committed));
+    auto rings = target.arbiter->ReadHandoffRings(kBdf, epoch);
+    ASSERT_TRUE(rings.ok());
+    ASSERT_TRUE(target.hook->Attach(kBdf, epoch, *rings).ok());
+    ASSERT_TRUE(source.hook->Release(kBdf, epoch).ok());
+  }
+
+  std::string path_;
+  std::unique_ptr<Machine> machine_;
+  std::unique_ptr<DeviceThread> device_;
+  std::vector<std::unique_ptr<Kernel>> kernels_;
+  std::vector<std::unique_ptr<ControlServer>> servers_;
+  std::vector<Platform> platforms_;
+  std::unique_ptr<Traffic> traffic_;
+};
+
+TEST_F(SimPlatformTest, InventoryDecodesTheNicAndItsRouting) {
+  auto nics = platforms_[1].inventory->ListNics();
+  ASSERT_TRUE(nics.ok()) << nics.status();
+  ASSERT_EQ(nics->size(), 1u);
+  const NicInfo& nic = (*nics)[0];
+  EXPECT_EQ(nic.bdf, kBdf);
+  EXPECT_EQ(nic.vendor_id, 0x8086);
+  EXPECT_EQ(nic.device_id, 0x1533);
+  EXPECT_EQ(nic.class_code, 0x020000u);
+  EXPECT_EQ(nic.netdev, "");  // node1 does not run it
+  EXPECT_EQ(nic.interrupts.mode(), v1::INTERRUPT_MODE_MSIX);
+  EXPECT_TRUE(nic.interrupts.enabled());
+  ASSERT_EQ(nic.interrupts.vectors_size(), 5);
+  for (const auto& v : nic.interrupts.vectors()) {
+    EXPECT_LE(v.route().destination_apic_id(), 1u);  // node0's CPUs
+    EXPECT_FALSE(v.masked());
+  }
+  EXPECT_EQ(platforms_[0].inventory->GetNic(kBdf)->netdev, kSimNetdev);
+  EXPECT_EQ(platforms_[0].inventory->GetNic("0000:04:00.0").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SimPlatformTest, HandoverThroughTheBackendUnderTrafficLosesNothing) {
+  TrafficOptions options;
+  options.inbound_pps = 20000;
+  options.outbound_pps = 20000;
+  traffic_ = std::make_unique<Traffic>(*machine_, options);
+  traffic_->Start();
+  absl::SleepFor(absl::Milliseconds(50));
+  Handover(0, 1);
+  absl::SleepFor(absl::Milliseconds(50));
+  // The table now names node1's CPUs, and node1 runs the interface.
+  auto nic = platforms_[0].inventory->GetNic(kBdf);
+  for (const auto& v : nic->interrupts.vectors()) {
+    EXPECT_GE(v.route().destination_apic_id(), 2u);
+  }
+  EXPECT_EQ(platforms_[1].inventory->GetNic(kBdf)->netdev, kSimNetdev);
+  EXPECT_EQ(platforms_[0].hook->Status(kBdf)->state, HookState::kDetached);
+  EXPECT_EQ(platforms_[1].hook->Status(kBdf)->state, HookState::kRunning);
+  Handover(1, 0);
+  absl::SleepFor(absl::Milliseconds(50));
+  traffic_->StopSending();
+  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+  TrafficReport report = traffic_->Report();
+  for (const auto* d : {&report.inbound, &report.outbound}) {
+    EXPECT_EQ(d->unique, d->sent);
+    EXPECT_EQ(d->received, d->sent);
+    EXPECT_EQ(d->out_of_order, 0u);
+    EXPECT_EQ(d->node_changes.size(), 2u);
+  }
+  EXPECT_EQ(platforms_[0].arbiter->Read(kBdf)->epoch(), 3u);
+}
+
+TEST_F(SimPlatformTest, ArbiterIsACompareAndSwapOfTheWholeRecord) {
+  auto active = platforms_[0].arbiter->Read(kBdf);
+  ASSERT_TRUE(active.ok());
+  EXPECT_TRUE(Same(*active, Record(v1::OWNERSHIP_STATE_ACTIVE, "node0", "", 1)));
+  // Any field differing in `expected` loses, and the answer is the record.
+  auto stale = Record(v1::OWNERSHIP_STATE_ACTIVE, "node0", "", 0);
+  auto wrong_owner = Record(v1::OWNERSHIP_STATE_ACTIVE, "node1", "", 1);
+  auto desired = Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", 2);
+  for (const auto& expected : {stale, wrong_owner}) {
+    auto after = platforms_[1].arbiter->CompareAndSwap(kBdf, expected, desired);
+    ASSERT_TRUE(after.ok());
+    EXPECT_TRUE(Same(*after, *active));
+  }
+  // Seen by the other node's backend at once: one word in shared memory.
+  ASSERT_TRUE(Same(*platforms_[0].arbiter->CompareAndSwap(kBdf, *active, desired), desired));
+  EXPECT_TRUE(Same(*platforms_[1].arbiter->Read(kBdf), desired));
+  EXPECT_EQ(platforms_[0]
+                .arbiter->CompareAndSwap(kBdf, desired, Record(v1::OWNERSHIP_STATE_ACTIVE,
+                                                               "node9", "", 3))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::QueueRingState ring;
+  ring.set_rx_next_to_clean(12);
+  ring.set_tx_next_to_use(7);
+  ASSERT_TRUE(platforms_[0].arbiter->WriteHandoffRings(kBdf, 2, {ring}).ok());
+  auto read = platforms_[1].arbiter->ReadHandoffRings(kBdf, 2);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ((*read)[0].rx_next_to_clean(), 12u);
+  EXPECT_EQ((*read)[0].tx_next_to_use(), 7u);
+  EXPECT_EQ(platforms_[1].arbiter->ReadHandoffRings(kBdf, 1).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SimPlatformTest, HookAndRouterFenceStaleEpochs) {
+  ASSERT_TRUE(platforms_[0].hook->Quiesce(kBdf, 7, kTimeout).ok());
+  EXPECT_EQ(platforms_[0].hook->Resume(kBdf, 6).code(), absl::StatusCode::kFailedPrecondition);
+  auto messages = platforms_[1].router->ReserveTargetMessages(kBdf, 7, 5);
+  ASSERT_TRUE(messages.ok());
+  EXPECT_EQ(platforms_[0].router->Reroute(kBdf, 6, *messages).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(platforms_[0].hook->Status(kBdf)->epoch, 7u);
+  // Reroute and Restore put the table back exactly.
+  auto before = platforms_[0].router->ReadMessages(kBdf);
+  auto previous = platforms_[0].router->Reroute(kBdf, 7, *messages);
+  ASSERT_TRUE(previous.ok()) << previous.status();
+  EXPECT_EQ(platforms_[0].router->ReadMessages(kBdf)->at(1).data(), (*messages)[1].data());
+  ASSERT_TRUE(platforms_[0].router->Restore(kBdf, 7, *previous).ok());
+  auto after = platforms_[0].router->ReadMessages(kBdf);
+  for (size_t i = 0; i < before->size(); ++i) {
+    EXPECT_EQ((*after)[i].address(), (*before)[i].address());
+    EXPECT_EQ((*after)[i].data(), (*before)[i].data());
+  }
+  EXPECT_TRUE(platforms_[0].hook->Resume(kBdf, 7).ok());
+}
+
+TEST_F(SimPlatformTest, AbsentKernelIsUnavailable) {
+  servers_[1]->Shutdown();
+  EXPECT_EQ(platforms_[1].hook->Status(kBdf).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(SimPlatformConfigTest, RefusesMissingPathsUnknownNodesAndForeignCpus) {
+  std::string path = TestPath("sim_platform_config");
+  ASSERT_TRUE(Machine::Create(path, ::nichandover::sim::TwoNodeSpec()).ok());
+  v1::DaemonConfig config;
+  config.set_node_id("node1");
+  v1::SimPlatformConfig sim;
+  EXPECT_EQ(MakeSimPlatform(sim, config).status().code(), absl::StatusCode::kInvalidArgument);
+  sim.set_machine_path(path);
+  sim.set_kernel_socket(TestPath("none.sock"));
+  EXPECT_TRUE(MakeSimPlatform(sim, config).ok());
+  config.add_cpus()->set_apic_id(0);  // node0's CPU
+  EXPECT_EQ(MakeSimPlatform(sim, config).status().code(), absl::StatusCode::kFailedPrecondition);
+  config.set_node_id("node5");
+  EXPECT_EQ(MakeSimPlatform(sim, config).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace platform
+}  // namespace nichandover
