@@ -1,7 +1,8 @@
 // Randomized fault test of the handover protocol: thousands of handovers on
 // three nodes and two NICs with random message loss, duplication and
 // reordering, failing and hanging platform calls (released late), timers
-// firing early and daemons crashing and restarting from their journals.
+// firing early, journals compacted, and daemons crashing and restarting from
+// their journals.
 //
 // After every step: never two nodes running a NIC, a running node has the
 // NIC's interrupts, record epochs never go back, attach resumes from the
@@ -131,7 +132,10 @@ class RandomRun {
       world_.SetFault(node, kind, action);
     } else if (dice < 88) {
       world_.ReleaseHung(AnyNode());
-    } else if (dice < 93) {
+    } else if (dice < 90) {
+      const std::string& node = AnyNode();
+      if (world_.IsUp(node)) world_.CompactJournal(node);
+    } else if (dice < 94) {
       world_.Crash(AnyNode());
     } else {
       world_.Restart(AnyNode());

@@ -201,6 +201,8 @@ class Interpreter {
       world_.CrashOnReceive(Arg("node"), Arg("type"));
     } else if (verb == "release-hung") {
       if (world_.ReleaseHung(Arg("node")) == 0) out_.push_back("nothing hung");
+    } else if (verb == "compact") {
+      world_.CompactJournal(Arg("node"));
     } else if (verb == "crash") {
       world_.Crash(Arg("node"));
     } else if (verb == "restart") {

@@ -512,6 +512,15 @@ OpResult World::Apply(Node& n, const PlatformOp& op) {
   return r;
 }
 
+void World::CompactJournal(const std::string& id) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  size_t before = n.journal.size();
+  n.journal = n.machine->CompactedJournal();
+  trace_(absl::StrCat(id, ": journal compacted from ", before, " to ", n.journal.size(),
+                      " records"));
+}
+
 void World::Crash(const std::string& id) {
   Node& n = node(id);
   if (!n.machine) return;

@@ -82,6 +82,8 @@ class World {
   // Lets hung platform calls of `node` take effect now (late).
   int ReleaseHung(const std::string& node);
 
+  // Replaces the node's journal with its machine's CompactedJournal().
+  void CompactJournal(const std::string& node);
   void Crash(const std::string& node);
   void Restart(const std::string& node);
 

@@ -1,0 +1,178 @@
+// Unit tests of HandoverMachine's API contract; the protocol's behaviour is
+// covered by the scenario scripts (scenario_test) and random_fault_test.
+#include "daemon/protocol/handover_machine.h"
+
+#include <string>
+#include <vector>
+
+#include "daemon/protocol/records.h"
+#include "daemon/protocol/testing/world.h"
+#include "gtest/gtest.h"
+
+namespace nichandover {
+namespace protocol {
+namespace {
+
+TEST(NormalizeBdfTest, AcceptsFullShortAndResourceForms) {
+  EXPECT_EQ(*NormalizeBdf("0000:03:00.0", "nic"), "0000:03:00.0");
+  EXPECT_EQ(*NormalizeBdf("03:00.1", "nic"), "0000:03:00.1");
+  EXPECT_EQ(*NormalizeBdf("nics/0000:3B:1F.7", "nic"), "0000:3b:1f.7");
+}
+
+TEST(NormalizeBdfTest, RefusesMalformedNamingTheField) {
+  for (const char* bad : {"", "03:00", "0000:03:00", "0000:03:20.0", "0000:03:00.8", "zz:00.0",
+                          "0000:003:00.0", "eth0"}) {
+    absl::StatusOr<std::string> bdf = NormalizeBdf(bad, "nic");
+    ASSERT_FALSE(bdf.ok()) << bad;
+    EXPECT_EQ(bdf.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(bdf.status().message().rfind("nic: ", 0), 0u) << bdf.status();
+  }
+}
+
+MachineConfig OneNicConfig() {
+  MachineConfig config;
+  config.node_id = "n1";
+  config.peers = {"n2"};
+  platform::NicInfo nic;
+  nic.bdf = "0000:03:00.0";
+  nic.driver = "e1000e";
+  nic.interrupts.set_mode(v1::INTERRUPT_MODE_MSIX);
+  nic.interrupts.set_vectors_enabled(2);
+  config.nics.push_back(nic);
+  return config;
+}
+
+// Drives the source side by hand, as the daemon would, and checks the
+// persistence rule on the Readys themselves: the Offer leaves in the same
+// Ready as the SOURCE_STARTED record that the daemon must sync first, and
+// the answer to CreateHandover never precedes it.
+TEST(HandoverMachineTest, StartRecordTravelsWithTheOfferItAnnounces) {
+  HandoverMachine machine(OneNicConfig());
+  RecoverEvent recover;
+  recover.records["0000:03:00.0"] = ActiveRecord("n1", 7);
+  machine.Step(recover);
+  EXPECT_TRUE(machine.TakeReady().ops.empty());
+
+  machine.Step(CreateHandoverEvent{1, "h1", "r1", "0000:03:00.0", "n2", absl::ZeroDuration()});
+  Ready read = machine.TakeReady();
+  ASSERT_EQ(read.ops.size(), 1u);
+  EXPECT_EQ(read.ops[0].kind, OpKind::kReadRecord);
+  EXPECT_TRUE(read.records.empty());
+  EXPECT_TRUE(read.answers.empty());
+
+  OpResult record;
+  record.record = ActiveRecord("n1", 7);
+  machine.Step(OpDoneEvent{read.ops[0].op_id, record});
+  Ready messages = machine.TakeReady();
+  ASSERT_EQ(messages.ops.size(), 1u);
+  EXPECT_EQ(messages.ops[0].kind, OpKind::kReadMessages);
+
+  OpResult routing;
+  routing.messages.resize(2);
+  machine.Step(OpDoneEvent{messages.ops[0].op_id, routing});
+  Ready offer = machine.TakeReady();
+  ASSERT_EQ(offer.records.size(), 1u);
+  EXPECT_EQ(offer.records[0].kind(), JournalRecord::SOURCE_STARTED);
+  ASSERT_EQ(offer.sends.size(), 1u);
+  const auto* request = std::get_if<v1::OfferRequest>(&offer.sends[0].body);
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(request->new_epoch(), 8u);
+  EXPECT_EQ(request->vector_count(), 2u);
+  ASSERT_EQ(offer.answers.size(), 1u);
+  ASSERT_TRUE(offer.answers[0].handover.ok());
+  EXPECT_EQ(offer.answers[0].handover->from_epoch(), 7u);
+  EXPECT_EQ(offer.answers[0].handover->to_epoch(), 8u);
+
+  // A late answer to an op the machine no longer waits for changes nothing.
+  machine.Step(OpDoneEvent{read.ops[0].op_id, record});
+  EXPECT_FALSE(machine.HasReady());
+}
+
+TEST(HandoverMachineTest, RefusesEventsBeforeRecover) {
+  EXPECT_DEATH(
+      {
+        HandoverMachine machine(OneNicConfig());
+        machine.Step(TimerFiredEvent{1});
+      },
+      "first event must be Recover");
+}
+
+
+// The blackout runs from the source's quiesce to the target's attach. No
+// journal record (and so no fsync) may sit on that path: everything the
+// protocol needs there is in the shared record and the handoff rings.
+TEST(HandoverMachineTest, NoJournalSyncBetweenQuiesceAndAttach) {
+  std::vector<std::string> lines;
+  testing::World world([&](const std::string& line) { lines.push_back(line); });
+  world.AddNode("n1");
+  world.AddNode("n2");
+  testing::NicSpec nic;
+  nic.owner = "n1";
+  world.AddNic(nic);
+  world.StartAll();
+  world.Create("n1", "h1", "r1", nic.bdf, "n2");
+  world.Stabilize();
+  ASSERT_TRUE(world.CheckSettled().empty());
+  ASSERT_EQ(world.RecordOwner(nic.bdf), "n2");
+  size_t quiesce = lines.size(), attach = lines.size();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].rfind("n1: quiesce ", 0) == 0) quiesce = i;
+    if (lines[i].rfind("n2: attach ", 0) == 0) attach = i;
+  }
+  ASSERT_LT(quiesce, attach);
+  for (size_t i = quiesce; i < attach; ++i) {
+    EXPECT_EQ(lines[i].find(": persist "), std::string::npos) << lines[i];
+  }
+}
+
+// A compacted journal (one record per handover) restores the same history
+// and the same open handovers as the full one.
+TEST(HandoverMachineTest, CompactedJournalRestoresTheSameState) {
+  std::vector<std::string> lines;
+  testing::World world([&](const std::string& line) { lines.push_back(line); });
+  world.AddNode("n1");
+  world.AddNode("n2");
+  testing::NicSpec nic;
+  nic.owner = "n1";
+  world.AddNic(nic);
+  world.StartAll();
+  for (int i = 0; i < 4; ++i) {
+    std::string owner = world.RecordOwner(nic.bdf);
+    world.Create(owner, "h" + std::to_string(i), "r" + std::to_string(i), nic.bdf,
+                 owner == "n1" ? "n2" : "n1");
+    world.Stabilize();
+  }
+  // One more left open on the target side (Commit not delivered yet).
+  world.Create("n1", "h9", "r9", nic.bdf, "n2");
+  world.Deliver({"", "", "Offer", -1});
+  world.Deliver({"", "", "Accept", -1});
+
+  auto history = [&](const std::string& node) {
+    lines.clear();
+    world.PrintHandovers(node);
+    return lines;
+  };
+  std::vector<std::string> before = history("n2");
+  world.CompactJournal("n2");
+  world.Crash("n2");
+  world.Restart("n2");
+  std::vector<std::string> after = history("n2");
+  ASSERT_EQ(before.size(), 5u);
+  ASSERT_EQ(after.size(), before.size());
+  // The open one (newest first) was recovered and, the record being in
+  // HANDOFF, committed by the restarted target alone; the finished ones are
+  // exactly as they were.
+  EXPECT_EQ(before[0], "n2: h9 n1->n2 OFFERING epoch 5->6");
+  EXPECT_EQ(after[0], "n2: h9 n1->n2 COMMITTED epoch 5->6");
+  for (size_t i = 1; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]);
+  world.Stabilize();
+  world.FireTimers("n1", absl::Seconds(1));
+  world.Stabilize();
+  EXPECT_TRUE(world.CheckSettled().empty());
+  EXPECT_EQ(world.RecordOwner(nic.bdf), "n2");
+  EXPECT_TRUE(world.violations().empty());
+}
+
+}  // namespace
+}  // namespace protocol
+}  // namespace nichandover
