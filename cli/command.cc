@@ -207,6 +207,19 @@ std::string BashCompletion() {
   }
   std::string global;
   for (const auto& f : GlobalFlags()) absl::StrAppend(&global, " --", f.name);
+  // Flags that take a value: their value is not a command word.
+  std::vector<std::string> value_flags;
+  auto note_value_flag = [&](const FlagSpec& f) {
+    std::string flag = absl::StrCat("--", f.name);
+    if (!f.value_name.empty() &&
+        std::find(value_flags.begin(), value_flags.end(), flag) == value_flags.end()) {
+      value_flags.push_back(flag);
+    }
+  };
+  for (const auto& f : GlobalFlags()) note_value_flag(f);
+  for (const auto& c : AllCommands()) {
+    for (const auto& f : c.flags) note_value_flag(f);
+  }
   for (const auto& c : AllCommands()) {
     std::string flags = global;
     for (const auto& f : c.flags) absl::StrAppend(&flags, " --", f.name);
@@ -222,8 +235,9 @@ std::string BashCompletion() {
       "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" words=() w i\n"
       "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
       "    w=\"${COMP_WORDS[i]}\"\n"
-      "    case \"$w\" in --server|--rpc-timeout|--to|--timeout|--request-id|--dump|--decide) "
-      "((i++)); continue ;; -*) continue ;; esac\n"
+      "    case \"$w\" in ",
+      absl::StrJoin(value_flags, "|"),
+      ") ((i++)); continue ;; -*) continue ;; esac\n"
       "    words+=(\"$w\")\n"
       "  done\n"
       "  if [[ ${#words[@]} -eq 0 ]]; then\n"

@@ -9,7 +9,13 @@
 namespace nichandover {
 namespace cli {
 
-// nodes, version, help, completion.
+// nodes.
+std::vector<CommandSpec> NodeCommands();
+// nics, nic show, msi show (commands_nic.cc).
+std::vector<CommandSpec> NicCommands();
+// handover, handover list|show|watch|cancel, recover (commands_handover.cc).
+std::vector<CommandSpec> HandoverCommands();
+// version, help, completion.
 std::vector<CommandSpec> BasicCommands();
 
 }  // namespace cli

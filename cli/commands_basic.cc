@@ -1,4 +1,4 @@
-// nicctl nodes | version | help | completion
+// nicctl nodes | version | help | completion; the table of all commands
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
@@ -125,7 +125,7 @@ int RunCompletion(Context& ctx) {
 
 }  // namespace
 
-std::vector<CommandSpec> BasicCommands() {
+std::vector<CommandSpec> NodeCommands() {
   return {
       {{"nodes"},
        "",
@@ -136,6 +136,11 @@ std::vector<CommandSpec> BasicCommands() {
        0,
        0,
        RunNodes},
+  };
+}
+
+std::vector<CommandSpec> BasicCommands() {
+  return {
       {{"version"},
        "",
        "Show nicctl's version and the daemon's",
@@ -166,7 +171,9 @@ std::vector<CommandSpec> BasicCommands() {
 const std::vector<CommandSpec>& AllCommands() {
   static const auto* all = [] {
     auto* v = new std::vector<CommandSpec>();
-    for (auto& c : BasicCommands()) v->push_back(std::move(c));
+    for (auto group : {NodeCommands, NicCommands, HandoverCommands, BasicCommands}) {
+      for (auto& c : group()) v->push_back(std::move(c));
+    }
     return v;
   }();
   return *all;

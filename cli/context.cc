@@ -79,13 +79,21 @@ std::unique_ptr<grpc::ClientContext> Context::NewCall() const {
 }
 
 int Context::Fail(const grpc::Status& status, absl::string_view what) {
+  return Fail(status, what, "");
+}
+
+int Context::Fail(const grpc::Status& status, absl::string_view what, absl::string_view hint) {
   std::string detail = status.error_message();
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     detail = absl::StrCat("cannot reach nichandoverd at ", server_,
                           detail.empty() ? "" : " (", detail, detail.empty() ? "" : ")");
   }
   err_ << "nicctl: " << what << ": " << detail << "\n";
-  if (const char* hint = HintFor(status.error_code())) err_ << "  hint: " << hint << "\n";
+  if (!hint.empty()) {
+    err_ << "  hint: " << hint << "\n";
+  } else if (const char* generic = HintFor(status.error_code())) {
+    err_ << "  hint: " << generic << "\n";
+  }
   return ExitCodeFor(status);
 }
 

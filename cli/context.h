@@ -44,6 +44,10 @@ class Context {
   // Prints "nicctl: WHAT: DETAIL" plus a hint for the status code and returns
   // the exit code for it.
   int Fail(const grpc::Status& status, absl::string_view what);
+  // As above; `hint` (when not empty) replaces the generic hint for the
+  // status code. For errors whose remedy the command knows better, e.g.
+  // NOT_FOUND for a NIC: "list the NICs with 'nicctl nics'".
+  int Fail(const grpc::Status& status, absl::string_view what, absl::string_view hint);
   // Prints "nicctl: MESSAGE" and returns kExitUsage.
   int UsageError(absl::string_view message);
   // Prints a message as JSON (proto field names, defaults included: stable

@@ -36,7 +36,8 @@ const char* ExitCodeTable() {
          "  5  rolled back (the source still owns the NIC)\n"
          "  6  timed out\n"
          "  7  daemon unreachable\n"
-         "  8  handover failed and needs `nicctl recover`\n";
+         "  8  handover failed and needs `nicctl recover`\n"
+         "130  interrupted (Ctrl-C) while waiting; the handover goes on without nicctl\n";
 }
 
 }  // namespace cli

@@ -18,6 +18,7 @@ enum ExitCode : int {
   kExitTimedOut = 6,     // a deadline passed
   kExitUnreachable = 7,  // the daemon could not be reached
   kExitNeedsRecovery = 8,  // the handover failed and needs `nicctl recover`
+  kExitInterrupted = 130,  // Ctrl-C while waiting; the handover goes on (128 + SIGINT)
 };
 
 // The exit code for a failed RPC.
