@@ -24,20 +24,28 @@ constexpr uint64_t kRemappable = 1u << 4;
 
 uint32_t WireState(hook::DeviceState state) {
   switch (state) {
-    case hook::DeviceState::kRunning: return NH_STATE_RUNNING;
-    case hook::DeviceState::kGated: return NH_STATE_GATED;
-    case hook::DeviceState::kQuiesced: return NH_STATE_QUIESCED;
-    case hook::DeviceState::kReleased: return NH_STATE_RELEASED;
-    case hook::DeviceState::kUnknown: break;
+    case hook::DeviceState::kRunning:
+      return NH_STATE_RUNNING;
+    case hook::DeviceState::kGated:
+      return NH_STATE_GATED;
+    case hook::DeviceState::kQuiesced:
+      return NH_STATE_QUIESCED;
+    case hook::DeviceState::kReleased:
+      return NH_STATE_RELEASED;
+    case hook::DeviceState::kUnknown:
+      break;
   }
   return NH_STATE_UNSPEC;
 }
 
 uint32_t WireMsiMode(hook::MsiMode mode) {
   switch (mode) {
-    case hook::MsiMode::kMsi: return NH_MSI_MODE_MSI;
-    case hook::MsiMode::kMsix: return NH_MSI_MODE_MSIX;
-    case hook::MsiMode::kNone: break;
+    case hook::MsiMode::kMsi:
+      return NH_MSI_MODE_MSI;
+    case hook::MsiMode::kMsix:
+      return NH_MSI_MODE_MSIX;
+    case hook::MsiMode::kNone:
+      break;
   }
   return NH_MSI_MODE_NONE;
 }
@@ -123,7 +131,7 @@ class Connection : public hook::Transport {
 struct FakeHookModule::Answer {
   int error = 0;
   std::string extack;
-  bool msi_list = false;  // NH_ATTR_MSI_LIST: the vectors now
+  bool msi_list = false;                                 // NH_ATTR_MSI_LIST: the vectors now
   std::optional<std::vector<hook::MsiVector>> previous;  // NH_ATTR_MSI_PREVIOUS
   // NH_ATTR_MSI_LIST as reported, when it is not what the function holds.
   std::optional<std::vector<hook::MsiVector>> reported_list;
@@ -185,7 +193,8 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
   if (r.cmd == NH_CMD_STATUS) return {};
   if (r.cmd == NH_CMD_READ_MSI) return {0, "", /*msi_list=*/true, {}};
   if (!r.epoch) return {EINVAL, "missing attribute: epoch"};
-  if (*r.epoch < f.max_epoch) return {ESTALE, "epoch is lower than the highest seen for this device"};
+  if (*r.epoch < f.max_epoch)
+    return {ESTALE, "epoch is lower than the highest seen for this device"};
   f.max_epoch = *r.epoch;
   const bool released = f.state == hook::DeviceState::kReleased;
   switch (r.cmd) {

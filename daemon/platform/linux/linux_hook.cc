@@ -56,8 +56,7 @@ absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, uint64_
   NH_LOG(INFO) << "quiesced " << dev << " (" << status.ifname << ") at epoch " << epoch << ": "
                << status.drained_tx_bytes << " in-flight bytes drained, " << status.held_xmits
                << " xmits held, " << status.napi_count << " NAPI instances and "
-               << status.vectors_masked << " vectors off, in " << status.quiesce_ns / 1000
-               << " us";
+               << status.vectors_masked << " vectors off, in " << status.quiesce_ns / 1000 << " us";
   return result;
 }
 

@@ -1,10 +1,11 @@
 // The Hook and Router over the hook module's netlink family, against a fake
 // module that keeps the kernel's state rules.
+#include "daemon/platform/linux/linux_hook.h"
+
 #include <string>
 #include <vector>
 
 #include "daemon/platform/linux/fake_hook_module.h"
-#include "daemon/platform/linux/linux_hook.h"
 #include "daemon/platform/linux/linux_router.h"
 #include "gtest/gtest.h"
 #include "hook/kmod/nichandover_genl.h"
@@ -38,7 +39,8 @@ v1::MsiMessage Message(uint64_t address, uint32_t data) {
 
 class LinuxHookTest : public ::testing::Test {
  protected:
-  LinuxHookTest() : hook_(ModuleConnection(module_.Factory())), router_(ModuleConnection(module_.Factory())) {
+  LinuxHookTest()
+      : hook_(ModuleConnection(module_.Factory())), router_(ModuleConnection(module_.Factory())) {
     module_.AddFunction(kBdf, E1000e());
   }
   FakeFunction& device() { return module_.function(kBdf); }
@@ -215,8 +217,8 @@ TEST_F(LinuxHookTest, RerouteAtAStaleEpochIsRefused) {
 
 TEST_F(LinuxHookTest, AReadBackThatDiffersFromTheWriteIsDataLoss) {
   device().misreport_read_back = true;
-  auto result = router_.Reroute(kBdf, 1, {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42),
-                                          Message(0xfee01000, 0x43)});
+  auto result = router_.Reroute(
+      kBdf, 1, {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42), Message(0xfee01000, 0x43)});
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss) << result.status();
 }
 

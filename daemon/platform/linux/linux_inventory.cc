@@ -29,8 +29,8 @@ absl::StatusOr<std::unique_ptr<LinuxInventory>> LinuxInventory::Create(
     }
     canonical.push_back(*bdf);
   }
-  return std::unique_ptr<LinuxInventory>(
-      new LinuxInventory(std::move(pci), std::move(sysfs), std::move(module), std::move(canonical)));
+  return std::unique_ptr<LinuxInventory>(new LinuxInventory(
+      std::move(pci), std::move(sysfs), std::move(module), std::move(canonical)));
 }
 
 bool LinuxInventory::Selected(const pci::LibpciDevice& device) const {
@@ -74,8 +74,7 @@ absl::StatusOr<NicInfo> LinuxInventory::Describe(const pci::LibpciDevice& device
   if (!nic.netdev.empty()) {
     NH_ASSIGN_OR_RETURN(nic.queue_count, sysfs_.TxQueueCount(nic.netdev));
   }
-  NH_ASSIGN_OR_RETURN(std::unique_ptr<pci::ConfigSpace> config,
-                      pci_->OpenConfigSpace(device.bdf));
+  NH_ASSIGN_OR_RETURN(std::unique_ptr<pci::ConfigSpace> config, pci_->OpenConfigSpace(device.bdf));
   // No BAR access: the MSI-X table comes from the module below.
   auto layout = pci::DecodeInterruptLayout(*config, /*bars=*/nullptr);
   if (!layout.ok()) {
@@ -101,9 +100,10 @@ absl::StatusOr<std::vector<NicInfo>> LinuxInventory::ListNics() {
     nics.push_back(std::move(nic));
   }
   for (const std::string& wanted : allow_list_) {
-    auto seen = std::find_if(nics.begin(), nics.end(),
-                             [&](const NicInfo& n) { return n.bdf == wanted; });
-    if (seen == nics.end()) NH_LOG(WARNING) << "nics lists " << wanted << " but libpci does not see it";
+    auto seen =
+        std::find_if(nics.begin(), nics.end(), [&](const NicInfo& n) { return n.bdf == wanted; });
+    if (seen == nics.end())
+      NH_LOG(WARNING) << "nics lists " << wanted << " but libpci does not see it";
   }
   return nics;
 }
@@ -116,7 +116,8 @@ absl::StatusOr<NicInfo> LinuxInventory::GetNic(const std::string& bdf) {
     if (!Selected(device)) {
       return absl::NotFoundError(absl::StrCat(
           wanted, " is not a NIC of this node (",
-          allow_list_.empty() ? "not a network-class function" : "not in the nics allow-list", ")"));
+          allow_list_.empty() ? "not a network-class function" : "not in the nics allow-list",
+          ")"));
     }
     return Describe(device);
   }

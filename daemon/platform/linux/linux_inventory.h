@@ -45,7 +45,8 @@ class LinuxInventory : public Inventory {
         allow_list_(std::move(allow_list)) {}
 
   bool Selected(const pci::LibpciDevice& device) const;
-  absl::StatusOr<NicInfo> Describe(const pci::LibpciDevice& device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<NicInfo> Describe(const pci::LibpciDevice& device)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // MSI-X: the vectors the driver allocated, as the module reads them.
   void AddMsixVectors(const std::string& bdf, v1::InterruptLayout& layout) const;
 

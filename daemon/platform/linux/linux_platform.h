@@ -27,9 +27,9 @@ namespace linux_backend {
 // Where the backend finds the machine; a node uses the defaults, tests point
 // each part at a stand-in.
 struct LinuxMachineAccess {
-  pci::LibpciOptions pci;          // method from the config, read-only
+  pci::LibpciOptions pci;  // method from the config, read-only
   std::string sysfs_root = "/sys";
-  TransportFactory open_module;    // hook::OpenGenericNetlink
+  TransportFactory open_module;  // hook::OpenGenericNetlink
 };
 
 // The backend for `config`, over the real machine. UNAVAILABLE when libpci

@@ -38,8 +38,8 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
   NH_ASSIGN_OR_RETURN(std::vector<hook::MsiVector> vectors, ReadVectorsInOrder(client, dev));
   if (messages.size() != vectors.size()) {
     return absl::InvalidArgumentError(absl::StrCat(op, " ", dev, ": the device has ",
-                                                   vectors.size(), " vectors but ",
-                                                   messages.size(), " messages were given"));
+                                                   vectors.size(), " vectors but ", messages.size(),
+                                                   " messages were given"));
   }
   std::vector<hook::MsiWrite> writes;
   for (size_t i = 0; i < vectors.size(); ++i) {
@@ -55,8 +55,7 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
   std::vector<v1::MsiMessage> replaced;
   for (const hook::MsiWrite& w : writes) {
     auto now = current.find(w.index);
-    if (now == current.end() || now->second->address != w.address ||
-        now->second->data != w.data) {
+    if (now == current.end() || now->second->address != w.address || now->second->data != w.data) {
       return absl::DataLossError(absl::StrCat(
           op, " ", dev, ": the module acknowledged the write but vector ", w.index,
           now == current.end() ? " is missing from its read-back" : " reads back another message"));

@@ -34,8 +34,9 @@ class LinuxRouter : public Router {
                        const std::vector<v1::MsiMessage>& previous) override;
   // One Linux kernel owns all vectors of its CPUs and has no allocator that
   // another kernel could ask: FAILED_PRECONDITION, always.
-  absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(
-      const std::string& bdf, uint64_t epoch, uint32_t count) override;
+  absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
+                                                                    uint64_t epoch,
+                                                                    uint32_t count) override;
   // Nothing is ever reserved, so there is nothing to give back: OK.
   absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override;
 

@@ -42,7 +42,8 @@ absl::StatusOr<std::string> SysfsView::DriverName(const std::string& bdf) const 
   fs::path target = fs::read_symlink(link, ec);
   if (ec) {
     if (ec == std::errc::no_such_file_or_directory) return std::string();
-    return absl::InternalError(absl::StrCat("reading the link ", link.string(), ": ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("reading the link ", link.string(), ": ", ec.message()));
   }
   return target.filename().string();
 }
@@ -57,8 +58,10 @@ absl::StatusOr<std::string> SysfsView::NetdevName(const std::string& bdf) const 
 absl::StatusOr<uint32_t> SysfsView::TxQueueCount(const std::string& ifname) const {
   auto names = ListDir(fs::path(root_) / "class/net" / ifname / "queues");
   if (!names.ok()) return names.status();
-  uint32_t count = static_cast<uint32_t>(std::count_if(
-      names->begin(), names->end(), [](const std::string& n) { return absl::StartsWith(n, "tx-"); }));
+  uint32_t count =
+      static_cast<uint32_t>(std::count_if(names->begin(), names->end(), [](const std::string& n) {
+        return absl::StartsWith(n, "tx-");
+      }));
   return std::max<uint32_t>(count, 1);
 }
 
