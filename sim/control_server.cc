@@ -168,7 +168,9 @@ ControlServer::~ControlServer() { Shutdown(); }
 
 void ControlServer::Shutdown() {
   if (server_ == nullptr) return;
-  server_->Shutdown();
+  // Calls still running after a second are cancelled: a kernel going down
+  // must not wait on a client.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server_.reset();
   unlink(socket_path_.c_str());
 }

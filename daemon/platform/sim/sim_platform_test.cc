@@ -2,6 +2,7 @@
 // kernels serving their control sockets, and the four interfaces driving a
 // handover as the daemons would.
 #include "daemon/platform/sim/sim_platform.h"
+#include "daemon/platform/sim/record_testing.h"
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -29,20 +30,7 @@ using ::nichandover::sim::TrafficReport;
 constexpr char kBdf[] = "0000:03:00.0";
 constexpr absl::Duration kTimeout = absl::Seconds(5);
 
-v1::OwnershipRecord Record(v1::OwnershipState state, const std::string& owner,
-                           const std::string& target, uint64_t epoch) {
-  v1::OwnershipRecord r;
-  r.set_state(state);
-  r.set_owner_node(owner);
-  r.set_target_node(target);
-  r.set_epoch(epoch);
-  return r;
-}
 
-bool Same(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
-  return a.state() == b.state() && a.owner_node() == b.owner_node() &&
-         a.target_node() == b.target_node() && a.epoch() == b.epoch();
-}
 
 class SimPlatformTest : public ::testing::Test {
  protected:
