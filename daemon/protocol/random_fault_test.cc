@@ -191,6 +191,7 @@ TEST(RandomFaultTest, InvariantsHoldUnderRandomFaults) {
   }
   std::cout << creates << " handovers started, " << committed << " committed, " << rolled_back
             << " rolled back\n";
+  if (seeds == 1) return;  // a rerun of one seed checks only the invariants
   EXPECT_GE(creates, 1000);
   // Faults must not turn every handover into a rollback, nor none.
   EXPECT_GE(committed, creates / 5);
