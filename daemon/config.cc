@@ -176,6 +176,10 @@ class Validator {
         }
         break;
       case v1::PlatformConfig::kLinux:
+        if (p.linux().arbiter_file().empty() && p.linux().arbiter_address().empty()) {
+          return Error("platform.linux",
+                       "needs arbiter_file or arbiter_address: where the ownership records live");
+        }
         break;
       case v1::PlatformConfig::kVm:
         if (p.vm().agent_address().empty()) {

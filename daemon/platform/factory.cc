@@ -2,6 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/platform/fake/fake_platform.h"
+#include "daemon/platform/linux/linux_platform.h"
+#include "daemon/platform/sim/sim_platform.h"
+#include "daemon/platform/shared_file/shared_file_arbiter.h"
 
 namespace nichandover {
 namespace platform {
@@ -11,12 +14,22 @@ absl::StatusOr<Platform> MakePlatform(const v1::DaemonConfig& config) {
   switch (p.backend_case()) {
     case v1::PlatformConfig::kFake:
       return fake::MakeFakePlatform(p.fake().state_path(), config.node_id());
+    case v1::PlatformConfig::kLinux: {
+      if (p.linux().arbiter_file().empty()) {
+        return absl::FailedPreconditionError(
+            "platform 'linux' needs linux.arbiter_file: the ownership records' shared file "
+            "(the VM host agent's arbiter, linux.arbiter_address, is not available in this "
+            "build)");
+      }
+      auto arbiter = SharedFileArbiter::Open(p.linux().arbiter_file());
+      if (!arbiter.ok()) return arbiter.status();
+      return linux_backend::MakeLinuxPlatform(p.linux(), config, *std::move(arbiter));
+    }
     case v1::PlatformConfig::kSim:
-    case v1::PlatformConfig::kLinux:
+      return sim::MakeSimPlatform(p.sim(), config);
     case v1::PlatformConfig::kVm:
-      return absl::FailedPreconditionError(absl::StrCat(
-          "platform '", p.kSim == p.backend_case() ? "sim" : p.kLinux == p.backend_case() ? "linux" : "vm",
-          "' is not available in this build of nichandoverd"));
+      return absl::FailedPreconditionError(
+          "platform 'vm' is not available in this build of nichandoverd");
     case v1::PlatformConfig::BACKEND_NOT_SET:
       break;
   }
