@@ -855,6 +855,9 @@ void HandoverMachine::OnAbort(uint64_t token, const v1::AbortRequest& request) {
   Handover* h = Find(request.handover_id());
   if (h == nullptr) {
     // Reordered before its Offer: remember, so the Offer is refused.
+    if (aborted_unknown_.size() >= config_.history_limit) {
+      aborted_unknown_.erase(aborted_unknown_.begin());
+    }
     aborted_unknown_.insert(request.handover_id());
     return;
   }

@@ -88,6 +88,49 @@ TEST(HandoverMachineTest, StartRecordTravelsWithTheOfferItAnnounces) {
   EXPECT_FALSE(machine.HasReady());
 }
 
+// A target restarted with a reservation in its journal answers Query from it
+// and, the record still PREPARING, keeps waiting for the Commit.
+TEST(HandoverMachineTest, RecoveredReservationAnswersQuery) {
+  MachineConfig config = OneNicConfig();
+  config.node_id = "n2";
+  config.peers = {"n1"};
+  HandoverMachine machine(config);
+  v1::Handover reserved;
+  reserved.set_handover_id("h1");
+  reserved.set_bdf("0000:03:00.0");
+  reserved.set_source_node("n1");
+  reserved.set_target_node("n2");
+  reserved.set_from_epoch(4);
+  reserved.set_to_epoch(5);
+  reserved.set_phase(v1::HANDOVER_PHASE_OFFERING);
+  RecoverEvent recover;
+  recover.journal.push_back(
+      MakeJournalRecord(JournalRecord::TARGET_RESERVED, reserved, {v1::MsiMessage()}));
+  recover.records["0000:03:00.0"] = PreparingRecord("n1", "n2", 5);
+  machine.Step(recover);
+  Ready ready = machine.TakeReady();
+  EXPECT_TRUE(ready.ops.empty());
+  ASSERT_EQ(ready.timers.size(), 1u);  // waiting for the Commit
+
+  v1::QueryHandoverRequest query;
+  query.set_handover_id("h1");
+  machine.Step(PeerRequestEvent{9, "n1", query});
+  ready = machine.TakeReady();
+  ASSERT_EQ(ready.peer_answers.size(), 1u);
+  EXPECT_EQ(ready.peer_answers[0].call_token, 9u);
+  const auto& answer = std::get<v1::QueryHandoverResponse>(ready.peer_answers[0].body);
+  EXPECT_EQ(answer.state(), v1::PEER_HANDOVER_STATE_RESERVED);
+  EXPECT_EQ(answer.ownership().state(), v1::OWNERSHIP_STATE_PREPARING);
+
+  query.set_handover_id("h404");
+  machine.Step(PeerRequestEvent{10, "n1", query});
+  ready = machine.TakeReady();
+  ASSERT_EQ(ready.peer_answers.size(), 1u);
+  EXPECT_EQ(std::get<v1::QueryHandoverResponse>(ready.peer_answers[0].body).state(),
+            v1::PEER_HANDOVER_STATE_UNKNOWN);
+  EXPECT_EQ(machine.LiveHandovers().size(), 1u);
+}
+
 TEST(HandoverMachineTest, RefusesEventsBeforeRecover) {
   EXPECT_DEATH(
       {
