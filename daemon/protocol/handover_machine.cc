@@ -749,10 +749,16 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
       return refuse(v1::REFUSAL_REASON_NOT_ACCEPTING,
                     absl::StrCat("handover ", h->id(), " already ended"));
     }
+    // A duplicate: answered like the first once the reservation is made. A
+    // restarted target no longer has the messages; the source's first answer
+    // (or its broken call) has decided the offer anyway.
     h->offer_tokens.push_back(token);
-    // A duplicate: answer it like the first once the reservation is durable.
-    if (h->started) AnswerOffers(*h, true, v1::REFUSAL_REASON_UNSPECIFIED, "");
-    return;
+    if (h->wait == Wait::kReserve) return;
+    if (h->target_messages.empty()) {
+      return AnswerOffers(*h, false, v1::REFUSAL_REASON_NOT_ACCEPTING,
+                          "this node restarted since it accepted; see the first answer");
+    }
+    return AnswerOffers(*h, true, v1::REFUSAL_REASON_UNSPECIFIED, "");
   }
   if (aborted_unknown_.count(request.handover_id())) {
     return refuse(v1::REFUSAL_REASON_NOT_ACCEPTING,
@@ -809,6 +815,12 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
   h.res.set_from_epoch(h.e0);
   h.res.set_to_epoch(h.e1);
   SetPhase(h, v1::HANDOVER_PHASE_OFFERING, "offered by " + from);
+  // The intent is durable before the vectors are reserved, so a restart can
+  // always find (and give back) what it may have reserved.
+  h.started = true;
+  order_.push_back(h.id());
+  Persist(h, JournalRecord::TARGET_RESERVED);
+  Publish(h);
   IssueStepOp(h, Wait::kReserve);
 }
 
@@ -1220,18 +1232,21 @@ void HandoverMachine::TargetResult(Handover& h, const OpResult& r) {
   switch (h.wait) {
     case Wait::kReserve: {
       if (!status.ok()) {
-        v1::RefusalReason reason = status.code() == absl::StatusCode::kResourceExhausted
-                                       ? v1::REFUSAL_REASON_NO_VECTORS
-                                       : v1::REFUSAL_REASON_NOT_ACCEPTING;
-        AnswerOffers(h, false, reason, "reserve: " + StatusText(status));
-        handovers_.erase(h.id());
-        return;
+        bool exhausted = status.code() == absl::StatusCode::kResourceExhausted;
+        AnswerOffers(h, false,
+                     exhausted ? v1::REFUSAL_REASON_NO_VECTORS : v1::REFUSAL_REASON_NOT_ACCEPTING,
+                     "reserve: " + StatusText(status));
+        h.res.mutable_error()->CopyFrom(
+            MakeError(status.code(), "RESERVE_FAILED", "reserve: " + StatusText(status)));
+        // A definite refusal reserved nothing; after anything else (a timeout,
+        // a broken call) give back whatever may have been reserved.
+        if (exhausted || status.code() == absl::StatusCode::kFailedPrecondition) {
+          return Finish(h, v1::HANDOVER_PHASE_ROLLED_BACK);
+        }
+        SetPhase(h, v1::HANDOVER_PHASE_ROLLING_BACK, "");
+        return IssueStepOp(h, Wait::kReleaseReservation);
       }
       h.target_messages = r.messages;
-      h.started = true;
-      order_.push_back(h.id());
-      Persist(h, JournalRecord::TARGET_RESERVED);
-      Publish(h);
       if (h.abort_requested) {
         AnswerOffers(h, false, v1::REFUSAL_REASON_NOT_ACCEPTING, "aborted");
         SetPhase(h, v1::HANDOVER_PHASE_ROLLING_BACK, "");

@@ -279,6 +279,15 @@ void World::HandleReady(Node& n, Ready ready) {
       }
       if (!found) Violation(n.id + " moved the record to PREPARING before persisting its start");
     }
+    if (op.kind == OpKind::kReserveMessages) {
+      bool found = false;
+      for (const JournalRecord& record : n.journal) {
+        absl::StatusOr<UnpackedRecord> u = UnpackJournalRecord(record);
+        found |= u.ok() && u->kind == JournalRecord::TARGET_RESERVED &&
+                 u->handover.bdf() == op.bdf && u->handover.to_epoch() == op.epoch;
+      }
+      if (!found) Violation(n.id + " reserved vectors before persisting TARGET_RESERVED");
+    }
     ExecuteOp(n, op);
     if (n.incarnation != incarnation) return;  // crashed: the rest is lost
   }
