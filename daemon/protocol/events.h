@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "daemon/platform/platform.h"
 #include "journal_record.pb.h"
+#include "nichandover/v1/node_service.pb.h"
 #include "nichandover/v1/peer_service.pb.h"
 #include "nichandover/v1/resources.pb.h"
 
@@ -85,6 +86,17 @@ struct CancelHandoverEvent {
   std::string reason;
 };
 
+// NodeService.RecoverNic: an operator decides a handover stuck without its
+// peer. COMMIT is possible only from HANDOFF and only on the target (it holds
+// the reservation); ABORT from PREPARING or HANDOFF, on any node: a CAS to
+// ACTIVE(source, epoch+1), which races the target's commit CAS (one wins).
+struct RecoverNicEvent {
+  uint64_t request_token = 0;
+  std::string request_id;
+  std::string nic;
+  v1::RecoveryDecision decision = v1::RECOVERY_DECISION_UNSPECIFIED;
+};
+
 using PeerRequestBody = std::variant<v1::OfferRequest, v1::CommitRequest, v1::AbortRequest,
                                      v1::QueryHandoverRequest>;
 using PeerResponseBody = std::variant<v1::OfferResponse, v1::CommitResponse, v1::AbortResponse,
@@ -124,8 +136,9 @@ struct RecoverEvent {
   std::map<std::string, platform::HookStatus> hooks;
 };
 
-using Event = std::variant<CreateHandoverEvent, CancelHandoverEvent, PeerRequestEvent,
-                           PeerResponseEvent, OpDoneEvent, TimerFiredEvent, RecoverEvent>;
+using Event = std::variant<CreateHandoverEvent, CancelHandoverEvent, RecoverNicEvent,
+                           PeerRequestEvent, PeerResponseEvent, OpDoneEvent, TimerFiredEvent,
+                           RecoverEvent>;
 
 // ---------------------------------------------------------------- actions
 
@@ -150,6 +163,12 @@ struct RequestAnswer {
   absl::StatusOr<v1::Handover> handover;
 };
 
+// The answer to a RecoverNicEvent.
+struct RecoverNicAnswer {
+  uint64_t request_token = 0;
+  absl::StatusOr<v1::RecoverNicResponse> response;
+};
+
 struct TimerArm {
   uint64_t timer_id = 0;
   absl::Duration after = absl::ZeroDuration();
@@ -167,6 +186,7 @@ struct Ready {
   std::vector<PeerSend> sends;
   std::vector<PeerAnswer> peer_answers;
   std::vector<RequestAnswer> answers;
+  std::vector<RecoverNicAnswer> recover_answers;
   std::vector<TimerArm> timers;
   std::vector<uint64_t> cancel_timers;
   // Snapshots of handovers that changed, oldest first (for WatchHandover).
@@ -174,7 +194,8 @@ struct Ready {
 
   bool empty() const {
     return records.empty() && ops.empty() && sends.empty() && peer_answers.empty() &&
-           answers.empty() && timers.empty() && cancel_timers.empty() && updates.empty();
+           answers.empty() && recover_answers.empty() && timers.empty() &&
+           cancel_timers.empty() && updates.empty();
   }
 };
 

@@ -172,6 +172,8 @@ void HandoverMachine::Step(Event event) {
           OnCreate(e);
         } else if constexpr (std::is_same_v<T, CancelHandoverEvent>) {
           OnCancel(e);
+        } else if constexpr (std::is_same_v<T, RecoverNicEvent>) {
+          OnRecoverNic(e);
         } else if constexpr (std::is_same_v<T, PeerRequestEvent>) {
           OnPeerRequest(e);
         } else if constexpr (std::is_same_v<T, PeerResponseEvent>) {
@@ -713,6 +715,102 @@ void HandoverMachine::OnCancel(const CancelHandoverEvent& e) {
   answer(h->res);
 }
 
+void HandoverMachine::OnRecoverNic(const RecoverNicEvent& e) {
+  auto answer = [&](absl::StatusOr<v1::RecoverNicResponse> response) {
+    ready_.recover_answers.push_back({e.request_token, std::move(response)});
+  };
+  if (e.request_id.empty()) return answer(absl::InvalidArgumentError("request_id: required"));
+  if (!ValidRequestId(e.request_id)) {
+    return answer(absl::InvalidArgumentError(
+        "request_id: want 1-128 characters of [A-Za-z0-9._:-]"));
+  }
+  if (auto it = recoveries_done_.find(e.request_id); it != recoveries_done_.end()) return answer(it->second);
+  absl::StatusOr<std::string> bdf = NormalizeBdf(e.nic, "nic");
+  if (!bdf.ok()) return answer(bdf.status());
+  if (FindNic(*bdf) == nullptr) {
+    return answer(absl::NotFoundError(
+        absl::StrCat("nic: node ", config_.node_id, " does not see ", *bdf)));
+  }
+  if (e.decision != v1::RECOVERY_DECISION_COMMIT && e.decision != v1::RECOVERY_DECISION_ABORT) {
+    return answer(absl::InvalidArgumentError("decision: COMMIT or ABORT"));
+  }
+  PlatformOp op;
+  op.op_id = next_id_++;
+  op.kind = OpKind::kReadRecord;
+  op.bdf = *bdf;
+  ops_[op.op_id] = {"", op};
+  recoveries_[op.op_id] = {e, *bdf, false};
+  ready_.ops.push_back(op);
+}
+
+// The decision is one CAS from the record as read; whatever handover this
+// node runs for the NIC then reconciles from the record the CAS left.
+void HandoverMachine::RecoverNicResult(uint64_t op_id, const OpResult& result) {
+  NicRecovery recovery = std::move(recoveries_[op_id]);
+  recoveries_.erase(op_id);
+  auto answer = [&](absl::StatusOr<v1::RecoverNicResponse> response) {
+    if (response.ok()) recoveries_done_[recovery.request.request_id] = *response;
+    ready_.recover_answers.push_back({recovery.request.request_token, std::move(response)});
+  };
+  if (!result.status.ok()) {
+    return answer(absl::UnavailableError("arbiter: " + StatusText(result.status)));
+  }
+  const v1::OwnershipRecord& record = result.record;
+  SeeRecord(recovery.bdf, record);
+  Handover* local = LiveHandoverOf(recovery.bdf);
+  auto respond = [&]() {
+    v1::RecoverNicResponse response;
+    *response.mutable_ownership() = record;
+    if (local != nullptr) *response.mutable_handover() = local->res;
+    return response;
+  };
+  if (recovery.cas_issued) {
+    if (local != nullptr && record.epoch() >= local->e1) {
+      if (recovery.request.decision == v1::RECOVERY_DECISION_ABORT && !local->res.has_error()) {
+        local->res.mutable_error()->CopyFrom(MakeError(
+            absl::StatusCode::kAborted, "OPERATOR_ABORTED", "rolled back by an operator"));
+      }
+      if (local->role == Role::kSource) {
+        SourceReconcile(*local, record);
+      } else {
+        TargetReconcile(*local, record, /*may_veto=*/false);
+      }
+    }
+    return answer(respond());
+  }
+  bool commit = recovery.request.decision == v1::RECOVERY_DECISION_COMMIT;
+  v1::OwnershipRecord desired;
+  if (record.state() == v1::OWNERSHIP_STATE_ACTIVE) {
+    return answer(respond());  // nothing in transit: the record already decided
+  }
+  if (commit) {
+    if (record.state() != v1::OWNERSHIP_STATE_HANDOFF) {
+      return answer(absl::FailedPreconditionError(absl::StrCat(
+          "decision: COMMIT needs the record in HANDOFF, it is ", RecordString(record),
+          "; the source has not handed off, use ABORT")));
+    }
+    if (record.target_node() != config_.node_id || local == nullptr ||
+        local->role != Role::kTarget || local->e1 != record.epoch()) {
+      return answer(absl::FailedPreconditionError(absl::StrCat(
+          "decision: COMMIT runs on the target ", record.target_node(),
+          ", which holds the reservation")));
+    }
+    desired = ActiveRecord(record.target_node(), record.epoch());
+  } else {
+    desired = ActiveRecord(record.owner_node(), record.epoch() + 1);
+  }
+  PlatformOp op;
+  op.op_id = next_id_++;
+  op.kind = OpKind::kCompareAndSwap;
+  op.bdf = recovery.bdf;
+  op.expected = record;
+  op.desired = desired;
+  ops_[op.op_id] = {"", op};
+  recovery.cas_issued = true;
+  recoveries_[op.op_id] = std::move(recovery);
+  ready_.ops.push_back(op);
+}
+
 // ------------------------------------------------------------------ peers
 
 void HandoverMachine::OnPeerRequest(const PeerRequestEvent& e) {
@@ -994,6 +1092,7 @@ void HandoverMachine::OnOpDone(const OpDoneEvent& e) {
   if (it == ops_.end()) return;  // late result of an op given up on
   OpContext context = it->second;
   ops_.erase(it);
+  if (recoveries_.count(e.op_id)) return RecoverNicResult(e.op_id, e.result);
   if (context.op.kind == OpKind::kReadRecord || context.op.kind == OpKind::kCompareAndSwap) {
     if (e.result.status.ok()) SeeRecord(context.op.bdf, e.result.record);
   }
@@ -1209,6 +1308,15 @@ void HandoverMachine::SourceReconcile(Handover& h, const v1::OwnershipRecord& re
     return SendCommit(h);
   }
   if (SameRecord(record, ActiveRecord(me, h.ea))) {
+    if (h.res.phase() != v1::HANDOVER_PHASE_ROLLING_BACK) {
+      if (!h.res.has_error()) {
+        h.res.mutable_error()->CopyFrom(MakeError(
+            absl::StatusCode::kAborted, "RECORD_ROLLED_BACK",
+            "the record was rolled back to " + RecordString(record) +
+                " (by this node before a restart, by an operator, or by the target)"));
+      }
+      SetPhase(h, v1::HANDOVER_PHASE_ROLLING_BACK, "record " + RecordString(record));
+    }
     SendAbort(h);
     if (h.may_have_quiesced) return IssueStepOp(h, Wait::kRestore);
     return Finish(h, v1::HANDOVER_PHASE_ROLLED_BACK);

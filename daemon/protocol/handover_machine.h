@@ -96,6 +96,8 @@ class HandoverMachine {
   void OnRecover(const RecoverEvent& event);
   void OnCreate(const CreateHandoverEvent& event);
   void OnCancel(const CancelHandoverEvent& event);
+  void OnRecoverNic(const RecoverNicEvent& event);
+  void RecoverNicResult(uint64_t op_id, const OpResult& result);
   void OnPeerRequest(const PeerRequestEvent& event);
   void OnPeerResponse(const PeerResponseEvent& event);
   void OnOpDone(const OpDoneEvent& event);
@@ -157,6 +159,15 @@ class HandoverMachine {
     PlatformOp op;            // repairs are retried as they were issued
   };
   std::map<uint64_t, OpContext> ops_;
+  // Operator recoveries waiting for their read or CAS, by op id.
+  struct NicRecovery {
+    RecoverNicEvent request;
+    std::string bdf;
+    bool cas_issued = false;
+  };
+  std::map<uint64_t, NicRecovery> recoveries_;
+  // Answers of finished recoveries by request_id (idempotent retries).
+  std::map<std::string, v1::RecoverNicResponse> recoveries_done_;
   std::map<uint64_t, std::string> calls_;  // call id -> handover id
   enum class TimerKind { kStep, kDeadline, kRepair };
   struct TimerContext {

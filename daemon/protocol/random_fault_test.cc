@@ -1,8 +1,8 @@
 // Randomized fault test of the handover protocol: thousands of handovers on
 // three nodes and two NICs with random message loss, duplication and
 // reordering, failing and hanging platform calls (released late), timers
-// firing early, journals compacted, and daemons crashing and restarting from
-// their journals.
+// firing early, journals compacted, operators deciding (RecoverNic) at random
+// moments, and daemons crashing and restarting from their journals.
 //
 // After every step: never two nodes running a NIC, a running node has the
 // NIC's interrupts, record epochs never go back, attach resumes from the
@@ -135,7 +135,13 @@ class RandomRun {
     } else if (dice < 90) {
       const std::string& node = AnyNode();
       if (world_.IsUp(node)) world_.CompactJournal(node);
-    } else if (dice < 94) {
+    } else if (dice < 92) {
+      // An operator deciding at a random moment, on a random node.
+      std::vector<std::string> nics = world_.nics();
+      world_.RecoverNic(AnyNode(), absl::StrCat("op", ++recoveries_),
+                        nics[Uniform(static_cast<int>(nics.size()))],
+                        Chance(50) ? v1::RECOVERY_DECISION_COMMIT : v1::RECOVERY_DECISION_ABORT);
+    } else if (dice < 95) {
       world_.Crash(AnyNode());
     } else {
       world_.Restart(AnyNode());
@@ -169,6 +175,7 @@ class RandomRun {
   Outcome out_;
   std::vector<std::string> nodes_ = {"n1", "n2", "n3"};
   int handovers_ = 0;
+  int recoveries_ = 0;
 };
 
 TEST(RandomFaultTest, InvariantsHoldUnderRandomFaults) {

@@ -171,6 +171,12 @@ class Interpreter {
       world_.Create(Arg("node"), Arg("id"), Arg("req"), Arg("nic", "0000:03:00.0"), Arg("to"));
     } else if (verb == "cancel") {
       world_.Cancel(Arg("node"), Arg("id"));
+    } else if (verb == "recover") {
+      std::string decision = Arg("decision");
+      world_.RecoverNic(Arg("node"), Arg("req"), Arg("nic", "0000:03:00.0"),
+                        decision == "commit"  ? v1::RECOVERY_DECISION_COMMIT
+                        : decision == "abort" ? v1::RECOVERY_DECISION_ABORT
+                                              : v1::RECOVERY_DECISION_UNSPECIFIED);
     } else if (verb == "deliver") {
       if (world_.Deliver(Filter()) == 0) out_.push_back("no such message");
     } else if (verb == "drop") {

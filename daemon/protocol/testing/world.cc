@@ -325,6 +325,19 @@ void World::HandleReady(Node& n, Ready ready) {
     }
     network_.push_back(std::move(m));
   }
+  for (const RecoverNicAnswer& answer : ready.recover_answers) {
+    if (answer.response.ok()) {
+      trace_(absl::StrCat(n.id, ": recover answer OK record ",
+                          RecordString(answer.response->ownership()),
+                          answer.response->has_handover()
+                              ? " handover " + HandoverString(answer.response->handover())
+                              : ""));
+    } else {
+      trace_(absl::StrCat(n.id, ": recover answer ",
+                          absl::StatusCodeToString(answer.response.status().code()), " \"",
+                          answer.response.status().message(), "\""));
+    }
+  }
   for (const RequestAnswer& answer : ready.answers) {
     if (answer.handover.ok()) {
       trace_(absl::StrCat(n.id, ": answer OK ", HandoverString(*answer.handover)));
@@ -602,6 +615,18 @@ void World::Cancel(const std::string& id, const std::string& handover_id) {
   e.request_token = next_token_++;
   e.handover_id = handover_id;
   e.reason = "test";
+  Feed(n, e);
+}
+
+void World::RecoverNic(const std::string& id, const std::string& request_id,
+                       const std::string& nic, v1::RecoveryDecision decision) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  RecoverNicEvent e;
+  e.request_token = next_token_++;
+  e.request_id = request_id;
+  e.nic = nic;
+  e.decision = decision;
   Feed(n, e);
 }
 

@@ -61,6 +61,8 @@ class World {
   void Create(const std::string& node, const std::string& handover_id,
               const std::string& request_id, const std::string& nic, const std::string& to);
   void Cancel(const std::string& node, const std::string& handover_id);
+  void RecoverNic(const std::string& node, const std::string& request_id, const std::string& nic,
+                  v1::RecoveryDecision decision);
 
   // Network. Each returns how many messages it touched.
   int Deliver(const MessageFilter& filter);
