@@ -245,11 +245,28 @@ grpc::Status NodeServiceImpl::CancelHandover(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*, const v1::RecoverNicRequest*,
-                                         v1::RecoverNicResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "RecoverNic: operator recovery is not implemented in this version; the "
-                      "daemons finish or roll back stuck handovers themselves on restart");
+grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*,
+                                         const v1::RecoverNicRequest* request,
+                                         v1::RecoverNicResponse* response) {
+  if (request->decision() == v1::RECOVERY_DECISION_UNSPECIFIED) {
+    return Invalid("decision: is required (COMMIT or ABORT)");
+  }
+  if (!request->request_id().empty() && !ValidRequestId(request->request_id())) {
+    return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  v1::RecoverNicRequest resolved = *request;
+  auto bdf = protocol::NormalizeBdf(request->nic(), "nic");
+  if (!bdf.ok()) {
+    auto by_name = ResolveNic(request->nic(), "nic");
+    if (!by_name.ok()) return ToGrpcStatus(by_name.status());
+    bdf = *by_name;
+  }
+  resolved.set_nic(*bdf);
+  auto recovered = engine_->RecoverNic(resolved, timeouts_.attach + timeouts_.reroute +
+                                                     absl::Seconds(5));
+  if (!recovered.ok()) return ToGrpcStatus(recovered.status());
+  *response = *recovered;
+  return grpc::Status::OK;
 }
 
 }  // namespace daemon

@@ -285,17 +285,8 @@ TEST_F(NicctlHandoverTest, BadRequestsExitWithTheirClass) {
   }
 }
 
-TEST_F(NicctlHandoverTest, RecoverExplainsWhatTheDaemonSupportsToday) {
-  CommandResult r = cluster_.Nicctl(0, {"recover", "03:00.0", "--decide", "abort"});
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_TRUE(absl::StartsWith(r.err, "nicctl: recovering 03:00.0: ")) << r.err;
-  EXPECT_TRUE(absl::StrContains(r.err, "hint: this daemon cannot take an operator's decision"))
-      << r.err;
-}
-
-// Enable when the daemon implements RecoverNic: a handover left FAILED is
-// decided by the operator, in text and JSON.
-TEST_F(NicctlHandoverTest, DISABLED_RecoverDecidesAFailedHandover) {
+// A handover left FAILED is decided by the operator, in text and JSON.
+TEST_F(NicctlHandoverTest, RecoverDecidesAFailedHandover) {
   SetFault({"--node", "node0", "--op", "reroute", "--fail", "INTERNAL", "--always"});
   SetFault({"--node", "node0", "--op", "restore", "--fail", "INTERNAL", "--always"});
   CommandResult r = cluster_.Nicctl(0, {"handover", kNic, "--to", "node1"}, absl::Seconds(60));
@@ -307,6 +298,11 @@ TEST_F(NicctlHandoverTest, DISABLED_RecoverDecidesAFailedHandover) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &response).ok()) << r.out;
   EXPECT_EQ(response.ownership().state(), v1::OWNERSHIP_STATE_ACTIVE);
   EXPECT_EQ(response.ownership().owner_node(), "node0");
+  // The redone rollback restores the routing and resumes node0's hook.
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] { return cluster_.FakeMachine({"check", "--nic", kNic}).exit_code == 0; },
+      absl::Seconds(20)))
+      << cluster_.FakeMachine({"show"}).out;
   r = cluster_.Nicctl(0, {"recover", kNic, "--decide", "abort"});
   EXPECT_EQ(r.exit_code, 4) << "nothing left to decide: " << r.err;
   r = cluster_.Nicctl(0, {"nics"});

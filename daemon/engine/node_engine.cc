@@ -40,6 +40,7 @@ struct Mailbox {
 struct PendingAnswer {
   bool done = false;
   absl::StatusOr<v1::Handover> handover = absl::UnknownError("no answer");
+  absl::StatusOr<v1::RecoverNicResponse> recovered = absl::UnknownError("no answer");
   PeerResponseBody peer;
 };
 
@@ -326,6 +327,15 @@ void NodeEngine::Execute(Ready ready) {
                                              : a.handover;
       it->second->done = true;
     }
+    for (auto& a : ready.recover_answers) {
+      auto it = pending_.find(a.request_token);
+      if (it == pending_.end()) continue;
+      if (a.response.ok() && a.response->has_handover()) {
+        *a.response->mutable_handover() = Stamp(a.response->handover());
+      }
+      it->second->recovered = std::move(a.response);
+      it->second->done = true;
+    }
     for (auto& a : ready.peer_answers) {
       auto it = pending_.find(a.call_token);
       if (it == pending_.end()) continue;
@@ -392,9 +402,10 @@ void NodeEngine::Publish(const std::vector<v1::Handover>& updates) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& update : updates) {
     const std::string& id = update.handover_id();
-    // A finished handover keeps its stamped times.
+    // A finished handover keeps its stamped times (an operator's recovery
+    // may reopen a FAILED one: then it changes again).
     auto prev = latest_.find(id);
-    if (prev != latest_.end() && prev->second.done()) continue;
+    if (prev != latest_.end() && prev->second.done() && update.done()) continue;
     v1::Handover stamped = Stamp(update);
     v1::HandoverEvent event;
     *event.mutable_handover() = stamped;
@@ -454,6 +465,23 @@ absl::StatusOr<v1::Handover> NodeEngine::CancelHandover(const std::string& hando
     return absl::UnavailableError("the daemon did not take the cancel in time; retry");
   }
   return answer->handover;
+}
+
+absl::StatusOr<v1::RecoverNicResponse> NodeEngine::RecoverNic(
+    const v1::RecoverNicRequest& request, absl::Duration wait) {
+  protocol::RecoverNicEvent event;
+  event.request_token = NextToken();
+  event.request_id = request.request_id();
+  event.nic = request.nic();
+  event.decision = request.decision();
+  uint64_t token = event.request_token;
+  auto answer = Ask(token, std::move(event), wait);
+  if (answer == nullptr) {
+    return absl::DeadlineExceededError(
+        "the recovery did not finish in time (a platform call may hang); check the NIC with "
+        "'nicctl nic show' and retry with the same request_id");
+  }
+  return answer->recovered;
 }
 
 absl::StatusOr<v1::Handover> NodeEngine::GetHandover(const std::string& handover_id) {

@@ -60,6 +60,9 @@ class NodeEngine {
                                               absl::Duration wait);
   absl::StatusOr<v1::Handover> CancelHandover(const std::string& handover_id,
                                               const std::string& reason, absl::Duration wait);
+  // The operator's decision for a handover stuck without its peer.
+  absl::StatusOr<v1::RecoverNicResponse> RecoverNic(const v1::RecoverNicRequest& request,
+                                                    absl::Duration wait);
   absl::StatusOr<v1::Handover> GetHandover(const std::string& handover_id);
   std::vector<v1::Handover> ListHandovers(const std::string& bdf);
   // The last handover ids of `bdf`, newest first.

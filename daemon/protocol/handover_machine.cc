@@ -237,6 +237,24 @@ HandoverMachine::Handover* HandoverMachine::Find(const std::string& handover_id)
   return it == handovers_.end() ? nullptr : it->second.get();
 }
 
+HandoverMachine::Handover* HandoverMachine::FailedHandoverAt(const std::string& bdf,
+                                                            const v1::OwnershipRecord& record) {
+  Handover* latest = nullptr;
+  for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+    auto found = handovers_.find(*it);
+    if (found == handovers_.end() || found->second->bdf() != bdf) continue;
+    latest = found->second.get();
+    break;
+  }
+  if (latest == nullptr || latest->res.phase() != v1::HANDOVER_PHASE_FAILED ||
+      latest->retry == Wait::kNone) {
+    return nullptr;
+  }
+  // Only while the record is still the one this handover left behind.
+  if (record.epoch() != latest->e1 && record.epoch() != latest->ea) return nullptr;
+  return latest;
+}
+
 HandoverMachine::Handover* HandoverMachine::LiveHandoverOf(const std::string& bdf) {
   for (auto& [id, h] : handovers_) {
     if (h->bdf() == bdf && !h->done()) return h.get();
@@ -431,6 +449,7 @@ void HandoverMachine::IssueStepOp(Handover& h, Wait wait) {
 
 void HandoverMachine::RetryLater(Handover& h, Wait redo, const absl::Status& why) {
   ++h.failures;
+  h.retry = redo;  // also what an operator's recovery redoes after FAILED
   if (h.failures > config_.timeouts.max_retries) {
     h.res.mutable_error()->CopyFrom(MakeError(
         why.code(), "STEP_FAILED",
@@ -781,7 +800,31 @@ void HandoverMachine::RecoverNicResult(uint64_t op_id, const OpResult& result) {
   bool commit = recovery.request.decision == v1::RECOVERY_DECISION_COMMIT;
   v1::OwnershipRecord desired;
   if (record.state() == v1::OWNERSHIP_STATE_ACTIVE) {
-    return answer(respond());  // nothing in transit: the record already decided
+    // The record already decided. With a handover of the NIC still live here
+    // that is its answer; with none, the operator asked about nothing.
+    if (local == nullptr) {
+      // A handover that gave up on a step after the record decided (a
+      // restore, resume, attach or release that kept failing): the operator
+      // has fixed the cause, so redo the step the record calls for.
+      if (Handover* failed = FailedHandoverAt(recovery.bdf, record)) {
+        failed->res.set_done(false);
+        failed->failures = 0;
+        failed->res.mutable_error()->set_message(
+            absl::StrCat(failed->res.error().message(), "; retried by an operator"));
+        SetPhase(*failed,
+                 record.owner_node() == failed->res.source_node()
+                     ? v1::HANDOVER_PHASE_ROLLING_BACK
+                     : v1::HANDOVER_PHASE_ATTACHING,
+                 "operator recovery: record " + RecordString(record));
+        IssueStepOp(*failed, failed->retry);
+        local = failed;
+        return answer(respond());
+      }
+      return answer(absl::FailedPreconditionError(
+          absl::StrCat("nic: nothing to decide, no handover of ", recovery.bdf,
+                       " is in transit (the record is ", RecordString(record), ")")));
+    }
+    return answer(respond());
   }
   if (commit) {
     if (record.state() != v1::OWNERSHIP_STATE_HANDOFF) {

@@ -141,6 +141,9 @@ class HandoverMachine {
   bool IsPeer(const std::string& node) const;
   Handover* Find(const std::string& handover_id);
   Handover* LiveHandoverOf(const std::string& bdf);
+  // The NIC's newest handover if it ended FAILED on a step that can be
+  // redone and `record` is still what it left behind; nullptr otherwise.
+  Handover* FailedHandoverAt(const std::string& bdf, const v1::OwnershipRecord& record);
   void TrimHistory();
 
   MachineConfig config_;

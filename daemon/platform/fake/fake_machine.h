@@ -62,7 +62,7 @@ class FakeMachine {
 
   // The invariants of a settled NIC: the record is ACTIVE, exactly one node
   // runs the NIC and it is the record's owner, every vector reaches one of
-  // its CPUs unmasked, and its hook has seen the record's epoch.
+  // its CPUs unmasked, and its hook is not ahead of the record's epoch.
   // FAILED_PRECONDITION describing the first violation.
   absl::Status CheckSettled(const std::string& bdf) const;
   // What must hold at every instant, mid-handover too: at most one node runs
