@@ -5,6 +5,7 @@
 #include "daemon/platform/linux/linux_platform.h"
 #include "daemon/platform/sim/sim_platform.h"
 #include "daemon/platform/shared_file/shared_file_arbiter.h"
+#include "daemon/platform/vm/vm_platform.h"
 
 namespace nichandover {
 namespace platform {
@@ -28,8 +29,7 @@ absl::StatusOr<Platform> MakePlatform(const v1::DaemonConfig& config) {
     case v1::PlatformConfig::kSim:
       return sim::MakeSimPlatform(p.sim(), config);
     case v1::PlatformConfig::kVm:
-      return absl::FailedPreconditionError(
-          "platform 'vm' is not available in this build of nichandoverd");
+      return vm::MakeVmPlatform(p.vm(), config);
     case v1::PlatformConfig::BACKEND_NOT_SET:
       break;
   }

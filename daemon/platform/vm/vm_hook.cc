@@ -1,0 +1,57 @@
+#include "daemon/platform/vm/vm_hook.h"
+
+#include "absl/strings/str_cat.h"
+#include "daemon/platform/linux/module_connection.h"
+
+namespace nichandover {
+namespace platform {
+namespace vm {
+
+absl::StatusOr<QuiesceResult> VmHook::Quiesce(const std::string& bdf, uint64_t epoch,
+                                              absl::Duration timeout) {
+  auto dev = linux_backend::CanonicalBdf(bdf);
+  if (!dev.ok()) return dev.status();
+  if (!guest_.Present(*dev)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("quiesce ", *dev, ": not plugged into this VM"));
+  }
+  return module_->Quiesce(*dev, epoch, timeout);
+}
+
+absl::Status VmHook::Resume(const std::string& bdf, uint64_t epoch) {
+  auto dev = linux_backend::CanonicalBdf(bdf);
+  if (!dev.ok()) return dev.status();
+  // After a rollback that had moved it, the NIC comes back as a new device.
+  if (absl::Status s = guest_.WaitProbed(*dev, probe_wait_); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("resume: ", s.message()));
+  }
+  return module_->Resume(*dev, epoch);
+}
+
+absl::Status VmHook::Attach(const std::string& bdf, uint64_t epoch,
+                            const std::vector<v1::QueueRingState>& rings) {
+  auto dev = linux_backend::CanonicalBdf(bdf);
+  if (!dev.ok()) return dev.status();
+  if (absl::Status s = guest_.WaitProbed(*dev, probe_wait_); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("attach: ", s.message()));
+  }
+  return module_->Attach(*dev, epoch, rings);
+}
+
+absl::Status VmHook::Release(const std::string& bdf, uint64_t epoch) {
+  auto dev = linux_backend::CanonicalBdf(bdf);
+  if (!dev.ok()) return dev.status();
+  if (!guest_.Present(*dev)) return absl::OkStatus();
+  return module_->Release(*dev, epoch);
+}
+
+absl::StatusOr<HookStatus> VmHook::Status(const std::string& bdf) {
+  auto dev = linux_backend::CanonicalBdf(bdf);
+  if (!dev.ok()) return dev.status();
+  if (!guest_.Present(*dev)) return HookStatus{};  // detached, epoch unknown here
+  return module_->Status(*dev);
+}
+
+}  // namespace vm
+}  // namespace platform
+}  // namespace nichandover
