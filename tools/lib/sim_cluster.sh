@@ -1,0 +1,141 @@
+# The simulated machine with two OS nodes, as processes: the NIC
+# (nh-sim-machine run), one simulated kernel per node (nh-sim-kernel) and one
+# nichandoverd per node on the sim backend, peers over unix sockets. Sourced
+# by tools/demo and bench/handover_bench.sh; they call sim_cluster_stop from
+# their EXIT trap so every process started here is ended and waited for.
+#
+#   SIM_BIN=<dir holding daemon/ cli/ sim/ binaries>
+#   sim_cluster_init            # work dir (short: unix socket paths) + shm file
+#   sim_cluster_start [RING]    # machine, node0/node1 kernels, then daemons
+#   sim_nicctl NODE ARGS...     # nicctl against that node's daemon
+#   sim_traffic_start ARGS...   # nh-sim-traffic --machine ... ARGS (report: $SIM_WORK/traffic.json)
+#   sim_traffic_stop            # SIGTERM, wait for its report
+#   sim_cluster_stop            # everything, reverse order; removes the files
+#
+# Node i owns APIC IDs 2i and 2i+1; the NIC starts owned by node0. Both the
+# kernels and the daemons use the default vector range 0x40-0xdf.
+
+SIM_NODES=(node0 node1)
+SIM_PIDS=()          # every long-running process, in start order
+SIM_DAEMON_PIDS=()   # by node index
+SIM_KERNEL_PIDS=()
+SIM_TRAFFIC_PID=
+SIM_WORK=
+SIM_MACHINE=
+
+sim_cluster_init() {
+  SIM_WORK=$(mktemp -d /tmp/nh-XXXXXX)
+  SIM_MACHINE=/dev/shm/$(basename "$SIM_WORK")-machine
+}
+
+# Waits up to 10 s for a unix socket to appear; fails with the log otherwise.
+sim_wait_socket() {
+  local socket=$1 log=$2
+  for _ in $(seq 200); do
+    [ -S "$socket" ] && return 0
+    sleep 0.05
+  done
+  echo "sim_cluster: $socket did not appear; $log says:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+sim_daemon_socket() { echo "$SIM_WORK/$1.sock"; }
+sim_kernel_socket() { echo "$SIM_WORK/$1-kernel.sock"; }
+
+sim_write_config() {
+  local i=$1 node=${SIM_NODES[$1]} other=${SIM_NODES[$((1 - $1))]}
+  cat >"$SIM_WORK/$node.conf" <<EOF
+node_id: "$node"
+listen: "unix:$(sim_daemon_socket "$node")"
+peers { node_id: "$other" address: "unix:$(sim_daemon_socket "$other")" }
+cpus { cpu: 0 apic_id: $((2 * i)) }
+cpus { cpu: 1 apic_id: $((2 * i + 1)) }
+platform { sim { machine_path: "$SIM_MACHINE" kernel_socket: "$(sim_kernel_socket "$node")" } }
+state_dir: "$SIM_WORK/$node.state"
+EOF
+}
+
+sim_start_kernel() {
+  local i=$1 node=${SIM_NODES[$1]}
+  "$SIM_BIN/sim/nh-sim-kernel" --machine "$SIM_MACHINE" --node "$node" \
+    --socket "$(sim_kernel_socket "$node")" ${SIM_KERNEL_FLAGS:-} 2>>"$SIM_WORK/$node-kernel.log" &
+  SIM_PIDS+=($!)
+  SIM_KERNEL_PIDS[$i]=$!
+  sim_wait_socket "$(sim_kernel_socket "$node")" "$SIM_WORK/$node-kernel.log"
+}
+
+sim_start_daemon() {
+  local i=$1 node=${SIM_NODES[$1]}
+  rm -f "$(sim_daemon_socket "$node")"
+  "$SIM_BIN/daemon/nichandoverd" --config "$SIM_WORK/$node.conf" 2>>"$SIM_WORK/$node.log" &
+  SIM_PIDS+=($!)
+  SIM_DAEMON_PIDS[$i]=$!
+  sim_wait_socket "$(sim_daemon_socket "$node")" "$SIM_WORK/$node.log"
+}
+
+sim_cluster_start() {
+  local ring=${1:-1024}
+  "$SIM_BIN/sim/nh-sim-machine" create --path "$SIM_MACHINE" --node node0:0,1 \
+    --node node1:2,3 --owner node0 --ring-size "$ring" >/dev/null
+  "$SIM_BIN/sim/nh-sim-machine" run --path "$SIM_MACHINE" 2>>"$SIM_WORK/device.log" &
+  SIM_PIDS+=($!)
+  # Kernels first: a daemon's sim backend connects to its kernel at start.
+  sim_start_kernel 0
+  sim_start_kernel 1
+  sim_write_config 0
+  sim_write_config 1
+  sim_start_daemon 0
+  sim_start_daemon 1
+}
+
+sim_nicctl() {
+  local node=$1
+  shift
+  "$SIM_BIN/cli/nicctl" --server "unix:$(sim_daemon_socket "$node")" "$@"
+}
+
+sim_traffic_start() {
+  rm -f "$SIM_WORK/traffic.json"
+  "$SIM_BIN/sim/nh-sim-traffic" --machine "$SIM_MACHINE" --report "$SIM_WORK/traffic.json" \
+    "$@" 2>>"$SIM_WORK/traffic.log" &
+  SIM_TRAFFIC_PID=$!
+  SIM_PIDS+=($!)
+}
+
+# Stops sending; the report is written after packets in flight arrived (<= 2 s).
+sim_traffic_stop() {
+  [ -n "$SIM_TRAFFIC_PID" ] || return 0
+  kill -TERM "$SIM_TRAFFIC_PID" 2>/dev/null || true
+  wait "$SIM_TRAFFIC_PID" || true
+  SIM_TRAFFIC_PID=
+  [ -s "$SIM_WORK/traffic.json" ]
+}
+
+# True while the process runs (a child that exited but was not waited for is
+# a zombie: kill -0 still succeeds on it).
+sim_alive() {
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Resident set size of a process in KiB.
+sim_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+sim_cluster_stop() {
+  local i pid
+  for ((i = ${#SIM_PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${SIM_PIDS[$i]}" 2>/dev/null || true
+  done
+  for pid in "${SIM_PIDS[@]}"; do
+    # A process that ignores SIGTERM for 5 s is killed.
+    for _ in $(seq 100); do sim_alive "$pid" || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SIM_PIDS=()
+  [ -n "$SIM_MACHINE" ] && rm -f "$SIM_MACHINE"
+  [ -n "$SIM_WORK" ] && rm -rf "$SIM_WORK"
+  return 0
+}
