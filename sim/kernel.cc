@@ -296,6 +296,18 @@ absl::Status Kernel::CheckRoutedHere(const std::vector<uint8_t>& vectors) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> Kernel::TableHolds(const std::vector<pci::RawMsiMessage>& messages) {
+  absl::StatusOr<pci::MsixCapability> cap = pci::ReadMsixCapability(config_, kMsixCapabilityOffset);
+  if (!cap.ok()) return cap.status();
+  if (messages.size() != cap->table_size()) return false;
+  for (uint32_t i = 0; i < cap->table_size(); ++i) {
+    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(bars_, *cap, i);
+    if (!entry.ok()) return entry.status();
+    if (entry->address() != messages[i].address || entry->data != messages[i].data) return false;
+  }
+  return true;
+}
+
 void Kernel::StartRunning() {
   napi_state_.store(0, std::memory_order_seq_cst);  // napi_enable
   rx_gate_closed_.store(false, std::memory_order_seq_cst);
@@ -653,6 +665,13 @@ absl::Status Kernel::Restore(const std::string& bdf, uint64_t epoch,
   std::lock_guard<std::mutex> lock(control_mu_);
   if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
   if (state_.load() != KernelHookState::kQuiesced) {
+    // A source daemon that crashed before its Quiesce ran restores on
+    // recovery without knowing (docs/protocol.md, "Known limits"): on a
+    // running NIC whose table still holds `previous` that is a no-op.
+    // Rewriting a live NIC's routing is refused.
+    absl::StatusOr<bool> unchanged = TableHolds(previous);
+    if (!unchanged.ok()) return unchanged.status();
+    if (state_.load() == KernelHookState::kRunning && *unchanged) return absl::OkStatus();
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s: %s must be quiesced here to restore its interrupts", options_.node_id, bdf));
   }

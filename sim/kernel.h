@@ -127,6 +127,8 @@ class Kernel {
   void NapiEnable();
   absl::Status SetEntriesMasked(bool masked);
   absl::Status CheckRoutedHere(const std::vector<uint8_t>& vectors);
+  // True when the MSI-X table holds exactly `messages` (one per entry).
+  absl::StatusOr<bool> TableHolds(const std::vector<pci::RawMsiMessage>& messages);
   void StartRunning();
   void FreeVectors(std::vector<uint8_t>& vectors);
   absl::Status Probe();

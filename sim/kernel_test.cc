@@ -233,6 +233,33 @@ TEST_F(KernelTest, SmallRingAtHighLoadCountsEveryDrop) {
   EXPECT_EQ(report.inbound.out_of_order, 0u);
 }
 
+// A source daemon that crashed before its Quiesce ran still restores and
+// resumes on recovery (docs/protocol.md, "Known limits"): on a running NIC
+// whose table holds those messages both are no-ops; other messages are
+// never written into a live NIC's table.
+TEST_F(KernelTest, RestoreOnARunningNicIsANoOpOnlyWhenTheTableHoldsTheMessages) {
+  Start("kernel_restore_running");
+  Kernel& source = *kernels_[0];
+  auto target = kernels_[1]->ReserveVectors(bdf_, 2, kMsixTableEntries);
+  ASSERT_TRUE(target.ok()) << target.status();
+  // A rolled-back handover at epoch 2 leaves the table as it was.
+  ASSERT_TRUE(source.Quiesce(bdf_, 2, kTimeout).ok());
+  auto previous = source.Reroute(bdf_, 2, *target);
+  ASSERT_TRUE(previous.ok()) << previous.status();
+  ASSERT_TRUE(source.Restore(bdf_, 3, *previous).ok());
+  ASSERT_TRUE(source.Resume(bdf_, 3).ok());
+  ASSERT_EQ(StatusOf(0).state, KernelHookState::kRunning);
+
+  EXPECT_TRUE(source.Restore(bdf_, 4, *previous).ok());
+  EXPECT_TRUE(source.Resume(bdf_, 4).ok());
+  EXPECT_EQ(source.Restore(bdf_, 4, *target).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kRunning);
+  EXPECT_TRUE(source.Quiesce(bdf_, 5, kTimeout).ok());
+  auto unchanged = source.Reroute(bdf_, 5, *target);
+  ASSERT_TRUE(unchanged.ok());
+  EXPECT_EQ(*unchanged, *previous) << "the refused Restore wrote the table";
+}
+
 TEST_F(KernelTest, LowerEpochsAreRefused) {
   Start("kernel_epochs");
   ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, 5, kTimeout).ok());
