@@ -1,0 +1,236 @@
+#include "tests/sim_cluster.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
+#include "tests/testing/daemon_cluster.h"
+
+namespace nichandover {
+namespace testing {
+namespace {
+
+bool IsSocket(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+uint64_t Number(const google::protobuf::Struct& object, const std::string& key) {
+  auto it = object.fields().find(key);
+  return it == object.fields().end() ? 0 : static_cast<uint64_t>(it->second.number_value());
+}
+
+TrafficDirection ParseDirection(const google::protobuf::Struct& direction) {
+  TrafficDirection d;
+  d.sent = Number(direction, "sent");
+  d.refused = Number(direction, "refused");
+  d.wire_drops = Number(direction, "wire_drops");
+  d.received = Number(direction, "received");
+  d.unique = Number(direction, "unique");
+  d.duplicated = Number(direction, "duplicated");
+  d.out_of_order = Number(direction, "out_of_order");
+  d.lost = Number(direction, "lost");
+  auto changes = direction.fields().find("handovers");
+  if (changes != direction.fields().end()) {
+    for (const auto& change : changes->second.list_value().values()) {
+      const auto& f = change.struct_value().fields();
+      d.node_changes.push_back(
+          absl::StrCat(f.at("from").string_value(), "->", f.at("to").string_value()));
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+absl::StatusOr<TrafficResult> ParseTrafficReport(const std::string& json) {
+  google::protobuf::Struct report;
+  auto parsed = google::protobuf::util::JsonStringToMessage(json, &report);
+  if (!parsed.ok() || !report.fields().contains("inbound") ||
+      !report.fields().contains("outbound")) {
+    return absl::InvalidArgumentError(absl::StrCat("not a traffic report: ", json));
+  }
+  TrafficResult result;
+  result.json = json;
+  result.inbound = ParseDirection(report.fields().at("inbound").struct_value());
+  result.outbound = ParseDirection(report.fields().at("outbound").struct_value());
+  auto device = report.fields().find("device");
+  if (device != report.fields().end()) {
+    result.rx_missed = Number(device->second.struct_value(), "rx_missed");
+  }
+  result.rx_socket_drops = Number(report, "rx_socket_drops");
+  return result;
+}
+
+SimCluster::SimCluster(uint32_t ring_size)
+    : ring_size_(ring_size), dir_(MakeTempDir("nhs")), machine_path_(dir_ + "/machine") {
+  for (int i = 0; i < kNodes; ++i) {
+    const int other = 1 - i;
+    std::string conf = absl::StrFormat(
+        "node_id: \"%s\"\n"
+        "listen: \"unix:%s\"\n"
+        "peers { node_id: \"%s\" address: \"unix:%s\" }\n"
+        "cpus { cpu: 0 apic_id: %d }\n"
+        "cpus { cpu: 1 apic_id: %d }\n"
+        "platform { sim { machine_path: \"%s\" kernel_socket: \"%s\" } }\n"
+        "state_dir: \"%s/%s.state\"\n",
+        node_id(i), daemon_socket(i), node_id(other), daemon_socket(other), 2 * i, 2 * i + 1,
+        machine_path_, kernel_socket(i), dir_, node_id(i));
+    WriteFile(config_path(i), conf);
+  }
+}
+
+SimCluster::~SimCluster() {
+  // Daemons and traffic first, the kernels and the device last, as a
+  // machine shuts down; Subprocess's destructor SIGKILLs and reaps.
+  traffic_.reset();
+  for (auto& d : daemons_) d.reset();
+  for (auto& k : kernels_) {
+    if (k) k->Signal(SIGCONT);  // a test may have stopped it
+    k.reset();
+  }
+  device_.reset();
+  machine_.reset();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+std::string SimCluster::config_path(int i) const {
+  return absl::StrCat(dir_, "/", node_id(i), ".conf");
+}
+std::string SimCluster::daemon_socket(int i) const {
+  return absl::StrCat(dir_, "/", node_id(i), ".sock");
+}
+std::string SimCluster::kernel_socket(int i) const {
+  return absl::StrCat(dir_, "/", node_id(i), "-kernel.sock");
+}
+
+absl::Status SimCluster::StartMachine() {
+  CommandResult created = RunCommand(
+      {RunfilePath("sim/nh-sim-machine"), "create", "--path", machine_path_, "--node",
+       "node0:0,1", "--node", "node1:2,3", "--owner", "node0", "--ring-size",
+       std::to_string(ring_size_)},
+      dir_);
+  if (created.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("nh-sim-machine create: ", created.err));
+  }
+  auto machine = sim::Machine::Open(machine_path_);
+  if (!machine.ok()) return machine.status();
+  machine_ = std::move(*machine);
+  auto device = Subprocess::Start({RunfilePath("sim/nh-sim-machine"), "run", "--path",
+                                   machine_path_},
+                                  dir_);
+  if (!device.ok()) return device.status();
+  device_ = std::make_unique<Subprocess>(std::move(*device));
+  if (!WaitUntil([&] { return machine_->layout().device_pid.load() != 0; }, absl::Seconds(10))) {
+    return absl::UnavailableError(absl::StrCat("the device did not start: ", device_->Stderr()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SimCluster::StartKernel(int i) {
+  ::unlink(kernel_socket(i).c_str());
+  auto kernel = Subprocess::Start({RunfilePath("sim/nh-sim-kernel"), "--machine", machine_path_,
+                                   "--node", node_id(i), "--socket", kernel_socket(i)},
+                                  dir_);
+  if (!kernel.ok()) return kernel.status();
+  kernels_[i] = std::make_unique<Subprocess>(std::move(*kernel));
+  if (!WaitUntil([&] { return !kernels_[i]->running() || IsSocket(kernel_socket(i)); },
+                 absl::Seconds(10)) ||
+      !kernels_[i]->running()) {
+    return absl::UnavailableError(
+        absl::StrCat(node_id(i), "'s kernel did not start: ", kernels_[i]->Stderr()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SimCluster::StartDaemon(int i) {
+  auto daemon =
+      Subprocess::Start({RunfilePath("daemon/nichandoverd"), "--config", config_path(i)}, dir_);
+  if (!daemon.ok()) return daemon.status();
+  daemons_[i] = std::make_unique<Subprocess>(std::move(*daemon));
+  const std::string address = "unix:" + daemon_socket(i);
+  if (!WaitUntil([&] { return !daemons_[i]->running() || IsServing(address); },
+                 absl::Seconds(20)) ||
+      !daemons_[i]->running()) {
+    return absl::UnavailableError(
+        absl::StrCat(node_id(i), "'s daemon did not come up: ", daemons_[i]->Stderr()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SimCluster::StartAll() {
+  if (absl::Status s = StartMachine(); !s.ok()) return s;
+  // Kernels before daemons: the sim backend talks to its kernel at start.
+  for (int i = 0; i < kNodes; ++i) {
+    if (absl::Status s = StartKernel(i); !s.ok()) return s;
+  }
+  for (int i = 0; i < kNodes; ++i) {
+    if (absl::Status s = StartDaemon(i); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+CommandResult SimCluster::Nicctl(int i, const std::vector<std::string>& args,
+                                 absl::Duration timeout) {
+  std::vector<std::string> argv = {RunfilePath("cli/nicctl"), "--server",
+                                   "unix:" + daemon_socket(i)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, dir_, {}, timeout);
+}
+
+absl::Status SimCluster::StartTraffic(int pps) {
+  ::unlink((dir_ + "/traffic.json").c_str());
+  auto traffic = Subprocess::Start({RunfilePath("sim/nh-sim-traffic"), "--machine", machine_path_,
+                                    "--pps", std::to_string(pps), "--report",
+                                    dir_ + "/traffic.json"},
+                                   dir_);
+  if (!traffic.ok()) return traffic.status();
+  traffic_ = std::make_unique<Subprocess>(std::move(*traffic));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrafficResult> SimCluster::StopTraffic() {
+  if (!traffic_) return absl::FailedPreconditionError("no traffic runs");
+  traffic_->Signal(SIGTERM);
+  auto code = traffic_->Wait(absl::Seconds(15));
+  if (!code.ok()) return code.status();
+  if (*code != 0) {
+    return absl::InternalError(absl::StrCat("nh-sim-traffic exited with ", *code, ": ",
+                                            traffic_->Stderr()));
+  }
+  return ParseTrafficReport(ReadFile(dir_ + "/traffic.json"));
+}
+
+uint64_t SimCluster::Delivered(int node) const {
+  uint64_t total = 0;
+  for (const auto& count : machine_->node(node).delivered) total += count.load();
+  return total;
+}
+
+uint64_t SimCluster::RxDelivered(int node) const {
+  return machine_->node(node).counters.rx_delivered.load();
+}
+
+uint64_t SimCluster::DriverXmits(int node) const {
+  return machine_->node(node).counters.driver_xmits.load();
+}
+
+std::string SimCluster::Logs() const {
+  std::string logs;
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ignored)) {
+    if (entry.path().extension() != ".err") continue;
+    std::string text = ReadFile(entry.path().string());
+    if (text.size() > 4000) text = "..." + text.substr(text.size() - 4000);
+    absl::StrAppend(&logs, "---- ", entry.path().filename().string(), "\n", text);
+  }
+  return logs;
+}
+
+}  // namespace testing
+}  // namespace nichandover
