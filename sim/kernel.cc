@@ -145,7 +145,7 @@ bool Kernel::NetRxAction() {
   bool ran = false;
   while (on_poll_list_) {
     // The hook's RX gate: no poll of this device while it is closed.
-    if (rx_gate_closed_.load(std::memory_order_seq_cst)) {
+    if (options_.hook && rx_gate_closed_.load(std::memory_order_seq_cst)) {
       node_.counters.gated_polls.fetch_add(1, std::memory_order_relaxed);
       NapiComplete(/*rearm=*/false);
       break;
@@ -226,7 +226,7 @@ bool Kernel::DevQueueXmit() {
     std::optional<WirePacket> packet = socket.Peek();
     if (!packet.has_value()) break;
     // dev_hard_start_xmit: the hook's TX gate. A held packet stays queued.
-    if (tx_gate_closed_.load(std::memory_order_seq_cst)) {
+    if (options_.hook && tx_gate_closed_.load(std::memory_order_seq_cst)) {
       node_.counters.held_xmits.fetch_add(1, std::memory_order_relaxed);
       break;
     }
@@ -423,6 +423,10 @@ void Kernel::Adopt() {
 // --- Hook operations -------------------------------------------------------
 
 absl::Status Kernel::CheckOperation(const std::string& bdf, uint64_t epoch) {
+  if (!options_.hook) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s's kernel runs without the hook (--hook off)", options_.node_id));
+  }
   if (bdf != nic_.bdf) {
     return absl::NotFoundError(absl::StrFormat("%s has no NIC %s", options_.node_id, bdf));
   }

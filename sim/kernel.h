@@ -51,6 +51,9 @@ struct KernelOptions {
   absl::Duration idle_wait = absl::Milliseconds(2);
   // Probe the NIC at boot when this node owns it and no driver ever did.
   bool probe = true;
+  // Without the hook (bench/ measures its cost on the data path): the two
+  // gates are not checked and every hook operation is refused.
+  bool hook = true;
 };
 
 enum class KernelHookState { kDetached, kRunning, kQuiesced };

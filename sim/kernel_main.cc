@@ -3,7 +3,7 @@
 //
 //   nh-sim-kernel --machine /dev/shm/nichandover-sim --node node0 \
 //       --socket /run/nichandover/node0-kernel.sock [--vectors 0x40-0xdf]
-//       [--napi-weight 64]
+//       [--napi-weight 64] [--hook on|off]
 #include <cstdio>
 
 #include "absl/strings/numbers.h"
@@ -20,7 +20,7 @@ namespace {
 int Usage(const std::string& why) {
   std::fprintf(stderr,
                "nh-sim-kernel: %s\nusage: nh-sim-kernel --machine PATH --node NODE --socket PATH "
-               "[--vectors FIRST-LAST] [--napi-weight N] [--netdev-budget N]\n",
+               "[--vectors FIRST-LAST] [--napi-weight N] [--netdev-budget N] [--hook on|off]\n",
                why.c_str());
   return 2;
 }
@@ -28,7 +28,7 @@ int Usage(const std::string& why) {
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
                             {"machine", "node", "socket", "vectors", "napi-weight",
-                             "netdev-budget"});
+                             "netdev-budget", "hook"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (!flags->Has("machine") || !flags->Has("node") || !flags->Has("socket")) {
     return Usage("--machine, --node and --socket are required");
@@ -52,6 +52,10 @@ int Main(int argc, char** argv) {
   }
   options.napi_weight = static_cast<uint32_t>(*weight);
   options.netdev_budget = static_cast<uint32_t>(*budget);
+  // Off only to measure the hook's cost (bench/): no gates, no handovers.
+  const std::string hook = flags->Get("hook", "on");
+  if (hook != "on" && hook != "off") return Usage("--hook wants on or off");
+  options.hook = hook == "on";
   SetLogTag(options.node_id + "-kernel");
   BlockTerminationSignals();
 

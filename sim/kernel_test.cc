@@ -260,6 +260,40 @@ TEST_F(KernelTest, RestoreOnARunningNicIsANoOpOnlyWhenTheTableHoldsTheMessages) 
   EXPECT_EQ(*unchanged, *previous) << "the refused Restore wrote the table";
 }
 
+// bench/ compares the data path with and without the hook: without it the
+// packets flow the same, and nothing can gate or hand the NIC over.
+TEST(KernelWithoutHookTest, CarriesTrafficAndRefusesEveryHookOperation) {
+  auto machine = Machine::Create(TestPath("kernel_no_hook"), TwoNodeSpec());
+  ASSERT_TRUE(machine.ok()) << machine.status();
+  DeviceThread device(**machine);
+  KernelOptions options;
+  options.node_id = "node0";
+  options.hook = false;
+  auto kernel = Kernel::Boot(machine->get(), options);
+  ASSERT_TRUE(kernel.ok()) << kernel.status();
+  const std::string bdf = (*machine)->bdf();
+  EXPECT_EQ((*kernel)->Quiesce(bdf, 2, kTimeout).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*kernel)->ReserveVectors(bdf, 2, 5).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  TrafficOptions rates;
+  rates.inbound_pps = 20000;
+  rates.outbound_pps = 20000;
+  Traffic traffic(**machine, rates);
+  traffic.Start();
+  absl::SleepFor(absl::Milliseconds(200));
+  traffic.StopSending();
+  ASSERT_TRUE(traffic.WaitDelivered(kTimeout));
+  traffic.Stop();
+  TrafficReport report = traffic.Report();
+  for (const DirectionStats* d : {&report.inbound, &report.outbound}) {
+    EXPECT_GT(d->sent, 1000u);
+    EXPECT_EQ(d->unique, d->sent);
+  }
+  EXPECT_EQ((*machine)->node(0).counters.held_xmits.load(), 0u);
+  EXPECT_EQ((*machine)->node(0).counters.gated_polls.load(), 0u);
+}
+
 TEST_F(KernelTest, LowerEpochsAreRefused) {
   Start("kernel_epochs");
   ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, 5, kTimeout).ok());
