@@ -11,6 +11,9 @@ namespace {
 // Records and rings: the daemon bounds these by its arbiter timeout (1 s by
 // default) anyway; a placement waits for the guests.
 constexpr absl::Duration kRecordDeadline = absl::Seconds(2);
+// Listing asks QEMU where each NIC is; the first call also connects (slow in
+// an emulated guest that is still booting).
+constexpr absl::Duration kListDeadline = absl::Seconds(10);
 constexpr absl::Duration kPlaceDeadline = absl::Seconds(30);
 
 void SetDeadline(grpc::ClientContext& context, absl::Duration d) {
@@ -27,7 +30,7 @@ absl::Status FromGrpc(const grpc::Status& s, const char* call) {
 
 absl::StatusOr<std::vector<vmhost::AgentNic>> AgentClient::ListNics() {
   grpc::ClientContext context;
-  SetDeadline(context, kRecordDeadline);
+  SetDeadline(context, kListDeadline);
   vmhost::ListNicsResponse response;
   grpc::Status s = stub_->ListNics(&context, vmhost::ListNicsRequest(), &response);
   if (!s.ok()) return FromGrpc(s, "ListNics");

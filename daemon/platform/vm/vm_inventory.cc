@@ -56,6 +56,14 @@ absl::StatusOr<NicInfo> VmInventory::Describe(const vmhost::AgentNic& nic) {
     }
     NH_LOG(WARNING) << nic.bdf() << " is plugged in but not described yet: " << info.status();
   }
+  if (!nic.interrupts_known()) {
+    // The handover engine keeps the inventory it starts with (see
+    // docs/vm-deployment.md): a description without the interrupt layout
+    // would leave this node unable to hand the NIC on later.
+    return absl::UnavailableError(absl::StrCat(
+        nic.bdf(), " is plugged into ", nic.vm().empty() ? std::string("no VM") : nic.vm(),
+        " whose daemon has not described it to the host agent yet; retry once it has"));
+  }
   NicInfo info;
   info.bdf = nic.bdf();
   info.vendor_id = static_cast<uint16_t>(nic.vendor_id());
@@ -63,7 +71,7 @@ absl::StatusOr<NicInfo> VmInventory::Describe(const vmhost::AgentNic& nic) {
   info.class_code = nic.class_code();
   // The driver this VM would bind it with, if that driver is loaded here.
   if (guest_.DriverLoaded(nic.driver())) info.driver = nic.driver();
-  if (nic.interrupts_known()) info.interrupts = nic.interrupts();
+  info.interrupts = nic.interrupts();
   return info;
 }
 

@@ -4,7 +4,8 @@
 // and its interrupt capability is reported to the agent; a NIC plugged
 // elsewhere is described from the agent (IDs from QEMU, the capability as
 // its holder reported it), with this VM's driver if the driver is loaded
-// here, so an offer finds out whether this VM could run it.
+// here, so an offer finds out whether this VM could run it. Until the
+// holder has described it, a NIC plugged elsewhere is UNAVAILABLE.
 #ifndef NICHANDOVER_DAEMON_PLATFORM_VM_VM_INVENTORY_H_
 #define NICHANDOVER_DAEMON_PLATFORM_VM_VM_INVENTORY_H_
 

@@ -160,8 +160,18 @@ TEST_F(VmPlatformTest, TheHolderDescribesTheNicAndTheOtherVmKnowsItFromTheAgent)
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(VmPlatformTest, ANicNotDescribedByItsHolderYetIsUnavailableElsewhere) {
+  Start(b_);
+  EXPECT_EQ(b_.platform.inventory->ListNics().status().code(), absl::StatusCode::kUnavailable);
+  Start(a_);
+  ASSERT_TRUE(a_.platform.inventory->ListNics().ok());  // describes it to the agent
+  EXPECT_TRUE(b_.platform.inventory->ListNics().ok());
+}
+
 TEST_F(VmPlatformTest, AVmWithoutTheDriverDescribesTheNicWithoutOne) {
   fs::remove_all(b_.sysfs / "bus/pci/drivers/igb");
+  Start(a_);
+  ASSERT_TRUE(a_.platform.inventory->ListNics().ok());
   Start(b_);
   auto in_b = b_.platform.inventory->GetNic(kBdf);
   ASSERT_TRUE(in_b.ok()) << in_b.status();
