@@ -7,13 +7,15 @@
 #   SIM_BIN=<dir holding daemon/ cli/ sim/ binaries>
 #   sim_cluster_init            # work dir (short: unix socket paths) + shm file
 #   sim_cluster_start [RING]    # machine, node0/node1 kernels, then daemons
+#   sim_machine_start [RING]    # only the machine and the kernels
 #   sim_nicctl NODE ARGS...     # nicctl against that node's daemon
 #   sim_traffic_start ARGS...   # nh-sim-traffic --machine ... ARGS (report: $SIM_WORK/traffic.json)
 #   sim_traffic_stop            # SIGTERM, wait for its report
 #   sim_cluster_stop            # everything, reverse order; removes the files
 #
-# Node i owns APIC IDs 2i and 2i+1; the NIC starts owned by node0. Both the
-# kernels and the daemons use the default vector range 0x40-0xdf.
+# SIM_KERNEL_FLAGS, when set, is added to each nh-sim-kernel's command line
+# (bench/: "--hook off"). Node i owns APIC IDs 2i and 2i+1; the NIC starts
+# owned by node0. Kernels and daemons use the default vectors 0x40-0xdf.
 
 SIM_NODES=(node0 node1)
 SIM_PIDS=()          # every long-running process, in start order
@@ -59,7 +61,7 @@ EOF
 sim_start_kernel() {
   local i=$1 node=${SIM_NODES[$1]}
   "$SIM_BIN/sim/nh-sim-kernel" --machine "$SIM_MACHINE" --node "$node" \
-    --socket "$(sim_kernel_socket "$node")" ${SIM_KERNEL_FLAGS:-} 2>>"$SIM_WORK/$node-kernel.log" &
+    --socket "$(sim_kernel_socket "$node")" ${SIM_KERNEL_FLAGS:-} >>"$SIM_WORK/$node-kernel.log" 2>&1 &
   SIM_PIDS+=($!)
   SIM_KERNEL_PIDS[$i]=$!
   sim_wait_socket "$(sim_kernel_socket "$node")" "$SIM_WORK/$node-kernel.log"
@@ -68,21 +70,26 @@ sim_start_kernel() {
 sim_start_daemon() {
   local i=$1 node=${SIM_NODES[$1]}
   rm -f "$(sim_daemon_socket "$node")"
-  "$SIM_BIN/daemon/nichandoverd" --config "$SIM_WORK/$node.conf" 2>>"$SIM_WORK/$node.log" &
+  "$SIM_BIN/daemon/nichandoverd" --config "$SIM_WORK/$node.conf" >>"$SIM_WORK/$node.log" 2>&1 &
   SIM_PIDS+=($!)
   SIM_DAEMON_PIDS[$i]=$!
   sim_wait_socket "$(sim_daemon_socket "$node")" "$SIM_WORK/$node.log"
 }
 
-sim_cluster_start() {
+# The machine and both kernels, no daemons: the data path alone.
+sim_machine_start() {
   local ring=${1:-1024}
   "$SIM_BIN/sim/nh-sim-machine" create --path "$SIM_MACHINE" --node node0:0,1 \
     --node node1:2,3 --owner node0 --ring-size "$ring" >/dev/null
-  "$SIM_BIN/sim/nh-sim-machine" run --path "$SIM_MACHINE" 2>>"$SIM_WORK/device.log" &
+  "$SIM_BIN/sim/nh-sim-machine" run --path "$SIM_MACHINE" >>"$SIM_WORK/device.log" 2>&1 &
   SIM_PIDS+=($!)
-  # Kernels first: a daemon's sim backend connects to its kernel at start.
   sim_start_kernel 0
   sim_start_kernel 1
+}
+
+sim_cluster_start() {
+  # Kernels first: a daemon's sim backend connects to its kernel at start.
+  sim_machine_start "${1:-1024}"
   sim_write_config 0
   sim_write_config 1
   sim_start_daemon 0
@@ -98,7 +105,7 @@ sim_nicctl() {
 sim_traffic_start() {
   rm -f "$SIM_WORK/traffic.json"
   "$SIM_BIN/sim/nh-sim-traffic" --machine "$SIM_MACHINE" --report "$SIM_WORK/traffic.json" \
-    "$@" 2>>"$SIM_WORK/traffic.log" &
+    "$@" >>"$SIM_WORK/traffic.log" 2>&1 &
   SIM_TRAFFIC_PID=$!
   SIM_PIDS+=($!)
 }
@@ -122,6 +129,9 @@ sim_alive() {
 
 # Resident set size of a process in KiB.
 sim_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# CPU time a process used so far (user + system), in clock ticks.
+sim_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 sim_cluster_stop() {
   local i pid
