@@ -376,6 +376,19 @@ TEST_F(TargetWithoutDriverTest, TargetRefusesAndSourceKeepsRunning) {
   EXPECT_EQ(done.phase(), v1::HANDOVER_PHASE_ROLLED_BACK) << done.DebugString();
   EXPECT_NE(done.error().message().find("driver"), std::string::npos) << done.DebugString();
   ExpectSettledOn("node0", 1);
+
+  // The driver is loaded on node1 later: the next offer is judged on what
+  // node1 has now, without restarting its daemon.
+  std::string state = testing::ReadFile(cluster_.machine_path());
+  const std::string hook = "hooks {\n    node_id: \"node1\"\n";
+  size_t at = state.find(hook);
+  ASSERT_NE(at, std::string::npos) << state;
+  state.insert(at + hook.size(), "    driver: \"e1000e\"\n");
+  testing::WriteFile(cluster_.machine_path(), state);
+  ASSERT_TRUE(Create(0, kNic, "node1", "driver-loaded", &h).ok());
+  done = WaitDone(0, h.handover_id());
+  EXPECT_EQ(done.phase(), v1::HANDOVER_PHASE_COMMITTED) << done.DebugString();
+  ExpectSettledOn("node1", 2);
 }
 
 // SIGKILL of one daemon while the other side or the platform holds the

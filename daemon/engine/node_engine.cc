@@ -443,6 +443,7 @@ absl::StatusOr<v1::Handover> NodeEngine::CreateHandover(const v1::CreateHandover
     event.timeout = absl::Seconds(request.timeout().seconds()) +
                     absl::Nanoseconds(request.timeout().nanos());
   }
+  RefreshNic(event.nic);
   uint64_t token = event.request_token;
   auto answer = Ask(token, std::move(event), wait);
   if (answer == nullptr) {
@@ -557,6 +558,9 @@ absl::Status NodeEngine::Watch(const std::string& handover_id,
 absl::StatusOr<PeerResponseBody> NodeEngine::HandlePeerRequest(const std::string& from_node,
                                                                PeerRequestBody body,
                                                                absl::Duration wait) {
+  // An offer is judged on what this node has now (a driver loaded since
+  // start, a NIC hot-plugged into this VM), not on the start-up inventory.
+  if (const auto* offer = std::get_if<v1::OfferRequest>(&body)) RefreshNic(offer->bdf());
   protocol::PeerRequestEvent event;
   event.call_token = NextToken();
   event.from_node = from_node;
@@ -565,6 +569,15 @@ absl::StatusOr<PeerResponseBody> NodeEngine::HandlePeerRequest(const std::string
   auto answer = Ask(token, std::move(event), wait);
   if (answer == nullptr) return absl::UnavailableError("the node did not answer in time");
   return answer->peer;
+}
+
+void NodeEngine::RefreshNic(const std::string& nic) {
+  auto bdf = protocol::NormalizeBdf(nic, "nic");
+  if (!bdf.ok()) return;  // the machine answers the malformed name itself
+  auto info = options_.platform->inventory->GetNic(*bdf);
+  if (!info.ok()) return;  // unknown here: the machine refuses with NOT_FOUND
+  // Queued ahead of the request it serves, so the machine sees it first.
+  Post(protocol::InventoryEvent{{*info}});
 }
 
 std::shared_ptr<PendingAnswer> NodeEngine::Ask(uint64_t token, Event event, absl::Duration wait) {

@@ -88,6 +88,8 @@ class NodeEngine {
   explicit NodeEngine(Options options);
 
   void Post(protocol::Event event);
+  // Tells the machine what the inventory says of `nic` now.
+  void RefreshNic(const std::string& nic);
   // Posts a request event and waits up to `wait` for the machine's answer
   // to `token`; nullptr when none came.
   std::shared_ptr<struct PendingAnswer> Ask(uint64_t token, protocol::Event event,

@@ -136,7 +136,16 @@ struct RecoverEvent {
   std::map<std::string, platform::HookStatus> hooks;
 };
 
+// What the node's Inventory says of some NICs now (the daemon reads it before
+// a request that depends on it: a driver loaded since start, a NIC hot-plugged
+// into this VM). Replaces what the machine knew of those NICs; decisions
+// already taken are not revisited.
+struct InventoryEvent {
+  std::vector<platform::NicInfo> nics;
+};
+
 using Event = std::variant<CreateHandoverEvent, CancelHandoverEvent, RecoverNicEvent,
+                           InventoryEvent,
                            PeerRequestEvent, PeerResponseEvent, OpDoneEvent, TimerFiredEvent,
                            RecoverEvent>;
 

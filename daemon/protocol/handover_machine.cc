@@ -174,6 +174,8 @@ void HandoverMachine::Step(Event event) {
           OnCancel(e);
         } else if constexpr (std::is_same_v<T, RecoverNicEvent>) {
           OnRecoverNic(e);
+        } else if constexpr (std::is_same_v<T, InventoryEvent>) {
+          OnInventory(e);
         } else if constexpr (std::is_same_v<T, PeerRequestEvent>) {
           OnPeerRequest(e);
         } else if constexpr (std::is_same_v<T, PeerResponseEvent>) {
@@ -185,6 +187,19 @@ void HandoverMachine::Step(Event event) {
         }
       },
       event);
+}
+
+void HandoverMachine::OnInventory(const InventoryEvent& e) {
+  for (const platform::NicInfo& fresh : e.nics) {
+    bool known = false;
+    for (platform::NicInfo& nic : config_.nics) {
+      if (nic.bdf == fresh.bdf) {
+        nic = fresh;
+        known = true;
+      }
+    }
+    if (!known) config_.nics.push_back(fresh);
+  }
 }
 
 // ------------------------------------------------------------------ queries

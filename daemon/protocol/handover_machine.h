@@ -94,6 +94,7 @@ class HandoverMachine {
   enum class Wait;
 
   void OnRecover(const RecoverEvent& event);
+  void OnInventory(const InventoryEvent& event);
   void OnCreate(const CreateHandoverEvent& event);
   void OnCancel(const CancelHandoverEvent& event);
   void OnRecoverNic(const RecoverNicEvent& event);
