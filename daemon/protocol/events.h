@@ -97,6 +97,25 @@ struct RecoverNicEvent {
   v1::RecoveryDecision decision = v1::RECOVERY_DECISION_UNSPECIFIED;
 };
 
+// NodeService.QuiesceNic: an operator's maintenance quiesce of a NIC this
+// node owns and runs (record ACTIVE(self)); no handover. While the NIC is
+// held, CreateHandover of it is refused. Idempotent: a quiesce of a held NIC
+// answers at once. Not journalled: a restarted daemon resumes the NIC (an
+// owner's hook found quiesced is repaired to running).
+struct QuiesceNicEvent {
+  uint64_t request_token = 0;  // echoed in the MaintenanceAnswer
+  std::string nic;             // as in CreateHandoverEvent.nic
+  // Bound of the hook's drain; zero: Timeouts::quiesce.
+  absl::Duration timeout = absl::ZeroDuration();
+};
+
+// NodeService.ResumeNic: ends a maintenance quiesce. Idempotent: a NIC that
+// is not held answers at once.
+struct ResumeNicEvent {
+  uint64_t request_token = 0;
+  std::string nic;
+};
+
 using PeerRequestBody = std::variant<v1::OfferRequest, v1::CommitRequest, v1::AbortRequest,
                                      v1::QueryHandoverRequest>;
 using PeerResponseBody = std::variant<v1::OfferResponse, v1::CommitResponse, v1::AbortResponse,
@@ -145,7 +164,7 @@ struct InventoryEvent {
 };
 
 using Event = std::variant<CreateHandoverEvent, CancelHandoverEvent, RecoverNicEvent,
-                           InventoryEvent,
+                           QuiesceNicEvent, ResumeNicEvent, InventoryEvent,
                            PeerRequestEvent, PeerResponseEvent, OpDoneEvent, TimerFiredEvent,
                            RecoverEvent>;
 
@@ -178,6 +197,13 @@ struct RecoverNicAnswer {
   absl::StatusOr<v1::RecoverNicResponse> response;
 };
 
+// The answer to a QuiesceNicEvent or ResumeNicEvent: the ownership record the
+// hook call was made under.
+struct MaintenanceAnswer {
+  uint64_t request_token = 0;
+  absl::StatusOr<v1::OwnershipRecord> record;
+};
+
 struct TimerArm {
   uint64_t timer_id = 0;
   absl::Duration after = absl::ZeroDuration();
@@ -196,6 +222,7 @@ struct Ready {
   std::vector<PeerAnswer> peer_answers;
   std::vector<RequestAnswer> answers;
   std::vector<RecoverNicAnswer> recover_answers;
+  std::vector<MaintenanceAnswer> maintenance_answers;
   std::vector<TimerArm> timers;
   std::vector<uint64_t> cancel_timers;
   // Snapshots of handovers that changed, oldest first (for WatchHandover).
@@ -203,7 +230,8 @@ struct Ready {
 
   bool empty() const {
     return records.empty() && ops.empty() && sends.empty() && peer_answers.empty() &&
-           answers.empty() && recover_answers.empty() && timers.empty() &&
+           answers.empty() && recover_answers.empty() && maintenance_answers.empty() &&
+           timers.empty() &&
            cancel_timers.empty() && updates.empty();
   }
 };

@@ -99,6 +99,11 @@ class HandoverMachine {
   void OnCancel(const CancelHandoverEvent& event);
   void OnRecoverNic(const RecoverNicEvent& event);
   void RecoverNicResult(uint64_t op_id, const OpResult& result);
+  void OnQuiesceNic(const QuiesceNicEvent& event);
+  void OnResumeNic(const ResumeNicEvent& event);
+  void MaintenanceResult(uint64_t op_id, const OpResult& result);
+  void IssueMaintenanceOp(const std::string& bdf, OpKind kind);
+  void AnswerMaintenance(const std::string& bdf, const absl::StatusOr<v1::OwnershipRecord>& answer);
   void OnPeerRequest(const PeerRequestEvent& event);
   void OnPeerResponse(const PeerResponseEvent& event);
   void OnOpDone(const OpDoneEvent& event);
@@ -139,6 +144,8 @@ class HandoverMachine {
   void SeeRecord(const std::string& bdf, const v1::OwnershipRecord& record);
   uint64_t KnownEpoch(const std::string& bdf) const;
   const platform::NicInfo* FindNic(const std::string& bdf) const;
+  // The BDF `nic` names if this node sees it; INVALID_ARGUMENT / NOT_FOUND.
+  absl::StatusOr<std::string> SeenBdf(const std::string& nic) const;
   bool IsPeer(const std::string& node) const;
   Handover* Find(const std::string& handover_id);
   Handover* LiveHandoverOf(const std::string& bdf);
@@ -172,6 +179,17 @@ class HandoverMachine {
   std::map<uint64_t, NicRecovery> recoveries_;
   // Answers of finished recoveries by request_id (idempotent retries).
   std::map<std::string, v1::RecoverNicResponse> recoveries_done_;
+  // NICs quiesced for maintenance (QuiesceNic) or on their way in or out,
+  // by BDF. Not journalled: a restart resumes them (RepairNic).
+  struct Maintenance {
+    enum class Step { kReading, kQuiescing, kHeld, kResuming };
+    Step step = Step::kReading;
+    v1::OwnershipRecord record;  // ACTIVE(self) as read; its epoch fences the hook calls
+    absl::Duration timeout;      // the quiesce's drain bound
+    std::vector<uint64_t> tokens;  // requests waiting for the current step
+  };
+  std::map<std::string, Maintenance> maintenance_;
+  std::map<uint64_t, std::string> maintenance_ops_;  // op id -> BDF
   std::map<uint64_t, std::string> calls_;  // call id -> handover id
   enum class TimerKind { kStep, kDeadline, kRepair };
   struct TimerContext {

@@ -177,6 +177,14 @@ class Interpreter {
                         decision == "commit"  ? v1::RECOVERY_DECISION_COMMIT
                         : decision == "abort" ? v1::RECOVERY_DECISION_ABORT
                                               : v1::RECOVERY_DECISION_UNSPECIFIED);
+    } else if (verb == "quiesce") {
+      absl::Duration timeout = absl::ZeroDuration();
+      if (args_.count("timeout") && !absl::ParseDuration(Arg("timeout"), &timeout)) {
+        out_.push_back("bad duration");
+      }
+      world_.QuiesceNic(Arg("node"), Arg("nic", "0000:03:00.0"), timeout);
+    } else if (verb == "resume") {
+      world_.ResumeNic(Arg("node"), Arg("nic", "0000:03:00.0"));
     } else if (verb == "deliver") {
       if (world_.Deliver(Filter()) == 0) out_.push_back("no such message");
     } else if (verb == "drop") {

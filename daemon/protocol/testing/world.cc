@@ -338,6 +338,15 @@ void World::HandleReady(Node& n, Ready ready) {
                           answer.response.status().message(), "\""));
     }
   }
+  for (const MaintenanceAnswer& answer : ready.maintenance_answers) {
+    if (answer.record.ok()) {
+      trace_(absl::StrCat(n.id, ": maintenance answer OK record ", RecordString(*answer.record)));
+    } else {
+      trace_(absl::StrCat(n.id, ": maintenance answer ",
+                          absl::StatusCodeToString(answer.record.status().code()), " \"",
+                          answer.record.status().message(), "\""));
+    }
+  }
   for (const RequestAnswer& answer : ready.answers) {
     if (answer.handover.ok()) {
       trace_(absl::StrCat(n.id, ": answer OK ", HandoverString(*answer.handover)));
@@ -627,6 +636,25 @@ void World::RecoverNic(const std::string& id, const std::string& request_id,
   e.request_id = request_id;
   e.nic = nic;
   e.decision = decision;
+  Feed(n, e);
+}
+
+void World::QuiesceNic(const std::string& id, const std::string& nic, absl::Duration timeout) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  QuiesceNicEvent e;
+  e.request_token = next_token_++;
+  e.nic = nic;
+  e.timeout = timeout;
+  Feed(n, e);
+}
+
+void World::ResumeNic(const std::string& id, const std::string& nic) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  ResumeNicEvent e;
+  e.request_token = next_token_++;
+  e.nic = nic;
   Feed(n, e);
 }
 

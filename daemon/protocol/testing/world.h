@@ -63,6 +63,9 @@ class World {
   void Cancel(const std::string& node, const std::string& handover_id);
   void RecoverNic(const std::string& node, const std::string& request_id, const std::string& nic,
                   v1::RecoveryDecision decision);
+  // NodeService.QuiesceNic / ResumeNic (an operator's maintenance quiesce).
+  void QuiesceNic(const std::string& node, const std::string& nic, absl::Duration timeout);
+  void ResumeNic(const std::string& node, const std::string& nic);
 
   // Network. Each returns how many messages it touched.
   int Deliver(const MessageFilter& filter);
