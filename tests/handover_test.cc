@@ -183,6 +183,14 @@ TEST_F(HandoverTest, HappyPathThereAndBack) {
   }
   EXPECT_TRUE(done.has_create_time());
   EXPECT_TRUE(done.has_end_time());
+  // The coordinator's blackout: quiesce start to the target's commit.
+  ASSERT_TRUE(done.stats().has_blackout()) << done.DebugString();
+  absl::Duration blackout = absl::Seconds(done.stats().blackout().seconds()) +
+                            absl::Nanoseconds(done.stats().blackout().nanos());
+  EXPECT_GT(blackout, absl::ZeroDuration());
+  absl::Duration total = absl::Seconds(done.end_time().seconds() - done.create_time().seconds()) +
+                         absl::Nanoseconds(done.end_time().nanos() - done.create_time().nanos());
+  EXPECT_LE(blackout, total);
   ExpectSettledOn("node1", 2);
 
   // And back, coordinated by the new owner.

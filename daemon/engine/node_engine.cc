@@ -41,6 +41,7 @@ struct PendingAnswer {
   bool done = false;
   absl::StatusOr<v1::Handover> handover = absl::UnknownError("no answer");
   absl::StatusOr<v1::RecoverNicResponse> recovered = absl::UnknownError("no answer");
+  absl::StatusOr<v1::OwnershipRecord> maintained = absl::UnknownError("no answer");
   PeerResponseBody peer;
 };
 
@@ -118,6 +119,10 @@ google::protobuf::Duration ToProto(absl::Duration d) {
   out.set_seconds(nanos / 1000000000);
   out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
   return out;
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
 // Runs one platform call; the machine's op kinds map 1:1 onto the interfaces.
@@ -336,6 +341,12 @@ void NodeEngine::Execute(Ready ready) {
       it->second->recovered = std::move(a.response);
       it->second->done = true;
     }
+    for (auto& a : ready.maintenance_answers) {
+      auto it = pending_.find(a.request_token);
+      if (it == pending_.end()) continue;
+      it->second->maintained = std::move(a.record);
+      it->second->done = true;
+    }
     for (auto& a : ready.peer_answers) {
       auto it = pending_.find(a.call_token);
       if (it == pending_.end()) continue;
@@ -394,6 +405,20 @@ v1::Handover NodeEngine::Stamp(v1::Handover h) {
   }
   *h.mutable_update_time() = ToProto(now);
   if (h.done() && !h.has_end_time()) *h.mutable_end_time() = ToProto(now);
+  // The blackout as the source sees it: from its gates closing (QUIESCING)
+  // until it learns the target runs the NIC (ATTACHING). An upper bound of
+  // the data path's pause; the simulated machine's traffic sink measures the
+  // pause itself.
+  if (h.source_node() == options_.node_id && !h.stats().has_blackout()) {
+    int quiesce = -1, attach = -1;
+    for (int i = 0; i < h.phases_size(); ++i) {
+      if (h.phases(i).phase() == v1::HANDOVER_PHASE_QUIESCING && quiesce < 0) quiesce = i;
+      if (h.phases(i).phase() == v1::HANDOVER_PHASE_ATTACHING && attach < 0) attach = i;
+    }
+    if (quiesce >= 0 && attach > quiesce) {
+      *h.mutable_stats()->mutable_blackout() = ToProto(starts[attach] - starts[quiesce]);
+    }
+  }
   return h;
 }
 
@@ -439,10 +464,7 @@ absl::StatusOr<v1::Handover> NodeEngine::CreateHandover(const v1::CreateHandover
   event.request_id = request.request_id();
   event.nic = request.nic();
   event.target_node = request.target_node();
-  if (request.has_timeout()) {
-    event.timeout = absl::Seconds(request.timeout().seconds()) +
-                    absl::Nanoseconds(request.timeout().nanos());
-  }
+  if (request.has_timeout()) event.timeout = FromProto(request.timeout());
   RefreshNic(event.nic);
   uint64_t token = event.request_token;
   auto answer = Ask(token, std::move(event), wait);
@@ -483,6 +505,36 @@ absl::StatusOr<v1::RecoverNicResponse> NodeEngine::RecoverNic(
         "'nicctl nic show' and retry with the same request_id");
   }
   return answer->recovered;
+}
+
+absl::StatusOr<v1::OwnershipRecord> NodeEngine::QuiesceNic(const v1::QuiesceNicRequest& request,
+                                                           absl::Duration wait) {
+  protocol::QuiesceNicEvent event;
+  event.request_token = NextToken();
+  event.nic = request.nic();
+  if (request.has_timeout()) event.timeout = FromProto(request.timeout());
+  uint64_t token = event.request_token;
+  auto answer = Ask(token, std::move(event), wait);
+  if (answer == nullptr) {
+    return absl::DeadlineExceededError(
+        "the quiesce did not answer in time (the hook may hang); check the NIC with "
+        "'nicctl nic show' and retry");
+  }
+  return answer->maintained;
+}
+
+absl::StatusOr<v1::OwnershipRecord> NodeEngine::ResumeNic(const v1::ResumeNicRequest& request,
+                                                          absl::Duration wait) {
+  protocol::ResumeNicEvent event;
+  event.request_token = NextToken();
+  event.nic = request.nic();
+  uint64_t token = event.request_token;
+  auto answer = Ask(token, std::move(event), wait);
+  if (answer == nullptr) {
+    return absl::DeadlineExceededError(
+        "the resume did not answer in time (the hook may hang); retry");
+  }
+  return answer->maintained;
 }
 
 absl::StatusOr<v1::Handover> NodeEngine::GetHandover(const std::string& handover_id) {
