@@ -23,6 +23,10 @@ constexpr char kNicNotFoundHint[] =
     "lists them";
 
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+// " (eth0)" for a NIC with a network interface, "" otherwise.
+std::string OrPrefix(const std::string& netdev) {
+  return netdev.empty() ? "" : " (" + netdev + ")";
+}
 
 std::string DeviceIds(const v1::Nic& nic) {
   return absl::StrFormat("%04x:%04x", nic.vendor_id(), nic.device_id());
@@ -123,6 +127,71 @@ int RunNicShow(Context& ctx) {
   PrintRecentHandovers(ctx, nic);
   return kExitOk;
 }
+
+// Time the client allows beyond the drain bound: the daemon reads the record
+// first and describes the NIC afterwards.
+constexpr absl::Duration kMaintenanceGrace = absl::Seconds(10);
+
+// nicctl nic quiesce / resume: one NodeService call, then the NIC it returns.
+int RunMaintenance(Context& ctx, bool quiesce) {
+  auto* service = ctx.NodeService();
+  if (service == nullptr) return kExitUsage;
+  const std::string& name = ctx.args()[0];
+  auto call = ctx.NewCall();
+  v1::Nic nic;
+  grpc::Status status;
+  if (quiesce) {
+    v1::QuiesceNicRequest request;
+    request.set_nic(name);
+    if (ctx.HasFlag("timeout")) {
+      auto drain = ParseUserDuration(ctx.Flag("timeout"));
+      if (!drain.ok()) return ctx.UsageError(absl::StrCat("--timeout: ", drain.status().message()));
+      request.mutable_timeout()->set_seconds(absl::ToInt64Seconds(*drain));
+      request.mutable_timeout()->set_nanos(
+          static_cast<int32_t>(absl::ToInt64Nanoseconds(*drain % absl::Seconds(1))));
+      // The drain may take longer than an ordinary call.
+      absl::Time deadline = absl::Now() + *drain + kMaintenanceGrace;
+      if (absl::FromChrono(call->deadline()) < deadline) {
+        call->set_deadline(absl::ToChronoTime(deadline));
+      }
+    }
+    status = service->QuiesceNic(call.get(), request, &nic);
+  } else {
+    v1::ResumeNicRequest request;
+    request.set_nic(name);
+    status = service->ResumeNic(call.get(), request, &nic);
+  }
+  if (!status.ok()) {
+    const char* hint = "";
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND ||
+        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      hint = kNicNotFoundHint;
+    } else if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      hint = "only the NIC's owner quiesces it, and not while a handover of it runs; "
+             "'nicctl nic show NIC' shows the owner";
+    }
+    return ctx.Fail(status, absl::StrCat(quiesce ? "quiescing" : "resuming", " NIC '", name, "'"),
+                    hint);
+  }
+  if (ctx.json()) {
+    ctx.PrintJson(nic);
+    return kExitOk;
+  }
+  if (quiesce) {
+    ctx.out() << nic.bdf() << OrPrefix(nic.netdev()) << " quiesced for maintenance on "
+              << nic.ownership().owner_node() << " (epoch " << nic.ownership().epoch()
+              << "): no transmit, no NAPI poll, interrupts masked\n"
+              << "resume it with 'nicctl nic resume " << nic.bdf()
+              << "'; handovers of it are refused until then\n";
+  } else {
+    ctx.out() << nic.bdf() << OrPrefix(nic.netdev()) << " running on "
+              << nic.ownership().owner_node() << " (epoch " << nic.ownership().epoch() << ")\n";
+  }
+  return kExitOk;
+}
+
+int RunNicQuiesce(Context& ctx) { return RunMaintenance(ctx, /*quiesce=*/true); }
+int RunNicResume(Context& ctx) { return RunMaintenance(ctx, /*quiesce=*/false); }
 
 // {"devices": [{"bdf": ..., "description": ..., "interrupts": {InterruptLayout}}]}:
 // one shape for the daemon's view and for dump files, fields in this order.
@@ -254,6 +323,30 @@ std::vector<CommandSpec> NicCommands() {
        1,
        1,
        RunNicShow},
+      {{"nic", "quiesce"},
+       "NIC [--timeout D]",
+       "Stop a NIC this node owns for maintenance, without handing it over",
+       "The hook gates transmit, waits for the TX completions (at most --timeout,\n"
+       "the daemon's quiesce timeout by default), stops NAPI polling and masks the\n"
+       "NIC's interrupts; the ownership record stays as it is. The NIC stays stopped\n"
+       "until 'nicctl nic resume', and handovers of it are refused until then. Only\n"
+       "on the owner, and not while a handover of the NIC runs. Quiescing a NIC that\n"
+       "is already held succeeds at once. A drain that misses --timeout fails and\n"
+       "the NIC runs again. A daemon restart resumes the NIC.",
+       {{"timeout", "D", "bound of the drain (e.g. 2s); not how long the NIC stays stopped"}},
+       1,
+       1,
+       RunNicQuiesce},
+      {{"nic", "resume"},
+       "NIC",
+       "Run a NIC again after 'nicctl nic quiesce'",
+       "The exact reverse of the quiesce: interrupts unmasked, NAPI polling and\n"
+       "transmit reopened. Resuming a NIC that is not held succeeds and changes\n"
+       "nothing. A failed resume leaves the NIC held; retry it.",
+       {},
+       1,
+       1,
+       RunNicResume},
       {{"msi", "show"},
        "[NIC | --dump FILE [BDF]]",
        "Decode a NIC's MSI/MSI-X capability and where each vector points",

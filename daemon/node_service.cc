@@ -269,5 +269,45 @@ grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status NodeServiceImpl::DescribeAfter(const std::string& bdf,
+                                            const absl::StatusOr<v1::OwnershipRecord>& outcome,
+                                            v1::Nic* response) {
+  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  auto info = platform_->inventory->GetNic(bdf);
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  *response = DescribeNic(*info);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::QuiesceNic(grpc::ServerContext*,
+                                         const v1::QuiesceNicRequest* request,
+                                         v1::Nic* response) {
+  if (request->timeout().seconds() < 0 || request->timeout().nanos() < 0) {
+    return Invalid("timeout: must not be negative");
+  }
+  auto bdf = ResolveNic(request->nic(), "nic");
+  if (!bdf.ok()) return ToGrpcStatus(bdf.status());
+  v1::QuiesceNicRequest resolved = *request;
+  resolved.set_nic(*bdf);
+  absl::Duration drain = timeouts_.quiesce;
+  if (request->has_timeout()) {
+    drain = absl::Seconds(request->timeout().seconds()) +
+            absl::Nanoseconds(request->timeout().nanos());
+  }
+  // The hook answers within the drain bound; an arbiter read comes first.
+  auto outcome = engine_->QuiesceNic(resolved, drain + timeouts_.peer_call + absl::Seconds(5));
+  return DescribeAfter(*bdf, outcome, response);
+}
+
+grpc::Status NodeServiceImpl::ResumeNic(grpc::ServerContext*, const v1::ResumeNicRequest* request,
+                                        v1::Nic* response) {
+  auto bdf = ResolveNic(request->nic(), "nic");
+  if (!bdf.ok()) return ToGrpcStatus(bdf.status());
+  v1::ResumeNicRequest resolved = *request;
+  resolved.set_nic(*bdf);
+  auto outcome = engine_->ResumeNic(resolved, timeouts_.attach + absl::Seconds(5));
+  return DescribeAfter(*bdf, outcome, response);
+}
+
 }  // namespace daemon
 }  // namespace nichandover

@@ -39,6 +39,10 @@ class NodeServiceImpl final : public v1::NodeService::Service {
                               v1::Handover* response) override;
   grpc::Status RecoverNic(grpc::ServerContext* context, const v1::RecoverNicRequest* request,
                           v1::RecoverNicResponse* response) override;
+  grpc::Status QuiesceNic(grpc::ServerContext* context, const v1::QuiesceNicRequest* request,
+                          v1::Nic* response) override;
+  grpc::Status ResumeNic(grpc::ServerContext* context, const v1::ResumeNicRequest* request,
+                         v1::Nic* response) override;
 
  private:
   // The BDF a user's NIC name stands for: a BDF in either form, a resource
@@ -46,6 +50,10 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   // `field`.
   absl::StatusOr<std::string> ResolveNic(const std::string& nic, const std::string& field);
   v1::Nic DescribeNic(const platform::NicInfo& info);
+  // The NIC as GetNic describes it, after a maintenance call on `bdf`.
+  grpc::Status DescribeAfter(const std::string& bdf,
+                             const absl::StatusOr<v1::OwnershipRecord>& outcome,
+                             v1::Nic* response);
 
   const v1::DaemonConfig& config_;
   PeerClient* peers_;

@@ -63,6 +63,12 @@ class NodeEngine {
   // The operator's decision for a handover stuck without its peer.
   absl::StatusOr<v1::RecoverNicResponse> RecoverNic(const v1::RecoverNicRequest& request,
                                                     absl::Duration wait);
+  // Maintenance quiesce / resume of a NIC this node owns (no handover); the
+  // ownership record the hook call was made under.
+  absl::StatusOr<v1::OwnershipRecord> QuiesceNic(const v1::QuiesceNicRequest& request,
+                                                 absl::Duration wait);
+  absl::StatusOr<v1::OwnershipRecord> ResumeNic(const v1::ResumeNicRequest& request,
+                                                absl::Duration wait);
   absl::StatusOr<v1::Handover> GetHandover(const std::string& handover_id);
   std::vector<v1::Handover> ListHandovers(const std::string& bdf);
   // The last handover ids of `bdf`, newest first.
