@@ -1,10 +1,13 @@
 #!/bin/sh
 # Guest side of the quiesce VM test (busybox sh, run by the image's /init).
 #
-# Runs traffic to the host peer (10.0.2.2/10.0.2.3), quiesces the e1000e NIC
-# through the hook module for longer than the TX watchdog, resumes, moves the
-# NIC's interrupts, and prints what it measured as "NH_EVIDENCE key=value"
-# lines. It asserts nothing itself: the host test decides (one JUnit
+# Starts nichandoverd with the Linux backend (a single node owning the NIC,
+# its ownership record in a SharedFileArbiter file in /dev/shm), runs traffic
+# to the host peer (10.0.2.2/10.0.2.3), quiesces the e1000e NIC for longer
+# than the TX watchdog and resumes it through `nicctl nic quiesce/resume` (the
+# daemon drives the hook module), then drives the module directly with
+# nhhookctl for the epoch, interrupt-move and unload checks, and prints what
+# it measured as "NH_EVIDENCE key=value" lines. It asserts nothing itself: the host test decides (one JUnit
 # testcase per property), so a failure shows the measured values.
 IF=eth0
 T=/sys/kernel/tracing
@@ -39,15 +42,49 @@ echo "dev_name == \"$IF\"" >"$T/events/napi/napi_poll/filter"
 echo 1 >"$T/events/net/net_dev_start_xmit/enable"
 echo 1 >"$T/events/napi/napi_poll/enable"
 
+# --- nichandoverd, Linux backend: this VM is node vm0 and owns the NIC (epoch 1)
+mkdir -p /dev/shm /run/nichandover /tmp/nichandover
+mount -t tmpfs tmpfs /dev/shm
+nh-arbiter create /dev/shm/nichandover-arbiter vm0 "$bdf=vm0" >/tmp/arbiter.out 2>&1
+ev arbiter_create_exit $?
+sed 's/^/arbiter: /' /tmp/arbiter.out
+cat >/tmp/nichandover/node.conf <<CONF
+node_id: "vm0"
+listen: "unix:/run/nichandover/nichandoverd.sock"
+cpus { cpu: 0 apic_id: 0 }
+platform {
+  linux {
+    pci_access_method: "linux-sysfs"
+    nics: "$bdf"
+    arbiter_file: "/dev/shm/nichandover-arbiter"
+  }
+}
+state_dir: "/tmp/nichandover/state"
+CONF
+nichandoverd --config /tmp/nichandover/node.conf >/tmp/nichandoverd.log 2>&1 &
+daemon_pid=$!
+# Under TCG the daemon takes a moment: wait until it answers.
+daemon_up=0
+for _ in $(seq 1 100); do
+  nicctl nic show "$bdf" >/tmp/show.out 2>&1 && { daemon_up=1; break; }
+  kill -0 $daemon_pid 2>/dev/null || break
+  sleep 0.2
+done
+ev daemon_up $daemon_up
+sed 's/^/nic-show: /' /tmp/show.out
+ev daemon_owner "$(sed -n 's/^owner  *//p' /tmp/show.out)"
+NICCTL="nicctl --rpc-timeout 30s"
+
 ev ping_before "$(ping -c 5 -i 0.2 -W 2 10.0.2.2 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
 
 # --- quiesce for longer than the TX watchdog (5 s on e1000e)
 ping -i 0.2 10.0.2.2 >/dev/null 2>&1 &
 ping_pid=$!
 sleep 1
-nhhookctl quiesce "$bdf" $EPOCH 5000 >/tmp/quiesce.out 2>&1
+$NICCTL nic quiesce "$bdf" --timeout 5s >/tmp/quiesce.out 2>&1
 ev quiesce_exit $?
 sed 's/^/quiesce: /' /tmp/quiesce.out
+ev quiesce_said "$(grep -c "quiesced for maintenance on vm0 (epoch $EPOCH)" /tmp/quiesce.out)"
 echo >"$T/trace"
 tx0=$(stat tx_packets) rx0=$(stat rx_packets) irq0=$(irqs_total)
 ev bql_inflight_after_drain "$(cat /sys/class/net/$IF/queues/tx-0/byte_queue_limits/inflight)"
@@ -60,9 +97,14 @@ ev quiesced_rx_packets_delta $(($(stat rx_packets) - rx0))
 ev quiesced_irq_delta $(($(irqs_total) - irq0))
 nhhookctl status "$bdf" >/tmp/status.out 2>&1
 sed 's/^/status: /' /tmp/status.out
-for key in state held_xmits xmits_while_quiesced polls_while_quiesced napi_count vectors_masked; do
+for key in state epoch held_xmits xmits_while_quiesced polls_while_quiesced napi_count vectors_masked; do
   ev "hook_$key" "$(sed -n "s/^$key=//p" /tmp/status.out)"
 done
+
+# Idempotent through the daemon: a retry changes nothing.
+$NICCTL nic quiesce "$bdf" >/tmp/requiesce.out 2>&1
+ev requiesce_exit $?
+ev state_after_requiesce "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
 
 # A stale daemon (lower epoch) must be refused and change nothing.
 nhhookctl resume "$bdf" 0 >/tmp/stale.out 2>&1
@@ -71,14 +113,23 @@ sed 's/^/stale: /' /tmp/stale.out
 ev state_after_stale "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
 
 # --- resume
-nhhookctl resume "$bdf" $EPOCH >/tmp/resume.out 2>&1
+$NICCTL nic resume "$bdf" >/tmp/resume.out 2>&1
 ev resume_exit $?
+sed 's/^/resume: /' /tmp/resume.out
+ev resume_said "$(grep -c "running on vm0 (epoch $EPOCH)" /tmp/resume.out)"
+ev state_after_resume "$(nhhookctl status "$bdf" | sed -n 's/^state=//p')"
 echo >"$T/trace"
 sleep 2
 ev resumed_start_xmit_events "$(trace_count net_dev_start_xmit)"
 ev resumed_napi_poll_events "$(trace_count napi_poll)"
 kill "$ping_pid"
 ev ping_after "$(ping -c 5 -i 0.2 -W 2 10.0.2.3 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')"
+
+# The daemon's part ends here: the checks below drive the module directly,
+# with epochs of their own.
+kill $daemon_pid
+wait $daemon_pid
+sed 's/^/nichandoverd: /' /tmp/nichandoverd.log | tail -n 30
 
 # --- interrupts: kernel-affinity mode, vCPU0 -> vCPU1
 # Start from every vector on CPU0, then move them all to CPU1.

@@ -2,13 +2,16 @@
 # VM proof of the kernel hook on the real e1000e driver (QEMU TCG, q35).
 #
 # Builds the module against the installed Debian headers and a VM image with
-# it and nhhookctl, starts a host-side traffic peer on a unix socket in a
+# it, nichandoverd, nicctl, nh-arbiter and nhhookctl, starts a host-side traffic peer on a unix socket in a
 # temporary directory (the NIC's only link: QEMU `-netdev stream`), boots the
-# guest with tests/vm/quiesce_scenario.sh, and checks what the guest measured.
+# guest with tests/vm/quiesce_scenario.sh (the long quiesce and the resume go
+# through nicctl and the daemon's Linux backend), and checks what the guest
+# measured.
 # One JUnit testcase per property goes to $XML_OUTPUT_FILE.
 #
-# Outside Bazel: tests/vm/quiesce_vm_test.sh (needs nhhookctl and stream_peer
-# built: NH_NHHOOKCTL / NH_STREAM_PEER point at them).
+# Outside Bazel: tests/vm/quiesce_vm_test.sh (needs the binaries built:
+# NH_NHHOOKCTL, NH_STREAM_PEER, NH_NICHANDOVERD, NH_NICCTL, NH_ARBITER_TOOL
+# point at them).
 set -uo pipefail
 
 if [ -n "${TEST_SRCDIR:-}" ]; then
@@ -18,6 +21,9 @@ else
 fi
 nhhookctl=${NH_NHHOOKCTL:-$root/hook/client/nhhookctl}
 stream_peer=${NH_STREAM_PEER:-$root/tests/vm/stream_peer}
+nichandoverd=${NH_NICHANDOVERD:-$root/daemon/nichandoverd}
+nicctl=${NH_NICCTL:-$root/cli/nicctl}
+arbiter_tool=${NH_ARBITER_TOOL:-$root/daemon/platform/shared_file/nh-arbiter}
 xml=${XML_OUTPUT_FILE:-/dev/null}
 artifacts=${TEST_UNDECLARED_OUTPUTS_DIR:-}
 vm_deadline=${NH_VM_DEADLINE_SECONDS:-300}
@@ -51,7 +57,7 @@ XML
 "$root/tools/build-kmod" "$work/ko" >"$work/build.log" 2>&1 ||
   fail_setup "module build failed: $(tail -n 20 "$work/build.log")"
 "$root/tools/build-vm-image" --out "$work/img" --module "$work/ko/nichandover_hook.ko" \
-  --bin "$nhhookctl" --scenario "quiesce=$root/tests/vm/quiesce_scenario.sh" \
+  --bin "$nhhookctl" --bin "$nichandoverd" --bin "$nicctl" --bin "$arbiter_tool" --scenario "quiesce=$root/tests/vm/quiesce_scenario.sh" \
   >>"$work/build.log" 2>&1 || fail_setup "image build failed: $(tail -n 20 "$work/build.log")"
 
 sock=$work/peer.sock
@@ -117,6 +123,9 @@ check() {
 check guest_scenario_completed \
   '[ "$(get done)" = 1 ] && [ "$(get quiesce_exit)" = 0 ] && [ "$(get resume_exit)" = 0 ]' \
   "done=$(get done) quiesce_exit=$(get quiesce_exit) resume_exit=$(get resume_exit) carrier=$(get carrier) ping_before=$(get ping_before)"
+check daemon_quiesces_and_resumes_through_nicctl \
+  '[ "$(get arbiter_create_exit)" = 0 ] && [ "$(get daemon_up)" = 1 ] && [ "$(get daemon_owner)" = "vm0 (active)" ] && [ "$(get quiesce_exit)" = 0 ] && [ "$(get quiesce_said)" = 1 ] && [ "$(get hook_state)" = quiesced ] && [ "$(get hook_epoch)" = 1 ] && [ "$(get requiesce_exit)" = 0 ] && [ "$(get state_after_requiesce)" = quiesced ] && [ "$(get resume_exit)" = 0 ] && [ "$(get resume_said)" = 1 ] && [ "$(get state_after_resume)" = running ]' \
+  "daemon up=$(get daemon_up) owner '$(get daemon_owner)'; nicctl nic quiesce exit=$(get quiesce_exit) (said: $(get quiesce_said)), hook state=$(get hook_state) epoch=$(get hook_epoch); again exit=$(get requiesce_exit) state=$(get state_after_requiesce); nicctl nic resume exit=$(get resume_exit) (said: $(get resume_said)) state=$(get state_after_resume)"
 check quiesced_longer_than_tx_watchdog \
   '[ "$(num quiesced_seconds)" -gt 5 ]' "quiesced for $(get quiesced_seconds)s (e1000e watchdog: 5s)"
 check no_start_xmit_while_quiesced \
