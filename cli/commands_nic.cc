@@ -119,6 +119,9 @@ int RunNicShow(Context& ctx) {
   row("netdev", OrDash(nic.netdev()));
   row("owner", OwnershipText(nic.ownership()));
   row("epoch", absl::StrCat(nic.ownership().epoch()));
+  if (nic.held_for_maintenance()) {
+    row("maintenance", "quiesced for maintenance ('nicctl nic resume " + nic.bdf() + "')");
+  }
   row("interrupts", InterruptModeText(nic.interrupts()));
   row("destination", DestinationText(nic.interrupts()));
   for (const auto& line : pci::RenderInterruptLayout(nic.interrupts())) {

@@ -136,6 +136,7 @@ v1::Nic NodeServiceImpl::DescribeNic(const platform::NicInfo& info) {
     *nic.mutable_ownership() = *record;
   }
   for (auto& id : engine_->RecentHandoverIds(info.bdf, 5)) nic.add_recent_handovers(id);
+  nic.set_held_for_maintenance(engine_->HeldForMaintenance(info.bdf));
   return nic;
 }
 

@@ -44,6 +44,8 @@ TEST_F(NicctlMaintenanceTest, QuiesceHoldsTheNicAndRefusesHandoversUntilResume) 
   EXPECT_NE(Show().find("hook node0: quiesced epoch 1 "), std::string::npos) << Show();
   EXPECT_NE(Show().find("OWNERSHIP_STATE_ACTIVE owner=node0 epoch=1"), std::string::npos)
       << Show();
+  r = cluster_.Nicctl(0, {"nic", "show", kNic});
+  EXPECT_NE(r.out.find("maintenance  quiesced for maintenance"), std::string::npos) << r.out;
 
   r = cluster_.Nicctl(0, {"handover", kNic, "--to", "node1"});
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
@@ -75,6 +77,7 @@ TEST_F(NicctlMaintenanceTest, BothAreIdempotentAndPrintTheNicAsJson) {
     EXPECT_EQ(nic.bdf(), kNic);
     EXPECT_EQ(nic.ownership().owner_node(), "node0");
     EXPECT_EQ(nic.ownership().epoch(), 1u);
+    EXPECT_TRUE(nic.held_for_maintenance()) << r.out;
     EXPECT_FALSE(Settled()) << Show();
   }
   for (int i = 0; i < 2; ++i) {
@@ -83,6 +86,7 @@ TEST_F(NicctlMaintenanceTest, BothAreIdempotentAndPrintTheNicAsJson) {
     v1::Nic nic;
     ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &nic).ok()) << r.out;
     EXPECT_EQ(nic.ownership().owner_node(), "node0");
+    EXPECT_FALSE(nic.held_for_maintenance()) << r.out;
     EXPECT_TRUE(Settled()) << Show();
   }
 }

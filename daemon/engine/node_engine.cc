@@ -561,6 +561,11 @@ std::vector<v1::Handover> NodeEngine::ListHandovers(const std::string& bdf) {
   return list;
 }
 
+bool NodeEngine::HeldForMaintenance(const std::string& bdf) {
+  std::lock_guard<std::mutex> lock(machine_mu_);
+  return machine_->HeldForMaintenance(bdf);
+}
+
 std::vector<std::string> NodeEngine::RecentHandoverIds(const std::string& bdf, size_t limit) {
   std::vector<std::string> ids;
   std::lock_guard<std::mutex> lock(machine_mu_);

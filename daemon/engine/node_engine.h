@@ -73,6 +73,7 @@ class NodeEngine {
   std::vector<v1::Handover> ListHandovers(const std::string& bdf);
   // The last handover ids of `bdf`, newest first.
   std::vector<std::string> RecentHandoverIds(const std::string& bdf, size_t limit);
+  bool HeldForMaintenance(const std::string& bdf);
 
   // WatchHandover: calls `emit` with the current state, then with every
   // change, until the handover is done, `emit` returns false, `cancelled`

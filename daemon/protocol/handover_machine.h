@@ -81,6 +81,9 @@ class HandoverMachine {
   absl::StatusOr<v1::Handover> GetHandover(const std::string& handover_id) const;
   // Newest first; only those of `bdf` when it is not empty.
   std::vector<v1::Handover> ListHandovers(const std::string& bdf) const;
+  // Whether `bdf` is quiesced for maintenance here (held, or on its way in
+  // or out of the hold).
+  bool HeldForMaintenance(const std::string& bdf) const { return maintenance_.count(bdf) > 0; }
   // Handovers not yet done (either role).
   std::vector<v1::Handover> LiveHandovers() const;
   // A journal that replays to the machine's current state: one record per
