@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,8 +123,12 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     ::dup2(err_fd, STDERR_FILENO);
     int null_fd = ::open("/dev/null", O_RDONLY);
     ::dup2(null_fd, STDIN_FILENO);
-    // Own process group, so a test's Ctrl-C does not reach it twice.
+    // Own process group, so a test's Ctrl-C does not reach it twice; and
+    // killed with the test, so a test killed by its timeout (no destructor
+    // runs) leaves no daemon behind.
     ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) _exit(127);  // the test died before prctl
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
