@@ -176,9 +176,9 @@ class Validator {
         }
         break;
       case v1::PlatformConfig::kLinux:
-        if (p.linux().arbiter_file().empty() && p.linux().arbiter_address().empty()) {
-          return Error("platform.linux",
-                       "needs arbiter_file or arbiter_address: where the ownership records live");
+        if (p.linux().arbiter_file().empty()) {
+          return Error("platform.linux.arbiter_file",
+                       "is required: the shared file that holds the ownership records");
         }
         break;
       case v1::PlatformConfig::kVm:

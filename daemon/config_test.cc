@@ -117,6 +117,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "names no backend"},
         BadCase{"fake_no_state", "node_id: \"n\" platform { fake {} } " + kCpu,
                 "platform.fake.state_path", "is required"},
+        BadCase{"linux_no_arbiter", "node_id: \"n\" platform { linux {} } " + kCpu,
+                "platform.linux.arbiter_file", "is required"},
         BadCase{"sim_no_socket",
                 "node_id: \"n\" platform { sim { machine_path: \"/dev/shm/m\" } } " + kCpu,
                 "platform.sim.kernel_socket", "is required"},

@@ -18,9 +18,7 @@ absl::StatusOr<Platform> MakePlatform(const v1::DaemonConfig& config) {
     case v1::PlatformConfig::kLinux: {
       if (p.linux().arbiter_file().empty()) {
         return absl::FailedPreconditionError(
-            "platform 'linux' needs linux.arbiter_file: the ownership records' shared file "
-            "(the VM host agent's arbiter, linux.arbiter_address, is not available in this "
-            "build)");
+            "platform 'linux' needs linux.arbiter_file: the ownership records' shared file");
       }
       auto arbiter = SharedFileArbiter::Open(p.linux().arbiter_file());
       if (!arbiter.ok()) return arbiter.status();
