@@ -116,8 +116,13 @@ ExitCode ExitCodeForHandover(const v1::Handover& handover) {
 
 namespace {
 
-// The refusal kind the source put in its message: "node1 refused (NO_DRIVER): ...".
-std::string RefusalKind(const std::string& message) {
+// Why the target refused: the structured field, or (from a daemon older than
+// that field) the kind the source put in its message, "node1 refused (NO_DRIVER): ...".
+std::string RefusalKind(const v1::Error& error) {
+  if (error.refusal_reason() != v1::REFUSAL_REASON_UNSPECIFIED) {
+    return v1::RefusalReason_Name(error.refusal_reason()).substr(std::string("REFUSAL_REASON_").size());
+  }
+  const std::string& message = error.message();
   size_t open = message.find(" refused (");
   if (open == std::string::npos) return "";
   open += std::string(" refused (").size();
@@ -139,7 +144,7 @@ std::string AdviceFor(const v1::Handover& handover) {
                         " --decide commit|abort'");
   }
   if (reason == "TARGET_REFUSED") {
-    std::string kind = RefusalKind(handover.error().message());
+    std::string kind = RefusalKind(handover.error());
     if (kind == "NO_DRIVER") {
       return absl::StrCat("load the NIC's driver on ", target, ", or pick another node");
     }

@@ -143,6 +143,10 @@ TEST(HandoverTextTest, AdviceNamesTheRemedy) {
   EXPECT_EQ(AdviceFor(h), "free interrupt vectors on node1's CPUs, or pick another node");
   h.mutable_error()->set_message("node1 refused (NO_DRIVER): no driver for 0000:03:00.0");
   EXPECT_EQ(AdviceFor(h), "load the NIC's driver on node1, or pick another node");
+  // The structured reason wins over the text.
+  h.mutable_error()->set_message("node1 refused: something");
+  h.mutable_error()->set_refusal_reason(v1::REFUSAL_REASON_BUSY);
+  EXPECT_TRUE(absl::StrContains(AdviceFor(h), "another handover of")) << AdviceFor(h);
   h.set_phase(v1::HANDOVER_PHASE_FAILED);
   EXPECT_TRUE(absl::StrContains(AdviceFor(h), "nicctl recover 0000:03:00.0 --decide"));
 }

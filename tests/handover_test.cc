@@ -383,6 +383,8 @@ TEST_F(TargetWithoutDriverTest, TargetRefusesAndSourceKeepsRunning) {
   v1::Handover done = WaitDone(0, h.handover_id());
   EXPECT_EQ(done.phase(), v1::HANDOVER_PHASE_ROLLED_BACK) << done.DebugString();
   EXPECT_NE(done.error().message().find("driver"), std::string::npos) << done.DebugString();
+  EXPECT_EQ(done.error().reason(), "TARGET_REFUSED");
+  EXPECT_EQ(done.error().refusal_reason(), v1::REFUSAL_REASON_NO_DRIVER) << done.DebugString();
   ExpectSettledOn("node0", 1);
 
   // The driver is loaded on node1 later: the next offer is judged on what

@@ -1290,11 +1290,15 @@ void HandoverMachine::OnPeerResponse(const PeerResponseEvent& e) {
     NH_CHECK(response != nullptr) << "node " << config_.node_id << ": offer answered wrongly";
     if (!response->accepted()) {
       h->offer_sent = false;  // a refusing target holds nothing: no Abort needed
-      return BeginAbort(
-          *h, absl::StatusCode::kFailedPrecondition, "TARGET_REFUSED",
-          absl::StrCat(h->peer, " refused (",
-                       v1::RefusalReason_Name(response->refusal_reason()).substr(15),
-                       "): ", response->refusal_message()));
+      const std::string message = absl::StrCat(
+          h->peer, " refused (", v1::RefusalReason_Name(response->refusal_reason()).substr(15),
+          "): ", response->refusal_message());
+      if (!h->res.has_error()) {
+        h->res.mutable_error()->CopyFrom(
+            MakeError(absl::StatusCode::kFailedPrecondition, "TARGET_REFUSED", message));
+        h->res.mutable_error()->set_refusal_reason(response->refusal_reason());
+      }
+      return BeginAbort(*h, absl::StatusCode::kFailedPrecondition, "TARGET_REFUSED", message);
     }
     if (static_cast<uint32_t>(response->target_messages_size()) !=
         h->nic->interrupts.vectors_enabled()) {
