@@ -60,37 +60,36 @@ def _proto_outs(srcs, suffixes):
         outs += [base + s for s in suffixes]
     return outs
 
-def cc_grpc_system_library(name, srcs, grpc_srcs = [], deps = [], **kwargs):
+def cc_grpc_system_library(name, srcs, grpc_srcs = [], deps = [], proto_deps = [], import_roots = [], **kwargs):
     """C++ messages for `srcs` and gRPC stubs for `grpc_srcs` (a subset).
 
     Generated with the system protoc and grpc_cpp_plugin. The import root is
     the BUILD file's package, so a file at <pkg>/a/b.proto is included as
-    "a/b.pb.h" and imported as "a/b.proto".
+    "a/b.pb.h" and imported as "a/b.proto". To import protos of another
+    package, name its import root (e.g. "proto") in `import_roots`, the
+    .proto files in `proto_deps` and their C++ library in `deps`.
     """
     pkg = native.package_name()
     gendir = "$(GENDIR)/" + pkg if pkg else "$(GENDIR)"
     pb_outs = _proto_outs(srcs, [".pb.h", ".pb.cc"])
     grpc_outs = _proto_outs(grpc_srcs, [".grpc.pb.h", ".grpc.pb.cc"])
-    root = pkg if pkg else "."
+    paths = " ".join(["--proto_path=" + r for r in [pkg if pkg else "."] + import_roots])
+    inputs = " ".join(["$(location %s)" % s for s in srcs])
+    grpc_inputs = " ".join(["$(location %s)" % s for s in grpc_srcs])
+    cmd = "$(execpath @system_deps//:protoc) %s --cpp_out=%s %s" % (paths, gendir, inputs)
+    if grpc_srcs:
+        cmd += (" && $(execpath @system_deps//:protoc) %s --grpc_out=%s " +
+                "--plugin=protoc-gen-grpc=$(execpath @system_deps//:grpc_cpp_plugin) %s") % (
+            paths,
+            gendir,
+            grpc_inputs,
+        )
     native.genrule(
         name = name + "_codegen",
-        srcs = srcs,
+        srcs = srcs + proto_deps,
         outs = pb_outs + grpc_outs,
         tools = ["@system_deps//:protoc", "@system_deps//:grpc_cpp_plugin"],
-        cmd = ("$(execpath @system_deps//:protoc) --proto_path=%s --cpp_out=%s %s && " +
-               "$(execpath @system_deps//:protoc) --proto_path=%s --grpc_out=%s " +
-               "--plugin=protoc-gen-grpc=$(execpath @system_deps//:grpc_cpp_plugin) %s") % (
-            root,
-            gendir,
-            " ".join(["$(location %s)" % s for s in srcs]),
-            root,
-            gendir,
-            " ".join(["$(location %s)" % s for s in grpc_srcs]),
-        ) if grpc_srcs else ("$(execpath @system_deps//:protoc) --proto_path=%s --cpp_out=%s %s" % (
-            root,
-            gendir,
-            " ".join(["$(location %s)" % s for s in srcs]),
-        )),
+        cmd = cmd,
     )
     outs = pb_outs + grpc_outs
     native.cc_library(

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "daemon/protocol/records.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "daemon/protocol/testing/world.h"
 #include "gtest/gtest.h"
 
@@ -46,6 +48,47 @@ MachineConfig OneNicConfig() {
 // persistence rule on the Readys themselves: the Offer leaves in the same
 // Ready as the SOURCE_STARTED record that the daemon must sync first, and
 // the answer to CreateHandover never precedes it.
+// The first journal format carried the handover and messages as `bytes`
+// fields holding their serialized form; the same wire bytes must read as
+// today's embedded messages, or an upgraded daemon would lose its journal.
+TEST(JournalRecordTest, FirstFormatStillReads) {
+  v1::Handover handover;
+  handover.set_handover_id("h1");
+  handover.set_bdf("0000:03:00.0");
+  handover.set_to_epoch(2);
+  v1::MsiMessage message;
+  message.set_address(0xfee01000);
+  message.set_data(0x41);
+  std::string old_bytes;
+  {
+    google::protobuf::io::StringOutputStream raw(&old_bytes);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.WriteTag(1 << 3 | 0);  // kind, varint
+    out.WriteVarint32(JournalRecord::SOURCE_STARTED);
+    const std::string h = handover.SerializeAsString();
+    out.WriteTag(2 << 3 | 2);  // handover, bytes
+    out.WriteVarint32(h.size());
+    out.WriteString(h);
+    const std::string m = message.SerializeAsString();
+    out.WriteTag(3 << 3 | 2);  // messages, repeated bytes
+    out.WriteVarint32(m.size());
+    out.WriteString(m);
+  }
+  JournalRecord record;
+  ASSERT_TRUE(record.ParseFromString(old_bytes));
+  auto unpacked = UnpackJournalRecord(record);
+  ASSERT_TRUE(unpacked.ok()) << unpacked.status();
+  EXPECT_EQ(unpacked->kind, JournalRecord::SOURCE_STARTED);
+  EXPECT_EQ(unpacked->handover.handover_id(), "h1");
+  EXPECT_EQ(unpacked->handover.to_epoch(), 2u);
+  ASSERT_EQ(unpacked->messages.size(), 1u);
+  EXPECT_EQ(unpacked->messages[0].data(), 0x41u);
+  // And today's records are those same bytes.
+  EXPECT_EQ(MakeJournalRecord(JournalRecord::SOURCE_STARTED, handover, {message})
+                .SerializeAsString(),
+            old_bytes);
+}
+
 TEST(HandoverMachineTest, StartRecordTravelsWithTheOfferItAnnounces) {
   HandoverMachine machine(OneNicConfig());
   RecoverEvent recover;

@@ -56,10 +56,8 @@ JournalRecord MakeJournalRecord(JournalRecord::Kind kind, const v1::Handover& ha
                                 const std::vector<v1::MsiMessage>& messages) {
   JournalRecord record;
   record.set_kind(kind);
-  record.set_handover(handover.SerializeAsString());
-  for (const v1::MsiMessage& message : messages) {
-    record.add_messages(message.SerializeAsString());
-  }
+  *record.mutable_handover() = handover;
+  for (const v1::MsiMessage& message : messages) *record.add_messages() = message;
   return record;
 }
 
@@ -69,18 +67,11 @@ absl::StatusOr<UnpackedRecord> UnpackJournalRecord(const JournalRecord& record) 
   if (out.kind == JournalRecord::KIND_UNSPECIFIED) {
     return absl::InvalidArgumentError("journal record: kind is unspecified");
   }
-  if (!out.handover.ParseFromString(record.handover()) || out.handover.handover_id().empty()) {
-    return absl::InvalidArgumentError("journal record: handover does not parse");
+  if (record.handover().handover_id().empty()) {
+    return absl::InvalidArgumentError("journal record: handover has no handover_id");
   }
-  for (int i = 0; i < record.messages_size(); ++i) {
-    v1::MsiMessage message;
-    if (!message.ParseFromString(record.messages(i))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("journal record of ", out.handover.handover_id(), ": messages[", i,
-                       "] does not parse"));
-    }
-    out.messages.push_back(message);
-  }
+  out.handover = record.handover();
+  out.messages.assign(record.messages().begin(), record.messages().end());
   return out;
 }
 

@@ -27,7 +27,7 @@ std::string RecordString(const v1::OwnershipRecord& record);
 JournalRecord MakeJournalRecord(JournalRecord::Kind kind, const v1::Handover& handover,
                                 const std::vector<v1::MsiMessage>& messages);
 // The handover and messages of a record; INVALID_ARGUMENT (naming the field)
-// when the bytes do not parse.
+// when the kind is unset or the handover has no id.
 struct UnpackedRecord {
   JournalRecord::Kind kind = JournalRecord::KIND_UNSPECIFIED;
   v1::Handover handover;
