@@ -209,6 +209,31 @@ TEST_F(HandoverTest, HappyPathThereAndBack) {
   ExpectNothingLive();
 }
 
+TEST_F(HandoverTest, HistoryKeepsItsTimesAcrossARestart) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::Handover h;
+  ASSERT_TRUE(Create(0, kNic, "node1", "timed", &h).ok());
+  v1::Handover before = WatchToEnd(0, h.handover_id(), nullptr);
+  ASSERT_EQ(before.phase(), v1::HANDOVER_PHASE_COMMITTED) << before.DebugString();
+  ASSERT_TRUE(cluster_.Stop(0, SIGTERM).ok());
+  ASSERT_TRUE(cluster_.Start(0).ok());
+  auto after = Get(0, h.handover_id());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->phase(), v1::HANDOVER_PHASE_COMMITTED);
+  EXPECT_EQ(after->create_time().seconds(), before.create_time().seconds());
+  EXPECT_EQ(after->create_time().nanos(), before.create_time().nanos());
+  // Every phase the journal saw keeps the time it started at.
+  ASSERT_GT(after->phases_size(), 2);
+  for (int i = 0; i < after->phases_size() && i < before.phases_size(); ++i) {
+    if (!after->phases(i).has_start_time()) continue;
+    EXPECT_EQ(after->phases(i).start_time().seconds(), before.phases(i).start_time().seconds());
+    EXPECT_EQ(after->phases(i).start_time().nanos(), before.phases(i).start_time().nanos())
+        << "phase " << i;
+  }
+  EXPECT_TRUE(after->phases(0).has_start_time()) << after->DebugString();
+  EXPECT_TRUE(after->stats().has_blackout()) << after->DebugString();
+}
+
 TEST_F(HandoverTest, RequestIdMakesCreateIdempotent) {
   ASSERT_TRUE(cluster_.StartAll().ok());
   v1::Handover first, again;

@@ -299,7 +299,15 @@ void NodeEngine::Execute(Ready ready) {
   if (!ready.records.empty()) {
     std::vector<std::string> bytes;
     bytes.reserve(ready.records.size());
-    for (const auto& r : ready.records) bytes.push_back(r.SerializeAsString());
+    {
+      // The machine has no clock: the journal keeps the engine's phase times,
+      // so the history read back after a restart still has them.
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& r : ready.records) {
+        if (r.has_handover()) *r.mutable_handover() = Stamp(r.handover());
+        bytes.push_back(r.SerializeAsString());
+      }
+    }
     absl::Status s = options_.journal->Append(bytes);
     if (s.ok()) s = options_.journal->Sync();
     // Acting on an intent that is not durable could let a restart forget a
@@ -361,7 +369,11 @@ void NodeEngine::Execute(Ready ready) {
     std::vector<std::string> live;
     {
       std::lock_guard<std::mutex> lock(machine_mu_);
-      for (const auto& r : machine_->CompactedJournal()) live.push_back(r.SerializeAsString());
+      std::lock_guard<std::mutex> stamp_lock(mu_);
+      for (auto r : machine_->CompactedJournal()) {
+        if (r.has_handover()) *r.mutable_handover() = Stamp(r.handover());
+        live.push_back(r.SerializeAsString());
+      }
     }
     absl::Status s = options_.journal->Compact(live);
     NH_CHECK(s.ok()) << "journal compaction failed: " << s.message();
