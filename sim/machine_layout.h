@@ -21,7 +21,7 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must b
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared atomics must be lock-free");
 
 inline constexpr uint64_t kMachineMagic = 0x3148434d53484e4eULL;  // "NNHSMCH1"
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 
 inline constexpr int kMaxNodes = 8;
 inline constexpr int kMaxApicIdsPerNode = 8;
@@ -178,6 +178,9 @@ struct MachineLayout {
   uint64_t total_size;
   int64_t created_unix_ns;
   std::atomic<int32_t> device_pid;     // the device process, 0 when none
+  // The traffic generator/sink, 0 when none: its queues have one reader, so
+  // a second one would starve both.
+  std::atomic<int32_t> traffic_pid;
   std::atomic<uint64_t> unroutable_msi;  // no node owns the APIC ID / not x86
   Doorbell device_bell;  // MMIO writes and wire arrivals wake the device
   Doorbell sink_bell;    // packets for the traffic sink

@@ -5,6 +5,10 @@
 //
 //   nh-sim-traffic --machine P [--pps 10000 | --inbound-pps N --outbound-pps N]
 //                  [--duration S] [--report FILE]
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 
 #include "common/log.h"
@@ -39,6 +43,17 @@ int Main(int argc, char** argv) {
     NH_LOG(ERROR) << machine.status();
     return 1;
   }
+  // One generator/sink per machine: its queues have a single reader each.
+  int32_t none = 0;
+  std::atomic<int32_t>& owner = (*machine)->layout().traffic_pid;
+  if (!owner.compare_exchange_strong(none, getpid())) {
+    if (kill(none, 0) == 0) {
+      std::fprintf(stderr, "nh-sim-traffic: traffic already runs on this machine as pid %d\n",
+                   none);
+      return 1;
+    }
+    owner.store(getpid());  // its last runner died without clearing it
+  }
   TrafficOptions options;
   options.inbound_pps = *in;
   options.outbound_pps = *out;
@@ -51,6 +66,7 @@ int Main(int argc, char** argv) {
   }
   traffic.Stop();
   std::string json = TrafficReportJson(traffic.Report(), **machine);
+  owner.store(0);
   if (flags->Has("report")) {
     FILE* f = std::fopen(flags->Get("report").c_str(), "w");
     if (f == nullptr) {
