@@ -45,6 +45,21 @@ enum nh_cmd {
 	NH_CMD_REROUTE,
 	/* State, epoch and counters; no epoch needed. */
 	NH_CMD_STATUS,
+	/* Dump: every device the module knows (contract drivers and PCI
+	 * functions it holds), one message each.  No epoch, no PCI_DEV.
+	 */
+	NH_CMD_LIST,
+	/* Target side: reserve NH_ATTR_VECTOR_COUNT vectors on this node for
+	 * the device's MSI-X entries 0..n-1 (contract drivers only); the reply's
+	 * NH_ATTR_MSI_LIST holds the messages that reach them.
+	 */
+	NH_CMD_RESERVE,
+	/* Target side: give a reservation back (no-op without one). */
+	NH_CMD_UNRESERVE,
+	/* Operator: take a RELEASED device back at a higher epoch (the record
+	 * says this node owns it again); the device stays quiesced until RESUME.
+	 */
+	NH_CMD_RECLAIM,
 
 	__NH_CMD_MAX,
 	NH_CMD_MAX = __NH_CMD_MAX - 1,
@@ -74,6 +89,14 @@ enum nh_attr {
 	NH_ATTR_MSI_PREVIOUS,		/* nested array, REROUTE reply */
 	NH_ATTR_REROUTE_MODE,		/* u32, enum nh_reroute_mode */
 	NH_ATTR_TARGET_CPU,		/* u32, REROUTE affinity mode */
+	NH_ATTR_RINGS,			/* nested array of NH_RING_ATTR_*: QUIESCE reply, ATTACH request */
+	NH_ATTR_HANDOVER_MODE,		/* u32, enum nh_handover_mode (reply) */
+	NH_ATTR_VECTOR_COUNT,		/* u32, RESERVE request */
+	NH_ATTR_CONFIG,			/* binary: PCI config space (LIST reply, contract devices) */
+	NH_ATTR_VENDOR_ID,		/* u16 (LIST reply) */
+	NH_ATTR_DEVICE_ID,		/* u16 (LIST reply) */
+	NH_ATTR_DRIVER,			/* string: bound driver (LIST reply) */
+	NH_ATTR_QUEUE_COUNT,		/* u32: queue pairs (LIST/STATUS reply) */
 
 	__NH_ATTR_MAX,
 	NH_ATTR_MAX = __NH_ATTR_MAX - 1,
@@ -94,12 +117,37 @@ enum nh_msi_attr {
 	NH_MSI_ATTR_MAX = __NH_MSI_ATTR_MAX - 1,
 };
 
+/* One queue pair's ring state inside NH_ATTR_RINGS. */
+enum nh_ring_attr {
+	NH_RING_ATTR_UNSPEC,
+	NH_RING_ATTR_QUEUE,		/* u32 */
+	NH_RING_ATTR_RX_NEXT_TO_CLEAN,	/* u32 */
+	NH_RING_ATTR_RX_NEXT_TO_USE,	/* u32 */
+	NH_RING_ATTR_TX_NEXT_TO_CLEAN,	/* u32 */
+	NH_RING_ATTR_TX_NEXT_TO_USE,	/* u32 */
+
+	__NH_RING_ATTR_MAX,
+	NH_RING_ATTR_MAX = __NH_RING_ATTR_MAX - 1,
+};
+
+/* How the module hands a device over (docs/hook.md). */
+enum nh_handover_mode {
+	NH_HANDOVER_MODE_UNSPEC,
+	/* The driver implements struct nh_handover_ops: live, ring state kept. */
+	NH_HANDOVER_MODE_CONTRACT,
+	/* Safe mode for other drivers: gate and drain at the qdisc, then the
+	 * driver's own close and unbind (RELEASE); the target binds (ATTACH).
+	 */
+	NH_HANDOVER_MODE_COLD,
+};
+
 enum nh_state {
 	NH_STATE_UNSPEC,
 	NH_STATE_RUNNING,	/* gates open, NAPI enabled, vectors unmasked */
 	NH_STATE_GATED,		/* TX gated but the drain did not finish */
 	NH_STATE_QUIESCED,	/* gated, drained, NAPI disabled, vectors masked */
 	NH_STATE_RELEASED,	/* quiesced and handed to another node */
+	NH_STATE_STANDBY,	/* contract driver bound, another node owns the device */
 };
 
 enum nh_msi_mode {
