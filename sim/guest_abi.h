@@ -116,7 +116,8 @@ struct nh_sim_directory {
 	nh_u32 nic_other_entry;		/* MSI-X entry of link/"other" causes */
 	nh_u32 nic_queue_entry;		/* MSI-X entry of queue 0 (TxRx) */
 	nh_u64 cas_test_offset;		/* nh_u64 counter for the cross-guest CAS proof */
-	nh_u64 reserved[6];
+	nh_u8 nic_mac[8];		/* the NIC's MAC address (6 bytes used) */
+	nh_u64 reserved[5];
 };
 
 /*
@@ -186,5 +187,30 @@ struct nh_sim_desc {
 #define NH_SIM_HANDOFF_RX_NTU 0x18
 #define NH_SIM_HANDOFF_TX_NTC 0x1c
 #define NH_SIM_HANDOFF_TX_NTU 0x20
+
+/*
+ * The wire.  The NIC is an Ethernet NIC: RX buffers hold whole frames and TX
+ * buffers are sent as frames (up to nic_buf_size bytes, so an MTU of 1500
+ * fits).  Its link partner is the machine's traffic peer, which speaks one
+ * protocol: frames of ethertype NH_SIM_ETHERTYPE (IEEE local experimental)
+ * from NH_SIM_WIRE_PEER_MAC to the NIC's MAC, whose payload starts with a
+ * struct nh_sim_wire_packet.  A guest answers by sending the same payload
+ * back (direction = NH_SIM_DIR_OUTBOUND, node = its node index); the peer
+ * counts other frames it receives (e.g. IPv6 neighbour discovery) and drops
+ * them.
+ */
+#define NH_SIM_ETHERTYPE 0x88b5
+#define NH_SIM_WIRE_PEER_MAC { 0x02, 0x4e, 0x48, 0xff, 0xff, 0xfe }
+#define NH_SIM_DIR_INBOUND 0
+#define NH_SIM_DIR_OUTBOUND 1
+
+/* Little endian, as on x86. */
+struct nh_sim_wire_packet {
+	nh_u64 seq;		/* per direction, from 1 */
+	nh_u64 sent_ns;		/* CLOCK_MONOTONIC at the traffic peer */
+	nh_u32 direction;	/* NH_SIM_DIR_* */
+	nh_u32 node;		/* index of the node that carried it */
+	nh_u64 reserved;
+};
 
 #endif /* NH_SIM_GUEST_ABI_H */
