@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nh_contract.c - hand over a device whose driver implements the handover
+ * Hand over a device whose driver implements the handover
  * contract (nh_handover.h): live, with its ring state.
  *
  * The module only calls the driver's operations and keeps the bookkeeping
@@ -167,7 +167,8 @@ int nh_contract_attach(struct nh_dev *d, const struct nh_ring_state *rings,
 		return err;
 	if (nh_fault_hit(&nh_fault_attach, NH_FAULT_AFTER)) {
 		hd->ops->release(hd);
-		NL_SET_ERR_MSG_MOD(extack, "fault injected after the driver's attach; released again");
+		NL_SET_ERR_MSG_MOD(extack,
+				   "fault injected after the driver's attach; released again");
 		return -EIO;
 	}
 	if (hd->msix_table)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nh_genl.c - the "nichandover" generic netlink family.
+ * The "nichandover" generic netlink family.
  *
  * The family is parallel_ops and netnsok: a request locks only the device
  * it names (its per-device mutex, held across the operation's waits), so
@@ -187,12 +187,9 @@ static u64 nh_qdisc_backlog(struct net_device *dev)
 	unsigned int i;
 	u64 sum = 0;
 
-	for (i = 0; i < dev->num_tx_queues; i++) {
-		struct Qdisc *q = rcu_dereference(netdev_get_tx_queue(dev, i)->qdisc);
-
-		if (q)
-			sum += qdisc_qlen_sum(q);
-	}
+	/* Every queue has a qdisc (noop_qdisc at least) while registered. */
+	for (i = 0; i < dev->num_tx_queues; i++)
+		sum += qdisc_qlen_sum(rcu_dereference(netdev_get_tx_queue(dev, i)->qdisc));
 	return sum;
 }
 
@@ -422,7 +419,7 @@ static int nh_check_raw_allowed(struct nh_req *r)
 	int err;
 
 	if (!netlink_capable(r->skb, CAP_SYS_RAWIO)) {
-		NL_SET_ERR_MSG_MOD(r->extack, "raw REROUTE writes device registers: CAP_SYS_RAWIO needed");
+		NL_SET_ERR_MSG_MOD(r->extack, "raw REROUTE needs CAP_SYS_RAWIO");
 		return -EPERM;
 	}
 	err = security_locked_down(LOCKDOWN_PCI_ACCESS);
@@ -431,7 +428,8 @@ static int nh_check_raw_allowed(struct nh_req *r)
 		return err;
 	}
 	if (d->state != NH_STATE_QUIESCED && d->state != NH_STATE_RELEASED) {
-		NL_SET_ERR_MSG_MOD(r->extack, "raw REROUTE needs the device quiesced or released by this node");
+		NL_SET_ERR_MSG_MOD(r->extack,
+				   "raw REROUTE needs a device quiesced or released here");
 		return -EBUSY;
 	}
 	if (r->epoch != d->max_epoch) {
@@ -459,7 +457,7 @@ static int nh_do_reroute(struct nh_req *r)
 		if (GENL_REQ_ATTR_CHECK(r->info, NH_ATTR_MSI_LIST))
 			return -EINVAL;
 	} else if (hd) {
-		NL_SET_ERR_MSG_MOD(r->extack, "affinity mode moves a PCI function's Linux irqs; contract devices use RAW");
+		NL_SET_ERR_MSG_MOD(r->extack, "contract devices move their interrupts in RAW mode");
 		return -EOPNOTSUPP;
 	}
 	if (!(hd && hd->msix_table) &&
@@ -516,7 +514,8 @@ static int nh_do_reserve(struct nh_req *r)
 		return -EOPNOTSUPP;
 	}
 	if (r->d->state == NH_STATE_RUNNING || r->d->state == NH_STATE_QUIESCED) {
-		NL_SET_ERR_MSG_MOD(r->extack, "the device runs on this node: nothing to reserve for");
+		NL_SET_ERR_MSG_MOD(r->extack,
+				   "the device runs on this node: nothing to reserve for");
 		return -EBUSY;
 	}
 	if (r->d->reserved_vectors) {
@@ -565,11 +564,13 @@ static int nh_do_attach(struct nh_req *r)
 	int n, err;
 
 	if (d->state == NH_STATE_QUIESCED)
-		return nh_refuse_state(r, "quiesced on this node: RESUME, or RECLAIM after a release");
+		return nh_refuse_state(r,
+				       "quiesced on this node: RESUME, or RECLAIM after a release");
 	if (d->state == NH_STATE_GATED)
 		return nh_refuse_state(r, "a quiesce is in progress");
 	if (d->state == NH_STATE_RELEASED && r->epoch <= d->max_epoch) {
-		NL_SET_ERR_MSG_MOD(r->extack, "released at this epoch: ATTACH needs the new owner's higher epoch");
+		NL_SET_ERR_MSG_MOD(r->extack,
+				   "released: ATTACH needs the new owner's higher epoch");
 		return -ESTALE;
 	}
 	if (!nh_contract(d))
@@ -624,7 +625,7 @@ static int nh_do_change(struct nh_req *r)
 		if (d->state == NH_STATE_RUNNING)
 			return 0;
 		if (d->state != NH_STATE_QUIESCED)
-			return nh_refuse_state(r, "not quiesced here (released: ATTACH or RECLAIM with a higher epoch)");
+			return nh_refuse_state(r, "not quiesced here");
 		if (contract)
 			return nh_contract_resume(d, r->extack);
 		return nh_cold_resume(d, r->pdev, r->extack);
@@ -649,7 +650,7 @@ static int nh_do_change(struct nh_req *r)
 	case NH_CMD_RESERVE:
 	case NH_CMD_UNRESERVE:
 		if (!contract) {
-			NL_SET_ERR_MSG_MOD(r->extack, "vector reservation is for contract devices; a cold attach programs its own");
+			NL_SET_ERR_MSG_MOD(r->extack, "only contract devices reserve vectors");
 			return -EOPNOTSUPP;
 		}
 		if (r->cmd == NH_CMD_RESERVE)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * nh_internal.h - shared state of the nichandover hook module.
+ * Shared state of the nichandover hook module.
  *
  * Locking (docs/hook.md, "Locks"), outermost first:
  *  - nh_dev.lock: one mutex per device; every request that changes a
@@ -69,7 +69,7 @@
 struct nh_dev {
 	struct list_head node;
 	char id[NH_PCI_DEV_LEN];
-	struct mutex lock;
+	struct mutex lock; /* serialises the device's operations */
 	struct nh_handover_dev *hd;
 	u32 state;
 	u64 max_epoch;

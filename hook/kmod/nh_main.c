@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nh_main.c - module life cycle, the device registry, the driver handover
+ * Module life cycle, the device registry, the driver handover
  * contract's registration, the netdevice notifier and the debugfs fault
  * knobs.
  *

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nh_msi.c - read and move a function's MSI/MSI-X messages.
+ * Read and move a function's MSI/MSI-X messages.
  *
  * Two ways to move an interrupt:
  *  - affinity: within one kernel, the kernel owns the vector space, so we
@@ -98,20 +98,22 @@ int nh_msi_check_raw(const struct nh_msi_entry *req, int n,
 		if (upper_32_bits(addr) ||
 		    (lower_32_bits(addr) & NH_MSI_ADDR_BASE_MASK) != NH_MSI_ADDR_BASE ||
 		    (addr & NH_MSI_ADDR_RESERVED)) {
-			NL_SET_ERR_MSG_MOD(extack, "address is not an x86 MSI address (0xfee00000 window, no upper bits)");
+			NL_SET_ERR_MSG_MOD(extack, "address is not an x86 MSI address");
 			return -EINVAL;
 		}
 		if (addr & NH_MSI_ADDR_REMAPPABLE) {
-			NL_SET_ERR_MSG_MOD(extack, "remappable-format address: the IRTE must be edited, not the device");
+			NL_SET_ERR_MSG_MOD(extack, "remappable-format address refused");
 			return -EINVAL;
 		}
 		if (data & ~(NH_MSI_DATA_VECTOR | NH_MSI_DATA_DELIVERY)) {
-			NL_SET_ERR_MSG_MOD(extack, "data word must be edge-triggered with no reserved bits");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "data word must be edge-triggered with no reserved bits");
 			return -EINVAL;
 		}
 		if (delivery != NH_MSI_DELIVERY_FIXED &&
 		    delivery != NH_MSI_DELIVERY_LOWPRI) {
-			NL_SET_ERR_MSG_MOD(extack, "delivery mode must be fixed or lowest priority");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "delivery mode must be fixed or lowest priority");
 			return -EINVAL;
 		}
 		if (vector < NH_MSI_VECTOR_MIN || vector >= NH_MSI_VECTOR_END) {
@@ -311,7 +313,8 @@ int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req
 	for (i = 0; i < n; i++) {
 		err = irq_set_affinity(descs[i]->irq, cpumask_of(req[i].cpu));
 		if (err) {
-			NL_SET_ERR_MSG_MOD(extack, "the kernel refused the affinity (managed interrupt?)");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "the kernel refused the affinity (managed interrupt?)");
 			goto out;
 		}
 	}
@@ -331,10 +334,10 @@ int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req
 		}
 		if (done)
 			break;
-		msleep(10);
+		usleep_range(10000, 20000);
 	} while (time_before(jiffies, deadline));
 	if (!done) {
-		NL_SET_ERR_MSG_MOD(extack, "the device's message does not name the target CPU yet (move pending until the next interrupt)");
+		NL_SET_ERR_MSG_MOD(extack, "move still pending (next interrupt)");
 		err = -EAGAIN;
 	}
 out:
@@ -425,13 +428,13 @@ int nh_msi_reroute_raw(struct pci_dev *pdev, const struct nh_msi_entry *req,
 	err = nh_msi_lookup(pdev, req, n, descs, extack);
 	for (i = 0; !err && i < n; i++) {
 		if (!nh_msix_writable(descs[i])) {
-			NL_SET_ERR_MSG_MOD(extack, "raw rewrite needs an MSI-X table entry; use the affinity mode for MSI");
+			NL_SET_ERR_MSG_MOD(extack, "raw rewrite needs MSI-X; use affinity for MSI");
 			err = -EOPNOTSUPP;
 			break;
 		}
 		nh_msi_fill(pdev, descs[i], &hw);
 		if (hw.address & NH_MSI_ADDR_REMAPPABLE) {
-			NL_SET_ERR_MSG_MOD(extack, "interrupt remapping is on: the IRTE must be edited, not the device");
+			NL_SET_ERR_MSG_MOD(extack, "interrupt remapping is on");
 			err = -EOPNOTSUPP;
 			break;
 		}
@@ -442,7 +445,8 @@ int nh_msi_reroute_raw(struct pci_dev *pdev, const struct nh_msi_entry *req,
 		err = nh_msix_rewrite(descs[i], req[i].address, req[i].data,
 				      &old_address[i], &old_data[i]);
 		if (err) {
-			NL_SET_ERR_MSG_MOD(extack, "MSI-X entry did not read back as written; restored");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "MSI-X entry did not read back as written; restored");
 			break;
 		}
 	}
@@ -528,7 +532,8 @@ int nh_window_reroute(const struct nh_handover_dev *hd,
 
 	for (i = 0; i < n; i++) {
 		if (req[i].index >= hd->msix_entries) {
-			NL_SET_ERR_MSG_MOD(extack, "no vector with that index in the device's MSI-X window");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "no vector with that index in the device's MSI-X window");
 			return -ENOENT;
 		}
 	}
@@ -548,7 +553,8 @@ int nh_window_reroute(const struct nh_handover_dev *hd,
 		if (readl(base + PCI_MSIX_ENTRY_LOWER_ADDR) != lower_32_bits(req[i].address) ||
 		    readl(base + PCI_MSIX_ENTRY_UPPER_ADDR) != upper_32_bits(req[i].address) ||
 		    readl(base + PCI_MSIX_ENTRY_DATA) != req[i].data) {
-			NL_SET_ERR_MSG_MOD(extack, "MSI-X entry did not read back as written; restored");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "MSI-X entry did not read back as written; restored");
 			err = -EIO;
 			i++;
 			break;

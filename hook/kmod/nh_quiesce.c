@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nh_quiesce.c - the safe (cold) mode, for drivers without the handover
+ * The safe (cold) mode, for drivers without the handover
  * contract.
  *
  * QUIESCE gates TX in the stack and waits for the completions: each TX
@@ -160,7 +160,7 @@ static int nh_cold_check(struct pci_dev *pdev, struct net_device *dev,
 {
 	ASSERT_RTNL();
 	if (!dev) {
-		NL_SET_ERR_MSG_MOD(extack, "no network interface on this PCI function in this network namespace");
+		NL_SET_ERR_MSG_MOD(extack, "no interface on this function here");
 		return -ENODEV;
 	}
 	if (pci_channel_offline(pdev)) {
@@ -168,7 +168,7 @@ static int nh_cold_check(struct pci_dev *pdev, struct net_device *dev,
 		return -EBUSY;
 	}
 	if (!netif_running(dev)) {
-		NL_SET_ERR_MSG_MOD(extack, "interface is down: nothing to quiesce, hand it over with RELEASE from a quiesced state only");
+		NL_SET_ERR_MSG_MOD(extack, "interface is down");
 		return -ENETDOWN;
 	}
 	if (!netif_device_present(dev)) {
@@ -176,7 +176,8 @@ static int nh_cold_check(struct pci_dev *pdev, struct net_device *dev,
 		return -EBUSY;
 	}
 	if (dev_xdp_prog_count(dev)) {
-		NL_SET_ERR_MSG_MOD(extack, "an XDP program is loaded: XDP transmit bypasses the gate");
+		NL_SET_ERR_MSG_MOD(extack,
+				   "an XDP program is loaded: XDP transmit bypasses the gate");
 		return -EBUSY;
 	}
 	return 0;
@@ -205,7 +206,8 @@ static int nh_cold_drain(struct nh_dev *d, unsigned int timeout_ms,
 		if (!inflight)
 			return 0;
 		if (time_after(jiffies, deadline)) {
-			NL_SET_ERR_MSG_MOD(extack, "TX completions did not drain before the deadline");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "TX completions did not drain before the deadline");
 			return -ETIMEDOUT;
 		}
 		if (fatal_signal_pending(current))

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * nichandover_genl.h - the "nichandover" generic netlink family.
+ * The "nichandover" generic netlink family.
  *
  * Shared by the kernel module and its user-space clients: only
  * <linux/types.h> is needed, so it can be included from C++ as is.
@@ -109,10 +109,11 @@ enum nh_attr {
 	NH_ATTR_MSI_PREVIOUS,		/* nested array, REROUTE reply */
 	NH_ATTR_REROUTE_MODE,		/* u32, enum nh_reroute_mode */
 	NH_ATTR_TARGET_CPU,		/* u32, REROUTE affinity mode */
-	NH_ATTR_RINGS,			/* nested array of NH_RING_ATTR_*: QUIESCE reply, ATTACH request */
+	/* nested array of NH_RING_ATTR_*: QUIESCE reply, ATTACH request */
+	NH_ATTR_RINGS,
 	NH_ATTR_HANDOVER_MODE,		/* u32, enum nh_handover_mode (reply) */
 	NH_ATTR_VECTOR_COUNT,		/* u32, RESERVE request (1..2048); EPOCH optional */
-	NH_ATTR_CONFIG,			/* binary: PCI config space (LIST reply, contract devices) */
+	NH_ATTR_CONFIG,			/* binary: config space (LIST, contract) */
 	NH_ATTR_VENDOR_ID,		/* u16 (LIST reply) */
 	NH_ATTR_DEVICE_ID,		/* u16 (LIST reply) */
 	NH_ATTR_DRIVER,			/* string: bound driver (LIST reply) */
