@@ -106,7 +106,8 @@ void nh_set_state(struct nh_dev *d, enum nh_state state)
  * owns), and a runtime PM usage count (the device must stay powered while
  * another node may drive it).
  *
- * Context: @d->lock held.
+ * Context: @d->lock held; not under rtnl_lock or @dev's device lock.
+ * Lock order: @d->lock, then @dev's device lock (cold mode only).
  */
 void nh_hold(struct nh_dev *d, struct device *dev)
 {
@@ -114,8 +115,18 @@ void nh_hold(struct nh_dev *d, struct device *dev)
 	if (d->held)
 		return;
 	__module_get(THIS_MODULE);
+	/*
+	 * A contract driver stays bound while registered: its remove waits
+	 * for @d->lock in nh_handover_unregister() (so taking the device
+	 * lock here would invert that order).  Otherwise the device lock
+	 * keeps the driver bound while it is pinned.
+	 */
+	if (!d->hd)
+		device_lock(dev);
 	if (dev->driver && try_module_get(dev->driver->owner))
 		d->driver_module = dev->driver->owner;
+	if (!d->hd)
+		device_unlock(dev);
 	/* A failed resume still counts as a usage; the device stays active. */
 	pm_runtime_get_sync(dev);
 	d->pm_dev = get_device(dev);

@@ -240,13 +240,14 @@ int nh_cold_quiesce(struct nh_dev *d, struct pci_dev *pdev, struct net *net,
 		NL_SET_ERR_MSG_MOD(extack, "fault injected before the gate");
 		return -EIO;
 	}
+	/* Runtime resume may take rtnl in the driver: hold before locking. */
+	nh_hold(d, &pdev->dev);
 	rtnl_lock();
 	rcu_read_lock();
 	dev = nh_netdev_of(pdev, net);
 	rcu_read_unlock();
 	err = nh_cold_check(pdev, dev, extack);
 	if (!err) {
-		nh_hold(d, &pdev->dev);
 		nh_gate_close(dev);
 		d->drained_tx_bytes = nh_bql_inflight(dev);
 		WRITE_ONCE(d->gate_lost, false);
@@ -254,8 +255,10 @@ int nh_cold_quiesce(struct nh_dev *d, struct pci_dev *pdev, struct net *net,
 		nh_set_state(d, NH_STATE_GATED);
 	}
 	rtnl_unlock();
-	if (err)
+	if (err) {
+		nh_unhold(d);
 		return err;
+	}
 
 	nh_stall();
 	err = nh_cold_drain(d, timeout_ms, extack);
