@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * nh_handover.h - the driver handover contract of the nichandover hook.
+ * The driver handover contract of the nichandover hook.
  *
  * A network driver that can hand its device to another OS node while it
  * runs implements these operations and registers the device with

@@ -1,100 +1,154 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * nh_internal.h - shared state of the nichandover hook module.
+ * Shared state of the nichandover hook module.
  *
- * Locking: every field of struct nh_dev except the counters is changed
- * under rtnl_lock.  Control requests take rtnl for their whole duration
- * (the netdevice notifier runs under it too, so a device cannot go down
- * or disappear in the middle of a quiesce).  The tracepoint probes only
- * read @gated_dev and @napi_off with READ_ONCE() and bump atomic counters;
- * they never dereference @gated_dev.
+ * Locking (docs/hook.md, "Locks"), outermost first:
+ *  - nh_dev.lock: one mutex per device; every request that changes a
+ *    device, and the contract's register/unregister, hold it for the whole
+ *    operation, waits included.  Requests on different devices run in
+ *    parallel (the family is parallel_ops); STATUS and LIST never take it.
+ *  - rtnl_lock: taken only for short sections (find the interface, close or
+ *    open the TX gate); never held across a wait or a driver's unbind.
+ *  - nh_devs_lock: the registry list; a leaf (the netdevice notifier takes
+ *    it under rtnl).
+ * @gated_dev is written under rtnl and read under RCU: the notifier clears
+ * it before the interface is freed (unregister waits for a grace period
+ * after the notifier).
  */
 #ifndef _NH_INTERNAL_H
 #define _NH_INTERNAL_H
 
-#include <linux/atomic.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
 #include <linux/netdevice.h>
 #include <linux/netlink.h>
 #include <linux/pci.h>
 #include <linux/types.h>
+#include <linux/workqueue.h>
 
+#include "nh_handover.h"
 #include "nichandover_genl.h"
 
-#define NH_MAX_DEVS 16
-#define NH_MAX_NAPI 64
-#define NH_MAX_VECTORS 64
+/* The standard header and the capability list of a PCI function. */
+#define NH_CONFIG_LEN 256
 
 /**
- * struct nh_dev - what the hook knows of one PCI function
- * @in_use: slot allocated
- * @domain: PCI domain of the function
- * @bus: PCI bus number
- * @devfn: PCI device/function
- * @max_epoch: highest epoch seen in an accepted request
- * @released: handed to another node (RELEASE); stays gated
- * @quiesced: the last QUIESCE completed every step
- * @gated: TX gate closed (queues frozen, device detached)
- * @gated_dev: the netdev gated; never holds a reference (cleared on
- *	NETDEV_UNREGISTER), compared by the probes, never dereferenced there
- * @napi_off: NAPI instances disabled by us
- * @napis: the NAPI instances we disabled
- * @irqs_masked: number of entries of @irqs we disabled
- * @irqs: the Linux irqs we disabled
- * @held_xmits: skbs handed to the stack for @gated_dev while gated
- * @xmits_while_quiesced: ndo_start_xmit calls for @gated_dev while gated
- * @polls_while_quiesced: NAPI polls of @gated_dev while NAPI is off
- * @drain_rx_work: packets NAPI processed between gate and napi_disable
- * @drained_tx_bytes: BQL in-flight bytes when the gate closed
- * @tx_packets_at_gate: the driver's tx_packets when the gate closed
- * @drained_tx_packets: tx_packets delta over the drain
- * @quiesce_ns: duration of the last quiesce
+ * struct nh_dev - one device the module knows, in either handover mode
+ * @node: entry in the registry (entries live until module unload: the
+ *	epoch of a device must outlive its driver)
+ * @id: machine-wide PCI name, the registry key
+ * @lock: serialises the operations on this device
+ * @hd: contract device (NULL: cold mode on the PCI function named @id)
+ * @state: enum nh_state; written under @lock, read locklessly
+ * @max_epoch: highest epoch of a request that changed the device
+ * @reclaimed: RECLAIM took the device back; RESUME starts it (cold: binds
+ *	the driver; contract: attaches with the rings of the last quiesce)
+ * @gated_dev: cold mode: the interface whose TX gate is closed
+ * @gate_lost: the notifier found the gated interface going down
+ * @abandon_work: drops a quiesce whose interface went away
+ * @held: holds taken while quiesced or released (module, driver, runtime PM)
+ * @driver_module: the driver module pinned while held
+ * @pm_dev: the device whose runtime PM usage count is held
+ * @saved_override: cold RELEASE: the function's driver_override before it
+ *	was pointed at no driver; restored by ATTACH/RESUME
+ * @rings: contract: ring state of the last quiesce
+ * @n_rings: entries in @rings
+ * @reserved_vectors: contract: vectors reserved by RESERVE
+ * @drained_tx_bytes: cold mode: BQL in-flight bytes when the gate closed
+ * @quiesce_ns: duration of the last successful QUIESCE
+ * @ifindex: contract: the interface (looked up under RCU in the caller's
+ *	network namespace, so STATUS and LIST never need @lock)
+ * @queue_count: contract: queue pairs
+ * @vendor: contract: PCI vendor ID (from @config)
+ * @device: contract: PCI device ID (from @config)
+ * @driver: contract: the registering driver's name
+ * @config: contract: PCI config space as ops->read_config gave it at
+ *	registration and after each operation
+ * @config_len: bytes in @config (0: the driver has no read_config)
  */
 struct nh_dev {
-	bool in_use;
-	u16 domain;
-	u8 bus;
-	u8 devfn;
+	struct list_head node;
+	char id[NH_PCI_DEV_LEN];
+	struct mutex lock; /* serialises the device's operations */
+	struct nh_handover_dev *hd;
+	u32 state;
 	u64 max_epoch;
-	bool released;
-	bool quiesced;
-	bool gated;
+	bool reclaimed;
 	struct net_device *gated_dev;
-	bool napi_off;
-	unsigned int n_napis;
-	struct napi_struct *napis[NH_MAX_NAPI];
-	unsigned int irqs_masked;
-	unsigned int irqs[NH_MAX_VECTORS];
-	atomic64_t held_xmits;
-	atomic64_t xmits_while_quiesced;
-	atomic64_t polls_while_quiesced;
-	atomic64_t drain_rx_work;
+	bool gate_lost;
+	struct work_struct abandon_work;
+	bool held;
+	struct module *driver_module;
+	struct device *pm_dev;
+	const char *saved_override;
+	struct nh_ring_state *rings;
+	unsigned int n_rings;
+	unsigned int reserved_vectors;
 	u64 drained_tx_bytes;
-	u64 tx_packets_at_gate;
-	u64 drained_tx_packets;
 	u64 quiesce_ns;
+	int ifindex;
+	unsigned int queue_count;
+	u16 vendor;
+	u16 device;
+	char driver[32];
+	u8 config[NH_CONFIG_LEN];
+	unsigned int config_len;
 };
 
-extern struct nh_dev nh_devs[NH_MAX_DEVS];
+/**
+ * enum nh_fault - where a debugfs fault knob makes an operation fail
+ * @NH_FAULT_NONE: no fault armed
+ * @NH_FAULT_BEFORE: before the first change (gate / driver op / bind)
+ * @NH_FAULT_AFTER: after the main step (drain done / op returned / bound):
+ *	the module must undo it
+ */
+enum nh_fault {
+	NH_FAULT_NONE,
+	NH_FAULT_BEFORE,
+	NH_FAULT_AFTER,
+};
 
 /* nh_main.c */
-struct nh_dev *nh_dev_get(struct pci_dev *pdev, bool create);
-struct net_device *nh_netdev_of(struct pci_dev *pdev);
-enum nh_state nh_dev_state(const struct nh_dev *d);
-int nh_probes_register(void);
-void nh_probes_unregister(void);
+struct nh_dev *nh_dev_find(const char *id, bool create);
+struct nh_dev *nh_dev_at(unsigned int index);
+void nh_refresh_config(struct nh_dev *d);
+void nh_stall(void);
+void nh_set_state(struct nh_dev *d, enum nh_state state);
+void nh_hold(struct nh_dev *d, struct device *dev);
+void nh_unhold(struct nh_dev *d);
+bool nh_fault_hit(u32 *knob, enum nh_fault step);
+extern u32 nh_fault_quiesce;
+extern u32 nh_fault_attach;
+extern u32 nh_quiesce_stall_ms;
 
-/* nh_quiesce.c */
-int nh_quiesce(struct nh_dev *d, struct pci_dev *pdev, unsigned int timeout_ms,
-	       struct netlink_ext_ack *extack);
-void nh_resume(struct nh_dev *d);
+/* nh_quiesce.c: cold mode */
+struct net_device *nh_netdev_of(struct pci_dev *pdev, struct net *net);
 u64 nh_bql_inflight(struct net_device *dev);
+int nh_cold_quiesce(struct nh_dev *d, struct pci_dev *pdev, struct net *net,
+		    unsigned int timeout_ms, struct netlink_ext_ack *extack);
+int nh_cold_resume(struct nh_dev *d, struct pci_dev *pdev,
+		   struct netlink_ext_ack *extack);
+int nh_cold_release(struct nh_dev *d, struct pci_dev *pdev,
+		    struct netlink_ext_ack *extack);
+int nh_cold_attach(struct nh_dev *d, struct pci_dev *pdev,
+		   struct netlink_ext_ack *extack);
+void nh_gate_lost(struct nh_dev *d, struct net_device *dev);
+void nh_abandon_work(struct work_struct *work);
+
+/* nh_contract.c */
+int nh_contract_quiesce(struct nh_dev *d, unsigned int timeout_ms,
+			struct netlink_ext_ack *extack);
+int nh_contract_resume(struct nh_dev *d, struct netlink_ext_ack *extack);
+int nh_contract_release(struct nh_dev *d, struct netlink_ext_ack *extack);
+int nh_contract_attach(struct nh_dev *d, const struct nh_ring_state *rings,
+		       unsigned int n, struct netlink_ext_ack *extack);
 
 /* nh_msi.c */
 
 /**
  * struct nh_msi_entry - one vector's message
  * @index: MSI-X table entry or MSI vector number
- * @irq: Linux irq
+ * @irq: Linux irq (0 for a window entry)
  * @address: message address
  * @data: message data
  * @masked: vector control mask bit (MSI-X) or mask bit (maskable MSI)
@@ -110,12 +164,20 @@ struct nh_msi_entry {
 };
 
 enum nh_msi_mode nh_msi_mode(struct pci_dev *pdev);
+int nh_msi_count(struct pci_dev *pdev);
 int nh_msi_read(struct pci_dev *pdev, struct nh_msi_entry *out, int max);
 int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req,
 			    int n, struct netlink_ext_ack *extack);
+int nh_msi_check_raw(const struct nh_msi_entry *req, int n,
+		     struct netlink_ext_ack *extack);
 int nh_msi_reroute_raw(struct pci_dev *pdev, const struct nh_msi_entry *req,
 		       int n, struct netlink_ext_ack *extack);
-int nh_msi_irqs(struct pci_dev *pdev, unsigned int *irqs, int max);
+int nh_window_read(const struct nh_handover_dev *hd, struct nh_msi_entry *out,
+		   int max);
+int nh_window_reroute(const struct nh_handover_dev *hd,
+		      const struct nh_msi_entry *req, int n,
+		      struct netlink_ext_ack *extack);
+void nh_window_unmask(const struct nh_handover_dev *hd, unsigned int n);
 
 /* nh_genl.c */
 int nh_genl_register(void);

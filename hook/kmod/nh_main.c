@@ -1,232 +1,337 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nh_main.c - module life cycle, the device table, the netdevice notifier
- * and the tracepoint probes that count what happens at the gates.
+ * Module life cycle, the device registry, the driver handover
+ * contract's registration, the netdevice notifier and the debugfs fault
+ * knobs.
  *
- * The module never holds a net_device reference between requests: a
- * reference held across NETDEV_UNREGISTER blocks unplug forever.  It
- * remembers the gated netdev as a plain pointer, cleared by the notifier.
+ * The registry is a list of struct nh_dev keyed by the machine-wide PCI
+ * name.  Entries are added by the contract's registration or by the first
+ * request that changes a PCI function, and stay until the module is
+ * unloaded: a device's highest epoch must outlive its driver.
+ *
+ * The module never holds a net_device reference between requests (one held
+ * across NETDEV_UNREGISTER blocks unplug); the cold mode's gated interface
+ * is a plain pointer that the notifier clears.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
+#include <linux/pm_runtime.h>
 #include <linux/rtnetlink.h>
-#include <linux/tracepoint.h>
+#include <linux/slab.h>
 
 #include "nh_internal.h"
 
-struct nh_dev nh_devs[NH_MAX_DEVS];
+static LIST_HEAD(nh_devs);
+static DEFINE_MUTEX(nh_devs_lock);
+static struct dentry *nh_debugfs;
+
+/* debugfs fault knobs (docs/hook.md): one-shot, enum nh_fault values. */
+u32 nh_fault_quiesce;
+u32 nh_fault_attach;
+/* debugfs: a QUIESCE waits this long (ms) before it drains, interruptibly. */
+u32 nh_quiesce_stall_ms;
 
 /**
- * nh_dev_get() - the slot of a PCI function
- * @pdev: the function
- * @create: allocate a slot if the function has none
+ * nh_dev_find() - the registry entry of a device
+ * @id: the machine-wide PCI name
+ * @create: add an entry if there is none
  *
- * Context: rtnl_lock held.
- * Return: the slot, or NULL if there is none (and @create is false, or the
- * table is full).
+ * Entries are never freed before module unload, so the pointer stays
+ * valid after the registry lock is dropped.
+ *
+ * Return: the entry, or NULL (none and @create false, or out of memory).
  */
-struct nh_dev *nh_dev_get(struct pci_dev *pdev, bool create)
+struct nh_dev *nh_dev_find(const char *id, bool create)
 {
-	u16 domain = pci_domain_nr(pdev->bus);
-	struct nh_dev *free_slot = NULL;
-	int i;
+	struct nh_dev *d;
 
-	ASSERT_RTNL();
-	for (i = 0; i < NH_MAX_DEVS; i++) {
-		struct nh_dev *d = &nh_devs[i];
+	mutex_lock(&nh_devs_lock);
+	list_for_each_entry(d, &nh_devs, node) {
+		if (!strcmp(d->id, id))
+			goto out;
+	}
+	d = NULL;
+	if (!create || strlen(id) >= NH_PCI_DEV_LEN)
+		goto out;
+	d = kzalloc(sizeof(*d), GFP_KERNEL);
+	if (!d)
+		goto out;
+	strscpy(d->id, id, sizeof(d->id));
+	mutex_init(&d->lock);
+	INIT_WORK(&d->abandon_work, nh_abandon_work);
+	d->state = NH_STATE_RUNNING;
+	list_add_tail(&d->node, &nh_devs);
+out:
+	mutex_unlock(&nh_devs_lock);
+	return d;
+}
 
-		if (!d->in_use) {
-			if (!free_slot)
-				free_slot = d;
-			continue;
+/**
+ * nh_dev_at() - the registry entry at a position, for the LIST dump
+ * @index: position, from 0
+ *
+ * Return: the entry, or NULL past the end.
+ */
+struct nh_dev *nh_dev_at(unsigned int index)
+{
+	struct nh_dev *d, *found = NULL;
+
+	mutex_lock(&nh_devs_lock);
+	list_for_each_entry(d, &nh_devs, node) {
+		if (!index--) {
+			found = d;
+			break;
 		}
-		if (d->domain == domain && d->bus == pdev->bus->number &&
-		    d->devfn == pdev->devfn)
-			return d;
 	}
-	if (!create || !free_slot)
-		return NULL;
-	free_slot->in_use = true;
-	free_slot->domain = domain;
-	free_slot->bus = pdev->bus->number;
-	free_slot->devfn = pdev->devfn;
-	return free_slot;
+	mutex_unlock(&nh_devs_lock);
+	return found;
+}
+
+void nh_set_state(struct nh_dev *d, enum nh_state state)
+{
+	WRITE_ONCE(d->state, state);
 }
 
 /**
- * nh_netdev_of() - the network interface a PCI function's driver registered
- * @pdev: the function
+ * nh_hold() - take what a quiesced or released device needs held
+ * @d: the device
+ * @dev: the device its driver is bound to
  *
- * Context: rtnl_lock held, which keeps the result registered until unlock.
- * Return: the netdev, or NULL if no driver registered one.
+ * This module (a released device must never be reopened by an unload),
+ * the driver's module (its remove would run on a device it no longer
+ * owns), and a runtime PM usage count (the device must stay powered while
+ * another node may drive it).
+ *
+ * Context: @d->lock held; not under rtnl_lock or @dev's device lock.
+ * Lock order: @d->lock, then @dev's device lock (cold mode only).
  */
-struct net_device *nh_netdev_of(struct pci_dev *pdev)
+void nh_hold(struct nh_dev *d, struct device *dev)
 {
-	struct net_device *dev;
-
-	ASSERT_RTNL();
-	for_each_netdev(&init_net, dev) {
-		if (dev->dev.parent == &pdev->dev)
-			return dev;
-	}
-	return NULL;
-}
-
-/**
- * nh_dev_state() - the state reported to user space
- * @d: the slot, or NULL for a function the hook never touched
- */
-enum nh_state nh_dev_state(const struct nh_dev *d)
-{
-	if (!d)
-		return NH_STATE_RUNNING;
-	if (d->released)
-		return NH_STATE_RELEASED;
-	if (d->quiesced)
-		return NH_STATE_QUIESCED;
-	if (d->gated || d->n_napis || d->irqs_masked)
-		return NH_STATE_GATED;
-	return NH_STATE_RUNNING;
-}
-
-/* The slot gating @dev, or NULL.  Called from tracepoints: lock-free. */
-static struct nh_dev *nh_dev_gating(const struct net_device *dev)
-{
-	int i;
-
-	if (!dev)
-		return NULL;
-	for (i = 0; i < NH_MAX_DEVS; i++) {
-		if (READ_ONCE(nh_devs[i].gated_dev) == dev)
-			return &nh_devs[i];
-	}
-	return NULL;
-}
-
-/* net:net_dev_queue: an skb entered __dev_queue_xmit for the device. */
-static void nh_probe_dev_queue(void *data, struct sk_buff *skb)
-{
-	struct nh_dev *d = nh_dev_gating(skb->dev);
-
-	if (d)
-		atomic64_inc(&d->held_xmits);
-}
-
-/* net:net_dev_start_xmit: dev_hard_start_xmit is calling ndo_start_xmit. */
-static void nh_probe_start_xmit(void *data, const struct sk_buff *skb,
-				const struct net_device *dev)
-{
-	struct nh_dev *d = nh_dev_gating(dev);
-
-	if (d)
-		atomic64_inc(&d->xmits_while_quiesced);
-}
-
-/* napi:napi_poll: a poll of one of the device's NAPI instances returned. */
-static void nh_probe_napi_poll(void *data, struct napi_struct *napi, int work,
-			       int budget)
-{
-	struct nh_dev *d = nh_dev_gating(napi->dev);
-
-	if (!d)
+	lockdep_assert_held(&d->lock);
+	if (d->held)
 		return;
-	if (READ_ONCE(d->napi_off))
-		atomic64_inc(&d->polls_while_quiesced);
-	else
-		atomic64_add(work, &d->drain_rx_work);
-}
-
-struct nh_probe {
-	const char *name;
-	void *fn;
-	struct tracepoint *tp;
-};
-
-static struct nh_probe nh_probes[] = {
-	{ .name = "net_dev_queue", .fn = nh_probe_dev_queue },
-	{ .name = "net_dev_start_xmit", .fn = nh_probe_start_xmit },
-	{ .name = "napi_poll", .fn = nh_probe_napi_poll },
-};
-
-/*
- * Only napi_poll's tracepoint is exported to modules; the net ones are
- * found by name, which tracepoint_probe_register() accepts as well.
- */
-static void nh_find_tracepoint(struct tracepoint *tp, void *priv)
-{
-	int i;
-
-	for (i = 0; i < ARRAY_SIZE(nh_probes); i++) {
-		if (!strcmp(tp->name, nh_probes[i].name))
-			nh_probes[i].tp = tp;
-	}
+	__module_get(THIS_MODULE);
+	/*
+	 * A contract driver stays bound while registered: its remove waits
+	 * for @d->lock in nh_handover_unregister() (so taking the device
+	 * lock here would invert that order).  Otherwise the device lock
+	 * keeps the driver bound while it is pinned.
+	 */
+	if (!d->hd)
+		device_lock(dev);
+	if (dev->driver && try_module_get(dev->driver->owner))
+		d->driver_module = dev->driver->owner;
+	if (!d->hd)
+		device_unlock(dev);
+	/* A failed resume still counts as a usage; the device stays active. */
+	pm_runtime_get_sync(dev);
+	d->pm_dev = get_device(dev);
+	d->held = true;
 }
 
 /**
- * nh_probes_register() - attach the counting probes
+ * nh_unhold() - give back what nh_hold() took
+ * @d: the device
  *
- * Return: 0, or a negative errno if a tracepoint is missing.
+ * Context: @d->lock held.
  */
-int nh_probes_register(void)
+void nh_unhold(struct nh_dev *d)
 {
-	int i, err;
+	lockdep_assert_held(&d->lock);
+	if (!d->held)
+		return;
+	pm_runtime_put(d->pm_dev);
+	put_device(d->pm_dev);
+	d->pm_dev = NULL;
+	module_put(d->driver_module);
+	d->driver_module = NULL;
+	d->held = false;
+	module_put(THIS_MODULE);
+}
 
-	for_each_kernel_tracepoint(nh_find_tracepoint, NULL);
-	for (i = 0; i < ARRAY_SIZE(nh_probes); i++) {
-		if (!nh_probes[i].tp) {
-			pr_err("tracepoint %s not found\n", nh_probes[i].name);
-			err = -ENOENT;
-			goto unwind;
-		}
-		err = tracepoint_probe_register(nh_probes[i].tp,
-						nh_probes[i].fn, NULL);
-		if (err)
-			goto unwind;
-	}
+/**
+ * nh_fault_hit() - whether a debugfs fault knob fires at this step
+ * @knob: the knob
+ * @step: the step being run
+ *
+ * Return: true once per arming (the knob is reset to NH_FAULT_NONE).
+ */
+bool nh_fault_hit(u32 *knob, enum nh_fault step)
+{
+	return READ_ONCE(*knob) == step && cmpxchg(knob, step, NH_FAULT_NONE) == step;
+}
+
+/* The debugfs stall: lets a test observe a QUIESCE that is waiting. */
+void nh_stall(void)
+{
+	u32 ms = READ_ONCE(nh_quiesce_stall_ms);
+
+	if (ms)
+		msleep_interruptible(ms);
+}
+
+/**
+ * nh_refresh_config() - cache a contract device's config space
+ * @d: the device
+ *
+ * Context: @d->lock held, @d->hd set.
+ */
+void nh_refresh_config(struct nh_dev *d)
+{
+	struct nh_handover_dev *hd = d->hd;
+	int n;
+
+	lockdep_assert_held(&d->lock);
+	if (!hd->ops->read_config)
+		return;
+	n = hd->ops->read_config(hd, 0, d->config, sizeof(d->config));
+	if (n < PCI_DEVICE_ID + 2)
+		return;
+	d->config_len = n;
+	d->vendor = d->config[PCI_VENDOR_ID] | d->config[PCI_VENDOR_ID + 1] << 8;
+	d->device = d->config[PCI_DEVICE_ID] | d->config[PCI_DEVICE_ID + 1] << 8;
+}
+
+static int nh_handover_check(const struct nh_handover_dev *hd)
+{
+	const struct nh_handover_ops *ops = hd->ops;
+
+	if (!hd->id || !hd->netdev || !hd->dev || !ops || !ops->quiesce ||
+	    !ops->resume || !ops->release || !ops->attach ||
+	    strnlen(hd->id, NH_PCI_DEV_LEN) >= NH_PCI_DEV_LEN)
+		return -EINVAL;
+	if (!ops->reserve_vectors != !ops->unreserve_vectors)
+		return -EINVAL;
+	if (hd->msix_table && (!hd->msix_entries || hd->msix_entries > 2048))
+		return -EINVAL;
+	if (hd->start != NH_HANDOVER_START_RUNNING &&
+	    hd->start != NH_HANDOVER_START_STANDBY)
+		return -EINVAL;
 	return 0;
-unwind:
-	while (--i >= 0)
-		tracepoint_probe_unregister(nh_probes[i].tp, nh_probes[i].fn,
-					    NULL);
+}
+
+/**
+ * nh_handover_register() - offer a device for live handover
+ * @hd: the device, its operations and its MSI-X window; must stay valid
+ *	until nh_handover_unregister()
+ *
+ * After this returns 0 the hook's netlink requests naming @hd->id call
+ * @hd->ops instead of the cold (unbind/bind) mode.  A device this module
+ * holds released at some epoch can only come back on standby: registering
+ * it as running is refused, since another node owns it.
+ *
+ * Context: process context, may sleep; not under rtnl_lock.
+ * Return: 0; -EINVAL for an incomplete @hd; -EEXIST if @hd->id is already
+ * registered; -EBUSY if the module holds the device released or quiesced;
+ * -ENOMEM.
+ */
+int nh_handover_register(struct nh_handover_dev *hd)
+{
+	struct nh_dev *d;
+	int err;
+
+	might_sleep();
+	err = nh_handover_check(hd);
+	if (err)
+		return err;
+	d = nh_dev_find(hd->id, true);
+	if (!d)
+		return -ENOMEM;
+	mutex_lock(&d->lock);
+	if (d->hd) {
+		err = -EEXIST;
+		goto out;
+	}
+	switch (d->state) {
+	case NH_STATE_RUNNING:
+		break;
+	case NH_STATE_RELEASED:
+	case NH_STATE_STANDBY:
+		if (hd->start == NH_HANDOVER_START_STANDBY)
+			break;
+		fallthrough;
+	default:
+		err = -EBUSY;
+		goto out;
+	}
+	d->hd = hd;
+	hd->hook_private = d;
+	d->ifindex = hd->netdev->ifindex;
+	d->queue_count = hd->queue_count;
+	strscpy(d->driver, hd->dev->driver ? hd->dev->driver->name :
+		module_name(THIS_MODULE), sizeof(d->driver));
+	d->config_len = 0;
+	nh_refresh_config(d);
+	if (hd->start == NH_HANDOVER_START_STANDBY && d->state == NH_STATE_RUNNING)
+		nh_set_state(d, NH_STATE_STANDBY);
+	netdev_info(hd->netdev, "%s registered for handover (%s)\n", hd->id,
+		    d->state == NH_STATE_RUNNING ? "running" : "standby");
+out:
+	mutex_unlock(&d->lock);
 	return err;
 }
+EXPORT_SYMBOL_GPL(nh_handover_register);
 
-void nh_probes_unregister(void)
+/**
+ * nh_handover_unregister() - withdraw a device registered for handover
+ * @hd: the device given to nh_handover_register()
+ *
+ * Waits for an operation in progress on the device to finish; no op of @hd
+ * is called after this returns.  A device the module holds released or on
+ * standby stays recorded so (a later registration can only be on standby);
+ * a quiesced one is forgotten (the driver's remove stops it).
+ *
+ * Context: process context, may sleep; not under rtnl_lock.
+ */
+void nh_handover_unregister(struct nh_handover_dev *hd)
 {
-	int i;
+	struct nh_dev *d = hd->hook_private;
 
-	for (i = 0; i < ARRAY_SIZE(nh_probes); i++)
-		tracepoint_probe_unregister(nh_probes[i].tp, nh_probes[i].fn,
-					    NULL);
-	/* No probe may still run when the module text goes away. */
-	tracepoint_synchronize_unregister();
+	might_sleep();
+	if (!d)
+		return;
+	mutex_lock(&d->lock);
+	if (d->hd == hd) {
+		nh_unhold(d);
+		if (d->reserved_vectors && hd->ops->unreserve_vectors)
+			hd->ops->unreserve_vectors(hd);
+		d->reserved_vectors = 0;
+		if (d->state != NH_STATE_RELEASED && d->state != NH_STATE_STANDBY)
+			nh_set_state(d, NH_STATE_RUNNING);
+		d->reclaimed = false;
+		d->hd = NULL;
+		d->ifindex = 0;
+	}
+	hd->hook_private = NULL;
+	mutex_unlock(&d->lock);
 }
+EXPORT_SYMBOL_GPL(nh_handover_unregister);
 
 /*
- * A gated device that goes down must be reopened first: the driver's close
- * calls napi_disable() again and would wait forever on a NAPI we disabled,
- * and its free_irq() expects enabled vectors.  Unregistering clears the
- * pointer so that no stale netdev is ever compared or touched.
+ * Cold mode: an interface whose TX gate is closed is going down or away
+ * (ip link set down, the driver's unbind or unload, a reset that closes
+ * it).  Its close runs as it always does (the module took nothing from
+ * the driver); the quiesce is dropped.  A released device has no gated
+ * interface (its driver was unbound) and is never reopened here.
  */
 static int nh_netdev_event(struct notifier_block *nb, unsigned long event,
 			   void *ptr)
 {
 	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
-	int i;
+	struct nh_dev *d;
 
 	if (event != NETDEV_GOING_DOWN && event != NETDEV_UNREGISTER)
 		return NOTIFY_DONE;
-	for (i = 0; i < NH_MAX_DEVS; i++) {
-		struct nh_dev *d = &nh_devs[i];
-
-		if (!d->in_use || d->gated_dev != dev)
-			continue;
-		netdev_warn(dev, "going down while gated: reopening NAPI, vectors and queues\n");
-		nh_resume(d);
-		d->released = false;
+	mutex_lock(&nh_devs_lock);
+	list_for_each_entry(d, &nh_devs, node) {
+		if (d->gated_dev == dev)
+			nh_gate_lost(d, dev);
 	}
+	mutex_unlock(&nh_devs_lock);
 	return NOTIFY_DONE;
 }
 
@@ -234,48 +339,58 @@ static struct notifier_block nh_netdev_nb = {
 	.notifier_call = nh_netdev_event,
 };
 
+static void nh_debugfs_init(void)
+{
+	nh_debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
+	debugfs_create_u32("fail_quiesce", 0600, nh_debugfs, &nh_fault_quiesce);
+	debugfs_create_u32("fail_attach", 0600, nh_debugfs, &nh_fault_attach);
+	debugfs_create_u32("quiesce_stall_ms", 0600, nh_debugfs,
+			   &nh_quiesce_stall_ms);
+}
+
 static int __init nh_init(void)
 {
 	int err;
 
-	err = nh_probes_register();
-	if (err)
-		return err;
 	err = register_netdevice_notifier(&nh_netdev_nb);
 	if (err)
-		goto err_probes;
+		return err;
 	err = nh_genl_register();
-	if (err)
-		goto err_notifier;
+	if (err) {
+		unregister_netdevice_notifier(&nh_netdev_nb);
+		return err;
+	}
+	nh_debugfs_init();
 	pr_info("loaded: generic netlink family \"%s\"\n", NH_GENL_NAME);
 	return 0;
-
-err_notifier:
-	unregister_netdevice_notifier(&nh_netdev_nb);
-err_probes:
-	nh_probes_unregister();
-	return err;
 }
 
+/*
+ * Unload is possible only when no device is held (each quiesced or
+ * released device holds a module reference) and no contract driver is
+ * loaded (it links against the exported symbols), so nothing here touches
+ * a device.
+ */
 static void __exit nh_exit(void)
 {
-	int i;
+	struct nh_dev *d, *tmp;
 
+	debugfs_remove_recursive(nh_debugfs);
 	nh_genl_unregister();
-	/* Never leave a device gated behind: nobody could reopen it. */
-	rtnl_lock();
-	for (i = 0; i < NH_MAX_DEVS; i++) {
-		if (nh_devs[i].in_use)
-			nh_resume(&nh_devs[i]);
-	}
-	rtnl_unlock();
 	unregister_netdevice_notifier(&nh_netdev_nb);
-	nh_probes_unregister();
+	list_for_each_entry_safe(d, tmp, &nh_devs, node) {
+		cancel_work_sync(&d->abandon_work);
+		list_del(&d->node);
+		kfree(d->rings);
+		kfree(d->saved_override);
+		mutex_destroy(&d->lock);
+		kfree(d);
+	}
 }
 
 module_init(nh_init);
 module_exit(nh_exit);
 
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("nichandover: gate, drain and reroute a NIC for a handover between OS nodes");
+MODULE_DESCRIPTION("nichandover: hand a running NIC over between OS nodes");
 MODULE_AUTHOR("nichandover");

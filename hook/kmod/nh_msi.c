@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nh_msi.c - read and move a function's MSI/MSI-X messages.
+ * Read and move a function's MSI/MSI-X messages.
  *
  * Two ways to move an interrupt:
  *  - affinity: within one kernel, the kernel owns the vector space, so we
@@ -14,6 +14,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/bitfield.h>
 #include <linux/delay.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
@@ -23,6 +24,7 @@
 #include <linux/slab.h>
 #ifdef CONFIG_X86
 #include <asm/apic.h>
+#include <asm/irq_vectors.h>
 #endif
 
 #include "nh_internal.h"
@@ -32,6 +34,19 @@
 #define NH_MSI_ADDR_BASE_MASK 0xfff00000u
 #define NH_MSI_ADDR_BASE 0xfee00000u
 #define NH_MSI_ADDR_DEST(addr) (((addr) >> 12) & 0xff)
+#define NH_MSI_ADDR_RESERVED GENMASK(1, 0)
+/* x86 MSI data: vector 7:0, delivery mode 10:8, level 14, trigger 15. */
+#define NH_MSI_DATA_VECTOR GENMASK(7, 0)
+#define NH_MSI_DATA_DELIVERY GENMASK(10, 8)
+#define NH_MSI_DELIVERY_FIXED 0
+#define NH_MSI_DELIVERY_LOWPRI 1
+#ifdef CONFIG_X86
+#define NH_MSI_VECTOR_MIN FIRST_EXTERNAL_VECTOR
+#define NH_MSI_VECTOR_END FIRST_SYSTEM_VECTOR
+#else
+#define NH_MSI_VECTOR_MIN 0x20
+#define NH_MSI_VECTOR_END 0xec
+#endif
 #define NH_AFFINITY_VERIFY_MS 2000
 
 enum nh_msi_mode nh_msi_mode(struct pci_dev *pdev)
@@ -41,6 +56,72 @@ enum nh_msi_mode nh_msi_mode(struct pci_dev *pdev)
 	if (pdev->msi_enabled)
 		return NH_MSI_MODE_MSI;
 	return NH_MSI_MODE_NONE;
+}
+
+/**
+ * nh_msi_count() - room for the function's vectors
+ * @pdev: the function
+ *
+ * Return: MSI-X table size, 32 for MSI, 0 without either.
+ */
+int nh_msi_count(struct pci_dev *pdev)
+{
+	if (pdev->msix_enabled)
+		return pci_msix_vec_count(pdev);
+	return pdev->msi_enabled ? 32 : 0;
+}
+
+/**
+ * nh_msi_check_raw() - whether raw messages are safe to write
+ * @req: per vector: @index, @address, @data
+ * @n: entries in @req
+ * @extack: where the first bad entry is explained
+ *
+ * Only what a device may send to an OS node's ordinary interrupt handler:
+ * the non-remappable x86 format at 0xfee00000 (no upper address bits),
+ * fixed or lowest-priority delivery (never SMI, NMI, INIT or ExtINT),
+ * edge-triggered, and a device vector (0x20 up to the system vectors).
+ *
+ * Return: 0, or -EINVAL.
+ */
+int nh_msi_check_raw(const struct nh_msi_entry *req, int n,
+		     struct netlink_ext_ack *extack)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		u64 addr = req[i].address;
+		u32 data = req[i].data;
+		u32 vector = FIELD_GET(NH_MSI_DATA_VECTOR, data);
+		u32 delivery = FIELD_GET(NH_MSI_DATA_DELIVERY, data);
+
+		if (upper_32_bits(addr) ||
+		    (lower_32_bits(addr) & NH_MSI_ADDR_BASE_MASK) != NH_MSI_ADDR_BASE ||
+		    (addr & NH_MSI_ADDR_RESERVED)) {
+			NL_SET_ERR_MSG_MOD(extack, "address is not an x86 MSI address");
+			return -EINVAL;
+		}
+		if (addr & NH_MSI_ADDR_REMAPPABLE) {
+			NL_SET_ERR_MSG_MOD(extack, "remappable-format address refused");
+			return -EINVAL;
+		}
+		if (data & ~(NH_MSI_DATA_VECTOR | NH_MSI_DATA_DELIVERY)) {
+			NL_SET_ERR_MSG_MOD(extack,
+					   "data word must be edge-triggered with no reserved bits");
+			return -EINVAL;
+		}
+		if (delivery != NH_MSI_DELIVERY_FIXED &&
+		    delivery != NH_MSI_DELIVERY_LOWPRI) {
+			NL_SET_ERR_MSG_MOD(extack,
+					   "delivery mode must be fixed or lowest priority");
+			return -EINVAL;
+		}
+		if (vector < NH_MSI_VECTOR_MIN || vector >= NH_MSI_VECTOR_END) {
+			NL_SET_ERR_MSG_MOD(extack, "vector is an exception or system vector");
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static void __iomem *nh_msix_entry(const struct msi_desc *desc)
@@ -133,36 +214,6 @@ int nh_msi_read(struct pci_dev *pdev, struct nh_msi_entry *out, int max)
 	return n;
 }
 
-/**
- * nh_msi_irqs() - the Linux irqs of the function's MSI/MSI-X vectors
- * @pdev: the function
- * @irqs: where to store them
- * @max: room in @irqs
- *
- * Return: the number of irqs (0 with INTx: a shared line is never masked
- * here), or -E2BIG.
- */
-int nh_msi_irqs(struct pci_dev *pdev, unsigned int *irqs, int max)
-{
-	struct msi_desc *desc;
-	unsigned int i;
-	int n = 0;
-
-	msi_lock_descs(&pdev->dev);
-	msi_for_each_desc(desc, &pdev->dev, MSI_DESC_ASSOCIATED) {
-		for (i = 0; i < desc->nvec_used; i++) {
-			if (n == max) {
-				n = -E2BIG;
-				goto out;
-			}
-			irqs[n++] = desc->irq + i;
-		}
-	}
-out:
-	msi_unlock_descs(&pdev->dev);
-	return n;
-}
-
 static struct msi_desc *nh_msi_find(struct pci_dev *pdev, u32 index)
 {
 	struct msi_desc *desc;
@@ -230,8 +281,9 @@ static void nh_complete_pending_move(unsigned int irq)
  * After the kernel accepted the affinity, wait until the device's message
  * (read from the hardware) equals the kernel's and names the target CPU as
  * the APIC driver addresses it (its physical APIC ID, or its logical ID in
- * flat logical mode, which is what QEMU's two-CPU guests use).  On x86 the kernel may defer the move to the next interrupt of
- * the vector, hence the bounded wait.
+ * flat logical mode, which is what QEMU's two-CPU guests use).  On x86
+ * the kernel may defer the move to the next interrupt of the vector, hence
+ * the bounded wait.
  *
  * Return: 0, or a negative errno.
  */
@@ -239,13 +291,14 @@ int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req
 			    int n, struct netlink_ext_ack *extack)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(NH_AFFINITY_VERIFY_MS);
-	struct msi_desc *descs[NH_MAX_VECTORS];
+	struct msi_desc **descs;
 	struct nh_msi_entry hw;
+	bool done = false;
 	int i, err;
-	bool done;
 
-	if (n > NH_MAX_VECTORS)
-		return -E2BIG;
+	descs = kcalloc(n, sizeof(*descs), GFP_KERNEL);
+	if (!descs)
+		return -ENOMEM;
 	msi_lock_descs(&pdev->dev);
 	err = nh_msi_lookup(pdev, req, n, descs, extack);
 	if (err)
@@ -260,7 +313,8 @@ int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req
 	for (i = 0; i < n; i++) {
 		err = irq_set_affinity(descs[i]->irq, cpumask_of(req[i].cpu));
 		if (err) {
-			NL_SET_ERR_MSG_MOD(extack, "the kernel refused the affinity (managed interrupt?)");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "the kernel refused the affinity (managed interrupt?)");
 			goto out;
 		}
 	}
@@ -280,14 +334,15 @@ int nh_msi_reroute_affinity(struct pci_dev *pdev, const struct nh_msi_entry *req
 		}
 		if (done)
 			break;
-		msleep(10);
+		usleep_range(10000, 20000);
 	} while (time_before(jiffies, deadline));
 	if (!done) {
-		NL_SET_ERR_MSG_MOD(extack, "the device's message does not name the target CPU yet (move pending until the next interrupt)");
+		NL_SET_ERR_MSG_MOD(extack, "move still pending (next interrupt)");
 		err = -EAGAIN;
 	}
 out:
 	msi_unlock_descs(&pdev->dev);
+	kfree(descs);
 	return err;
 }
 
@@ -344,7 +399,8 @@ static int nh_msix_rewrite(struct msi_desc *desc, u64 address, u32 data,
  * @n: entries in @req
  * @extack: where errors are explained
  *
- * All entries are checked before the first write; if a write does not read
+ * The messages were checked by nh_msi_check_raw().  All entries are looked
+ * up before the first write; if a write does not read
  * back, the entries already written are restored.  The kernel's cached
  * messages are left alone: within one kernel the raw mode only makes sense
  * with messages the kernel itself handed out (the VM test writes back the
@@ -361,10 +417,6 @@ int nh_msi_reroute_raw(struct pci_dev *pdev, const struct nh_msi_entry *req,
 	struct nh_msi_entry hw;
 	int i, err;
 
-	if (n > NH_MAX_VECTORS) {
-		NL_SET_ERR_MSG_MOD(extack, "too many vectors");
-		return -E2BIG;
-	}
 	descs = kcalloc(n, sizeof(*descs), GFP_KERNEL);
 	old_address = kcalloc(n, sizeof(*old_address), GFP_KERNEL);
 	old_data = kcalloc(n, sizeof(*old_data), GFP_KERNEL);
@@ -376,21 +428,14 @@ int nh_msi_reroute_raw(struct pci_dev *pdev, const struct nh_msi_entry *req,
 	err = nh_msi_lookup(pdev, req, n, descs, extack);
 	for (i = 0; !err && i < n; i++) {
 		if (!nh_msix_writable(descs[i])) {
-			NL_SET_ERR_MSG_MOD(extack, "raw rewrite needs an MSI-X table entry; use the affinity mode for MSI");
+			NL_SET_ERR_MSG_MOD(extack, "raw rewrite needs MSI-X; use affinity for MSI");
 			err = -EOPNOTSUPP;
 			break;
 		}
 		nh_msi_fill(pdev, descs[i], &hw);
-		if ((hw.address | req[i].address) & NH_MSI_ADDR_REMAPPABLE) {
-			NL_SET_ERR_MSG_MOD(extack, "interrupt remapping is on: the IRTE must be edited, not the device");
+		if (hw.address & NH_MSI_ADDR_REMAPPABLE) {
+			NL_SET_ERR_MSG_MOD(extack, "interrupt remapping is on");
 			err = -EOPNOTSUPP;
-			break;
-		}
-		if (upper_32_bits(req[i].address) ||
-		    (lower_32_bits(req[i].address) & NH_MSI_ADDR_BASE_MASK) !=
-		    NH_MSI_ADDR_BASE) {
-			NL_SET_ERR_MSG_MOD(extack, "address is outside the 0xfee00000 MSI window");
-			err = -EINVAL;
 			break;
 		}
 	}
@@ -400,7 +445,8 @@ int nh_msi_reroute_raw(struct pci_dev *pdev, const struct nh_msi_entry *req,
 		err = nh_msix_rewrite(descs[i], req[i].address, req[i].data,
 				      &old_address[i], &old_data[i]);
 		if (err) {
-			NL_SET_ERR_MSG_MOD(extack, "MSI-X entry did not read back as written; restored");
+			NL_SET_ERR_MSG_MOD(extack,
+					   "MSI-X entry did not read back as written; restored");
 			break;
 		}
 	}
@@ -418,4 +464,121 @@ free:
 	kfree(old_address);
 	kfree(old_data);
 	return err;
+}
+
+/**
+ * nh_window_read() - the messages of a contract device's MSI-X window
+ * @hd: the device
+ * @out: where to store them
+ * @max: room in @out
+ *
+ * Return: the number of entries, or -E2BIG.
+ */
+int nh_window_read(const struct nh_handover_dev *hd, struct nh_msi_entry *out,
+		   int max)
+{
+	unsigned int i;
+
+	if (hd->msix_entries > max)
+		return -E2BIG;
+	for (i = 0; i < hd->msix_entries; i++) {
+		void __iomem *base = hd->msix_table + i * PCI_MSIX_ENTRY_SIZE;
+
+		out[i].index = i;
+		out[i].irq = 0;
+		out[i].cpu = U32_MAX;
+		out[i].address = readl(base + PCI_MSIX_ENTRY_LOWER_ADDR) |
+				 (u64)readl(base + PCI_MSIX_ENTRY_UPPER_ADDR) << 32;
+		out[i].data = readl(base + PCI_MSIX_ENTRY_DATA);
+		out[i].masked = readl(base + PCI_MSIX_ENTRY_VECTOR_CTRL) &
+				PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	}
+	return hd->msix_entries;
+}
+
+static void nh_window_mask(void __iomem *base, bool mask)
+{
+	void __iomem *ctrl_reg = base + PCI_MSIX_ENTRY_VECTOR_CTRL;
+	u32 ctrl = readl(ctrl_reg);
+
+	if (mask)
+		ctrl |= PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	else
+		ctrl &= ~PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	writel(ctrl, ctrl_reg);
+	readl(ctrl_reg); /* flush the posted write */
+}
+
+/**
+ * nh_window_reroute() - write messages into a contract device's window
+ * @hd: the device (quiesced or released by this node)
+ * @req: per vector: @index, @address, @data (checked by nh_msi_check_raw())
+ * @n: entries in @req
+ * @extack: where errors are explained
+ *
+ * Per entry: mask, write, read back, compare.  The entries stay masked:
+ * the device holds what it signals in the pending bits until the target's
+ * ATTACH unmasks them after its driver's attach.  If an entry does not
+ * read back, every entry written is restored with its mask bit.
+ *
+ * Return: 0, -ENOENT for an index outside the window, -EIO.
+ */
+int nh_window_reroute(const struct nh_handover_dev *hd,
+		      const struct nh_msi_entry *req, int n,
+		      struct netlink_ext_ack *extack)
+{
+	struct nh_msi_entry *old;
+	int i, err = 0;
+
+	for (i = 0; i < n; i++) {
+		if (req[i].index >= hd->msix_entries) {
+			NL_SET_ERR_MSG_MOD(extack,
+					   "no vector with that index in the device's MSI-X window");
+			return -ENOENT;
+		}
+	}
+	old = kcalloc(n, sizeof(*old), GFP_KERNEL);
+	if (!old)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		void __iomem *base = hd->msix_table + req[i].index * PCI_MSIX_ENTRY_SIZE;
+
+		old[i].masked = readl(base + PCI_MSIX_ENTRY_VECTOR_CTRL) &
+				PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		nh_window_mask(base, true);
+		old[i].address = readl(base + PCI_MSIX_ENTRY_LOWER_ADDR) |
+				 (u64)readl(base + PCI_MSIX_ENTRY_UPPER_ADDR) << 32;
+		old[i].data = readl(base + PCI_MSIX_ENTRY_DATA);
+		nh_msix_write(base, req[i].address, req[i].data);
+		if (readl(base + PCI_MSIX_ENTRY_LOWER_ADDR) != lower_32_bits(req[i].address) ||
+		    readl(base + PCI_MSIX_ENTRY_UPPER_ADDR) != upper_32_bits(req[i].address) ||
+		    readl(base + PCI_MSIX_ENTRY_DATA) != req[i].data) {
+			NL_SET_ERR_MSG_MOD(extack,
+					   "MSI-X entry did not read back as written; restored");
+			err = -EIO;
+			i++;
+			break;
+		}
+	}
+	while (err && --i >= 0) {
+		void __iomem *base = hd->msix_table + req[i].index * PCI_MSIX_ENTRY_SIZE;
+
+		nh_msix_write(base, old[i].address, old[i].data);
+		nh_window_mask(base, old[i].masked);
+	}
+	kfree(old);
+	return err;
+}
+
+/**
+ * nh_window_unmask() - let a contract device's first @n entries signal
+ * @hd: the device
+ * @n: entries to unmask
+ */
+void nh_window_unmask(const struct nh_handover_dev *hd, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < min(n, hd->msix_entries); i++)
+		nh_window_mask(hd->msix_table + i * PCI_MSIX_ENTRY_SIZE, false);
 }

@@ -1,20 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * nichandover_genl.h - the "nichandover" generic netlink family.
+ * The "nichandover" generic netlink family.
  *
  * Shared by the kernel module and its user-space clients: only
  * <linux/types.h> is needed, so it can be included from C++ as is.
  *
- * Every request names a PCI function (NH_ATTR_PCI_DEV, "0000:03:00.0").
- * Requests that change the data path or the interrupt routing carry the
- * handover epoch (NH_ATTR_EPOCH); the module refuses an epoch lower than
- * the highest it has seen for that function with -ESTALE.  Errors are a
- * negative errno in the netlink ack, with an extack message.
+ * Every request names a device (NH_ATTR_PCI_DEV, "0000:03:00.0"): a device
+ * whose driver registered it through the handover contract (nh_handover.h;
+ * NH_HANDOVER_MODE_CONTRACT), else the PCI function of that name (the safe
+ * mode, NH_HANDOVER_MODE_COLD).  Devices are looked up in the requester's
+ * network namespace.  Every command needs CAP_NET_ADMIN; a raw REROUTE
+ * also CAP_SYS_RAWIO.
+ *
+ * Requests that change a device carry the handover epoch (NH_ATTR_EPOCH,
+ * at most U64_MAX - 1): one lower than the device's highest is refused
+ * with -ESTALE before anything changes; the epoch becomes the highest only
+ * when the change is made.  Errors are a negative errno in the netlink
+ * ack, with an extack message.
  *
  * Every successful request is answered with a message of the same command
- * carrying the function's status (state, epoch, counters).  READ_MSI and
- * REROUTE add the interrupt messages (NH_ATTR_MSI_LIST, and for REROUTE the
- * replaced ones in NH_ATTR_MSI_PREVIOUS).
+ * carrying the device's status.  READ_MSI and REROUTE add the interrupt
+ * messages (NH_ATTR_MSI_LIST, and for REROUTE the replaced ones in
+ * NH_ATTR_MSI_PREVIOUS); a contract QUIESCE adds NH_ATTR_RINGS.
  */
 #ifndef _UAPI_NICHANDOVER_GENL_H
 #define _UAPI_NICHANDOVER_GENL_H
@@ -31,17 +38,27 @@
 
 enum nh_cmd {
 	NH_CMD_UNSPEC,
-	/* Close the gates, drain, disable NAPI, mask the vectors. */
+	/* Contract: the driver stops its engines and reports its rings.
+	 * Cold: gate TX at the qdisc and drain.  A no-op when quiesced.
+	 */
 	NH_CMD_QUIESCE,
-	/* The exact reverse of QUIESCE. */
+	/* Undo a quiesce (a reclaimed device: start it). */
 	NH_CMD_RESUME,
-	/* Target side: start running the function at this epoch. */
+	/* Target side: run the device at this epoch (contract: the driver
+	 * imports NH_ATTR_RINGS; cold: bind the driver).  A released device
+	 * needs an epoch higher than the one it was released at.
+	 */
 	NH_CMD_ATTACH,
-	/* Source side: the function now belongs to another node; stay gated. */
+	/* Source side: the device now belongs to another node (contract: the
+	 * driver goes to standby; cold: the driver's close and unbind).  It
+	 * stays released until ATTACH or RECLAIM.
+	 */
 	NH_CMD_RELEASE,
 	/* Read the MSI/MSI-X messages programmed in the device. */
 	NH_CMD_READ_MSI,
-	/* Move the interrupts (NH_ATTR_REROUTE_MODE says how). */
+	/* Move the interrupts (NH_ATTR_REROUTE_MODE says how).  RAW only on
+	 * a device quiesced or released by this node at exactly this epoch.
+	 */
 	NH_CMD_REROUTE,
 	/* State, epoch and counters; no epoch needed. */
 	NH_CMD_STATUS,
@@ -74,25 +91,29 @@ enum nh_attr {
 	NH_ATTR_STATE,			/* u32, enum nh_state (reply) */
 	NH_ATTR_IFNAME,			/* string (reply) */
 	NH_ATTR_IFINDEX,		/* u32 (reply) */
-	NH_ATTR_HELD_XMITS,		/* u64: skbs queued while gated */
-	NH_ATTR_XMITS_WHILE_QUIESCED,	/* u64: ndo_start_xmit calls while gated, must be 0 */
-	NH_ATTR_POLLS_WHILE_QUIESCED,	/* u64: NAPI polls while disabled, must be 0 */
-	NH_ATTR_DRAINED_TX_BYTES,	/* u64: BQL in-flight bytes at the gate */
-	NH_ATTR_DRAINED_TX_PACKETS,	/* u64: tx_packets delta during the drain */
-	NH_ATTR_DRAINED_RX_PACKETS,	/* u64: NAPI work during the drain */
+	NH_ATTR_HELD_XMITS,		/* u64: skbs waiting in the qdiscs now */
+	/* The next five are no longer sent (the module takes no NAPI and
+	 * masks no vector; there are no tracepoint probes): absent means 0.
+	 */
+	NH_ATTR_XMITS_WHILE_QUIESCED,	/* u64 */
+	NH_ATTR_POLLS_WHILE_QUIESCED,	/* u64 */
+	NH_ATTR_DRAINED_TX_BYTES,	/* u64: cold: BQL in-flight bytes at the gate */
+	NH_ATTR_DRAINED_TX_PACKETS,	/* u64 */
+	NH_ATTR_DRAINED_RX_PACKETS,	/* u64 */
 	NH_ATTR_BQL_INFLIGHT,		/* u64: BQL in-flight bytes now */
-	NH_ATTR_NAPI_COUNT,		/* u32: NAPI instances disabled */
-	NH_ATTR_VECTORS_MASKED,		/* u32: vectors masked */
+	NH_ATTR_NAPI_COUNT,		/* u32 */
+	NH_ATTR_VECTORS_MASKED,		/* u32 */
 	NH_ATTR_QUIESCE_NS,		/* u64: duration of the last QUIESCE */
 	NH_ATTR_MSI_MODE,		/* u32, enum nh_msi_mode (reply) */
 	NH_ATTR_MSI_LIST,		/* nested array of NH_MSI_ATTR_* */
 	NH_ATTR_MSI_PREVIOUS,		/* nested array, REROUTE reply */
 	NH_ATTR_REROUTE_MODE,		/* u32, enum nh_reroute_mode */
 	NH_ATTR_TARGET_CPU,		/* u32, REROUTE affinity mode */
-	NH_ATTR_RINGS,			/* nested array of NH_RING_ATTR_*: QUIESCE reply, ATTACH request */
+	/* nested array of NH_RING_ATTR_*: QUIESCE reply, ATTACH request */
+	NH_ATTR_RINGS,
 	NH_ATTR_HANDOVER_MODE,		/* u32, enum nh_handover_mode (reply) */
-	NH_ATTR_VECTOR_COUNT,		/* u32, RESERVE request */
-	NH_ATTR_CONFIG,			/* binary: PCI config space (LIST reply, contract devices) */
+	NH_ATTR_VECTOR_COUNT,		/* u32, RESERVE request (1..2048); EPOCH optional */
+	NH_ATTR_CONFIG,			/* binary: config space (LIST, contract) */
 	NH_ATTR_VENDOR_ID,		/* u16 (LIST reply) */
 	NH_ATTR_DEVICE_ID,		/* u16 (LIST reply) */
 	NH_ATTR_DRIVER,			/* string: bound driver (LIST reply) */
@@ -143,11 +164,11 @@ enum nh_handover_mode {
 
 enum nh_state {
 	NH_STATE_UNSPEC,
-	NH_STATE_RUNNING,	/* gates open, NAPI enabled, vectors unmasked */
-	NH_STATE_GATED,		/* TX gated but the drain did not finish */
-	NH_STATE_QUIESCED,	/* gated, drained, NAPI disabled, vectors masked */
-	NH_STATE_RELEASED,	/* quiesced and handed to another node */
-	NH_STATE_STANDBY,	/* contract driver bound, another node owns the device */
+	NH_STATE_RUNNING,	/* runs on this node (or unbound, never held) */
+	NH_STATE_GATED,		/* a QUIESCE is in progress */
+	NH_STATE_QUIESCED,	/* stopped and held by this node (reclaimed: not started) */
+	NH_STATE_RELEASED,	/* handed to another node at the device's epoch */
+	NH_STATE_STANDBY,	/* contract driver registered on standby: another node owns it */
 };
 
 enum nh_msi_mode {
@@ -163,7 +184,10 @@ enum nh_reroute_mode {
 	 */
 	NH_REROUTE_AFFINITY,
 	/* Across kernels: write the given messages raw, mask -> write ->
-	 * read back -> compare -> restore the mask bit.
+	 * read back -> compare -> restore the mask bit (a contract device's
+	 * MSI-X window stays masked until the target's ATTACH).  Only x86
+	 * non-remappable addresses, fixed/lowest-priority edge messages with
+	 * vectors 0x20 up to the system vectors.
 	 */
 	NH_REROUTE_RAW,
 };

@@ -4,12 +4,12 @@
 //
 // Listens on a unix socket for QEMU's `-netdev stream,server=off` (frames
 // framed by a 4-byte big-endian length), answers ARP requests and ICMP echo
-// requests for 10.0.2.2 and 10.0.2.3, and logs one line per frame it
+// requests for 169.254.50.2 and 169.254.50.3, and logs one line per frame it
 // receives, e.g.
-//   rx arp-request target=10.0.2.2
-//   rx icmp-echo dst=10.0.2.3 seq=4
+//   rx arp-request target=169.254.50.2
+//   rx icmp-echo dst=169.254.50.3 seq=4
 // so a test can tell which traffic reached the wire, and when (the guest
-// uses 10.0.2.3 only after its NIC resumed). Exits when QEMU disconnects.
+// uses 169.254.50.3 only after its NIC resumed). Exits when QEMU disconnects.
 // It never opens any other socket: all traffic stays between QEMU and it.
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -30,7 +30,7 @@ constexpr uint16_t kEtherIpv4 = 0x0800;
 constexpr size_t kEtherHeader = 14;
 
 bool IsPeerAddress(const uint8_t* ip) {
-  return ip[0] == 10 && ip[1] == 0 && ip[2] == 2 && (ip[3] == 2 || ip[3] == 3);
+  return ip[0] == 169 && ip[1] == 254 && ip[2] == 50 && (ip[3] == 2 || ip[3] == 3);
 }
 
 std::string Ip(const uint8_t* ip) {
