@@ -106,16 +106,21 @@ absl::StatusOr<NicInfo> LinuxInventory::DescribeWindowDevice(
   nic.driver = device.driver;
   nic.netdev = device.status.ifname;
   nic.queue_count = device.status.queue_count > 0 ? device.status.queue_count : 1;
-  // The MSI-X table is behind the driver's window, not a BAR of ours: the
-  // module reads its entries (READ_MSI).
+  // The MSI-X table is behind the driver's window, not a BAR of ours.
+  AddInterruptLayout(config, nic);
+  return nic;
+}
+
+void LinuxInventory::AddInterruptLayout(pci::ConfigSpace& config, NicInfo& nic) const {
+  // No BAR access: the MSI-X table entries come from the module (READ_MSI).
   auto layout = pci::DecodeInterruptLayout(config, /*bars=*/nullptr);
   if (!layout.ok()) {
+    // A broken capability list is described as unknown, never guessed.
     NH_LOG(WARNING) << "interrupt capability of " << nic.bdf << " not decoded: " << layout.status();
-    return nic;
+    return;
   }
   nic.interrupts = *std::move(layout);
   if (nic.interrupts.mode() == v1::INTERRUPT_MODE_MSIX) AddMsixVectors(nic.bdf, nic.interrupts);
-  return nic;
 }
 
 void LinuxInventory::AddMsixVectors(const std::string& bdf, v1::InterruptLayout& layout) const {
@@ -154,15 +159,7 @@ absl::StatusOr<NicInfo> LinuxInventory::Describe(const pci::LibpciDevice& device
     NH_ASSIGN_OR_RETURN(nic.queue_count, sysfs_.TxQueueCount(nic.netdev));
   }
   NH_ASSIGN_OR_RETURN(std::unique_ptr<pci::ConfigSpace> config, pci_->OpenConfigSpace(device.bdf));
-  // No BAR access: the MSI-X table comes from the module below.
-  auto layout = pci::DecodeInterruptLayout(*config, /*bars=*/nullptr);
-  if (!layout.ok()) {
-    // A broken capability list is described as unknown, never guessed.
-    NH_LOG(WARNING) << "interrupt capability of " << nic.bdf << " not decoded: " << layout.status();
-    return nic;
-  }
-  nic.interrupts = *std::move(layout);
-  if (nic.interrupts.mode() == v1::INTERRUPT_MODE_MSIX) AddMsixVectors(nic.bdf, nic.interrupts);
+  AddInterruptLayout(*config, nic);
   return nic;
 }
 

@@ -20,6 +20,7 @@
 #include "daemon/platform/linux/module_connection.h"
 #include "daemon/platform/linux/sysfs_view.h"
 #include "daemon/platform/platform.h"
+#include "pci/config_space.h"
 #include "pci/libpci_access.h"
 
 namespace nichandover {
@@ -61,6 +62,9 @@ class LinuxInventory : public Inventory {
   std::vector<hook::ListedDevice> WindowDevices(const std::vector<std::string>& known) const;
   // A contract device from what LIST says of it and its READ_MSI entries.
   absl::StatusOr<NicInfo> DescribeWindowDevice(const hook::ListedDevice& device) const;
+  // The interrupt capability decoded from `config`, and for MSI-X the
+  // table entries from the module.
+  void AddInterruptLayout(pci::ConfigSpace& config, NicInfo& nic) const;
   // MSI-X: the vectors the driver allocated, as the module reads them.
   void AddMsixVectors(const std::string& bdf, v1::InterruptLayout& layout) const;
 
