@@ -6,6 +6,7 @@
 #include <string>
 
 #include "daemon/platform/shared_file/shared_file_arbiter.h"
+#include "daemon/platform/sim/record_testing.h"
 #include "gtest/gtest.h"
 #include "sim/machine.h"
 
@@ -16,15 +17,7 @@ namespace {
 
 constexpr char kBdf[] = "0000:03:00.0";
 
-v1::OwnershipRecord Record(v1::OwnershipState state, const std::string& owner,
-                           const std::string& target, uint64_t epoch) {
-  v1::OwnershipRecord r;
-  r.set_state(state);
-  r.set_owner_node(owner);
-  r.set_target_node(target);
-  r.set_epoch(epoch);
-  return r;
-}
+using sim::Record;
 
 class LinuxArbiterTest : public ::testing::Test {
  protected:
