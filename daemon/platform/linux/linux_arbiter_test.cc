@@ -17,6 +17,7 @@ namespace {
 
 constexpr char kBdf[] = "0000:03:00.0";
 
+namespace machine = ::nichandover::sim;
 using sim::Record;
 
 class LinuxArbiterTest : public ::testing::Test {
@@ -24,11 +25,11 @@ class LinuxArbiterTest : public ::testing::Test {
   void SetUp() override {
     path_ = ::testing::TempDir() + "/" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".machine";
-    sim::MachineSpec spec;
+    machine::MachineSpec spec;
     spec.nodes = {{"host-a", {0}}, {"guest-b", {2}}};
     spec.initial_owner = "host-a";
     spec.bdf = kBdf;
-    auto machine = sim::Machine::Create(path_, spec);
+    auto machine = machine::Machine::Create(path_, spec);
     ASSERT_TRUE(machine.ok()) << machine.status();
     machine_ = *std::move(machine);
   }
@@ -43,7 +44,7 @@ class LinuxArbiterTest : public ::testing::Test {
   }
 
   std::string path_;
-  std::unique_ptr<sim::Machine> machine_;
+  std::unique_ptr<machine::Machine> machine_;
 };
 
 TEST_F(LinuxArbiterTest, TheRecordIsTheMachinesOwnWord) {
@@ -60,8 +61,8 @@ TEST_F(LinuxArbiterTest, TheRecordIsTheMachinesOwnWord) {
   auto after = (*arbiter)->CompareAndSwap(kBdf, *record, preparing);
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->target_node(), "guest-b");
-  sim::Ownership word = machine_->ReadOwnership();
-  EXPECT_EQ(word.state, sim::OwnershipState::kPreparing);
+  machine::Ownership word = machine_->ReadOwnership();
+  EXPECT_EQ(word.state, machine::OwnershipState::kPreparing);
   EXPECT_EQ(word.target, 1);
   EXPECT_EQ(word.epoch, 2u);
 
@@ -72,8 +73,8 @@ TEST_F(LinuxArbiterTest, TheRecordIsTheMachinesOwnWord) {
   EXPECT_EQ(lost->state(), v1::OWNERSHIP_STATE_PREPARING);
 
   // What another mapper of the memory writes, the guest reads.
-  sim::Ownership handoff = word;
-  handoff.state = sim::OwnershipState::kHandoff;
+  machine::Ownership handoff = word;
+  handoff.state = machine::OwnershipState::kHandoff;
   ASSERT_EQ(machine_->CompareAndSwapOwnership(word, handoff), handoff);
   EXPECT_EQ((*arbiter)->Read(kBdf)->state(), v1::OWNERSHIP_STATE_HANDOFF);
 
