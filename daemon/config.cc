@@ -176,9 +176,15 @@ class Validator {
         }
         break;
       case v1::PlatformConfig::kLinux:
-        if (p.linux().arbiter_file().empty()) {
+        if (p.linux().arbiter_file().empty() && p.linux().machine_memory().empty()) {
           return Error("platform.linux.arbiter_file",
-                       "is required: the shared file that holds the ownership records");
+                       "is required: the shared file that holds the ownership records (or "
+                       "platform.linux.machine_memory: the simulated machine's memory)");
+        }
+        if (!p.linux().arbiter_file().empty() && !p.linux().machine_memory().empty()) {
+          return Error("platform.linux.machine_memory",
+                       "cannot be given with platform.linux.arbiter_file: the ownership records "
+                       "live in one place");
         }
         break;
       case v1::PlatformConfig::kVm:

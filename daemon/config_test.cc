@@ -119,6 +119,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "platform.fake.state_path", "is required"},
         BadCase{"linux_no_arbiter", "node_id: \"n\" platform { linux {} } " + kCpu,
                 "platform.linux.arbiter_file", "is required"},
+        BadCase{"linux_two_arbiters",
+                "node_id: \"n\" platform { linux { arbiter_file: \"/dev/shm/a\" "
+                "machine_memory: \"/dev/shm/m\" } } " +
+                    kCpu,
+                "platform.linux.machine_memory", "cannot be given with"},
         BadCase{"sim_no_socket",
                 "node_id: \"n\" platform { sim { machine_path: \"/dev/shm/m\" } } " + kCpu,
                 "platform.sim.kernel_socket", "is required"},
@@ -134,6 +139,16 @@ INSTANTIATE_TEST_SUITE_P(
                 "node_id: \"n\" peer_auth { secret_file: \"/nonexistent/secret\" } " + kCpu + kFake,
                 "peer_auth.secret_file", "cannot be read"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+TEST(ConfigTest, LinuxRecordsMayLiveInTheSimulatedMachinesMemory) {
+  auto config = ParseConfig(
+      "node_id: \"guest-a\" platform { linux { machine_memory: "
+      "\"/sys/bus/pci/devices/0000:00:04.0/resource2\" } } " + kCpu,
+      "guest.conf");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->platform().linux().machine_memory(),
+            "/sys/bus/pci/devices/0000:00:04.0/resource2");
+}
 
 TEST(ConfigTest, ShortSecretIsRefused) {
   std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/short.secret";

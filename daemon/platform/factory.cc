@@ -2,9 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/platform/fake/fake_platform.h"
+#include "daemon/platform/linux/linux_arbiter.h"
 #include "daemon/platform/linux/linux_platform.h"
 #include "daemon/platform/sim/sim_platform.h"
-#include "daemon/platform/shared_file/shared_file_arbiter.h"
 #include "daemon/platform/vm/vm_platform.h"
 
 namespace nichandover {
@@ -16,11 +16,7 @@ absl::StatusOr<Platform> MakePlatform(const v1::DaemonConfig& config) {
     case v1::PlatformConfig::kFake:
       return fake::MakeFakePlatform(p.fake().state_path(), config.node_id());
     case v1::PlatformConfig::kLinux: {
-      if (p.linux().arbiter_file().empty()) {
-        return absl::FailedPreconditionError(
-            "platform 'linux' needs linux.arbiter_file: the ownership records' shared file");
-      }
-      auto arbiter = SharedFileArbiter::Open(p.linux().arbiter_file());
+      auto arbiter = linux_backend::OpenLinuxArbiter(p.linux(), config);
       if (!arbiter.ok()) return arbiter.status();
       return linux_backend::MakeLinuxPlatform(p.linux(), config, *std::move(arbiter));
     }

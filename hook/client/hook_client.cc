@@ -24,41 +24,60 @@ const char* CommandName(uint8_t cmd) {
     case NH_CMD_READ_MSI: return "read-msi";
     case NH_CMD_REROUTE: return "reroute";
     case NH_CMD_STATUS: return "status";
+    case NH_CMD_LIST: return "list";
+    case NH_CMD_RESERVE: return "reserve";
+    case NH_CMD_UNRESERVE: return "unreserve";
+    case NH_CMD_RECLAIM: return "reclaim";
     default: return "?";
   }
 }
 
-// The answer to request `seq`: its generic netlink reply, or the error its
-// ack carries (code from the errno, text from the extack).
-absl::StatusOr<GenlReply> DecodeAnswer(const Bytes& data, uint32_t seq, uint16_t family_id,
-                                       absl::string_view what) {
+absl::Status ErrorFromAck(const NetlinkAck& ack, absl::string_view what) {
+  int err = -ack.error;
+  std::string text = absl::StrCat(what, ": ");
+  if (!ack.message.empty()) absl::StrAppend(&text, ack.message, " ");
+  const char* name = strerrorname_np(err);
+  absl::StrAppend(&text, "(", name != nullptr ? name : "errno", " ", err, ")");
+  if (ack.missing_attr_type >= 0) {
+    absl::StrAppend(&text, " missing attribute ", ack.missing_attr_type);
+  }
+  return absl::Status(ErrnoToStatusCode(err), text);
+}
+
+// The answers to request `seq`: its generic netlink replies (one, or a
+// dump's many), or the error its ack (or the dump's NLMSG_DONE) carries,
+// code from the errno and text from the extack.
+absl::StatusOr<std::vector<GenlReply>> DecodeAnswers(const Bytes& data, uint32_t seq,
+                                                     uint16_t family_id, absl::string_view what) {
   auto messages = SplitMessages(data);
   if (!messages.ok()) return messages.status();
-  std::optional<GenlReply> reply;
+  std::vector<GenlReply> replies;
   for (const NetlinkMessage& msg : *messages) {
     if (msg.seq != seq) continue;
-    if (msg.type == NLMSG_ERROR) {
-      auto ack = ParseAck(msg);
+    if (msg.type == NLMSG_ERROR || msg.type == NLMSG_DONE) {
+      auto ack = msg.type == NLMSG_ERROR ? ParseAck(msg) : ParseDone(msg);
       if (!ack.ok()) return ack.status();
-      if (ack->error == 0) break;
-      int err = -ack->error;
-      std::string text = absl::StrCat(what, ": ");
-      if (!ack->message.empty()) absl::StrAppend(&text, ack->message, " ");
-      const char* name = strerrorname_np(err);
-      absl::StrAppend(&text, "(", name != nullptr ? name : "errno", " ", err, ")");
-      if (ack->missing_attr_type >= 0) {
-        absl::StrAppend(&text, " missing attribute ", ack->missing_attr_type);
-      }
-      return absl::Status(ErrnoToStatusCode(err), text);
+      if (ack->error != 0) return ErrorFromAck(*ack, what);
+      break;
     }
     if (msg.type == family_id) {
       auto genl = ParseGenl(msg);
       if (!genl.ok()) return genl.status();
-      reply = std::move(*genl);
+      replies.push_back(*std::move(genl));
     }
   }
-  if (!reply) return absl::InternalError(absl::StrCat(what, ": acknowledged without a reply"));
-  return *std::move(reply);
+  return replies;
+}
+
+// The one reply to a request that is not a dump.
+absl::StatusOr<GenlReply> DecodeAnswer(const Bytes& data, uint32_t seq, uint16_t family_id,
+                                       absl::string_view what) {
+  auto replies = DecodeAnswers(data, seq, family_id, what);
+  if (!replies.ok()) return replies.status();
+  if (replies->empty()) {
+    return absl::InternalError(absl::StrCat(what, ": acknowledged without a reply"));
+  }
+  return std::move(replies->back());
 }
 
 template <typename T>
@@ -86,7 +105,16 @@ DeviceState StateFromWire(uint32_t state) {
     case NH_STATE_GATED: return DeviceState::kGated;
     case NH_STATE_QUIESCED: return DeviceState::kQuiesced;
     case NH_STATE_RELEASED: return DeviceState::kReleased;
+    case NH_STATE_STANDBY: return DeviceState::kStandby;
     default: return DeviceState::kUnknown;
+  }
+}
+
+HandoverMode HandoverModeFromWire(uint32_t mode) {
+  switch (mode) {
+    case NH_HANDOVER_MODE_CONTRACT: return HandoverMode::kContract;
+    case NH_HANDOVER_MODE_COLD: return HandoverMode::kCold;
+    default: return HandoverMode::kUnknown;
   }
 }
 
@@ -106,6 +134,15 @@ const char* DeviceStateName(DeviceState state) {
     case DeviceState::kGated: return "gated";
     case DeviceState::kQuiesced: return "quiesced";
     case DeviceState::kReleased: return "released";
+    case DeviceState::kStandby: return "standby";
+    default: return "unknown";
+  }
+}
+
+const char* HandoverModeName(HandoverMode mode) {
+  switch (mode) {
+    case HandoverMode::kContract: return "contract";
+    case HandoverMode::kCold: return "cold";
     default: return "unknown";
   }
 }
@@ -118,7 +155,10 @@ absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs) {
   if (!wire_state.ok()) return wire_state.status();
   s.state = StateFromWire(*wire_state);
   uint32_t msi_mode = NH_MSI_MODE_NONE;
+  uint32_t handover_mode = NH_HANDOVER_MODE_UNSPEC;
   for (absl::Status st : {
+           ReadOptional(attrs, NH_ATTR_HANDOVER_MODE, &handover_mode),
+           ReadOptional(attrs, NH_ATTR_QUEUE_COUNT, &s.queue_count),
            ReadOptional(attrs, NH_ATTR_EPOCH, &s.epoch),
            ReadOptional(attrs, NH_ATTR_IFINDEX, &s.ifindex),
            ReadOptional(attrs, NH_ATTR_MSI_MODE, &msi_mode),
@@ -136,8 +176,78 @@ absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs) {
     if (!st.ok()) return st;
   }
   s.msi_mode = MsiModeFromWire(msi_mode);
+  s.handover_mode = HandoverModeFromWire(handover_mode);
   if (auto ifname = attrs.Get(NH_ATTR_IFNAME, "ifname"); ifname.ok()) s.ifname = ifname->String();
+  if (auto rings = attrs.Get(NH_ATTR_RINGS, "rings"); rings.ok()) {
+    auto decoded = DecodeRings(*rings);
+    if (!decoded.ok()) return decoded.status();
+    s.rings = *std::move(decoded);
+  }
   return s;
+}
+
+absl::StatusOr<std::vector<RingState>> DecodeRings(const Attr& list) {
+  auto items = ParseAttrs(list.payload());
+  if (!items.ok()) return items.status();
+  std::vector<RingState> out;
+  for (const auto& [unused_type, item] : items->attrs) {
+    auto fields = ParseAttrs(item.payload());
+    if (!fields.ok()) return fields.status();
+    RingState r;
+    // A ring without its queue index cannot be put back anywhere.
+    auto queue = fields->Get(NH_RING_ATTR_QUEUE, "a ring's queue index");
+    if (!queue.ok()) return queue.status();
+    auto queue_value = queue->U32();
+    if (!queue_value.ok()) return queue_value.status();
+    r.queue = *queue_value;
+    for (absl::Status st : {
+             ReadOptional(*fields, NH_RING_ATTR_RX_NEXT_TO_CLEAN, &r.rx_next_to_clean),
+             ReadOptional(*fields, NH_RING_ATTR_RX_NEXT_TO_USE, &r.rx_next_to_use),
+             ReadOptional(*fields, NH_RING_ATTR_TX_NEXT_TO_CLEAN, &r.tx_next_to_clean),
+             ReadOptional(*fields, NH_RING_ATTR_TX_NEXT_TO_USE, &r.tx_next_to_use),
+         }) {
+      if (!st.ok()) return st;
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+void PutRings(GenlMessageBuilder& m, const std::vector<RingState>& rings) {
+  m.BeginNest(NH_ATTR_RINGS);
+  for (size_t i = 0; i < rings.size(); ++i) {
+    m.BeginNest(static_cast<uint16_t>(i + 1));
+    m.PutU32(NH_RING_ATTR_QUEUE, rings[i].queue);
+    m.PutU32(NH_RING_ATTR_RX_NEXT_TO_CLEAN, rings[i].rx_next_to_clean);
+    m.PutU32(NH_RING_ATTR_RX_NEXT_TO_USE, rings[i].rx_next_to_use);
+    m.PutU32(NH_RING_ATTR_TX_NEXT_TO_CLEAN, rings[i].tx_next_to_clean);
+    m.PutU32(NH_RING_ATTR_TX_NEXT_TO_USE, rings[i].tx_next_to_use);
+    m.EndNest();
+  }
+  m.EndNest();
+}
+
+absl::StatusOr<ListedDevice> DecodeListedDevice(const AttrSet& attrs) {
+  ListedDevice d;
+  auto id = attrs.Get(NH_ATTR_PCI_DEV, "the device's PCI name");
+  if (!id.ok()) return id.status();
+  d.id = id->String();
+  auto status = DecodeStatus(attrs);
+  if (!status.ok()) return status.status();
+  d.status = *std::move(status);
+  for (auto [type, field] : {std::pair{NH_ATTR_VENDOR_ID, &d.vendor_id},
+                             std::pair{NH_ATTR_DEVICE_ID, &d.device_id}}) {
+    if (auto attr = attrs.Get(type, "id"); attr.ok()) {
+      auto value = attr->U16();
+      if (!value.ok()) return value.status();
+      *field = *value;
+    }
+  }
+  if (auto driver = attrs.Get(NH_ATTR_DRIVER, "driver"); driver.ok()) d.driver = driver->String();
+  if (auto config = attrs.Get(NH_ATTR_CONFIG, "config"); config.ok()) {
+    d.config.assign(config->payload().begin(), config->payload().end());
+  }
+  return d;
 }
 
 absl::StatusOr<std::vector<MsiVector>> DecodeMsiList(const Attr& list) {
@@ -236,16 +346,79 @@ absl::StatusOr<DeviceStatus> HookClient::Quiesce(const std::string& bdf, uint64_
   return reply->status;
 }
 
-#define NH_EPOCH_ONLY_CALL(Method, cmd)                                                   \
-  absl::StatusOr<DeviceStatus> HookClient::Method(const std::string& bdf, uint64_t epoch) { \
-    auto reply = Call(cmd, bdf, [&](GenlMessageBuilder& m) { m.PutU64(NH_ATTR_EPOCH, epoch); }); \
-    if (!reply.ok()) return reply.status();                                               \
-    return reply->status;                                                                 \
+absl::StatusOr<DeviceStatus> HookClient::CallWithEpoch(uint8_t cmd, const std::string& bdf,
+                                                       uint64_t epoch) {
+  auto reply = Call(cmd, bdf, [&](GenlMessageBuilder& m) { m.PutU64(NH_ATTR_EPOCH, epoch); });
+  if (!reply.ok()) return reply.status();
+  return reply->status;
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Resume(const std::string& bdf, uint64_t epoch) {
+  return CallWithEpoch(NH_CMD_RESUME, bdf, epoch);
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Release(const std::string& bdf, uint64_t epoch) {
+  return CallWithEpoch(NH_CMD_RELEASE, bdf, epoch);
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Unreserve(const std::string& bdf, uint64_t epoch) {
+  return CallWithEpoch(NH_CMD_UNRESERVE, bdf, epoch);
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Reclaim(const std::string& bdf, uint64_t epoch) {
+  return CallWithEpoch(NH_CMD_RECLAIM, bdf, epoch);
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Attach(const std::string& bdf, uint64_t epoch,
+                                                const std::vector<RingState>& rings) {
+  auto reply = Call(NH_CMD_ATTACH, bdf, [&](GenlMessageBuilder& m) {
+    m.PutU64(NH_ATTR_EPOCH, epoch);
+    if (!rings.empty()) PutRings(m, rings);
+  });
+  if (!reply.ok()) return reply.status();
+  return reply->status;
+}
+
+absl::StatusOr<std::vector<MsiVector>> HookClient::Reserve(const std::string& bdf, uint64_t epoch,
+                                                           uint32_t count) {
+  if (count == 0) return absl::InvalidArgumentError("reserve needs at least one vector");
+  auto reply = Call(NH_CMD_RESERVE, bdf, [&](GenlMessageBuilder& m) {
+    m.PutU64(NH_ATTR_EPOCH, epoch);
+    m.PutU32(NH_ATTR_VECTOR_COUNT, count);
+  });
+  if (!reply.ok()) return reply.status();
+  auto list = reply->genl.attrs.Get(NH_ATTR_MSI_LIST, "the reserved messages");
+  if (!list.ok()) return list.status();
+  auto messages = DecodeMsiList(*list);
+  if (!messages.ok()) return messages.status();
+  if (messages->size() != count) {
+    return absl::InternalError(absl::StrCat("reserve ", bdf, ": asked for ", count,
+                                            " vectors, the module answered ", messages->size(),
+                                            " messages"));
   }
-NH_EPOCH_ONLY_CALL(Resume, NH_CMD_RESUME)
-NH_EPOCH_ONLY_CALL(Attach, NH_CMD_ATTACH)
-NH_EPOCH_ONLY_CALL(Release, NH_CMD_RELEASE)
-#undef NH_EPOCH_ONLY_CALL
+  return messages;
+}
+
+absl::StatusOr<std::vector<ListedDevice>> HookClient::List() {
+  auto family = FamilyId();
+  if (!family.ok()) return family.status();
+  uint32_t seq = ++seq_;
+  GenlMessageBuilder request(*family, NH_CMD_LIST, NH_GENL_VERSION, seq, NLM_F_DUMP);
+  auto answer = transport_->Exchange(request.Finish());
+  if (!answer.ok()) return answer.status();
+  auto replies = DecodeAnswers(*answer, seq, *family, "list");
+  if (!replies.ok()) return replies.status();
+  std::vector<ListedDevice> out;
+  for (const GenlReply& reply : *replies) {
+    auto device = DecodeListedDevice(reply.attrs);
+    if (!device.ok()) {
+      return absl::Status(device.status().code(),
+                          absl::StrCat("list: ", device.status().message()));
+    }
+    out.push_back(*std::move(device));
+  }
+  return out;
+}
 
 absl::StatusOr<DeviceStatus> HookClient::Status(const std::string& bdf) {
   auto reply = Call(NH_CMD_STATUS, bdf, [](GenlMessageBuilder&) {});

@@ -1,7 +1,8 @@
 // The client of the kernel hook module's "nichandover" generic netlink
 // family. Its calls map one to one onto the daemon's platform Hook and Router
 // (daemon/platform/platform.h): Quiesce/Resume/Attach/Release/Status, and
-// ReadMessages/Reroute. It has no gRPC or protobuf dependency, so it also
+// ReadMessages/Reroute/ReserveTargetMessages/ReleaseReservation; List feeds
+// the Inventory and Reclaim is the operator's way back. It has no gRPC or protobuf dependency, so it also
 // serves the small static nhhookctl tool that the VM test drives.
 #ifndef NICHANDOVER_HOOK_CLIENT_HOOK_CLIENT_H_
 #define NICHANDOVER_HOOK_CLIENT_HOOK_CLIENT_H_
@@ -37,11 +38,35 @@ enum class DeviceState {
   kGated,     // TX gated but the drain did not finish
   kQuiesced,  // gated, drained, NAPI disabled, vectors masked
   kReleased,  // quiesced and handed to another node
+  kStandby,   // contract driver bound, another node owns the device
 };
 
 const char* DeviceStateName(DeviceState state);
 
 enum class MsiMode { kNone, kMsi, kMsix };
+
+// How the module hands the device over (enum nh_handover_mode).
+enum class HandoverMode {
+  kUnknown,   // not reported (an older module)
+  kContract,  // the driver implements nh_handover_ops: live, ring state kept
+  kCold,      // any other driver: gate and drain, then the driver's own close/bind
+};
+
+const char* HandoverModeName(HandoverMode mode);
+
+// Where one queue pair's rings stopped (NH_ATTR_RINGS items).
+struct RingState {
+  uint32_t queue = 0;
+  uint32_t rx_next_to_clean = 0;
+  uint32_t rx_next_to_use = 0;
+  uint32_t tx_next_to_clean = 0;
+  uint32_t tx_next_to_use = 0;
+  friend bool operator==(const RingState& a, const RingState& b) {
+    return a.queue == b.queue && a.rx_next_to_clean == b.rx_next_to_clean &&
+           a.rx_next_to_use == b.rx_next_to_use && a.tx_next_to_clean == b.tx_next_to_clean &&
+           a.tx_next_to_use == b.tx_next_to_use;
+  }
+};
 
 // What every successful reply reports.
 struct DeviceStatus {
@@ -60,6 +85,20 @@ struct DeviceStatus {
   uint32_t napi_count = 0;
   uint32_t vectors_masked = 0;
   uint64_t quiesce_ns = 0;
+  HandoverMode handover_mode = HandoverMode::kUnknown;
+  uint32_t queue_count = 0;  // 0 when not reported
+  // NH_ATTR_RINGS: a contract driver's ring state in a QUIESCE reply.
+  std::vector<RingState> rings;
+};
+
+// One device of a LIST dump: its status plus what identifies it.
+struct ListedDevice {
+  std::string id;  // the machine-wide PCI name, "0000:03:00.0"
+  DeviceStatus status;
+  uint16_t vendor_id = 0;
+  uint16_t device_id = 0;
+  std::string driver;           // "" when none is bound
+  std::vector<uint8_t> config;  // PCI config space (contract devices only)
 };
 
 // One vector's message, as the device holds it.
@@ -96,9 +135,24 @@ class HookClient {
   absl::StatusOr<DeviceStatus> Quiesce(const std::string& bdf, uint64_t epoch,
                                        absl::Duration timeout);
   absl::StatusOr<DeviceStatus> Resume(const std::string& bdf, uint64_t epoch);
-  absl::StatusOr<DeviceStatus> Attach(const std::string& bdf, uint64_t epoch);
+  // `rings`: where the source's driver stopped (contract devices); empty for
+  // a first start or a cold-mode device.
+  absl::StatusOr<DeviceStatus> Attach(const std::string& bdf, uint64_t epoch,
+                                      const std::vector<RingState>& rings = {});
   absl::StatusOr<DeviceStatus> Release(const std::string& bdf, uint64_t epoch);
   absl::StatusOr<DeviceStatus> Status(const std::string& bdf);
+  // Every device the module knows (a dump: one message each).
+  absl::StatusOr<std::vector<ListedDevice>> List();
+  // Target side: vectors on this node for MSI-X entries 0..count-1; the
+  // messages that reach them, in entry order. RESOURCE_EXHAUSTED (-ENOSPC)
+  // when the node has too few free vectors, FAILED_PRECONDITION for a device
+  // without a handover contract.
+  absl::StatusOr<std::vector<MsiVector>> Reserve(const std::string& bdf, uint64_t epoch,
+                                                 uint32_t count);
+  absl::StatusOr<DeviceStatus> Unreserve(const std::string& bdf, uint64_t epoch);
+  // Operator: take a released device back at a higher epoch (stays quiesced
+  // until Resume).
+  absl::StatusOr<DeviceStatus> Reclaim(const std::string& bdf, uint64_t epoch);
   absl::StatusOr<std::vector<MsiVector>> ReadMsi(const std::string& bdf);
   // Within one kernel: every vector to `cpu` through the kernel's affinity
   // API; the module verifies the messages it programmed.
@@ -118,6 +172,7 @@ class HookClient {
   // Sends one request built by `fill` and returns the decoded answer.
   template <typename Fill>
   absl::StatusOr<Reply> Call(uint8_t cmd, const std::string& bdf, Fill fill);
+  absl::StatusOr<DeviceStatus> CallWithEpoch(uint8_t cmd, const std::string& bdf, uint64_t epoch);
 
   std::unique_ptr<Transport> transport_;
   uint16_t family_id_ = 0;
@@ -127,6 +182,10 @@ class HookClient {
 // Decoding helpers, exposed for tests.
 absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs);
 absl::StatusOr<std::vector<MsiVector>> DecodeMsiList(const Attr& list);
+absl::StatusOr<std::vector<RingState>> DecodeRings(const Attr& list);
+absl::StatusOr<ListedDevice> DecodeListedDevice(const AttrSet& attrs);
+// NH_ATTR_RINGS as the module reads it: a nested array, item i+1 per ring.
+void PutRings(GenlMessageBuilder& m, const std::vector<RingState>& rings);
 
 }  // namespace hook
 }  // namespace nichandover

@@ -18,6 +18,7 @@ namespace {
 
 using testing::Concat;
 using testing::KernelAck;
+using testing::KernelDone;
 
 constexpr uint16_t kFamilyId = 0x21;
 constexpr char kBdf[] = "0000:01:00.0";
@@ -26,6 +27,7 @@ constexpr char kBdf[] = "0000:01:00.0";
 struct SeenRequest {
   Bytes raw;  // `genl` points into it
   uint16_t type = 0;
+  uint16_t flags = 0;
   uint32_t seq = 0;
   GenlReply genl;
 };
@@ -38,6 +40,8 @@ class FakeKernel : public Transport {
     int error = 0;
     std::string extack;
     std::function<void(GenlMessageBuilder&)> attrs;
+    // A dump's messages (NLM_F_MULTI each, then NLMSG_DONE with `error`).
+    std::vector<std::function<void(GenlMessageBuilder&)>> dump;
   };
   using Handler = std::function<Answer(const SeenRequest&)>;
 
@@ -53,6 +57,7 @@ class FakeKernel : public Transport {
     if (!genl.ok()) return genl.status();
     seen_->back().type = msg.type;
     seen_->back().seq = msg.seq;
+    seen_->back().flags = msg.flags;
     seen_->back().genl = *genl;
     if (msg.type == GENL_ID_CTRL) {
       if (!family_registered_) return KernelAck(msg.seq, -ENOENT);
@@ -65,6 +70,18 @@ class FakeKernel : public Transport {
     }
     if (msg.type != kFamilyId) return KernelAck(msg.seq, -EOPNOTSUPP);
     Answer answer = handler_(seen_->back());
+    if (msg.flags & NLM_F_DUMP) {
+      Bytes out;
+      for (const auto& fill : answer.dump) {
+        GenlMessageBuilder item(kFamilyId, genl->cmd, NH_GENL_VERSION, msg.seq);
+        fill(item);
+        Bytes b = item.Finish();
+        uint16_t flags = NLM_F_MULTI;
+        std::memcpy(b.data() + offsetof(nlmsghdr, nlmsg_flags), &flags, sizeof(flags));
+        out = Concat(out, b);
+      }
+      return Concat(out, KernelDone(msg.seq, -answer.error, answer.extack));
+    }
     if (answer.error != 0) return KernelAck(msg.seq, -answer.error, answer.extack);
     GenlMessageBuilder reply(kFamilyId, genl->cmd, NH_GENL_VERSION, msg.seq);
     answer.attrs(reply);
@@ -266,6 +283,195 @@ TEST_F(HookClientTest, AffinityRerouteNamesTheTargetCpu) {
                               }};
   });
   EXPECT_TRUE(client.RerouteToCpu(kBdf, 2, 1).ok());
+}
+
+void PutRing(GenlMessageBuilder& m, uint16_t item, const RingState& r) {
+  m.BeginNest(item);
+  m.PutU32(NH_RING_ATTR_QUEUE, r.queue);
+  m.PutU32(NH_RING_ATTR_RX_NEXT_TO_CLEAN, r.rx_next_to_clean);
+  m.PutU32(NH_RING_ATTR_RX_NEXT_TO_USE, r.rx_next_to_use);
+  m.PutU32(NH_RING_ATTR_TX_NEXT_TO_CLEAN, r.tx_next_to_clean);
+  m.PutU32(NH_RING_ATTR_TX_NEXT_TO_USE, r.tx_next_to_use);
+  m.EndNest();
+}
+
+TEST_F(HookClientTest, QuiesceOfAContractDeviceReturnsItsRings) {
+  HookClient client = MakeClient([](const SeenRequest&) {
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                PutQuiescedStatus(m);
+                                m.PutU32(NH_ATTR_HANDOVER_MODE, NH_HANDOVER_MODE_CONTRACT);
+                                m.PutU32(NH_ATTR_QUEUE_COUNT, 2);
+                                m.BeginNest(NH_ATTR_RINGS);
+                                PutRing(m, 1, {0, 10, 265, 7, 7});
+                                PutRing(m, 2, {1, 3, 258, 1000, 1002});
+                                m.EndNest();
+                              }};
+  });
+  auto status = client.Quiesce(kBdf, 5, absl::Seconds(1));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->handover_mode, HandoverMode::kContract);
+  EXPECT_EQ(status->queue_count, 2u);
+  ASSERT_EQ(status->rings.size(), 2u);
+  EXPECT_EQ(status->rings[0], (RingState{0, 10, 265, 7, 7}));
+  EXPECT_EQ(status->rings[1], (RingState{1, 3, 258, 1000, 1002}));
+}
+
+TEST_F(HookClientTest, ARingWithoutItsQueueIndexIsAnError) {
+  HookClient client = MakeClient([](const SeenRequest&) {
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                PutQuiescedStatus(m);
+                                m.BeginNest(NH_ATTR_RINGS);
+                                m.BeginNest(1);
+                                m.PutU32(NH_RING_ATTR_RX_NEXT_TO_CLEAN, 4);
+                                m.EndNest();
+                                m.EndNest();
+                              }};
+  });
+  EXPECT_EQ(client.Quiesce(kBdf, 5, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(HookClientTest, AttachSendsTheRingsAndNoneForAFirstStart) {
+  std::vector<std::vector<RingState>> sent;
+  HookClient client = MakeClient([&sent](const SeenRequest& r) {
+    EXPECT_EQ(r.genl.cmd, NH_CMD_ATTACH);
+    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EPOCH, "epoch")->U64(), 9u);
+    if (auto rings = r.genl.attrs.Get(NH_ATTR_RINGS, "rings"); rings.ok()) {
+      sent.push_back(*DecodeRings(*rings));
+    } else {
+      sent.push_back({});
+    }
+    return FakeKernel::Answer{0, "", PutQuiescedStatus};
+  });
+  ASSERT_TRUE(client.Attach(kBdf, 9, {{0, 1, 2, 3, 4}, {1, 5, 6, 7, 8}}).ok());
+  ASSERT_TRUE(client.Attach(kBdf, 9).ok());
+  ASSERT_EQ(sent.size(), 2u);
+  ASSERT_EQ(sent[0].size(), 2u);
+  EXPECT_EQ(sent[0][1], (RingState{1, 5, 6, 7, 8}));
+  EXPECT_TRUE(sent[1].empty());
+  EXPECT_FALSE(seen_.back().genl.attrs.Has(NH_ATTR_RINGS));
+}
+
+TEST_F(HookClientTest, ListIsADumpOfEveryDeviceWithItsIdentity) {
+  HookClient client = MakeClient([](const SeenRequest& r) {
+    EXPECT_EQ(r.genl.cmd, NH_CMD_LIST);
+    FakeKernel::Answer answer;
+    answer.dump.push_back([](GenlMessageBuilder& m) {
+      m.PutString(NH_ATTR_PCI_DEV, "0000:03:00.0");
+      m.PutU32(NH_ATTR_STATE, NH_STATE_STANDBY);
+      m.PutU64(NH_ATTR_EPOCH, 4);
+      m.PutString(NH_ATTR_IFNAME, "nhsim0");
+      m.PutU32(NH_ATTR_IFINDEX, 3);
+      m.PutU32(NH_ATTR_HANDOVER_MODE, NH_HANDOVER_MODE_CONTRACT);
+      m.PutU16(NH_ATTR_VENDOR_ID, 0x8086);
+      m.PutU16(NH_ATTR_DEVICE_ID, 0x1533);
+      m.PutString(NH_ATTR_DRIVER, "nh_simnic");
+      m.PutU32(NH_ATTR_QUEUE_COUNT, 1);
+      m.PutBytes(NH_ATTR_CONFIG, {0x86, 0x80, 0x33, 0x15, 0x06});
+    });
+    answer.dump.push_back([](GenlMessageBuilder& m) {
+      m.PutString(NH_ATTR_PCI_DEV, "0000:00:02.0");
+      m.PutU32(NH_ATTR_STATE, NH_STATE_RUNNING);
+      m.PutU32(NH_ATTR_HANDOVER_MODE, NH_HANDOVER_MODE_COLD);
+      m.PutString(NH_ATTR_DRIVER, "e1000e");
+    });
+    return answer;
+  });
+  auto devices = client.List();
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  const SeenRequest& sent = seen_.back();
+  EXPECT_TRUE(sent.flags & NLM_F_DUMP);
+  EXPECT_FALSE(sent.genl.attrs.Has(NH_ATTR_PCI_DEV));
+  EXPECT_FALSE(sent.genl.attrs.Has(NH_ATTR_EPOCH));
+  ASSERT_EQ(devices->size(), 2u);
+  const ListedDevice& simnic = (*devices)[0];
+  EXPECT_EQ(simnic.id, "0000:03:00.0");
+  EXPECT_EQ(simnic.status.state, DeviceState::kStandby);
+  EXPECT_EQ(simnic.status.epoch, 4u);
+  EXPECT_EQ(simnic.status.ifname, "nhsim0");
+  EXPECT_EQ(simnic.status.handover_mode, HandoverMode::kContract);
+  EXPECT_EQ(simnic.vendor_id, 0x8086);
+  EXPECT_EQ(simnic.device_id, 0x1533);
+  EXPECT_EQ(simnic.driver, "nh_simnic");
+  EXPECT_EQ(simnic.status.queue_count, 1u);
+  EXPECT_EQ(simnic.config, (std::vector<uint8_t>{0x86, 0x80, 0x33, 0x15, 0x06}));
+  const ListedDevice& e1000e = (*devices)[1];
+  EXPECT_EQ(e1000e.status.handover_mode, HandoverMode::kCold);
+  EXPECT_TRUE(e1000e.config.empty());
+  EXPECT_EQ(e1000e.driver, "e1000e");
+}
+
+TEST_F(HookClientTest, AnEmptyListIsNoError) {
+  HookClient client = MakeClient([](const SeenRequest&) { return FakeKernel::Answer{}; });
+  auto devices = client.List();
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  EXPECT_TRUE(devices->empty());
+}
+
+TEST_F(HookClientTest, ADumpCutShortIsAnErrorWithTheModulesReason) {
+  HookClient client = MakeClient([](const SeenRequest&) {
+    FakeKernel::Answer answer{EMSGSIZE, "config space does not fit a message", {}};
+    answer.dump.push_back(PutQuiescedStatus);
+    return answer;
+  });
+  auto devices = client.List();
+  EXPECT_FALSE(devices.ok());
+  EXPECT_NE(devices.status().message().find("config space does not fit"), std::string::npos)
+      << devices.status();
+}
+
+TEST_F(HookClientTest, ReserveSendsEpochAndCountAndReturnsTheMessagesInEntryOrder) {
+  HookClient client = MakeClient([](const SeenRequest& r) {
+    EXPECT_EQ(r.genl.cmd, NH_CMD_RESERVE);
+    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EPOCH, "epoch")->U64(), 7u);
+    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_VECTOR_COUNT, "count")->U32(), 2u);
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                PutQuiescedStatus(m);
+                                m.BeginNest(NH_ATTR_MSI_LIST);
+                                PutVector(m, 1, 0, 0xfee03000, 0x41, 3, true);
+                                PutVector(m, 2, 1, 0xfee03000, 0x42, 3, true);
+                                m.EndNest();
+                              }};
+  });
+  auto messages = client.Reserve(kBdf, 7, 2);
+  ASSERT_TRUE(messages.ok()) << messages.status();
+  ASSERT_EQ(messages->size(), 2u);
+  EXPECT_EQ((*messages)[0].address, 0xfee03000u);
+  EXPECT_EQ((*messages)[1].data, 0x42u);
+  EXPECT_EQ(client.Reserve(kBdf, 7, 0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(HookClientTest, ReserveAnsweredWithTheWrongNumberOfMessagesIsAnError) {
+  HookClient client = MakeClient([](const SeenRequest&) {
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                PutQuiescedStatus(m);
+                                m.BeginNest(NH_ATTR_MSI_LIST);
+                                PutVector(m, 1, 0, 0xfee03000, 0x41, 3, true);
+                                m.EndNest();
+                              }};
+  });
+  EXPECT_EQ(client.Reserve(kBdf, 7, 2).status().code(), absl::StatusCode::kInternal);
+}
+
+TEST_F(HookClientTest, ReserveWithoutFreeVectorsIsResourceExhausted) {
+  HookClient client = MakeClient([](const SeenRequest&) {
+    return FakeKernel::Answer{ENOSPC, "only 1 free vector on this node", {}};
+  });
+  auto messages = client.Reserve(kBdf, 7, 2);
+  EXPECT_EQ(messages.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(messages.status().message().find("only 1 free vector"), std::string::npos);
+}
+
+TEST_F(HookClientTest, UnreserveAndReclaimCarryTheirCommandAndEpoch) {
+  std::vector<uint8_t> cmds;
+  HookClient client = MakeClient([&cmds](const SeenRequest& r) {
+    cmds.push_back(r.genl.cmd);
+    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EPOCH, "epoch")->U64(), 11u);
+    return FakeKernel::Answer{0, "", PutQuiescedStatus};
+  });
+  ASSERT_TRUE(client.Unreserve(kBdf, 11).ok());
+  ASSERT_TRUE(client.Reclaim(kBdf, 11).ok());
+  EXPECT_EQ(cmds, (std::vector<uint8_t>{NH_CMD_UNRESERVE, NH_CMD_RECLAIM}));
 }
 
 TEST_F(HookClientTest, ReplyWithoutStateIsAnError) {

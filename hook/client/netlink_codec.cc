@@ -30,13 +30,27 @@ absl::StatusOr<T> LoadExact(absl::Span<const uint8_t> payload, const char* what)
   return Load<T>(payload.data());
 }
 
+// The extack TLVs from `tlv_at` on (message, missing attribute type).
+absl::Status ReadExtack(absl::Span<const uint8_t> payload, size_t tlv_at, NetlinkAck& ack) {
+  if (tlv_at > payload.size()) return absl::OkStatus();
+  auto tlvs = ParseAttrs(payload.subspan(tlv_at));
+  if (!tlvs.ok()) return tlvs.status();
+  if (auto text = tlvs->Get(NLMSGERR_ATTR_MSG, "message"); text.ok()) {
+    ack.message = text->String();
+  }
+  if (auto missing = tlvs->Get(NLMSGERR_ATTR_MISS_TYPE, "missing type"); missing.ok()) {
+    if (auto type = missing->U32(); type.ok()) ack.missing_attr_type = static_cast<int>(*type);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 GenlMessageBuilder::GenlMessageBuilder(uint16_t family_id, uint8_t cmd, uint8_t version,
-                                       uint32_t seq) {
+                                       uint32_t seq, uint16_t extra_flags) {
   nlmsghdr nlh{};
   nlh.nlmsg_type = family_id;
-  nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | extra_flags;
   nlh.nlmsg_seq = seq;
   genlmsghdr genl{};
   genl.cmd = cmd;
@@ -66,6 +80,10 @@ void GenlMessageBuilder::PutString(uint16_t type, absl::string_view value) {
   Put(type, with_nul.c_str(), with_nul.size() + 1);
 }
 
+void GenlMessageBuilder::PutBytes(uint16_t type, absl::Span<const uint8_t> value) {
+  Put(type, value.data(), value.size());
+}
+
 void GenlMessageBuilder::BeginNest(uint16_t type) {
   open_nests_.push_back(buf_.size());
   Put(type | NLA_F_NESTED, nullptr, 0);
@@ -85,6 +103,7 @@ Bytes GenlMessageBuilder::Finish() {
 }
 
 absl::StatusOr<uint8_t> Attr::U8() const { return LoadExact<uint8_t>(payload_, "u8"); }
+absl::StatusOr<uint16_t> Attr::U16() const { return LoadExact<uint16_t>(payload_, "u16"); }
 absl::StatusOr<uint32_t> Attr::U32() const { return LoadExact<uint32_t>(payload_, "u32"); }
 absl::StatusOr<uint64_t> Attr::U64() const { return LoadExact<uint64_t>(payload_, "u64"); }
 
@@ -156,16 +175,19 @@ absl::StatusOr<NetlinkAck> ParseAck(const NetlinkMessage& msg) {
   if (!(msg.flags & NLM_F_CAPPED)) {
     tlv_at += err.msg.nlmsg_len >= NLMSG_HDRLEN ? NLMSG_ALIGN(err.msg.nlmsg_len) - NLMSG_HDRLEN : 0;
   }
-  if (tlv_at > msg.payload.size()) return ack;
-  auto tlvs = ParseAttrs(msg.payload.subspan(tlv_at));
-  if (!tlvs.ok()) return tlvs.status();
-  if (auto text = tlvs->Get(NLMSGERR_ATTR_MSG, "message"); text.ok()) {
-    ack.message = text->String();
-  }
-  if (auto missing = tlvs->Get(NLMSGERR_ATTR_MISS_TYPE, "missing type"); missing.ok()) {
-    if (auto type = missing->U32(); type.ok()) ack.missing_attr_type = static_cast<int>(*type);
-  }
+  if (absl::Status s = ReadExtack(msg.payload, tlv_at, ack); !s.ok()) return s;
   return ack;
+}
+
+absl::StatusOr<NetlinkAck> ParseDone(const NetlinkMessage& msg) {
+  if (msg.type != NLMSG_DONE || msg.payload.size() < sizeof(int)) {
+    return absl::InvalidArgumentError("not a netlink done message");
+  }
+  NetlinkAck done;
+  done.error = Load<int>(msg.payload.data());
+  if (!(msg.flags & NLM_F_ACK_TLVS)) return done;
+  if (absl::Status s = ReadExtack(msg.payload, sizeof(int), done); !s.ok()) return s;
+  return done;
 }
 
 absl::StatusOr<GenlReply> ParseGenl(const NetlinkMessage& msg) {

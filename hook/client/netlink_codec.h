@@ -21,7 +21,9 @@ using Bytes = std::vector<uint8_t>;
 // Builds one generic netlink message: nlmsghdr, genlmsghdr, attributes.
 class GenlMessageBuilder {
  public:
-  GenlMessageBuilder(uint16_t family_id, uint8_t cmd, uint8_t version, uint32_t seq);
+  // Every request asks for an ack; `extra_flags` adds e.g. NLM_F_DUMP.
+  GenlMessageBuilder(uint16_t family_id, uint8_t cmd, uint8_t version, uint32_t seq,
+                     uint16_t extra_flags = 0);
 
   void PutU8(uint16_t type, uint8_t value);
   void PutU16(uint16_t type, uint16_t value);
@@ -29,6 +31,8 @@ class GenlMessageBuilder {
   void PutU64(uint16_t type, uint64_t value);
   // NUL-terminated, as NLA_NUL_STRING wants.
   void PutString(uint16_t type, absl::string_view value);
+  // NLA_BINARY: the bytes as they are.
+  void PutBytes(uint16_t type, absl::Span<const uint8_t> value);
   // Nests may nest; each BeginNest needs its EndNest. NLA_F_NESTED is set:
   // the kernel's strict validation requires it.
   void BeginNest(uint16_t type);
@@ -51,6 +55,7 @@ class Attr {
   explicit Attr(absl::Span<const uint8_t> payload) : payload_(payload) {}
 
   absl::StatusOr<uint8_t> U8() const;
+  absl::StatusOr<uint16_t> U16() const;
   absl::StatusOr<uint32_t> U32() const;
   absl::StatusOr<uint64_t> U64() const;
   // Up to the first NUL.
@@ -93,6 +98,10 @@ struct NetlinkAck {
 };
 
 absl::StatusOr<NetlinkAck> ParseAck(const NetlinkMessage& msg);
+
+// What the NLMSG_DONE that ends a dump says: its int is 0 or the negative
+// errno that cut the dump short, followed (NLM_F_ACK_TLVS) by extack TLVs.
+absl::StatusOr<NetlinkAck> ParseDone(const NetlinkMessage& msg);
 
 // A generic netlink message's command and attributes.
 struct GenlReply {

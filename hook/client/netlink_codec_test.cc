@@ -14,6 +14,7 @@ namespace hook {
 namespace {
 
 using testing::KernelAck;
+using testing::KernelDone;
 
 template <typename T>
 T At(const Bytes& b, size_t offset) {
@@ -136,6 +137,32 @@ TEST(ParseAckTest, PlainAckHasNoError) {
   EXPECT_EQ(ack->message, "");
 }
 
+TEST(GenlMessageBuilderTest, ADumpRequestAlsoAsksForAnAck) {
+  GenlMessageBuilder m(0x1d, 8, 1, 3, NLM_F_DUMP);
+  Bytes b = m.Finish();
+  EXPECT_EQ(At<uint16_t>(b, 6), NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP);
+}
+
+TEST(ParseDoneTest, ADumpCutShortCarriesItsErrnoAndMessage) {
+  Bytes b = KernelDone(4, -EMSGSIZE, "config space does not fit");
+  auto messages = SplitMessages(b);
+  ASSERT_TRUE(messages.ok());
+  auto done = ParseDone((*messages)[0]);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->error, -EMSGSIZE);
+  EXPECT_EQ(done->message, "config space does not fit");
+  EXPECT_FALSE(ParseAck((*messages)[0]).ok());  // a DONE is not an ack
+}
+
+TEST(ParseDoneTest, ACompleteDumpEndsWithZero) {
+  auto messages = SplitMessages(KernelDone(4));
+  ASSERT_TRUE(messages.ok());
+  auto done = ParseDone((*messages)[0]);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->error, 0);
+  EXPECT_EQ(done->message, "");
+}
+
 TEST(ErrnoToStatusCodeTest, HookErrorsMapToWhatACallerMustDo) {
   EXPECT_EQ(ErrnoToStatusCode(ESTALE), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ErrnoToStatusCode(ENETDOWN), absl::StatusCode::kFailedPrecondition);
@@ -144,6 +171,7 @@ TEST(ErrnoToStatusCodeTest, HookErrorsMapToWhatACallerMustDo) {
   EXPECT_EQ(ErrnoToStatusCode(ENODEV), absl::StatusCode::kNotFound);
   EXPECT_EQ(ErrnoToStatusCode(EPERM), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrnoToStatusCode(EAGAIN), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrnoToStatusCode(ENOSPC), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(ErrnoToStatusCode(EIO), absl::StatusCode::kInternal);
 }
 

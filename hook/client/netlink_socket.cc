@@ -34,8 +34,11 @@ class GenericNetlinkSocket : public Transport {
     uint32_t seq;
     std::memcpy(&seq, request.data() + offsetof(nlmsghdr, nlmsg_seq), sizeof(seq));
     // No receive timeout: a quiesce waits up to its own timeout in the kernel,
-  // and the kernel always answers. The request asked for an ack, so the answer ends with the NLMSG_ERROR
-    // of our sequence number (after the reply, if there is one).
+    // and the kernel always answers. The request asked for an ack, so the
+    // answer ends with the NLMSG_ERROR of our sequence number (after the
+    // reply, if there is one); a dump ends with its NLMSG_DONE instead (the
+    // kernel sends no ack after a dump that started), possibly after several
+    // receives.
     Bytes all;
     for (;;) {
       Bytes buf(kReceiveBuffer);
@@ -49,13 +52,13 @@ class GenericNetlinkSocket : public Transport {
       auto messages = SplitMessages(buf);
       if (!messages.ok()) return messages.status();
       for (const NetlinkMessage& msg : *messages) {
-        if (msg.type == NLMSG_ERROR && msg.seq == seq) return all;
+        if ((msg.type == NLMSG_ERROR || msg.type == NLMSG_DONE) && msg.seq == seq) return all;
       }
     }
   }
 
  private:
-  // Replies are at most one page of attributes (NLMSG_GOODSIZE).
+  // A reply, or one skb of a dump, is at most NLMSG_GOODSIZE.
   static constexpr size_t kReceiveBuffer = 32 * 1024;
   int fd_;
 };

@@ -1,15 +1,21 @@
 // nhhookctl: drives the nichandover kernel hook from a shell.
 //
+//   nhhookctl list
 //   nhhookctl status BDF
 //   nhhookctl quiesce BDF EPOCH [TIMEOUT_MS]
-//   nhhookctl resume|attach|release BDF EPOCH
+//   nhhookctl resume|release|unreserve|reclaim BDF EPOCH
+//   nhhookctl attach BDF EPOCH [QUEUE:RX_NTC:RX_NTU:TX_NTC:TX_NTU...]
+//   nhhookctl reserve BDF EPOCH COUNT
 //   nhhookctl read-msi BDF
 //   nhhookctl reroute BDF EPOCH cpu CPU
 //   nhhookctl reroute BDF EPOCH raw INDEX:ADDRESS:DATA...
 //
-// Output is one "key=value" per line (vectors: one line each), for scripts.
+// Output is one "key=value" per line (vectors and rings: one line each; list:
+// a "device id=..." line, then that device's keys), for scripts. A quiesce
+// prints the ring state in the form attach takes.
 // Exit status: 0 success, 1 the hook refused or failed (reason on stderr),
 // 2 usage.
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -27,9 +33,12 @@ namespace {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: nhhookctl status BDF\n"
+               "usage: nhhookctl list\n"
+               "       nhhookctl status BDF\n"
                "       nhhookctl quiesce BDF EPOCH [TIMEOUT_MS]\n"
-               "       nhhookctl resume|attach|release BDF EPOCH\n"
+               "       nhhookctl resume|release|unreserve|reclaim BDF EPOCH\n"
+               "       nhhookctl attach BDF EPOCH [QUEUE:RX_NTC:RX_NTU:TX_NTC:TX_NTU...]\n"
+               "       nhhookctl reserve BDF EPOCH COUNT\n"
                "       nhhookctl read-msi BDF\n"
                "       nhhookctl reroute BDF EPOCH cpu CPU\n"
                "       nhhookctl reroute BDF EPOCH raw INDEX:ADDRESS:DATA...\n");
@@ -65,6 +74,31 @@ void PrintStatus(const DeviceStatus& s) {
   for (const auto& [name, value] : counters) {
     std::printf("%s=%llu\n", name, static_cast<unsigned long long>(value));
   }
+  std::printf("handover_mode=%s\nqueue_count=%u\n", HandoverModeName(s.handover_mode),
+              s.queue_count);
+  for (const RingState& r : s.rings) {
+    std::printf("ring %u:%u:%u:%u:%u\n", r.queue, r.rx_next_to_clean, r.rx_next_to_use,
+                r.tx_next_to_clean, r.tx_next_to_use);
+  }
+}
+
+// "QUEUE:RX_NTC:RX_NTU:TX_NTC:TX_NTU", as PrintStatus writes a ring.
+bool ParseRing(const std::string& text, RingState* out) {
+  std::vector<std::string> parts = absl::StrSplit(text, ':');
+  uint64_t v[5];
+  if (parts.size() != 5) return false;
+  for (int i = 0; i < 5; ++i) {
+    if (!ParseNumber(parts[i], &v[i]) || v[i] > UINT32_MAX) return false;
+  }
+  *out = {static_cast<uint32_t>(v[0]), static_cast<uint32_t>(v[1]), static_cast<uint32_t>(v[2]),
+          static_cast<uint32_t>(v[3]), static_cast<uint32_t>(v[4])};
+  return true;
+}
+
+void PrintListed(const ListedDevice& d) {
+  std::printf("device id=%s vendor=0x%04x device=0x%04x driver=%s config_bytes=%zu\n",
+              d.id.c_str(), d.vendor_id, d.device_id, d.driver.c_str(), d.config.size());
+  PrintStatus(d.status);
 }
 
 void PrintVectors(const char* label, const std::vector<MsiVector>& vectors) {
@@ -102,12 +136,13 @@ int Fail(const absl::Status& status) {
 }
 
 int Run(const std::vector<std::string>& args) {
-  if (args.size() < 2) return Usage();
+  if (args.empty() || (args.size() < 2 && args[0] != "list")) return Usage();
   const std::string& cmd = args[0];
-  const std::string& bdf = args[1];
+  const std::string bdf = args.size() > 1 ? args[1] : "";
   uint64_t epoch = 0;
-  bool needs_epoch = cmd != "status" && cmd != "read-msi";
+  bool needs_epoch = cmd != "status" && cmd != "read-msi" && cmd != "list";
   if (needs_epoch && (args.size() < 3 || !ParseNumber(args[2], &epoch))) return Usage();
+  if (cmd == "list" && args.size() != 1) return Usage();
 
   auto transport = OpenGenericNetlink();
   if (!transport.ok()) return Fail(transport.status());
@@ -128,9 +163,31 @@ int Run(const std::vector<std::string>& args) {
   } else if (cmd == "resume") {
     status = client.Resume(bdf, epoch);
   } else if (cmd == "attach") {
-    status = client.Attach(bdf, epoch);
+    std::vector<RingState> rings;
+    for (size_t i = 3; i < args.size(); ++i) {
+      RingState ring;
+      if (!ParseRing(args[i], &ring)) return Usage();
+      rings.push_back(ring);
+    }
+    status = client.Attach(bdf, epoch, rings);
   } else if (cmd == "release") {
     status = client.Release(bdf, epoch);
+  } else if (cmd == "unreserve") {
+    status = client.Unreserve(bdf, epoch);
+  } else if (cmd == "reclaim") {
+    status = client.Reclaim(bdf, epoch);
+  } else if (cmd == "list") {
+    auto devices = client.List();
+    if (!devices.ok()) return Fail(devices.status());
+    for (const ListedDevice& d : *devices) PrintListed(d);
+    return 0;
+  } else if (cmd == "reserve") {
+    uint64_t count;
+    if (args.size() != 4 || !ParseNumber(args[3], &count) || count > UINT32_MAX) return Usage();
+    auto vectors = client.Reserve(bdf, epoch, static_cast<uint32_t>(count));
+    if (!vectors.ok()) return Fail(vectors.status());
+    PrintVectors("reserved", *vectors);
+    return 0;
   } else if (cmd == "read-msi") {
     auto vectors = client.ReadMsi(bdf);
     if (!vectors.ok()) return Fail(vectors.status());

@@ -55,6 +55,31 @@ inline Bytes KernelAck(uint32_t seq, int error, const std::string& extack_messag
   return out;
 }
 
+// The NLMSG_DONE that ends dump `seq`: `error` 0, or the negative errno that
+// cut it short with its extack message.
+inline Bytes KernelDone(uint32_t seq, int error = 0, const std::string& extack_message = "") {
+  Bytes body(sizeof(int));
+  std::memcpy(body.data(), &error, sizeof(error));
+  if (!extack_message.empty()) {
+    nlattr nla{};
+    nla.nla_len = static_cast<uint16_t>(NLA_HDRLEN + extack_message.size() + 1);
+    nla.nla_type = NLMSGERR_ATTR_MSG;
+    size_t at = body.size();
+    body.resize(at + NLA_ALIGN(nla.nla_len), 0);
+    std::memcpy(body.data() + at, &nla, sizeof(nla));
+    std::memcpy(body.data() + at + NLA_HDRLEN, extack_message.c_str(), extack_message.size());
+  }
+  nlmsghdr nlh{};
+  nlh.nlmsg_len = static_cast<uint32_t>(NLMSG_HDRLEN + body.size());
+  nlh.nlmsg_type = NLMSG_DONE;
+  nlh.nlmsg_flags = NLM_F_MULTI | (extack_message.empty() ? 0 : NLM_F_ACK_TLVS);
+  nlh.nlmsg_seq = seq;
+  Bytes out(NLMSG_HDRLEN);
+  std::memcpy(out.data(), &nlh, sizeof(nlh));
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
 inline Bytes Concat(Bytes a, const Bytes& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;

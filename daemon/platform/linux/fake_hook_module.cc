@@ -4,6 +4,8 @@
 #include <linux/netlink.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 
 #include "gtest/gtest.h"
 #include "hook/client/test_kernel_messages.h"
@@ -18,6 +20,7 @@ namespace {
 using hook::Bytes;
 using hook::testing::Concat;
 using hook::testing::KernelAck;
+using hook::testing::KernelDone;
 
 constexpr uint16_t kFamilyId = 0x1d;
 constexpr uint64_t kRemappable = 1u << 4;
@@ -32,6 +35,8 @@ uint32_t WireState(hook::DeviceState state) {
       return NH_STATE_QUIESCED;
     case hook::DeviceState::kReleased:
       return NH_STATE_RELEASED;
+    case hook::DeviceState::kStandby:
+      return NH_STATE_STANDBY;
     case hook::DeviceState::kUnknown:
       break;
   }
@@ -50,8 +55,30 @@ uint32_t WireMsiMode(hook::MsiMode mode) {
   return NH_MSI_MODE_NONE;
 }
 
+uint32_t WireHandoverMode(hook::HandoverMode mode) {
+  switch (mode) {
+    case hook::HandoverMode::kContract:
+      return NH_HANDOVER_MODE_CONTRACT;
+    case hook::HandoverMode::kCold:
+      return NH_HANDOVER_MODE_COLD;
+    case hook::HandoverMode::kUnknown:
+      break;
+  }
+  return NH_HANDOVER_MODE_UNSPEC;
+}
+
+bool IsContract(const FakeFunction& f) { return f.handover_mode == hook::HandoverMode::kContract; }
+
+// This node runs (or holds gated) the device: the states an owner is in.
+bool OwnedHere(const FakeFunction& f) {
+  return f.state == hook::DeviceState::kRunning || f.state == hook::DeviceState::kGated ||
+         f.state == hook::DeviceState::kQuiesced;
+}
+
 void PutStatus(hook::GenlMessageBuilder& m, const FakeFunction& f) {
   m.PutU32(NH_ATTR_STATE, WireState(f.state));
+  m.PutU32(NH_ATTR_HANDOVER_MODE, WireHandoverMode(f.handover_mode));
+  m.PutU32(NH_ATTR_QUEUE_COUNT, f.queue_count);
   m.PutU64(NH_ATTR_EPOCH, f.max_epoch);
   m.PutU32(NH_ATTR_MSI_MODE, WireMsiMode(f.msi_mode));
   m.PutString(NH_ATTR_IFNAME, f.ifname);
@@ -100,7 +127,8 @@ absl::StatusOr<FakeRequest> ReadRequest(const hook::GenlReply& genl) {
     r.epoch = *value;
   }
   for (auto [type, field] : {std::pair{NH_ATTR_TIMEOUT_MS, &r.timeout_ms},
-                             std::pair{NH_ATTR_REROUTE_MODE, &r.reroute_mode}}) {
+                             std::pair{NH_ATTR_REROUTE_MODE, &r.reroute_mode},
+                             std::pair{NH_ATTR_VECTOR_COUNT, &r.vector_count}}) {
     if (auto attr = genl.attrs.Get(type, "u32"); attr.ok()) {
       auto value = attr->U32();
       if (!value.ok()) return value.status();
@@ -111,6 +139,11 @@ absl::StatusOr<FakeRequest> ReadRequest(const hook::GenlReply& genl) {
     auto vectors = hook::DecodeMsiList(*list);
     if (!vectors.ok()) return vectors.status();
     for (const hook::MsiVector& v : *vectors) r.messages.push_back({v.index, v.address, v.data});
+  }
+  if (auto rings = genl.attrs.Get(NH_ATTR_RINGS, "rings"); rings.ok()) {
+    auto decoded = hook::DecodeRings(*rings);
+    if (!decoded.ok()) return decoded.status();
+    r.rings = *std::move(decoded);
   }
   return r;
 }
@@ -135,6 +168,7 @@ struct FakeHookModule::Answer {
   std::optional<std::vector<hook::MsiVector>> previous;  // NH_ATTR_MSI_PREVIOUS
   // NH_ATTR_MSI_LIST as reported, when it is not what the function holds.
   std::optional<std::vector<hook::MsiVector>> reported_list;
+  bool rings = false;  // NH_ATTR_RINGS: the driver's ring state (QUIESCE)
 };
 
 FakeFunction& FakeHookModule::function(const std::string& bdf) {
@@ -172,8 +206,15 @@ absl::StatusOr<Bytes> FakeHookModule::Exchange(const Bytes& request) {
   if (!loaded_ || msg.type != kFamilyId) return KernelAck(msg.seq, -EOPNOTSUPP);
   auto request_attrs = ReadRequest(*genl);
   if (!request_attrs.ok()) return KernelAck(msg.seq, -EINVAL, "malformed attribute");
+  request_attrs->dump = (msg.flags & NLM_F_DUMP) != 0;
   requests_.push_back(*request_attrs);
   const FakeRequest& r = requests_.back();
+  // genetlink runs a command with a .dumpit only as a dump, and LIST has no
+  // .doit: a plain LIST request is not supported.
+  if (r.cmd == NH_CMD_LIST) {
+    if (!r.dump) return KernelAck(msg.seq, -EOPNOTSUPP);
+    return List(msg.seq);
+  }
 
   auto found = functions_.find(r.dev);
   if (found == functions_.end()) return KernelAck(msg.seq, -ENODEV, "no such PCI function");
@@ -186,7 +227,26 @@ absl::StatusOr<Bytes> FakeHookModule::Exchange(const Bytes& request) {
   if (answer.msi_list) {
     PutVectors(reply, NH_ATTR_MSI_LIST, answer.reported_list ? *answer.reported_list : f.vectors);
   }
+  if (answer.rings) hook::PutRings(reply, f.rings);
   return Concat(reply.Finish(), KernelAck(msg.seq, 0));
+}
+
+Bytes FakeHookModule::List(uint32_t seq) const {
+  Bytes out;
+  for (const auto& [id, f] : functions_) {
+    hook::GenlMessageBuilder item(kFamilyId, NH_CMD_LIST, NH_GENL_VERSION, seq);
+    item.PutString(NH_ATTR_PCI_DEV, id);
+    PutStatus(item, f);
+    item.PutU16(NH_ATTR_VENDOR_ID, f.vendor_id);
+    item.PutU16(NH_ATTR_DEVICE_ID, f.device_id);
+    item.PutString(NH_ATTR_DRIVER, f.driver);
+    if (IsContract(f) && !f.config.empty()) item.PutBytes(NH_ATTR_CONFIG, f.config);
+    Bytes b = item.Finish();
+    uint16_t flags = NLM_F_MULTI;
+    std::memcpy(b.data() + offsetof(nlmsghdr, nlmsg_flags), &flags, sizeof(flags));
+    out = Concat(out, b);
+  }
+  return Concat(out, KernelDone(seq));
 }
 
 FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction& f) {
@@ -195,18 +255,25 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
   if (!r.epoch) return {EINVAL, "missing attribute: epoch"};
   if (*r.epoch < f.max_epoch)
     return {ESTALE, "epoch is lower than the highest seen for this device"};
+  if (r.cmd == NH_CMD_RECLAIM && *r.epoch == f.max_epoch) {
+    return {ESTALE, "reclaim needs an epoch above the highest seen for this device"};
+  }
   f.max_epoch = *r.epoch;
   const bool released = f.state == hook::DeviceState::kReleased;
+  const bool standby = f.state == hook::DeviceState::kStandby;
   switch (r.cmd) {
-    case NH_CMD_QUIESCE:
+    case NH_CMD_QUIESCE: {
       if (released) return {EBUSY, "released to another node"};
+      if (standby) return {EBUSY, "on standby: another node owns the device"};
       f.counters = hook::DeviceStatus();
       f.counters.held_xmits = f.xmits_to_hold;
       f.counters.drained_tx_bytes = f.drain_tx_bytes;
       f.counters.drained_tx_packets = f.drain_tx_packets;
       f.counters.drained_rx_packets = f.drain_rx_packets;
       if (f.drain_times_out) {
-        f.state = hook::DeviceState::kGated;
+        // A contract driver undoes its quiesce on a timeout; the cold path
+        // leaves the gate closed.
+        if (!IsContract(f)) f.state = hook::DeviceState::kGated;
         return {ETIMEDOUT, "TX completions did not drain before the deadline"};
       }
       f.counters.xmits_while_quiesced = f.leaked_xmits;
@@ -216,14 +283,18 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
       f.counters.quiesce_ns = 1500000;
       f.state = hook::DeviceState::kQuiesced;
       SetMasked(f, true);
-      return {};
+      Answer answer;
+      answer.rings = IsContract(f);
+      return answer;
+    }
     case NH_CMD_RESUME:
       if (released) return {EBUSY, "released to another node: ATTACH with the new owner's epoch"};
-      [[fallthrough]];
-    case NH_CMD_ATTACH:
+      if (standby) return {EBUSY, "on standby: another node owns the device"};
       f.state = hook::DeviceState::kRunning;
       SetMasked(f, false);
       return {};
+    case NH_CMD_ATTACH:
+      return Attach(r, f);
     case NH_CMD_RELEASE:
       if (f.state != hook::DeviceState::kQuiesced && !released) {
         return {EBUSY, "not quiesced: QUIESCE before RELEASE"};
@@ -232,9 +303,70 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
       return {};
     case NH_CMD_REROUTE:
       return Reroute(r, f);
+    case NH_CMD_RESERVE:
+      return Reserve(r, f);
+    case NH_CMD_UNRESERVE:
+      f.free_vectors += static_cast<uint32_t>(f.reserved.size());
+      f.reserved.clear();
+      return {};
+    case NH_CMD_RECLAIM:
+      if (!released && !standby) return {EBUSY, "this node owns the device: nothing to reclaim"};
+      f.state = hook::DeviceState::kQuiesced;
+      SetMasked(f, true);
+      return {};
     default:
       return {EOPNOTSUPP, "unknown command"};
   }
+}
+
+FakeHookModule::Answer FakeHookModule::Attach(const FakeRequest& r, FakeFunction& f) {
+  if (r.rings) {
+    if (!IsContract(f)) {
+      return {EINVAL, "ring state given for a cold-mode device: its driver sets its rings up"};
+    }
+    for (const hook::RingState& ring : *r.rings) {
+      if (ring.queue >= f.queue_count) return {EINVAL, "ring state for a queue the device lacks"};
+    }
+    f.rings = *r.rings;
+  }
+  // The reserved vectors are the device's from now on: the source wrote
+  // their messages into the table.
+  if (!f.reserved.empty()) {
+    f.vectors = f.reserved;
+    f.reserved.clear();
+  }
+  f.state = hook::DeviceState::kRunning;
+  SetMasked(f, false);
+  return {};
+}
+
+FakeHookModule::Answer FakeHookModule::Reserve(const FakeRequest& r, FakeFunction& f) {
+  if (!IsContract(f)) {
+    return {EOPNOTSUPP,
+            "cold-mode device: its driver has no handover contract to reserve vectors through"};
+  }
+  if (!r.vector_count || *r.vector_count == 0) return {EINVAL, "missing attribute: vector count"};
+  if (*r.vector_count > f.msix_entries) {
+    return {EINVAL, "more vectors than the device has MSI-X entries"};
+  }
+  if (OwnedHere(f)) return {EBUSY, "this node runs the device: nothing to reserve"};
+  // A new reservation replaces the old one.
+  uint32_t available = f.free_vectors + static_cast<uint32_t>(f.reserved.size());
+  if (*r.vector_count > available) return {ENOSPC, "too few free vectors on this node"};
+  f.free_vectors = available - *r.vector_count;
+  f.reserved.clear();
+  for (uint32_t i = 0; i < *r.vector_count; ++i) {
+    hook::MsiVector v;
+    v.index = i;
+    v.address = 0xfee00000u | (uint64_t{f.reserve_apic_id} << 12);
+    v.data = f.first_reserved_vector + i;
+    v.masked = true;
+    f.reserved.push_back(v);
+  }
+  Answer answer;
+  answer.msi_list = true;
+  answer.reported_list = f.reserved;
+  return answer;
 }
 
 FakeHookModule::Answer FakeHookModule::Reroute(const FakeRequest& r, FakeFunction& f) {

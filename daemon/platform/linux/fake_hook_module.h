@@ -25,13 +25,33 @@ namespace platform {
 namespace linux_backend {
 namespace testing {
 
-// One PCI function as the module sees it.
+// One device as the module sees it: a PCI function it holds in cold mode
+// (the default, like e1000e), or a contract driver's device.
 struct FakeFunction {
   std::string ifname = "eth0";
   uint32_t ifindex = 2;
   hook::MsiMode msi_mode = hook::MsiMode::kMsix;
   std::vector<hook::MsiVector> vectors;  // in the order READ_MSI lists them
   hook::DeviceState state = hook::DeviceState::kRunning;
+  hook::HandoverMode handover_mode = hook::HandoverMode::kCold;
+  // What LIST reports besides the status.
+  uint16_t vendor_id = 0x8086;
+  uint16_t device_id = 0x10d3;
+  std::string driver = "e1000e";
+  uint32_t queue_count = 1;
+  std::vector<uint8_t> config;  // contract devices: their config space
+
+  // Contract devices: the driver's ring state. QUIESCE reports it, ATTACH
+  // replaces it with what it is given.
+  std::vector<hook::RingState> rings;
+  // RESERVE: entries the device's MSI-X table has, vectors this node has
+  // free, and the messages it hands out (APIC ID, first x86 vector).
+  uint32_t msix_entries = 5;
+  uint32_t free_vectors = 16;
+  uint32_t reserve_apic_id = 2;
+  uint32_t first_reserved_vector = 0x40;
+  // The current reservation (messages for entries 0..n-1).
+  std::vector<hook::MsiVector> reserved;
   uint64_t max_epoch = 0;
   hook::DeviceStatus counters;  // counters of the last quiesce
 
@@ -58,7 +78,10 @@ struct FakeRequest {
   std::optional<uint64_t> epoch;
   std::optional<uint32_t> timeout_ms;
   std::optional<uint32_t> reroute_mode;
+  std::optional<uint32_t> vector_count;
   std::vector<hook::MsiWrite> messages;
+  std::optional<std::vector<hook::RingState>> rings;  // NH_ATTR_RINGS, when sent
+  bool dump = false;                                   // NLM_F_DUMP
 };
 
 class FakeHookModule {
@@ -80,6 +103,9 @@ class FakeHookModule {
   struct Answer;
   Answer Handle(const FakeRequest& request, FakeFunction& f);
   Answer Reroute(const FakeRequest& request, FakeFunction& f);
+  Answer Attach(const FakeRequest& request, FakeFunction& f);
+  Answer Reserve(const FakeRequest& request, FakeFunction& f);
+  hook::Bytes List(uint32_t seq) const;
 
   std::map<std::string, FakeFunction> functions_;
   std::vector<FakeRequest> requests_;

@@ -19,6 +19,21 @@ absl::Status ExpectState(const hook::DeviceStatus& status, hook::DeviceState wan
                                           hook::DeviceStateName(want)));
 }
 
+v1::QueueRingState ToProto(const hook::RingState& r) {
+  v1::QueueRingState out;
+  out.set_queue(r.queue);
+  out.set_rx_next_to_clean(r.rx_next_to_clean);
+  out.set_rx_next_to_use(r.rx_next_to_use);
+  out.set_tx_next_to_clean(r.tx_next_to_clean);
+  out.set_tx_next_to_use(r.tx_next_to_use);
+  return out;
+}
+
+hook::RingState FromProto(const v1::QueueRingState& r) {
+  return {r.queue(), r.rx_next_to_clean(), r.rx_next_to_use(), r.tx_next_to_clean(),
+          r.tx_next_to_use()};
+}
+
 }  // namespace
 
 absl::StatusOr<HookState> ToHookState(hook::DeviceState state) {
@@ -29,6 +44,7 @@ absl::StatusOr<HookState> ToHookState(hook::DeviceState state) {
     case hook::DeviceState::kQuiesced:
       return HookState::kQuiesced;
     case hook::DeviceState::kReleased:
+    case hook::DeviceState::kStandby:
       return HookState::kDetached;
     case hook::DeviceState::kUnknown:
       break;
@@ -53,10 +69,13 @@ absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, uint64_
   result.drained_rx_packets = status.drained_rx_packets;
   result.held_xmits = status.held_xmits;
   result.polls_while_quiesced = status.polls_while_quiesced;
+  for (const hook::RingState& ring : status.rings) result.rings.push_back(ToProto(ring));
   NH_LOG(INFO) << "quiesced " << dev << " (" << status.ifname << ") at epoch " << epoch << ": "
                << status.drained_tx_bytes << " in-flight bytes drained, " << status.held_xmits
                << " xmits held, " << status.napi_count << " NAPI instances and "
-               << status.vectors_masked << " vectors off, in " << status.quiesce_ns / 1000 << " us";
+               << status.vectors_masked << " vectors off, in " << status.quiesce_ns / 1000
+               << " us; " << hook::HandoverModeName(status.handover_mode) << " mode, "
+               << result.rings.size() << " ring states";
   return result;
 }
 
@@ -71,11 +90,9 @@ absl::Status LinuxHook::Attach(const std::string& bdf, uint64_t epoch,
                                const std::vector<v1::QueueRingState>& rings) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  if (!rings.empty()) {
-    NH_LOG(DEBUG) << "attach " << dev << ": " << rings.size()
-                  << " ring states not needed, the driver keeps its own";
-  }
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Attach(dev, epoch));
+  std::vector<hook::RingState> wire;
+  for (const v1::QueueRingState& ring : rings) wire.push_back(FromProto(ring));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Attach(dev, epoch, wire));
   return ExpectState(status, hook::DeviceState::kRunning, "attach", dev);
 }
 
@@ -83,6 +100,8 @@ absl::Status LinuxHook::Release(const std::string& bdf, uint64_t epoch) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
   NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Release(dev, epoch));
+  // A contract driver may report its standby right away.
+  if (status.state == hook::DeviceState::kStandby) return absl::OkStatus();
   return ExpectState(status, hook::DeviceState::kReleased, "release", dev);
 }
 

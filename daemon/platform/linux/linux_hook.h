@@ -19,7 +19,8 @@ namespace linux_backend {
 
 // The platform's view of the module's state: GATED (the drain missed its
 // deadline, gates still closed) counts as quiesced, since only Resume brings
-// it back; RELEASED is detached (another node runs the NIC).
+// it back; RELEASED and STANDBY (a contract driver waiting while another
+// node owns the device) are detached.
 absl::StatusOr<HookState> ToHookState(hook::DeviceState state);
 
 class LinuxHook : public Hook {
@@ -28,12 +29,14 @@ class LinuxHook : public Hook {
 
   // Fails with INTERNAL, leaving the device quiesced, if the module counted
   // an ndo_start_xmit or a NAPI poll after its gate closed: a leaking gate
-  // must stop the handover.
+  // must stop the handover. `rings` is the contract driver's ring state
+  // (empty in cold mode: the target's driver sets its rings up anew).
   absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
                                         absl::Duration timeout) override;
   absl::Status Resume(const std::string& bdf, uint64_t epoch) override;
-  // `rings` is not sent: on Linux the driver that owns the function keeps its
-  // own ring indices across the quiesce (see docs/linux-backend.md).
+  // `rings` is sent as the module's NH_ATTR_RINGS (when there are any): a
+  // contract driver resumes where the source's stopped; the module refuses
+  // rings for a cold-mode device (INVALID_ARGUMENT).
   absl::Status Attach(const std::string& bdf, uint64_t epoch,
                       const std::vector<v1::QueueRingState>& rings) override;
   absl::Status Release(const std::string& bdf, uint64_t epoch) override;

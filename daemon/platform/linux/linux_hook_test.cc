@@ -30,6 +30,32 @@ FakeFunction E1000e() {
   return f;
 }
 
+// The simulated NIC under its contract driver on a node that does not own
+// it: registered on standby, its MSI-X entries read through the driver's
+// window (all masked), one queue pair.
+constexpr char kSimNic[] = "0000:05:00.0";
+FakeFunction SimNicOnStandby() {
+  FakeFunction f;
+  f.handover_mode = hook::HandoverMode::kContract;
+  f.state = hook::DeviceState::kStandby;
+  f.driver = "nh_simnic";
+  f.ifname = "nhsim0";
+  f.vectors = {{0, 0xfee00000, 0x30, true, 0, 0}, {1, 0xfee00000, 0x31, true, 0, 0}};
+  f.msix_entries = 2;
+  return f;
+}
+
+v1::QueueRingState Ring(uint32_t queue, uint32_t rx_ntc, uint32_t rx_ntu, uint32_t tx_ntc,
+                        uint32_t tx_ntu) {
+  v1::QueueRingState r;
+  r.set_queue(queue);
+  r.set_rx_next_to_clean(rx_ntc);
+  r.set_rx_next_to_use(rx_ntu);
+  r.set_tx_next_to_clean(tx_ntc);
+  r.set_tx_next_to_use(tx_ntu);
+  return r;
+}
+
 v1::MsiMessage Message(uint64_t address, uint32_t data) {
   v1::MsiMessage m;
   m.set_address(address);
@@ -42,8 +68,10 @@ class LinuxHookTest : public ::testing::Test {
   LinuxHookTest()
       : hook_(ModuleConnection(module_.Factory())), router_(ModuleConnection(module_.Factory())) {
     module_.AddFunction(kBdf, E1000e());
+    module_.AddFunction(kSimNic, SimNicOnStandby());
   }
   FakeFunction& device() { return module_.function(kBdf); }
+  FakeFunction& simnic() { return module_.function(kSimNic); }
 
   FakeHookModule module_;
   LinuxHook hook_;
@@ -121,11 +149,20 @@ TEST_F(LinuxHookTest, ReleasedIsDetachedUntilAnAttachAtAHigherEpoch) {
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kDetached);
   EXPECT_EQ(hook_.Resume(kBdf, 4).code(), absl::StatusCode::kFailedPrecondition);
 
-  v1::QueueRingState ring;
-  ring.set_tx_next_to_use(17);
-  ASSERT_TRUE(hook_.Attach(kBdf, 6, {ring}).ok());
+  // Cold mode: the driver sets its rings up anew, so none are sent.
+  ASSERT_TRUE(hook_.Attach(kBdf, 6, {}).ok());
+  EXPECT_FALSE(module_.requests().back().rings.has_value());
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
   EXPECT_EQ(hook_.Status(kBdf)->epoch, 6u);
+}
+
+TEST_F(LinuxHookTest, RingsForAColdModeDeviceAreRefusedAndChangeNothing) {
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 4, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, 4).ok());
+  absl::Status attach = hook_.Attach(kBdf, 6, {Ring(0, 1, 2, 3, 4)});
+  EXPECT_EQ(attach.code(), absl::StatusCode::kInvalidArgument) << attach;
+  EXPECT_NE(attach.message().find("cold-mode"), std::string::npos) << attach;
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kDetached);
 }
 
 TEST_F(LinuxHookTest, ShortAddressesAreSentInFullAndBadOnesNeverLeave) {
@@ -222,13 +259,109 @@ TEST_F(LinuxHookTest, AReadBackThatDiffersFromTheWriteIsDataLoss) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss) << result.status();
 }
 
-TEST_F(LinuxHookTest, ThereIsNoCrossKernelReservation) {
+TEST_F(LinuxHookTest, AsATargetAContractDeviceIsReservedThenAttachedWithTheSourcesRings) {
+  EXPECT_EQ(hook_.Status(kSimNic)->state, HookState::kDetached);  // standby
+
+  auto reserved = router_.ReserveTargetMessages(kSimNic, 7, 2);
+  ASSERT_TRUE(reserved.ok()) << reserved.status();
+  ASSERT_EQ(reserved->size(), 2u);
+  // Messages that reach this node: its APIC ID, the vectors it set aside.
+  EXPECT_EQ((*reserved)[0].address(), 0xfee02000u);
+  EXPECT_EQ((*reserved)[0].data(), 0x40u);
+  EXPECT_EQ((*reserved)[1].data(), 0x41u);
+  EXPECT_EQ(module_.requests().back().cmd, NH_CMD_RESERVE);
+  EXPECT_EQ(module_.requests().back().epoch, 7u);
+  EXPECT_EQ(module_.requests().back().vector_count, 2u);
+  EXPECT_EQ(simnic().free_vectors, 14u);
+
+  ASSERT_TRUE(hook_.Attach(kSimNic, 7, {Ring(0, 100, 355, 90, 93)}).ok());
+  ASSERT_TRUE(module_.requests().back().rings.has_value());
+  ASSERT_EQ(simnic().rings.size(), 1u);
+  EXPECT_EQ(simnic().rings[0], (hook::RingState{0, 100, 355, 90, 93}));
+  auto status = hook_.Status(kSimNic);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->state, HookState::kRunning);
+  EXPECT_EQ(status->epoch, 7u);
+  // The table now holds the reserved messages, unmasked: the router reads them.
+  auto messages = router_.ReadMessages(kSimNic);
+  ASSERT_TRUE(messages.ok()) << messages.status();
+  ASSERT_EQ(messages->size(), 2u);
+  EXPECT_EQ((*messages)[1].address(), 0xfee02000u);
+  EXPECT_EQ((*messages)[1].data(), 0x41u);
+}
+
+TEST_F(LinuxHookTest, AsASourceAContractDeviceHandsOverItsRingsAndGoesToStandby) {
+  simnic().state = hook::DeviceState::kRunning;
+  simnic().max_epoch = 3;
+  simnic().rings = {{0, 12, 267, 40, 41}};
+
+  auto result = hook_.Quiesce(kSimNic, 4, absl::Seconds(1));
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->rings.size(), 1u);
+  EXPECT_EQ(result->rings[0].queue(), 0u);
+  EXPECT_EQ(result->rings[0].rx_next_to_clean(), 12u);
+  EXPECT_EQ(result->rings[0].rx_next_to_use(), 267u);
+  EXPECT_EQ(result->rings[0].tx_next_to_clean(), 40u);
+  EXPECT_EQ(result->rings[0].tx_next_to_use(), 41u);
+
+  // The target's messages go into the window's table, then the release.
+  auto previous = router_.Reroute(kSimNic, 4, {Message(0xfee02000, 0x40), Message(0xfee02000, 0x41)});
+  ASSERT_TRUE(previous.ok()) << previous.status();
+  EXPECT_EQ((*previous)[1].data(), 0x31u);
+  ASSERT_TRUE(hook_.Release(kSimNic, 4).ok());
+  EXPECT_EQ(hook_.Status(kSimNic)->state, HookState::kDetached);
+  EXPECT_EQ(hook_.Resume(kSimNic, 4).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(LinuxHookTest, AColdQuiesceHasNoRings) {
+  auto result = hook_.Quiesce(kBdf, 2, absl::Seconds(1));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->rings.empty());
+}
+
+TEST_F(LinuxHookTest, TooFewFreeVectorsIsResourceExhaustedAndReservesNothing) {
+  simnic().free_vectors = 1;
+  auto reserved = router_.ReserveTargetMessages(kSimNic, 7, 2);
+  EXPECT_EQ(reserved.status().code(), absl::StatusCode::kResourceExhausted) << reserved.status();
+  EXPECT_NE(reserved.status().message().find("too few free vectors"), std::string::npos);
+  EXPECT_TRUE(simnic().reserved.empty());
+  EXPECT_EQ(simnic().free_vectors, 1u);
+}
+
+TEST_F(LinuxHookTest, AColdModeDeviceCannotBeReservedForAndTheErrorSaysWhy) {
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 2, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, 2).ok());
   auto reserved = router_.ReserveTargetMessages(kBdf, 3, 2);
   EXPECT_EQ(reserved.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(reserved.status().message().find("no cross-kernel reservation"), std::string::npos)
+  EXPECT_NE(reserved.status().message().find("cold mode"), std::string::npos) << reserved.status();
+  EXPECT_NE(reserved.status().message().find("no handover contract"), std::string::npos)
       << reserved.status();
-  EXPECT_TRUE(router_.ReleaseReservation(kBdf, 3).ok());
-  EXPECT_TRUE(module_.requests().empty());
+}
+
+TEST_F(LinuxHookTest, ADeviceThisNodeRunsCannotBeReservedFor) {
+  simnic().state = hook::DeviceState::kRunning;
+  auto reserved = router_.ReserveTargetMessages(kSimNic, 7, 2);
+  EXPECT_EQ(reserved.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(reserved.status().message().find("this node runs the device"), std::string::npos)
+      << reserved.status();
+}
+
+TEST_F(LinuxHookTest, AReservationAtAStaleEpochIsRefused) {
+  simnic().max_epoch = 9;
+  EXPECT_EQ(router_.ReserveTargetMessages(kSimNic, 8, 2).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(simnic().reserved.empty());
+}
+
+TEST_F(LinuxHookTest, ReleaseReservationGivesTheVectorsBackAndIsANoOpWithoutOne) {
+  ASSERT_TRUE(router_.ReserveTargetMessages(kSimNic, 7, 2).ok());
+  EXPECT_EQ(simnic().free_vectors, 14u);
+  ASSERT_TRUE(router_.ReleaseReservation(kSimNic, 7).ok());
+  EXPECT_EQ(module_.requests().back().cmd, NH_CMD_UNRESERVE);
+  EXPECT_TRUE(simnic().reserved.empty());
+  EXPECT_EQ(simnic().free_vectors, 16u);
+  EXPECT_TRUE(router_.ReleaseReservation(kSimNic, 7).ok());
+  EXPECT_EQ(simnic().free_vectors, 16u);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include "daemon/platform/linux/fake_hook_module.h"
 #include "daemon/platform/linux/linux_platform.h"
 #include "gtest/gtest.h"
+#include "sim/config_space_image.h"
+#include "sim/machine.h"
 
 namespace nichandover {
 namespace platform {
@@ -263,6 +265,123 @@ TEST_F(LinuxInventoryTest, ThePlatformsHookAndRouterReachTheModule) {
   ASSERT_TRUE(messages.ok()) << messages.status();
   EXPECT_EQ(messages->size(), 3u);
   EXPECT_EQ(platform->arbiter->Read("0000:01:00.0").status().message(), "none");
+}
+
+// The simulated NIC as a guest's contract driver registers it: its
+// machine-wide address is no PCI function of the guest, so only the module's
+// LIST names it, with the config space the driver read from the machine's
+// memory (MSI-X enabled by the driver), and READ_MSI reads its table through
+// the driver's window.
+class ContractDeviceInventoryTest : public LinuxInventoryTest {
+ protected:
+  void SetUp() override {
+    std::string path = ::testing::TempDir() + "/inventory-machine";
+    sim::MachineSpec spec;
+    spec.nodes = {{"host", {0}}, {"guest", {2}}};
+    spec.initial_owner = "host";
+    spec.bdf = "0000:03:00.0";
+    auto machine = sim::Machine::Create(path, spec);
+    ASSERT_TRUE(machine.ok()) << machine.status();
+    std::vector<uint8_t> config((*machine)->nic().config,
+                                (*machine)->nic().config + sizeof((*machine)->nic().config));
+    config[sim::kMsixCapabilityOffset + 3] |= 0x80;  // MSI-X Enable, as the driver set it
+
+    FakeFunction simnic;
+    simnic.handover_mode = hook::HandoverMode::kContract;
+    simnic.state = hook::DeviceState::kStandby;
+    simnic.driver = "nh_simnic";
+    simnic.ifname = "nhsim0";
+    simnic.vendor_id = sim::kSimVendorId;
+    simnic.device_id = sim::kSimDeviceId;
+    simnic.queue_count = 1;
+    simnic.config = config;
+    simnic.vectors = {{0, 0xfee00000, 0x30, true, 0, 0}, {1, 0xfee00000, 0x31, true, 0, 0}};
+    module_.AddFunction("0000:03:00.0", simnic);
+  }
+};
+
+TEST_F(ContractDeviceInventoryTest, TheModulesContractDevicesAreListedBesideLibpcisFunctions) {
+  auto platform = Make();
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  auto nics = platform->inventory->ListNics();
+  ASSERT_TRUE(nics.ok()) << nics.status();
+  std::vector<std::string> bdfs;
+  for (const NicInfo& nic : *nics) bdfs.push_back(nic.bdf);
+  EXPECT_EQ(bdfs, (std::vector<std::string>{"0000:01:00.0", "0000:03:00.0", "0000:04:00.0",
+                                            "0000:04:00.1", "0000:07:00.0"}));
+  const NicInfo* simnic = Find(*nics, "0000:03:00.0");
+  ASSERT_NE(simnic, nullptr);
+  EXPECT_EQ(simnic->vendor_id, 0x8086);
+  EXPECT_EQ(simnic->device_id, 0x1533);
+  EXPECT_EQ(simnic->class_code, 0x020000u);  // from the module's config space
+  EXPECT_EQ(simnic->driver, "nh_simnic");
+  EXPECT_EQ(simnic->netdev, "nhsim0");
+  EXPECT_EQ(simnic->queue_count, 1u);
+  // The I210's capability list, decoded from the bytes LIST carried.
+  EXPECT_EQ(simnic->interrupts.mode(), v1::INTERRUPT_MODE_MSIX);
+  EXPECT_EQ(simnic->interrupts.capability_offset(), 0x70u);
+  EXPECT_TRUE(simnic->interrupts.enabled());
+  EXPECT_EQ(simnic->interrupts.vectors_supported(), 5u);
+  ASSERT_EQ(simnic->interrupts.vectors_size(), 2);
+  EXPECT_EQ(simnic->interrupts.vectors(1).message().data(), 0x31u);
+  EXPECT_TRUE(simnic->interrupts.vectors(1).masked());
+  // libpci's I210 keeps its sysfs description; the module holds none of it.
+  EXPECT_EQ(Find(*nics, "0000:01:00.0")->driver, "igb");
+}
+
+TEST_F(ContractDeviceInventoryTest, GetNicFindsAContractDeviceByItsMachineWideAddress) {
+  auto platform = Make();
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  auto nic = platform->inventory->GetNic("03:00.0");
+  ASSERT_TRUE(nic.ok()) << nic.status();
+  EXPECT_EQ(nic->bdf, "0000:03:00.0");
+  EXPECT_EQ(nic->driver, "nh_simnic");
+  EXPECT_EQ(module_.requests().back().cmd, 5 /* NH_CMD_READ_MSI */);
+}
+
+TEST_F(ContractDeviceInventoryTest, OnlyContractDevicesWithTheirConfigSpaceAreTakenFromTheModule) {
+  FakeFunction cold;  // a device the module holds in cold mode: libpci's to see
+  module_.AddFunction("0000:0a:00.0", cold);
+  FakeFunction no_config = module_.function("0000:03:00.0");
+  no_config.config.clear();
+  module_.AddFunction("0000:0b:00.0", no_config);
+  auto platform = Make();
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  auto nics = platform->inventory->ListNics();
+  ASSERT_TRUE(nics.ok()) << nics.status();
+  EXPECT_EQ(Find(*nics, "0000:0a:00.0"), nullptr);
+  EXPECT_EQ(Find(*nics, "0000:0b:00.0"), nullptr);
+  EXPECT_NE(Find(*nics, "0000:03:00.0"), nullptr);
+  EXPECT_EQ(platform->inventory->GetNic("0000:0a:00.0").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ContractDeviceInventoryTest, TheAllowListAppliesToContractDevices) {
+  auto only_i210 = Make({"0000:01:00.0"});
+  ASSERT_TRUE(only_i210.ok()) << only_i210.status();
+  auto excluded = only_i210->inventory->GetNic("0000:03:00.0");
+  EXPECT_EQ(excluded.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(excluded.status().message().find("allow-list"), std::string::npos) << excluded.status();
+  auto nics = only_i210->inventory->ListNics();
+  ASSERT_TRUE(nics.ok()) << nics.status();
+  EXPECT_EQ(nics->size(), 1u);
+
+  auto only_simnic = Make({"0000:03:00.0"});
+  ASSERT_TRUE(only_simnic.ok()) << only_simnic.status();
+  nics = only_simnic->inventory->ListNics();
+  ASSERT_TRUE(nics.ok()) << nics.status();
+  ASSERT_EQ(nics->size(), 1u);
+  EXPECT_EQ((*nics)[0].bdf, "0000:03:00.0");
+}
+
+TEST_F(ContractDeviceInventoryTest, WithoutTheModuleOnlyLibpcisFunctionsAreListed) {
+  module_.set_loaded(false);
+  auto platform = Make();
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  auto nics = platform->inventory->ListNics();
+  ASSERT_TRUE(nics.ok()) << nics.status();
+  EXPECT_EQ(nics->size(), 4u);
+  EXPECT_EQ(Find(*nics, "0000:03:00.0"), nullptr);
 }
 
 }  // namespace

@@ -81,16 +81,33 @@ absl::Status LinuxRouter::Restore(const std::string& bdf, uint64_t epoch,
 }
 
 absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReserveTargetMessages(
-    const std::string& bdf, uint64_t /*epoch*/, uint32_t count) {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "linux platform: cannot reserve ", count, " vectors for ", bdf,
-      ": a Linux kernel owns every vector of its CPUs and offers no allocator to another node "
-      "(no cross-kernel reservation); within one kernel the module moves interrupts with the "
-      "kernel's affinity API, and VM nodes move NICs through the hypervisor (vm platform)"));
+    const std::string& bdf, uint64_t epoch, uint32_t count) {
+  NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
+  NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
+  absl::StatusOr<std::vector<hook::MsiVector>> reserved = client.Reserve(dev, epoch, count);
+  if (absl::IsFailedPrecondition(reserved.status())) {
+    // Say which kind of device this is: the usual reason is cold mode.
+    absl::StatusOr<hook::DeviceStatus> status = client.Status(dev);
+    std::string why =
+        status.ok() && status->handover_mode == hook::HandoverMode::kCold
+            ? "the module holds it in cold mode (its driver has no handover contract, so this "
+              "node cannot take its interrupts while another kernel runs it; cold devices move "
+              "by RELEASE on the source and ATTACH here)"
+            : "the module refused";
+    return absl::FailedPreconditionError(absl::StrCat("linux platform: cannot reserve ", count,
+                                                      " vectors for ", dev, ": ", why, ": ",
+                                                      reserved.status().message()));
+  }
+  if (!reserved.ok()) return reserved.status();
+  std::vector<v1::MsiMessage> out;
+  for (const hook::MsiVector& v : *reserved) out.push_back(ToMessage(v));
+  return out;
 }
 
-absl::Status LinuxRouter::ReleaseReservation(const std::string& /*bdf*/, uint64_t /*epoch*/) {
-  return absl::OkStatus();
+absl::Status LinuxRouter::ReleaseReservation(const std::string& bdf, uint64_t epoch) {
+  NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
+  NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
+  return client.Unreserve(dev, epoch).status();
 }
 
 }  // namespace linux_backend

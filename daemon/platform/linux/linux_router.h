@@ -32,12 +32,16 @@ class LinuxRouter : public Router {
       const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) override;
   absl::Status Restore(const std::string& bdf, uint64_t epoch,
                        const std::vector<v1::MsiMessage>& previous) override;
-  // One Linux kernel owns all vectors of its CPUs and has no allocator that
-  // another kernel could ask: FAILED_PRECONDITION, always.
+  // RESERVE: the contract driver installs handlers for MSI-X entries
+  // 0..count-1 on this node and returns the messages that reach them.
+  // RESOURCE_EXHAUSTED when the node has too few free vectors,
+  // FAILED_PRECONDITION for a device the module holds in cold mode (no driver
+  // contract: its driver cannot take interrupts for a device another kernel
+  // runs) or one this node runs.
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
                                                                     uint64_t epoch,
                                                                     uint32_t count) override;
-  // Nothing is ever reserved, so there is nothing to give back: OK.
+  // UNRESERVE; OK when nothing is reserved.
   absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override;
 
  private:

@@ -8,6 +8,7 @@
 #include "pci/interrupt_layout.h"
 #include "pci/msi.h"
 #include "sim/config_space_image.h"
+#include "daemon/platform/sim/machine_arbiter.h"
 #include "sim/machine.h"
 
 namespace nichandover {
@@ -16,9 +17,6 @@ namespace sim {
 namespace {
 
 using ::nichandover::sim::Machine;
-using ::nichandover::sim::Ownership;
-using ::nichandover::sim::OwnershipState;
-using ::nichandover::sim::RingState;
 namespace control = ::nichandover::sim::v1;
 
 // Calls that do not carry their own timeout.
@@ -33,7 +31,7 @@ absl::Status FromGrpc(const grpc::Status& status, const char* what) {
 // One node's connection to the shared memory and to its kernel, shared by
 // the four parts.
 struct Node {
-  std::unique_ptr<Machine> machine;
+  std::shared_ptr<Machine> machine;
   int index = 0;
   std::string node_id;
   std::unique_ptr<control::KernelControl::Stub> kernel;
@@ -293,96 +291,6 @@ class SimRouter : public Router {
   std::shared_ptr<Node> node_;
 };
 
-class SimArbiter : public Arbiter {
- public:
-  explicit SimArbiter(std::shared_ptr<Node> node) : node_(std::move(node)) {}
-
-  absl::StatusOr<v1::OwnershipRecord> Read(const std::string& bdf) override {
-    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
-    return ToRecord(node_->machine->ReadOwnership());
-  }
-
-  absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
-                                                     const v1::OwnershipRecord& expected,
-                                                     const v1::OwnershipRecord& desired) override {
-    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
-    absl::StatusOr<Ownership> want = FromRecord(expected);
-    if (!want.ok()) return want.status();
-    absl::StatusOr<Ownership> next = FromRecord(desired);
-    if (!next.ok()) return next.status();
-    return ToRecord(node_->machine->CompareAndSwapOwnership(*want, *next));
-  }
-
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
-                                 const std::vector<v1::QueueRingState>& rings) override {
-    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
-    if (rings.size() != 1 || rings[0].queue() != 0) {
-      return absl::InvalidArgumentError("the simulated NIC has exactly one queue (0)");
-    }
-    RingState state;
-    state.rx_next_to_clean = rings[0].rx_next_to_clean();
-    state.rx_next_to_use = rings[0].rx_next_to_use();
-    state.tx_next_to_clean = rings[0].tx_next_to_clean();
-    state.tx_next_to_use = rings[0].tx_next_to_use();
-    node_->machine->WriteHandoff(epoch, state);
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
-                                                                   uint64_t epoch) override {
-    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
-    absl::StatusOr<RingState> state = node_->machine->ReadHandoff(epoch);
-    if (!state.ok()) return state.status();
-    v1::QueueRingState ring;
-    ring.set_queue(0);
-    ring.set_rx_next_to_clean(state->rx_next_to_clean);
-    ring.set_rx_next_to_use(state->rx_next_to_use);
-    ring.set_tx_next_to_clean(state->tx_next_to_clean);
-    ring.set_tx_next_to_use(state->tx_next_to_use);
-    return std::vector<v1::QueueRingState>{ring};
-  }
-
- private:
-  v1::OwnershipRecord ToRecord(const Ownership& o) const {
-    v1::OwnershipRecord record;
-    record.set_state(static_cast<v1::OwnershipState>(o.state));
-    record.set_owner_node(node_->machine->node_id(o.owner));
-    record.set_target_node(node_->machine->node_id(o.target));
-    record.set_epoch(o.epoch);
-    return record;
-  }
-
-  absl::StatusOr<int> NodeOrNone(const std::string& node_id) const {
-    if (node_id.empty()) return ::nichandover::sim::kNoNode;
-    return node_->machine->NodeIndex(node_id);
-  }
-
-  absl::StatusOr<Ownership> FromRecord(const v1::OwnershipRecord& record) const {
-    if (record.state() < v1::OWNERSHIP_STATE_UNSPECIFIED ||
-        record.state() > v1::OWNERSHIP_STATE_HANDOFF) {
-      return absl::InvalidArgumentError("unknown ownership state");
-    }
-    if (record.epoch() > ::nichandover::sim::kMaxEpoch) {
-      return absl::OutOfRangeError("epoch does not fit the record's 40 bits");
-    }
-    Ownership o;
-    o.state = static_cast<OwnershipState>(record.state());
-    absl::StatusOr<int> owner = NodeOrNone(record.owner_node());
-    absl::StatusOr<int> target = NodeOrNone(record.target_node());
-    if (!owner.ok() || !target.ok()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "record names a node the machine does not have (%s, %s)", record.owner_node(),
-          record.target_node()));
-    }
-    o.owner = *owner;
-    o.target = *target;
-    o.epoch = record.epoch();
-    return o;
-  }
-
-  std::shared_ptr<Node> node_;
-};
-
 }  // namespace
 
 absl::StatusOr<Platform> MakeSimPlatform(const v1::SimPlatformConfig& sim,
@@ -412,7 +320,7 @@ absl::StatusOr<Platform> MakeSimPlatform(const v1::SimPlatformConfig& sim,
   platform.inventory = std::make_unique<SimInventory>(node);
   platform.hook = std::make_unique<SimHook>(node);
   platform.router = std::make_unique<SimRouter>(node);
-  platform.arbiter = std::make_unique<SimArbiter>(node);
+  platform.arbiter = MakeMachineArbiter(node->machine, config.node_id());
   return platform;
 }
 
