@@ -23,7 +23,6 @@
 #include <linux/ethtool.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
-#include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/overflow.h>
@@ -262,9 +261,9 @@ int nh_simnic_check_routing(struct nh_simnic *sn)
 		u32 data = readl(e + PCI_MSIX_ENTRY_DATA);
 
 		if (addr != want.address || data != want.data) {
-			netdev_err(sn->netdev,
-				   "MSI-X entry %u holds 0x%llx/0x%x, this node's message is 0x%llx/0x%x\n",
-				   i, addr, data, want.address, want.data);
+			dev_err(&sn->pdev->dev,
+				"MSI-X entry %u holds 0x%llx/0x%x, this node's message is 0x%llx/0x%x\n",
+				i, addr, data, want.address, want.data);
 			return -EINVAL;
 		}
 	}
@@ -314,8 +313,8 @@ int nh_simnic_setup_nic(struct nh_simnic *sn)
 			    NH_SIM_CTRL_RX_ENABLE | NH_SIM_CTRL_TX_ENABLE);
 	writel(1, sn->nic.initialized);
 	nh_simnic_kick(sn);
-	netdev_info(sn->netdev, "set up %s: %u descriptors per ring, first owner\n",
-		    sn->nic.bdf, size);
+	dev_info(&sn->pdev->dev, "set up %s: %u descriptors per ring, first owner\n",
+		 sn->nic.bdf, size);
 	return 0;
 }
 
@@ -490,12 +489,14 @@ static int nh_simnic_poll(struct napi_struct *napi, int budget)
 	if (budget)
 		work = nh_simnic_clean_rx(sn, budget);
 	WRITE_ONCE(sn->rx_missed,
-		   lo_hi_readq(sn->nic.regs + NH_SIM_REG_RX_MISSED));
+		   readq(sn->nic.regs + NH_SIM_REG_RX_MISSED));
 	if (work < budget && napi_complete_done(napi, work)) {
+		unsigned long flags;
+
 		/* Causes latch in EICR: one raised meanwhile fires now. */
-		spin_lock(&sn->eims_lock);
+		spin_lock_irqsave(&sn->eims_lock, flags);
 		nh_simnic_eims_update(sn, BIT(sn->nic.queue_entry), 0);
-		spin_unlock(&sn->eims_lock);
+		spin_unlock_irqrestore(&sn->eims_lock, flags);
 	}
 	return work;
 }
@@ -924,7 +925,7 @@ static int nh_simnic_map_nic(struct nh_simnic *sn,
  */
 static int nh_simnic_decide_role(struct nh_simnic *sn)
 {
-	u64 own = lo_hi_readq(sn->nic.ownership);
+	u64 own = readq(sn->nic.ownership);
 	int err;
 
 	if (NH_SIM_OWN_STATE(own) != NH_SIM_OWN_ACTIVE ||
@@ -987,10 +988,10 @@ static int nh_simnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	pci_set_drvdata(pdev, sn);
 
 	if (sn->shm_len < NH_SIM_DIRECTORY_OFFSET + sizeof(dir) ||
-	    lo_hi_readq(sn->shm) != NH_SIM_MAGIC) {
+	    readq(sn->shm) != NH_SIM_MAGIC) {
 		dev_err(dev, "no simulated machine in BAR2 (0x%llx bytes, magic 0x%llx)\n",
 			(u64)sn->shm_len,
-			sn->shm_len >= 8 ? lo_hi_readq(sn->shm) : 0ULL);
+			sn->shm_len >= 8 ? readq(sn->shm) : 0ULL);
 		return -ENODEV;
 	}
 	memcpy_fromio(&dir, sn->shm + NH_SIM_DIRECTORY_OFFSET, sizeof(dir));
