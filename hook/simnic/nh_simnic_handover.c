@@ -23,7 +23,8 @@
  * The quiesce rule for frames the local stack produces.  NAPI stops first,
  * so nothing new reaches the stack; then the driver keeps transmitting until
  * the qdisc is empty and nothing was transmitted for tx_quiet_ms (counted
- * from the NAPI stop or the last transmit, whichever is later), bounded by
+ * from the NAPI stop or the last transmit, whichever is later) and over the
+ * last NH_SIMNIC_TX_QUIET_SLEEPS sleeps of the quiesce, bounded by
  * NH_SIMNIC_TX_QUIET_MAX_MS and half the request's timeout.  A reply to a
  * frame NAPI delivered just before the stop (an echo, a TCP ACK) therefore
  * leaves from this node if it is produced within tx_quiet_ms of the
@@ -36,6 +37,8 @@ MODULE_PARM_DESC(tx_quiet_ms,
 		 "quiesce: transmit until the stack was quiet this long (ms, default 20)");
 
 #define NH_SIMNIC_TX_QUIET_MAX_MS 500
+/* Sleeps of the quiesce without a transmit, on top of tx_quiet_ms. */
+#define NH_SIMNIC_TX_QUIET_SLEEPS 4
 
 static struct nh_simnic *nh_simnic_of(struct nh_handover_dev *hd)
 {
@@ -56,7 +59,12 @@ static void nh_simnic_clean_tx_process(struct nh_simnic *sn)
 	local_bh_enable();
 }
 
-/* TX keeps running (NAPI off) until the local stack has been quiet. */
+/*
+ * TX keeps running (NAPI off) until the local stack has been quiet.  Quiet
+ * means time *and* sleeps: a vCPU stalled by its host makes time pass
+ * without giving the stack a chance to run, while every sleep here lets a
+ * runnable sender (the reply's producer) have the CPU.
+ */
 static void nh_simnic_wait_tx_quiet(struct nh_simnic *sn,
 				    unsigned int timeout_ms)
 {
@@ -64,14 +72,21 @@ static void nh_simnic_wait_tx_quiet(struct nh_simnic *sn,
 	unsigned long stopped = jiffies;
 	unsigned long bound = stopped +
 		msecs_to_jiffies(min(timeout_ms / 2, NH_SIMNIC_TX_QUIET_MAX_MS));
+	unsigned long seen = READ_ONCE(sn->last_xmit);
+	unsigned int sleeps = 0;
 
 	for (;;) {
 		unsigned long last = READ_ONCE(sn->last_xmit);
 
 		nh_simnic_clean_tx_process(sn);
+		if (last != seen) {
+			seen = last;
+			sleeps = 0;
+		}
 		if (time_before(last, stopped))
 			last = stopped;
 		if (qdisc_all_tx_empty(sn->netdev) &&
+		    sleeps >= NH_SIMNIC_TX_QUIET_SLEEPS &&
 		    time_after_eq(jiffies, last + quiet))
 			return;
 		if (time_after(jiffies, bound)) {
@@ -79,6 +94,7 @@ static void nh_simnic_wait_tx_quiet(struct nh_simnic *sn,
 			return;
 		}
 		usleep_range(500, 1000);
+		sleeps++;
 	}
 }
 
