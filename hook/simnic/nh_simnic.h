@@ -127,7 +127,8 @@ struct nh_simnic_stats {
  * @last_xmit: jiffies of the last ndo_start_xmit
  * @rx_missed: the device's missed-frame counter, read by NAPI
  * @rx_stats: RX counters (NAPI)
- * @tx_stats: TX counters (completions and xmit drops)
+ * @tx_stats: TX completion counters (NAPI or the quiesce)
+ * @xmit_stats: TX drops and errors (ndo_start_xmit: its own writer)
  * @handovers_in: attaches that made this node the owner
  * @handovers_out: releases that gave the NIC away
  * @quiesces: completed quiesces
@@ -168,6 +169,7 @@ struct nh_simnic {
 	u64 rx_missed;
 	struct nh_simnic_stats rx_stats;
 	struct nh_simnic_stats tx_stats;
+	struct nh_simnic_stats xmit_stats;
 	atomic64_t handovers_in;
 	atomic64_t handovers_out;
 	atomic64_t quiesces;

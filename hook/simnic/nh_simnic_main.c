@@ -512,10 +512,10 @@ static netdev_tx_t nh_simnic_xmit(struct sk_buff *skb,
 	void __iomem *desc;
 
 	if (unlikely(len < ETH_HLEN || len > sn->nic.buf_size)) {
-		u64_stats_update_begin(&sn->tx_stats.syncp);
-		u64_stats_inc(&sn->tx_stats.errors);
-		u64_stats_inc(&sn->tx_stats.dropped);
-		u64_stats_update_end(&sn->tx_stats.syncp);
+		u64_stats_update_begin(&sn->xmit_stats.syncp);
+		u64_stats_inc(&sn->xmit_stats.errors);
+		u64_stats_inc(&sn->xmit_stats.dropped);
+		u64_stats_update_end(&sn->xmit_stats.syncp);
 		dev_kfree_skb_any(skb);
 		return NETDEV_TX_OK;
 	}
@@ -594,6 +594,18 @@ static void nh_simnic_read_stats(struct nh_simnic_stats *s, u64 *packets,
 	} while (u64_stats_fetch_retry(&s->syncp, start));
 }
 
+/* TX counters: completions from one writer, drops from another. */
+static void nh_simnic_read_tx_stats(struct nh_simnic *sn, u64 *packets,
+				    u64 *bytes, u64 *dropped, u64 *errors)
+{
+	u64 unused_packets, unused_bytes, unused_dropped, unused_errors;
+
+	nh_simnic_read_stats(&sn->tx_stats, packets, bytes, &unused_dropped,
+			     &unused_errors);
+	nh_simnic_read_stats(&sn->xmit_stats, &unused_packets, &unused_bytes,
+			     dropped, errors);
+}
+
 static void nh_simnic_get_stats64(struct net_device *netdev,
 				  struct rtnl_link_stats64 *stats)
 {
@@ -603,9 +615,8 @@ static void nh_simnic_get_stats64(struct net_device *netdev,
 			     &stats->rx_bytes, &stats->rx_dropped,
 			     &stats->rx_length_errors);
 	stats->rx_errors = stats->rx_length_errors;
-	nh_simnic_read_stats(&sn->tx_stats, &stats->tx_packets,
-			     &stats->tx_bytes, &stats->tx_dropped,
-			     &stats->tx_errors);
+	nh_simnic_read_tx_stats(sn, &stats->tx_packets, &stats->tx_bytes,
+				&stats->tx_dropped, &stats->tx_errors);
 	/* The device's counter: frames no node had a descriptor for. */
 	stats->rx_missed_errors = READ_ONCE(sn->rx_missed);
 }
@@ -657,8 +668,7 @@ static void nh_simnic_get_ethtool_stats(struct net_device *netdev,
 
 	nh_simnic_read_stats(&sn->rx_stats, &data[0], &data[1], &data[2],
 			     &data[3]);
-	nh_simnic_read_stats(&sn->tx_stats, &data[4], &data[5], &data[6],
-			     &data[7]);
+	nh_simnic_read_tx_stats(sn, &data[4], &data[5], &data[6], &data[7]);
 	data[8] = READ_ONCE(sn->rx_missed);
 	data[9] = atomic64_read(&sn->handovers_in);
 	data[10] = atomic64_read(&sn->handovers_out);
@@ -985,6 +995,7 @@ static int nh_simnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&sn->eims_lock);
 	u64_stats_init(&sn->rx_stats.syncp);
 	u64_stats_init(&sn->tx_stats.syncp);
+	u64_stats_init(&sn->xmit_stats.syncp);
 	pci_set_drvdata(pdev, sn);
 
 	if (sn->shm_len < NH_SIM_DIRECTORY_OFFSET + sizeof(dir) ||
