@@ -5,6 +5,7 @@
 #include "pci/msi.h"
 #include "sim/config_space_image.h"
 #include "sim/doorbell.h"
+#include "sim/ethernet.h"
 #include "sim/packet_queue.h"
 
 namespace nichandover {
@@ -24,6 +25,7 @@ bool Device::ReceiveFromWire() {
   const uint32_t mask = nic_.ring_size - 1;
   bool rx_enabled = nic_.regs.ctrl.load(std::memory_order_acquire) & kCtrlRxEnable;
   uint32_t head = nic_.regs.rdh.load(std::memory_order_relaxed);
+  const MacAddress nic_mac = machine_.nic_mac();
   uint32_t received = 0;
   uint32_t taken = 0;
   while (taken < kMaxBatch) {
@@ -35,8 +37,7 @@ bool Device::ReceiveFromWire() {
       nic_.regs.rx_missed.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    std::memcpy(nic_.rx_buffers[head], &*packet, sizeof(WirePacket));
-    nic_.rx_ring[head].length = sizeof(WirePacket);
+    nic_.rx_ring[head].length = WriteWireFrame(nic_mac, kWirePeerMac, *packet, nic_.rx_buffers[head]);
     nic_.rx_ring[head].status.store(kDescriptorDone, std::memory_order_release);
     head = (head + 1) & mask;
     nic_.regs.rdh.store(head, std::memory_order_release);
@@ -56,9 +57,15 @@ bool Device::TransmitToWire() {
   while (sent < kMaxBatch) {
     uint32_t tail = nic_.regs.tdt.load(std::memory_order_acquire) & mask;
     if (head == tail) break;
-    WirePacket packet;
-    std::memcpy(&packet, nic_.tx_buffers[head], sizeof(WirePacket));
-    if (!wire.TryPush(packet)) break;  // flow control: retry on the next pass
+    // The length is the driver's (a guest's): ReadWireFrame bounds it.
+    std::optional<WirePacket> packet =
+        ReadWireFrame(nic_.tx_buffers[head], nic_.tx_ring[head].length);
+    if (!packet.has_value()) {
+      // Not the peer's protocol (e.g. a guest's IPv6 neighbour discovery).
+      nic_.regs.tx_foreign_frames.fetch_add(1, std::memory_order_relaxed);
+    } else if (!wire.TryPush(*packet)) {
+      break;  // flow control: retry on the next pass
+    }
     nic_.tx_ring[head].status.store(kDescriptorDone, std::memory_order_release);
     head = (head + 1) & mask;
     nic_.regs.tdh.store(head, std::memory_order_release);

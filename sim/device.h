@@ -29,7 +29,9 @@ namespace sim {
 
 class Device {
  public:
-  explicit Device(Machine& machine) : machine_(machine), nic_(machine.nic()), fabric_(machine) {}
+  // `guests` reaches QEMU guests attached to nodes (null: none).
+  explicit Device(Machine& machine, GuestLinks* guests = nullptr)
+      : machine_(machine), nic_(machine.nic()), fabric_(machine, guests) {}
 
   // One pass over RX, TX and interrupts; true if anything happened.
   bool RunOnce();

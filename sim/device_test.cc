@@ -5,7 +5,10 @@
 #include "gtest/gtest.h"
 #include "pci/msi.h"
 #include "pci/x86_msi.h"
+#include <cstring>
+
 #include "sim/config_space_image.h"
+#include "sim/ethernet.h"
 #include "sim/interrupt_fabric.h"
 #include "sim/packet_queue.h"
 #include "sim/testing.h"
@@ -138,11 +141,30 @@ TEST_F(DeviceTest, FullRxRingDropsAndCountsEveryPacket) {
   EXPECT_EQ(nic().regs.rx_missed.load(), 13u);
   for (uint32_t i = 0; i < 7; ++i) {
     EXPECT_EQ(nic().rx_ring[i].status.load(), kDescriptorDone);
-    WirePacket p;
-    std::memcpy(&p, nic().rx_buffers[i], sizeof(p));
-    EXPECT_EQ(p.seq, i);
+    auto p = ReadWireFrame(nic().rx_buffers[i], nic().rx_ring[i].length);
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->seq, i);
   }
   EXPECT_EQ(nic().rx_ring[7].status.load(), 0u);
+}
+
+TEST_F(DeviceTest, ReceivedPacketsAreEthernetFramesToTheNicsMac) {
+  Arrive(1);
+  device_->RunOnce();
+  ASSERT_EQ(nic().rx_ring[0].status.load(), kDescriptorDone);
+  const uint8_t* frame = nic().rx_buffers[0];
+  // The minimum frame: 14 header + 32 payload, padded to 60 bytes.
+  EXPECT_EQ(nic().rx_ring[0].length, 60u);
+  const uint8_t nic_mac[] = {0x02, 0x4e, 0x48, 0x00, 0x03, 0x00};  // BDF 0000:03:00.0
+  EXPECT_EQ(std::memcmp(frame, nic_mac, 6), 0);
+  EXPECT_EQ(std::memcmp(frame + 6, kWirePeerMac.data(), 6), 0);
+  EXPECT_EQ(frame[12], 0x88);  // NH_SIM_ETHERTYPE, big endian
+  EXPECT_EQ(frame[13], 0xb5);
+  nh_sim_wire_packet payload;
+  std::memcpy(&payload, frame + 14, sizeof(payload));
+  EXPECT_EQ(payload.seq, 0u);
+  EXPECT_EQ(payload.direction, static_cast<uint32_t>(NH_SIM_DIR_INBOUND));
+  for (uint32_t i = 14 + sizeof(payload); i < 60; ++i) EXPECT_EQ(frame[i], 0) << i;
 }
 
 TEST_F(DeviceTest, TransmitsDescriptorsAndWritesCompletions) {
@@ -150,7 +172,8 @@ TEST_F(DeviceTest, TransmitsDescriptorsAndWritesCompletions) {
     WirePacket p;
     p.seq = 100 + i;
     p.direction = Direction::kOutbound;
-    std::memcpy(nic().tx_buffers[i], &p, sizeof(p));
+    nic().tx_ring[i].length = WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p,
+                                             nic().tx_buffers[i]);
   }
   nic().regs.tdt.store(3);
   device_->RunOnce();
@@ -162,6 +185,37 @@ TEST_F(DeviceTest, TransmitsDescriptorsAndWritesCompletions) {
     ASSERT_TRUE(p.has_value());
     EXPECT_EQ(p->seq, 100 + i);
   }
+  EXPECT_FALSE(wire.TryPop().has_value());
+  EXPECT_EQ(nic().regs.tx_foreign_frames.load(), 0u);
+}
+
+TEST_F(DeviceTest, ForeignFramesAreCountedAndDropped) {
+  // An IPv6 frame (ethertype 0x86dd), a runt of the wire's ethertype, a frame
+  // longer than a buffer, then a wire frame: only the last reaches the wire.
+  uint8_t* b0 = nic().tx_buffers[0];
+  std::memset(b0, 0, 80);
+  b0[12] = 0x86;
+  b0[13] = 0xdd;
+  nic().tx_ring[0].length = 80;
+  WirePacket p;
+  p.seq = 7;
+  nic().tx_ring[1].length =
+      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, nic().tx_buffers[1]);
+  nic().tx_ring[1].length = 20;
+  nic().tx_ring[2].length =
+      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, nic().tx_buffers[2]);
+  nic().tx_ring[2].length = kPacketBufferSize + 1;
+  nic().tx_ring[3].length =
+      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, nic().tx_buffers[3]);
+  nic().regs.tdt.store(4);
+  device_->RunOnce();
+  EXPECT_EQ(nic().regs.tdh.load(), 4u);
+  EXPECT_EQ(nic().regs.tx_foreign_frames.load(), 3u);
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(nic().tx_ring[i].status.load(), kDescriptorDone);
+  PacketQueue wire(machine_->layout().wire_out);
+  auto sent = wire.TryPop();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->seq, 7u);
   EXPECT_FALSE(wire.TryPop().has_value());
 }
 

@@ -154,6 +154,12 @@ enum nh_sim_node_kind {
 #define NH_SIM_REG_RX_PACKETS 0x20	/* u64 statistics */
 #define NH_SIM_REG_RX_MISSED 0x28
 #define NH_SIM_REG_TX_PACKETS 0x30
+#define NH_SIM_REG_MSI_SENT 0x38
+#define NH_SIM_REG_MSI_PENDED 0x40
+#define NH_SIM_REG_MSI_REPLAYED 0x48
+#define NH_SIM_REG_MSI_DISABLED 0x50
+/* u64: TX frames of another ethertype than NH_SIM_ETHERTYPE, dropped. */
+#define NH_SIM_REG_TX_FOREIGN_FRAMES 0x58
 #define NH_SIM_CTRL_RX_ENABLE 0x1
 #define NH_SIM_CTRL_TX_ENABLE 0x2
 

@@ -18,6 +18,14 @@ MsiOutcome InterruptFabric::Deliver(uint64_t address, uint32_t data) {
   }
   NodeSlot& node = machine_.node(node_index);
   node.delivered[message.vector].fetch_add(1, std::memory_order_relaxed);
+  if (node.kind.load(std::memory_order_acquire) == NodeKind::kGuest) {
+    uint8_t line = node.guest_vector[message.vector].load(std::memory_order_acquire);
+    if (line == 0 || guests_ == nullptr || !guests_->Raise(node_index, line - 1u)) {
+      node.spurious.fetch_add(1, std::memory_order_relaxed);
+      return MsiOutcome::kSpurious;
+    }
+    return MsiOutcome::kDelivered;
+  }
   if (!IsVectorRegistered(node, message.vector)) {
     node.spurious.fetch_add(1, std::memory_order_relaxed);
     return MsiOutcome::kSpurious;

@@ -9,6 +9,10 @@
 // message that names no CPU of the machine, or is not an x86 interrupt
 // address, or is in the remappable format (no IOMMU here) is counted as
 // unroutable.
+//
+// A node may be a QEMU guest attached through ivshmem (guest_abi.h): then the
+// guest's own table slot.guest_vector[vector] names the ivshmem vector (+1)
+// to raise, through GuestLinks (the ivshmem front end); 0 is spurious.
 #ifndef NICHANDOVER_SIM_INTERRUPT_FABRIC_H_
 #define NICHANDOVER_SIM_INTERRUPT_FABRIC_H_
 
@@ -22,13 +26,25 @@ namespace sim {
 
 enum class MsiOutcome { kDelivered, kSpurious, kUnroutable };
 
+// The machine's side of the guests' interrupt lines (IvshmemServer).
+class GuestLinks {
+ public:
+  virtual ~GuestLinks() = default;
+  // Raises ivshmem vector `ivshmem_vector` of the guest attached to node
+  // `node_index`; false when no guest is attached or it has no such vector.
+  virtual bool Raise(int node_index, uint32_t ivshmem_vector) = 0;
+};
+
 class InterruptFabric {
  public:
-  explicit InterruptFabric(Machine& machine) : machine_(machine) {}
+  // `guests` may be null: then no guest can be reached.
+  explicit InterruptFabric(Machine& machine, GuestLinks* guests = nullptr)
+      : machine_(machine), guests_(guests) {}
   MsiOutcome Deliver(uint64_t address, uint32_t data);
 
  private:
   Machine& machine_;
+  GuestLinks* guests_;
 };
 
 // The local APIC side, used by a node's kernel.

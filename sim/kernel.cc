@@ -11,6 +11,7 @@
 #include "pci/msi.h"
 #include "pci/reroute.h"
 #include "sim/doorbell.h"
+#include "sim/ethernet.h"
 #include "sim/interrupt_fabric.h"
 #include "sim/packet_queue.h"
 
@@ -58,14 +59,20 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
       options.first_vector > options.last_vector || options.napi_weight == 0) {
     return absl::InvalidArgumentError("bad kernel options (vector range or NAPI weight)");
   }
-  auto kernel = std::unique_ptr<Kernel>(new Kernel(machine, options, *index));
   NodeSlot& node = machine->node(*index);
+  if (node.kind.load() == NodeKind::kGuest) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "node %s is a QEMU guest (ivshmem peer %d), not a simulated kernel's",
+        options.node_id, node.peer_id.load()));
+  }
+  auto kernel = std::unique_ptr<Kernel>(new Kernel(machine, options, *index));
   // A previous kernel of this node is gone: its handlers and requests too.
   for (int i = 0; i < 4; ++i) {
     node.registered[i].store(0);
     node.irr[i].store(0);
   }
   node.kernel_pid.store(getpid());
+  node.kind.store(NodeKind::kSimKernel);
   Ownership record = machine->ReadOwnership();
   if (record.state == OwnershipState::kActive && record.owner == *index) {
     std::lock_guard<std::mutex> lock(kernel->control_mu_);
@@ -89,7 +96,7 @@ void Kernel::Shutdown() {
   DoorbellRing(node_.bell);
   if (cpu_.joinable()) cpu_.join();
   int32_t me = getpid();
-  node_.kernel_pid.compare_exchange_strong(me, 0);
+  if (node_.kernel_pid.compare_exchange_strong(me, 0)) node_.kind.store(NodeKind::kNone);
 }
 
 // --- The CPU ---------------------------------------------------------------
@@ -190,10 +197,14 @@ uint32_t Kernel::Poll(uint32_t budget) {
   uint64_t dropped = 0;
   while (work < budget &&
          (nic_.rx_ring[rx_clean].status.load(std::memory_order_acquire) & kDescriptorDone)) {
-    WirePacket packet;
-    std::memcpy(&packet, nic_.rx_buffers[rx_clean], sizeof(packet));
-    packet.node = static_cast<uint32_t>(node_index_);
-    if (!socket.TryPush(packet)) ++dropped;  // netif_receive_skb: socket full
+    std::optional<WirePacket> packet =
+        ReadWireFrame(nic_.rx_buffers[rx_clean], nic_.rx_ring[rx_clean].length);
+    if (!packet.has_value()) {
+      ++dropped;  // no protocol handler for this ethertype
+    } else {
+      packet->node = static_cast<uint32_t>(node_index_);
+      if (!socket.TryPush(*packet)) ++dropped;  // netif_receive_skb: socket full
+    }
     nic_.rx_ring[rx_clean].status.store(0, std::memory_order_relaxed);
     rx_clean = (rx_clean + 1) & mask;
     ++work;
@@ -222,6 +233,7 @@ bool Kernel::DevQueueXmit() {
   std::lock_guard<std::mutex> lock(xmit_mu_);
   uint32_t sent = 0;
   uint32_t use = tx_next_to_use_.load(std::memory_order_relaxed);
+  const MacAddress nic_mac = machine_->nic_mac();
   while (sent < options_.xmit_batch) {
     std::optional<WirePacket> packet = socket.Peek();
     if (!packet.has_value()) break;
@@ -233,8 +245,7 @@ bool Kernel::DevQueueXmit() {
     // Driver xmit. Ring full: the queue stops until TX completions free room.
     if (((use + 1) & mask) == tx_next_to_clean_.load(std::memory_order_acquire)) break;
     packet->node = static_cast<uint32_t>(node_index_);
-    std::memcpy(nic_.tx_buffers[use], &*packet, sizeof(WirePacket));
-    nic_.tx_ring[use].length = sizeof(WirePacket);
+    nic_.tx_ring[use].length = WriteWireFrame(kWirePeerMac, nic_mac, *packet, nic_.tx_buffers[use]);
     nic_.tx_ring[use].status.store(0, std::memory_order_relaxed);
     use = (use + 1) & mask;
     socket.Pop();

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <cstdio>
 #include <new>
 
 #include "absl/strings/str_format.h"
@@ -34,9 +35,7 @@ absl::Status ValidateSpec(const MachineSpec& spec) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "ring size %d: a power of two in %d..%d", spec.ring_size, kMinRingSize, kMaxRingSize));
   }
-  if (spec.bdf.empty() || spec.bdf.size() >= sizeof(NicState::bdf)) {
-    return absl::InvalidArgumentError("bad BDF");
-  }
+  if (!NicMacFromBdf(spec.bdf).ok()) return NicMacFromBdf(spec.bdf).status();
   bool owner_found = false;
   std::vector<uint32_t> seen_apic;
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
@@ -75,7 +74,96 @@ absl::Status ValidateSpec(const MachineSpec& spec) {
   return absl::OkStatus();
 }
 
+template <typename Member>
+uint64_t NicOffset(Member NicState::*member) {
+  const NicState* nic = nullptr;
+  return offsetof(MachineLayout, nic) +
+         static_cast<uint64_t>(reinterpret_cast<const char*>(&(nic->*member)) -
+                               reinterpret_cast<const char*>(nic));
+}
+
+// The directory a guest reads first (guest_abi.h).
+void WriteDirectory(MachineLayout& m, const std::array<uint8_t, 6>& mac) {
+  nh_sim_directory& d = m.directory;
+  d.abi_version = NH_SIM_GUEST_ABI_VERSION;
+  d.node_count = m.node_count;
+  d.max_nodes = kMaxNodes;
+  d.node_stride = sizeof(NodeSlot);
+  d.nodes_offset = offsetof(MachineLayout, nodes);
+  d.machine_peer_id = kMachinePeerId;
+  d.nic_count = 1;
+  d.nic_bdf_offset = NicOffset(&NicState::bdf);
+  d.nic_config_offset = NicOffset(&NicState::config);
+  d.nic_msix_offset = NicOffset(&NicState::msix_bar);
+  d.nic_msix_pba_offset = kMsixPbaOffset;
+  d.nic_msix_entries = kMsixTableEntries;
+  d.nic_regs_offset = NicOffset(&NicState::regs);
+  d.nic_rx_ring_offset = NicOffset(&NicState::rx_ring);
+  d.nic_tx_ring_offset = NicOffset(&NicState::tx_ring);
+  d.nic_rx_buf_offset = NicOffset(&NicState::rx_buffers);
+  d.nic_tx_buf_offset = NicOffset(&NicState::tx_buffers);
+  d.nic_ring_size = m.nic.ring_size;
+  d.nic_buf_size = kPacketBufferSize;
+  d.nic_ownership_offset = NicOffset(&NicState::ownership);
+  d.nic_handoff_offset = NicOffset(&NicState::handoff);
+  d.nic_initialized_offset = NicOffset(&NicState::initialized);
+  d.nic_running_node_offset = NicOffset(&NicState::running_node);
+  d.nic_other_entry = kOtherVectorEntry;
+  d.nic_queue_entry = kQueueVectorEntry;
+  d.cas_test_offset = offsetof(MachineLayout, cas_test);
+  std::memcpy(d.nic_mac, mac.data(), mac.size());
+}
+
+// Maps `size` bytes of `fd` and checks that a machine of this layout is there.
+absl::StatusOr<MachineLayout*> MapExisting(int fd, const std::string& path) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ErrnoError("fstat " + path, errno);
+  if (static_cast<uint64_t>(st.st_size) < sizeof(MachineLayout)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: size %d is smaller than a simulated machine of layout version %d (%d bytes)", path,
+        st.st_size, kLayoutVersion, sizeof(MachineLayout)));
+  }
+  void* p = mmap(nullptr, sizeof(MachineLayout), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return ErrnoError("mmap " + path, errno);
+  auto* m = static_cast<MachineLayout*>(p);
+  if (__atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != kMachineMagic ||
+      m->version != kLayoutVersion || m->total_size < sizeof(MachineLayout) ||
+      m->directory.abi_version != NH_SIM_GUEST_ABI_VERSION) {
+    munmap(m, sizeof(MachineLayout));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s is not a simulated machine of layout version %d", path,
+                        kLayoutVersion));
+  }
+  return m;
+}
+
 }  // namespace
+
+absl::StatusOr<std::array<uint8_t, 6>> NicMacFromBdf(absl::string_view bdf) {
+  unsigned domain, bus, device, function;
+  char tail;
+  std::string text(bdf);
+  if (bdf.size() >= sizeof(NicState::bdf) ||
+      std::sscanf(text.c_str(), "%4x:%2x:%2x.%1x%c", &domain, &bus, &device, &function,
+                  &tail) != 4 ||
+      device > 0x1f || function > 7) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad BDF '%s': want DDDD:BB:DD.F", bdf));
+  }
+  // 02: locally administered, unicast; "NH"; then domain (low byte), bus, devfn.
+  std::array<uint8_t, 6> mac = {0x02,
+                                0x4e,
+                                0x48,
+                                static_cast<uint8_t>(domain & 0xff),
+                                static_cast<uint8_t>(bus),
+                                static_cast<uint8_t>(device << 3 | function)};
+  const uint8_t peer[] = NH_SIM_WIRE_PEER_MAC;
+  if (std::memcmp(mac.data(), peer, sizeof(peer)) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("BDF '%s' would give the NIC the wire peer's MAC", bdf));
+  }
+  return mac;
+}
 
 uint64_t EncodeOwnership(const Ownership& o) {
   return static_cast<uint64_t>(o.state) | (static_cast<uint64_t>(o.owner & 0xff) << 8) |
@@ -91,23 +179,6 @@ Ownership DecodeOwnership(uint64_t word) {
   return o;
 }
 
-absl::StatusOr<MachineLayout*> Machine::Map(int fd, bool create) {
-  if (create) {
-    if (ftruncate(fd, sizeof(MachineLayout)) != 0) return ErrnoError("ftruncate", errno);
-  } else {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return ErrnoError("fstat", errno);
-    if (static_cast<size_t>(st.st_size) != sizeof(MachineLayout)) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "size %d is not a simulated machine of layout version %d (%d bytes)", st.st_size,
-          kLayoutVersion, sizeof(MachineLayout)));
-    }
-  }
-  void* p = mmap(nullptr, sizeof(MachineLayout), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return ErrnoError("mmap", errno);
-  return static_cast<MachineLayout*>(p);
-}
-
 absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const std::string& path,
                                                          const MachineSpec& spec) {
   if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
@@ -115,13 +186,19 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const std::string& path
   std::string tmp = path + ".creating";
   int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoError("open " + tmp, errno);
-  absl::StatusOr<MachineLayout*> mapped = Map(fd, /*create=*/true);
+  if (ftruncate(fd, MachineMemorySize()) != 0) {
+    int err = errno;
+    close(fd);
+    return ErrnoError("ftruncate " + tmp, err);
+  }
+  void* p = mmap(nullptr, sizeof(MachineLayout), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int mmap_errno = errno;
   close(fd);
-  if (!mapped.ok()) return mapped.status();
-  MachineLayout* m = *mapped;  // zero-filled by ftruncate: every atomic is 0
+  if (p == MAP_FAILED) return ErrnoError("mmap " + tmp, mmap_errno);
+  auto* m = static_cast<MachineLayout*>(p);  // zero-filled by ftruncate: every atomic is 0
   m->version = kLayoutVersion;
   m->node_count = static_cast<uint32_t>(spec.nodes.size());
-  m->total_size = sizeof(MachineLayout);
+  m->total_size = MachineMemorySize();
   m->created_unix_ns = absl::ToUnixNanos(absl::Now());
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     NodeSlot& slot = m->nodes[i];
@@ -136,6 +213,7 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const std::string& path
   nic.ring_size = spec.ring_size;
   nic.running_node.store(-1);
   PowerOnNic(nic);
+  WriteDirectory(*m, *NicMacFromBdf(spec.bdf));
   auto machine = std::unique_ptr<Machine>(new Machine(path, m));
   int owner = *machine->NodeIndex(spec.initial_owner);
   Ownership initial;
@@ -150,20 +228,16 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const std::string& path
 }
 
 absl::StatusOr<std::unique_ptr<Machine>> Machine::Open(const std::string& path) {
+  return AttachExisting(path);
+}
+
+absl::StatusOr<std::unique_ptr<Machine>> Machine::AttachExisting(const std::string& path) {
   int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return ErrnoError("open " + path, errno);
-  absl::StatusOr<MachineLayout*> mapped = Map(fd, /*create=*/false);
+  absl::StatusOr<MachineLayout*> mapped = MapExisting(fd, path);
   close(fd);
   if (!mapped.ok()) return mapped.status();
-  MachineLayout* m = *mapped;
-  if (__atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != kMachineMagic ||
-      m->version != kLayoutVersion || m->total_size != sizeof(MachineLayout)) {
-    munmap(m, sizeof(MachineLayout));
-    return absl::FailedPreconditionError(
-        absl::StrFormat("%s is not a simulated machine of layout version %d", path,
-                        kLayoutVersion));
-  }
-  return std::unique_ptr<Machine>(new Machine(path, m));
+  return std::unique_ptr<Machine>(new Machine(path, *mapped));
 }
 
 absl::Status Machine::Destroy(const std::string& path) {

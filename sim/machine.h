@@ -3,6 +3,8 @@
 #ifndef NICHANDOVER_SIM_MACHINE_H_
 #define NICHANDOVER_SIM_MACHINE_H_
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -54,6 +56,11 @@ struct RingState {
   }
 };
 
+// The NIC's MAC, locally administered and derived from its BDF
+// (02:4e:48:<domain low byte>:<bus>:<devfn>). INVALID_ARGUMENT for a BDF that
+// is not DDDD:BB:DD.F.
+absl::StatusOr<std::array<uint8_t, 6>> NicMacFromBdf(absl::string_view bdf);
+
 class Machine {
  public:
   // Creates (replacing any existing file) and maps the machine. The NIC is
@@ -62,8 +69,14 @@ class Machine {
   static absl::StatusOr<std::unique_ptr<Machine>> Create(const std::string& path,
                                                          const MachineSpec& spec);
   // Maps an existing machine. NOT_FOUND if absent, FAILED_PRECONDITION if it
-  // is not a machine of this layout version.
+  // is not a machine of this layout version (or smaller than the layout).
   static absl::StatusOr<std::unique_ptr<Machine>> Open(const std::string& path);
+  // Maps an existing machine memory from any file that holds one, read/write
+  // and MAP_SHARED, without resizing or locking it: the machine's file, or in
+  // a guest the ivshmem function's BAR2
+  // (/sys/bus/pci/devices/<BDF>/resource2, after `echo 1 > .../enable`),
+  // whose size is the machine's power-of-two size. Same errors as Open.
+  static absl::StatusOr<std::unique_ptr<Machine>> AttachExisting(const std::string& path);
   static absl::Status Destroy(const std::string& path);
 
   ~Machine();
@@ -82,6 +95,12 @@ class Machine {
   int NodeOfApicId(uint32_t apic_id) const;
   std::string bdf() const { return layout_->nic.bdf; }
   uint32_t ring_size() const { return layout_->nic.ring_size; }
+  // The NIC's MAC address (the directory's nic_mac).
+  std::array<uint8_t, 6> nic_mac() const {
+    std::array<uint8_t, 6> mac;
+    std::copy(layout_->directory.nic_mac, layout_->directory.nic_mac + 6, mac.begin());
+    return mac;
+  }
 
   Ownership ReadOwnership() const;
   // Replaces the record iff it equals `expected`; returns the record after.
@@ -94,7 +113,6 @@ class Machine {
 
  private:
   Machine(std::string path, MachineLayout* layout) : path_(std::move(path)), layout_(layout) {}
-  static absl::StatusOr<MachineLayout*> Map(int fd, bool create);
 
   std::string path_;
   MachineLayout* layout_;

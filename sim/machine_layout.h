@@ -6,13 +6,18 @@
 // Everything that two processes touch concurrently is a lock-free
 // std::atomic (address-free on x86-64, so it works across mappings); plain
 // fields are written once when the machine is created. The layout is
-// versioned: a process refuses a file whose magic, version or size differ.
+// versioned: a process refuses a file whose magic or version differ, or that
+// is smaller than the layout. The file's size is the layout's rounded up to a
+// power of two, because a QEMU guest maps it as an ivshmem BAR (guest_abi.h
+// is the guest's view; the static_asserts below pin the two together).
 #ifndef NICHANDOVER_SIM_MACHINE_LAYOUT_H_
 #define NICHANDOVER_SIM_MACHINE_LAYOUT_H_
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+
+#include "sim/guest_abi.h"
 
 namespace nichandover {
 namespace sim {
@@ -21,7 +26,7 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must b
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared atomics must be lock-free");
 
 inline constexpr uint64_t kMachineMagic = 0x3148434d53484e4eULL;  // "NNHSMCH1"
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 
 inline constexpr int kMaxNodes = 8;
 inline constexpr int kMaxApicIdsPerNode = 8;
@@ -31,7 +36,8 @@ inline constexpr int kNoNode = 0xff;
 // Rings: power-of-two sizes up to this many descriptors.
 inline constexpr uint32_t kMaxRingSize = 4096;
 inline constexpr uint32_t kMinRingSize = 8;
-inline constexpr uint32_t kPacketBufferSize = 64;
+// Each buffer holds one Ethernet frame of a 1500-byte MTU (1514 bytes).
+inline constexpr uint32_t kPacketBufferSize = 2048;
 // Socket buffers and wire queues between the processes.
 inline constexpr uint32_t kQueueCapacity = 16384;
 
@@ -64,7 +70,10 @@ struct WirePacket {
   uint32_t node = kNoNode;  // index of the node whose kernel carried it
   uint64_t reserved = 0;
 };
-static_assert(sizeof(WirePacket) <= kPacketBufferSize, "a packet must fit a buffer");
+static_assert(sizeof(WirePacket) == sizeof(nh_sim_wire_packet), "guest_abi.h");
+static_assert(offsetof(WirePacket, direction) == offsetof(nh_sim_wire_packet, direction), "guest_abi.h");
+static_assert(offsetof(WirePacket, node) == offsetof(nh_sim_wire_packet, node), "guest_abi.h");
+static_assert(static_cast<uint32_t>(Direction::kOutbound) == NH_SIM_DIR_OUTBOUND, "guest_abi.h");
 
 // A single-producer single-consumer queue of packets (a socket buffer or the
 // wire). Indexes only grow; slot = index % capacity.
@@ -106,6 +115,8 @@ struct DeviceRegisters {
   std::atomic<uint64_t> msi_pended;    // raised while masked: PBA bit set
   std::atomic<uint64_t> msi_replayed;  // pending bit delivered on unmask
   std::atomic<uint64_t> msi_disabled;  // raised while MSI-X was disabled
+  // TX frames whose ethertype is not the wire's (NH_SIM_ETHERTYPE): dropped.
+  std::atomic<uint64_t> tx_foreign_frames;
 };
 
 // Ownership record, packed in one word so a plain CAS decides:
@@ -139,16 +150,26 @@ struct NodeCounters {
   std::atomic<uint64_t> rx_socket_drops;       // socket buffer full
 };
 
+// What runs on a node (NH_SIM_NODE_*): set by the simulated kernel when it
+// starts, by the ivshmem front end when a guest connects.
+enum class NodeKind : uint32_t { kNone = 0, kSimKernel = 1, kGuest = 2 };
+
 // One OS node: its CPUs' APIC IDs and its local APICs, reduced to what the
-// interrupt fabric needs.
+// interrupt fabric needs. The fields up to `delivered` are guest ABI
+// (NH_SIM_NODE_*_OFFSET); the rest is the simulated kernels' own.
 struct NodeSlot {
   char node_id[kNodeIdSize];
   uint32_t apic_count;
   uint32_t apic_ids[kMaxApicIdsPerNode];
-  Doorbell bell;                          // the node's CPU sleeps here
+  std::atomic<NodeKind> kind;
+  std::atomic<uint32_t> peer_id;          // the guest's ivshmem peer id
+  // A guest's local APIC: x86 vector -> ivshmem vector + 1 (0: no handler),
+  // filled by the guest's driver.
+  alignas(64) std::atomic<uint8_t> guest_vector[256];
+  std::atomic<uint64_t> delivered[256];   // per vector, like /proc/interrupts
+  Doorbell bell;                          // a simulated kernel's CPU sleeps here
   std::atomic<uint64_t> irr[4];           // vectors requested, not yet handled
   std::atomic<uint64_t> registered[4];    // vectors with a handler (request_irq)
-  std::atomic<uint64_t> delivered[256];   // per vector, like /proc/interrupts
   std::atomic<uint64_t> spurious;         // vector without a handler
   std::atomic<int32_t> kernel_pid;        // 0 when no kernel runs
   NodeCounters counters;
@@ -171,18 +192,27 @@ struct NicState {
   uint8_t tx_buffers[kMaxRingSize][kPacketBufferSize];
 };
 
+// The machine's ivshmem peer id: guests ring it (guest_abi.h).
+inline constexpr uint32_t kMachinePeerId = 0;
+
 struct MachineLayout {
   uint64_t magic;
   uint32_t version;
   uint32_t node_count;
-  uint64_t total_size;
+  uint64_t total_size;  // of the file: sizeof(MachineLayout) up to a power of two
   int64_t created_unix_ns;
   std::atomic<int32_t> device_pid;     // the device process, 0 when none
   // The traffic generator/sink, 0 when none: its queues have one reader, so
   // a second one would starve both.
   std::atomic<int32_t> traffic_pid;
   std::atomic<uint64_t> unroutable_msi;  // no node owns the APIC ID / not x86
-  Doorbell device_bell;  // MMIO writes and wire arrivals wake the device
+  // Guest doorbells on NH_SIM_MACHINE_VEC_CONTROL (reserved for the fast path).
+  std::atomic<uint64_t> control_doorbells;
+  // Where everything is, for guests (NH_SIM_DIRECTORY_OFFSET); written once.
+  alignas(64) nh_sim_directory directory;
+  // The counter guests and host increment by CAS to prove it atomic.
+  alignas(64) std::atomic<uint64_t> cas_test;
+  Doorbell device_bell;  // MMIO writes, guest doorbells and wire arrivals wake the device
   Doorbell sink_bell;    // packets for the traffic sink
   NodeSlot nodes[kMaxNodes];
   NicState nic;
@@ -191,6 +221,63 @@ struct MachineLayout {
   PacketQueueStorage app_tx;    // generator -> running kernel (socket send buffer)
   PacketQueueStorage app_rx;    // running kernel -> sink (socket receive buffer)
 };
+
+// The guest ABI (sim/guest_abi.h), pinned.
+static_assert(offsetof(MachineLayout, magic) == 0, "guest_abi.h");
+static_assert(kMachineMagic == NH_SIM_MAGIC, "guest_abi.h");
+static_assert(offsetof(MachineLayout, directory) == NH_SIM_DIRECTORY_OFFSET, "guest_abi.h");
+static_assert(offsetof(NodeSlot, node_id) == NH_SIM_NODE_ID_OFFSET, "guest_abi.h");
+static_assert(kNodeIdSize == NH_SIM_NODE_ID_SIZE, "guest_abi.h");
+static_assert(offsetof(NodeSlot, apic_count) == NH_SIM_NODE_APIC_COUNT_OFFSET, "guest_abi.h");
+static_assert(offsetof(NodeSlot, apic_ids) == NH_SIM_NODE_APIC_IDS_OFFSET, "guest_abi.h");
+static_assert(kMaxApicIdsPerNode == NH_SIM_NODE_MAX_APIC_IDS, "guest_abi.h");
+static_assert(offsetof(NodeSlot, kind) == NH_SIM_NODE_KIND_OFFSET, "guest_abi.h");
+static_assert(sizeof(NodeKind) == 4 && static_cast<uint32_t>(NodeKind::kGuest) == NH_SIM_NODE_GUEST &&
+                  static_cast<uint32_t>(NodeKind::kSimKernel) == NH_SIM_NODE_SIM_KERNEL,
+              "guest_abi.h");
+static_assert(offsetof(NodeSlot, peer_id) == NH_SIM_NODE_PEER_ID_OFFSET, "guest_abi.h");
+static_assert(offsetof(NodeSlot, guest_vector) == NH_SIM_NODE_GUEST_VECTOR_OFFSET, "guest_abi.h");
+static_assert(sizeof(std::atomic<uint8_t>) == 1, "guest_abi.h: guest_vector is nh_u8[256]");
+static_assert(offsetof(NodeSlot, delivered) == NH_SIM_NODE_DELIVERED_OFFSET, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, ctrl) == NH_SIM_REG_CTRL, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, rdh) == NH_SIM_REG_RDH, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, rdt) == NH_SIM_REG_RDT, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, tdh) == NH_SIM_REG_TDH, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, tdt) == NH_SIM_REG_TDT, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, eims) == NH_SIM_REG_EIMS, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, eicr) == NH_SIM_REG_EICR, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, rx_packets) == NH_SIM_REG_RX_PACKETS, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, rx_missed) == NH_SIM_REG_RX_MISSED, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, tx_packets) == NH_SIM_REG_TX_PACKETS, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, msi_sent) == NH_SIM_REG_MSI_SENT, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, msi_pended) == NH_SIM_REG_MSI_PENDED, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, msi_replayed) == NH_SIM_REG_MSI_REPLAYED, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, msi_disabled) == NH_SIM_REG_MSI_DISABLED, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, tx_foreign_frames) == NH_SIM_REG_TX_FOREIGN_FRAMES,
+              "guest_abi.h");
+static_assert(kCtrlRxEnable == NH_SIM_CTRL_RX_ENABLE && kCtrlTxEnable == NH_SIM_CTRL_TX_ENABLE,
+              "guest_abi.h");
+static_assert(sizeof(RxDescriptor) == sizeof(nh_sim_desc) && sizeof(TxDescriptor) == sizeof(nh_sim_desc),
+              "guest_abi.h");
+static_assert(offsetof(RxDescriptor, length) == offsetof(nh_sim_desc, length), "guest_abi.h");
+static_assert(kDescriptorDone == NH_SIM_DESC_DONE, "guest_abi.h");
+static_assert(sizeof(OwnershipWord) == 8, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, seq) == NH_SIM_HANDOFF_SEQ, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, epoch) == NH_SIM_HANDOFF_EPOCH, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, count) == NH_SIM_HANDOFF_COUNT, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, rx_next_to_clean) == NH_SIM_HANDOFF_RX_NTC, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, rx_next_to_use) == NH_SIM_HANDOFF_RX_NTU, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, tx_next_to_clean) == NH_SIM_HANDOFF_TX_NTC, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, tx_next_to_use) == NH_SIM_HANDOFF_TX_NTU, "guest_abi.h");
+static_assert(kMsixTableOffset == 0, "guest_abi.h: the table at the MSI-X BAR's start");
+static_assert(kQueueVectorEntry == 1 && kOtherVectorEntry == 0, "guest_abi.h vector assignment");
+
+// The machine's memory size: the layout rounded up to a power of two.
+constexpr uint64_t MachineMemorySize() {
+  uint64_t size = 1;
+  while (size < sizeof(MachineLayout)) size <<= 1;
+  return size;
+}
 
 }  // namespace sim
 }  // namespace nichandover

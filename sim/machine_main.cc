@@ -3,6 +3,10 @@
 //   nh-sim-machine create --path P --node node0:0,1 --node node1:2,3
 //                         --owner node0 [--ring-size 1024] [--bdf 0000:03:00.0]
 //   nh-sim-machine run --path P       # the NIC (device model) until SIGTERM
+//                      [--ivshmem-dir DIR [--guest NODE]...]
+//       with --ivshmem-dir, QEMU guests attach to nodes through
+//       DIR/<node>.sock (ivshmem-doorbell, see docs/simulator.md): to each
+//       --guest NODE, or to every node when none is named.
 //   nh-sim-machine show --path P      # nodes, record, MSI-X, counters
 //   nh-sim-machine destroy --path P
 #include <signal.h>
@@ -10,6 +14,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -22,6 +27,7 @@
 #include "sim/config_space_image.h"
 #include "sim/device.h"
 #include "sim/flags.h"
+#include "sim/ivshmem_server.h"
 #include "sim/machine.h"
 
 namespace nichandover {
@@ -33,7 +39,8 @@ int Usage(const std::string& why) {
                "nh-sim-machine: %s\n"
                "usage: nh-sim-machine create --path P --node ID:APIC[,APIC...] (repeat) --owner ID"
                " [--ring-size N] [--bdf BDF]\n"
-               "       nh-sim-machine run|show|destroy --path P\n",
+               "       nh-sim-machine run --path P [--ivshmem-dir DIR [--guest NODE]...]\n"
+               "       nh-sim-machine show|destroy --path P\n",
                why.c_str());
   return 2;
 }
@@ -82,13 +89,35 @@ int Run(const Flags& flags) {
         absl::StrFormat("the device already runs as pid %d", none)));
   }
   (*machine)->layout().device_pid.store(getpid());
-  Device device(**machine);
+  std::unique_ptr<IvshmemServer> guests;
+  if (flags.Has("ivshmem-dir")) {
+    std::vector<int> nodes;
+    for (const std::string& node : flags.GetAll("guest")) {
+      auto index = (*machine)->NodeIndex(node);
+      if (!index.ok()) return Fail(index.status());
+      nodes.push_back(*index);
+    }
+    if (nodes.empty()) {
+      for (int i = 0; i < (*machine)->node_count(); ++i) nodes.push_back(i);
+    }
+    auto server = IvshmemServer::Start(**machine, flags.Get("ivshmem-dir"), nodes);
+    if (!server.ok()) {
+      (*machine)->layout().device_pid.store(0);
+      return Fail(server.status());
+    }
+    guests = std::move(*server);
+    NH_LOG(INFO) << "guests attach through " << flags.Get("ivshmem-dir") << "/<node>.sock";
+  } else if (flags.Has("guest")) {
+    return Usage("--guest needs --ivshmem-dir");
+  }
+  Device device(**machine, guests.get());
   std::atomic<bool> stop{false};
   std::thread hardware([&] { device.Run(stop); });
   NH_LOG(INFO) << "NIC " << (*machine)->bdf() << " powered on";
   WaitForTerminationSignal(-1);
   stop = true;
   hardware.join();
+  guests.reset();
   (*machine)->layout().device_pid.store(0);
   return 0;
 }
@@ -112,9 +141,13 @@ int Show(const Flags& flags) {
   Machine& m = **opened;
   NicState& nic = m.nic();
   Ownership record = m.ReadOwnership();
-  std::printf("machine %s (layout v%d, %d bytes), device pid %d\n", m.path().c_str(),
-              kLayoutVersion, static_cast<int>(sizeof(MachineLayout)),
-              m.layout().device_pid.load());
+  const std::array<uint8_t, 6> mac = m.nic_mac();
+  std::printf("machine %s (layout v%d, %llu bytes), device pid %d, guest doorbells (control) %llu\n",
+              m.path().c_str(), kLayoutVersion,
+              static_cast<unsigned long long>(m.layout().total_size), m.layout().device_pid.load(),
+              static_cast<unsigned long long>(m.layout().control_doorbells.load()));
+  std::printf("NIC MAC %02x:%02x:%02x:%02x:%02x:%02x\n", mac[0], mac[1], mac[2], mac[3], mac[4],
+              mac[5]);
   std::printf("NIC %s ring %d: record %s owner=%s target=%s epoch=%llu, running on %s\n",
               m.bdf().c_str(), m.ring_size(), StateName(record.state),
               m.node_id(record.owner).c_str(), m.node_id(record.target).c_str(),
@@ -122,12 +155,13 @@ int Show(const Flags& flags) {
               m.node_id(nic.running_node.load()).c_str());
   const DeviceRegisters& r = nic.regs;
   std::printf("  RDH %u RDT %u TDH %u TDT %u EIMS 0x%x; rx %llu missed %llu tx %llu; "
-              "MSI sent %llu pended %llu replayed %llu; unroutable %llu\n",
+              "MSI sent %llu pended %llu replayed %llu; unroutable %llu; foreign TX frames %llu\n",
               r.rdh.load(), r.rdt.load(), r.tdh.load(), r.tdt.load(), r.eims.load(),
               (unsigned long long)r.rx_packets.load(), (unsigned long long)r.rx_missed.load(),
               (unsigned long long)r.tx_packets.load(), (unsigned long long)r.msi_sent.load(),
               (unsigned long long)r.msi_pended.load(), (unsigned long long)r.msi_replayed.load(),
-              (unsigned long long)m.layout().unroutable_msi.load());
+              (unsigned long long)m.layout().unroutable_msi.load(),
+              (unsigned long long)r.tx_foreign_frames.load());
   SimConfigSpace config(nic, m.layout().device_bell);
   SimBarMemory bars(nic, m.layout().device_bell);
   auto layout = pci::DecodeInterruptLayout(config, &bars);
@@ -151,8 +185,11 @@ int Show(const Flags& flags) {
       if (count) vectors.push_back(absl::StrFormat("0x%02x:%d", v, count));
     }
     const NodeCounters& c = n.counters;
-    std::printf("node %s APIC %s kernel pid %d: interrupts {%s} spurious %llu\n", n.node_id,
-                absl::StrJoin(apics, ",").c_str(), n.kernel_pid.load(),
+    std::string runs = n.kind.load() == NodeKind::kGuest
+                           ? absl::StrFormat("guest (ivshmem peer %d)", n.peer_id.load())
+                           : absl::StrFormat("kernel pid %d", n.kernel_pid.load());
+    std::printf("node %s APIC %s %s: interrupts {%s} spurious %llu\n", n.node_id,
+                absl::StrJoin(apics, ",").c_str(), runs.c_str(),
                 absl::StrJoin(vectors, " ").c_str(), (unsigned long long)n.spurious.load());
     std::printf("  polls %llu (max work %llu, while quiesced %llu, gated %llu) xmits %llu "
                 "held %llu tx done %llu rx %llu socket drops %llu\n",
@@ -167,7 +204,7 @@ int Show(const Flags& flags) {
 }
 
 int Main(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, {"path", "node", "owner", "ring-size", "bdf"});
+  auto flags = Flags::Parse(argc, argv, {"path", "node", "owner", "ring-size", "bdf", "ivshmem-dir", "guest"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (flags->positional().size() != 1) return Usage("one command: create, run, show, destroy");
   if (!flags->Has("path")) return Usage("--path is required");
