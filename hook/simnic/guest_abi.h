@@ -1,0 +1,1 @@
+../../sim/guest_abi.h
