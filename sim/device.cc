@@ -23,7 +23,6 @@ uint32_t TableWord(uint32_t entry, uint32_t word) {
 bool Device::ReceiveFromWire() {
   PacketQueue wire(machine_.layout().wire_in);
   const uint32_t mask = nic_.ring_size - 1;
-  bool rx_enabled = nic_.regs.ctrl.load(std::memory_order_acquire) & kCtrlRxEnable;
   uint32_t head = nic_.regs.rdh.load(std::memory_order_relaxed);
   const MacAddress nic_mac = machine_.nic_mac();
   uint32_t received = 0;
@@ -32,8 +31,10 @@ bool Device::ReceiveFromWire() {
     std::optional<WirePacket> packet = wire.TryPop();
     if (!packet.has_value()) break;
     ++taken;
+    // Per packet: a driver may enable RX (and set RDT) while this pass runs.
+    bool rx_enabled = nic_.regs.ctrl.load(std::memory_order_acquire) & kCtrlRxEnable;
     uint32_t tail = nic_.regs.rdt.load(std::memory_order_acquire);
-    if (!rx_enabled || head == (tail & mask)) {  // no free descriptor
+    if (!rx_enabled || head == (tail & mask)) {  // disabled, or no free descriptor
       nic_.regs.rx_missed.fetch_add(1, std::memory_order_relaxed);
       continue;
     }

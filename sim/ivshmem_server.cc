@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -78,6 +80,12 @@ absl::StatusOr<std::unique_ptr<IvshmemServer>> IvshmemServer::Start(
     // QEMU asserts that a BAR's size is a power of two.
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s: size %d is not a power of two; recreate the machine", machine.path(), size));
+  }
+  struct statfs fs;
+  if (fstatfs(server->shm_fd_, &fs) == 0 && fs.f_type != TMPFS_MAGIC &&
+      fs.f_type != HUGETLBFS_MAGIC) {
+    // QEMU maps any file, but guest stores would then be written back to disk.
+    NH_LOG(WARNING) << machine.path() << " is not on tmpfs: put the machine in /dev/shm";
   }
   server->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (server->stop_fd_ < 0) return ErrnoStatus("eventfd");

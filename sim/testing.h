@@ -42,7 +42,9 @@ inline std::string SocketPath(const std::string& name) {
 
 class DeviceThread {
  public:
-  explicit DeviceThread(Machine& machine) : device_(machine) {
+  // `guests`: the ivshmem front end, when guests are attached.
+  explicit DeviceThread(Machine& machine, GuestLinks* guests = nullptr)
+      : device_(machine, guests) {
     thread_ = std::thread([this] { device_.Run(stop_); });
   }
   ~DeviceThread() {

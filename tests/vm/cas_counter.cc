@@ -3,6 +3,7 @@
 //
 //   cas_counter --memory PATH|--ivshmem --participants P --seconds S [--label L]
 //   cas_counter --memory PATH|--ivshmem --read
+//   cas_counter --ivshmem --ring VECTOR
 //
 // Maps the simulated machine's memory with Machine::AttachExisting (the
 // machine's file on the host; in a guest the ivshmem function's BAR2,
@@ -14,9 +15,12 @@
 //     successful CASes.
 // Prints "cas_counter L: increments K" (K excludes the arrival). If the CAS
 // is atomic everywhere, the final counter is exactly P + the sum of every K.
-// --read prints "cas_counter: value V".
+// --read prints "cas_counter: value V". --ring writes the ivshmem Doorbell
+// register (BAR0 + 12, through resource0) with (machine_peer_id << 16) |
+// VECTOR: a guest's doorbell to the machine (guest_abi.h).
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,8 +53,8 @@ std::string ReadLine(const std::string& path) {
   return s;
 }
 
-// The BAR2 of the first ivshmem-doorbell function, enabled; "" if none.
-std::string FindIvshmemBar2() {
+// The sysfs directory of the first ivshmem-doorbell function, enabled; "" if none.
+std::string FindIvshmem() {
   const std::string root = "/sys/bus/pci/devices/";
   DIR* dir = opendir(root.c_str());
   if (dir == nullptr) return "";
@@ -71,20 +75,42 @@ std::string FindIvshmemBar2() {
     std::fputs("1", enable);
     std::fclose(enable);
   }
-  return found + "/resource2";
+  return found;
+}
+
+// Rings the machine through the guest's own ivshmem BAR0 Doorbell register.
+int Ring(const std::string& device, uint32_t peer, uint32_t vector) {
+  int fd = open((device + "/resource0").c_str(), O_RDWR | O_SYNC | O_CLOEXEC);
+  if (fd < 0) {
+    std::perror("cas_counter: resource0");
+    return 1;
+  }
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    std::perror("cas_counter: mmap resource0");
+    return 1;
+  }
+  auto* regs = static_cast<volatile uint32_t*>(p);
+  regs[NH_SIM_IVSHMEM_REG_DOORBELL / 4] = (peer << 16) | vector;
+  std::printf("cas_counter: rang peer %u vector %u (my peer id %u)\n", peer, vector,
+              regs[NH_SIM_IVSHMEM_REG_IVPOSITION / 4]);
+  munmap(p, 4096);
+  return 0;
 }
 
 int Usage() {
   std::fprintf(stderr,
                "usage: cas_counter --memory PATH|--ivshmem (--participants P --seconds S"
-               " [--label L] | --read)\n");
+               " [--label L] | --read) | --ivshmem --ring VECTOR\n");
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string memory, label = "host";
+  std::string memory, device, label = "host";
+  long ring = -1;
   long participants = 0;
   double seconds = 0;
   bool read_only = false;
@@ -94,24 +120,30 @@ int main(int argc, char** argv) {
     if (arg == "--memory") {
       memory = value();
     } else if (arg == "--ivshmem") {
-      memory = FindIvshmemBar2();
-      if (memory.empty()) {
+      device = FindIvshmem();
+      if (device.empty()) {
         std::fprintf(stderr, "cas_counter: no ivshmem-doorbell function (1af4:1110)\n");
         return 1;
       }
+      memory = device + "/resource2";
     } else if (arg == "--participants") {
       participants = std::strtol(value().c_str(), nullptr, 10);
     } else if (arg == "--seconds") {
       seconds = std::strtod(value().c_str(), nullptr);
     } else if (arg == "--label") {
       label = value();
+    } else if (arg == "--ring") {
+      ring = std::strtol(value().c_str(), nullptr, 10);
     } else if (arg == "--read") {
       read_only = true;
     } else {
       return Usage();
     }
   }
-  if (memory.empty() || (!read_only && (participants < 1 || seconds <= 0))) return Usage();
+  if (memory.empty() || (ring >= 0 && device.empty()) ||
+      (!read_only && ring < 0 && (participants < 1 || seconds <= 0))) {
+    return Usage();
+  }
   auto machine = Machine::AttachExisting(memory);
   if (!machine.ok()) {
     std::fprintf(stderr, "cas_counter: %s\n", machine.status().ToString().c_str());
@@ -120,6 +152,10 @@ int main(int argc, char** argv) {
   // Through the directory, as a guest finds it.
   char* base = reinterpret_cast<char*>(&(*machine)->layout());
   auto* counter = reinterpret_cast<uint64_t*>(base + (*machine)->layout().directory.cas_test_offset);
+  if (ring >= 0) {
+    return Ring(device, (*machine)->layout().directory.machine_peer_id,
+                static_cast<uint32_t>(ring));
+  }
   if (read_only) {
     std::printf("cas_counter: value %llu\n",
                 static_cast<unsigned long long>(__atomic_load_n(counter, __ATOMIC_SEQ_CST)));

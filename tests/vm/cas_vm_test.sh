@@ -8,7 +8,9 @@
 # 3 + the sum of the successes.
 #
 # One JUnit testcase per property in $XML_OUTPUT_FILE:
-#   guests_attached, cas_exact_two_guests_and_host
+#   guests_attached, cas_exact_two_guests_and_host, guest_doorbells_reach_the_machine
+# (each guest also rings the machine's CONTROL vector once through its BAR0
+# Doorbell register; the machine must count 2).
 # With --measure it runs the CPU configurations of docs/simulator.md one
 # after the other and prints each one's lost increments (it fails nothing).
 #
@@ -107,6 +109,7 @@ run_once() {
     sum=$((sum + n))
   done
   value=$("$counter_bin" --memory "$memory" --read | sed -n 's/.*value \([0-9]*\)/\1/p')
+  doorbells=$("$machine_bin" show --path "$memory" | sed -n 's/.*guest doorbells (control) \([0-9]*\).*/\1/p')
   kill "$machine_pid" 2>/dev/null
   wait "$machine_pid" 2>/dev/null
   expected=$((3 + sum))
@@ -127,6 +130,11 @@ fi
 
 if run_once test; then
   record guests_attached 1 "two guests and the host counted"
+  if [ "$doorbells" = 2 ]; then
+    record guest_doorbells_reach_the_machine 1 "2 control doorbells counted"
+  else
+    record guest_doorbells_reach_the_machine 0 "control doorbells counted: '$doorbells', want 2"
+  fi
   if [ "$lost" = 0 ]; then
     record cas_exact_two_guests_and_host 1 "$detail"
   else
