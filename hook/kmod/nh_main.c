@@ -341,7 +341,7 @@ static struct notifier_block nh_netdev_nb = {
 
 static void nh_debugfs_init(void)
 {
-	nh_debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
+	nh_debugfs = debugfs_create_dir("nichandover", NULL);
 	debugfs_create_u32("fail_quiesce", 0600, nh_debugfs, &nh_fault_quiesce);
 	debugfs_create_u32("fail_attach", 0600, nh_debugfs, &nh_fault_attach);
 	debugfs_create_u32("quiesce_stall_ms", 0600, nh_debugfs,

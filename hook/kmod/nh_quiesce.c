@@ -346,9 +346,12 @@ int nh_cold_release(struct nh_dev *d, struct pci_dev *pdev,
 
 /**
  * nh_cold_attach() - bind the driver: this node runs the device from now
- * @d: the device (unbound: released, reclaimed, or never bound here)
+ * @d: the device (released, reclaimed, or never held here)
  * @pdev: its PCI function
  * @extack: where errors are explained
+ *
+ * A function its driver has bound already (it arrived by hot-plug) is
+ * taken as it is.
  *
  * Context: @d->lock held, rtnl not held (the driver's probe takes it).
  * Return: 0 (state RUNNING), or a negative errno with the function unbound
@@ -362,8 +365,12 @@ int nh_cold_attach(struct nh_dev *d, struct pci_dev *pdev,
 
 	lockdep_assert_held(&d->lock);
 	if (pdev->dev.driver) {
-		NL_SET_ERR_MSG_MOD(extack, "a driver is bound to the function already");
-		return -EBUSY;
+		/*
+		 * Bound already: the function arrived by hot-plug and its
+		 * driver probed it (a released function here cannot be bound:
+		 * its driver_override names no driver).
+		 */
+		goto running;
 	}
 	if (nh_fault_hit(&nh_fault_attach, NH_FAULT_BEFORE)) {
 		NL_SET_ERR_MSG_MOD(extack, "fault injected before the bind");
@@ -392,13 +399,14 @@ int nh_cold_attach(struct nh_dev *d, struct pci_dev *pdev,
 			nh_override_block(d, pdev);
 		return ret;
 	}
+	pci_info(pdev, "attached: bound to %s\n", pdev->dev.driver ?
+		 pdev->dev.driver->name : "?");
+running:
 	kfree(d->saved_override);
 	d->saved_override = NULL;
 	nh_unhold(d);
 	d->reclaimed = false;
 	nh_set_state(d, NH_STATE_RUNNING);
-	pci_info(pdev, "attached: bound to %s\n", pdev->dev.driver ?
-		 pdev->dev.driver->name : "?");
 	return 0;
 }
 

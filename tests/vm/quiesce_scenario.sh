@@ -71,6 +71,8 @@ nic_up() {
   done
   return 1
 }
+# util-linux's setpriv by path: busybox sh would run its own applet, which
+# cannot drop from the bounding set (root regains every capability at exec).
 msi_lines() { nhhookctl read-msi "$1" 2>&1 | grep '^vector' | sed 's/ cpu=[0-9]*//'; }
 
 mount -t debugfs debugfs /sys/kernel/debug
@@ -244,7 +246,7 @@ try_refused nhhookctl reroute "$bdf" 4 raw "$idx:0xfee00010:$data"  # remappable
 try_refused nhhookctl reroute "$bdf" 3 raw $raw_args                 # stale epoch
 try_refused nhhookctl reroute "$bdf" 5 raw $raw_args                 # not held at 5
 try_refused nhhookctl reroute 0000:00:01.0 4 raw "0:$addr:$data"     # foreign device
-try_refused setpriv --inh-caps=-sys_rawio --bounding-set=-sys_rawio \
+try_refused /usr/bin/setpriv --inh-caps=-sys_rawio --bounding-set=-sys_rawio \
   nhhookctl reroute "$bdf" 4 raw $raw_args                            # no CAP_SYS_RAWIO
 ev raw_refused "$refused/$tried"
 ev raw_rawio_refusal_says "$(grep -c 'CAP_SYS_RAWIO' /tmp/refused.out)"
@@ -265,7 +267,7 @@ ev ping_after_raw "$(pings 5 $peer_late)"
 ev raw_irq_delta $(($(irqs_total) - irq_raw0))
 
 # --- 6. capabilities: without CAP_NET_ADMIN every command is refused.
-nocap() { setpriv --inh-caps=-net_admin --bounding-set=-net_admin nhhookctl "$@"; }
+nocap() { /usr/bin/setpriv --inh-caps=-net_admin --bounding-set=-net_admin nhhookctl "$@"; }
 refused=0 tried=0
 try_refused nocap status "$bdf"
 try_refused nocap read-msi "$bdf"
