@@ -71,13 +71,17 @@ absl::Status PrepareUnixSocket(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(v1::DaemonConfig config) {
+  NH_ASSIGN_OR_RETURN(platform::Platform platform, platform::MakePlatform(config));
+  return StartWithPlatform(std::move(config), std::move(platform));
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConfig config,
+                                                                  platform::Platform platform) {
   std::unique_ptr<Daemon> d(new Daemon());
   d->config_ = std::move(config);
   NH_ASSIGN_OR_RETURN(PeerAuth auth, PeerAuth::FromConfig(d->config_));
   d->auth_ = std::make_unique<PeerAuth>(std::move(auth));
   d->peers_ = std::make_unique<PeerClient>(d->config_, *d->auth_);
-
-  NH_ASSIGN_OR_RETURN(platform::Platform platform, platform::MakePlatform(d->config_));
   d->platform_ = std::make_unique<platform::Platform>(std::move(platform));
   NH_RETURN_IF_ERROR(MakeDirs(d->config_.state_dir()));
   const std::string journal_path = d->config_.state_dir() + "/journal";

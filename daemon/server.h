@@ -29,6 +29,10 @@ class Daemon {
   // recovers the handover engine, then binds every listen address (removing a stale unix socket left by a
   // crashed daemon, refusing one a live daemon serves) and starts serving.
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(v1::DaemonConfig config);
+  // The same over a platform the caller built (tests: a backend over
+  // stand-ins, such as the linux backend over a fake hook module).
+  static absl::StatusOr<std::unique_ptr<Daemon>> StartWithPlatform(v1::DaemonConfig config,
+                                                                   platform::Platform platform);
 
   ~Daemon();
 

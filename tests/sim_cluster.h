@@ -84,9 +84,14 @@ class SimCluster {
 
   std::string Logs() const;  // every process's stderr, for failure messages
 
+  // Where things are, for a test that runs a node of its own (e.g. an
+  // in-process daemon on another backend at daemon_socket(1)).
+  const std::string& dir() const { return dir_; }
+  const std::string& machine_path() const { return machine_path_; }
+  std::string daemon_socket(int i) const;
+
  private:
   std::string config_path(int i) const;
-  std::string daemon_socket(int i) const;
   std::string kernel_socket(int i) const;
 
   uint32_t ring_size_;

@@ -21,7 +21,8 @@ namespace nichandover {
 namespace hook {
 
 // Carries one request to the kernel and returns everything it answered up to
-// and including the NLMSG_ERROR ack for that request.
+// and including the NLMSG_ERROR ack for that request (for a dump, its
+// NLMSG_DONE).
 class Transport {
  public:
   virtual ~Transport() = default;

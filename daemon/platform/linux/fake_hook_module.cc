@@ -180,14 +180,21 @@ FakeFunction& FakeHookModule::function(const std::string& bdf) {
   return it->second;
 }
 
+FakeFunction FakeHookModule::Snapshot(const std::string& bdf) {
+  absl::MutexLock lock(&mu_);
+  return function(bdf);
+}
+
 TransportFactory FakeHookModule::Factory() {
   return [this]() -> absl::StatusOr<std::unique_ptr<hook::Transport>> {
+    absl::MutexLock lock(&mu_);
     ++connections_;
     return std::make_unique<Connection>(this);
   };
 }
 
 absl::StatusOr<Bytes> FakeHookModule::Exchange(const Bytes& request) {
+  absl::MutexLock lock(&mu_);
   auto messages = hook::SplitMessages(request);
   if (!messages.ok()) return messages.status();
   const hook::NetlinkMessage& msg = messages->at(0);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/platform/linux/module_connection.h"
 #include "hook/client/hook_client.h"
 #include "hook/client/netlink_codec.h"
@@ -84,13 +85,23 @@ struct FakeRequest {
   bool dump = false;                                   // NLM_F_DUMP
 };
 
+// Thread-safe like a kernel: exchanges are serialised (a daemon calls from
+// several threads). The accessors that hand out references are for a test's
+// own thread while nothing else calls; Snapshot copies under the lock.
 class FakeHookModule {
  public:
-  void AddFunction(const std::string& bdf, FakeFunction function) { functions_[bdf] = function; }
+  void AddFunction(const std::string& bdf, FakeFunction function) {
+    absl::MutexLock lock(&mu_);
+    functions_[bdf] = function;
+  }
   // Dies (test failure) when there is no such function.
   FakeFunction& function(const std::string& bdf);
+  FakeFunction Snapshot(const std::string& bdf);
   // An unloaded module: the family is not registered.
-  void set_loaded(bool loaded) { loaded_ = loaded; }
+  void set_loaded(bool loaded) {
+    absl::MutexLock lock(&mu_);
+    loaded_ = loaded;
+  }
 
   TransportFactory Factory();
   const std::vector<FakeRequest>& requests() const { return requests_; }
@@ -107,6 +118,7 @@ class FakeHookModule {
   Answer Reserve(const FakeRequest& request, FakeFunction& f);
   hook::Bytes List(uint32_t seq) const;
 
+  absl::Mutex mu_;
   std::map<std::string, FakeFunction> functions_;
   std::vector<FakeRequest> requests_;
   bool loaded_ = true;
