@@ -13,7 +13,8 @@
 namespace nichandover {
 namespace sim {
 
-absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, const std::vector<std::string>& known) {
+absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, const std::vector<std::string>& known,
+                                   const std::vector<std::string>& booleans) {
   Flags flags;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -27,6 +28,8 @@ absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, const std::vector<std:
     if (eq != std::string::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
+    } else if (std::find(booleans.begin(), booleans.end(), name) != booleans.end()) {
+      value = "true";
     } else {
       if (i + 1 >= argc) return absl::InvalidArgumentError("--" + name + " needs a value");
       value = argv[++i];

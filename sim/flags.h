@@ -15,7 +15,9 @@ namespace sim {
 class Flags {
  public:
   // INVALID_ARGUMENT for a flag without a value or one not in `known`.
-  static absl::StatusOr<Flags> Parse(int argc, char** argv, const std::vector<std::string>& known);
+  // Flags in `booleans` take no value ("--echo"; "--echo=false" is false).
+  static absl::StatusOr<Flags> Parse(int argc, char** argv, const std::vector<std::string>& known,
+                                     const std::vector<std::string>& booleans = {});
 
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
   std::string Get(const std::string& name, const std::string& fallback = "") const;

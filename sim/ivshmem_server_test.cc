@@ -261,7 +261,9 @@ TEST_F(IvshmemServerTest, FabricRaisesTheGuestsEventfdOfTheInstalledVector) {
   ASSERT_TRUE(Readable(guest.own_fds[line], kTimeout));
   EXPECT_EQ(ReadCounter(guest.own_fds[line]), 1u);
   for (int v = 0; v < static_cast<int>(guest.own_fds.size()); ++v) {
-    if (v != line) EXPECT_FALSE(Readable(guest.own_fds[v], absl::ZeroDuration())) << v;
+    if (v != line) {
+      EXPECT_FALSE(Readable(guest.own_fds[v], absl::ZeroDuration())) << v;
+    }
   }
   EXPECT_EQ(slot.delivered[0x41].load(), 1u);
   // A vector the guest has no handler for: spurious, nothing raised.

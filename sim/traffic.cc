@@ -43,12 +43,13 @@ std::string TrafficReportJson(const TrafficReport& report, const Machine& machin
     socket_drops += m.node(i).counters.rx_socket_drops.load();
   }
   return absl::StrFormat(
-      "{\"duration_s\":%.3f,\"inbound\":%s,\"outbound\":%s,"
-      "\"device\":{\"rx_missed\":%d,\"rx_packets\":%d,\"tx_packets\":%d},"
-      "\"rx_socket_drops\":%d}\n",
-      report.duration_ns / 1e9, DirectionJson(report.inbound, machine),
-      DirectionJson(report.outbound, machine), regs.rx_missed.load(), regs.rx_packets.load(),
-      regs.tx_packets.load(), socket_drops);
+      "{\"duration_s\":%.3f,\"mode\":\"%s\",\"inbound\":%s,\"outbound\":%s,"
+      "\"device\":{\"rx_missed\":%d,\"rx_packets\":%d,\"tx_packets\":%d,"
+      "\"tx_foreign_frames\":%d},\"rx_socket_drops\":%d}\n",
+      report.duration_ns / 1e9, report.echo ? "echo" : "streams",
+      DirectionJson(report.inbound, machine), DirectionJson(report.outbound, machine),
+      regs.rx_missed.load(), regs.rx_packets.load(), regs.tx_packets.load(),
+      regs.tx_foreign_frames.load(), socket_drops);
 }
 
 Traffic::Traffic(Machine& machine, const TrafficOptions& options)
@@ -84,7 +85,8 @@ void Traffic::GeneratorLoop() {
     int64_t now = MonotonicNanos();
     double elapsed = (now - start_ns_) / 1e9;
     uint64_t in_due = static_cast<uint64_t>(options_.inbound_pps * elapsed);
-    uint64_t out_due = static_cast<uint64_t>(options_.outbound_pps * elapsed);
+    uint64_t out_due =
+        options_.echo ? 0 : static_cast<uint64_t>(options_.outbound_pps * elapsed);
     uint64_t in_n = std::min(in_due - std::min(in_due, in_seq), kMaxBurst);
     uint64_t out_n = std::min(out_due - std::min(out_due, out_due_done), kMaxBurst);
     uint64_t wire_drops = 0, refused = 0, out_sent = 0;
@@ -189,7 +191,15 @@ bool Traffic::WaitDelivered(absl::Duration timeout) {
       }
       uint64_t inbound_accounted = inbound_.unique + inbound_.wire_drops +
                                    nic.regs.rx_missed.load() + socket_drops;
-      if (inbound_accounted >= inbound_.sent && outbound_.unique >= outbound_.sent) return true;
+      uint64_t outbound_sent = options_.echo ? inbound_.sent : outbound_.sent;
+      if (options_.echo) {
+        // An echo exists only for a packet the node received.
+        if (outbound_.unique + inbound_.wire_drops + nic.regs.rx_missed.load() >= outbound_sent) {
+          return true;
+        }
+      } else if (inbound_accounted >= inbound_.sent && outbound_.unique >= outbound_sent) {
+        return true;
+      }
     }
     if (absl::Now() > deadline) return false;
     absl::SleepFor(absl::Milliseconds(1));
@@ -201,8 +211,11 @@ TrafficReport Traffic::Report() const {
   TrafficReport report;
   report.inbound = inbound_;
   report.outbound = outbound_;
+  report.echo = options_.echo;
+  if (options_.echo) report.outbound.sent = inbound_.sent;  // the round trip
   report.inbound.lost = inbound_.sent - std::min(inbound_.sent, inbound_.unique);
-  report.outbound.lost = outbound_.sent - std::min(outbound_.sent, outbound_.unique);
+  report.outbound.lost =
+      report.outbound.sent - std::min(report.outbound.sent, outbound_.unique);
   report.duration_ns = MonotonicNanos() - start_ns_;
   return report;
 }

@@ -8,6 +8,13 @@
 // changes (a handover), the arrival times of the last packet the old node
 // carried and the first the new node carried: the blackout as the traffic
 // saw it.
+//
+// Echo mode (a QEMU guest on the node runs an echo, tests/vm/frame_echo.cc):
+// only inbound packets are generated; the node sends each one's payload back
+// (direction OUTBOUND, its own node index, the same sequence number), so the
+// outbound stream the sink sees is the round trip of the inbound one. Its
+// statistics (lost/duplicated/reordered, the blackout per node change) are
+// then the round trip's: `outbound.sent` is the number of inbound packets.
 #ifndef NICHANDOVER_SIM_TRAFFIC_H_
 #define NICHANDOVER_SIM_TRAFFIC_H_
 
@@ -29,6 +36,8 @@ struct TrafficOptions {
   double outbound_pps = 10000;
   // The generator wakes this often and sends what is due.
   absl::Duration tick = absl::Microseconds(200);
+  // The node echoes inbound packets; outbound_pps is ignored.
+  bool echo = false;
 };
 
 struct NodeChange {
@@ -57,6 +66,7 @@ struct TrafficReport {
   DirectionStats inbound;
   DirectionStats outbound;
   int64_t duration_ns = 0;
+  bool echo = false;  // outbound = the echoes of inbound (round trip)
 };
 
 std::string TrafficReportJson(const TrafficReport& report, const Machine& machine);

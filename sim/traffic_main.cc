@@ -4,7 +4,11 @@
 // (stdout, or --report FILE).
 //
 //   nh-sim-traffic --machine P [--pps 10000 | --inbound-pps N --outbound-pps N]
-//                  [--duration S] [--report FILE]
+//                  [--duration S] [--report FILE] [--echo]
+//
+// --echo: the node runs an echo of inbound packets (a QEMU guest with
+// tests/vm/frame_echo): only inbound traffic is generated and the outbound
+// report is the round trip (sim/traffic.h).
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,11 +25,12 @@ namespace {
 
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
-                            {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report"});
+                            {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report", "echo"},
+                            /*booleans=*/{"echo"});
   if (!flags.ok() || !flags->Has("machine")) {
     std::fprintf(stderr,
                  "usage: nh-sim-traffic --machine P [--pps N | --inbound-pps N --outbound-pps N]"
-                 " [--duration S] [--report FILE]\n");
+                 " [--duration S] [--report FILE] [--echo]\n");
     return 2;
   }
   auto pps = flags->GetNumber("pps", 10000);
@@ -57,6 +62,7 @@ int Main(int argc, char** argv) {
   TrafficOptions options;
   options.inbound_pps = *in;
   options.outbound_pps = *out;
+  options.echo = flags->Has("echo") && flags->Get("echo") != "false";
   Traffic traffic(**machine, options);
   traffic.Start();
   WaitForTerminationSignal(*duration);

@@ -1,0 +1,125 @@
+// nh-sim-traffic's echo mode against a node that echoes, as a QEMU guest
+// running tests/vm/frame_echo does: the test plays that guest's driver on the
+// NIC's rings (frames in, the payload back out as OUTBOUND with its node
+// index), moves the echo to the other node once with a pause, and checks
+// the round-trip report: nothing lost or duplicated, one node change whose
+// blackout covers the pause.
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "sim/doorbell.h"
+#include "sim/ethernet.h"
+#include "sim/testing.h"
+#include "sim/traffic.h"
+
+namespace nichandover {
+namespace sim {
+namespace {
+
+class EchoingDriver {
+ public:
+  explicit EchoingDriver(Machine& machine) : machine_(machine), nic_(machine.nic()) {
+    const uint32_t mask = nic_.ring_size - 1;
+    nic_.regs.rdt.store(mask);
+    nic_.regs.ctrl.store(kCtrlRxEnable | kCtrlTxEnable);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~EchoingDriver() {
+    stop_ = true;
+    thread_.join();
+  }
+  void set_node(uint32_t node) { node_ = node; }
+  void set_paused(bool paused) { paused_ = paused; }
+  uint64_t foreign() const { return foreign_; }
+
+ private:
+  void Loop() {
+    const uint32_t mask = nic_.ring_size - 1;
+    const MacAddress mac = machine_.nic_mac();
+    uint32_t rx_clean = 0, tx_use = 0;
+    while (!stop_) {
+      bool work = false;
+      while (!paused_ && (nic_.rx_ring[rx_clean].status.load(std::memory_order_acquire) &
+                          kDescriptorDone)) {
+        // TX ring full: wait for the device.
+        if (((tx_use + 1) & mask) == nic_.regs.tdh.load(std::memory_order_acquire)) break;
+        const uint8_t* frame = nic_.rx_buffers[rx_clean];
+        std::optional<WirePacket> p = ReadWireFrame(frame, nic_.rx_ring[rx_clean].length);
+        if (!p.has_value() || std::memcmp(frame, mac.data(), 6) != 0) {
+          ++foreign_;
+        } else {
+          p->direction = Direction::kOutbound;
+          p->node = node_;
+          nic_.tx_ring[tx_use].length = WriteWireFrame(kWirePeerMac, mac, *p, nic_.tx_buffers[tx_use]);
+          tx_use = (tx_use + 1) & mask;
+        }
+        nic_.rx_ring[rx_clean].status.store(0, std::memory_order_relaxed);
+        nic_.regs.rdt.store(rx_clean, std::memory_order_release);
+        rx_clean = (rx_clean + 1) & mask;
+        work = true;
+      }
+      if (work) {
+        nic_.regs.tdt.store(tx_use, std::memory_order_release);
+        DoorbellRing(machine_.layout().device_bell);
+      } else {
+        absl::SleepFor(absl::Microseconds(200));
+      }
+    }
+  }
+
+  Machine& machine_;
+  NicState& nic_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<uint32_t> node_{0};
+  std::atomic<uint64_t> foreign_{0};
+  std::thread thread_;
+};
+
+TEST(TrafficEchoTest, RoundTripIsCountedPerNodeWithTheBlackout) {
+  auto machine = Machine::Create(TestPath("traffic_echo"), TwoNodeSpec(/*ring_size=*/1024));
+  ASSERT_TRUE(machine.ok()) << machine.status();
+  DeviceThread device(**machine);
+  EchoingDriver guest(**machine);
+  TrafficOptions options;
+  options.inbound_pps = 2000;
+  options.outbound_pps = 5000;  // ignored in echo mode
+  options.echo = true;
+  Traffic traffic(**machine, options);
+  traffic.Start();
+  absl::SleepFor(absl::Milliseconds(300));
+  // The "handover": the echo stops for a while, then node1 answers.
+  guest.set_paused(true);
+  const absl::Duration pause = absl::Milliseconds(100);
+  absl::SleepFor(pause);
+  guest.set_node(1);
+  guest.set_paused(false);
+  absl::SleepFor(absl::Milliseconds(300));
+  traffic.StopSending();
+  ASSERT_TRUE(traffic.WaitDelivered(absl::Seconds(30)));
+  traffic.Stop();
+  TrafficReport report = traffic.Report();
+  EXPECT_TRUE(report.echo);
+  EXPECT_GT(report.inbound.sent, 0u);
+  EXPECT_EQ(report.outbound.sent, report.inbound.sent);
+  EXPECT_EQ(report.outbound.unique, report.inbound.sent);
+  EXPECT_EQ(report.outbound.lost, 0u);
+  EXPECT_EQ(report.outbound.duplicated, 0u);
+  EXPECT_EQ(report.outbound.out_of_order, 0u);
+  ASSERT_EQ(report.outbound.node_changes.size(), 1u);
+  const NodeChange& change = report.outbound.node_changes[0];
+  EXPECT_EQ(change.from_node, 0u);
+  EXPECT_EQ(change.to_node, 1u);
+  EXPECT_EQ(change.first_seq_after, change.last_seq_before + 1);
+  EXPECT_GE(change.blackout_ns(), absl::ToInt64Nanoseconds(pause));
+  EXPECT_EQ(guest.foreign(), 0u);
+  std::string json = TrafficReportJson(report, **machine);
+  EXPECT_NE(json.find("\"mode\":\"echo\""), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace nichandover
