@@ -1,17 +1,20 @@
 // frame_echo: the echo a QEMU guest runs on the simulated NIC's interface
 // (sim/guest_abi.h, "The wire"; nh-sim-traffic --echo counts the round trip).
 //
-//   frame_echo --interface IF --node N
+//   frame_echo --interface IF --node N [--realtime PRIORITY]
 //
 // Receives every frame of ethertype NH_SIM_ETHERTYPE on IF (AF_PACKET), and
 // sends it back: MACs swapped (to the wire peer, from this NIC), the payload's
 // direction set to NH_SIM_DIR_OUTBOUND and node to N, the sequence number and
 // send time kept. Frames this host sends itself, and runts, are ignored.
 // Runs until SIGINT/SIGTERM, then prints "frame_echo: echoed E ignored I".
+// --realtime runs it SCHED_FIFO at PRIORITY, so that a frame NAPI delivered is
+// answered before a driver's quiesce finds the stack quiet (docs/simnic.md).
 // Static, so it runs in the test VMs' initramfs.
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,7 +36,7 @@ volatile sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
 int Usage() {
-  std::fprintf(stderr, "usage: frame_echo --interface IF --node N\n");
+  std::fprintf(stderr, "usage: frame_echo --interface IF --node N [--realtime PRIORITY]\n");
   return 2;
 }
 
@@ -42,6 +45,7 @@ int Usage() {
 int main(int argc, char** argv) {
   std::string interface;
   long node = -1;
+  long realtime = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--interface") {
@@ -50,11 +54,23 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       node = std::strtol(argv[i + 1], &end, 10);
       if (*end != '\0') node = -1;
+    } else if (flag == "--realtime") {
+      char* end = nullptr;
+      realtime = std::strtol(argv[i + 1], &end, 10);
+      if (*end != '\0' || realtime < 1 || realtime > 99) return Usage();
     } else {
       return Usage();
     }
   }
   if (argc % 2 == 0 || interface.empty() || node < 0 || node > 0xff) return Usage();
+  if (realtime > 0) {
+    sched_param param{};
+    param.sched_priority = static_cast<int>(realtime);
+    if (sched_setscheduler(0, SCHED_FIFO, &param) != 0) {
+      std::fprintf(stderr, "frame_echo: SCHED_FIFO %ld: %s\n", realtime, std::strerror(errno));
+      return 1;
+    }
+  }
   unsigned index = if_nametoindex(interface.c_str());
   if (index == 0) {
     std::fprintf(stderr, "frame_echo: no interface %s\n", interface.c_str());
