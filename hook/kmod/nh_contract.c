@@ -162,6 +162,7 @@ int nh_contract_attach(struct nh_dev *d, const struct nh_ring_state *rings,
 		NL_SET_ERR_MSG_MOD(extack, "fault injected before the driver's attach");
 		return -EIO;
 	}
+	nh_stall_ms(&nh_attach_stall_ms);
 	err = hd->ops->attach(hd, rings, n, extack);
 	if (err)
 		return err;

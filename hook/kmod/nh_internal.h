@@ -113,6 +113,7 @@ struct nh_dev *nh_dev_find(const char *id, bool create);
 struct nh_dev *nh_dev_at(unsigned int index);
 void nh_refresh_config(struct nh_dev *d);
 void nh_stall(void);
+void nh_stall_ms(const u32 *knob);
 void nh_set_state(struct nh_dev *d, enum nh_state state);
 void nh_hold(struct nh_dev *d, struct device *dev);
 void nh_unhold(struct nh_dev *d);
@@ -120,6 +121,7 @@ bool nh_fault_hit(u32 *knob, enum nh_fault step);
 extern u32 nh_fault_quiesce;
 extern u32 nh_fault_attach;
 extern u32 nh_quiesce_stall_ms;
+extern u32 nh_attach_stall_ms;
 
 /* nh_quiesce.c: cold mode */
 struct net_device *nh_netdev_of(struct pci_dev *pdev, struct net *net);

@@ -34,6 +34,7 @@ u32 nh_fault_quiesce;
 u32 nh_fault_attach;
 /* debugfs: a QUIESCE waits this long (ms) before it drains, interruptibly. */
 u32 nh_quiesce_stall_ms;
+u32 nh_attach_stall_ms;
 
 /**
  * nh_dev_find() - the registry entry of a device
@@ -165,13 +166,25 @@ bool nh_fault_hit(u32 *knob, enum nh_fault step)
 	return READ_ONCE(*knob) == step && cmpxchg(knob, step, NH_FAULT_NONE) == step;
 }
 
-/* The debugfs stall: lets a test observe a QUIESCE that is waiting. */
-void nh_stall(void)
+/**
+ * nh_stall_ms() - a debugfs stall
+ * @knob: milliseconds to wait, 0 for none
+ *
+ * Lets a test observe a request that is waiting, or act (kill a daemon)
+ * at a known point of a handover.
+ */
+void nh_stall_ms(const u32 *knob)
 {
-	u32 ms = READ_ONCE(nh_quiesce_stall_ms);
+	u32 ms = READ_ONCE(*knob);
 
 	if (ms)
 		msleep_interruptible(ms);
+}
+
+/* The QUIESCE stall (before the drain). */
+void nh_stall(void)
+{
+	nh_stall_ms(&nh_quiesce_stall_ms);
 }
 
 /**
@@ -346,6 +359,8 @@ static void nh_debugfs_init(void)
 	debugfs_create_u32("fail_attach", 0600, nh_debugfs, &nh_fault_attach);
 	debugfs_create_u32("quiesce_stall_ms", 0600, nh_debugfs,
 			   &nh_quiesce_stall_ms);
+	debugfs_create_u32("attach_stall_ms", 0600, nh_debugfs,
+			   &nh_attach_stall_ms);
 }
 
 static int __init nh_init(void)

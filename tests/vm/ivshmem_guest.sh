@@ -10,7 +10,8 @@
 #   ivshmem_guest_boot NODE SOCKET IMAGE_DIR LOG [KERNEL ARGS...]
 #       boots a guest on node NODE in the background (console -> LOG) with
 #       nh_node=NODE on its kernel command line (add nh_scenario=NAME to run
-#       a scenario); sets IVSHMEM_GUEST_PID. Its ivshmem function is 00:01.0
+#       a scenario); sets IVSHMEM_GUEST_PID. QEMU arguments in the array
+#       IVSHMEM_GUEST_EXTRA (e.g. a management NIC) are added. Its ivshmem function is 00:01.0
 #       with IVSHMEM_GUEST_VECTORS vectors: 0 control, 1 + i NIC MSI-X entry i.
 #   ivshmem_guest_wait LOG PATTERN SECONDS
 #       waits until LOG has a line matching PATTERN (grep -E); 1 on timeout.
@@ -24,6 +25,7 @@ IVSHMEM_GUEST_VECTORS=6  # 1 + the NIC's 5 MSI-X entries (guest_abi.h)
 IVSHMEM_GUEST_ACCEL=${NH_IVSHMEM_ACCEL:-tcg,thread=multi}
 IVSHMEM_GUEST_SMP=${NH_IVSHMEM_SMP:-1,maxcpus=2}
 IVSHMEM_GUEST_PID=
+IVSHMEM_GUEST_EXTRA=()
 
 ivshmem_guest_image() {
   local out=$1
@@ -46,6 +48,7 @@ ivshmem_guest_boot() {
     -chardev "file,id=con,path=$log" -serial chardev:con \
     -chardev "socket,id=ivsh,path=$socket" \
     -device "ivshmem-doorbell,chardev=ivsh,vectors=$IVSHMEM_GUEST_VECTORS,addr=01.0" \
+    "${IVSHMEM_GUEST_EXTRA[@]}" \
     </dev/null >>"$log.qemu" 2>&1 &
   IVSHMEM_GUEST_PID=$!
 }

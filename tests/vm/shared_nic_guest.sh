@@ -22,6 +22,7 @@ nic=$(arg nh_nic)
 fn=/sys/bus/pci/devices/0000:00:01.0
 
 ip link set lo up
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mgmt=$(ls /sys/bus/pci/devices/0000:00:05.0/net)
 ip addr add 10.0.2.15/24 dev "$mgmt"
 ip link set "$mgmt" up
