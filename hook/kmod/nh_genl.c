@@ -85,9 +85,10 @@ struct nh_req {
 	u64 epoch;
 };
 
+/* Under @d->lock, or under RCU for the lockless STATUS and LIST. */
 static bool nh_contract(const struct nh_dev *d)
 {
-	return d && d->hd;
+	return d && READ_ONCE(d->hd);
 }
 
 /* "dddd:bb:dd.f" -> the PCI function, referenced; NULL if not one. */
@@ -129,10 +130,12 @@ static bool nh_cold_visible(struct pci_dev *pdev, struct net *net)
 
 static bool nh_contract_visible(struct nh_dev *d, struct net *net)
 {
+	struct nh_handover_dev *hd;
 	bool visible;
 
 	rcu_read_lock();
-	visible = d->ifindex && dev_get_by_index_rcu(net, d->ifindex);
+	hd = READ_ONCE(d->hd);
+	visible = hd && net_eq(dev_net(hd->netdev), net);
 	rcu_read_unlock();
 	return visible;
 }
@@ -196,12 +199,14 @@ static u64 nh_qdisc_backlog(struct net_device *dev)
 static int nh_put_netdev(struct sk_buff *skb, struct nh_dev *d,
 			 struct pci_dev *pdev, struct net *net)
 {
+	struct nh_handover_dev *hd;
 	struct net_device *dev;
 	int err = 0;
 
 	rcu_read_lock();
-	if (nh_contract(d))
-		dev = dev_get_by_index_rcu(net, READ_ONCE(d->ifindex));
+	hd = d ? READ_ONCE(d->hd) : NULL;
+	if (hd)
+		dev = net_eq(dev_net(hd->netdev), net) ? hd->netdev : NULL;
 	else
 		dev = pdev ? nh_netdev_of(pdev, net) : NULL;
 	if (dev && (nla_put_string(skb, NH_ATTR_IFNAME, dev->name) ||

@@ -38,7 +38,9 @@
  *	epoch of a device must outlive its driver)
  * @id: machine-wide PCI name, the registry key
  * @lock: serialises the operations on this device
- * @hd: contract device (NULL: cold mode on the PCI function named @id)
+ * @hd: contract device (NULL: cold mode on the PCI function named @id);
+ *	written under @lock, read under RCU by STATUS and LIST (unregister
+ *	waits for a grace period before the driver may free it)
  * @state: enum nh_state; written under @lock, read locklessly
  * @max_epoch: highest epoch of a request that changed the device
  * @reclaimed: RECLAIM took the device back; RESUME starts it (cold: binds
@@ -56,8 +58,6 @@
  * @reserved_vectors: contract: vectors reserved by RESERVE
  * @drained_tx_bytes: cold mode: BQL in-flight bytes when the gate closed
  * @quiesce_ns: duration of the last successful QUIESCE
- * @ifindex: contract: the interface (looked up under RCU in the caller's
- *	network namespace, so STATUS and LIST never need @lock)
  * @queue_count: contract: queue pairs
  * @vendor: contract: PCI vendor ID (from @config)
  * @device: contract: PCI device ID (from @config)
@@ -86,7 +86,6 @@ struct nh_dev {
 	unsigned int reserved_vectors;
 	u64 drained_tx_bytes;
 	u64 quiesce_ns;
-	int ifindex;
 	unsigned int queue_count;
 	u16 vendor;
 	u16 device;

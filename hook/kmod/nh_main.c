@@ -271,9 +271,8 @@ int nh_handover_register(struct nh_handover_dev *hd)
 		err = -EBUSY;
 		goto out;
 	}
-	d->hd = hd;
+	WRITE_ONCE(d->hd, hd);
 	hd->hook_private = d;
-	d->ifindex = hd->netdev->ifindex;
 	d->queue_count = hd->queue_count;
 	strscpy(d->driver, hd->dev->driver ? hd->dev->driver->name :
 		module_name(THIS_MODULE), sizeof(d->driver));
@@ -316,11 +315,12 @@ void nh_handover_unregister(struct nh_handover_dev *hd)
 		if (d->state != NH_STATE_RELEASED && d->state != NH_STATE_STANDBY)
 			nh_set_state(d, NH_STATE_RUNNING);
 		d->reclaimed = false;
-		d->hd = NULL;
-		d->ifindex = 0;
+		WRITE_ONCE(d->hd, NULL);
 	}
 	hd->hook_private = NULL;
 	mutex_unlock(&d->lock);
+	/* STATUS and LIST read @hd->netdev under RCU. */
+	synchronize_rcu();
 }
 EXPORT_SYMBOL_GPL(nh_handover_unregister);
 

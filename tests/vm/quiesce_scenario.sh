@@ -71,8 +71,6 @@ nic_up() {
   done
   return 1
 }
-# util-linux's setpriv by path: busybox sh would run its own applet, which
-# cannot drop from the bounding set (root regains every capability at exec).
 msi_lines() { nhhookctl read-msi "$1" 2>&1 | grep '^vector' | sed 's/ cpu=[0-9]*//'; }
 
 mount -t debugfs debugfs /sys/kernel/debug
@@ -267,6 +265,8 @@ ev ping_after_raw "$(pings 5 $peer_late)"
 ev raw_irq_delta $(($(irqs_total) - irq_raw0))
 
 # --- 6. capabilities: without CAP_NET_ADMIN every command is refused.
+# util-linux's setpriv by path: busybox sh would run its own applet, which
+# cannot drop from the bounding set (root regains every capability at exec).
 nocap() { /usr/bin/setpriv --inh-caps=-net_admin --bounding-set=-net_admin nhhookctl "$@"; }
 refused=0 tried=0
 try_refused nocap status "$bdf"
