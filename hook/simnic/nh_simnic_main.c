@@ -977,10 +977,17 @@ static int nh_simnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	err = pcim_enable_device(pdev);
 	if (err)
 		return err;
-	err = pcim_iomap_regions(pdev, BIT(NH_SIMNIC_BAR_REGS) | BIT(NH_SIMNIC_BAR_SHM),
-				 NH_SIMNIC_DRV_NAME);
+	err = pcim_iomap_regions(pdev, BIT(NH_SIMNIC_BAR_REGS), NH_SIMNIC_DRV_NAME);
 	if (err)
 		return err;
+	/*
+	 * BAR2 is the machine's memory, which this node's user space shares by
+	 * design: nichandoverd CASes the NIC's ownership record there through
+	 * sysfs resource2.  Requesting the region would make it exclusive
+	 * (IO_STRICT_DEVMEM) and refuse that mapping, so it is mapped without.
+	 */
+	if (!pcim_iomap(pdev, NH_SIMNIC_BAR_SHM, 0))
+		return -ENOMEM;
 	netdev = devm_alloc_etherdev(dev, sizeof(*sn));
 	if (!netdev)
 		return -ENOMEM;

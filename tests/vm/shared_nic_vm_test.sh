@@ -59,7 +59,9 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   if [ -n "$artifacts" ]; then cp "$work"/*.log "$work"/*.json "$artifacts"/ 2>/dev/null; fi
-  rm -rf "$work" "$memory"
+  # NH_KEEP_WORK=1 keeps the logs (outside Bazel, for a look).
+  [ -n "${NH_KEEP_WORK:-}" ] && echo "shared_nic_vm_test: logs kept in $work" || rm -rf "$work"
+  rm -f "$memory"
 }
 trap cleanup EXIT
 
@@ -245,7 +247,7 @@ done
 junit_record handovers_both_ways "$([ $move_failures = 0 ] && echo 1 || echo 0)" \
   "$moves handovers, $move_failures failed; ${detail_moves:-both daemons agreed after each}"
 junit_record interrupts_follow_the_owner "$([ $move_failures = 0 ] && [ $irq_failures = 0 ] && echo 1 || echo 0)" \
-  "${detail_irqs:-every MSI-X entry named the new owner's APIC after each move}"
+  "${detail_irqs:-every MSI-X entry named the APIC of the new owner after each move}"
 
 # Stop the traffic: the report counts every frame sent and echoed.
 kill -INT "$traffic_pid"
@@ -365,6 +367,7 @@ bad=$(cat "$work"/dmesg-vm-*.log | grep -E 'WARNING:|BUG:|Call Trace|hung_task|t
 junit_record no_carrier_change_no_reset "$([ -z "$bad" ] && echo 1 || echo 0)" \
   "${bad:-no carrier change, reset, warning or TX timeout in either guest}"
 
+[ -n "${NH_KEEP_WORK:-}" ] && { collect_guest_logs; routing >"$work/routing-end.log"; }
 junit_write tests/vm/shared_nic_vm_test
 echo "shared_nic_vm_test: $JUNIT_CASES properties, $JUNIT_FAILURES failed, $(($(date +%s) - test_start))s wall"
 [ "$JUNIT_FAILURES" -ne 0 ] && show_logs
