@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <linux/magic.h>
@@ -238,9 +239,11 @@ void IvshmemServer::Accept(int node, int listener) {
       return;
     }
   }
-  if (slot.kernel_pid.load() != 0 || slot.kind.load() == NodeKind::kSimKernel) {
+  // A simulated kernel that died without clearing its pid no longer counts.
+  int32_t kernel_pid = slot.kernel_pid.load();
+  if (kernel_pid != 0 && kill(kernel_pid, 0) == 0) {
     NH_LOG(WARNING) << "ivshmem: refused a guest for node " << node_id
-                    << ": a simulated kernel runs there (pid " << slot.kernel_pid.load() << ")";
+                    << ": a simulated kernel runs there (pid " << kernel_pid << ")";
     close(socket);
     return;
   }

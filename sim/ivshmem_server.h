@@ -68,7 +68,7 @@ class IvshmemServer : public GuestLinks {
     std::vector<int> eventfds;  // the peer's own vectors
   };
 
-  IvshmemServer(Machine& machine) : machine_(machine) {}
+  explicit IvshmemServer(Machine& machine) : machine_(machine) {}
   void Loop();
   void Accept(int node, int listener);
   void Disconnect(int node);

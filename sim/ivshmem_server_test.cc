@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -248,6 +249,15 @@ TEST_F(IvshmemServerTest, RefusesAGuestForANodeASimulatedKernelRuns) {
   ASSERT_TRUE(guest.connected());
   EXPECT_FALSE(guest.Read().has_value());
   EXPECT_EQ(machine_->node(1).kind.load(), NodeKind::kSimKernel);
+  // A kernel that died without cleaning up does not hold the node.
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  machine_->node(1).kernel_pid.store(child);
+  FakeGuest later(Socket("node1"));
+  EXPECT_GT(later.ReadSetup({}), 0);
+  EXPECT_TRUE(WaitFor([&] { return machine_->node(1).kind.load() == NodeKind::kGuest; }));
 }
 
 TEST_F(IvshmemServerTest, FabricRaisesTheGuestsEventfdOfTheInstalledVector) {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Sourced library: QEMU guests attached to the simulated machine as OS nodes
 # through ivshmem-doorbell (docs/simulator.md, "QEMU guests"). The machine
 # must run first: `nh-sim-machine run --path P --ivshmem-dir DIR` listens on
