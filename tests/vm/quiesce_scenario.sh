@@ -180,7 +180,7 @@ ev cpu0_irq_delta_after_move $(($(irqs_on_cpu 0) - cpu0_before))
 ev cpu1_irq_delta_after_move $(($(irqs_on_cpu 1) - cpu1_before))
 
 # --- 3. locks: SPARE's QUIESCE waits 4 s (debugfs stall) while NIC's STATUS
-# and an rtnl user (setting NIC's alias) are answered.
+# and an rtnl user (an address added to NIC) are answered.
 echo 4000 >$D/quiesce_stall_ms
 t0=$(now_cs)
 nhhookctl quiesce $spare 1 10000 >/tmp/spare.out 2>&1 &
@@ -193,8 +193,9 @@ ev spare_state_while_waiting "$(hstate $spare)"
 nhhookctl status "$bdf" >/dev/null 2>&1
 ev status_while_other_waits_exit $?
 # rtnl without resetting the NIC (an MTU change would reset e1000e).
-ip link set "$IF" alias nh-rtnl-probe
+ip addr add 169.254.50.99/32 dev "$IF"
 ev rtnl_user_while_other_waits_exit $?
+ip addr del 169.254.50.99/32 dev "$IF"
 kill -0 $spare_pid 2>/dev/null && ev other_quiesce_still_waiting 1 || ev other_quiesce_still_waiting 0
 ev status_answered_after_cs $(($(now_cs) - t0))
 wait $spare_pid
