@@ -180,7 +180,7 @@ ev cpu0_irq_delta_after_move $(($(irqs_on_cpu 0) - cpu0_before))
 ev cpu1_irq_delta_after_move $(($(irqs_on_cpu 1) - cpu1_before))
 
 # --- 3. locks: SPARE's QUIESCE waits 4 s (debugfs stall) while NIC's STATUS
-# and an rtnl user (a MTU change on NIC) are answered.
+# and an rtnl user (an address added to NIC) are answered.
 echo 4000 >$D/quiesce_stall_ms
 t0=$(now_cs)
 nhhookctl quiesce $spare 1 10000 >/tmp/spare.out 2>&1 &
@@ -192,15 +192,16 @@ done
 ev spare_state_while_waiting "$(hstate $spare)"
 nhhookctl status "$bdf" >/dev/null 2>&1
 ev status_while_other_waits_exit $?
-ip link set "$IF" mtu 1400
+# rtnl without resetting the NIC (an MTU change would reset e1000e).
+ip addr add 169.254.50.99/32 dev "$IF"
 ev rtnl_user_while_other_waits_exit $?
+ip addr del 169.254.50.99/32 dev "$IF"
 kill -0 $spare_pid 2>/dev/null && ev other_quiesce_still_waiting 1 || ev other_quiesce_still_waiting 0
 ev status_answered_after_cs $(($(now_cs) - t0))
 wait $spare_pid
 ev spare_quiesce_exit $?
 ev spare_quiesce_took_cs $(($(now_cs) - t0))
 echo 0 >$D/quiesce_stall_ms
-ip link set "$IF" mtu 1500
 nhhookctl resume $spare 1 >/dev/null 2>&1
 ev spare_state_after_resume "$(hstate $spare)"
 
