@@ -1,0 +1,43 @@
+// What the engine tells whoever watches it (the daemon's metrics): handovers
+// finishing, journal syncs, platform calls and peer messages, with their
+// latencies. Called from the engine's threads; implementations must be
+// thread-safe, quick and must not call back into the engine.
+#ifndef NICHANDOVER_DAEMON_ENGINE_OBSERVER_H_
+#define NICHANDOVER_DAEMON_ENGINE_OBSERVER_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "daemon/protocol/events.h"
+#include "nichandover/v1/resources.pb.h"
+
+namespace nichandover {
+namespace engine {
+
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+
+  // `handover` reached a terminal phase (COMMITTED, ROLLED_BACK, FAILED), as
+  // stamped by this node: its phases carry durations. `is_source` tells this
+  // node's role. A FAILED handover that an operator's recovery reopens is
+  // reported again when it ends.
+  virtual void HandoverFinished(const v1::Handover& handover, bool is_source) = 0;
+
+  // One append + fsync of journal records.
+  virtual void JournalSynced(absl::Duration latency, const absl::Status& status) = 0;
+
+  // One platform call (hook, router, arbiter) made for the machine.
+  virtual void PlatformCallDone(protocol::OpKind kind, absl::Duration latency,
+                                const absl::Status& status) = 0;
+
+  // One protocol message to a peer answered (or failed in transport).
+  virtual void PeerCallDone(const std::string& peer, absl::Duration latency,
+                            const absl::Status& status) = 0;
+};
+
+}  // namespace engine
+}  // namespace nichandover
+
+#endif  // NICHANDOVER_DAEMON_ENGINE_OBSERVER_H_
