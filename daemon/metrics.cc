@@ -126,6 +126,14 @@ Metrics::Family* Metrics::Add(std::string name, std::string help, Type type,
   family->type = type;
   family->label_names = std::move(labels);
   family->buckets = buckets;
+  // A metric without labels exists from the start, at 0.
+  if (family->label_names.empty()) {
+    if (type == Type::kHistogram) {
+      family->histograms[{}].counts.assign(buckets->size(), 0);
+    } else {
+      family->values[{}] = 0;
+    }
+  }
   families_.push_back(std::move(family));
   return families_.back().get();
 }
@@ -162,7 +170,6 @@ Metrics::Metrics(std::string node_id, const std::vector<std::string>& peers, Nic
   journal_errors_ = Add("nichandover_journal_sync_errors_total",
                         "Journal appends or fsyncs that failed (the daemon stops on one).",
                         Type::kCounter, {});
-  journal_errors_->values[{}] = 0;
   platform_calls_ = Add("nichandover_platform_call_duration_seconds",
                         "Calls into the platform: the kernel hook, the interrupt router and the "
                         "ownership-record arbiter.",
@@ -185,7 +192,6 @@ Metrics::Metrics(std::string node_id, const std::vector<std::string>& peers, Nic
   nic_read_errors_ = Add("nichandover_nic_read_errors_total",
                          "Scrapes that could not read the NICs' state from the platform.",
                          Type::kCounter, {});
-  nic_read_errors_->values[{}] = 0;
 }
 
 void Metrics::Observe(Family* family, const Labels& labels, absl::Duration value) {
