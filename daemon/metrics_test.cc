@@ -3,6 +3,7 @@
 #include <string>
 
 #include "daemon/config.h"
+#include "daemon/handover_log.h"
 #include "gtest/gtest.h"
 
 namespace nichandover {
@@ -84,6 +85,22 @@ TEST(MetricsTest, EscapesLabelValues) {
   EXPECT_TRUE(Has(metrics.Render(), "nichandover_peer_up{peer=\"a\\\"b\\\\c\\nd\"} 1"));
 }
 
+TEST(HandoverLogTest, DescribesTheOutcomeWithIdAndError) {
+  v1::Handover h;
+  h.set_handover_id("node0-1-2");
+  h.set_bdf("0000:03:00.0");
+  h.set_source_node("node0");
+  h.set_target_node("node1");
+  h.set_phase(v1::HANDOVER_PHASE_ROLLED_BACK);
+  h.mutable_create_time()->set_seconds(100);
+  h.mutable_end_time()->set_seconds(101);
+  h.mutable_end_time()->set_nanos(500000000);
+  h.mutable_error()->set_message("target refused: no driver");
+  EXPECT_EQ(HandoverLog::Describe(h, /*is_source=*/true),
+            "handover node0-1-2: 0000:03:00.0 node0 -> node1 rolled_back in 1.5s: target "
+            "refused: no driver [source]");
+}
+
 constexpr char kBase[] = R"pb(
   node_id: "node1"
   cpus { cpu: 0 apic_id: 4 }
@@ -95,12 +112,12 @@ absl::Status Check(const std::string& extra) {
 }
 
 TEST(MetricsConfigTest, LoopbackByDefault) {
-  EXPECT_TRUE(Check("metrics_listen: \"127.0.0.1:9464\"").ok());
+  EXPECT_TRUE(Check("metrics_listen: \"127.0.0.1:9474\"").ok());
   EXPECT_TRUE(Check("metrics_listen: \"[::1]:0\"").ok());
-  absl::Status remote = Check("metrics_listen: \"0.0.0.0:9464\"");
+  absl::Status remote = Check("metrics_listen: \"0.0.0.0:9474\"");
   EXPECT_EQ(remote.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(remote.message().find("metrics_allow_remote"), std::string::npos) << remote;
-  EXPECT_TRUE(Check("metrics_listen: \"0.0.0.0:9464\" metrics_allow_remote: true").ok());
+  EXPECT_TRUE(Check("metrics_listen: \"0.0.0.0:9474\" metrics_allow_remote: true").ok());
 }
 
 TEST(MetricsConfigTest, RefusesWhatCannotWork) {

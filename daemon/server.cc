@@ -12,6 +12,7 @@
 #include "common/address.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "daemon/handover_log.h"
 #include "daemon/platform/factory.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -104,7 +105,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(v1::DaemonConfig config) {
                                           [d = d.get()](std::vector<NicMetricState>* out) {
                                             return d->ReadNicStates(out);
                                           });
-  options.observer = d->metrics_;
+  options.observer = std::make_shared<engine::ObserverFanout>(
+      std::vector<std::shared_ptr<engine::EngineObserver>>{d->metrics_,
+                                                           std::make_shared<HandoverLog>()});
   NH_ASSIGN_OR_RETURN(d->engine_, engine::NodeEngine::Start(options, recovered.records));
 
   d->node_service_ = std::make_unique<NodeServiceImpl>(d->config_, d->peers_.get(),

@@ -165,6 +165,11 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(value(dst, "nichandover_nics", state="running_here"), 1)
         # Only the source measures the blackout.
         self.assertEqual(value(dst, "nichandover_handover_blackout_seconds_count"), 0)
+        # Each daemon logs the finished handover once, with its id.
+        line = f"handover {handover.handover_id}: {fake_cluster.NIC} node0 -> node1 committed"
+        self.assertEqual(self.cluster.log(0).count(line), 1, self.cluster.log(0))
+        self.assertIn("(blackout ", self.cluster.log(0).split(line)[1].split("\n")[0])
+        self.assertEqual(self.cluster.log(1).count(line), 1, self.cluster.log(1))
 
     def test_3_http_errors(self):
         port = self.metrics_ports[0]

@@ -201,7 +201,8 @@ echo "$out" | grep -q "0000:03:00.0" || fail "nicctl nics does not list the NIC"
 rc=0
 out=$(in_root setpriv --reuid nh-outsider --regid nh-outsider --init-groups nicctl nics 2>&1) ||
   rc=$?
-[ "$rc" -ne 0 ] || fail "a user outside $group reached the daemon: $out"
+[ "$rc" -eq 7 ] || fail "a user outside $group: exit $rc, not 7: $out"
+echo "$out" | grep -q "join the nichandover group" || fail "no hint about the group: $out"
 echo "outsider refused (exit $rc): $out"
 
 kill -TERM "$daemon_pid"

@@ -5,7 +5,10 @@
 #ifndef NICHANDOVER_DAEMON_ENGINE_OBSERVER_H_
 #define NICHANDOVER_DAEMON_ENGINE_OBSERVER_H_
 
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -35,6 +38,30 @@ class EngineObserver {
   // One protocol message to a peer answered (or failed in transport).
   virtual void PeerCallDone(const std::string& peer, absl::Duration latency,
                             const absl::Status& status) = 0;
+};
+
+// Passes every report to each of several observers, in order.
+class ObserverFanout : public EngineObserver {
+ public:
+  explicit ObserverFanout(std::vector<std::shared_ptr<EngineObserver>> observers)
+      : observers_(std::move(observers)) {}
+  void HandoverFinished(const v1::Handover& handover, bool is_source) override {
+    for (auto& o : observers_) o->HandoverFinished(handover, is_source);
+  }
+  void JournalSynced(absl::Duration latency, const absl::Status& status) override {
+    for (auto& o : observers_) o->JournalSynced(latency, status);
+  }
+  void PlatformCallDone(protocol::OpKind kind, absl::Duration latency,
+                        const absl::Status& status) override {
+    for (auto& o : observers_) o->PlatformCallDone(kind, latency, status);
+  }
+  void PeerCallDone(const std::string& peer, absl::Duration latency,
+                    const absl::Status& status) override {
+    for (auto& o : observers_) o->PeerCallDone(peer, latency, status);
+  }
+
+ private:
+  std::vector<std::shared_ptr<EngineObserver>> observers_;
 };
 
 }  // namespace engine
