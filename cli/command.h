@@ -54,6 +54,8 @@ std::string TopLevelHelp();
 std::string CommandHelp(const CommandSpec& command);
 std::string BashCompletion();
 std::string MarkdownReference();
+// The nicctl(1) manual page in roff, from the same table.
+std::string ManPage();
 
 }  // namespace cli
 }  // namespace nichandover

@@ -1,6 +1,8 @@
 #include "cli/command.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 namespace nichandover {
@@ -78,6 +80,29 @@ TEST(CommandLineTest, CompletionCoversCommandsAndFlags) {
   EXPECT_NE(script.find("complete -F _nicctl nicctl"), std::string::npos);
   EXPECT_NE(script.find("\"version\") opts=\""), std::string::npos);
   EXPECT_NE(script.find("--client"), std::string::npos);
+}
+
+TEST(CommandLineTest, ManPageHasEveryCommandInRoff) {
+  std::string man = ManPage();
+  EXPECT_EQ(man.rfind(".\\\" Generated", 0), 0u) << man.substr(0, 80);
+  EXPECT_NE(man.find(".TH NICCTL 1"), std::string::npos);
+  for (const auto& c : AllCommands()) {
+    // Dashes are escaped in roff; command words have none.
+    EXPECT_NE(man.find(".SS nicctl " + absl::StrJoin(c.words, " ")), std::string::npos)
+        << absl::StrJoin(c.words, " ");
+  }
+  EXPECT_NE(man.find("\\fB\\-\\-server\\fR"), std::string::npos);
+  // No line may start a roff request by accident: every line of text that
+  // starts with '.' is one of ours.
+  for (absl::string_view line : absl::StrSplit(man, '\n')) {
+    if (line.empty() || line[0] != '.') continue;
+    EXPECT_TRUE(absl::StartsWith(line, ".\\\"") || absl::StartsWith(line, ".TH") ||
+                absl::StartsWith(line, ".SH") || absl::StartsWith(line, ".SS") ||
+                absl::StartsWith(line, ".TP") || absl::StartsWith(line, ".PP") ||
+                absl::StartsWith(line, ".B ") || absl::StartsWith(line, ".nf") ||
+                absl::StartsWith(line, ".fi"))
+        << line;
+  }
 }
 
 }  // namespace

@@ -100,6 +100,10 @@ int RunHelp(Context& ctx) {
     ctx.out() << MarkdownReference();
     return kExitOk;
   }
+  if (ctx.HasFlag("man")) {
+    ctx.out() << ManPage();
+    return kExitOk;
+  }
   if (ctx.args().empty()) {
     ctx.out() << TopLevelHelp();
     return kExitOk;
@@ -153,7 +157,8 @@ std::vector<CommandSpec> BasicCommands() {
        "[COMMAND...]",
        "Show help for nicctl or one command",
        "",
-       {{"markdown", "", "print the full reference (docs/nicctl.md) as Markdown"}},
+       {{"markdown", "", "print the full reference (docs/nicctl.md) as Markdown"},
+        {"man", "", "print the nicctl(1) manual page (roff)"}},
        0,
        -1,
        RunHelp},

@@ -89,6 +89,12 @@ int Context::Fail(const grpc::Status& status, absl::string_view what, absl::stri
                           detail.empty() ? "" : " (", detail, detail.empty() ? "" : ")");
   }
   err_ << "nicctl: " << what << ": " << detail << "\n";
+  if (hint.empty() && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      detail.find("Permission denied") != std::string::npos) {
+    // The packaged socket is for root and the nichandover group.
+    hint = "the socket's permissions refuse you: join the nichandover group (sudo adduser "
+           "$USER nichandover, then log in again) or run nicctl as root";
+  }
   if (!hint.empty()) {
     err_ << "  hint: " << hint << "\n";
   } else if (const char* generic = HintFor(status.error_code())) {

@@ -70,6 +70,7 @@ class Validator {
     NH_RETURN_IF_ERROR(CheckVectors());
     NH_RETURN_IF_ERROR(CheckTimeouts());
     NH_RETURN_IF_ERROR(CheckPeerAuth());
+    NH_RETURN_IF_ERROR(CheckMetrics());
     if (config_->state_dir().empty()) {
       config_->set_state_dir(absl::StrCat("/var/lib/nichandover/", config_->node_id()));
     }
@@ -248,6 +249,34 @@ class Validator {
       return Error("peer_auth.secret_file",
                    absl::StrCat("'", file, "' holds ", st.st_size,
                                 " bytes; a secret needs at least 16"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckMetrics() {
+    const std::string& listen = config_->metrics_listen();
+    if (listen.empty()) {
+      if (config_->metrics_allow_remote()) {
+        return Error("metrics_allow_remote", "is set but metrics_listen is empty");
+      }
+      return absl::OkStatus();
+    }
+    auto addr = ParseAddress(listen);
+    if (!addr.ok()) return Error("metrics_listen", addr.status().message());
+    if (addr->kind != Address::Kind::kTcp) {
+      return Error("metrics_listen",
+                   absl::StrCat("'", listen, "' must be host:port (Prometheus scrapes over TCP)"));
+    }
+    if (!IsLoopbackOrUnix(*addr) && !config_->metrics_allow_remote()) {
+      return Error("metrics_listen",
+                   absl::StrCat("'", listen, "' is not a loopback address; set "
+                                "metrics_allow_remote: true to serve metrics to other hosts"));
+    }
+    for (int i = 0; i < config_->listen_size(); ++i) {
+      if (listen_[i].kind == Address::Kind::kTcp && listen_[i].GrpcUri() == addr->GrpcUri() &&
+          addr->port != 0) {
+        return Error("metrics_listen", absl::StrCat("'", listen, "' is also listen[", i, "]"));
+      }
     }
     return absl::OkStatus();
   }

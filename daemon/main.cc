@@ -2,6 +2,7 @@
 //
 //   nichandoverd --config /etc/nichandover/node0.conf
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 
 #include <cstdio>
 #include <cstring>
@@ -116,10 +117,17 @@ int main(int argc, char** argv) {
   NH_LOG(INFO) << "nichandoverd " << nichandover::kVersion << " node " << config->node_id()
                << " platform " << nichandover::daemon::PlatformName(*config) << " serving on "
                << absl::StrJoin((*daemon)->serving_addresses(), ", ");
+  if (!(*daemon)->metrics_address().empty()) {
+    NH_LOG(INFO) << "metrics on http://" << (*daemon)->metrics_address() << "/metrics";
+  }
+  // Under systemd (Type=notify): the records are read and the sockets serve.
+  // A no-op when NOTIFY_SOCKET is unset.
+  sd_notify(0, "READY=1");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   NH_LOG(INFO) << "received " << strsignal(sig) << ", shutting down";
+  sd_notify(0, "STOPPING=1");
   (*daemon)->Shutdown(absl::Seconds(2));
   daemon->reset();
   NH_LOG(INFO) << "stopped";

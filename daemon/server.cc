@@ -12,6 +12,7 @@
 #include "common/address.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "daemon/handover_log.h"
 #include "daemon/platform/factory.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -104,6 +105,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
   options.platform = d->platform_.get();
   options.journal = d->journal_.get();
   options.transport = d->transport_.get();
+  d->metrics_ = std::make_shared<Metrics>(d->config_.node_id(), options.peers,
+                                          [d = d.get()](std::vector<NicMetricState>* out) {
+                                            return d->ReadNicStates(out);
+                                          });
+  options.observer = std::make_shared<engine::ObserverFanout>(
+      std::vector<std::shared_ptr<engine::EngineObserver>>{d->metrics_,
+                                                           std::make_shared<HandoverLog>()});
   NH_ASSIGN_OR_RETURN(d->engine_, engine::NodeEngine::Start(options, recovered.records));
 
   d->node_service_ = std::make_unique<NodeServiceImpl>(d->config_, d->peers_.get(),
@@ -149,18 +157,48 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
   auto* health = d->server_->GetHealthCheckService();
   health->SetServingStatus("nichandover.v1.NodeService", true);
   health->SetServingStatus("nichandover.v1.PeerService", true);
+  if (!d->config_.metrics_listen().empty()) {
+    MetricsServer::Options metrics;
+    metrics.listen = d->config_.metrics_listen();
+    metrics.metrics = d->metrics_.get();
+    metrics.peers = d->peers_.get();
+    metrics.peer_ids = options.peers;
+    NH_ASSIGN_OR_RETURN(d->metrics_server_, MetricsServer::Start(std::move(metrics)));
+  }
   return d;
 }
 
 void Daemon::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // never started, or stopped
   shut_down_ = true;
+  metrics_server_.reset();
   if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   // After the server: no RPC handler waits on the engine any more.
   engine_->Stop();
   for (const auto& path : unix_paths_) ::unlink(path.c_str());
+}
+
+absl::Status Daemon::ReadNicStates(std::vector<NicMetricState>* out) {
+  auto nics = platform_->inventory->ListNics();
+  if (!nics.ok()) return nics.status();
+  for (const auto& nic : *nics) {
+    auto record = platform_->arbiter->Read(nic.bdf);
+    if (!record.ok()) {
+      if (record.status().code() != absl::StatusCode::kNotFound) return record.status();
+      out->push_back(NicMetricState::kNoRecord);
+    } else if (record->state() != v1::OWNERSHIP_STATE_ACTIVE) {
+      out->push_back(NicMetricState::kInHandover);
+    } else if (record->owner_node() != config_.node_id()) {
+      out->push_back(NicMetricState::kRunningElsewhere);
+    } else if (engine_->HeldForMaintenance(nic.bdf)) {
+      out->push_back(NicMetricState::kHeldForMaintenance);
+    } else {
+      out->push_back(NicMetricState::kRunningHere);
+    }
+  }
+  return absl::OkStatus();
 }
 
 Daemon::~Daemon() { Shutdown(absl::ZeroDuration()); }

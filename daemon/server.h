@@ -12,6 +12,8 @@
 #include "daemon/engine/node_engine.h"
 #include "daemon/grpc_peer_transport.h"
 #include "daemon/journal/file_journal.h"
+#include "daemon/metrics.h"
+#include "daemon/metrics_server.h"
 #include "daemon/node_service.h"
 #include "daemon/platform/platform.h"
 #include "daemon/peer_auth.h"
@@ -38,6 +40,10 @@ class Daemon {
 
   // The addresses actually served (TCP port 0 resolved to the chosen port).
   const std::vector<std::string>& serving_addresses() const { return serving_; }
+  // Where metrics are served ("" when metrics_listen is not set).
+  std::string metrics_address() const {
+    return metrics_server_ ? metrics_server_->address() : "";
+  }
 
   // Stops accepting calls, lets running ones finish within `grace`, then
   // cancels them; removes the unix sockets it created.
@@ -45,17 +51,21 @@ class Daemon {
 
  private:
   Daemon() = default;
+  // The nichandover_nics gauge's reader: inventory, records, maintenance holds.
+  absl::Status ReadNicStates(std::vector<NicMetricState>* out);
 
   v1::DaemonConfig config_;
   std::unique_ptr<PeerAuth> auth_;
   std::unique_ptr<PeerClient> peers_;
   std::unique_ptr<platform::Platform> platform_;
   std::unique_ptr<journal::FileJournal> journal_;
+  std::shared_ptr<Metrics> metrics_;
   std::unique_ptr<GrpcPeerTransport> transport_;
   std::unique_ptr<engine::NodeEngine> engine_;
   std::unique_ptr<NodeServiceImpl> node_service_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::vector<std::string> serving_;
   std::vector<std::string> unix_paths_;
   bool shut_down_ = false;

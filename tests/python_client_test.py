@@ -1,97 +1,33 @@
 #!/usr/bin/python3
 """The Python orchestrator example against real nichandoverd processes.
 
-Writes JUnit XML to $XML_OUTPUT_FILE so each case is counted.
+The daemons come from tests/fake_cluster.py.
 """
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import unittest
-import xml.etree.ElementTree as ET
 
 RUNFILES = os.path.join(os.environ.get("TEST_SRCDIR", "."), "nichandover")
 sys.path.insert(0, os.path.join(RUNFILES, "proto"))
 sys.path.insert(0, os.path.join(RUNFILES, "examples", "orchestrator"))
+sys.path.insert(0, os.path.join(RUNFILES, "tests"))
 
 import grpc  # noqa: E402
+import fake_cluster  # noqa: E402
 import orchestrator  # noqa: E402
 from nichandover.v1 import resources_pb2  # noqa: E402
 
-DAEMON = os.path.join(RUNFILES, "daemon", "nichandoverd")
 EXAMPLE = os.path.join(RUNFILES, "examples", "orchestrator", "orchestrator.py")
-FAKE_MACHINE = os.path.join(RUNFILES, "daemon", "platform", "fake", "fake_machine")
-NIC = "0000:03:00.0"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="nhpy", dir="/tmp")
-        self.ports = [free_port(), free_port()]
-        self.procs = []
-        ids = ["node0", "node1"]
-        for i, node in enumerate(ids):
-            other = 1 - i
-            conf = (f'node_id: "{node}"\n'
-                    f'listen: "unix:{self.sock(i)}"\n'
-                    f'listen: "127.0.0.1:{self.ports[i]}"\n'
-                    f'peers {{ node_id: "{ids[other]}" address: "127.0.0.1:{self.ports[other]}" }}\n'
-                    f'cpus {{ cpu: 0 apic_id: {2 * i} }}\n'
-                    f'platform {{ fake {{ state_path: "{self.dir}/machine.state" }} }}\n'
-                    f'state_dir: "{self.dir}/{node}"\n')
-            with open(self.conf(i), "w") as f:
-                f.write(conf)
-        # The fake machine both daemons share: one MSI-X NIC owned by node0.
-        with open(f"{self.dir}/machine.spec", "w") as f:
-            f.write('nodes { node_id: "node0" cpus { cpu: 0 apic_id: 0 } }\n'
-                    'nodes { node_id: "node1" cpus { cpu: 0 apic_id: 2 } }\n'
-                    f'nics {{ bdf: "{NIC}" vector_count: 2 owner_node: "node0" '
-                    'default_driver: "e1000e" }\n')
-        subprocess.run([FAKE_MACHINE, "create", "--state", f"{self.dir}/machine.state",
-                        "--spec", f"{self.dir}/machine.spec"], check=True)
-
-    def sock(self, i):
-        return f"{self.dir}/node{i}.sock"
-
-    def conf(self, i):
-        return f"{self.dir}/node{i}.conf"
-
-    def start(self):
-        for i in range(2):
-            log = open(f"{self.dir}/node{i}.log", "w")
-            self.procs.append(subprocess.Popen([DAEMON, "--config", self.conf(i)],
-                                               stdout=log, stderr=log))
-        for i in range(2):
-            deadline = time.time() + 20
-            while not os.path.exists(self.sock(i)):
-                if time.time() > deadline:
-                    raise RuntimeError(open(f"{self.dir}/node{i}.log").read())
-                time.sleep(0.02)
-
-    def stop(self):
-        for p in self.procs:
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            p.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+NIC = fake_cluster.NIC
 
 
 class OrchestratorTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cluster = Cluster()
+        cls.cluster = fake_cluster.Cluster()
         cls.cluster.start()
 
     @classmethod
@@ -162,42 +98,5 @@ class OrchestratorTest(unittest.TestCase):
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
 
-class JUnitResult(unittest.TextTestResult):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.cases = []
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.cases.append((test.id(), None))
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self.cases.append((test.id(), self._exc_info_to_string(err, test)))
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self.cases.append((test.id(), self._exc_info_to_string(err, test)))
-
-
-def main():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=JUnitResult)
-    result = runner.run(suite)
-    xml_path = os.environ.get("XML_OUTPUT_FILE")
-    if xml_path:
-        failures = sum(1 for _, e in result.cases if e)
-        root = ET.Element("testsuites", tests=str(len(result.cases)), failures=str(failures),
-                          errors="0", disabled="0")
-        ts = ET.SubElement(root, "testsuite", name="python_client_test",
-                           tests=str(len(result.cases)), failures=str(failures), errors="0")
-        for name, err in result.cases:
-            tc = ET.SubElement(ts, "testcase", name=name)
-            if err:
-                ET.SubElement(tc, "failure", message="failed").text = err
-        ET.ElementTree(root).write(xml_path, encoding="utf-8", xml_declaration=True)
-    return 0 if result.wasSuccessful() and result.testsRun > 0 else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(fake_cluster.run_tests(__name__, "python_client_test"))

@@ -308,8 +308,10 @@ void NodeEngine::Execute(Ready ready) {
         bytes.push_back(r.SerializeAsString());
       }
     }
+    const absl::Time sync_start = absl::Now();
     absl::Status s = options_.journal->Append(bytes);
     if (s.ok()) s = options_.journal->Sync();
+    if (options_.observer) options_.observer->JournalSynced(absl::Now() - sync_start, s);
     // Acting on an intent that is not durable could let a restart forget a
     // CAS it made; stopping is the only safe answer (the record and the
     // kernel state survive, and recovery resumes from them).
@@ -321,8 +323,15 @@ void NodeEngine::Execute(Ready ready) {
   for (const auto& send : ready.sends) {
     std::shared_ptr<Mailbox> mailbox = mailbox_;
     uint64_t call_id = send.call_id;
+    std::shared_ptr<EngineObserver> observer = options_.observer;
+    const std::string peer = send.to_node;
+    const absl::Time sent = absl::Now();
     options_.transport->Send(send.to_node, send.body, send.deadline,
-                             [mailbox, call_id](absl::StatusOr<PeerResponseBody> answer) {
+                             [mailbox, call_id, observer, peer,
+                              sent](absl::StatusOr<PeerResponseBody> answer) {
+                               if (observer) {
+                                 observer->PeerCallDone(peer, absl::Now() - sent, answer.status());
+                               }
                                protocol::PeerResponseEvent event;
                                event.call_id = call_id;
                                event.status = answer.status();
@@ -387,8 +396,11 @@ void NodeEngine::RunOp(const PlatformOp& op) {
   // and a late result is dropped by the machine as stale.
   std::shared_ptr<Mailbox> mailbox = mailbox_;
   platform::Platform* p = options_.platform;
-  std::thread([mailbox, p, op] {
+  std::shared_ptr<EngineObserver> observer = options_.observer;
+  std::thread([mailbox, p, observer, op] {
+    const absl::Time start = absl::Now();
     OpResult result = CallPlatform(*p, op);
+    if (observer) observer->PlatformCallDone(op.kind, absl::Now() - start, result.status);
     if (!result.status.ok()) {
       NH_LOG(DEBUG) << protocol::OpKindName(op.kind) << " " << op.bdf << " failed: "
                     << result.status;
@@ -444,6 +456,9 @@ void NodeEngine::Publish(const std::vector<v1::Handover>& updates) {
     auto prev = latest_.find(id);
     if (prev != latest_.end() && prev->second.done() && update.done()) continue;
     v1::Handover stamped = Stamp(update);
+    if (stamped.done() && options_.observer) {
+      options_.observer->HandoverFinished(stamped, stamped.source_node() == options_.node_id);
+    }
     v1::HandoverEvent event;
     *event.mutable_handover() = stamped;
     event.set_phase(stamped.phase());

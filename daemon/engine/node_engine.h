@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/engine/observer.h"
 #include "daemon/engine/peer_transport.h"
 #include "daemon/journal/journal.h"
 #include "daemon/platform/platform.h"
@@ -43,6 +44,8 @@ class NodeEngine {
     platform::Platform* platform = nullptr;  // not owned; outlives the engine
     journal::Journal* journal = nullptr;     // not owned
     PeerTransport* transport = nullptr;      // not owned
+    // Optional. Shared: platform calls that outlive the engine still report.
+    std::shared_ptr<EngineObserver> observer;
     // Compact the journal when it holds more records than this.
     size_t compact_after_records = 512;
   };
