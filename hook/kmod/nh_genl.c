@@ -573,7 +573,7 @@ static int nh_do_attach(struct nh_req *r)
 				       "quiesced on this node: RESUME, or RECLAIM after a release");
 	if (d->state == NH_STATE_GATED)
 		return nh_refuse_state(r, "a quiesce is in progress");
-	if (d->state == NH_STATE_RELEASED && r->epoch <= d->max_epoch) {
+	if (d->state == NH_STATE_RELEASED && r->epoch <= d->released_epoch) {
 		NL_SET_ERR_MSG_MOD(r->extack,
 				   "released: ATTACH needs the new owner's higher epoch");
 		return -ESTALE;
@@ -704,6 +704,8 @@ static int nh_change(struct nh_req *r)
 	if (err)
 		goto out;
 	WRITE_ONCE(d->max_epoch, r->epoch);
+	if (r->cmd == NH_CMD_RELEASE)
+		d->released_epoch = r->epoch;
 	if (r->cmd == NH_CMD_QUIESCE && d->hd && d->state == NH_STATE_QUIESCED)
 		err = nh_put_rings(r->reply, d->rings, d->n_rings);
 	if (d->hd)

@@ -43,6 +43,9 @@
  *	waits for a grace period before the driver may free it)
  * @state: enum nh_state; written under @lock, read locklessly
  * @max_epoch: highest epoch of a request that changed the device
+ * @released_epoch: the epoch of the RELEASE that handed the device away; only
+ *	a higher one may ATTACH it here again (a RESERVE at the new owner's
+ *	epoch comes first and raises @max_epoch to it)
  * @reclaimed: RECLAIM took the device back; RESUME starts it (cold: binds
  *	the driver; contract: attaches with the rings of the last quiesce)
  * @gated_dev: cold mode: the interface whose TX gate is closed
@@ -73,6 +76,7 @@ struct nh_dev {
 	struct nh_handover_dev *hd;
 	u32 state;
 	u64 max_epoch;
+	u64 released_epoch;
 	bool reclaimed;
 	struct net_device *gated_dev;
 	bool gate_lost;

@@ -92,6 +92,13 @@ int main(int argc, char** argv) {
   // Not our own transmissions (Linux 4.20+; the pkttype check below covers older ones).
   int one = 1;
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+  // After a handover the new owner delivers the whole blackout's backlog in
+  // one burst: a default socket buffer would overflow and drop echoes that
+  // the NIC delivered. 8 MiB holds seconds of the tests' rates.
+  int rcvbuf = 8 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  }
   struct sigaction sa = {};
   sa.sa_handler = OnSignal;  // no SA_RESTART: recvfrom returns EINTR
   sigaction(SIGINT, &sa, nullptr);
