@@ -128,6 +128,8 @@ int nh_contract_release(struct nh_dev *d, struct netlink_ext_ack *extack)
 {
 	lockdep_assert_held(&d->lock);
 	d->hd->ops->release(d->hd);
+	/* The driver's release forgets the vectors it ran on. */
+	d->reserved_vectors = 0;
 	d->reclaimed = false;
 	nh_set_state(d, NH_STATE_RELEASED);
 	return 0;

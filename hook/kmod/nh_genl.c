@@ -524,8 +524,9 @@ static int nh_do_reserve(struct nh_req *r)
 		return -EBUSY;
 	}
 	if (r->d->reserved_vectors) {
-		NL_SET_ERR_MSG_MOD(r->extack, "vectors are reserved already: UNRESERVE first");
-		return -EBUSY;
+		/* A retried RESERVE (its daemon restarted): replace it. */
+		hd->ops->unreserve_vectors(hd);
+		r->d->reserved_vectors = 0;
 	}
 	if (hd->msix_table && n > hd->msix_entries) {
 		NL_SET_ERR_MSG_MOD(r->extack, "more vectors than the device's MSI-X entries");

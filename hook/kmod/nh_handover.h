@@ -71,7 +71,9 @@ struct nh_handover_dev;
  * @resume: undo a completed quiesce: restart the engines and the queues.
  * @release: another node now owns the device: go to standby.  Never touch
  *	the rings, registers or interrupt causes again until @attach; keep the
- *	netdev registered (carrier unchanged, queues stopped).  Must not fail.
+ *	netdev registered (carrier unchanged, queues stopped); give up the
+ *	vectors it ran on (a later @reserve_vectors starts afresh).  Must not
+ *	fail.
  * @attach: this node owns the device from now on: import @rings (as written
  *	by another node's @quiesce), take the data-path interrupts, deliver what
  *	the device completed meanwhile, and run.  @rings is empty when the

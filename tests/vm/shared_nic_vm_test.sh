@@ -327,7 +327,7 @@ kill_case() {
   lost=$(json "$f" "r['outbound']['lost']" 2>/dev/null)
   dup=$(json "$f" "r['outbound']['duplicated']" 2>/dev/null)
   ooo=$(json "$f" "r['outbound']['out_of_order']" 2>/dev/null)
-  if [ -n "$final" ] && interrupts_at "$final" && [ "${sent:-0}" -gt 0 ] && [ "$lost" = 0 ] &&
+  if [ -z "$detail" ] && [ -n "$final" ] && interrupts_at "$final" && [ "${sent:-0}" -gt 0 ] && [ "$lost" = 0 ] &&
     [ "$dup" = 0 ] && [ "$ooo" = 0 ]; then
     ok=1
   fi
