@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -135,15 +137,45 @@ INSTANTIATE_TEST_SUITE_P(
                 "peer_auth.secret_file", "cannot be read"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
 
+// Parses a minimal config whose peer_auth.secret_file holds `content`.
+absl::StatusOr<v1::DaemonConfig> ParseWithSecret(const std::string& name,
+                                                 const std::string& content,
+                                                 mode_t mode = 0600) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::ofstream(path) << content;
+  EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+  return ParseConfig("node_id: \"n\" peer_auth { secret_file: \"" + path + "\" } " + kCpu +
+                         kFake,
+                     "node.conf");
+}
+
 TEST(ConfigTest, ShortSecretIsRefused) {
-  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/short.secret";
-  std::ofstream(path) << "tooshort";
-  auto config = ParseConfig("node_id: \"n\" peer_auth { secret_file: \"" + path + "\" } " +
-                                kCpu + kFake,
-                            "node.conf");
+  auto config = ParseWithSecret("short.secret", "tooshort");
   ASSERT_FALSE(config.ok());
   EXPECT_NE(config.status().message().find("at least 16"), std::string::npos)
       << config.status();
+}
+
+// Issue 16.6: a secret of whitespace used to turn authentication off.
+TEST(ConfigTest, WhitespaceSecretIsRefused) {
+  auto config = ParseWithSecret("blank.secret", "                                \n\n\t  \n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("at least 16"), std::string::npos)
+      << config.status();
+}
+
+TEST(ConfigTest, SecretAccessibleToOthersIsRefused) {
+  const std::string secret = "0123456789abcdef0123456789abcdef\n";
+  for (mode_t mode : {0644, 0604, 0620}) {
+    auto config = ParseWithSecret("open.secret", secret, mode);
+    ASSERT_FALSE(config.ok()) << std::oct << mode;
+    EXPECT_NE(config.status().message().find("chmod 600"), std::string::npos)
+        << config.status();
+  }
+  for (mode_t mode : {0600, 0400, 0640}) {
+    auto config = ParseWithSecret("open.secret", secret, mode);
+    EXPECT_TRUE(config.ok()) << std::oct << mode << ": " << config.status();
+  }
 }
 
 }  // namespace

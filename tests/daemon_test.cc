@@ -158,6 +158,9 @@ TEST(DaemonTest, ClusterSecretMustMatch) {
   const std::string bad = cluster.dir() + "/bad.secret";
   testing::WriteFile(good, "0123456789abcdef0123\n");
   testing::WriteFile(bad, "fedcba9876543210fedc\n");
+  // The daemon refuses a secret other users can read.
+  ASSERT_EQ(chmod(good.c_str(), 0600), 0);
+  ASSERT_EQ(chmod(bad.c_str(), 0600), 0);
   for (int i = 0; i < 2; ++i) {
     std::string conf = testing::ReadFile(cluster.config_path(i));
     conf += absl::StrCat("peer_auth { secret_file: \"", i == 0 ? good : bad, "\" }\n");
