@@ -140,6 +140,10 @@ absl::StatusOr<absl::Duration> ParseUserDuration(absl::string_view text) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", text, "' is not a positive duration like 500ms, 10s or 2m"));
   }
+  // ParseDuration saturates to infinity; the daemon bounds finite ones.
+  if (d == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is too long"));
+  }
   return d;
 }
 

@@ -28,6 +28,30 @@ bool ValidRequestId(const std::string& id) {
   return true;
 }
 
+// A google.protobuf.Duration from a request, as the protocol takes it:
+// well-formed (seconds within ±10,000 years, nanos below one second, both of
+// one sign), not negative, and at most `max` (an absurd deadline would
+// overflow the engine's timers). Unset is zero: the daemon's default.
+absl::StatusOr<absl::Duration> RequestDuration(const google::protobuf::Duration& d,
+                                               absl::string_view field, absl::Duration max) {
+  constexpr int64_t kMaxSeconds = 315576000000;
+  if (d.seconds() > kMaxSeconds || d.seconds() < -kMaxSeconds || d.nanos() >= 1000000000 ||
+      d.nanos() <= -1000000000 || (d.seconds() > 0 && d.nanos() < 0) ||
+      (d.seconds() < 0 && d.nanos() > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": not a valid google.protobuf.Duration"));
+  }
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be negative"));
+  }
+  absl::Duration out = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  if (out > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be at most ", absl::FormatDuration(max)));
+  }
+  return out;
+}
+
 std::string HandoverId(const std::string& id_or_name) {
   absl::string_view id = id_or_name;
   absl::ConsumePrefix(&id, "handovers/");
@@ -168,8 +192,10 @@ grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
     return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
   }
   if (request->target_node().empty()) return Invalid("target_node: is required");
-  if (request->timeout().seconds() < 0 || request->timeout().nanos() < 0) {
-    return Invalid("timeout: must not be negative");
+  if (auto timeout = RequestDuration(request->timeout(), "timeout",
+                                     protocol::kMaxHandoverTimeout);
+      !timeout.ok()) {
+    return ToGrpcStatus(timeout.status());
   }
   v1::CreateHandoverRequest resolved = *request;
   if (!request->nic().empty() && !protocol::NormalizeBdf(request->nic(), "nic").ok()) {
@@ -283,18 +309,14 @@ grpc::Status NodeServiceImpl::DescribeAfter(const std::string& bdf,
 grpc::Status NodeServiceImpl::QuiesceNic(grpc::ServerContext*,
                                          const v1::QuiesceNicRequest* request,
                                          v1::Nic* response) {
-  if (request->timeout().seconds() < 0 || request->timeout().nanos() < 0) {
-    return Invalid("timeout: must not be negative");
-  }
+  auto requested = RequestDuration(request->timeout(), "timeout", protocol::kMaxQuiesceTimeout);
+  if (!requested.ok()) return ToGrpcStatus(requested.status());
   auto bdf = ResolveNic(request->nic(), "nic");
   if (!bdf.ok()) return ToGrpcStatus(bdf.status());
   v1::QuiesceNicRequest resolved = *request;
   resolved.set_nic(*bdf);
   absl::Duration drain = timeouts_.quiesce;
-  if (request->has_timeout()) {
-    drain = absl::Seconds(request->timeout().seconds()) +
-            absl::Nanoseconds(request->timeout().nanos());
-  }
+  if (*requested > absl::ZeroDuration()) drain = *requested;
   // The hook answers within the drain bound; an arbiter read comes first.
   auto outcome = engine_->QuiesceNic(resolved, drain + timeouts_.peer_call + absl::Seconds(5));
   return DescribeAfter(*bdf, outcome, response);

@@ -256,6 +256,9 @@ TEST_F(NicctlHandoverTest, BadRequestsExitWithTheirClass) {
       {{"handover", kNic, "--to", "node0"}, 1, 4, "run it on the node that owns the NIC"},
       {{"handover", kNic}, 0, 2, "--to NODE"},
       {{"handover", kNic, "--to", "node1", "--timeout", "soon"}, 0, 2, "--timeout"},
+      // Issue 16.1: absurd deadlines are refused, not saturated or dropped.
+      {{"handover", kNic, "--to", "node1", "--timeout", "99999999999999h"}, 0, 2, "timeout: "},
+      {{"handover", kNic, "--to", "node1", "--timeout", "25h"}, 0, 2, "timeout: must be at most"},
       {{"handover", kNic, "--to", "node1", "--request-id", "bad id!"}, 0, 2, "request_id"},
       {{"handover", "show", "nope"}, 0, 3, "'nicctl handover list'"},
       {{"handover", "watch", "nope"}, 0, 3, "'nicctl handover list'"},

@@ -48,6 +48,8 @@ struct PendingAnswer {
 // Fires timer ids into the mailbox at their deadlines.
 class TimerQueue {
  public:
+  static constexpr absl::Duration kMaxSleep = absl::Minutes(1);
+
   explicit TimerQueue(std::shared_ptr<Mailbox> mailbox)
       : mailbox_(std::move(mailbox)), thread_([this] { Run(); }) {}
   ~TimerQueue() {
@@ -91,7 +93,10 @@ class TimerQueue {
         lock.lock();
         continue;
       }
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(first->first - now));
+      // Sleep in bounded slices: a far deadline (absl::InfiniteFuture from
+      // an absurd duration) would overflow the condition variable's clock
+      // arithmetic and turn this wait into a busy loop.
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(first->first - now, kMaxSleep)));
     }
   }
 

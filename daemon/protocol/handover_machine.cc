@@ -39,6 +39,7 @@ enum class HandoverMachine::Wait {
   kRestore,
   kResume,
   // Target.
+  kOfferRead,  // the record, before an Offer is taken
   kReserve,
   kCommitWait,  // timer: no Commit came, look at the record
   kTargetRead,
@@ -381,6 +382,7 @@ void HandoverMachine::IssueStepOp(Handover& h, Wait wait) {
       {Wait::kOutcomeRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
       {Wait::kAbortRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
       {Wait::kTargetRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
+      {Wait::kOfferRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
       {Wait::kReadMessages, OpKind::kReadMessages, At::kNone, &Timeouts::reroute},
       {Wait::kPrepareCas, OpKind::kCompareAndSwap, At::kNone, &Timeouts::arbiter},
       {Wait::kHandoffCas, OpKind::kCompareAndSwap, At::kNone, &Timeouts::arbiter},
@@ -659,12 +661,25 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   }
   absl::StatusOr<std::string> bdf = NormalizeBdf(e.nic, "nic");
   if (!bdf.ok()) return answer(bdf.status());
+  if (e.timeout < absl::ZeroDuration()) {
+    return answer(absl::InvalidArgumentError("timeout: must not be negative"));
+  }
+  if (e.timeout > kMaxHandoverTimeout) {
+    return answer(absl::InvalidArgumentError(
+        absl::StrCat("timeout: must be at most ", absl::FormatDuration(kMaxHandoverTimeout))));
+  }
+  const absl::Duration timeout =
+      e.timeout > absl::ZeroDuration() ? e.timeout : config_.timeouts.handover;
   if (auto it = by_request_id_.find(e.request_id); it != by_request_id_.end()) {
+    // A retry repeats its request exactly; anything else under the same id
+    // is another request.
     Handover& h = *handovers_[it->second];
-    if (h.bdf() != *bdf || h.res.target_node() != e.target_node) {
+    const absl::Duration had = absl::Seconds(h.res.timeout().seconds()) +
+                               absl::Nanoseconds(h.res.timeout().nanos());
+    if (h.bdf() != *bdf || h.res.target_node() != e.target_node || had != timeout) {
       return answer(absl::AlreadyExistsError(absl::StrCat(
           "request_id: \"", e.request_id, "\" was used for handover ", h.id(), " of ", h.bdf(),
-          " to ", h.res.target_node())));
+          " to ", h.res.target_node(), " with timeout ", absl::FormatDuration(had))));
     }
     if (!h.started) {
       h.create_tokens.push_back(e.request_token);
@@ -685,9 +700,6 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   if (!IsPeer(e.target_node)) {
     return answer(
         absl::NotFoundError(absl::StrCat("target_node: unknown node \"", e.target_node, "\"")));
-  }
-  if (e.timeout < absl::ZeroDuration()) {
-    return answer(absl::InvalidArgumentError("timeout: must not be negative"));
   }
   if (nic->interrupts.mode() != v1::INTERRUPT_MODE_MSI &&
       nic->interrupts.mode() != v1::INTERRUPT_MODE_MSIX) {
@@ -715,7 +727,7 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   h.role = Role::kSource;
   h.nic = nic;
   h.peer = e.target_node;
-  h.timeout = e.timeout > absl::ZeroDuration() ? e.timeout : config_.timeouts.handover;
+  h.timeout = timeout;
   h.create_tokens.push_back(e.request_token);
   h.res.set_name("handovers/" + e.handover_id);
   h.res.set_handover_id(e.handover_id);
@@ -724,6 +736,8 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   h.res.set_source_node(config_.node_id);
   h.res.set_target_node(e.target_node);
   h.res.mutable_timeout()->set_seconds(absl::ToInt64Seconds(h.timeout));
+  h.res.mutable_timeout()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(h.timeout % absl::Seconds(1))));
   SetPhase(h, v1::HANDOVER_PHASE_PENDING, "");
   IssueStepOp(h, Wait::kReadRecord);
 }
@@ -899,6 +913,10 @@ void HandoverMachine::OnQuiesceNic(const QuiesceNicEvent& e) {
   if (!bdf.ok()) return answer(bdf.status());
   if (e.timeout < absl::ZeroDuration()) {
     return answer(absl::InvalidArgumentError("timeout: must not be negative"));
+  }
+  if (e.timeout > kMaxQuiesceTimeout) {
+    return answer(absl::InvalidArgumentError(
+        absl::StrCat("timeout: must be at most ", absl::FormatDuration(kMaxQuiesceTimeout))));
   }
   if (auto it = maintenance_.find(*bdf); it != maintenance_.end()) {
     Maintenance& m = it->second;
@@ -1087,7 +1105,7 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
     // restarted target no longer has the messages; the source's first answer
     // (or its broken call) has decided the offer anyway.
     h->offer_tokens.push_back(token);
-    if (h->wait == Wait::kReserve) return;
+    if (h->wait == Wait::kOfferRead || h->wait == Wait::kReserve) return;
     if (h->target_messages.empty()) {
       return AnswerOffers(*h, false, v1::REFUSAL_REASON_NOT_ACCEPTING,
                           "this node restarted since it accepted; see the first answer");
@@ -1125,11 +1143,24 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
     return refuse(v1::REFUSAL_REASON_BUSY,
                   absl::StrCat("handover ", running->id(), " of ", *bdf, " is running here"));
   }
+  if (request.interrupt_mode() != v1::INTERRUPT_MODE_MSI &&
+      request.interrupt_mode() != v1::INTERRUPT_MODE_MSIX) {
+    return refuse(v1::REFUSAL_REASON_UNSUPPORTED,
+                  absl::StrCat("interrupt mode ", request.interrupt_mode(),
+                               " is neither MSI nor MSI-X"));
+  }
+  if (request.vector_count() > kMaxOfferVectors) {
+    return refuse(v1::REFUSAL_REASON_UNSUPPORTED,
+                  absl::StrCat("the offer names ", request.vector_count(),
+                               " vectors; MSI-X has at most ", kMaxOfferVectors));
+  }
   if (request.new_epoch() <= KnownEpoch(*bdf)) {
     return refuse(v1::REFUSAL_REASON_STALE_EPOCH,
                   absl::StrCat("epoch ", request.new_epoch(), " is not newer than ",
                                KnownEpoch(*bdf)));
   }
+  // Not in the history (nor the journal) until the record confirms the
+  // offer: a refused Offer leaves no trace.
   auto owned = std::make_unique<Handover>();
   Handover& h = *owned;
   handovers_[request.handover_id()] = std::move(owned);
@@ -1148,7 +1179,31 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
   h.res.set_target_node(config_.node_id);
   h.res.set_from_epoch(h.e0);
   h.res.set_to_epoch(h.e1);
-  SetPhase(h, v1::HANDOVER_PHASE_OFFERING, "offered by " + from);
+  IssueStepOp(h, Wait::kOfferRead);
+}
+
+// The record decides whether an Offer is real: the source must own the NIC
+// and the offer's epoch must be the record's next one. An epoch the record
+// has not reached would otherwise reach this node's kernel (reserve, attach)
+// and fence every later, real handover out.
+void HandoverMachine::TakeOffer(Handover& h, const OpResult& r) {
+  std::string refusal;
+  v1::RefusalReason reason = v1::REFUSAL_REASON_NOT_ACCEPTING;
+  if (!r.status.ok()) {
+    refusal = "cannot read the ownership record: " + StatusText(r.status);
+  } else if (!SameRecord(r.record, ActiveRecord(h.peer, h.e0))) {
+    reason = r.record.epoch() + 1 == h.e1 ? v1::REFUSAL_REASON_NOT_ACCEPTING
+                                          : v1::REFUSAL_REASON_STALE_EPOCH;
+    refusal = absl::StrCat("the offer for epoch ", h.e1, " from ", h.peer,
+                           " does not follow the record ", RecordString(r.record),
+                           " (want ", RecordString(ActiveRecord(h.peer, h.e0)), ")");
+  }
+  if (!refusal.empty()) {
+    NH_LOG(WARNING) << "node " << config_.node_id << ": refused offer " << h.id() << ": "
+                    << refusal;
+    return DropOffer(h, reason, refusal);
+  }
+  SetPhase(h, v1::HANDOVER_PHASE_OFFERING, "offered by " + h.peer);
   // The intent is durable before the vectors are reserved, so a restart can
   // always find (and give back) what it may have reserved.
   h.started = true;
@@ -1156,6 +1211,14 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
   Persist(h, JournalRecord::TARGET_RESERVED);
   Publish(h);
   IssueStepOp(h, Wait::kReserve);
+}
+
+void HandoverMachine::DropOffer(Handover& h, v1::RefusalReason reason,
+                                const std::string& message) {
+  CancelStepTimer(h);
+  if (h.op != 0) ops_.erase(h.op);
+  AnswerOffers(h, false, reason, message);
+  handovers_.erase(h.id());
 }
 
 void HandoverMachine::OnCommit(uint64_t token, const v1::CommitRequest& request) {
@@ -1209,6 +1272,11 @@ void HandoverMachine::OnAbort(uint64_t token, const v1::AbortRequest& request) {
   }
   if (h->role != Role::kTarget || h->done() || h->committed) return;
   if (request.epoch() != h->e1) return;
+  if (!h->started) {
+    // Still checking the offer against the record: it is refused.
+    aborted_unknown_.insert(h->id());
+    return DropOffer(*h, v1::REFUSAL_REASON_NOT_ACCEPTING, "aborted");
+  }
   // The source sends Abort only after its CAS moved the record to
   // ACTIVE(source, ea): no Commit for this epoch can win any more.
   h->res.mutable_error()->CopyFrom(MakeError(
@@ -1579,6 +1647,8 @@ void HandoverMachine::SourceReconcile(Handover& h, const v1::OwnershipRecord& re
 void HandoverMachine::TargetResult(Handover& h, const OpResult& r) {
   const absl::Status& status = r.status;
   switch (h.wait) {
+    case Wait::kOfferRead:
+      return TakeOffer(h, r);
     case Wait::kReserve: {
       if (!status.ok()) {
         bool exhausted = status.code() == absl::StatusCode::kResourceExhausted;

@@ -48,6 +48,13 @@ struct Timeouts {
   int max_retries = 5;
 };
 
+// Limits of what a request may ask for (docs/protocol.md, "Limits").
+// A handover's overall deadline and a maintenance quiesce's drain bound.
+inline constexpr absl::Duration kMaxHandoverTimeout = absl::Hours(24);
+inline constexpr absl::Duration kMaxQuiesceTimeout = absl::Hours(1);
+// Vectors an Offer may ask the target to reserve (the MSI-X table maximum).
+inline constexpr uint32_t kMaxOfferVectors = 2048;
+
 struct MachineConfig {
   std::string node_id;
   // The other nodes of the machine (node_ids).
@@ -113,6 +120,9 @@ class HandoverMachine {
   void OnTimer(const TimerFiredEvent& event);
 
   void OnOffer(uint64_t token, const std::string& from, const v1::OfferRequest& request);
+  void TakeOffer(Handover& h, const OpResult& r);
+  // Refuses an Offer not yet taken and forgets it.
+  void DropOffer(Handover& h, v1::RefusalReason reason, const std::string& message);
   void OnCommit(uint64_t token, const v1::CommitRequest& request);
   void OnAbort(uint64_t token, const v1::AbortRequest& request);
   void OnQuery(uint64_t token, const v1::QueryHandoverRequest& request);

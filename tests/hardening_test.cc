@@ -1,0 +1,241 @@
+// Hardening (issue 16) against real nichandoverd processes on the fake
+// platform: what an unlucky operator or a hostile local client can send must
+// get a clear error, change nothing, and leave the daemons serving.
+#include <signal.h>
+
+#include <cstdint>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nichandover/v1/node_service.grpc.pb.h"
+#include "nichandover/v1/peer_service.grpc.pb.h"
+#include "tests/testing/daemon_cluster.h"
+
+namespace nichandover {
+namespace {
+
+using ::nichandover::testing::ClusterOptions;
+using ::nichandover::testing::DaemonCluster;
+using ::nichandover::testing::NodeSpec;
+using ::nichandover::testing::WaitUntil;
+
+constexpr char kNic[] = "0000:03:00.0";
+
+ClusterOptions TwoNodes() {
+  ClusterOptions options;
+  options.nodes = {NodeSpec{"node0", {{0, 0}, {1, 1}}}, NodeSpec{"node1", {{0, 16}, {1, 17}}}};
+  options.extra_config =
+      "timeouts { peer_call { seconds: 2 } quiesce { seconds: 2 } reroute { seconds: 2 } "
+      "attach { seconds: 2 } handover { seconds: 20 } }";
+  return options;
+}
+
+class HardeningTest : public ::testing::Test {
+ protected:
+  HardeningTest() : cluster_(TwoNodes()) {}
+
+  std::unique_ptr<v1::NodeService::Stub> Stub(int node) {
+    return v1::NodeService::NewStub(
+        grpc::CreateChannel(cluster_.socket_address(node), grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status Create(int node, v1::CreateHandoverRequest request, v1::Handover* out) {
+    if (request.nic().empty()) request.set_nic(kNic);
+    if (request.target_node().empty()) request.set_target_node("node1");
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    return Stub(node)->CreateHandover(&ctx, request, out);
+  }
+
+  std::vector<v1::Handover> History(int node) {
+    v1::ListHandoversResponse list;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    grpc::Status s = Stub(node)->ListHandovers(&ctx, v1::ListHandoversRequest(), &list);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return {list.handovers().begin(), list.handovers().end()};
+  }
+
+  // Polls GetHandover until the handover is done.
+  v1::Handover WaitDone(int node, const std::string& id) {
+    v1::Handover h;
+    bool done = WaitUntil(
+        [&] {
+          v1::GetHandoverRequest request;
+          request.set_handover_id(id);
+          grpc::ClientContext ctx;
+          ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+          return Stub(node)->GetHandover(&ctx, request, &h).ok() && h.done();
+        },
+        absl::Seconds(60), absl::Milliseconds(50));
+    EXPECT_TRUE(done) << id << " not done on node" << node << ": " << h.DebugString();
+    return h;
+  }
+
+  // A handover from node `from` to the other node that must commit.
+  void ExpectHandoverCommits(const std::string& request_id, int from = 0) {
+    v1::CreateHandoverRequest request;
+    request.set_request_id(request_id);
+    request.set_target_node(cluster_.node_id(1 - from));
+    v1::Handover h;
+    grpc::Status s = Create(from, request, &h);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    v1::Handover done = WaitDone(from, h.handover_id());
+    EXPECT_EQ(done.phase(), v1::HANDOVER_PHASE_COMMITTED) << done.DebugString();
+  }
+
+  // PeerService.Offer to node1 as a local client claiming to be node0.
+  grpc::Status ForgedOffer(const v1::OfferRequest& offer, v1::OfferResponse* response) {
+    auto stub = v1::PeerService::NewStub(
+        grpc::CreateChannel(cluster_.tcp_address(1), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-nichandover-node", "node0");
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    return stub->Offer(&ctx, offer, response);
+  }
+
+  v1::OfferRequest PlausibleOffer(const std::string& id) {
+    v1::OfferRequest offer;
+    offer.set_handover_id(id);
+    offer.set_source_node("node0");
+    offer.set_target_node("node1");
+    offer.set_bdf(kNic);
+    offer.set_vendor_id(0x8086);
+    offer.set_device_id(0x10d3);
+    offer.set_driver("e1000e");
+    offer.set_new_epoch(2);
+    offer.set_interrupt_mode(v1::INTERRUPT_MODE_MSIX);
+    offer.set_vector_count(3);
+    offer.set_queue_count(1);
+    return offer;
+  }
+
+  DaemonCluster cluster_;
+};
+
+// Issue 16.1: a timeout near google.protobuf.Duration's maximum wedged the
+// protocol thread; invalid Durations started handovers.
+TEST_F(HardeningTest, OutOfRangeTimeoutsAreRefusedAndTheDaemonKeepsServing) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  struct Case {
+    int64_t seconds;
+    int32_t nanos;
+    std::string fragment;
+  } cases[] = {
+      {315576000000, 0, "timeout"},           // the largest valid Duration
+      {360000000000000000, 0, "timeout"},     // "99999999999999h": not a Duration
+      {1, 1000000000, "timeout"},             // nanos out of range
+      {1, -5, "timeout"},                     // mixed signs
+      {24 * 3600 + 1, 0, "at most"},          // beyond the documented limit
+  };
+  for (const auto& c : cases) {
+    v1::CreateHandoverRequest request;
+    request.set_request_id(absl::StrCat("bad-timeout-", c.seconds, "-", c.nanos));
+    request.mutable_timeout()->set_seconds(c.seconds);
+    request.mutable_timeout()->set_nanos(c.nanos);
+    v1::Handover h;
+    grpc::Status s = Create(0, request, &h);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.seconds << "s " << c.nanos << "ns: " << s.error_message();
+    EXPECT_TRUE(absl::StrContains(s.error_message(), c.fragment)) << s.error_message();
+  }
+  EXPECT_TRUE(History(0).empty());
+  // The largest allowed timeout runs (and the protocol thread still answers).
+  v1::CreateHandoverRequest request;
+  request.set_request_id("longest-timeout");
+  request.mutable_timeout()->set_seconds(24 * 3600);
+  v1::Handover h;
+  grpc::Status s = Create(0, request, &h);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(h.timeout().seconds(), 24 * 3600);
+  EXPECT_EQ(WaitDone(0, h.handover_id()).phase(), v1::HANDOVER_PHASE_COMMITTED);
+}
+
+TEST_F(HardeningTest, QuiesceTimeoutOutOfRangeIsRefused) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::QuiesceNicRequest request;
+  request.set_nic(kNic);
+  request.mutable_timeout()->set_seconds(315576000000);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::Nic nic;
+  grpc::Status s = Stub(0)->QuiesceNic(&ctx, request, &nic);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "timeout")) << s.error_message();
+}
+
+// Issue 16.3: a request_id names one request; another request under it is
+// ALREADY_EXISTS, whatever field differs.
+TEST_F(HardeningTest, RequestIdReusedWithAnotherTimeoutIsAlreadyExists) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::CreateHandoverRequest request;
+  request.set_request_id("reused");
+  request.mutable_timeout()->set_seconds(20);
+  v1::Handover first;
+  ASSERT_TRUE(Create(0, request, &first).ok());
+  v1::Handover again;
+  grpc::Status s = Create(0, request, &again);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(again.handover_id(), first.handover_id());
+  request.mutable_timeout()->set_seconds(25);
+  s = Create(0, request, &again);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "timeout")) << s.error_message();
+  WaitDone(0, first.handover_id());
+}
+
+// Issue 16.5: an Offer whose epoch is not the record's next one is refused
+// before anything is reserved, and the next real handover still works.
+TEST_F(HardeningTest, OfferFromTheFutureIsRefusedAndDoesNotPoisonTheEpoch) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::OfferRequest offer = PlausibleOffer("forged-epoch");
+  offer.set_new_epoch(uint64_t{1} << 39);
+  v1::OfferResponse response;
+  grpc::Status s = ForgedOffer(offer, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_FALSE(response.accepted());
+  EXPECT_EQ(response.refusal_reason(), v1::REFUSAL_REASON_STALE_EPOCH)
+      << response.DebugString();
+  EXPECT_TRUE(History(1).empty());
+  ExpectHandoverCommits("after-forged-epoch");
+  ExpectHandoverCommits("after-forged-epoch-back", /*from=*/1);
+}
+
+// An Offer naming a source that does not hold the NIC is refused too.
+TEST_F(HardeningTest, OfferFromANodeThatDoesNotOwnTheNicIsRefused) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  ExpectHandoverCommits("to-node1");  // node1 owns it now at epoch 2
+  v1::OfferRequest offer = PlausibleOffer("forged-owner");
+  offer.set_target_node("node1");
+  offer.set_new_epoch(3);
+  v1::OfferResponse response;
+  ASSERT_TRUE(ForgedOffer(offer, &response).ok());
+  EXPECT_FALSE(response.accepted());
+  EXPECT_EQ(History(1).size(), 1u);
+}
+
+// Issue 16.4: a refused Offer leaves no trace in the target's history.
+TEST_F(HardeningTest, RefusedMalformedOfferLeavesNoHistory) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::OfferRequest offer = PlausibleOffer("forged-mode");
+  offer.set_interrupt_mode(static_cast<v1::InterruptMode>(99));
+  v1::OfferResponse response;
+  ASSERT_TRUE(ForgedOffer(offer, &response).ok());
+  EXPECT_FALSE(response.accepted());
+  EXPECT_EQ(response.refusal_reason(), v1::REFUSAL_REASON_UNSUPPORTED) << response.DebugString();
+
+  offer = PlausibleOffer("forged-count");
+  offer.set_vector_count(100000);
+  ASSERT_TRUE(ForgedOffer(offer, &response).ok());
+  EXPECT_FALSE(response.accepted());
+  EXPECT_EQ(response.refusal_reason(), v1::REFUSAL_REASON_UNSUPPORTED) << response.DebugString();
+
+  EXPECT_TRUE(History(1).empty());
+  ExpectHandoverCommits("after-malformed-offer");
+}
+
+}  // namespace
+}  // namespace nichandover
