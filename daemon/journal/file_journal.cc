@@ -356,6 +356,24 @@ absl::Status FileJournal::Compact(const std::vector<std::string>& live_records) 
   return absl::OkStatus();
 }
 
+absl::Status FileJournal::Reserve(size_t bytes) {
+  if (!broken_.ok()) return broken_;
+  // KEEP_SIZE: the blocks are allocated, the file's length (what the next
+  // open reads) stays where the records end.
+  if (fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(end_offset_),
+                static_cast<off_t>(bytes)) == 0) {
+    return absl::OkStatus();
+  }
+  const int error = errno;
+  if (error == EOPNOTSUPP) return absl::OkStatus();  // nothing to reserve with
+  if (error == ENOSPC || error == EDQUOT || error == EFBIG) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "journal ", path_, ": ", std::strerror(error), " (", bytes,
+        " bytes needed for a handover's records); free space on its filesystem and retry"));
+  }
+  return ErrnoStatus(error, absl::StrCat("reserving space in journal ", path_));
+}
+
 JournalStats FileJournal::Stats() const { return stats_; }
 
 }  // namespace journal

@@ -52,6 +52,7 @@ class FileJournal : public Journal {
 
   absl::Status Append(const std::vector<std::string>& records) override;
   absl::Status Sync() override;
+  absl::Status Reserve(size_t bytes) override;
   absl::Status Compact(const std::vector<std::string>& live_records) override;
   JournalStats Stats() const override;
 

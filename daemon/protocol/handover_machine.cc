@@ -218,6 +218,15 @@ absl::StatusOr<v1::Handover> HandoverMachine::GetHandover(const std::string& han
   return it->second->res;
 }
 
+absl::StatusOr<v1::Handover> HandoverMachine::GetHandoverByRequestId(
+    const std::string& request_id) const {
+  auto it = by_request_id_.find(request_id);
+  if (it == by_request_id_.end()) {
+    return absl::NotFoundError(absl::StrCat("request_id: no handover \"", request_id, "\""));
+  }
+  return GetHandover(it->second);
+}
+
 std::vector<v1::Handover> HandoverMachine::ListHandovers(const std::string& bdf) const {
   std::vector<v1::Handover> out;
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) {

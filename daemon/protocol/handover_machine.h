@@ -86,6 +86,8 @@ class HandoverMachine {
   const std::string& node_id() const { return config_.node_id; }
   // NOT_FOUND naming handover_id when unknown.
   absl::StatusOr<v1::Handover> GetHandover(const std::string& handover_id) const;
+  // The handover a CreateHandover request_id started; NOT_FOUND if none.
+  absl::StatusOr<v1::Handover> GetHandoverByRequestId(const std::string& request_id) const;
   // Newest first; only those of `bdf` when it is not empty.
   std::vector<v1::Handover> ListHandovers(const std::string& bdf) const;
   // Whether `bdf` is quiesced for maintenance here (held, or on its way in
