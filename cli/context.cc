@@ -88,7 +88,11 @@ int Context::Fail(const grpc::Status& status, absl::string_view what, absl::stri
     detail = absl::StrCat("cannot reach nichandoverd at ", server_,
                           detail.empty() ? "" : " (", detail, detail.empty() ? "" : ")");
   }
-  err_ << "nicctl: " << what << ": " << detail << "\n";
+  // `what` may quote the user's input: at most a prefix of it.
+  constexpr size_t kMaxWhat = 160;
+  std::string shown(what.substr(0, kMaxWhat));
+  if (what.size() > kMaxWhat) absl::StrAppend(&shown, "... (", what.size(), " bytes)");
+  err_ << "nicctl: " << shown << ": " << detail << "\n";
   if (!hint.empty()) {
     err_ << "  hint: " << hint << "\n";
   } else if (const char* generic = HintFor(status.error_code())) {

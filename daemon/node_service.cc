@@ -174,6 +174,9 @@ grpc::Status NodeServiceImpl::ListNics(grpc::ServerContext*, const v1::ListNicsR
 
 grpc::Status NodeServiceImpl::GetNic(grpc::ServerContext*, const v1::GetNicRequest* request,
                                      v1::Nic* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   auto bdf = ResolveNic(request->nic(), "nic");
   if (!bdf.ok()) return ToGrpcStatus(bdf.status());
   auto info = platform_->inventory->GetNic(*bdf);
@@ -185,6 +188,9 @@ grpc::Status NodeServiceImpl::GetNic(grpc::ServerContext*, const v1::GetNicReque
 grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
                                              const v1::CreateHandoverRequest* request,
                                              v1::Handover* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"request_id", request->request_id(), protocol::kMaxRequestIdBytes}, {"nic", request->nic(), protocol::kMaxNicBytes}, {"target_node", request->target_node(), protocol::kMaxNodeIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->request_id().empty()) {
     return Invalid("request_id: is required (any unique string; a retry reuses it)");
   }
@@ -213,6 +219,9 @@ grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::GetHandover(grpc::ServerContext*,
                                           const v1::GetHandoverRequest* request,
                                           v1::Handover* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
   auto handover = engine_->GetHandover(HandoverId(request->handover_id()));
   if (!handover.ok()) return ToGrpcStatus(handover.status());
@@ -223,6 +232,9 @@ grpc::Status NodeServiceImpl::GetHandover(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::ListHandovers(grpc::ServerContext*,
                                             const v1::ListHandoversRequest* request,
                                             v1::ListHandoversResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}, {"page_token", request->page_token(), protocol::kMaxTextBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->page_size() < 0) return Invalid("page_size: must not be negative");
   size_t page_size = request->page_size() == 0 ? 50 : std::min(request->page_size(), 1000);
   size_t offset = 0;
@@ -253,6 +265,9 @@ grpc::Status NodeServiceImpl::ListHandovers(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
                                             const v1::WatchHandoverRequest* request,
                                             grpc::ServerWriter<v1::HandoverEvent>* writer) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
   absl::Status s = engine_->Watch(
       HandoverId(request->handover_id()),
@@ -264,6 +279,9 @@ grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
 grpc::Status NodeServiceImpl::CancelHandover(grpc::ServerContext*,
                                              const v1::CancelHandoverRequest* request,
                                              v1::Handover* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}, {"reason", request->reason(), protocol::kMaxTextBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
   auto handover = engine_->CancelHandover(HandoverId(request->handover_id()), request->reason(),
                                           absl::Seconds(5));
@@ -275,6 +293,9 @@ grpc::Status NodeServiceImpl::CancelHandover(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*,
                                          const v1::RecoverNicRequest* request,
                                          v1::RecoverNicResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}, {"request_id", request->request_id(), protocol::kMaxRequestIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->decision() == v1::RECOVERY_DECISION_UNSPECIFIED) {
     return Invalid("decision: is required (COMMIT or ABORT)");
   }
@@ -309,6 +330,9 @@ grpc::Status NodeServiceImpl::DescribeAfter(const std::string& bdf,
 grpc::Status NodeServiceImpl::QuiesceNic(grpc::ServerContext*,
                                          const v1::QuiesceNicRequest* request,
                                          v1::Nic* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   auto requested = RequestDuration(request->timeout(), "timeout", protocol::kMaxQuiesceTimeout);
   if (!requested.ok()) return ToGrpcStatus(requested.status());
   auto bdf = ResolveNic(request->nic(), "nic");
@@ -324,6 +348,9 @@ grpc::Status NodeServiceImpl::QuiesceNic(grpc::ServerContext*,
 
 grpc::Status NodeServiceImpl::ResumeNic(grpc::ServerContext*, const v1::ResumeNicRequest* request,
                                         v1::Nic* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   auto bdf = ResolveNic(request->nic(), "nic");
   if (!bdf.ok()) return ToGrpcStatus(bdf.status());
   v1::ResumeNicRequest resolved = *request;

@@ -237,5 +237,55 @@ TEST_F(HardeningTest, RefusedMalformedOfferLeavesNoHistory) {
   ExpectHandoverCommits("after-malformed-offer");
 }
 
+// Issue 16.2: every string field is bounded; an error quotes at most a
+// prefix of what it refuses (a 1 MiB echo overflowed gRPC's metadata limit).
+TEST_F(HardeningTest, OversizedStringsAreInvalidArgumentWithoutAnEcho) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  const std::string huge(1 << 20, 'e');
+  auto expect_refused = [&](const grpc::Status& s, const std::string& field) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message().size();
+    EXPECT_TRUE(absl::StartsWith(s.error_message(), field + ":")) << s.error_message();
+    EXPECT_LT(s.error_message().size(), 512u);
+  };
+  for (const char* field : {"nic", "target_node", "request_id"}) {
+    v1::CreateHandoverRequest request;
+    request.set_request_id("r1");
+    request.set_nic(kNic);
+    request.set_target_node("node1");
+    if (std::string(field) == "nic") request.set_nic(huge);
+    if (std::string(field) == "target_node") request.set_target_node(huge);
+    if (std::string(field) == "request_id") request.set_request_id(huge);
+    grpc::ClientContext ctx;
+    v1::Handover h;
+    expect_refused(Stub(0)->CreateHandover(&ctx, request, &h), field);
+  }
+  {
+    v1::GetNicRequest request;
+    request.set_nic(huge);
+    grpc::ClientContext ctx;
+    v1::Nic nic;
+    expect_refused(Stub(0)->GetNic(&ctx, request, &nic), "nic");
+  }
+  {
+    v1::CancelHandoverRequest request;
+    request.set_handover_id("x");
+    request.set_reason(huge);
+    grpc::ClientContext ctx;
+    v1::Handover h;
+    expect_refused(Stub(0)->CancelHandover(&ctx, request, &h), "reason");
+  }
+  {
+    v1::OfferRequest offer = PlausibleOffer(huge);
+    v1::OfferResponse response;
+    expect_refused(ForgedOffer(offer, &response), "handover_id");
+  }
+  EXPECT_TRUE(History(0).empty());
+  EXPECT_TRUE(History(1).empty());
+  // nicctl: bad input is exit 2, with a short message.
+  auto r = cluster_.Nicctl(0, {"nic", "show", std::string(100 << 10, 'n')});
+  EXPECT_EQ(r.exit_code, 2) << r.err.substr(0, 200);
+  EXPECT_LT(r.err.size(), 512u);
+}
+
 }  // namespace
 }  // namespace nichandover

@@ -150,6 +150,16 @@ absl::StatusOr<std::string> NormalizeBdf(const std::string& nic, const std::stri
                                             dev_fn[1]));
 }
 
+absl::Status CheckFieldLengths(std::initializer_list<FieldLimit> fields) {
+  for (const FieldLimit& f : fields) {
+    if (f.value.size() > f.max_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(f.field, ": ", f.value.size(),
+                                                     " bytes long; at most ", f.max_bytes));
+    }
+  }
+  return absl::OkStatus();
+}
+
 HandoverMachine::HandoverMachine(MachineConfig config) : config_(std::move(config)) {}
 HandoverMachine::~HandoverMachine() = default;
 

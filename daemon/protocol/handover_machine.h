@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -54,6 +55,21 @@ inline constexpr absl::Duration kMaxHandoverTimeout = absl::Hours(24);
 inline constexpr absl::Duration kMaxQuiesceTimeout = absl::Hours(1);
 // Vectors an Offer may ask the target to reserve (the MSI-X table maximum).
 inline constexpr uint32_t kMaxOfferVectors = 2048;
+// Longest string fields a request may carry, in bytes. Longer ones are
+// INVALID_ARGUMENT naming the field and the size (the value is not echoed).
+inline constexpr size_t kMaxNicBytes = 64;          // a BDF or an interface name
+inline constexpr size_t kMaxNodeIdBytes = 63;       // as in the config
+inline constexpr size_t kMaxRequestIdBytes = 128;
+inline constexpr size_t kMaxHandoverIdBytes = 256;  // ids or "handovers/ID"
+inline constexpr size_t kMaxTextBytes = 1024;       // reasons, driver names, tokens
+
+struct FieldLimit {
+  const char* field;
+  const std::string& value;
+  size_t max_bytes;
+};
+// OK, or INVALID_ARGUMENT for the first field longer than its limit.
+absl::Status CheckFieldLengths(std::initializer_list<FieldLimit> fields);
 
 struct MachineConfig {
   std::string node_id;
