@@ -637,6 +637,33 @@ void HandoverMachine::RepairNic(const std::string& bdf, const v1::OwnershipRecor
   PlatformOp op;
   op.bdf = bdf;
   op.epoch = std::max(record.epoch(), hook.epoch);
+  if (record.state() == v1::OWNERSHIP_STATE_PREPARING && record.owner_node() == config_.node_id) {
+    // The record names this node as the source of a handover its journal
+    // does not know (the journal was lost): still before the commit point,
+    // so this node rolls back. With its hook still running the NIC was never
+    // quiesced, hence never rerouted: moving the record on to a fresh epoch
+    // (which fences the target's offer; it gives its vectors back when it
+    // sees the record) and resuming at that epoch restore everything.
+    // Quiesced, the old MSI messages are lost with the journal: only an
+    // operator can decide (nicctl recover).
+    if (hook.state == platform::HookState::kRunning) {
+      NH_LOG(WARNING) << "node " << config_.node_id << ": " << bdf << " is "
+                      << RecordString(record)
+                      << " naming this node as the source, with no handover in the journal; "
+                         "rolling back";
+      op.kind = OpKind::kCompareAndSwap;
+      op.expected = record;
+      op.desired = ActiveRecord(config_.node_id, record.epoch() + 1);
+      return IssueRepair(op);
+    }
+    NH_LOG(ERROR) << "node " << config_.node_id << ": " << bdf << " is " << RecordString(record)
+                  << " naming this node as the source, its hook is "
+                  << platform::HookStateName(hook.state)
+                  << " and the journal knows no handover: the old interrupt routing is lost; "
+                     "decide with `nicctl recover "
+                  << bdf << " --decide abort`";
+    return;
+  }
   if (owner && hook.state == platform::HookState::kQuiesced) {
     op.kind = OpKind::kResume;
   } else if (!owner && hook.state != platform::HookState::kDetached) {
@@ -1426,8 +1453,21 @@ void HandoverMachine::OnOpDone(const OpDoneEvent& e) {
   }
   if (context.handover_id.empty()) {
     if (!e.result.status.ok()) {
+      // A CAS that failed may have been refused because the record moved:
+      // the repair is retried from what the record says then.
       uint64_t timer = ArmTimer(config_.timeouts.poll);
       timers_[timer] = {TimerKind::kRepair, "", context.op};
+      return;
+    }
+    if (context.op.kind == OpKind::kCompareAndSwap &&
+        SameRecord(e.result.record, context.op.desired)) {
+      // A source's rollback without a journal: resume at the new epoch
+      // (a no-op on a running NIC, and it moves the hook to that epoch).
+      PlatformOp resume;
+      resume.bdf = context.op.bdf;
+      resume.kind = OpKind::kResume;
+      resume.epoch = context.op.desired.epoch();
+      IssueRepair(resume);
     }
     return;
   }
