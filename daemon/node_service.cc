@@ -269,6 +269,17 @@ grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
     return ToGrpcStatus(s);
   }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
+  // Counted for the stream's whole life; the slot is given back however it ends.
+  if (watch_streams_.fetch_add(1) >= kMaxWatchStreams) {
+    watch_streams_.fetch_sub(1);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("too many WatchHandover streams on this daemon (at most ",
+                                     kMaxWatchStreams, "); close one or poll GetHandover"));
+  }
+  struct Slot {
+    std::atomic<int>& count;
+    ~Slot() { count.fetch_sub(1); }
+  } slot{watch_streams_};
   absl::Status s = engine_->Watch(
       HandoverId(request->handover_id()),
       [writer](const v1::HandoverEvent& event) { return writer->Write(event); },

@@ -287,5 +287,61 @@ TEST_F(HardeningTest, OversizedStringsAreInvalidArgumentWithoutAnEcho) {
   EXPECT_LT(r.err.size(), 512u);
 }
 
+// Issue 16.10 (part): concurrent WatchHandover streams are capped with a
+// clear RESOURCE_EXHAUSTED, and a slot is free again once a stream ends.
+TEST_F(HardeningTest, WatchStreamsAreCapped) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  ASSERT_EQ(cluster_.FakeMachine({"set-fault", "--node", "node0", "--op", "reroute", "--hang"})
+                .exit_code,
+            0);
+  v1::CreateHandoverRequest request;
+  request.set_request_id("watched");
+  v1::Handover h;
+  ASSERT_TRUE(Create(0, request, &h).ok());
+  auto channel =
+      grpc::CreateChannel(cluster_.socket_address(0), grpc::InsecureChannelCredentials());
+  auto stub = v1::NodeService::NewStub(channel);
+  v1::WatchHandoverRequest watch;
+  watch.set_handover_id(h.handover_id());
+  struct Stream {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<v1::HandoverEvent>> reader;
+  };
+  std::vector<Stream> streams;
+  constexpr int kMax = 128;  // NodeServiceImpl::kMaxWatchStreams
+  for (int i = 0; i < kMax; ++i) {
+    Stream s{std::make_unique<grpc::ClientContext>(), nullptr};
+    s.ctx->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+    s.reader = stub->WatchHandover(s.ctx.get(), watch);
+    v1::HandoverEvent first;
+    ASSERT_TRUE(s.reader->Read(&first)) << "stream " << i;  // it is being served
+    streams.push_back(std::move(s));
+  }
+  auto one_more = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    auto reader = stub->WatchHandover(&ctx, watch);
+    v1::HandoverEvent event;
+    if (!reader->Read(&event)) return reader->Finish();  // refused: the server's status
+    ctx.TryCancel();
+    reader->Finish();
+    return grpc::Status::OK;
+  };
+  grpc::Status refused = one_more();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "WatchHandover")) << refused.error_message();
+  // Other calls are still answered.
+  EXPECT_EQ(History(0).size(), 1u);
+  // One stream ends: a new one is served again.
+  streams.back().ctx->TryCancel();
+  streams.back().reader->Finish();
+  streams.pop_back();
+  EXPECT_TRUE(WaitUntil([&] { return one_more().ok(); }, absl::Seconds(30),
+                        absl::Milliseconds(100)));
+  for (auto& s : streams) s.ctx->TryCancel();
+  for (auto& s : streams) s.reader->Finish();
+  ASSERT_EQ(cluster_.FakeMachine({"clear-fault"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace nichandover
