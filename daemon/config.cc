@@ -227,6 +227,14 @@ class Validator {
 
   absl::Status CheckPeerAuth() {
     const std::string& file = config_->peer_auth().secret_file();
+    if (file.empty() && config_->peers_size() > 0) {
+      // Peers are always authenticated: the node-id header alone would let
+      // any local client speak for a configured node.
+      return Error("peer_auth.secret_file",
+                   "is required when the node has peers (every PeerService call carries the "
+                   "cluster secret); create one: head -c 32 /dev/urandom | base64 > FILE; "
+                   "chmod 600 FILE");
+    }
     if (file.empty()) {
       for (size_t i = 0; i < listen_.size(); ++i) {
         if (!IsLoopbackOrUnix(listen_[i])) {

@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -23,7 +25,18 @@ constexpr char kMinimal[] = R"pb(
 )pb";
 
 TEST(ConfigTest, LoadsExampleFile) {
-  auto config = LoadConfig(TestdataPath("node0.conf"));
+  // The example's secret, at a path this test can write.
+  const std::string tmp = std::getenv("TEST_TMPDIR");
+  std::ofstream(tmp + "/node0.secret") << "an-example-secret-of-32-bytes-ok\n";
+  ASSERT_EQ(::chmod((tmp + "/node0.secret").c_str(), 0600), 0);
+  std::ifstream in(TestdataPath("node0.conf"));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string conf = text.str();
+  conf.replace(conf.find("/etc/nichandover/secret"), strlen("/etc/nichandover/secret"),
+               tmp + "/node0.secret");
+  std::ofstream(tmp + "/node0.conf") << conf;
+  auto config = LoadConfig(tmp + "/node0.conf");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->node_id(), "node0");
   ASSERT_EQ(config->listen_size(), 2);
@@ -136,6 +149,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "node_id: \"n\" peer_auth { secret_file: \"/nonexistent/secret\" } " + kCpu + kFake,
                 "peer_auth.secret_file", "cannot be read"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+// Issue 16.7: peers are authenticated by default; a node with peers and no
+// secret does not start.
+TEST(ConfigTest, PeersWithoutASecretAreRefused) {
+  auto config = ParseConfig("node_id: \"n\" peers { node_id: \"m\" address: \"unix:/tmp/m\" } " +
+                                kCpu + kFake,
+                            "node.conf");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("peer_auth.secret_file: is required when the node has peers"),
+            std::string::npos)
+      << config.status();
+}
 
 // Parses a minimal config whose peer_auth.secret_file holds `content`.
 absl::StatusOr<v1::DaemonConfig> ParseWithSecret(const std::string& name,

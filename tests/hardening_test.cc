@@ -87,12 +87,18 @@ class HardeningTest : public ::testing::Test {
     EXPECT_EQ(done.phase(), v1::HANDOVER_PHASE_COMMITTED) << done.DebugString();
   }
 
-  // PeerService.Offer to node1 as a local client claiming to be node0.
-  grpc::Status ForgedOffer(const v1::OfferRequest& offer, v1::OfferResponse* response) {
+  // PeerService.Offer to node1 as a local client claiming to be node0; with
+  // `with_secret`, one that holds the cluster secret (a compromised peer).
+  grpc::Status ForgedOffer(const v1::OfferRequest& offer, v1::OfferResponse* response,
+                           bool with_secret = true) {
     auto stub = v1::PeerService::NewStub(
         grpc::CreateChannel(cluster_.tcp_address(1), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-nichandover-node", "node0");
+    if (with_secret) {
+      std::string secret = testing::ReadFile(cluster_.secret_path());
+      ctx.AddMetadata("x-nichandover-secret", secret.substr(0, secret.find('\n')));
+    }
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
     return stub->Offer(&ctx, offer, response);
   }
@@ -215,6 +221,17 @@ TEST_F(HardeningTest, OfferFromANodeThatDoesNotOwnTheNicIsRefused) {
   ASSERT_TRUE(ForgedOffer(offer, &response).ok());
   EXPECT_FALSE(response.accepted());
   EXPECT_EQ(History(1).size(), 1u);
+}
+
+// Issue 16.7: peers are authenticated by default: a local client that only
+// names a configured node is UNAUTHENTICATED and changes nothing.
+TEST_F(HardeningTest, OfferWithoutTheClusterSecretIsUnauthenticated) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::OfferResponse response;
+  grpc::Status s = ForgedOffer(PlausibleOffer("no-secret"), &response, /*with_secret=*/false);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_TRUE(History(1).empty());
+  ExpectHandoverCommits("after-unauthenticated-offer");
 }
 
 // Issue 16.4: a refused Offer leaves no trace in the target's history.
