@@ -88,7 +88,11 @@ int Context::Fail(const grpc::Status& status, absl::string_view what, absl::stri
     detail = absl::StrCat("cannot reach nichandoverd at ", server_,
                           detail.empty() ? "" : " (", detail, detail.empty() ? "" : ")");
   }
-  err_ << "nicctl: " << what << ": " << detail << "\n";
+  // `what` may quote the user's input: at most a prefix of it.
+  constexpr size_t kMaxWhat = 160;
+  std::string shown(what.substr(0, kMaxWhat));
+  if (what.size() > kMaxWhat) absl::StrAppend(&shown, "... (", what.size(), " bytes)");
+  err_ << "nicctl: " << shown << ": " << detail << "\n";
   if (hint.empty() && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
       detail.find("Permission denied") != std::string::npos) {
     // The packaged socket is for root and the nichandover group.
@@ -145,6 +149,10 @@ absl::StatusOr<absl::Duration> ParseUserDuration(absl::string_view text) {
   if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", text, "' is not a positive duration like 500ms, 10s or 2m"));
+  }
+  // ParseDuration saturates to infinity; the daemon bounds finite ones.
+  if (d == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is too long"));
   }
   return d;
 }

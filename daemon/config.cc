@@ -9,7 +9,10 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "common/address.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -231,6 +234,14 @@ class Validator {
 
   absl::Status CheckPeerAuth() {
     const std::string& file = config_->peer_auth().secret_file();
+    if (file.empty() && config_->peers_size() > 0) {
+      // Peers are always authenticated: the node-id header alone would let
+      // any local client speak for a configured node.
+      return Error("peer_auth.secret_file",
+                   "is required when the node has peers (every PeerService call carries the "
+                   "cluster secret); create one: head -c 32 /dev/urandom | base64 > FILE; "
+                   "chmod 600 FILE");
+    }
     if (file.empty()) {
       for (size_t i = 0; i < listen_.size(); ++i) {
         if (!IsLoopbackOrUnix(listen_[i])) {
@@ -242,13 +253,27 @@ class Validator {
       return absl::OkStatus();
     }
     struct stat st;
-    if (::stat(file.c_str(), &st) != 0) {
+    std::ifstream in(file);
+    if (::stat(file.c_str(), &st) != 0 || !in) {
       return Error("peer_auth.secret_file", absl::StrCat("'", file, "' cannot be read"));
     }
-    if (st.st_size < 16) {
+    // The secret as PeerAuth uses it: without surrounding whitespace (a file
+    // of blanks is no secret at all).
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const size_t size = PeerSecretFromFileContent(buffer.str()).size();
+    if (size < kMinPeerSecretBytes) {
       return Error("peer_auth.secret_file",
-                   absl::StrCat("'", file, "' holds ", st.st_size,
-                                " bytes; a secret needs at least 16"));
+                   absl::StrCat("'", file, "' holds ", size,
+                                " bytes besides whitespace; a secret needs at least ",
+                                kMinPeerSecretBytes));
+    }
+    // Anyone who can read it can act as any peer: owner (and group) only.
+    if ((st.st_mode & (S_IRWXO | S_IWGRP)) != 0) {
+      return Error("peer_auth.secret_file",
+                   absl::StrCat("'", file, "' is accessible to other users (mode ",
+                                absl::StrFormat("%04o", st.st_mode & 07777),
+                                "); run chmod 600 on it"));
     }
     return absl::OkStatus();
   }
@@ -326,6 +351,12 @@ Timeouts EffectiveTimeouts(const v1::DaemonConfig& config) {
       OrDefault(t.reroute(), absl::Seconds(1)),   OrDefault(t.attach(), absl::Seconds(2)),
       OrDefault(t.handover(), absl::Seconds(30)),
   };
+}
+
+std::string PeerSecretFromFileContent(absl::string_view content) {
+  // The newline of `echo secret > file` (and any other surrounding blank)
+  // is not part of the secret.
+  return std::string(absl::StripAsciiWhitespace(content));
 }
 
 std::string PlatformName(const v1::DaemonConfig& config) {

@@ -36,6 +36,11 @@ Timeouts EffectiveTimeouts(const v1::DaemonConfig& config);
 // "fake", "sim", "linux", "vm".
 std::string PlatformName(const v1::DaemonConfig& config);
 
+// The cluster secret a peer_auth.secret_file holds: its content without
+// surrounding whitespace. Shorter than kMinPeerSecretBytes is refused.
+inline constexpr size_t kMinPeerSecretBytes = 16;
+std::string PeerSecretFromFileContent(absl::string_view content);
+
 }  // namespace daemon
 }  // namespace nichandover
 

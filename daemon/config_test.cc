@@ -1,7 +1,11 @@
 #include "daemon/config.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -21,7 +25,18 @@ constexpr char kMinimal[] = R"pb(
 )pb";
 
 TEST(ConfigTest, LoadsExampleFile) {
-  auto config = LoadConfig(TestdataPath("node0.conf"));
+  // The example's secret, at a path this test can write.
+  const std::string tmp = std::getenv("TEST_TMPDIR");
+  std::ofstream(tmp + "/node0.secret") << "an-example-secret-of-32-bytes-ok\n";
+  ASSERT_EQ(::chmod((tmp + "/node0.secret").c_str(), 0600), 0);
+  std::ifstream in(TestdataPath("node0.conf"));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string conf = text.str();
+  conf.replace(conf.find("/etc/nichandover/secret"), strlen("/etc/nichandover/secret"),
+               tmp + "/node0.secret");
+  std::ofstream(tmp + "/node0.conf") << conf;
+  auto config = LoadConfig(tmp + "/node0.conf");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->node_id(), "node0");
   ASSERT_EQ(config->listen_size(), 2);
@@ -150,15 +165,57 @@ TEST(ConfigTest, LinuxRecordsMayLiveInTheSimulatedMachinesMemory) {
             "/sys/bus/pci/devices/0000:00:04.0/resource2");
 }
 
-TEST(ConfigTest, ShortSecretIsRefused) {
-  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/short.secret";
-  std::ofstream(path) << "tooshort";
-  auto config = ParseConfig("node_id: \"n\" peer_auth { secret_file: \"" + path + "\" } " +
+// Issue 16.7: peers are authenticated by default; a node with peers and no
+// secret does not start.
+TEST(ConfigTest, PeersWithoutASecretAreRefused) {
+  auto config = ParseConfig("node_id: \"n\" peers { node_id: \"m\" address: \"unix:/tmp/m\" } " +
                                 kCpu + kFake,
                             "node.conf");
   ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("peer_auth.secret_file: is required when the node has peers"),
+            std::string::npos)
+      << config.status();
+}
+
+// Parses a minimal config whose peer_auth.secret_file holds `content`.
+absl::StatusOr<v1::DaemonConfig> ParseWithSecret(const std::string& name,
+                                                 const std::string& content,
+                                                 mode_t mode = 0600) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::ofstream(path) << content;
+  EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+  return ParseConfig("node_id: \"n\" peer_auth { secret_file: \"" + path + "\" } " + kCpu +
+                         kFake,
+                     "node.conf");
+}
+
+TEST(ConfigTest, ShortSecretIsRefused) {
+  auto config = ParseWithSecret("short.secret", "tooshort");
+  ASSERT_FALSE(config.ok());
   EXPECT_NE(config.status().message().find("at least 16"), std::string::npos)
       << config.status();
+}
+
+// Issue 16.6: a secret of whitespace used to turn authentication off.
+TEST(ConfigTest, WhitespaceSecretIsRefused) {
+  auto config = ParseWithSecret("blank.secret", "                                \n\n\t  \n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("at least 16"), std::string::npos)
+      << config.status();
+}
+
+TEST(ConfigTest, SecretAccessibleToOthersIsRefused) {
+  const std::string secret = "0123456789abcdef0123456789abcdef\n";
+  for (mode_t mode : {0644, 0604, 0620}) {
+    auto config = ParseWithSecret("open.secret", secret, mode);
+    ASSERT_FALSE(config.ok()) << std::oct << mode;
+    EXPECT_NE(config.status().message().find("chmod 600"), std::string::npos)
+        << config.status();
+  }
+  for (mode_t mode : {0600, 0400, 0640}) {
+    auto config = ParseWithSecret("open.secret", secret, mode);
+    EXPECT_TRUE(config.ok()) << std::oct << mode << ": " << config.status();
+  }
 }
 
 }  // namespace

@@ -28,6 +28,30 @@ bool ValidRequestId(const std::string& id) {
   return true;
 }
 
+// A google.protobuf.Duration from a request, as the protocol takes it:
+// well-formed (seconds within ±10,000 years, nanos below one second, both of
+// one sign), not negative, and at most `max` (an absurd deadline would
+// overflow the engine's timers). Unset is zero: the daemon's default.
+absl::StatusOr<absl::Duration> RequestDuration(const google::protobuf::Duration& d,
+                                               absl::string_view field, absl::Duration max) {
+  constexpr int64_t kMaxSeconds = 315576000000;
+  if (d.seconds() > kMaxSeconds || d.seconds() < -kMaxSeconds || d.nanos() >= 1000000000 ||
+      d.nanos() <= -1000000000 || (d.seconds() > 0 && d.nanos() < 0) ||
+      (d.seconds() < 0 && d.nanos() > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": not a valid google.protobuf.Duration"));
+  }
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be negative"));
+  }
+  absl::Duration out = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  if (out > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be at most ", absl::FormatDuration(max)));
+  }
+  return out;
+}
+
 std::string HandoverId(const std::string& id_or_name) {
   absl::string_view id = id_or_name;
   absl::ConsumePrefix(&id, "handovers/");
@@ -150,6 +174,9 @@ grpc::Status NodeServiceImpl::ListNics(grpc::ServerContext*, const v1::ListNicsR
 
 grpc::Status NodeServiceImpl::GetNic(grpc::ServerContext*, const v1::GetNicRequest* request,
                                      v1::Nic* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   auto bdf = ResolveNic(request->nic(), "nic");
   if (!bdf.ok()) return ToGrpcStatus(bdf.status());
   auto info = platform_->inventory->GetNic(*bdf);
@@ -161,6 +188,9 @@ grpc::Status NodeServiceImpl::GetNic(grpc::ServerContext*, const v1::GetNicReque
 grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
                                              const v1::CreateHandoverRequest* request,
                                              v1::Handover* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"request_id", request->request_id(), protocol::kMaxRequestIdBytes}, {"nic", request->nic(), protocol::kMaxNicBytes}, {"target_node", request->target_node(), protocol::kMaxNodeIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->request_id().empty()) {
     return Invalid("request_id: is required (any unique string; a retry reuses it)");
   }
@@ -168,8 +198,10 @@ grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
     return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
   }
   if (request->target_node().empty()) return Invalid("target_node: is required");
-  if (request->timeout().seconds() < 0 || request->timeout().nanos() < 0) {
-    return Invalid("timeout: must not be negative");
+  if (auto timeout = RequestDuration(request->timeout(), "timeout",
+                                     protocol::kMaxHandoverTimeout);
+      !timeout.ok()) {
+    return ToGrpcStatus(timeout.status());
   }
   v1::CreateHandoverRequest resolved = *request;
   if (!request->nic().empty() && !protocol::NormalizeBdf(request->nic(), "nic").ok()) {
@@ -187,6 +219,9 @@ grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::GetHandover(grpc::ServerContext*,
                                           const v1::GetHandoverRequest* request,
                                           v1::Handover* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
   auto handover = engine_->GetHandover(HandoverId(request->handover_id()));
   if (!handover.ok()) return ToGrpcStatus(handover.status());
@@ -197,6 +232,9 @@ grpc::Status NodeServiceImpl::GetHandover(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::ListHandovers(grpc::ServerContext*,
                                             const v1::ListHandoversRequest* request,
                                             v1::ListHandoversResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}, {"page_token", request->page_token(), protocol::kMaxTextBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->page_size() < 0) return Invalid("page_size: must not be negative");
   size_t page_size = request->page_size() == 0 ? 50 : std::min(request->page_size(), 1000);
   size_t offset = 0;
@@ -227,7 +265,21 @@ grpc::Status NodeServiceImpl::ListHandovers(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
                                             const v1::WatchHandoverRequest* request,
                                             grpc::ServerWriter<v1::HandoverEvent>* writer) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
+  // Counted for the stream's whole life; the slot is given back however it ends.
+  if (watch_streams_.fetch_add(1) >= kMaxWatchStreams) {
+    watch_streams_.fetch_sub(1);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("too many WatchHandover streams on this daemon (at most ",
+                                     kMaxWatchStreams, "); close one or poll GetHandover"));
+  }
+  struct Slot {
+    std::atomic<int>& count;
+    ~Slot() { count.fetch_sub(1); }
+  } slot{watch_streams_};
   absl::Status s = engine_->Watch(
       HandoverId(request->handover_id()),
       [writer](const v1::HandoverEvent& event) { return writer->Write(event); },
@@ -238,6 +290,9 @@ grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
 grpc::Status NodeServiceImpl::CancelHandover(grpc::ServerContext*,
                                              const v1::CancelHandoverRequest* request,
                                              v1::Handover* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}, {"reason", request->reason(), protocol::kMaxTextBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
   auto handover = engine_->CancelHandover(HandoverId(request->handover_id()), request->reason(),
                                           absl::Seconds(5));
@@ -249,6 +304,9 @@ grpc::Status NodeServiceImpl::CancelHandover(grpc::ServerContext*,
 grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*,
                                          const v1::RecoverNicRequest* request,
                                          v1::RecoverNicResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}, {"request_id", request->request_id(), protocol::kMaxRequestIdBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->decision() == v1::RECOVERY_DECISION_UNSPECIFIED) {
     return Invalid("decision: is required (COMMIT or ABORT)");
   }
@@ -283,18 +341,17 @@ grpc::Status NodeServiceImpl::DescribeAfter(const std::string& bdf,
 grpc::Status NodeServiceImpl::QuiesceNic(grpc::ServerContext*,
                                          const v1::QuiesceNicRequest* request,
                                          v1::Nic* response) {
-  if (request->timeout().seconds() < 0 || request->timeout().nanos() < 0) {
-    return Invalid("timeout: must not be negative");
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
   }
+  auto requested = RequestDuration(request->timeout(), "timeout", protocol::kMaxQuiesceTimeout);
+  if (!requested.ok()) return ToGrpcStatus(requested.status());
   auto bdf = ResolveNic(request->nic(), "nic");
   if (!bdf.ok()) return ToGrpcStatus(bdf.status());
   v1::QuiesceNicRequest resolved = *request;
   resolved.set_nic(*bdf);
   absl::Duration drain = timeouts_.quiesce;
-  if (request->has_timeout()) {
-    drain = absl::Seconds(request->timeout().seconds()) +
-            absl::Nanoseconds(request->timeout().nanos());
-  }
+  if (*requested > absl::ZeroDuration()) drain = *requested;
   // The hook answers within the drain bound; an arbiter read comes first.
   auto outcome = engine_->QuiesceNic(resolved, drain + timeouts_.peer_call + absl::Seconds(5));
   return DescribeAfter(*bdf, outcome, response);
@@ -302,6 +359,9 @@ grpc::Status NodeServiceImpl::QuiesceNic(grpc::ServerContext*,
 
 grpc::Status NodeServiceImpl::ResumeNic(grpc::ServerContext*, const v1::ResumeNicRequest* request,
                                         v1::Nic* response) {
+  if (absl::Status s = protocol::CheckFieldLengths({{"nic", request->nic(), protocol::kMaxNicBytes}}); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   auto bdf = ResolveNic(request->nic(), "nic");
   if (!bdf.ok()) return ToGrpcStatus(bdf.status());
   v1::ResumeNicRequest resolved = *request;

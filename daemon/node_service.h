@@ -2,6 +2,8 @@
 #ifndef NICHANDOVER_DAEMON_NODE_SERVICE_H_
 #define NICHANDOVER_DAEMON_NODE_SERVICE_H_
 
+#include <atomic>
+
 #include "daemon/config.h"
 #include "daemon/engine/node_engine.h"
 #include "daemon/peer_client.h"
@@ -14,6 +16,10 @@ namespace daemon {
 
 class NodeServiceImpl final : public v1::NodeService::Service {
  public:
+  // Each WatchHandover stream holds a server thread while it waits; beyond
+  // this many at once a new one is RESOURCE_EXHAUSTED (docs/protocol.md).
+  static constexpr int kMaxWatchStreams = 128;
+
   NodeServiceImpl(const v1::DaemonConfig& config, PeerClient* peers,
                   platform::Platform* platform, engine::NodeEngine* engine);
 
@@ -60,6 +66,7 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   platform::Platform* platform_;
   engine::NodeEngine* engine_;
   Timeouts timeouts_;
+  std::atomic<int> watch_streams_{0};
 };
 
 }  // namespace daemon

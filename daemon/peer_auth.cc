@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/config.h"
 
 namespace nichandover {
 namespace daemon {
@@ -42,8 +43,13 @@ absl::StatusOr<PeerAuth> PeerAuth::FromConfig(const v1::DaemonConfig& config) {
     }
     std::stringstream buffer;
     buffer << in.rdbuf();
-    // Trailing newlines from `echo secret > file` are not part of the secret.
-    auth.secret_ = std::string(absl::StripTrailingAsciiWhitespace(buffer.str()));
+    auth.secret_ = PeerSecretFromFileContent(buffer.str());
+    // Never fall back to "no secret" because the file held none.
+    if (auth.secret_.size() < kMinPeerSecretBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file, ": the peer secret needs at least ", kMinPeerSecretBytes,
+          " bytes besides whitespace"));
+    }
   }
   return auth;
 }

@@ -1,11 +1,9 @@
 // How daemons recognise each other on PeerService calls.
 //
-// Every call carries the caller's node id and, when the cluster has a shared
-// secret (config peer_auth.secret_file), the secret itself in metadata. The
-// callee accepts only node ids from its own peer list and, with a secret,
-// only the right secret (compared in constant time). Without a secret the
-// config loader insists that every listen address is a unix socket or
-// loopback, so only local processes can call at all. See docs/security.md.
+// Every call carries the caller's node id and the cluster's shared secret
+// (config peer_auth.secret_file, required whenever a node has peers) in
+// metadata. The callee accepts only node ids from its own peer list with the
+// right secret (compared in constant time). See docs/configuration.md.
 #ifndef NICHANDOVER_DAEMON_PEER_AUTH_H_
 #define NICHANDOVER_DAEMON_PEER_AUTH_H_
 

@@ -4,6 +4,7 @@
 #include "daemon/config.h"
 #include "daemon/node_info.h"
 #include "daemon/peer_client.h"
+#include "daemon/protocol/handover_machine.h"
 
 namespace nichandover {
 namespace daemon {
@@ -51,23 +52,51 @@ grpc::Status PeerServiceImpl::Forward(grpc::ServerContext* context, const Reques
 
 grpc::Status PeerServiceImpl::Offer(grpc::ServerContext* context, const v1::OfferRequest* request,
                                     v1::OfferResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes},
+           {"source_node", request->source_node(), protocol::kMaxNodeIdBytes},
+           {"target_node", request->target_node(), protocol::kMaxNodeIdBytes},
+           {"bdf", request->bdf(), protocol::kMaxNicBytes},
+           {"driver", request->driver(), protocol::kMaxTextBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Forward(context, *request, response);
 }
 
 grpc::Status PeerServiceImpl::Commit(grpc::ServerContext* context,
                                      const v1::CommitRequest* request,
                                      v1::CommitResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes},
+           {"source_node", request->source_node(), protocol::kMaxNodeIdBytes},
+           {"bdf", request->bdf(), protocol::kMaxNicBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Forward(context, *request, response);
 }
 
 grpc::Status PeerServiceImpl::Abort(grpc::ServerContext* context, const v1::AbortRequest* request,
                                     v1::AbortResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes},
+           {"reason", request->reason(), protocol::kMaxTextBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Forward(context, *request, response);
 }
 
 grpc::Status PeerServiceImpl::QueryHandover(grpc::ServerContext* context,
                                             const v1::QueryHandoverRequest* request,
                                             v1::QueryHandoverResponse* response) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes},
+           {"bdf", request->bdf(), protocol::kMaxNicBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Forward(context, *request, response);
 }
 

@@ -88,6 +88,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
   const std::string journal_path = d->config_.state_dir() + "/journal";
   journal::RecoveredJournal recovered;
   NH_ASSIGN_OR_RETURN(d->journal_, journal::FileJournal::Open(journal_path, &recovered));
+  if (recovered.created) {
+    // Normal on a first start; otherwise the journal was lost and only the
+    // ownership records tell what this node was doing: recovery goes by them.
+    NH_LOG(WARNING) << journal_path
+                    << ": no journal (first start, or the journal was deleted or emptied); "
+                       "starting without handover history, the ownership records decide";
+  }
   if (recovered.truncated_bytes > 0) {
     NH_LOG(WARNING) << journal_path << ": dropped a torn last record (" << recovered.truncated_bytes
                     << " bytes at offset " << recovered.truncated_at << ")";

@@ -94,8 +94,19 @@ absl::StatusOr<v1::InterruptLayout> DecodeInterruptLayout(ConfigSpace& config, B
                         (device->mode() == v1::INTERRUPT_MODE_INTX && device->msix.has_value());
   if (use_msix) {
     DescribeMsix(*device->msix, bars, layout);
+    if (device->msi.has_value()) {
+      v1::InterruptLayout* other = layout.mutable_other_capability();
+      DescribeMsi(*device->msi, *other);
+      other->set_mode(v1::INTERRUPT_MODE_MSI);
+      other->clear_vectors();
+    }
   } else if (device->msi.has_value()) {
     DescribeMsi(*device->msi, layout);
+    if (device->msix.has_value()) {
+      v1::InterruptLayout* other = layout.mutable_other_capability();
+      DescribeMsix(*device->msix, /*bars=*/nullptr, *other);
+      other->set_mode(v1::INTERRUPT_MODE_MSIX);
+    }
   }
   return layout;
 }

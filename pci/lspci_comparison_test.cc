@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "pci/capabilities.h"
@@ -17,6 +18,7 @@
 #include "pci/interrupt_layout.h"
 #include "pci/lspci_text.h"
 #include "pci/msi.h"
+#include "pci/render.h"
 #include "pci/test_util.h"
 
 namespace nichandover {
@@ -179,6 +181,65 @@ TEST(LspciComparisonTest, EveryDeviceOfEveryDumpDecodesIntoALayout) {
       EXPECT_TRUE(layout.ok()) << path << " " << device.bdf.ToString() << ": " << layout.status();
     }
   }
+}
+
+// Issue 16.11: what `nicctl msi show` prints (the decoded layout, rendered)
+// names every MSI and MSI-X capability lspci shows, whichever is enabled:
+// an RTL8111 with MSI on still has its MSI-X table and PBA.
+TEST(LspciComparisonTest, RenderedLayoutShowsEveryCapabilityLspciShows) {
+  const std::string lspci = FindLspci();
+  ASSERT_FALSE(lspci.empty())
+      << "lspci not found on PATH: install the Debian package pciutils";
+  int both = 0;
+  for (const std::string& path : testing::AllDumpPaths()) {
+    absl::StatusOr<DumpFile> dump = DumpFile::Load(path);
+    ASSERT_TRUE(dump.ok()) << dump.status();
+    absl::StatusOr<std::vector<LspciDevice>> listing = ParseLspciVerbose(RunLspci(lspci, path));
+    ASSERT_TRUE(listing.ok()) << path << ": " << listing.status();
+    for (const LspciDevice& shown : *listing) {
+      SCOPED_TRACE(path + " " + shown.bdf.ToString());
+      if (!shown.has_capability_lines || shown.access_denied || shown.chain_looped ||
+          shown.chain_broken) {
+        continue;
+      }
+      const DumpDevice* device = dump->Find(shown.bdf);
+      ASSERT_NE(device, nullptr);
+      std::unique_ptr<MemoryConfigSpace> config = ConfigSpaceOf(*device);
+      absl::StatusOr<v1::InterruptLayout> layout = DecodeInterruptLayout(*config, nullptr);
+      ASSERT_TRUE(layout.ok()) << layout.status();
+      std::string text;
+      for (const std::string& line : RenderInterruptLayout(*layout)) text += line + "\n";
+      auto has = [&](const std::string& needle) {
+        return text.find(needle) != std::string::npos;
+      };
+      if (shown.msi.has_value()) {
+        EXPECT_TRUE(has(absl::StrFormat("Capabilities: [%02x] MSI: Enable%c", shown.msi->offset,
+                                        shown.msi->enabled ? '+' : '-')))
+            << text;
+      } else {
+        EXPECT_FALSE(has("] MSI:")) << text;
+      }
+      if (shown.msix.has_value()) {
+        EXPECT_TRUE(has(absl::StrFormat("Capabilities: [%02x] MSI-X: Enable%c",
+                                        shown.msix->offset, shown.msix->enabled ? '+' : '-')))
+            << text;
+        if (shown.msix->table_bar.has_value()) {
+          EXPECT_TRUE(has(absl::StrFormat("Vector table: BAR=%u offset=%08x",
+                                          *shown.msix->table_bar, *shown.msix->table_offset)))
+              << text;
+        }
+        if (shown.msix->pba_bar.has_value()) {
+          EXPECT_TRUE(has(absl::StrFormat("PBA: BAR=%u offset=%08x", *shown.msix->pba_bar,
+                                          *shown.msix->pba_offset)))
+              << text;
+        }
+      } else {
+        EXPECT_FALSE(has("] MSI-X:")) << text;
+      }
+      if (shown.msi.has_value() && shown.msix.has_value()) ++both;
+    }
+  }
+  EXPECT_GE(both, 1);  // the RTL8111 of the shared dumps has both
 }
 
 }  // namespace

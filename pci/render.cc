@@ -56,18 +56,19 @@ std::string DescribeRoute(const v1::DecodedRoute& route) {
   return text;
 }
 
-std::vector<std::string> RenderInterruptLayout(const v1::InterruptLayout& layout) {
-  std::vector<std::string> lines;
+namespace {
+
+// The capability's lines, then its vectors. `in_use`: the capability the
+// device's interrupts go through (or would); the other one of a device with
+// both is shown without vectors.
+void AppendCapability(const v1::InterruptLayout& layout, bool in_use,
+                      std::vector<std::string>& lines) {
   // An MSI-X layout always reports per-vector masking and a 64-bit address
   // with a PBA somewhere; an MSI layout never has a PBA or table fields.
   const bool msix = layout.mode() == v1::INTERRUPT_MODE_MSIX ||
                     (layout.mode() == v1::INTERRUPT_MODE_INTX &&
                      (layout.pba_offset() != 0 || layout.table_offset() != 0 ||
                       layout.pba_bar() != 0 || layout.table_bar() != 0));
-  if (layout.capability_offset() == 0) {
-    lines.push_back("No MSI or MSI-X capability: legacy INTx only");
-    return lines;
-  }
   if (layout.mode() == v1::INTERRUPT_MODE_INTX) {
     lines.push_back("Interrupt mode: INTx (capability present but not enabled)");
   }
@@ -79,7 +80,7 @@ std::vector<std::string> RenderInterruptLayout(const v1::InterruptLayout& layout
                                     layout.table_offset()));
     lines.push_back(
         absl::StrFormat("\tPBA: BAR=%u offset=%08x", layout.pba_bar(), layout.pba_offset()));
-    if (layout.vectors_size() == 0) {
+    if (layout.vectors_size() == 0 && in_use) {
       lines.push_back("\tVectors: table not readable here (it lives in BAR memory)");
     }
   } else {
@@ -108,6 +109,20 @@ std::vector<std::string> RenderInterruptLayout(const v1::InterruptLayout& layout
     }
   }
   for (const v1::InterruptVector& v : layout.vectors()) lines.push_back(VectorLine(v, msix));
+}
+
+}  // namespace
+
+std::vector<std::string> RenderInterruptLayout(const v1::InterruptLayout& layout) {
+  std::vector<std::string> lines;
+  if (layout.capability_offset() == 0) {
+    lines.push_back("No MSI or MSI-X capability: legacy INTx only");
+    return lines;
+  }
+  AppendCapability(layout, /*in_use=*/true, lines);
+  if (layout.has_other_capability() && layout.other_capability().capability_offset() != 0) {
+    AppendCapability(layout.other_capability(), /*in_use=*/false, lines);
+  }
   return lines;
 }
 

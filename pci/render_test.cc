@@ -18,6 +18,10 @@ TEST(RenderTest, Rtl8111ReadsLikeLspciPlusTheDecodedRoute) {
                 "Capabilities: [50] MSI: Enable+ Count=1/1 Maskable- 64bit+",
                 "\tAddress: 00000000fee05000  Data: 4021",
                 "\tVector 0: -> APIC 5 vector 0x21 fixed edge physical",
+                // The MSI-X capability exists too, disabled (issue 16.11).
+                "Capabilities: [b0] MSI-X: Enable- Count=2 Masked-",
+                "\tVector table: BAR=4 offset=00000000",
+                "\tPBA: BAR=4 offset=00000800",
             }));
 }
 

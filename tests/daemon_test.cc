@@ -141,8 +141,21 @@ TEST(DaemonTest, PeerServiceRefusesCallersThatAreNotPeers) {
     EXPECT_NE(s.error_message().find("mallory"), std::string::npos);
   }
   {
+    // Issue 16.7: a configured node's name is not enough, peers are
+    // authenticated by default (the cluster has a generated secret).
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-nichandover-node", "node1");
+    v1::HelloRequest req;
+    req.set_node_id("node1");
+    v1::HelloResponse r;
+    grpc::Status s = stub->Hello(&ctx, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-nichandover-node", "node1");
+    std::string secret = testing::ReadFile(cluster.secret_path());
+    ctx.AddMetadata("x-nichandover-secret", secret.substr(0, secret.find('\n')));
     v1::HelloRequest req;
     req.set_node_id("node1");
     v1::HelloResponse r;
@@ -158,9 +171,12 @@ TEST(DaemonTest, ClusterSecretMustMatch) {
   const std::string bad = cluster.dir() + "/bad.secret";
   testing::WriteFile(good, "0123456789abcdef0123\n");
   testing::WriteFile(bad, "fedcba9876543210fedc\n");
+  // The daemon refuses a secret other users can read.
+  ASSERT_EQ(chmod(good.c_str(), 0600), 0);
+  ASSERT_EQ(chmod(bad.c_str(), 0600), 0);
   for (int i = 0; i < 2; ++i) {
     std::string conf = testing::ReadFile(cluster.config_path(i));
-    conf += absl::StrCat("peer_auth { secret_file: \"", i == 0 ? good : bad, "\" }\n");
+    conf = absl::StrReplaceAll(conf, {{cluster.secret_path(), i == 0 ? good : bad}});
     testing::WriteFile(cluster.config_path(i), conf);
   }
   ASSERT_TRUE(cluster.StartAll().ok());

@@ -36,6 +36,10 @@ class Cluster:
         self.ports = [free_port(), free_port()]
         self.procs = []
         ids = ["node0", "node1"]
+        # Peers are always authenticated: a generated secret, owner-only.
+        self.secret = os.path.join(self.dir, "cluster.secret")
+        with open(os.open(self.secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(16).hex() + "\n")
         for i, node in enumerate(ids):
             other = 1 - i
             conf = (f'node_id: "{node}"\n'
@@ -44,7 +48,8 @@ class Cluster:
                     f'peers {{ node_id: "{ids[other]}" address: "127.0.0.1:{self.ports[other]}" }}\n'
                     f'cpus {{ cpu: 0 apic_id: {2 * i} }}\n'
                     f'platform {{ fake {{ state_path: "{self.dir}/machine.state" }} }}\n'
-                    f'state_dir: "{self.dir}/{node}"\n' + extra_conf(i))
+                    f'state_dir: "{self.dir}/{node}"\n'
+                    f'peer_auth {{ secret_file: "{self.secret}" }}\n' + extra_conf(i))
             with open(self.conf(i), "w") as f:
                 f.write(conf)
         # The fake machine both daemons share: one MSI-X NIC owned by node0.

@@ -27,10 +27,12 @@ using ::nichandover::testing::WaitUntil;
 
 constexpr char kNic[] = "0000:03:00.0";
 
-// Short timeouts keep the failure cases quick.
+// Step timeouts well above what a loaded 2-core machine needs (a step that
+// times out by accident fails the test), yet short enough for the failure
+// cases; a hung reroute (the tests' way to hold a handover) must hold.
 constexpr char kFastTimeouts[] =
-    "timeouts { peer_call { seconds: 1 } quiesce { seconds: 1 } reroute { seconds: 1 } "
-    "attach { seconds: 1 } handover { seconds: 20 } }";
+    "timeouts { peer_call { seconds: 5 } quiesce { seconds: 5 } reroute { seconds: 30 } "
+    "attach { seconds: 5 } handover { seconds: 30 } }";
 
 ClusterOptions TwoNodes(std::string fake_nics = testing::kDefaultFakeNics) {
   ClusterOptions options;
@@ -372,9 +374,9 @@ TEST_F(HandoverTest, TargetDownRollsBack) {
 
 TEST_F(HandoverTest, OfferAnsweredAfterItsTimeoutRollsBack) {
   ASSERT_TRUE(cluster_.StartAll().ok());
-  // node1's reservation takes longer than the source's peer_call timeout.
+  // node1's reservation takes longer than the source's peer_call timeout (5 s).
   ASSERT_EQ(cluster_.FakeMachine({"set-fault", "--node", "node1", "--op", "reserve", "--hang",
-                                  "--hang-max-ms", "2500"})
+                                  "--hang-max-ms", "8000"})
                 .exit_code,
             0);
   v1::Handover h;

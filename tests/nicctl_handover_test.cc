@@ -29,9 +29,11 @@ ClusterOptions TwoNodes(std::string fake_nics = testing::kDefaultFakeNics) {
   ClusterOptions options;
   options.nodes = {NodeSpec{"node0", {{0, 0}, {1, 1}}}, NodeSpec{"node1", {{0, 16}, {1, 17}}}};
   options.fake_nics = std::move(fake_nics);
+  // Steps never time out by accident on a loaded machine; a hung reroute
+  // holds a handover for as long as a test needs it.
   options.extra_config =
-      "timeouts { peer_call { seconds: 1 } quiesce { seconds: 1 } reroute { seconds: 1 } "
-      "attach { seconds: 1 } handover { seconds: 20 } }";
+      "timeouts { peer_call { seconds: 5 } quiesce { seconds: 5 } reroute { seconds: 30 } "
+      "attach { seconds: 5 } handover { seconds: 30 } }";
   return options;
 }
 
@@ -256,6 +258,9 @@ TEST_F(NicctlHandoverTest, BadRequestsExitWithTheirClass) {
       {{"handover", kNic, "--to", "node0"}, 1, 4, "run it on the node that owns the NIC"},
       {{"handover", kNic}, 0, 2, "--to NODE"},
       {{"handover", kNic, "--to", "node1", "--timeout", "soon"}, 0, 2, "--timeout"},
+      // Issue 16.1: absurd deadlines are refused, not saturated or dropped.
+      {{"handover", kNic, "--to", "node1", "--timeout", "99999999999999h"}, 0, 2, "timeout: "},
+      {{"handover", kNic, "--to", "node1", "--timeout", "25h"}, 0, 2, "timeout: must be at most"},
       {{"handover", kNic, "--to", "node1", "--request-id", "bad id!"}, 0, 2, "request_id"},
       {{"handover", "show", "nope"}, 0, 3, "'nicctl handover list'"},
       {{"handover", "watch", "nope"}, 0, 3, "'nicctl handover list'"},

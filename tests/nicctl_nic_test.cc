@@ -180,6 +180,12 @@ TEST_F(NicctlDumpTest, DecodesMsiFromARealDump) {
       << r.out;
   EXPECT_NE(r.out.find("\t\tAddress: 00000000fee05000  Data: 4021"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("APIC 5 vector 0x21 fixed edge physical"), std::string::npos) << r.out;
+  // Its MSI-X capability, disabled, shows too (lspci: "MSI-X: Enable- Count=2
+  // Masked-", "Vector table: BAR=4 offset=00000000", "PBA: BAR=4 offset=00000800").
+  EXPECT_NE(r.out.find("\tCapabilities: [b0] MSI-X: Enable- Count=2 Masked-"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\t\tVector table: BAR=4 offset=00000000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\t\tPBA: BAR=4 offset=00000800"), std::string::npos) << r.out;
 
   r = MsiShowDump({"--json", "--dump", Dump("realtek-rtl8111-8168-r8169_07-00.0.txt"), "07:00.0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -194,6 +200,10 @@ TEST_F(NicctlDumpTest, DecodesMsiFromARealDump) {
                           .fields().at("route").struct_value();
   EXPECT_EQ(route.fields().at("destination_apic_id").number_value(), 5);
   EXPECT_EQ(route.fields().at("vector").number_value(), 0x21);
+  const auto& other = interrupts.fields().at("other_capability").struct_value();
+  EXPECT_EQ(other.fields().at("mode").string_value(), "INTERRUPT_MODE_MSIX");
+  EXPECT_EQ(other.fields().at("capability_offset").number_value(), 0xb0);
+  EXPECT_EQ(other.fields().at("pba_offset").number_value(), 0x800);
 }
 
 TEST_F(NicctlDumpTest, MsixTableLivesInBarSoOnlyTheCapabilityShows) {

@@ -119,7 +119,9 @@ class NicctlTtyTest : public ::testing::Test {
   static ClusterOptions Options() {
     ClusterOptions options;
     options.nodes = {NodeSpec{"node0", {{0, 0}}}, NodeSpec{"node1", {{0, 16}}}};
-    options.extra_config = "timeouts { peer_call { seconds: 1 } handover { seconds: 30 } }";
+    // A hung reroute holds the handover; it must not time out by accident.
+    options.extra_config =
+        "timeouts { peer_call { seconds: 5 } reroute { seconds: 30 } handover { seconds: 30 } }";
     return options;
   }
   void SetUp() override { ASSERT_TRUE(cluster_.StartAll().ok()); }

@@ -68,6 +68,10 @@ absl::StatusOr<TrafficResult> ParseTrafficReport(const std::string& json) {
 
 SimCluster::SimCluster(uint32_t ring_size)
     : ring_size_(ring_size), dir_(MakeTempDir("nhs")), machine_path_(dir_ + "/machine") {
+  // Peers are always authenticated: a generated cluster secret, owner-only.
+  const std::string secret = dir_ + "/cluster.secret";
+  WriteFile(secret, RandomHex(16) + "\n");
+  chmod(secret.c_str(), 0600);
   for (int i = 0; i < kNodes; ++i) {
     const int other = 1 - i;
     std::string conf = absl::StrFormat(
@@ -77,9 +81,10 @@ SimCluster::SimCluster(uint32_t ring_size)
         "cpus { cpu: 0 apic_id: %d }\n"
         "cpus { cpu: 1 apic_id: %d }\n"
         "platform { sim { machine_path: \"%s\" kernel_socket: \"%s\" } }\n"
-        "state_dir: \"%s/%s.state\"\n",
+        "state_dir: \"%s/%s.state\"\n"
+        "peer_auth { secret_file: \"%s\" }\n",
         node_id(i), daemon_socket(i), node_id(other), daemon_socket(other), 2 * i, 2 * i + 1,
-        machine_path_, kernel_socket(i), dir_, node_id(i));
+        machine_path_, kernel_socket(i), dir_, node_id(i), secret);
     WriteFile(config_path(i), conf);
   }
 }

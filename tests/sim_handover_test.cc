@@ -55,9 +55,15 @@ void ExpectTrafficOnExactlyOneNode(SimCluster& cluster, int owner,
   EXPECT_EQ(cluster.machine().nic().running_node.load(), owner);
   uint64_t rx[2] = {cluster.RxDelivered(0), cluster.RxDelivered(1)};
   uint64_t tx[2] = {cluster.DriverXmits(0), cluster.DriverXmits(1)};
+  // At least `window` to see nothing reach the other node, and as long as a
+  // loaded machine needs for the owner to move packets both ways.
   absl::SleepFor(window);
-  EXPECT_GT(cluster.RxDelivered(owner), rx[owner]) << SimCluster::node_id(owner);
-  EXPECT_GT(cluster.DriverXmits(owner), tx[owner]) << SimCluster::node_id(owner);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return cluster.RxDelivered(owner) > rx[owner] && cluster.DriverXmits(owner) > tx[owner];
+      },
+      absl::Seconds(30), absl::Milliseconds(20)))
+      << SimCluster::node_id(owner) << " moves no packets";
   EXPECT_EQ(cluster.RxDelivered(other), rx[other]) << SimCluster::node_id(other);
   EXPECT_EQ(cluster.DriverXmits(other), tx[other]) << SimCluster::node_id(other);
   for (int i = 0; i < SimCluster::kNodes; ++i) {
@@ -97,8 +103,8 @@ TEST(SimHandoverTest, AfterRerouteInterruptsArriveAtTheTargetOnly) {
   SimCluster cluster;
   ASSERT_TRUE(cluster.StartAll().ok()) << cluster.Logs();
   ASSERT_TRUE(cluster.StartTraffic(10000).ok());
-  absl::SleepFor(absl::Milliseconds(300));
-  ASSERT_GT(cluster.Delivered(0), 0u) << "node0 runs the NIC but took no interrupt";
+  ASSERT_TRUE(WaitUntil([&] { return cluster.Delivered(0) > 0; }, absl::Seconds(30)))
+      << "node0 runs the NIC but took no interrupt";
   ASSERT_EQ(cluster.Delivered(1), 0u);
 
   for (auto [source, target] : {std::pair{0, 1}, std::pair{1, 0}}) {
@@ -111,9 +117,11 @@ TEST(SimHandoverTest, AfterRerouteInterruptsArriveAtTheTargetOnly) {
     const uint64_t at_target = cluster.Delivered(target);
     const uint64_t spurious = cluster.machine().node(0).spurious.load() +
                               cluster.machine().node(1).spurious.load();
-    absl::SleepFor(absl::Milliseconds(500));
+    absl::SleepFor(absl::Milliseconds(500));  // a window for a stray interrupt to show
+    EXPECT_TRUE(WaitUntil([&] { return cluster.Delivered(target) > at_target; },
+                          absl::Seconds(30)))
+        << "the target takes none";
     EXPECT_EQ(cluster.Delivered(source), at_source) << "the source still takes interrupts";
-    EXPECT_GT(cluster.Delivered(target), at_target) << "the target takes none";
     EXPECT_EQ(cluster.machine().node(0).spurious.load() + cluster.machine().node(1).spurious.load(),
               spurious);
     EXPECT_EQ(cluster.machine().layout().unroutable_msi.load(), 0u);

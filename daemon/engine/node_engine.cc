@@ -48,6 +48,8 @@ struct PendingAnswer {
 // Fires timer ids into the mailbox at their deadlines.
 class TimerQueue {
  public:
+  static constexpr absl::Duration kMaxSleep = absl::Minutes(1);
+
   explicit TimerQueue(std::shared_ptr<Mailbox> mailbox)
       : mailbox_(std::move(mailbox)), thread_([this] { Run(); }) {}
   ~TimerQueue() {
@@ -91,7 +93,10 @@ class TimerQueue {
         lock.lock();
         continue;
       }
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(first->first - now));
+      // Sleep in bounded slices: a far deadline (absl::InfiniteFuture from
+      // an absurd duration) would overflow the condition variable's clock
+      // arithmetic and turn this wait into a busy loop.
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(first->first - now, kMaxSleep)));
     }
   }
 
@@ -308,6 +313,7 @@ void NodeEngine::Execute(Ready ready) {
         bytes.push_back(r.SerializeAsString());
       }
     }
+    std::lock_guard<std::mutex> journal_lock(journal_mu_);
     const absl::Time sync_start = absl::Now();
     absl::Status s = options_.journal->Append(bytes);
     if (s.ok()) s = options_.journal->Sync();
@@ -384,9 +390,15 @@ void NodeEngine::Execute(Ready ready) {
         live.push_back(r.SerializeAsString());
       }
     }
+    std::lock_guard<std::mutex> journal_lock(journal_mu_);
     absl::Status s = options_.journal->Compact(live);
-    NH_CHECK(s.ok()) << "journal compaction failed: " << s.message();
-    NH_LOG(INFO) << "journal compacted to " << live.size() << " records";
+    // A failed compaction (a full disk) leaves the old journal in use; the
+    // next append tells whether it still works.
+    if (s.ok()) {
+      NH_LOG(INFO) << "journal compacted to " << live.size() << " records";
+    } else {
+      NH_LOG(ERROR) << "journal compaction failed, the journal keeps growing: " << s.message();
+    }
   }
 }
 
@@ -481,8 +493,24 @@ void NodeEngine::Publish(const std::vector<v1::Handover>& updates) {
   changed_.notify_all();
 }
 
+absl::Status NodeEngine::ReserveJournalSpace() {
+  std::lock_guard<std::mutex> lock(journal_mu_);
+  return options_.journal->Reserve(kJournalHeadroomBytes);
+}
+
+absl::StatusOr<v1::Handover> NodeEngine::ExistingHandoverOf(const std::string& request_id) {
+  std::lock_guard<std::mutex> lock(machine_mu_);
+  return machine_->GetHandoverByRequestId(request_id);
+}
+
 absl::StatusOr<v1::Handover> NodeEngine::CreateHandover(const v1::CreateHandoverRequest& request,
                                                         absl::Duration wait) {
+  // A retry of a running handover needs no new space; a new one does, and
+  // is refused here while nothing has moved yet.
+  if (absl::Status space = ReserveJournalSpace(); !space.ok()) {
+    absl::StatusOr<v1::Handover> existing = ExistingHandoverOf(request.request_id());
+    if (!existing.ok()) return space;
+  }
   protocol::CreateHandoverEvent event;
   event.request_token = NextToken();
   // Unique across restarts and nodes: node, wall-clock time, token.
@@ -644,7 +672,17 @@ absl::StatusOr<PeerResponseBody> NodeEngine::HandlePeerRequest(const std::string
                                                                absl::Duration wait) {
   // An offer is judged on what this node has now (a driver loaded since
   // start, a NIC hot-plugged into this VM), not on the start-up inventory.
-  if (const auto* offer = std::get_if<v1::OfferRequest>(&body)) RefreshNic(offer->bdf());
+  if (const auto* offer = std::get_if<v1::OfferRequest>(&body)) {
+    if (absl::Status space = ReserveJournalSpace(); !space.ok()) {
+      NH_LOG(WARNING) << "refusing offer " << offer->handover_id() << ": " << space.message();
+      v1::OfferResponse refusal;
+      refusal.set_accepted(false);
+      refusal.set_refusal_reason(v1::REFUSAL_REASON_NOT_ACCEPTING);
+      refusal.set_refusal_message(std::string(space.message()));
+      return PeerResponseBody(refusal);
+    }
+    RefreshNic(offer->bdf());
+  }
   protocol::PeerRequestEvent event;
   event.call_token = NextToken();
   event.from_node = from_node;

@@ -97,6 +97,13 @@ class NodeEngine {
  private:
   explicit NodeEngine(Options options);
 
+  // Journal space for one more handover's records (RESOURCE_EXHAUSTED on a
+  // full disk).
+  static constexpr size_t kJournalHeadroomBytes = 64 << 10;
+  absl::Status ReserveJournalSpace();
+  // The handover a request_id already names, if any.
+  absl::StatusOr<v1::Handover> ExistingHandoverOf(const std::string& request_id);
+
   void Post(protocol::Event event);
   // Tells the machine what the inventory says of `nic` now.
   void RefreshNic(const std::string& nic);
@@ -118,6 +125,8 @@ class NodeEngine {
   std::unique_ptr<protocol::HandoverMachine> machine_;
   std::shared_ptr<Mailbox> mailbox_;
   std::unique_ptr<TimerQueue> timers_;
+  // The journal is written by the protocol thread and reserved by RPC threads.
+  std::mutex journal_mu_;
   std::thread loop_;
 
   // Guards everything below (RPC threads read, the protocol thread writes).

@@ -120,6 +120,15 @@ bool ValidRecordAt(const std::string& data, size_t offset, size_t* size) {
   return true;
 }
 
+// The record at `offset` is the file's last, all its bytes are there, yet
+// ValidRecordAt refused it.
+bool CompleteButCorruptAt(const std::string& data, size_t offset) {
+  if (data.size() - offset < kRecordHeaderBytes) return false;
+  if (data.find_first_not_of('\0', offset) == std::string::npos) return false;  // zeros
+  uint32_t length = GetU32(data.data() + offset);
+  return length <= kMaxRecordBytes && length == data.size() - offset - kRecordHeaderBytes;
+}
+
 // Checks the header of a file of at least kHeaderBytes.
 absl::Status CheckHeader(const std::string& data, const std::string& path) {
   if (std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) {
@@ -213,6 +222,7 @@ absl::StatusOr<std::unique_ptr<FileJournal>> FileJournal::Open(const std::string
       return fail(absl::DataLossError(absl::StrCat(
           "journal ", path, ": not a nichandover journal (", data->size(), " bytes, bad header)")));
     }
+    recovered->created = true;
     uint64_t size = 0;
     status = WriteFreshFile(fd, {}, path, &size);
     if (status.ok()) status = SyncDirectoryOf(path);
@@ -241,6 +251,15 @@ absl::StatusOr<std::unique_ptr<FileJournal>> FileJournal::Open(const std::string
             "; refusing to start on a damaged journal (", recovered->records.size(),
             " records before the damage)")));
       }
+    }
+    // A complete last record (its length reaches exactly the end of the
+    // file) with a wrong checksum was written whole and damaged since: a
+    // torn append is shorter than its length, or a tail of zeros.
+    if (CompleteButCorruptAt(*data, offset)) {
+      return fail(absl::DataLossError(absl::StrCat(
+          "journal ", path, ": the last record at byte offset ", offset,
+          " is complete but fails its checksum (damage, not a torn write); refusing to start on a "
+          "damaged journal (", recovered->records.size(), " records before the damage)")));
     }
     recovered->truncated_at = offset;
     recovered->truncated_bytes = data->size() - offset;
@@ -335,6 +354,24 @@ absl::Status FileJournal::Compact(const std::vector<std::string>& live_records) 
     return status;
   }
   return absl::OkStatus();
+}
+
+absl::Status FileJournal::Reserve(size_t bytes) {
+  if (!broken_.ok()) return broken_;
+  // KEEP_SIZE: the blocks are allocated, the file's length (what the next
+  // open reads) stays where the records end.
+  if (fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(end_offset_),
+                static_cast<off_t>(bytes)) == 0) {
+    return absl::OkStatus();
+  }
+  const int error = errno;
+  if (error == EOPNOTSUPP) return absl::OkStatus();  // nothing to reserve with
+  if (error == ENOSPC || error == EDQUOT || error == EFBIG) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "journal ", path_, ": ", std::strerror(error), " (", bytes,
+        " bytes needed for a handover's records); free space on its filesystem and retry"));
+  }
+  return ErrnoStatus(error, absl::StrCat("reserving space in journal ", path_));
 }
 
 JournalStats FileJournal::Stats() const { return stats_; }

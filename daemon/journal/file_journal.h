@@ -33,6 +33,7 @@ struct RecoveredJournal {
   std::vector<std::string> records;  // every intact record, in append order
   uint64_t truncated_bytes = 0;      // torn tail dropped (0: the file was clean)
   uint64_t truncated_at = 0;         // byte offset the tail was cut at
+  bool created = false;              // there was no journal (missing or empty file)
 };
 
 class FileJournal : public Journal {
@@ -51,6 +52,7 @@ class FileJournal : public Journal {
 
   absl::Status Append(const std::vector<std::string>& records) override;
   absl::Status Sync() override;
+  absl::Status Reserve(size_t bytes) override;
   absl::Status Compact(const std::vector<std::string>& live_records) override;
   JournalStats Stats() const override;
 

@@ -73,8 +73,13 @@ TEST(FileJournalTest, CreatesAnEmptyJournalWithAHeader) {
   auto journal = FileJournal::Open(path, &recovered);
   ASSERT_TRUE(journal.ok()) << journal.status();
   EXPECT_THAT(recovered.records, IsEmpty());
+  EXPECT_TRUE(recovered.created);
   EXPECT_EQ((*journal)->Stats().size_bytes, kHeaderBytes);
   EXPECT_EQ(ReadFile(path), JournalHeader());
+  journal->reset();
+  // An existing journal, even without records, was not lost.
+  ASSERT_TRUE(FileJournal::Open(path, &recovered).ok());
+  EXPECT_FALSE(recovered.created);
 }
 
 TEST(FileJournalTest, RecordsRoundTripInOrder) {
@@ -143,14 +148,24 @@ TEST(FileJournalTest, TornLastRecordIsTruncatedAtEveryByteOffset) {
   }
 }
 
-TEST(FileJournalTest, BadChecksumOnTheLastRecordIsTruncated) {
+// Issue 16.8: a last record whose bytes are all there but whose checksum
+// fails was damaged after it was written: refused like damage in the middle.
+TEST(FileJournalTest, BadChecksumOnACompleteLastRecordIsRefused) {
   std::string path = TestPath("badtail.journal");
   std::string full = MakeJournal(path, {"kept", "damaged at the tail"});
-  full[full.size() - 3] ^= 0x10;
-  WriteFile(path, full);
-  RecoveredJournal recovered;
-  EXPECT_THAT(Reopen(path, &recovered), ElementsAre("kept"));
-  EXPECT_EQ(recovered.truncated_bytes, FrameRecord("damaged at the tail").size());
+  for (size_t flip : {full.size() - 3, full.size() - FrameRecord("damaged at the tail").size() + 5}) {
+    SCOPED_TRACE(absl::StrCat("bit flipped at byte ", flip));
+    std::string damaged = full;
+    damaged[flip] ^= 0x10;
+    WriteFile(path, damaged);
+    RecoveredJournal recovered;
+    auto journal = FileJournal::Open(path, &recovered);
+    ASSERT_FALSE(journal.ok());
+    EXPECT_EQ(journal.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(std::string(journal.status().message()),
+                ::testing::HasSubstr("fails its checksum"));
+    EXPECT_EQ(ReadFile(path), damaged) << "the damaged journal must stay as it is";
+  }
 }
 
 // A crash after the file grew but before its data blocks were written can

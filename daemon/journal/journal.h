@@ -43,6 +43,16 @@ class Journal {
   // appended but not synced before the call are dropped with the old journal.
   virtual absl::Status Compact(const std::vector<std::string>& live_records) = 0;
 
+  // Makes sure the next `bytes` of appends find space on disk (preallocates
+  // them), so that a full disk refuses new work here, before anything moved,
+  // instead of failing an append the protocol already acts on.
+  // RESOURCE_EXHAUSTED when the space is not there. Journals that cannot run
+  // out of space (in memory) accept every reservation.
+  virtual absl::Status Reserve(size_t bytes) {
+    (void)bytes;
+    return absl::OkStatus();
+  }
+
   virtual JournalStats Stats() const = 0;
 };
 

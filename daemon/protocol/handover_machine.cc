@@ -39,6 +39,7 @@ enum class HandoverMachine::Wait {
   kRestore,
   kResume,
   // Target.
+  kOfferRead,  // the record, before an Offer is taken
   kReserve,
   kCommitWait,  // timer: no Commit came, look at the record
   kTargetRead,
@@ -149,6 +150,16 @@ absl::StatusOr<std::string> NormalizeBdf(const std::string& nic, const std::stri
                                             dev_fn[1]));
 }
 
+absl::Status CheckFieldLengths(std::initializer_list<FieldLimit> fields) {
+  for (const FieldLimit& f : fields) {
+    if (f.value.size() > f.max_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(f.field, ": ", f.value.size(),
+                                                     " bytes long; at most ", f.max_bytes));
+    }
+  }
+  return absl::OkStatus();
+}
+
 HandoverMachine::HandoverMachine(MachineConfig config) : config_(std::move(config)) {}
 HandoverMachine::~HandoverMachine() = default;
 
@@ -215,6 +226,15 @@ absl::StatusOr<v1::Handover> HandoverMachine::GetHandover(const std::string& han
         absl::StrCat("handover_id: no handover \"", handover_id, "\" on node ", config_.node_id));
   }
   return it->second->res;
+}
+
+absl::StatusOr<v1::Handover> HandoverMachine::GetHandoverByRequestId(
+    const std::string& request_id) const {
+  auto it = by_request_id_.find(request_id);
+  if (it == by_request_id_.end()) {
+    return absl::NotFoundError(absl::StrCat("request_id: no handover \"", request_id, "\""));
+  }
+  return GetHandover(it->second);
 }
 
 std::vector<v1::Handover> HandoverMachine::ListHandovers(const std::string& bdf) const {
@@ -381,6 +401,7 @@ void HandoverMachine::IssueStepOp(Handover& h, Wait wait) {
       {Wait::kOutcomeRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
       {Wait::kAbortRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
       {Wait::kTargetRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
+      {Wait::kOfferRead, OpKind::kReadRecord, At::kNone, &Timeouts::arbiter},
       {Wait::kReadMessages, OpKind::kReadMessages, At::kNone, &Timeouts::reroute},
       {Wait::kPrepareCas, OpKind::kCompareAndSwap, At::kNone, &Timeouts::arbiter},
       {Wait::kHandoffCas, OpKind::kCompareAndSwap, At::kNone, &Timeouts::arbiter},
@@ -616,6 +637,33 @@ void HandoverMachine::RepairNic(const std::string& bdf, const v1::OwnershipRecor
   PlatformOp op;
   op.bdf = bdf;
   op.epoch = std::max(record.epoch(), hook.epoch);
+  if (record.state() == v1::OWNERSHIP_STATE_PREPARING && record.owner_node() == config_.node_id) {
+    // The record names this node as the source of a handover its journal
+    // does not know (the journal was lost): still before the commit point,
+    // so this node rolls back. With its hook still running the NIC was never
+    // quiesced, hence never rerouted: moving the record on to a fresh epoch
+    // (which fences the target's offer; it gives its vectors back when it
+    // sees the record) and resuming at that epoch restore everything.
+    // Quiesced, the old MSI messages are lost with the journal: only an
+    // operator can decide (nicctl recover).
+    if (hook.state == platform::HookState::kRunning) {
+      NH_LOG(WARNING) << "node " << config_.node_id << ": " << bdf << " is "
+                      << RecordString(record)
+                      << " naming this node as the source, with no handover in the journal; "
+                         "rolling back";
+      op.kind = OpKind::kCompareAndSwap;
+      op.expected = record;
+      op.desired = ActiveRecord(config_.node_id, record.epoch() + 1);
+      return IssueRepair(op);
+    }
+    NH_LOG(ERROR) << "node " << config_.node_id << ": " << bdf << " is " << RecordString(record)
+                  << " naming this node as the source, its hook is "
+                  << platform::HookStateName(hook.state)
+                  << " and the journal knows no handover: the old interrupt routing is lost; "
+                     "decide with `nicctl recover "
+                  << bdf << " --decide abort`";
+    return;
+  }
   if (owner && hook.state == platform::HookState::kQuiesced) {
     op.kind = OpKind::kResume;
   } else if (!owner && hook.state != platform::HookState::kDetached) {
@@ -659,12 +707,25 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   }
   absl::StatusOr<std::string> bdf = NormalizeBdf(e.nic, "nic");
   if (!bdf.ok()) return answer(bdf.status());
+  if (e.timeout < absl::ZeroDuration()) {
+    return answer(absl::InvalidArgumentError("timeout: must not be negative"));
+  }
+  if (e.timeout > kMaxHandoverTimeout) {
+    return answer(absl::InvalidArgumentError(
+        absl::StrCat("timeout: must be at most ", absl::FormatDuration(kMaxHandoverTimeout))));
+  }
+  const absl::Duration timeout =
+      e.timeout > absl::ZeroDuration() ? e.timeout : config_.timeouts.handover;
   if (auto it = by_request_id_.find(e.request_id); it != by_request_id_.end()) {
+    // A retry repeats its request exactly; anything else under the same id
+    // is another request.
     Handover& h = *handovers_[it->second];
-    if (h.bdf() != *bdf || h.res.target_node() != e.target_node) {
+    const absl::Duration had = absl::Seconds(h.res.timeout().seconds()) +
+                               absl::Nanoseconds(h.res.timeout().nanos());
+    if (h.bdf() != *bdf || h.res.target_node() != e.target_node || had != timeout) {
       return answer(absl::AlreadyExistsError(absl::StrCat(
           "request_id: \"", e.request_id, "\" was used for handover ", h.id(), " of ", h.bdf(),
-          " to ", h.res.target_node())));
+          " to ", h.res.target_node(), " with timeout ", absl::FormatDuration(had))));
     }
     if (!h.started) {
       h.create_tokens.push_back(e.request_token);
@@ -685,9 +746,6 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   if (!IsPeer(e.target_node)) {
     return answer(
         absl::NotFoundError(absl::StrCat("target_node: unknown node \"", e.target_node, "\"")));
-  }
-  if (e.timeout < absl::ZeroDuration()) {
-    return answer(absl::InvalidArgumentError("timeout: must not be negative"));
   }
   if (nic->interrupts.mode() != v1::INTERRUPT_MODE_MSI &&
       nic->interrupts.mode() != v1::INTERRUPT_MODE_MSIX) {
@@ -715,7 +773,7 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   h.role = Role::kSource;
   h.nic = nic;
   h.peer = e.target_node;
-  h.timeout = e.timeout > absl::ZeroDuration() ? e.timeout : config_.timeouts.handover;
+  h.timeout = timeout;
   h.create_tokens.push_back(e.request_token);
   h.res.set_name("handovers/" + e.handover_id);
   h.res.set_handover_id(e.handover_id);
@@ -724,6 +782,8 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   h.res.set_source_node(config_.node_id);
   h.res.set_target_node(e.target_node);
   h.res.mutable_timeout()->set_seconds(absl::ToInt64Seconds(h.timeout));
+  h.res.mutable_timeout()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(h.timeout % absl::Seconds(1))));
   SetPhase(h, v1::HANDOVER_PHASE_PENDING, "");
   IssueStepOp(h, Wait::kReadRecord);
 }
@@ -899,6 +959,10 @@ void HandoverMachine::OnQuiesceNic(const QuiesceNicEvent& e) {
   if (!bdf.ok()) return answer(bdf.status());
   if (e.timeout < absl::ZeroDuration()) {
     return answer(absl::InvalidArgumentError("timeout: must not be negative"));
+  }
+  if (e.timeout > kMaxQuiesceTimeout) {
+    return answer(absl::InvalidArgumentError(
+        absl::StrCat("timeout: must be at most ", absl::FormatDuration(kMaxQuiesceTimeout))));
   }
   if (auto it = maintenance_.find(*bdf); it != maintenance_.end()) {
     Maintenance& m = it->second;
@@ -1087,7 +1151,7 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
     // restarted target no longer has the messages; the source's first answer
     // (or its broken call) has decided the offer anyway.
     h->offer_tokens.push_back(token);
-    if (h->wait == Wait::kReserve) return;
+    if (h->wait == Wait::kOfferRead || h->wait == Wait::kReserve) return;
     if (h->target_messages.empty()) {
       return AnswerOffers(*h, false, v1::REFUSAL_REASON_NOT_ACCEPTING,
                           "this node restarted since it accepted; see the first answer");
@@ -1125,11 +1189,24 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
     return refuse(v1::REFUSAL_REASON_BUSY,
                   absl::StrCat("handover ", running->id(), " of ", *bdf, " is running here"));
   }
+  if (request.interrupt_mode() != v1::INTERRUPT_MODE_MSI &&
+      request.interrupt_mode() != v1::INTERRUPT_MODE_MSIX) {
+    return refuse(v1::REFUSAL_REASON_UNSUPPORTED,
+                  absl::StrCat("interrupt mode ", request.interrupt_mode(),
+                               " is neither MSI nor MSI-X"));
+  }
+  if (request.vector_count() > kMaxOfferVectors) {
+    return refuse(v1::REFUSAL_REASON_UNSUPPORTED,
+                  absl::StrCat("the offer names ", request.vector_count(),
+                               " vectors; MSI-X has at most ", kMaxOfferVectors));
+  }
   if (request.new_epoch() <= KnownEpoch(*bdf)) {
     return refuse(v1::REFUSAL_REASON_STALE_EPOCH,
                   absl::StrCat("epoch ", request.new_epoch(), " is not newer than ",
                                KnownEpoch(*bdf)));
   }
+  // Not in the history (nor the journal) until the record confirms the
+  // offer: a refused Offer leaves no trace.
   auto owned = std::make_unique<Handover>();
   Handover& h = *owned;
   handovers_[request.handover_id()] = std::move(owned);
@@ -1148,7 +1225,31 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
   h.res.set_target_node(config_.node_id);
   h.res.set_from_epoch(h.e0);
   h.res.set_to_epoch(h.e1);
-  SetPhase(h, v1::HANDOVER_PHASE_OFFERING, "offered by " + from);
+  IssueStepOp(h, Wait::kOfferRead);
+}
+
+// The record decides whether an Offer is real: the source must own the NIC
+// and the offer's epoch must be the record's next one. An epoch the record
+// has not reached would otherwise reach this node's kernel (reserve, attach)
+// and fence every later, real handover out.
+void HandoverMachine::TakeOffer(Handover& h, const OpResult& r) {
+  std::string refusal;
+  v1::RefusalReason reason = v1::REFUSAL_REASON_NOT_ACCEPTING;
+  if (!r.status.ok()) {
+    refusal = "cannot read the ownership record: " + StatusText(r.status);
+  } else if (!SameRecord(r.record, ActiveRecord(h.peer, h.e0))) {
+    reason = r.record.epoch() + 1 == h.e1 ? v1::REFUSAL_REASON_NOT_ACCEPTING
+                                          : v1::REFUSAL_REASON_STALE_EPOCH;
+    refusal = absl::StrCat("the offer for epoch ", h.e1, " from ", h.peer,
+                           " does not follow the record ", RecordString(r.record),
+                           " (want ", RecordString(ActiveRecord(h.peer, h.e0)), ")");
+  }
+  if (!refusal.empty()) {
+    NH_LOG(WARNING) << "node " << config_.node_id << ": refused offer " << h.id() << ": "
+                    << refusal;
+    return DropOffer(h, reason, refusal);
+  }
+  SetPhase(h, v1::HANDOVER_PHASE_OFFERING, "offered by " + h.peer);
   // The intent is durable before the vectors are reserved, so a restart can
   // always find (and give back) what it may have reserved.
   h.started = true;
@@ -1156,6 +1257,14 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
   Persist(h, JournalRecord::TARGET_RESERVED);
   Publish(h);
   IssueStepOp(h, Wait::kReserve);
+}
+
+void HandoverMachine::DropOffer(Handover& h, v1::RefusalReason reason,
+                                const std::string& message) {
+  CancelStepTimer(h);
+  if (h.op != 0) ops_.erase(h.op);
+  AnswerOffers(h, false, reason, message);
+  handovers_.erase(h.id());
 }
 
 void HandoverMachine::OnCommit(uint64_t token, const v1::CommitRequest& request) {
@@ -1209,6 +1318,11 @@ void HandoverMachine::OnAbort(uint64_t token, const v1::AbortRequest& request) {
   }
   if (h->role != Role::kTarget || h->done() || h->committed) return;
   if (request.epoch() != h->e1) return;
+  if (!h->started) {
+    // Still checking the offer against the record: it is refused.
+    aborted_unknown_.insert(h->id());
+    return DropOffer(*h, v1::REFUSAL_REASON_NOT_ACCEPTING, "aborted");
+  }
   // The source sends Abort only after its CAS moved the record to
   // ACTIVE(source, ea): no Commit for this epoch can win any more.
   h->res.mutable_error()->CopyFrom(MakeError(
@@ -1339,8 +1453,21 @@ void HandoverMachine::OnOpDone(const OpDoneEvent& e) {
   }
   if (context.handover_id.empty()) {
     if (!e.result.status.ok()) {
+      // A CAS that failed may have been refused because the record moved:
+      // the repair is retried from what the record says then.
       uint64_t timer = ArmTimer(config_.timeouts.poll);
       timers_[timer] = {TimerKind::kRepair, "", context.op};
+      return;
+    }
+    if (context.op.kind == OpKind::kCompareAndSwap &&
+        SameRecord(e.result.record, context.op.desired)) {
+      // A source's rollback without a journal: resume at the new epoch
+      // (a no-op on a running NIC, and it moves the hook to that epoch).
+      PlatformOp resume;
+      resume.bdf = context.op.bdf;
+      resume.kind = OpKind::kResume;
+      resume.epoch = context.op.desired.epoch();
+      IssueRepair(resume);
     }
     return;
   }
@@ -1579,6 +1706,8 @@ void HandoverMachine::SourceReconcile(Handover& h, const v1::OwnershipRecord& re
 void HandoverMachine::TargetResult(Handover& h, const OpResult& r) {
   const absl::Status& status = r.status;
   switch (h.wait) {
+    case Wait::kOfferRead:
+      return TakeOffer(h, r);
     case Wait::kReserve: {
       if (!status.ok()) {
         bool exhausted = status.code() == absl::StatusCode::kResourceExhausted;

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -47,6 +48,28 @@ struct Timeouts {
   // retried this many times, then the handover is FAILED for an operator.
   int max_retries = 5;
 };
+
+// Limits of what a request may ask for (docs/protocol.md, "Limits").
+// A handover's overall deadline and a maintenance quiesce's drain bound.
+inline constexpr absl::Duration kMaxHandoverTimeout = absl::Hours(24);
+inline constexpr absl::Duration kMaxQuiesceTimeout = absl::Hours(1);
+// Vectors an Offer may ask the target to reserve (the MSI-X table maximum).
+inline constexpr uint32_t kMaxOfferVectors = 2048;
+// Longest string fields a request may carry, in bytes. Longer ones are
+// INVALID_ARGUMENT naming the field and the size (the value is not echoed).
+inline constexpr size_t kMaxNicBytes = 64;          // a BDF or an interface name
+inline constexpr size_t kMaxNodeIdBytes = 63;       // as in the config
+inline constexpr size_t kMaxRequestIdBytes = 128;
+inline constexpr size_t kMaxHandoverIdBytes = 256;  // ids or "handovers/ID"
+inline constexpr size_t kMaxTextBytes = 1024;       // reasons, driver names, tokens
+
+struct FieldLimit {
+  const char* field;
+  const std::string& value;
+  size_t max_bytes;
+};
+// OK, or INVALID_ARGUMENT for the first field longer than its limit.
+absl::Status CheckFieldLengths(std::initializer_list<FieldLimit> fields);
 
 struct MachineConfig {
   std::string node_id;
@@ -79,6 +102,8 @@ class HandoverMachine {
   const std::string& node_id() const { return config_.node_id; }
   // NOT_FOUND naming handover_id when unknown.
   absl::StatusOr<v1::Handover> GetHandover(const std::string& handover_id) const;
+  // The handover a CreateHandover request_id started; NOT_FOUND if none.
+  absl::StatusOr<v1::Handover> GetHandoverByRequestId(const std::string& request_id) const;
   // Newest first; only those of `bdf` when it is not empty.
   std::vector<v1::Handover> ListHandovers(const std::string& bdf) const;
   // Whether `bdf` is quiesced for maintenance here (held, or on its way in
@@ -113,6 +138,9 @@ class HandoverMachine {
   void OnTimer(const TimerFiredEvent& event);
 
   void OnOffer(uint64_t token, const std::string& from, const v1::OfferRequest& request);
+  void TakeOffer(Handover& h, const OpResult& r);
+  // Refuses an Offer not yet taken and forgets it.
+  void DropOffer(Handover& h, v1::RefusalReason reason, const std::string& message);
   void OnCommit(uint64_t token, const v1::CommitRequest& request);
   void OnAbort(uint64_t token, const v1::AbortRequest& request);
   void OnQuery(uint64_t token, const v1::QueryHandoverRequest& request);

@@ -217,6 +217,8 @@ class Interpreter {
       if (world_.ReleaseHung(Arg("node")) == 0) out_.push_back("nothing hung");
     } else if (verb == "compact") {
       world_.CompactJournal(Arg("node"));
+    } else if (verb == "lose-journal") {
+      world_.LoseJournal(Arg("node"));
     } else if (verb == "crash") {
       world_.Crash(Arg("node"));
     } else if (verb == "restart") {

@@ -1,6 +1,7 @@
 #include "tests/testing/daemon_cluster.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,11 @@ DaemonCluster::DaemonCluster(ClusterOptions options)
     processes_.push_back(nullptr);
   }
   platform_block = absl::StrReplaceAll(platform_block, {{"{dir}", dir_}});
+  // Peers are always authenticated: one generated secret for the cluster.
+  if (nodes_.size() > 1) {
+    WriteFile(secret_path(), absl::StrCat(RandomHex(16), "\n"));
+    chmod(secret_path().c_str(), 0600);
+  }
   for (size_t i = 0; i < nodes_.size(); ++i) {
     std::string conf = absl::StrCat("node_id: \"", nodes_[i].node_id, "\"\n", "listen: \"",
                                     socket_address(i), "\"\n", "listen: \"", tcp_address(i),
@@ -45,6 +51,9 @@ DaemonCluster::DaemonCluster(ClusterOptions options)
     }
     absl::StrAppend(&conf, "platform { ", platform_block, " }\n", "state_dir: \"", dir_, "/",
                     nodes_[i].node_id, ".state\"\n", options.extra_config, "\n");
+    if (nodes_.size() > 1) {
+      absl::StrAppend(&conf, "peer_auth { secret_file: \"", secret_path(), "\" }\n");
+    }
     WriteFile(config_path(i), conf);
   }
   if (absl::StartsWith(platform_block, "fake")) {
@@ -79,6 +88,8 @@ DaemonCluster::~DaemonCluster() {
     if (processes_[i] && processes_[i]->running()) (void)Stop(i, SIGKILL);
   }
 }
+
+std::string DaemonCluster::secret_path() const { return dir_ + "/cluster.secret"; }
 
 std::string DaemonCluster::config_path(int i) const {
   return absl::StrCat(dir_, "/", nodes_[i].node_id, ".conf");

@@ -50,6 +50,8 @@ class DaemonCluster {
   int size() const { return static_cast<int>(nodes_.size()); }
   const std::string& node_id(int i) const { return nodes_[i].node_id; }
   std::string config_path(int i) const;
+  // The cluster secret every node's peer_auth names (clusters of 2+ nodes).
+  std::string secret_path() const;
   std::string socket_address(int i) const;  // "unix:/.../node0.sock"
   std::string tcp_address(int i) const;     // "127.0.0.1:PORT"
 

@@ -62,6 +62,19 @@ void WriteFile(const std::string& path, const std::string& content) {
   out << content;
 }
 
+std::string RandomHex(size_t bytes) {
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  std::string raw(bytes, '\0');
+  random.read(raw.data(), static_cast<std::streamsize>(bytes));
+  static const char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex += kDigits[c >> 4];
+    hex += kDigits[c & 15];
+  }
+  return hex;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream buffer;

@@ -28,6 +28,8 @@ int PickFreePort();
 // Writes `content` to `path`, replacing it.
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
+// `bytes` random bytes from /dev/urandom as lowercase hex (test secrets).
+std::string RandomHex(size_t bytes);
 
 // A child process. Its stdout and stderr go to files in `log_dir`; the
 // destructor kills (SIGKILL) and reaps it if still running.

@@ -26,6 +26,7 @@ ip link set "$mgmt" up
 mkdir -p /etc/nichandover /var/lib/nichandover /run/nichandover
 # A test secret: these daemons are reachable only through this test's QEMU.
 echo nichandover-vm-test-secret-not-for-production >/etc/nichandover/secret
+chmod 600 /etc/nichandover/secret  # nichandoverd refuses a secret others can read
 cat >/etc/nichandover/node.conf <<EOF
 node_id: "$node"
 listen: "10.0.2.15:7000"

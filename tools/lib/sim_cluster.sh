@@ -45,7 +45,15 @@ sim_wait_socket() {
 sim_daemon_socket() { echo "$SIM_WORK/$1.sock"; }
 sim_kernel_socket() { echo "$SIM_WORK/$1-kernel.sock"; }
 
+# Peers are always authenticated: one generated secret for the demo's
+# cluster, readable by its owner only (the daemon refuses anything else).
+sim_write_secret() {
+  [ -s "$SIM_WORK/cluster.secret" ] && return 0
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SIM_WORK/cluster.secret")
+}
+
 sim_write_config() {
+  sim_write_secret
   local i=$1 node=${SIM_NODES[$1]} other=${SIM_NODES[$((1 - $1))]}
   cat >"$SIM_WORK/$node.conf" <<EOF
 node_id: "$node"
@@ -55,6 +63,7 @@ cpus { cpu: 0 apic_id: $((2 * i)) }
 cpus { cpu: 1 apic_id: $((2 * i + 1)) }
 platform { sim { machine_path: "$SIM_MACHINE" kernel_socket: "$(sim_kernel_socket "$node")" } }
 state_dir: "$SIM_WORK/$node.state"
+peer_auth { secret_file: "$SIM_WORK/cluster.secret" }
 EOF
 }
 

@@ -124,6 +124,15 @@ absl::StatusOr<FencedNic> FenceNic(FakeMachineState* state, const std::string& n
   FakeHook* hook = HookFor(*nic, node_id);
   absl::Status status = CheckEpoch(*hook, epoch, bdf, operation);
   if (!status.ok()) return status;
+  // Epochs come from the record: a call can be at most one ahead of it (a
+  // handover's epoch before its PREPARING CAS). A hook that adopted a later
+  // one would refuse every real handover after it (an epoch poisoned by a
+  // forged Offer).
+  if ((*nic)->has_ownership() && epoch > (*nic)->ownership().epoch() + 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        operation, " of ", bdf, " on ", node_id, " with epoch ", epoch,
+        " refused: the ownership record is at epoch ", (*nic)->ownership().epoch()));
+  }
   return FencedNic{*nic, hook};
 }
 

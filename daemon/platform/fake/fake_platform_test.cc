@@ -162,6 +162,7 @@ TEST_F(FakePlatformTest, RollbackRestoresRoutingAndResumesTheSource) {
 }
 
 TEST_F(FakePlatformTest, HookRefusesAnEpochBelowTheHighestSeen) {
+  ASSERT_TRUE(node0_.arbiter->CompareAndSwap(kNic, Active("node0", 1), Active("node0", 4)).ok());
   ASSERT_TRUE(node0_.hook->Quiesce(kNic, 5, absl::Seconds(1)).ok());
   absl::Status stale = node0_.hook->Resume(kNic, 4);
   EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
@@ -170,6 +171,17 @@ TEST_F(FakePlatformTest, HookRefusesAnEpochBelowTheHighestSeen) {
   EXPECT_EQ(node0_.router->Reroute(kNic, 4, node0_.router->ReadMessages(kNic).value()).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(node0_.hook->Resume(kNic, 5).ok());
+}
+
+// Issue 16.5: a hook never adopts an epoch the record has not reached (at
+// most the record's next, a handover's epoch before its PREPARING CAS).
+TEST_F(FakePlatformTest, HookRefusesAnEpochBeyondTheRecordsNext) {
+  absl::Status poisoned = node1_.router->ReserveTargetMessages(kNic, uint64_t{1} << 39, 3).status();
+  EXPECT_EQ(poisoned.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(poisoned.message(), HasSubstr("record is at epoch 1"));
+  EXPECT_EQ(node0_.hook->Resume(kNic, 3).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(node1_.hook->Status(kNic)->epoch, 0u);
+  EXPECT_TRUE(node1_.router->ReserveTargetMessages(kNic, 2, 3).ok());
 }
 
 TEST_F(FakePlatformTest, OperationsOutOfOrderAreRefused) {

@@ -552,6 +552,12 @@ void World::CompactJournal(const std::string& id) {
                       " records"));
 }
 
+void World::LoseJournal(const std::string& id) {
+  Node& n = node(id);
+  trace_(absl::StrCat(id, ": journal lost (", n.journal.size(), " records)"));
+  n.journal.clear();
+}
+
 void World::Crash(const std::string& id) {
   Node& n = node(id);
   if (!n.machine) return;

@@ -89,6 +89,8 @@ class World {
 
   // Replaces the node's journal with its machine's CompactedJournal().
   void CompactJournal(const std::string& node);
+  // The node's journal is gone (deleted, or moved aside after damage).
+  void LoseJournal(const std::string& node);
   void Crash(const std::string& node);
   void Restart(const std::string& node);
 
