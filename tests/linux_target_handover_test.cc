@@ -44,9 +44,11 @@ class LinuxTargetHandoverTest : public ::testing::Test {
                           "cpus { cpu: 0 apic_id: %d }\n"
                           "cpus { cpu: 1 apic_id: 3 }\n"
                           "platform { linux { nics: \"%s\" machine_memory: \"%s\" } }\n"
-                          "state_dir: \"%s/node1.state\"\n",
+                          "state_dir: \"%s/node1.state\"\n"
+                          // The cluster's secret: peers are always authenticated.
+                          "peer_auth { secret_file: \"%s/cluster.secret\" }\n",
                           cluster_.daemon_socket(1), cluster_.daemon_socket(0), kNode1Apic,
-                          kSimNic, cluster_.machine_path(), cluster_.dir()));
+                          kSimNic, cluster_.machine_path(), cluster_.dir(), cluster_.dir()));
     report_ = cluster_.dir() + "/node1-module.txt";
     auto node = Subprocess::Start(
         {RunfilePath("tests/linux_node/fake_linux_node"), config,
