@@ -247,6 +247,9 @@ refusal_case() {
   wait_daemon "$port_b" || fail_setup "vm-b's daemon did not come back with nh_simnic"
 }
 json() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
+# Both daemons list the NIC (the hook's LIST, the record) before anything moves.
+wait_settled vm-a 120 ||
+  fail_setup "the daemons never agreed on the NIC: record '$(record)', vm-a '$(owner_epoch vm-a)', vm-b '$(owner_epoch vm-b)'"
 [ -z "${NH_SHARED_BENCH:-}" ] && refusal_case
 
 # --- traffic for the whole test; per-handover blackout from its report
