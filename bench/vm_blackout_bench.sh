@@ -41,7 +41,7 @@ hotplug_rc=$?
 python3 - "$out/live.log" "$out/hotplug.log" "$live_rc" "$hotplug_rc" <<'EOF'
 import re, sys
 live = [float(m) / 1000 for m in re.findall(r'NH_RESULT blackout_us=([0-9.]+)', open(sys.argv[1]).read())]
-hot = [float(m) for m in re.findall(r'NH_RESULT move=\S+ .*blackout_ms=([0-9.]+)', open(sys.argv[2]).read())]
+hot = [float(m) for m in re.findall(r'NH_RESULT move=(?!refused)\S+ .*blackout_ms=([0-9.]+)', open(sys.argv[2]).read())]
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
