@@ -42,41 +42,8 @@ timeouts {
 }
 EOF
 
-# nichandoverd under a supervisor that restarts it when it exits (as
-# systemd's Restart=always would), until `nh-daemon stop`.
-cat >/bin/nh-daemon <<'EOF'
-#!/bin/sh
-run=/run/nichandover
-case $1 in
-  start)
-    rm -f $run/stopped
-    (
-      while :; do
-        nichandoverd --config /etc/nichandover/node.conf >>/tmp/nichandoverd.log 2>&1 &
-        echo $! >$run/pid
-        wait $!
-        [ -e $run/stopped ] && break
-        sleep 1
-      done
-    ) </dev/null >/dev/null 2>&1 &
-    ;;
-  kill) kill -9 "$(cat $run/pid)" ;;
-  stop)
-    touch $run/stopped
-    pid=$(cat $run/pid)
-    kill "$pid"
-    while kill -0 "$pid" 2>/dev/null; do usleep 100000; done
-    ;;
-  *) echo "usage: nh-daemon start|kill|stop"; exit 2 ;;
-esac
-EOF
-cat >/bin/nh-ctl <<'EOF'
-#!/bin/sh
-read -r cmd
-sh -c "$cmd" 2>&1
-echo "rc=$?"
-EOF
-chmod 0755 /bin/nh-daemon /bin/nh-ctl
+# nh-daemon and nh-ctl (tests/vm/guest_daemon.sh).
+. /scenarios/daemon-lib
 
 # The data NIC: 192.168.50.15 whenever it (re)appears here.
 (

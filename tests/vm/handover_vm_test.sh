@@ -95,7 +95,8 @@ kver=$("$root/tools/kernel-abi")
 image() {
   "$root/tools/build-vm-image" --out "$work/img" --module "$work/ko/nichandover_hook.ko" "$@" \
     --bin "$bin/daemon/nichandoverd" --bin "$nicctl" \
-    --scenario "node=$root/tests/vm/handover_guest.sh" >>"$work/build.log" 2>&1
+    --scenario "node=$root/tests/vm/handover_guest.sh" \
+    --scenario "daemon-lib=$root/tests/vm/guest_daemon.sh" >>"$work/build.log" 2>&1
 }
 find_e1000() {
   local d f

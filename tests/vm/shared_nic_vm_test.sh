@@ -113,7 +113,8 @@ image() {
     --module "$work/ko/nh_simnic.ko" "$@" \
     --bin "$bin/tests/vm/frame_echo" --bin "$bin/daemon/nichandoverd" --bin "$nicctl" \
     --bin "$bin/hook/client/nhhookctl" \
-    --scenario "shared=$NH_ROOT/tests/vm/shared_nic_guest.sh"
+    --scenario "shared=$NH_ROOT/tests/vm/shared_nic_guest.sh" \
+    --scenario "daemon-lib=$NH_ROOT/tests/vm/guest_daemon.sh"
 }
 e1000=$(find_e1000) || { image && e1000=$(find_e1000); } ||
   fail_setup "no e1000.ko: $(tail -n 5 "$work/img.log")"
