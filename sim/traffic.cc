@@ -28,9 +28,9 @@ std::string DirectionJson(const DirectionStats& s, const Machine& machine) {
   }
   return absl::StrFormat(
       "{\"sent\":%d,\"refused\":%d,\"wire_drops\":%d,\"received\":%d,\"unique\":%d,"
-      "\"duplicated\":%d,\"out_of_order\":%d,\"lost\":%d,\"handovers\":[%s]}",
+      "\"duplicated\":%d,\"out_of_order\":%d,\"lost\":%d,\"stale\":%d,\"handovers\":[%s]}",
       s.sent, s.refused, s.wire_drops, s.received, s.unique, s.duplicated, s.out_of_order, s.lost,
-      changes);
+      s.stale, changes);
 }
 
 }  // namespace
@@ -128,6 +128,12 @@ void Traffic::GeneratorLoop() {
 
 void Traffic::Record(const WirePacket& packet, int64_t now, DirectionStats& stats,
                      Tracker& tracker) {
+  // Sequence numbers start at 0 in every run: an earlier run's packet would
+  // pass for one of this run's.
+  if (packet.sent_ns < start_ns_) {
+    ++stats.stale;
+    return;
+  }
   ++stats.received;
   if (packet.seq >= tracker.seen.size()) {
     tracker.seen.resize(std::max<size_t>(packet.seq + 1, tracker.seen.size() * 2), 0);

@@ -59,6 +59,9 @@ struct DirectionStats {
   uint64_t duplicated = 0;
   uint64_t out_of_order = 0;  // arrived after a higher sequence number
   uint64_t lost = 0;          // sent - unique, when the report was taken
+  // Sent before this run started (by an earlier run, e.g. frames a
+  // quiesced node left in the device's ring): not counted above.
+  uint64_t stale = 0;
   std::vector<NodeChange> node_changes;
 };
 
