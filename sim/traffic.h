@@ -107,6 +107,8 @@ class Traffic {
   std::thread generator_;
   std::thread sink_;
   int64_t start_ns_ = 0;
+  uint64_t rx_missed_at_start_ = 0;  // the machine's drops before this run
+  uint64_t socket_drops_at_start_ = 0;
   mutable std::mutex mu_;  // guards the stats below
   DirectionStats inbound_, outbound_;
   Tracker inbound_tracker_, outbound_tracker_;
