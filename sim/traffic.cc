@@ -14,6 +14,15 @@ namespace {
 
 constexpr uint64_t kMaxBurst = 4096;
 
+// Frames the kernels dropped for a full socket buffer, since the machine started.
+uint64_t SocketDrops(Machine& machine) {
+  uint64_t drops = 0;
+  for (int i = 0; i < machine.node_count(); ++i) {
+    drops += machine.node(i).counters.rx_socket_drops.load();
+  }
+  return drops;
+}
+
 std::string DirectionJson(const DirectionStats& s, const Machine& machine) {
   std::string changes;
   for (const NodeChange& c : s.node_changes) {
@@ -28,9 +37,9 @@ std::string DirectionJson(const DirectionStats& s, const Machine& machine) {
   }
   return absl::StrFormat(
       "{\"sent\":%d,\"refused\":%d,\"wire_drops\":%d,\"received\":%d,\"unique\":%d,"
-      "\"duplicated\":%d,\"out_of_order\":%d,\"lost\":%d,\"handovers\":[%s]}",
+      "\"duplicated\":%d,\"out_of_order\":%d,\"lost\":%d,\"stale\":%d,\"handovers\":[%s]}",
       s.sent, s.refused, s.wire_drops, s.received, s.unique, s.duplicated, s.out_of_order, s.lost,
-      changes);
+      s.stale, changes);
 }
 
 }  // namespace
@@ -38,10 +47,7 @@ std::string DirectionJson(const DirectionStats& s, const Machine& machine) {
 std::string TrafficReportJson(const TrafficReport& report, const Machine& machine) {
   Machine& m = const_cast<Machine&>(machine);
   const DeviceRegisters& regs = m.nic().regs;
-  uint64_t socket_drops = 0;
-  for (int i = 0; i < m.node_count(); ++i) {
-    socket_drops += m.node(i).counters.rx_socket_drops.load();
-  }
+  uint64_t socket_drops = SocketDrops(m);
   return absl::StrFormat(
       "{\"duration_s\":%.3f,\"mode\":\"%s\",\"inbound\":%s,\"outbound\":%s,"
       "\"device\":{\"rx_missed\":%d,\"rx_packets\":%d,\"tx_packets\":%d,"
@@ -59,6 +65,8 @@ Traffic::~Traffic() { Stop(); }
 
 void Traffic::Start() {
   start_ns_ = MonotonicNanos();
+  rx_missed_at_start_ = machine_.nic().regs.rx_missed.load();
+  socket_drops_at_start_ = SocketDrops(machine_);
   sending_ = true;
   sink_ = std::thread([this] { SinkLoop(); });
   generator_ = std::thread([this] { GeneratorLoop(); });
@@ -128,6 +136,12 @@ void Traffic::GeneratorLoop() {
 
 void Traffic::Record(const WirePacket& packet, int64_t now, DirectionStats& stats,
                      Tracker& tracker) {
+  // Sequence numbers start at 0 in every run: an earlier run's packet would
+  // pass for one of this run's.
+  if (packet.sent_ns < start_ns_) {
+    ++stats.stale;
+    return;
+  }
   ++stats.received;
   if (packet.seq >= tracker.seen.size()) {
     tracker.seen.resize(std::max<size_t>(packet.seq + 1, tracker.seen.size() * 2), 0);
@@ -184,17 +198,15 @@ bool Traffic::WaitDelivered(absl::Duration timeout) {
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      NicState& nic = machine_.nic();
-      uint64_t socket_drops = 0;
-      for (int i = 0; i < machine_.node_count(); ++i) {
-        socket_drops += machine_.node(i).counters.rx_socket_drops.load();
-      }
-      uint64_t inbound_accounted = inbound_.unique + inbound_.wire_drops +
-                                   nic.regs.rx_missed.load() + socket_drops;
+      // The machine's counters run across traffic runs: this run's drops.
+      uint64_t rx_missed = machine_.nic().regs.rx_missed.load() - rx_missed_at_start_;
+      uint64_t socket_drops = SocketDrops(machine_) - socket_drops_at_start_;
+      uint64_t inbound_accounted =
+          inbound_.unique + inbound_.wire_drops + rx_missed + socket_drops;
       uint64_t outbound_sent = options_.echo ? inbound_.sent : outbound_.sent;
       if (options_.echo) {
         // An echo exists only for a packet the node received.
-        if (outbound_.unique + inbound_.wire_drops + nic.regs.rx_missed.load() >= outbound_sent) {
+        if (outbound_.unique + inbound_.wire_drops + rx_missed >= outbound_sent) {
           return true;
         }
       } else if (inbound_accounted >= inbound_.sent && outbound_.unique >= outbound_sent) {

@@ -59,6 +59,9 @@ struct DirectionStats {
   uint64_t duplicated = 0;
   uint64_t out_of_order = 0;  // arrived after a higher sequence number
   uint64_t lost = 0;          // sent - unique, when the report was taken
+  // Sent before this run started (by an earlier run, e.g. frames a
+  // quiesced node left in the device's ring): not counted above.
+  uint64_t stale = 0;
   std::vector<NodeChange> node_changes;
 };
 
@@ -104,6 +107,8 @@ class Traffic {
   std::thread generator_;
   std::thread sink_;
   int64_t start_ns_ = 0;
+  uint64_t rx_missed_at_start_ = 0;  // the machine's drops before this run
+  uint64_t socket_drops_at_start_ = 0;
   mutable std::mutex mu_;  // guards the stats below
   DirectionStats inbound_, outbound_;
   Tracker inbound_tracker_, outbound_tracker_;

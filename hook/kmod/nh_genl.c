@@ -437,8 +437,15 @@ static int nh_check_raw_allowed(struct nh_req *r)
 				   "raw REROUTE needs a device quiesced or released here");
 		return -EBUSY;
 	}
-	if (r->epoch != d->max_epoch) {
-		NL_SET_ERR_MSG_MOD(r->extack, "the device is held at another epoch");
+	/*
+	 * The epoch is not lower than the device's highest (checked
+	 * already).  A quiesced device is still this node's: a higher epoch
+	 * takes its hold over, as the daemon that rolls a handover back
+	 * after a restart does with its abort epoch.  A released one
+	 * belongs to another node: only the epoch it was released at.
+	 */
+	if (d->state == NH_STATE_RELEASED && r->epoch != d->max_epoch) {
+		NL_SET_ERR_MSG_MOD(r->extack, "released at another epoch");
 		return -ESTALE;
 	}
 	return 0;
@@ -581,8 +588,12 @@ static int nh_do_attach(struct nh_req *r)
 	}
 	if (!nh_contract(d))
 		return nh_cold_attach(d, r->pdev, r->extack);
-	if (d->state == NH_STATE_RUNNING)
+	if (d->state == NH_STATE_RUNNING) {
+		/* A retried ATTACH (its daemon restarted) finds it done. */
+		if (r->epoch == d->max_epoch)
+			return 0;
 		return nh_refuse_state(r, "the device runs on this node already");
+	}
 	n = nh_parse_rings(r, &rings);
 	if (n < 0)
 		return n;

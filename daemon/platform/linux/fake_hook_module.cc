@@ -265,6 +265,7 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
   if (r.cmd == NH_CMD_RECLAIM && *r.epoch == f.max_epoch) {
     return {ESTALE, "reclaim needs an epoch above the highest seen for this device"};
   }
+  const uint64_t held_epoch = f.max_epoch;
   f.max_epoch = *r.epoch;
   const bool released = f.state == hook::DeviceState::kReleased;
   const bool standby = f.state == hook::DeviceState::kStandby;
@@ -301,7 +302,7 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
       SetMasked(f, false);
       return {};
     case NH_CMD_ATTACH:
-      return Attach(r, f);
+      return Attach(r, f, held_epoch);
     case NH_CMD_RELEASE:
       if (f.state != hook::DeviceState::kQuiesced && !released) {
         return {EBUSY, "not quiesced: QUIESCE before RELEASE"};
@@ -309,7 +310,7 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
       f.state = hook::DeviceState::kReleased;
       return {};
     case NH_CMD_REROUTE:
-      return Reroute(r, f);
+      return Reroute(r, f, held_epoch);
     case NH_CMD_RESERVE:
       return Reserve(r, f);
     case NH_CMD_UNRESERVE:
@@ -326,7 +327,14 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
   }
 }
 
-FakeHookModule::Answer FakeHookModule::Attach(const FakeRequest& r, FakeFunction& f) {
+FakeHookModule::Answer FakeHookModule::Attach(const FakeRequest& r, FakeFunction& f,
+                                              uint64_t held_epoch) {
+  if (f.state == hook::DeviceState::kRunning && IsContract(f)) {
+    // A retried ATTACH (its daemon restarted) finds it done.
+    if (*r.epoch == held_epoch) return {};
+    f.max_epoch = held_epoch;
+    return {EBUSY, "the device runs on this node already"};
+  }
   if (r.rings) {
     if (!IsContract(f)) {
       return {EINVAL, "ring state given for a cold-mode device: its driver sets its rings up"};
@@ -376,9 +384,20 @@ FakeHookModule::Answer FakeHookModule::Reserve(const FakeRequest& r, FakeFunctio
   return answer;
 }
 
-FakeHookModule::Answer FakeHookModule::Reroute(const FakeRequest& r, FakeFunction& f) {
+FakeHookModule::Answer FakeHookModule::Reroute(const FakeRequest& r, FakeFunction& f,
+                                               uint64_t held_epoch) {
   if (!r.reroute_mode) return {EINVAL, "missing attribute: reroute mode"};
   if (*r.reroute_mode != NH_REROUTE_RAW) return {EOPNOTSUPP, "fake module: raw mode only"};
+  // A quiesced device is this node's: a higher epoch takes its hold over.
+  // A released one only at the epoch it was released at.
+  if (f.state != hook::DeviceState::kQuiesced && f.state != hook::DeviceState::kReleased) {
+    f.max_epoch = held_epoch;
+    return {EBUSY, "raw REROUTE needs a device quiesced or released here"};
+  }
+  if (f.state == hook::DeviceState::kReleased && *r.epoch != held_epoch) {
+    f.max_epoch = held_epoch;
+    return {ESTALE, "released at another epoch"};
+  }
   if (f.msi_mode == hook::MsiMode::kNone) {
     return {EOPNOTSUPP, "function has neither MSI nor MSI-X enabled"};
   }

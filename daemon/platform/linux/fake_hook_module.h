@@ -113,8 +113,9 @@ class FakeHookModule {
  private:
   struct Answer;
   Answer Handle(const FakeRequest& request, FakeFunction& f);
-  Answer Reroute(const FakeRequest& request, FakeFunction& f);
-  Answer Attach(const FakeRequest& request, FakeFunction& f);
+  // `held_epoch` is the device's highest epoch before the request.
+  Answer Reroute(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);
+  Answer Attach(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);
   Answer Reserve(const FakeRequest& request, FakeFunction& f);
   hook::Bytes List(uint32_t seq) const;
 

@@ -239,6 +239,7 @@ TEST_F(LinuxHookTest, RerouteNeedsOneMessagePerVectorAndWritesNothingOtherwise) 
 
 TEST_F(LinuxHookTest, RerouteWithInterruptRemappingIsAFailedPrecondition) {
   device().interrupt_remapping = true;
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 1, absl::Seconds(1)).ok());
   auto result = router_.Reroute(kBdf, 1, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(result.status().message().find("interrupt remapping"), std::string::npos);
@@ -252,8 +253,57 @@ TEST_F(LinuxHookTest, RerouteAtAStaleEpochIsRefused) {
   EXPECT_EQ(device().vectors[0].data, 0x4023u);
 }
 
+TEST_F(LinuxHookTest, ARunningDeviceIsNotReroutedAndItsUnchangedTableNeedsNoRestore) {
+  const std::vector<v1::MsiMessage> target(3, Message(0xfee01000, 0x41));
+  auto rerouted = router_.Reroute(kBdf, 2, target);
+  EXPECT_EQ(rerouted.status().code(), absl::StatusCode::kFailedPrecondition) << rerouted.status();
+  EXPECT_EQ(device().vectors[1].data, 0x4021u);
+
+  // A source daemon that restarted before its quiesce rolls back with a
+  // Restore of the messages the table still holds: done, nothing written.
+  auto current = router_.ReadMessages(kBdf);
+  ASSERT_TRUE(current.ok()) << current.status();
+  size_t sent = module_.requests().size();
+  ASSERT_TRUE(router_.Restore(kBdf, 3, *current).ok());
+  for (size_t i = sent; i < module_.requests().size(); ++i) {
+    EXPECT_NE(module_.requests()[i].cmd, NH_CMD_REROUTE);
+  }
+  // Other messages are still not written into a running device's table.
+  EXPECT_EQ(router_.Restore(kBdf, 3, target).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(device().vectors[1].data, 0x4021u);
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
+}
+
+TEST_F(LinuxHookTest, ARollbackAtTheAbortEpochTakesTheQuiescedDeviceOver) {
+  // Quiesced and rerouted at 6 by a source daemon that was killed; the one
+  // that restarted rolled the record back to 7.
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 6, absl::Seconds(1)).ok());
+  auto previous = router_.Reroute(kBdf, 6, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  ASSERT_TRUE(previous.ok()) << previous.status();
+
+  absl::Status restored = router_.Restore(kBdf, 7, *previous);
+  ASSERT_TRUE(restored.ok()) << restored;
+  EXPECT_EQ(device().vectors[0].data, 0x4023u);
+  ASSERT_TRUE(hook_.Resume(kBdf, 7).ok());
+  EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
+  EXPECT_EQ(hook_.Status(kBdf)->epoch, 7u);
+  // The killed daemon's epoch is fenced off.
+  EXPECT_EQ(hook_.Quiesce(kBdf, 6, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(LinuxHookTest, AReleasedDeviceIsReroutedOnlyAtItsReleaseEpoch) {
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 4, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, 4).ok());
+  auto moved = router_.Reroute(kBdf, 5, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  EXPECT_EQ(moved.status().code(), absl::StatusCode::kFailedPrecondition) << moved.status();
+  EXPECT_EQ(device().vectors[1].data, 0x4021u);
+  EXPECT_EQ(hook_.Status(kBdf)->epoch, 4u);
+}
+
 TEST_F(LinuxHookTest, AReadBackThatDiffersFromTheWriteIsDataLoss) {
   device().misreport_read_back = true;
+  ASSERT_TRUE(hook_.Quiesce(kBdf, 1, absl::Seconds(1)).ok());
   auto result = router_.Reroute(
       kBdf, 1, {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42), Message(0xfee01000, 0x43)});
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss) << result.status();
@@ -288,6 +338,20 @@ TEST_F(LinuxHookTest, AsATargetAContractDeviceIsReservedThenAttachedWithTheSourc
   ASSERT_EQ(messages->size(), 2u);
   EXPECT_EQ((*messages)[1].address(), 0xfee02000u);
   EXPECT_EQ((*messages)[1].data(), 0x41u);
+}
+
+TEST_F(LinuxHookTest, ARetriedAttachOfAContractDeviceAtItsEpochSucceeds) {
+  ASSERT_TRUE(router_.ReserveTargetMessages(kSimNic, 7, 2).ok());
+  ASSERT_TRUE(hook_.Attach(kSimNic, 7, {Ring(0, 100, 355, 90, 93)}).ok());
+  // The target daemon restarted while its ATTACH ran: it asks again.
+  absl::Status retried = hook_.Attach(kSimNic, 7, {Ring(0, 100, 355, 90, 93)});
+  EXPECT_TRUE(retried.ok()) << retried;
+  EXPECT_EQ(hook_.Status(kSimNic)->state, HookState::kRunning);
+  // At another epoch the device running here is a contradiction.
+  absl::Status other = hook_.Attach(kSimNic, 8, {Ring(0, 100, 355, 90, 93)});
+  EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition) << other;
+  EXPECT_NE(other.message().find("runs on this node already"), std::string::npos) << other;
+  EXPECT_EQ(hook_.Status(kSimNic)->epoch, 7u);
 }
 
 TEST_F(LinuxHookTest, AsASourceAContractDeviceHandsOverItsRingsAndGoesToStandby) {

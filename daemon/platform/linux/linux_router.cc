@@ -30,7 +30,7 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReadMessages(const std:
 
 absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
     const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& messages,
-    absl::string_view op) {
+    absl::string_view op, bool unchanged_is_done) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
   // Which entries the messages are for: the vectors the driver allocated,
@@ -42,9 +42,13 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
                                                    " messages were given"));
   }
   std::vector<hook::MsiWrite> writes;
+  bool unchanged = true;
   for (size_t i = 0; i < vectors.size(); ++i) {
     writes.push_back({vectors[i].index, messages[i].address(), messages[i].data()});
+    unchanged = unchanged && vectors[i].address == messages[i].address() &&
+                vectors[i].data == messages[i].data();
   }
+  if (unchanged && unchanged_is_done) return messages;
   NH_ASSIGN_OR_RETURN(hook::RerouteResult result, client.RerouteRaw(dev, epoch, writes));
 
   // The module compared what it read back already; check its answer too,
@@ -77,7 +81,10 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::Reroute(
 
 absl::Status LinuxRouter::Restore(const std::string& bdf, uint64_t epoch,
                                   const std::vector<v1::MsiMessage>& previous) {
-  return WriteRaw(bdf, epoch, previous, "restore").status();
+  // A source daemon that restarted before its reroute restores a table that
+  // was never changed, maybe of a device that still runs here (never
+  // quiesced), where the module refuses raw writes: nothing to do.
+  return WriteRaw(bdf, epoch, previous, "restore", /*unchanged_is_done=*/true).status();
 }
 
 absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReserveTargetMessages(

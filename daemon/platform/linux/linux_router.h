@@ -46,9 +46,12 @@ class LinuxRouter : public Router {
 
  private:
   // Writes `messages` raw and returns what they replaced, in vector order.
+  // With `unchanged_is_done`, a table that holds `messages` already is left
+  // alone (no request, so none the device's state could refuse).
   absl::StatusOr<std::vector<v1::MsiMessage>> WriteRaw(const std::string& bdf, uint64_t epoch,
                                                        const std::vector<v1::MsiMessage>& messages,
-                                                       absl::string_view op);
+                                                       absl::string_view op,
+                                                       bool unchanged_is_done = false);
 
   ModuleConnection module_;
 };
