@@ -52,7 +52,10 @@ cpus { cpu: 0 apic_id: $apic }
 platform { linux { nics: "$nic" machine_memory: "$fn/resource2" } }
 state_dir: "/var/lib/nichandover/$node"
 peer_auth { secret_file: "/etc/nichandover/secret" }
+# TCG guests reach each other through QEMU user networking and host relays:
+# under load a peer call takes seconds.
 timeouts {
+  peer_call { seconds: 10 }
   quiesce { seconds: 10 }
   reroute { seconds: 10 }
   attach { seconds: 10 }

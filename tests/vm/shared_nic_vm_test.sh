@@ -191,6 +191,15 @@ wait_record() {
 # MSI-X entries' destination APIC IDs as the machine decodes them, and
 # per-node delivered interrupt counts: "APICS | DELIVERED".
 routing() { "$machine_bin" show --path "$memory" 2>/dev/null; }
+# interrupts_at NODE: the machine decodes every programmed MSI-X entry of the
+# NIC as a message to NODE's APIC ("N: ... -> NODE"), none to the other node.
+interrupts_at() {
+  local entries
+  entries=$(routing | grep -E '^ +[0-9]+: .* -> ')
+  echo "$entries" | grep -q -- "-> $1" || return 1
+  ! echo "$entries" | grep -q -- "-> $(other "$1")"
+}
+
 # settled NODE: the record is ACTIVE with NODE as owner and running on NODE,
 # and both daemons say so.
 settled() {
@@ -260,14 +269,6 @@ traffic_pid=$!
 pids+=("$traffic_pid")
 sleep 2
 
-# interrupts_at NODE: the machine decodes every programmed MSI-X entry of the
-# NIC as a message to NODE's APIC ("N: ... -> NODE"), none to the other node.
-interrupts_at() {
-  local entries
-  entries=$(routing | grep -E '^ +[0-9]+: .* -> ')
-  echo "$entries" | grep -q -- "-> $1" || return 1
-  ! echo "$entries" | grep -q -- "-> $(other "$1")"
-}
 
 # --- handovers both ways under traffic
 moves=0 move_failures=0 irq_failures=0 detail_moves="" detail_irqs=""
