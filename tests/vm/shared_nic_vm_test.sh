@@ -27,8 +27,7 @@
 # Outside Bazel: tests/vm/shared_nic_vm_test.sh after building the binaries
 # (NH_BIN_DIR=bazel-bin). NH_SHARED_ROUNDS and NH_SHARED_PPS set the load;
 # NH_SHARED_BENCH=1 runs only the handovers (bench/vm_blackout_bench.sh);
-# NH_SHARED_FAULTS=all adds the kill points that do not hold yet (the
-# source's); NH_KEEP_WORK=1 keeps the logs.
+# NH_KEEP_WORK=1 keeps the logs.
 set -uo pipefail
 
 if [ -n "${TEST_SRCDIR:-}" ]; then
@@ -342,7 +341,8 @@ kill_case() {
   traffic_pid=$!
   sleep 1
   case $point in
-    before_handoff) ctl "$(ctl_of "$src")" "echo 4000 >$debugfs/quiesce_stall_ms" >/dev/null ;;
+    # The source's QUIESCE waits 4 s, so PREPARING lasts long enough to act in.
+    before_handoff | after_handoff) ctl "$(ctl_of "$src")" "echo 4000 >$debugfs/quiesce_stall_ms" >/dev/null ;;
     after_commit) ctl "$(ctl_of "$dst")" "echo 4000 >$debugfs/attach_stall_ms" >/dev/null ;;
   esac
   "$nicctl" --server "127.0.0.1:$(port_of "$src")" handover "$nic" --to "$dst" --no-wait \
@@ -393,17 +393,13 @@ kill_case() {
   junit_record "kill_$name" $ok \
     "${detail}kill -9 of the $victim_role ($victim) with the record at '$r': settled on ${final:-no single owner} (record '$(record)', vm-a '$(owner_epoch vm-a)', vm-b '$(owner_epoch vm-b)'); traffic sent ${sent:-?} at $kill_pps/s, lost ${lost:-?} (ring overflows counted by the NIC: $missed), duplicated ${dup:-?}, out of order ${ooo:-?}"
 }
-# NH_SHARED_FAULTS=all runs every point; CI runs the ones that hold today
-# (the others are open work: docs/testing.md, "Known gaps").
 if [ -z "${NH_SHARED_BENCH:-}" ]; then
   kill_case target_after_commit target after_commit
   kill_case target_before_handoff target before_handoff
   kill_case target_after_handoff target after_handoff
-  if [ "${NH_SHARED_FAULTS:-}" = all ]; then
-    kill_case source_before_handoff source before_handoff
-    kill_case source_after_handoff source after_handoff
-    kill_case source_after_commit source after_commit
-  fi
+  kill_case source_before_handoff source before_handoff
+  kill_case source_after_handoff source after_handoff
+  kill_case source_after_commit source after_commit
 fi
 
 # --- the guests' kernels: no carrier change, no reset, no warning
