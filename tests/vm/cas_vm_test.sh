@@ -28,7 +28,8 @@ fi
 export NH_ROOT
 # shellcheck source=tests/vm/ivshmem_guest.sh
 . "$NH_ROOT/tests/vm/ivshmem_guest.sh"
-xml=${XML_OUTPUT_FILE:-/dev/null}
+# shellcheck source=tests/vm/junit.sh
+. "$NH_ROOT/tests/vm/junit.sh"
 artifacts=${TEST_UNDECLARED_OUTPUTS_DIR:-}
 seconds=${NH_CAS_SECONDS:-4}
 machine_bin=$bin/sim/nh-sim-machine
@@ -47,34 +48,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cases=() failures=0 body=""
-xml_escape() { sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g; s/"/\&quot;/g'; }
-write_xml() {
-  {
-    echo '<?xml version="1.0" encoding="UTF-8"?>'
-    local counts="tests=\"${#cases[@]}\" failures=\"$failures\" errors=\"0\""
-    echo "<testsuites $counts><testsuite name=\"tests/vm/cas_vm_test\" $counts>"
-    printf '%s' "$body"
-    echo '</testsuite></testsuites>'
-  } >"$xml"
-}
-record() {
-  local name=$1 ok=$2 detail
-  detail=$(echo "$3" | xml_escape)
-  cases+=("$name")
-  if [ "$ok" = 1 ]; then
-    echo "PASS $name: $3"
-    body+="<testcase name=\"$name\" classname=\"tests.vm.cas\"/>"$'\n'
-  else
-    echo "FAIL $name: $3"
-    failures=$((failures + 1))
-    body+="<testcase name=\"$name\" classname=\"tests.vm.cas\"><failure message=\"$detail\"/></testcase>"$'\n'
-  fi
-}
 show_logs() { for f in "$work"/*.log "$work"/*.qemu; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }; done; }
 
 ivshmem_guest_image "$work/img" --bin "$counter_bin" --scenario "cas=$NH_ROOT/tests/vm/cas_guest.sh" ||
-  { record guests_attached 0 "image build failed: $(tail -n 5 "$work/img.log")"; write_xml; exit 1; }
+  { junit_record guests_attached 0 "image build failed: $(tail -n 5 "$work/img.log")"; junit_write tests/vm/cas_vm_test; exit 1; }
 
 # run_once LABEL: one round on a fresh machine with the current
 # IVSHMEM_GUEST_ACCEL/SMP; sets lost (counter - expected) and detail.
@@ -129,20 +106,20 @@ if [ "${1:-}" = "--measure" ]; then
 fi
 
 if run_once test; then
-  record guests_attached 1 "two guests and the host counted"
+  junit_record guests_attached 1 "two guests and the host counted"
   if [ "$doorbells" = 2 ]; then
-    record guest_doorbells_reach_the_machine 1 "2 control doorbells counted"
+    junit_record guest_doorbells_reach_the_machine 1 "2 control doorbells counted"
   else
-    record guest_doorbells_reach_the_machine 0 "control doorbells counted: '$doorbells', want 2"
+    junit_record guest_doorbells_reach_the_machine 0 "control doorbells counted: '$doorbells', want 2"
   fi
   if [ "$lost" = 0 ]; then
-    record cas_exact_two_guests_and_host 1 "$detail"
+    junit_record cas_exact_two_guests_and_host 1 "$detail"
   else
-    record cas_exact_two_guests_and_host 0 "$detail"
+    junit_record cas_exact_two_guests_and_host 0 "$detail"
   fi
 else
-  record guests_attached 0 "$detail"
+  junit_record guests_attached 0 "$detail"
   show_logs
 fi
-write_xml
-[ "$failures" = 0 ]
+junit_write tests/vm/cas_vm_test
+[ "$JUNIT_FAILURES" = 0 ]
