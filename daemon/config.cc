@@ -2,15 +2,18 @@
 
 #include <fstream>
 #include <sstream>
+#include <grp.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "common/address.h"
@@ -68,6 +71,7 @@ class Validator {
     NH_RETURN_IF_ERROR(CheckNodeId());
     NH_RETURN_IF_ERROR(CheckListen());
     NH_RETURN_IF_ERROR(CheckPeers());
+    NH_RETURN_IF_ERROR(CheckOperatorGroup());
     NH_RETURN_IF_ERROR(CheckCpus());
     NH_RETURN_IF_ERROR(CheckPlatform());
     NH_RETURN_IF_ERROR(CheckVectors());
@@ -97,15 +101,35 @@ class Validator {
 
   absl::Status CheckListen() {
     if (config_->listen().empty()) config_->add_listen(absl::StrCat("unix:", kDefaultSocketPath));
-    absl::flat_hash_set<std::string> seen;
-    for (int i = 0; i < config_->listen_size(); ++i) {
-      const std::string field = absl::StrCat("listen[", i, "]");
-      auto addr = ParseAddress(config_->listen(i));
-      if (!addr.ok()) return Error(field, addr.status().message());
-      if (!seen.insert(addr->GrpcUri()).second) {
-        return Error(field, absl::StrCat("'", config_->listen(i), "' is listed twice"));
+    // Operators and peers never share an address: the operator's listener
+    // does not serve PeerService at all.
+    absl::flat_hash_map<std::string, std::string> seen;  // URI → field
+    const std::pair<const char*, const google::protobuf::RepeatedPtrField<std::string>*>
+        lists[] = {{"listen", &config_->listen()}, {"peer_listen", &config_->peer_listen()}};
+    for (const auto& [name, list] : lists) {
+      for (int i = 0; i < list->size(); ++i) {
+        const std::string field = absl::StrCat(name, "[", i, "]");
+        auto addr = ParseAddress(list->Get(i));
+        if (!addr.ok()) return Error(field, addr.status().message());
+        auto [it, inserted] = seen.emplace(addr->GrpcUri(), field);
+        if (!inserted && absl::StartsWith(it->second, absl::StrCat(name, "["))) {
+          return Error(field, absl::StrCat("'", list->Get(i), "' is listed twice"));
+        }
+        if (!inserted) {
+          return Error(field, absl::StrCat("'", list->Get(i), "' is also ", it->second,
+                                           ": operators and peers need separate addresses"));
+        }
+        (name == std::string("listen") ? listen_ : peer_listen_).push_back(*addr);
       }
-      listen_.push_back(*addr);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckOperatorGroup() {
+    const std::string& group = config_->operator_group();
+    if (group.empty()) return absl::OkStatus();
+    if (absl::StatusOr<gid_t> gid = LookUpGroup(group); !gid.ok()) {
+      return Error("operator_group", gid.status().message());
     }
     return absl::OkStatus();
   }
@@ -130,6 +154,12 @@ class Validator {
       auto addr = ParseAddress(peer.address());
       if (!addr.ok()) return Error(field + ".address", addr.status().message());
       peers_.push_back(*addr);
+    }
+    if (config_->peers_size() > 0 && config_->peer_listen().empty()) {
+      return Error("peer_listen",
+                   "is required when the node has peers: the address(es) where the other "
+                   "nodes' daemons call PeerService (their peers[].address), separate from "
+                   "listen, which serves operators");
     }
     return absl::OkStatus();
   }
@@ -297,10 +327,16 @@ class Validator {
                    absl::StrCat("'", listen, "' is not a loopback address; set "
                                 "metrics_allow_remote: true to serve metrics to other hosts"));
     }
-    for (int i = 0; i < config_->listen_size(); ++i) {
-      if (listen_[i].kind == Address::Kind::kTcp && listen_[i].GrpcUri() == addr->GrpcUri() &&
-          addr->port != 0) {
-        return Error("metrics_listen", absl::StrCat("'", listen, "' is also listen[", i, "]"));
+    const std::pair<const char*, const std::vector<Address>*> grpc_lists[] = {
+        {"listen", &listen_}, {"peer_listen", &peer_listen_}};
+    for (const auto& [name, list] : grpc_lists) {
+      for (size_t i = 0; i < list->size(); ++i) {
+        const Address& grpc = (*list)[i];
+        if (grpc.kind == Address::Kind::kTcp && grpc.GrpcUri() == addr->GrpcUri() &&
+            addr->port != 0) {
+          return Error("metrics_listen",
+                       absl::StrCat("'", listen, "' is also ", name, "[", i, "]"));
+        }
       }
     }
     return absl::OkStatus();
@@ -309,6 +345,7 @@ class Validator {
   std::string source_;
   v1::DaemonConfig* config_;
   std::vector<Address> listen_;
+  std::vector<Address> peer_listen_;
   std::vector<Address> peers_;
 };
 
@@ -357,6 +394,21 @@ std::string PeerSecretFromFileContent(absl::string_view content) {
   // The newline of `echo secret > file` (and any other surrounding blank)
   // is not part of the secret.
   return std::string(absl::StripAsciiWhitespace(content));
+}
+
+absl::StatusOr<gid_t> LookUpGroup(const std::string& name) {
+  std::vector<char> buffer(16384);
+  struct group entry;
+  struct group* found = nullptr;
+  int rc = ::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+  if (rc != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot look up group '", name, "': ", std::strerror(rc)));
+  }
+  if (found == nullptr) {
+    return absl::NotFoundError(absl::StrCat("group '", name, "' does not exist"));
+  }
+  return found->gr_gid;
 }
 
 std::string PlatformName(const v1::DaemonConfig& config) {

@@ -3,6 +3,8 @@
 #ifndef NICHANDOVER_DAEMON_CONFIG_H_
 #define NICHANDOVER_DAEMON_CONFIG_H_
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -32,6 +34,13 @@ struct Timeouts {
   absl::Duration handover;
 };
 Timeouts EffectiveTimeouts(const v1::DaemonConfig& config);
+
+// The group given the operator's unix sockets when operator_group is empty,
+// if it exists (the packages create it).
+inline constexpr char kDefaultOperatorGroup[] = "nichandover";
+
+// The group `name` (getgrnam), NOT_FOUND when there is none.
+absl::StatusOr<gid_t> LookUpGroup(const std::string& name);
 
 // "fake", "sim", "linux", "vm".
 std::string PlatformName(const v1::DaemonConfig& config);

@@ -1,6 +1,8 @@
 #include "daemon/config.h"
 
+#include <grp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -39,7 +41,9 @@ TEST(ConfigTest, LoadsExampleFile) {
   auto config = LoadConfig(tmp + "/node0.conf");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->node_id(), "node0");
-  ASSERT_EQ(config->listen_size(), 2);
+  ASSERT_EQ(config->listen_size(), 1);
+  ASSERT_EQ(config->peer_listen_size(), 1);
+  EXPECT_EQ(config->peer_listen(0), "127.0.0.1:7401");
   ASSERT_EQ(config->peers_size(), 1);
   EXPECT_EQ(config->peers(0).address(), "127.0.0.1:7402");
   EXPECT_EQ(config->cpus(1).apic_id(), 2u);
@@ -121,6 +125,22 @@ INSTANTIATE_TEST_SUITE_P(
                 "peers { node_id: \"m\" address: \"h:2\" } " +
                     kCpu + kFake,
                 "peers[1].node_id", "listed twice"},
+        BadCase{"peers_without_peer_listen",
+                "node_id: \"n\" peers { node_id: \"m\" address: \"h:1\" } " + kCpu + kFake,
+                "peer_listen", "is required when the node has peers"},
+        BadCase{"peer_listen_is_a_listen_address",
+                "node_id: \"n\" listen: \"unix:/run/n.sock\" peer_listen: \"unix:/run/n.sock\" " +
+                    kCpu + kFake,
+                "peer_listen[0]", "is also listen[0]: operators and peers need separate"},
+        BadCase{"dup_peer_listen",
+                "node_id: \"n\" peer_listen: \"127.0.0.1:1\" peer_listen: \"127.0.0.1:1\" " +
+                    kCpu + kFake,
+                "peer_listen[1]", "listed twice"},
+        BadCase{"bad_peer_listen", "node_id: \"n\" peer_listen: \"nowhere\" " + kCpu + kFake,
+                "peer_listen[0]", "expected unix:/PATH or HOST:PORT"},
+        BadCase{"unknown_operator_group",
+                "node_id: \"n\" operator_group: \"no-such-group-nh\" " + kCpu + kFake,
+                "operator_group", "group 'no-such-group-nh' does not exist"},
         BadCase{"no_cpus", "node_id: \"n\" " + kFake, "cpus", "at least one CPU"},
         BadCase{"dup_apic", "node_id: \"n\" cpus { cpu: 0 apic_id: 3 } cpus { cpu: 1 apic_id: 3 } " +
                                 kFake,
@@ -168,13 +188,24 @@ TEST(ConfigTest, LinuxRecordsMayLiveInTheSimulatedMachinesMemory) {
 // Issue 16.7: peers are authenticated by default; a node with peers and no
 // secret does not start.
 TEST(ConfigTest, PeersWithoutASecretAreRefused) {
-  auto config = ParseConfig("node_id: \"n\" peers { node_id: \"m\" address: \"unix:/tmp/m\" } " +
+  auto config = ParseConfig("node_id: \"n\" peers { node_id: \"m\" address: \"unix:/tmp/m\" } "
+                            "peer_listen: \"unix:/tmp/n\" " +
                                 kCpu + kFake,
                             "node.conf");
   ASSERT_FALSE(config.ok());
   EXPECT_NE(config.status().message().find("peer_auth.secret_file: is required when the node has peers"),
             std::string::npos)
       << config.status();
+}
+
+TEST(ConfigTest, OperatorGroupThatExistsIsAccepted) {
+  const struct group* own = ::getgrgid(::getgid());
+  ASSERT_NE(own, nullptr);
+  auto config = ParseConfig(
+      "node_id: \"n\" operator_group: \"" + std::string(own->gr_name) + "\" " + kCpu + kFake,
+      "node.conf");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(LookUpGroup(own->gr_name).value_or(-1), ::getgid());
 }
 
 // Parses a minimal config whose peer_auth.secret_file holds `content`.

@@ -117,6 +117,10 @@ int main(int argc, char** argv) {
   NH_LOG(INFO) << "nichandoverd " << nichandover::kVersion << " node " << config->node_id()
                << " platform " << nichandover::daemon::PlatformName(*config) << " serving on "
                << absl::StrJoin((*daemon)->serving_addresses(), ", ");
+  if (!(*daemon)->peer_addresses().empty()) {
+    NH_LOG(INFO) << "PeerService for the other nodes on "
+                 << absl::StrJoin((*daemon)->peer_addresses(), ", ");
+  }
   if (!(*daemon)->metrics_address().empty()) {
     NH_LOG(INFO) << "metrics on http://" << (*daemon)->metrics_address() << "/metrics";
   }

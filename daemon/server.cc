@@ -12,6 +12,7 @@
 #include "common/address.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "daemon/config.h"
 #include "daemon/handover_log.h"
 #include "daemon/platform/factory.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -67,6 +68,89 @@ absl::Status PrepareUnixSocket(const std::string& path) {
   }
   return absl::FailedPreconditionError(
       absl::StrCat("cannot check existing socket ", path, ": ", std::strerror(err)));
+}
+
+// A gRPC server for one service (with health and reflection) on every
+// address of `listen`. Appends what it serves to `serving` ("unix:/path",
+// "127.0.0.1:PORT" with a chosen port resolved) and its unix sockets to
+// `unix_paths`, which it creates owner-only (mode 0600).
+absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(
+    const google::protobuf::RepeatedPtrField<std::string>& listen, grpc::Service* service,
+    const std::string& service_name, std::vector<std::string>* serving,
+    std::vector<std::string>* unix_paths) {
+  grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<int>> ports;
+  std::vector<Address> addrs;
+  for (const std::string& address : listen) {
+    NH_ASSIGN_OR_RETURN(Address addr, ParseAddress(address));
+    if (addr.kind == Address::Kind::kUnix) {
+      NH_RETURN_IF_ERROR(PrepareUnixSocket(addr.path));
+    }
+    ports.push_back(std::make_unique<int>(0));
+    builder.AddListeningPort(addr.GrpcUri(), grpc::InsecureServerCredentials(),
+                             ports.back().get());
+    addrs.push_back(addr);
+  }
+  builder.RegisterService(service);
+  // gRPC binds its unix sockets with the process umask: born owner-only
+  // (0600), no moment where others can connect; GrantOperatorAccess widens
+  // the operator's afterwards. The umask is the process's, but only for the
+  // bind: another thread's file created meanwhile is merely stricter.
+  const mode_t umask_before = ::umask(0177);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ::umask(umask_before);
+  if (server == nullptr) {
+    return absl::UnavailableError("gRPC server failed to start (see the log above)");
+  }
+  for (size_t i = 0; i < addrs.size(); ++i) {
+    if (*ports[i] == 0) {
+      // gRPC reports 0 for every address it could not bind.
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", addrs[i].ToString(), " (address in use?)"));
+    }
+    if (addrs[i].kind == Address::Kind::kUnix) {
+      unix_paths->push_back(addrs[i].path);
+    } else {
+      addrs[i].port = *ports[i];  // the real port for TCP port 0
+    }
+    serving->push_back(addrs[i].ToString());
+  }
+  server->GetHealthCheckService()->SetServingStatus(service_name, true);
+  return server;
+}
+
+// Gives the operator's unix sockets to the operator group (mode 0660), or
+// leaves them owner-only when there is none (docs/configuration.md).
+absl::Status GrantOperatorAccess(const v1::DaemonConfig& config,
+                                 const std::vector<std::string>& unix_paths) {
+  const bool explicit_group = !config.operator_group().empty();
+  const std::string name = explicit_group ? config.operator_group() : kDefaultOperatorGroup;
+  absl::StatusOr<gid_t> gid = LookUpGroup(name);
+  if (!gid.ok()) {
+    if (explicit_group) return gid.status();
+    NH_LOG(INFO) << "no group '" << name
+                 << "': the operator socket is for the daemon's user (and root) only";
+    return absl::OkStatus();
+  }
+  for (const std::string& path : unix_paths) {
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
+      const int err = errno;
+      if (!explicit_group && err == EPERM) {
+        NH_LOG(WARNING) << "cannot give " << path << " to group '" << name << "' (the daemon is "
+                        << "neither root nor a member); it stays owner-only";
+        return absl::OkStatus();
+      }
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot give the operator socket ", path, " to group '", name,
+                       "': ", std::strerror(err),
+                       " (the daemon must run as root or as a member of the group)"));
+    }
+    if (::chmod(path.c_str(), 0660) != 0) {
+      return absl::InternalError(
+          absl::StrCat("chmod 0660 ", path, ": ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -128,42 +212,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  std::vector<std::unique_ptr<int>> ports;
-  std::vector<Address> addrs;
-  for (const std::string& listen : d->config_.listen()) {
-    NH_ASSIGN_OR_RETURN(Address addr, ParseAddress(listen));
-    if (addr.kind == Address::Kind::kUnix) {
-      NH_RETURN_IF_ERROR(PrepareUnixSocket(addr.path));
-    }
-    ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(addr.GrpcUri(), grpc::InsecureServerCredentials(),
-                             ports.back().get());
-    addrs.push_back(addr);
+  // Operators and peers on separate listeners: a client of the operator's
+  // socket cannot call PeerService at all (UNIMPLEMENTED), and PeerService
+  // is reached only where every call must carry the cluster secret.
+  NH_ASSIGN_OR_RETURN(d->server_, BuildServer(d->config_.listen(), d->node_service_.get(),
+                                              "nichandover.v1.NodeService", &d->serving_,
+                                              &d->unix_paths_));
+  NH_RETURN_IF_ERROR(GrantOperatorAccess(d->config_, d->unix_paths_));
+  if (!d->config_.peer_listen().empty()) {
+    NH_ASSIGN_OR_RETURN(d->peer_server_,
+                        BuildServer(d->config_.peer_listen(), d->peer_service_.get(),
+                                    "nichandover.v1.PeerService", &d->peer_serving_,
+                                    &d->unix_paths_));
   }
-  builder.RegisterService(d->node_service_.get());
-  builder.RegisterService(d->peer_service_.get());
-  d->server_ = builder.BuildAndStart();
-  if (d->server_ == nullptr) {
-    return absl::UnavailableError("gRPC server failed to start (see the log above)");
-  }
-  for (size_t i = 0; i < addrs.size(); ++i) {
-    if (*ports[i] == 0) {
-      // gRPC reports 0 for every address it could not bind.
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", addrs[i].ToString(), " (address in use?)"));
-    }
-    if (addrs[i].kind == Address::Kind::kUnix) {
-      d->unix_paths_.push_back(addrs[i].path);
-      d->serving_.push_back(addrs[i].ToString());
-    } else {
-      addrs[i].port = *ports[i];  // 1 for unix sockets; the real port for TCP
-      d->serving_.push_back(addrs[i].ToString());
-    }
-  }
-  auto* health = d->server_->GetHealthCheckService();
-  health->SetServingStatus("nichandover.v1.NodeService", true);
-  health->SetServingStatus("nichandover.v1.PeerService", true);
   if (!d->config_.metrics_listen().empty()) {
     MetricsServer::Options metrics;
     metrics.listen = d->config_.metrics_listen();
@@ -179,9 +240,14 @@ void Daemon::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // never started, or stopped
   shut_down_ = true;
   metrics_server_.reset();
-  if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  const auto deadline = absl::ToChronoTime(absl::Now() + grace);
+  for (grpc::Server* server : {server_.get(), peer_server_.get()}) {
+    if (server == nullptr) continue;
+    if (auto* health = server->GetHealthCheckService()) health->Shutdown();
+    server->Shutdown(deadline);
+  }
   server_->Wait();
+  if (peer_server_ != nullptr) peer_server_->Wait();
   // After the server: no RPC handler waits on the engine any more.
   engine_->Stop();
   for (const auto& path : unix_paths_) ::unlink(path.c_str());

@@ -1,5 +1,6 @@
-// nichandoverd's gRPC server: NodeService, PeerService, the standard health
-// service and server reflection, on every configured listen address.
+// nichandoverd's gRPC servers: NodeService for operators on every `listen`
+// address, PeerService for the other nodes' daemons on every `peer_listen`
+// address, each with the standard health service and server reflection.
 #ifndef NICHANDOVER_DAEMON_SERVER_H_
 #define NICHANDOVER_DAEMON_SERVER_H_
 
@@ -28,8 +29,10 @@ namespace daemon {
 class Daemon {
  public:
   // Opens the journal (state_dir/journal), builds the platform backend,
-  // recovers the handover engine, then binds every listen address (removing a stale unix socket left by a
-  // crashed daemon, refusing one a live daemon serves) and starts serving.
+  // recovers the handover engine, then binds every listen and peer_listen
+  // address (removing a stale unix socket left by a crashed daemon, refusing
+  // one a live daemon serves; operator sockets mode 0660 with the operator
+  // group, or 0600; peer sockets 0600) and starts serving.
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(v1::DaemonConfig config);
   // The same over a platform the caller built (tests: a backend over
   // stand-ins, such as the linux backend over a fake hook module).
@@ -38,8 +41,10 @@ class Daemon {
 
   ~Daemon();
 
-  // The addresses actually served (TCP port 0 resolved to the chosen port).
+  // The addresses actually served (TCP port 0 resolved to the chosen port):
+  // the operators' (NodeService) and the peers' (PeerService).
   const std::vector<std::string>& serving_addresses() const { return serving_; }
+  const std::vector<std::string>& peer_addresses() const { return peer_serving_; }
   // Where metrics are served ("" when metrics_listen is not set).
   std::string metrics_address() const {
     return metrics_server_ ? metrics_server_->address() : "";
@@ -64,9 +69,11 @@ class Daemon {
   std::unique_ptr<engine::NodeEngine> engine_;
   std::unique_ptr<NodeServiceImpl> node_service_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> server_;       // operators: NodeService
+  std::unique_ptr<grpc::Server> peer_server_;  // peers: PeerService (none without peer_listen)
   std::unique_ptr<MetricsServer> metrics_server_;
   std::vector<std::string> serving_;
+  std::vector<std::string> peer_serving_;
   std::vector<std::string> unix_paths_;
   bool shut_down_ = false;
 };

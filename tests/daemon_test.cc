@@ -1,7 +1,11 @@
 // nichandoverd as a real process: health, reflection, ListNodes across peers,
 // peer authentication, clean and unclean stops, bad configs.
 #include <signal.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -36,15 +40,21 @@ v1::ListNodesResponse ListNodes(const std::string& address, grpc::Status* status
   return response;
 }
 
+// Operators' listeners serve NodeService, the peer listener PeerService;
+// neither serves the other's.
 TEST(DaemonTest, AnswersHealthForServerAndEachService) {
   DaemonCluster cluster({{"node0", {{0, 0}}}});
   ASSERT_TRUE(cluster.Start(0).ok());
   for (const std::string& address : {cluster.socket_address(0), cluster.tcp_address(0)}) {
     EXPECT_TRUE(IsServing(address, "")) << address;
     EXPECT_TRUE(IsServing(address, "nichandover.v1.NodeService")) << address;
-    EXPECT_TRUE(IsServing(address, "nichandover.v1.PeerService")) << address;
+    EXPECT_FALSE(IsServing(address, "nichandover.v1.PeerService")) << address;
     EXPECT_FALSE(IsServing(address, "no.such.Service")) << address;
   }
+  const std::string peer = cluster.peer_address(0);
+  EXPECT_TRUE(IsServing(peer, "")) << peer;
+  EXPECT_TRUE(IsServing(peer, "nichandover.v1.PeerService")) << peer;
+  EXPECT_FALSE(IsServing(peer, "nichandover.v1.NodeService")) << peer;
 }
 
 TEST(DaemonTest, ServerReflectionDescribesTheApi) {
@@ -64,7 +74,7 @@ TEST(DaemonTest, ServerReflectionDescribesTheApi) {
   std::set<std::string> services;
   for (const auto& s : response.list_services_response().service()) services.insert(s.name());
   EXPECT_TRUE(services.count("nichandover.v1.NodeService"));
-  EXPECT_TRUE(services.count("nichandover.v1.PeerService"));
+  EXPECT_FALSE(services.count("nichandover.v1.PeerService"));  // the peer listener's
   EXPECT_TRUE(services.count("grpc.health.v1.Health"));
 
   grpc::reflection::v1alpha::ServerReflectionRequest symbol;
@@ -104,7 +114,7 @@ TEST(DaemonTest, ListNodesReportsPeersAsTheyDescribeThemselves) {
   EXPECT_EQ(peer.node_id(), "node1");
   EXPECT_FALSE(peer.local());
   EXPECT_EQ(peer.state(), v1::NODE_STATE_REACHABLE);
-  EXPECT_EQ(peer.address(), cluster.tcp_address(1));
+  EXPECT_EQ(peer.address(), cluster.peer_address(1));
   // The CPUs come from node1's own config, through PeerService.Hello.
   ASSERT_EQ(peer.cpus_size(), 2);
   EXPECT_EQ(peer.cpus(0).apic_id(), 4u);
@@ -123,7 +133,7 @@ TEST(DaemonTest, PeerServiceRefusesCallersThatAreNotPeers) {
   DaemonCluster cluster(TwoNodes());
   ASSERT_TRUE(cluster.Start(0).ok());
   auto stub = v1::PeerService::NewStub(
-      grpc::CreateChannel(cluster.tcp_address(0), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(cluster.peer_address(0), grpc::InsecureChannelCredentials()));
   {
     grpc::ClientContext ctx;
     v1::HelloResponse r;
@@ -197,16 +207,55 @@ TEST(DaemonTest, ClusterSecretMustMatch) {
   EXPECT_EQ(nodes.nodes(1).state(), v1::NODE_STATE_REACHABLE) << nodes.nodes(1).state_detail();
 }
 
+// Issue 16.7: who may operate a node is the operator group's business: the
+// operator socket is mode 0660 with operator_group; the peer socket is for
+// the daemon's own user (0600).
+TEST(DaemonTest, OperatorSocketBelongsToTheOperatorGroupPeerSocketToTheDaemon) {
+  const struct group* own = ::getgrgid(::getgid());
+  ASSERT_NE(own, nullptr);
+  testing::ClusterOptions options;
+  options.nodes = TwoNodes();
+  options.extra_config = absl::StrCat("operator_group: \"", own->gr_name, "\"");
+  DaemonCluster cluster(options);
+  ASSERT_TRUE(cluster.Start(0).ok());
+  const std::string operator_socket = cluster.socket_address(0).substr(strlen("unix:"));
+  const std::string peer_socket = cluster.peer_address(0).substr(strlen("unix:"));
+  struct stat st;
+  ASSERT_EQ(::stat(operator_socket.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u) << std::oct << st.st_mode;
+  EXPECT_EQ(st.st_gid, ::getgid());
+  ASSERT_EQ(::stat(peer_socket.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u) << std::oct << st.st_mode;
+}
+
+// Without operator_group: the packages' group "nichandover" when the daemon
+// can give the socket to it, else owner-only.
+TEST(DaemonTest, OperatorSocketDefaultsToTheNichandoverGroupOrOwnerOnly) {
+  DaemonCluster cluster(TwoNodes());
+  ASSERT_TRUE(cluster.Start(0).ok());
+  struct stat st;
+  ASSERT_EQ(::stat(cluster.socket_address(0).substr(strlen("unix:")).c_str(), &st), 0);
+  const struct group* packaged = ::getgrnam("nichandover");
+  if (packaged != nullptr && st.st_gid == packaged->gr_gid) {
+    EXPECT_EQ(st.st_mode & 07777, 0660u) << std::oct << st.st_mode;
+  } else {
+    EXPECT_EQ(st.st_mode & 07777, 0600u) << std::oct << st.st_mode;
+  }
+}
+
 TEST(DaemonTest, SigtermStopsCleanlyAndRemovesTheSocket) {
   DaemonCluster cluster({{"node0", {{0, 0}}}});
   ASSERT_TRUE(cluster.Start(0).ok());
   const std::string socket = cluster.socket_address(0).substr(5);
+  const std::string peer_socket = cluster.peer_address(0).substr(5);
   struct stat st;
   ASSERT_EQ(stat(socket.c_str(), &st), 0);
+  ASSERT_EQ(stat(peer_socket.c_str(), &st), 0);
   auto code = cluster.Stop(0, SIGTERM);
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0) << cluster.process(0).Stderr();
   EXPECT_NE(stat(socket.c_str(), &st), 0) << "socket left behind";
+  EXPECT_NE(stat(peer_socket.c_str(), &st), 0) << "peer socket left behind";
   EXPECT_NE(cluster.process(0).Stderr().find("shutting down"), std::string::npos);
 }
 

@@ -1,6 +1,7 @@
 """Two real nichandoverd processes on the fake platform, for Python tests.
 
-Each daemon serves a unix socket and a loopback TCP port; they share one
+Each daemon serves operators on a unix socket and a loopback TCP port, and
+its peer on another loopback TCP port (peer_listen); they share one
 fake machine with one MSI-X NIC owned by node0. run_tests() writes JUnit XML
 to $XML_OUTPUT_FILE so each case is counted.
 """
@@ -34,6 +35,7 @@ class Cluster:
     def __init__(self, extra_conf=lambda i: ""):
         self.dir = tempfile.mkdtemp(prefix="nhpy", dir="/tmp")
         self.ports = [free_port(), free_port()]
+        self.peer_ports = [free_port(), free_port()]
         self.procs = []
         ids = ["node0", "node1"]
         # Peers are always authenticated: a generated secret, owner-only.
@@ -45,7 +47,8 @@ class Cluster:
             conf = (f'node_id: "{node}"\n'
                     f'listen: "unix:{self.sock(i)}"\n'
                     f'listen: "127.0.0.1:{self.ports[i]}"\n'
-                    f'peers {{ node_id: "{ids[other]}" address: "127.0.0.1:{self.ports[other]}" }}\n'
+                    f'peer_listen: "127.0.0.1:{self.peer_ports[i]}"\n'
+                    f'peers {{ node_id: "{ids[other]}" address: "127.0.0.1:{self.peer_ports[other]}" }}\n'
                     f'cpus {{ cpu: 0 apic_id: {2 * i} }}\n'
                     f'platform {{ fake {{ state_path: "{self.dir}/machine.state" }} }}\n'
                     f'state_dir: "{self.dir}/{node}"\n'

@@ -87,17 +87,26 @@ class HardeningTest : public ::testing::Test {
     EXPECT_EQ(done.phase(), v1::HANDOVER_PHASE_COMMITTED) << done.DebugString();
   }
 
-  // PeerService.Offer to node1 as a local client claiming to be node0; with
-  // `with_secret`, one that holds the cluster secret (a compromised peer).
+  enum class Secret { kTheCluster, kNone, kWrong };
+
+  // PeerService.Offer to node1 as a local client claiming to be node0, on
+  // node1's peer listener unless `address` says otherwise; with the cluster
+  // secret (a compromised peer), none, or a wrong one.
   grpc::Status ForgedOffer(const v1::OfferRequest& offer, v1::OfferResponse* response,
-                           bool with_secret = true) {
+                           Secret secret = Secret::kTheCluster, std::string address = "") {
+    if (address.empty()) address = cluster_.peer_address(1);
     auto stub = v1::PeerService::NewStub(
-        grpc::CreateChannel(cluster_.tcp_address(1), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-nichandover-node", "node0");
-    if (with_secret) {
-      std::string secret = testing::ReadFile(cluster_.secret_path());
-      ctx.AddMetadata("x-nichandover-secret", secret.substr(0, secret.find('\n')));
+    const std::string cluster_secret = testing::ReadFile(cluster_.secret_path());
+    if (secret == Secret::kTheCluster) {
+      ctx.AddMetadata("x-nichandover-secret",
+                      cluster_secret.substr(0, cluster_secret.find('\n')));
+    } else if (secret == Secret::kWrong) {
+      // As long as the real one, so only the content differs.
+      ctx.AddMetadata("x-nichandover-secret",
+                      std::string(cluster_secret.find('\n'), 'x'));
     }
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
     return stub->Offer(&ctx, offer, response);
@@ -228,10 +237,31 @@ TEST_F(HardeningTest, OfferFromANodeThatDoesNotOwnTheNicIsRefused) {
 TEST_F(HardeningTest, OfferWithoutTheClusterSecretIsUnauthenticated) {
   ASSERT_TRUE(cluster_.StartAll().ok());
   v1::OfferResponse response;
-  grpc::Status s = ForgedOffer(PlausibleOffer("no-secret"), &response, /*with_secret=*/false);
+  grpc::Status s = ForgedOffer(PlausibleOffer("no-secret"), &response, Secret::kNone);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  s = ForgedOffer(PlausibleOffer("wrong-secret"), &response, Secret::kWrong);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_NE(s.error_message().find("secret"), std::string::npos) << s.error_message();
   EXPECT_TRUE(History(1).empty());
   ExpectHandoverCommits("after-unauthenticated-offer");
+}
+
+// Issue 16.7: the operator's listeners (unix socket and TCP) serve no
+// PeerService at all, even to a client that holds the secret: a forged
+// Offer there is UNIMPLEMENTED, reserves nothing, and a real handover to
+// that node commits right after (it used to fail BUSY for about 32 s).
+TEST_F(HardeningTest, OperatorListenersRefusePeerService) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  for (const std::string& address : {cluster_.socket_address(1), cluster_.tcp_address(1)}) {
+    v1::OfferResponse response;
+    grpc::Status s =
+        ForgedOffer(PlausibleOffer("via-operator"), &response, Secret::kTheCluster, address);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << address << ": "
+                                                               << s.error_message();
+    EXPECT_FALSE(response.accepted()) << address;
+  }
+  EXPECT_TRUE(History(1).empty());
+  ExpectHandoverCommits("after-offer-on-operator-socket");
 }
 
 // Issue 16.4: a refused Offer leaves no trace in the target's history.

@@ -40,6 +40,7 @@ class LinuxTargetHandoverTest : public ::testing::Test {
     WriteFile(config, absl::StrFormat(
                           "node_id: \"node1\"\n"
                           "listen: \"unix:%s\"\n"
+                          "peer_listen: \"unix:%s\"\n"
                           "peers { node_id: \"node0\" address: \"unix:%s\" }\n"
                           "cpus { cpu: 0 apic_id: %d }\n"
                           "cpus { cpu: 1 apic_id: 3 }\n"
@@ -47,7 +48,8 @@ class LinuxTargetHandoverTest : public ::testing::Test {
                           "state_dir: \"%s/node1.state\"\n"
                           // The cluster's secret: peers are always authenticated.
                           "peer_auth { secret_file: \"%s/cluster.secret\" }\n",
-                          cluster_.daemon_socket(1), cluster_.daemon_socket(0), kNode1Apic,
+                          cluster_.daemon_socket(1), cluster_.peer_socket(1),
+                          cluster_.peer_socket(0), kNode1Apic,
                           kSimNic, cluster_.machine_path(), cluster_.dir(), cluster_.dir()));
     report_ = cluster_.dir() + "/node1-module.txt";
     auto node = Subprocess::Start(

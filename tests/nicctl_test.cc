@@ -38,7 +38,7 @@ TEST_F(NicctlTest, NodesPrintsAlignedTable) {
   EXPECT_NE(lines[1].find("0(0),1(2)"), std::string::npos);
   EXPECT_NE(lines[2].find("node1"), std::string::npos);
   EXPECT_NE(lines[2].find("0(4)"), std::string::npos);
-  EXPECT_NE(lines[2].find(cluster_.tcp_address(1)), std::string::npos);
+  EXPECT_NE(lines[2].find(cluster_.peer_address(1)), std::string::npos);
 }
 
 TEST_F(NicctlTest, NodesJsonParsesWithDocumentedFieldNames) {

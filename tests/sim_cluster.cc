@@ -77,13 +77,15 @@ SimCluster::SimCluster(uint32_t ring_size)
     std::string conf = absl::StrFormat(
         "node_id: \"%s\"\n"
         "listen: \"unix:%s\"\n"
+        "peer_listen: \"unix:%s\"\n"
         "peers { node_id: \"%s\" address: \"unix:%s\" }\n"
         "cpus { cpu: 0 apic_id: %d }\n"
         "cpus { cpu: 1 apic_id: %d }\n"
         "platform { sim { machine_path: \"%s\" kernel_socket: \"%s\" } }\n"
         "state_dir: \"%s/%s.state\"\n"
         "peer_auth { secret_file: \"%s\" }\n",
-        node_id(i), daemon_socket(i), node_id(other), daemon_socket(other), 2 * i, 2 * i + 1,
+        node_id(i), daemon_socket(i), peer_socket(i), node_id(other), peer_socket(other), 2 * i,
+        2 * i + 1,
         machine_path_, kernel_socket(i), dir_, node_id(i), secret);
     WriteFile(config_path(i), conf);
   }
@@ -109,6 +111,9 @@ std::string SimCluster::config_path(int i) const {
 }
 std::string SimCluster::daemon_socket(int i) const {
   return absl::StrCat(dir_, "/", node_id(i), ".sock");
+}
+std::string SimCluster::peer_socket(int i) const {
+  return absl::StrCat(dir_, "/", node_id(i), ".peer.sock");
 }
 std::string SimCluster::kernel_socket(int i) const {
   return absl::StrCat(dir_, "/", node_id(i), "-kernel.sock");

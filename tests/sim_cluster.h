@@ -88,7 +88,8 @@ class SimCluster {
   // in-process daemon on another backend at daemon_socket(1)).
   const std::string& dir() const { return dir_; }
   const std::string& machine_path() const { return machine_path_; }
-  std::string daemon_socket(int i) const;
+  std::string daemon_socket(int i) const;  // operators: NodeService
+  std::string peer_socket(int i) const;    // the other node's daemon: PeerService
 
  private:
   std::string config_path(int i) const;

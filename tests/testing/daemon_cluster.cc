@@ -40,11 +40,11 @@ DaemonCluster::DaemonCluster(ClusterOptions options)
   for (size_t i = 0; i < nodes_.size(); ++i) {
     std::string conf = absl::StrCat("node_id: \"", nodes_[i].node_id, "\"\n", "listen: \"",
                                     socket_address(i), "\"\n", "listen: \"", tcp_address(i),
-                                    "\"\n");
+                                    "\"\n", "peer_listen: \"", peer_address(i), "\"\n");
     for (size_t j = 0; j < nodes_.size(); ++j) {
       if (j == i) continue;
       absl::StrAppend(&conf, "peers { node_id: \"", nodes_[j].node_id, "\" address: \"",
-                      tcp_address(j), "\" }\n");
+                      peer_address(j), "\" }\n");
     }
     for (const auto& [cpu, apic] : nodes_[i].cpus) {
       absl::StrAppend(&conf, "cpus { cpu: ", cpu, " apic_id: ", apic, " }\n");
@@ -97,6 +97,10 @@ std::string DaemonCluster::config_path(int i) const {
 
 std::string DaemonCluster::socket_address(int i) const {
   return absl::StrCat("unix:", dir_, "/", nodes_[i].node_id, ".sock");
+}
+
+std::string DaemonCluster::peer_address(int i) const {
+  return absl::StrCat("unix:", dir_, "/", nodes_[i].node_id, ".peer.sock");
 }
 
 std::string DaemonCluster::tcp_address(int i) const {

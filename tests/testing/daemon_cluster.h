@@ -52,8 +52,11 @@ class DaemonCluster {
   std::string config_path(int i) const;
   // The cluster secret every node's peer_auth names (clusters of 2+ nodes).
   std::string secret_path() const;
+  // Operators (NodeService) on a unix socket and a loopback TCP port; the
+  // other nodes' daemons (PeerService) on a unix socket of its own.
   std::string socket_address(int i) const;  // "unix:/.../node0.sock"
   std::string tcp_address(int i) const;     // "127.0.0.1:PORT"
+  std::string peer_address(int i) const;    // "unix:/.../node0.peer.sock"
 
   // Starts node i and waits until its health service says SERVING.
   absl::Status Start(int i);

@@ -30,6 +30,7 @@ chmod 600 /etc/nichandover/secret  # nichandoverd refuses a secret others can re
 cat >/etc/nichandover/node.conf <<EOF
 node_id: "$node"
 listen: "10.0.2.15:7000"
+peer_listen: "10.0.2.15:7002"
 peers { node_id: "$peer" address: "10.0.2.100:7101" }
 cpus { cpu: 0 apic_id: 0 }
 cpus { cpu: 1 apic_id: 1 }

@@ -116,6 +116,8 @@ echo "handover_vm_test: images built in $(($(date +%s) - test_start))s"
 peer_pid=$!
 pids+=("$peer_pid")
 port_a=$(free_port) ctl_a=$(free_port) port_b=$(free_port) ctl_b=$(free_port)
+# Each guest serves PeerService on 10.0.2.15:7002, forwarded from peer_a/peer_b.
+peer_a=$(free_port) peer_b=$(free_port)
 cat >"$work/agent.conf" <<EOF
 vms { name: "vm-a" qmp_socket: "$work/a.qmp" }
 vms { name: "vm-b" qmp_socket: "$work/b.qmp" }
@@ -131,24 +133,24 @@ pids+=("$!")
 for _ in $(seq 1 50); do [ -S "$work/agent.sock" ] && [ -S "$work/traffic.sock" ] && break; sleep 0.1; done
 [ -S "$work/agent.sock" ] || fail_setup "nh-vm-agent did not listen: $(cat "$work/agent.log")"
 
-# boot NAME PEER DAEMON_PORT CTL_PORT PEER_DAEMON_PORT [QEMU ARGS...]
+# boot NAME PEER DAEMON_PORT CTL_PORT PEER_PORT OTHER_PEER_PORT [QEMU ARGS...]
 boot() {
-  local name=$1 peer=$2 dport=$3 cport=$4 pport=$5 letter=${1#vm-}
-  shift 5
+  local name=$1 peer=$2 dport=$3 cport=$4 lport=$5 pport=$6 letter=${1#vm-}
+  shift 6
   qemu-system-x86_64 -machine q35 -accel tcg -m 512 -smp 2 -nographic -no-reboot \
     -kernel "$work/img/vmlinuz" -initrd "$work/img/initramfs.cpio.gz" \
     -append "console=ttyS0 panic=-1 quiet nh_scenario=node nh_node=$name nh_peer=$peer" \
     -qmp "unix:$work/$letter.qmp,server=on,wait=off" \
     -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 \
-    -netdev "user,id=mgmt,restrict=on,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$dport-10.0.2.15:7000,hostfwd=tcp:127.0.0.1:$cport-10.0.2.15:7001,guestfwd=tcp:10.0.2.100:7100-cmd:$bin/vmhost/nh-relay unix:$work/agent.sock,guestfwd=tcp:10.0.2.100:7101-cmd:$bin/vmhost/nh-relay tcp:127.0.0.1:$pport" \
+    -netdev "user,id=mgmt,restrict=on,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$dport-10.0.2.15:7000,hostfwd=tcp:127.0.0.1:$cport-10.0.2.15:7001,hostfwd=tcp:127.0.0.1:$lport-10.0.2.15:7002,guestfwd=tcp:10.0.2.100:7100-cmd:$bin/vmhost/nh-relay unix:$work/agent.sock,guestfwd=tcp:10.0.2.100:7101-cmd:$bin/vmhost/nh-relay tcp:127.0.0.1:$pport" \
     -device e1000,netdev=mgmt,bus=pcie.0,addr=0x5,mac=52:54:00:00:00:0$letter,romfile= \
     "$@" </dev/null >"$work/console-$name.log" 2>&1 &
   pids+=("$!")
 }
-boot vm-a vm-b "$port_a" "$ctl_a" "$port_b" \
+boot vm-a vm-b "$port_a" "$ctl_a" "$peer_a" "$peer_b" \
   -netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$work/traffic.sock" \
   -device "e1000e,netdev=n0,id=nic0,bus=rp1,mac=$mac,romfile="
-boot vm-b vm-a "$port_b" "$ctl_b" "$port_a"
+boot vm-b vm-a "$port_b" "$ctl_b" "$peer_b" "$peer_a"
 
 # ctl PORT COMMAND: runs COMMAND in the guest, prints its output and rc=N.
 ctl() {

@@ -47,6 +47,7 @@ chmod 0600 /etc/nichandover/secret
 cat >/etc/nichandover/node.conf <<EOF
 node_id: "$node"
 listen: "10.0.2.15:7000"
+peer_listen: "10.0.2.15:7002"
 peers { node_id: "$peer" address: "10.0.2.100:7101" }
 cpus { cpu: 0 apic_id: $apic }
 platform { linux { nics: "$nic" machine_memory: "$fn/resource2" } }

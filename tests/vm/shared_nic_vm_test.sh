@@ -128,11 +128,13 @@ echo "shared_nic_vm_test: images built in $(($(date +%s) - test_start))s"
 pids+=($!)
 
 port_a=$(free_port) ctl_a=$(free_port) port_b=$(free_port) ctl_b=$(free_port)
-# boot NAME PEER INDEX DAEMON_PORT CTL_PORT PEER_DAEMON_PORT
+# Each guest serves PeerService on 10.0.2.15:7002, forwarded from peer_a/peer_b.
+peer_a=$(free_port) peer_b=$(free_port)
+# boot NAME PEER INDEX DAEMON_PORT CTL_PORT PEER_PORT OTHER_PEER_PORT
 boot() {
-  local name=$1 peer=$2 index=$3 dport=$4 cport=$5 pport=$6 letter=${1#vm-}
+  local name=$1 peer=$2 index=$3 dport=$4 cport=$5 lport=$6 pport=$7 letter=${1#vm-}
   IVSHMEM_GUEST_EXTRA=(
-    -netdev "user,id=mgmt,restrict=on,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$dport-10.0.2.15:7000,hostfwd=tcp:127.0.0.1:$cport-10.0.2.15:7001,guestfwd=tcp:10.0.2.100:7101-cmd:$bin/vmhost/nh-relay tcp:127.0.0.1:$pport"
+    -netdev "user,id=mgmt,restrict=on,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$dport-10.0.2.15:7000,hostfwd=tcp:127.0.0.1:$cport-10.0.2.15:7001,hostfwd=tcp:127.0.0.1:$lport-10.0.2.15:7002,guestfwd=tcp:10.0.2.100:7101-cmd:$bin/vmhost/nh-relay tcp:127.0.0.1:$pport"
     -device "e1000,netdev=mgmt,addr=05.0,mac=52:54:00:00:00:0$letter,romfile="
   )
   ivshmem_guest_boot "$name" "$work/$name.sock" "$work/img" "$work/console-$name.log" \
@@ -140,8 +142,8 @@ boot() {
     fail_setup "$name did not start"
   pids+=("$IVSHMEM_GUEST_PID")
 }
-boot vm-a vm-b 0 "$port_a" "$ctl_a" "$port_b"
-boot vm-b vm-a 1 "$port_b" "$ctl_b" "$port_a"
+boot vm-a vm-b 0 "$port_a" "$ctl_a" "$peer_a" "$peer_b"
+boot vm-b vm-a 1 "$port_b" "$ctl_b" "$peer_b" "$peer_a"
 
 # ctl PORT COMMAND: runs COMMAND in the guest, prints its output and rc=N.
 ctl() {

@@ -43,6 +43,7 @@ sim_wait_socket() {
 }
 
 sim_daemon_socket() { echo "$SIM_WORK/$1.sock"; }
+sim_peer_socket() { echo "$SIM_WORK/$1.peer.sock"; }
 sim_kernel_socket() { echo "$SIM_WORK/$1-kernel.sock"; }
 
 # Peers are always authenticated: one generated secret for the demo's
@@ -58,7 +59,8 @@ sim_write_config() {
   cat >"$SIM_WORK/$node.conf" <<EOF
 node_id: "$node"
 listen: "unix:$(sim_daemon_socket "$node")"
-peers { node_id: "$other" address: "unix:$(sim_daemon_socket "$other")" }
+peer_listen: "unix:$(sim_peer_socket "$node")"
+peers { node_id: "$other" address: "unix:$(sim_peer_socket "$other")" }
 cpus { cpu: 0 apic_id: $((2 * i)) }
 cpus { cpu: 1 apic_id: $((2 * i + 1)) }
 platform { sim { machine_path: "$SIM_MACHINE" kernel_socket: "$(sim_kernel_socket "$node")" } }
