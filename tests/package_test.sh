@@ -68,6 +68,13 @@ in_root dpkg-query -W -f '${Status}\n' nichandover nichandover-dkms | grep -vq "
   fail "a package is not installed"
 in_root getent group nichandover >/dev/null || fail "postinst created no nichandover group"
 in_root id nichandover | grep -q "(nichandover)" || fail "no nichandover user in its group"
+secret_perms=$(in_root stat -c '%a %U:%G' /etc/nichandover/secret) ||
+  fail "postinst generated no cluster secret"
+[ "$secret_perms" = "640 root:nichandover" ] || fail "the cluster secret is $secret_perms"
+# The shipped example is valid as it stands, read by the daemon's user.
+in_root setpriv --reuid nichandover --regid nichandover --init-groups \
+  nichandoverd --check-config --config /usr/share/doc/nichandover/examples/nichandoverd.conf ||
+  fail "the example configuration does not pass --check-config"
 [ -x "$root/usr/sbin/nichandoverd" ] && [ -x "$root/usr/bin/nicctl" ] || fail "binaries missing"
 in_root man -w nicctl >/dev/null || fail "no nicctl man page"
 in_root man -w 8 nichandoverd >/dev/null || fail "no nichandoverd man page"
@@ -112,8 +119,13 @@ printf '%s\n' 'nodes { node_id: "node0" cpus { cpu: 0 apic_id: 0 } }' \
   >"$root/tmp/machine.spec"
 in_root /tmp/fake_machine create --state "$statedir/machine.state" --spec /tmp/machine.spec
 in_root chown -R "$user:$group" "$statedir"
+# A peer (never started): the daemon needs the generated secret and serves
+# PeerService on a socket of its own.
 cat >"$root/etc/nichandover/nichandoverd.conf" <<EOF
 node_id: "node0"
+peer_listen: "unix:/run/nichandover/peer.sock"
+peers { node_id: "node1" address: "127.0.0.1:7402" }
+peer_auth { secret_file: "/etc/nichandover/secret" }
 cpus { cpu: 0 apic_id: 0 }
 platform { fake { state_path: "$statedir/machine.state" } }
 EOF
@@ -175,7 +187,10 @@ grep -qx "READY=1" "$scratch/notify.log" || fail "notify: $(cat "$scratch/notify
 sock=$rundir/nichandoverd.sock
 [ -S "$root$sock" ] || fail "no socket at $sock after READY=1"
 echo "socket: $(in_root stat -c '%A %U:%G' "$sock"), directory: $(in_root stat -c '%A %U:%G' "$rundir")"
-[ "$(in_root stat -c '%G' "$sock")" = "$group" ] || fail "the socket's group is not $group"
+[ "$(in_root stat -c '%a %G' "$sock")" = "660 $group" ] ||
+  fail "the operator socket is $(in_root stat -c '%a %G' "$sock"), not 660 $group"
+[ "$(in_root stat -c '%a %U' "$rundir/peer.sock")" = "600 $user" ] ||
+  fail "the peer socket is $(in_root stat -c '%a %U' "$rundir/peer.sock"), not 600 $user"
 [ "$(in_root stat -c '%U:%G %a' "$rundir")" = "$user:$group ${runmode#0}" ] ||
   fail "RuntimeDirectory is $(in_root stat -c '%U:%G %a' "$rundir")"
 # The subshell exec'd down to the daemon: its pid is the daemon's.
