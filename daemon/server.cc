@@ -248,7 +248,7 @@ void Daemon::Shutdown(absl::Duration grace) {
   }
   server_->Wait();
   if (peer_server_ != nullptr) peer_server_->Wait();
-  // After the server: no RPC handler waits on the engine any more.
+  // After the servers: no RPC handler waits on the engine any more.
   engine_->Stop();
   for (const auto& path : unix_paths_) ::unlink(path.c_str());
 }
