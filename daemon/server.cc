@@ -214,17 +214,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Operators and peers on separate listeners: a client of the operator's
   // socket cannot call PeerService at all (UNIMPLEMENTED), and PeerService
-  // is reached only where every call must carry the cluster secret.
-  NH_ASSIGN_OR_RETURN(d->server_, BuildServer(d->config_.listen(), d->node_service_.get(),
-                                              "nichandover.v1.NodeService", &d->serving_,
-                                              &d->unix_paths_));
-  NH_RETURN_IF_ERROR(GrantOperatorAccess(d->config_, d->unix_paths_));
+  // is reached only where every call must carry the cluster secret. Peers
+  // first: once the operator's socket answers, the whole daemon does.
   if (!d->config_.peer_listen().empty()) {
     NH_ASSIGN_OR_RETURN(d->peer_server_,
                         BuildServer(d->config_.peer_listen(), d->peer_service_.get(),
                                     "nichandover.v1.PeerService", &d->peer_serving_,
                                     &d->unix_paths_));
   }
+  std::vector<std::string> operator_unix_paths;
+  NH_ASSIGN_OR_RETURN(d->server_, BuildServer(d->config_.listen(), d->node_service_.get(),
+                                              "nichandover.v1.NodeService", &d->serving_,
+                                              &operator_unix_paths));
+  d->unix_paths_.insert(d->unix_paths_.end(), operator_unix_paths.begin(),
+                        operator_unix_paths.end());
+  NH_RETURN_IF_ERROR(GrantOperatorAccess(d->config_, operator_unix_paths));
   if (!d->config_.metrics_listen().empty()) {
     MetricsServer::Options metrics;
     metrics.listen = d->config_.metrics_listen();
@@ -237,7 +241,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
 }
 
 void Daemon::Shutdown(absl::Duration grace) {
-  if (shut_down_ || server_ == nullptr) return;  // never started, or stopped
+  if (shut_down_ || engine_ == nullptr) return;  // never started, or stopped
   shut_down_ = true;
   metrics_server_.reset();
   const auto deadline = absl::ToChronoTime(absl::Now() + grace);
@@ -246,8 +250,9 @@ void Daemon::Shutdown(absl::Duration grace) {
     if (auto* health = server->GetHealthCheckService()) health->Shutdown();
     server->Shutdown(deadline);
   }
-  server_->Wait();
-  if (peer_server_ != nullptr) peer_server_->Wait();
+  for (grpc::Server* server : {server_.get(), peer_server_.get()}) {
+    if (server != nullptr) server->Wait();
+  }
   // After the servers: no RPC handler waits on the engine any more.
   engine_->Stop();
   for (const auto& path : unix_paths_) ::unlink(path.c_str());
