@@ -95,9 +95,11 @@ int Context::Fail(const grpc::Status& status, absl::string_view what, absl::stri
   err_ << "nicctl: " << shown << ": " << detail << "\n";
   if (hint.empty() && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
       detail.find("Permission denied") != std::string::npos) {
-    // The packaged socket is for root and the nichandover group.
-    hint = "the socket's permissions refuse you: join the nichandover group (sudo adduser "
-           "$USER nichandover, then log in again) or run nicctl as root";
+    // The daemon gives its socket to its operator_group, by default the
+    // packaged group nichandover (docs/operations.md).
+    hint = "the socket's permissions refuse you: join the nichandover group (or the group "
+           "the daemon's operator_group names; sudo adduser $USER nichandover, then log in "
+           "again) or run nicctl as root";
   }
   if (!hint.empty()) {
     err_ << "  hint: " << hint << "\n";
