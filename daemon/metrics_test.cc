@@ -123,7 +123,8 @@ TEST(MetricsConfigTest, LoopbackByDefault) {
 TEST(MetricsConfigTest, RefusesWhatCannotWork) {
   for (const char* bad : {"metrics_listen: \"unix:/run/m.sock\"", "metrics_listen: \"nope\"",
                           "metrics_allow_remote: true",
-                          "listen: \"127.0.0.1:7401\" metrics_listen: \"127.0.0.1:7401\""}) {
+                          "listen: \"127.0.0.1:7401\" metrics_listen: \"127.0.0.1:7401\"",
+                          "peer_listen: \"127.0.0.1:7401\" metrics_listen: \"127.0.0.1:7401\""}) {
     absl::Status s = Check(bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(s.message().find("metrics_"), std::string::npos) << s;
