@@ -33,6 +33,10 @@ struct Timeouts {
 };
 Timeouts EffectiveTimeouts(const v1::DaemonConfig& config);
 
+// history_per_nic when the file leaves it unset, and its largest value.
+inline constexpr uint32_t kDefaultHistoryPerNic = 100;
+inline constexpr uint32_t kMaxHistoryPerNic = 100000;
+
 // "fake", "sim", "linux", "vm".
 std::string PlatformName(const v1::DaemonConfig& config);
 
