@@ -74,6 +74,16 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
   return value;
 }
 
+// The record ACTIVE and neither daemon running a handover.
+bool Settled(SimCluster& cluster) {
+  if (cluster.Record().state != OwnershipState::kActive) return false;
+  for (int i = 0; i < SimCluster::kNodes; ++i) {
+    absl::StatusOr<bool> live = AnyHandoverLive("unix:" + cluster.daemon_socket(i));
+    if (!live.ok() || *live) return false;
+  }
+  return true;
+}
+
 class SimSoak {
  public:
   SimSoak(uint32_t seed, int pps) : rng_(seed), pps_(pps) {}
@@ -148,16 +158,6 @@ class SimSoak {
     return absl::OkStatus();
   }
 
-  // The record ACTIVE and neither daemon running a handover.
-  bool Settled() {
-    if (cluster_.Record().state != OwnershipState::kActive) return false;
-    for (int i = 0; i < SimCluster::kNodes; ++i) {
-      absl::StatusOr<bool> live = AnyHandoverLive("unix:" + cluster_.daemon_socket(i));
-      if (!live.ok() || *live) return false;
-    }
-    return true;
-  }
-
   uint64_t segments_ = 0, sent_ = 0, received_ = 0, ring_drops_ = 0, crash_lost_ = 0;
 
  private:
@@ -187,7 +187,7 @@ TEST(SimSoakTest, HandoversWithRandomKillsAndStopsOfDaemonsAndKernels) {
   ASSERT_TRUE(soak.StartTraffic().ok());
 
   uint64_t last_epoch = cluster.Record().epoch;
-  int moved = 0, refused = 0, kernel_kills_in_segment = 0;
+  int moved = 0, refused = 0, kernel_kills_in_segment = 0, rounds_in_segment = 0;
   int by_kind[5] = {};
   absl::Duration longest_settle;
   const absl::Time soak_start = absl::Now();
@@ -208,10 +208,14 @@ TEST(SimSoakTest, HandoversWithRandomKillsAndStopsOfDaemonsAndKernels) {
 
     // A kernel crash loses what it held: cut the traffic there so the
     // other segments keep exact accounting.
-    if (disturbance == Disturbance::kKillKernel && kernel_kills_in_segment == 0) {
+    // (A segment that has just begun holds no undisturbed handover: kept.)
+    if (disturbance == Disturbance::kKillKernel && kernel_kills_in_segment == 0 &&
+        rounds_in_segment > 0) {
       soak.EndTrafficSegment(0);
       ASSERT_TRUE(soak.StartTraffic().ok());
+      rounds_in_segment = 0;
     }
+    ++rounds_in_segment;
 
     absl::StatusOr<v1::Handover> started =
         StartHandover("unix:" + cluster.daemon_socket(source), kSimNic,
@@ -251,7 +255,7 @@ TEST(SimSoakTest, HandoversWithRandomKillsAndStopsOfDaemonsAndKernels) {
     ASSERT_TRUE(soak.Revive(victim).ok()) << cluster.Logs();
 
     const absl::Time settle_start = absl::Now();
-    ASSERT_TRUE(WaitUntil([&] { return soak.Settled(); }, settle_bound, absl::Milliseconds(50)))
+    ASSERT_TRUE(WaitUntil([&] { return Settled(cluster); }, settle_bound, absl::Milliseconds(50)))
         << "stuck: not settled within " << settle_bound << "; record state "
         << static_cast<int>(cluster.Record().state) << "\n"
         << cluster.Logs();
@@ -264,12 +268,19 @@ TEST(SimSoakTest, HandoversWithRandomKillsAndStopsOfDaemonsAndKernels) {
     last_epoch = record.epoch;
     if (record.owner != source) ++moved;
     ExpectTrafficOnExactlyOneNode(cluster, record.owner, absl::Milliseconds(150));
-    if (::testing::Test::HasFailure()) return;
+    if (::testing::Test::HasFailure()) {
+      std::printf("record: %s owner %d epoch %llu; device runs on %d\n%s\n",
+                  record.state == OwnershipState::kActive ? "ACTIVE" : "not ACTIVE", record.owner,
+                  static_cast<unsigned long long>(record.epoch),
+                  cluster.machine().nic().running_node.load(), cluster.Logs().c_str());
+      return;
+    }
 
     if (kernel_kills_in_segment > 0) {
       soak.EndTrafficSegment(kernel_kills_in_segment);
       kernel_kills_in_segment = 0;
       ASSERT_TRUE(soak.StartTraffic().ok());
+      rounds_in_segment = 0;
     }
   }
   soak.EndTrafficSegment(kernel_kills_in_segment);
@@ -288,6 +299,41 @@ TEST(SimSoakTest, HandoversWithRandomKillsAndStopsOfDaemonsAndKernels) {
       static_cast<unsigned long long>(soak.received_),
       static_cast<unsigned long long>(soak.ring_drops_),
       static_cast<unsigned long long>(soak.crash_lost_));
+}
+
+// Found by the soak: the target's kernel restarted after it reserved vectors
+// for a handover (its daemon did not) loses the reservation; the source then
+// routes the NIC's interrupts to those vectors and commits, and the target's
+// Attach must still leave the NIC running on the target (or the handover roll
+// back), never the record ACTIVE on a node that does not run it. The
+// source's kernel is held (SIGSTOP) so the handover waits in PREPARING,
+// after the reservation, while the target's kernel is killed and restarted.
+TEST(SimSoakTest, TargetKernelRestartedAfterItsReservationLeavesTheNicRunning) {
+  SimCluster cluster;
+  ASSERT_TRUE(cluster.StartAll().ok()) << cluster.Logs();
+  ASSERT_TRUE(cluster.StartTraffic(5000).ok());
+  cluster.kernel(0).Signal(SIGSTOP);
+  absl::StatusOr<v1::Handover> started =
+      StartHandover("unix:" + cluster.daemon_socket(0), kSimNic, "node1", "reserved-then-killed");
+  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_TRUE(WaitUntil([&] { return cluster.Record().state == OwnershipState::kPreparing; },
+                        absl::Seconds(30), absl::Milliseconds(1)))
+      << cluster.Logs();
+  cluster.kernel(1).Signal(SIGKILL);
+  ASSERT_TRUE(cluster.kernel(1).Wait(absl::Seconds(10)).ok());
+  ASSERT_TRUE(cluster.StartKernel(1).ok()) << cluster.Logs();
+  cluster.kernel(0).Signal(SIGCONT);
+
+  ASSERT_TRUE(WaitUntil([&] { return Settled(cluster); }, absl::Seconds(90),
+                        absl::Milliseconds(50)))
+      << cluster.Logs();
+  const sim::Ownership record = cluster.Record();
+  ExpectTrafficOnExactlyOneNode(cluster, record.owner);
+  if (::testing::Test::HasFailure()) {
+    std::printf("record owner %d epoch %llu; device runs on %d\n%s\n", record.owner,
+                static_cast<unsigned long long>(record.epoch),
+                cluster.machine().nic().running_node.load(), cluster.Logs().c_str());
+  }
 }
 
 }  // namespace
