@@ -201,7 +201,9 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
 }  // namespace
 
 NodeEngine::NodeEngine(Options options)
-    : options_(std::move(options)), mailbox_(std::make_shared<Mailbox>()) {}
+    : options_(std::move(options)),
+      mailbox_(std::make_shared<Mailbox>()),
+      compact_above_records_(options_.compact_after_records) {}
 
 absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
     Options options, const std::vector<std::string>& journal_records) {
@@ -382,7 +384,7 @@ void NodeEngine::Execute(Ready ready) {
   }
   // Keep the journal bounded: the machine can always describe its state in
   // one record per known handover.
-  if (options_.journal->Stats().records > options_.compact_after_records) {
+  if (options_.journal->Stats().records > compact_above_records_) {
     std::vector<std::string> live;
     {
       std::lock_guard<std::mutex> lock(machine_mu_);
@@ -396,6 +398,10 @@ void NodeEngine::Execute(Ready ready) {
     absl::Status s = options_.journal->Compact(live);
     // A failed compaction (a full disk) leaves the old journal in use; the
     // next append tells whether it still works.
+    // A history longer than compact_after_records (many NICs) compacts to
+    // more records than that: wait until the journal doubled again, so each
+    // record is rewritten a bounded number of times, not on every append.
+    compact_above_records_ = std::max(options_.compact_after_records, 2 * live.size());
     if (s.ok()) {
       NH_LOG(INFO) << "journal compacted to " << live.size() << " records";
     } else {

@@ -134,6 +134,10 @@ class NodeEngine {
   std::mutex journal_mu_;
   std::thread loop_;
 
+  // The journal is compacted when it holds more records than this (protocol
+  // thread only).
+  size_t compact_above_records_ = 0;
+
   // Guards everything below (RPC threads read, the protocol thread writes).
   std::mutex mu_;
   std::condition_variable changed_;
