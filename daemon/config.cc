@@ -78,6 +78,7 @@ class Validator {
     NH_RETURN_IF_ERROR(CheckTimeouts());
     NH_RETURN_IF_ERROR(CheckPeerAuth());
     NH_RETURN_IF_ERROR(CheckMetrics());
+    NH_RETURN_IF_ERROR(CheckHistory());
     if (config_->state_dir().empty()) {
       config_->set_state_dir(absl::StrCat("/var/lib/nichandover/", config_->node_id()));
     }
@@ -304,6 +305,15 @@ class Validator {
                    absl::StrCat("'", file, "' is accessible to other users (mode ",
                                 absl::StrFormat("%04o", st.st_mode & 07777),
                                 "); run chmod 600 on it"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckHistory() {
+    if (config_->history_per_nic() == 0) config_->set_history_per_nic(kDefaultHistoryPerNic);
+    if (config_->history_per_nic() > kMaxHistoryPerNic) {
+      return Error("history_per_nic", absl::StrCat(config_->history_per_nic(), " is more than ",
+                                                   kMaxHistoryPerNic));
     }
     return absl::OkStatus();
   }

@@ -41,6 +41,9 @@ inline constexpr char kDefaultOperatorGroup[] = "nichandover";
 
 // The group `name` (getgrnam), NOT_FOUND when there is none.
 absl::StatusOr<gid_t> LookUpGroup(const std::string& name);
+// history_per_nic when the file leaves it unset, and its largest value.
+inline constexpr uint32_t kDefaultHistoryPerNic = 100;
+inline constexpr uint32_t kMaxHistoryPerNic = 100000;
 
 // "fake", "sim", "linux", "vm".
 std::string PlatformName(const v1::DaemonConfig& config);

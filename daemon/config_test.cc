@@ -61,6 +61,16 @@ TEST(ConfigTest, FillsDefaults) {
   EXPECT_EQ(config->vectors().first(), 0x40u);
   EXPECT_EQ(config->vectors().last(), 0xdfu);
   EXPECT_EQ(EffectiveTimeouts(*config).handover, absl::Seconds(30));
+  EXPECT_EQ(config->history_per_nic(), kDefaultHistoryPerNic);
+}
+
+TEST(ConfigTest, HistoryPerNicIsBounded) {
+  auto kept = ParseConfig(std::string(kMinimal) + "history_per_nic: 5\n", "h.conf");
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->history_per_nic(), 5u);
+  auto huge = ParseConfig(std::string(kMinimal) + "history_per_nic: 100001\n", "h.conf");
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(huge.status().message(), "h.conf: history_per_nic: 100001 is more than 100000");
 }
 
 TEST(ConfigTest, MissingFileIsNotFoundAndNamesIt) {

@@ -193,6 +193,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
   options.timeouts.reroute = t.reroute;
   options.timeouts.attach = t.attach;
   options.timeouts.handover = t.handover;
+  options.history_per_nic = d->config_.history_per_nic();
   options.platform = d->platform_.get();
   options.journal = d->journal_.get();
   options.transport = d->transport_.get();

@@ -397,21 +397,18 @@ absl::Status Kernel::Probe() {
   return absl::OkStatus();
 }
 
-void Kernel::Adopt() {
-  // This node owns a NIC that was running before the kernel (re)started:
-  // take the vectors the table routes here and continue from the registers.
-  // Packets the previous kernel had taken but not delivered are lost with it.
+absl::StatusOr<std::vector<uint8_t>> Kernel::TakeVectorsRoutedHere() {
   absl::StatusOr<pci::MsixCapability> cap = pci::ReadMsixCapability(config_, kMsixCapabilityOffset);
-  if (!cap.ok()) return;
+  if (!cap.ok()) return cap.status();
   std::vector<uint8_t> vectors;
   for (uint32_t i = 0; i < cap->table_size(); ++i) {
     absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(bars_, *cap, i);
-    if (!entry.ok()) return;
+    if (!entry.ok()) return entry.status();
     pci::X86MsiMessage message = pci::DecodeX86Msi(entry->address(), entry->data);
     if (machine_->NodeOfApicId(message.destination_apic_id) != node_index_) {
-      NH_LOG(WARNING) << options_.node_id << ": owns " << nic_.bdf << " but entry " << i
-                      << " routes elsewhere; staying detached";
-      return;
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "MSI-X entry %d of %s routes to %s, not to %s", i, nic_.bdf,
+          pci::DescribeX86Msi(message), options_.node_id));
     }
     vectors.push_back(message.vector);
   }
@@ -419,7 +416,20 @@ void Kernel::Adopt() {
     handler_entry_[vectors[i]].store(static_cast<int16_t>(i));
     RegisterVector(node_, vectors[i]);
   }
-  active_vectors_ = vectors;
+  return vectors;
+}
+
+void Kernel::Adopt() {
+  // This node owns a NIC that was running before the kernel (re)started:
+  // take the vectors the table routes here and continue from the registers.
+  // Packets the previous kernel had taken but not delivered are lost with it.
+  absl::StatusOr<std::vector<uint8_t>> vectors = TakeVectorsRoutedHere();
+  if (!vectors.ok()) {
+    NH_LOG(WARNING) << options_.node_id << ": owns " << nic_.bdf << " but "
+                    << vectors.status().message() << "; staying detached";
+    return;
+  }
+  active_vectors_ = *vectors;
   const uint32_t mask = nic_.ring_size - 1;
   uint32_t rdt = nic_.regs.rdt.load();
   rx_next_to_use_.store(rdt);
@@ -568,6 +578,14 @@ absl::Status Kernel::Attach(const std::string& bdf, uint64_t epoch, const RingSt
   }
   std::vector<uint8_t> vectors = reserved_vectors_;
   if (vectors.empty()) vectors = active_vectors_;
+  if (vectors.empty()) {
+    // This kernel restarted after its predecessor reserved the vectors the
+    // source has since routed the NIC to: they are this node's (the
+    // reservation was the node's, not the process's), as Adopt takes them.
+    absl::StatusOr<std::vector<uint8_t>> routed = TakeVectorsRoutedHere();
+    if (!routed.ok()) return routed.status();
+    vectors = *routed;
+  }
   if (absl::Status s = CheckRoutedHere(vectors); !s.ok()) return s;
   active_vectors_ = vectors;
   reserved_vectors_.clear();

@@ -136,6 +136,10 @@ class Kernel {
   void FreeVectors(std::vector<uint8_t>& vectors);
   absl::Status Probe();
   void Adopt();
+  // The vectors every MSI-X entry routes to on this node, taken as this
+  // kernel's (request_irq); an error naming the first entry that routes
+  // elsewhere. What a restarted kernel inherits from its predecessor.
+  absl::StatusOr<std::vector<uint8_t>> TakeVectorsRoutedHere();
   RingState CurrentRings() const;
 
   Machine* machine_;

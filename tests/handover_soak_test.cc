@@ -15,10 +15,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "nichandover/v1/node_service.grpc.pb.h"
 #include "tests/testing/daemon_cluster.h"
+#include "tests/testing/node_client.h"
 
 namespace nichandover {
 namespace {
@@ -26,6 +25,8 @@ namespace {
 using ::nichandover::testing::ClusterOptions;
 using ::nichandover::testing::DaemonCluster;
 using ::nichandover::testing::NodeSpec;
+using ::nichandover::testing::AnyHandoverLive;
+using ::nichandover::testing::StartHandover;
 using ::nichandover::testing::WaitUntil;
 
 constexpr char kNic[] = "0000:03:00.0";
@@ -64,29 +65,12 @@ class Soak {
   bool Safe() { return cluster_.FakeMachine({"check", "--nic", kNic, "--safe"}).exit_code == 0; }
 
   bool NothingLive(int node) {
-    auto stub = v1::NodeService::NewStub(grpc::CreateChannel(
-        cluster_.socket_address(node), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-    v1::ListHandoversResponse list;
-    if (!stub->ListHandovers(&ctx, v1::ListHandoversRequest(), &list).ok()) return false;
-    for (const auto& h : list.handovers()) {
-      if (!h.done()) return false;
-    }
-    return true;
+    absl::StatusOr<bool> live = AnyHandoverLive(cluster_.socket_address(node));
+    return live.ok() && !*live;
   }
 
-  grpc::Status Create(int node, const std::string& target, const std::string& id) {
-    auto stub = v1::NodeService::NewStub(grpc::CreateChannel(
-        cluster_.socket_address(node), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    v1::CreateHandoverRequest request;
-    request.set_request_id(id);
-    request.set_nic(kNic);
-    request.set_target_node(target);
-    v1::Handover h;
-    return stub->CreateHandover(&ctx, request, &h);
+  absl::Status Create(int node, const std::string& target, const std::string& id) {
+    return StartHandover(cluster_.socket_address(node), kNic, target, id).status();
   }
 
   int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
@@ -134,8 +118,8 @@ TEST(HandoverSoakTest, HundredHandoversWithRandomCrashesAndFaults) {
     }
     faults += fault <= 3;
 
-    grpc::Status s = soak.Create(source, cluster.node_id(target), absl::StrCat("soak-", round));
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    absl::Status s = soak.Create(source, cluster.node_id(target), absl::StrCat("soak-", round));
+    ASSERT_TRUE(s.ok()) << s;
 
     // Sometimes a crash: either daemon, at a random moment of the handover.
     if (soak.Uniform(0, 2) == 0) {

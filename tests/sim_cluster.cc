@@ -201,6 +201,14 @@ absl::Status SimCluster::StartTraffic(int pps) {
                                    dir_);
   if (!traffic.ok()) return traffic.status();
   traffic_ = std::make_unique<Subprocess>(std::move(*traffic));
+  // Running once it claimed the machine (after it set up its signals): a
+  // StopTraffic right after must not kill it before it can report.
+  if (!WaitUntil([&] {
+        return !traffic_->running() || machine_->layout().traffic_pid.load() == traffic_->pid();
+      }, absl::Seconds(30)) ||
+      !traffic_->running()) {
+    return absl::UnavailableError(absl::StrCat("nh-sim-traffic did not start: ", traffic_->Stderr()));
+  }
   return absl::OkStatus();
 }
 

@@ -10,66 +10,13 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/sim_cluster.h"
+#include "tests/sim_expect.h"
 
 namespace nichandover {
 namespace testing {
 namespace {
 
 using sim::OwnershipState;
-
-// Every packet sent in this direction arrived exactly once, in order.
-void ExpectExactlyOnceInOrder(const TrafficDirection& d, const std::string& name,
-                              const std::string& json) {
-  EXPECT_GT(d.sent, 0u) << name << ": " << json;
-  EXPECT_EQ(d.unique, d.sent) << name << ": " << json;
-  EXPECT_EQ(d.lost, 0u) << name << ": " << json;
-  EXPECT_EQ(d.duplicated, 0u) << name << ": " << json;
-  EXPECT_EQ(d.out_of_order, 0u) << name << ": " << json;
-}
-
-// Drops may happen (a stopped kernel, a full ring) but each one is counted:
-// inbound, every sequence number is received or dropped at a counted place;
-// outbound, a packet the socket took is never lost (a full socket refuses it
-// before it gets a number). Nothing is duplicated or reordered.
-void ExpectExactAccounting(const TrafficResult& r) {
-  EXPECT_EQ(r.inbound.sent,
-            r.inbound.unique + r.inbound.wire_drops + r.rx_missed + r.rx_socket_drops)
-      << r.json;
-  EXPECT_EQ(r.outbound.sent, r.outbound.unique) << r.json;
-  for (const TrafficDirection* d : {&r.inbound, &r.outbound}) {
-    EXPECT_GT(d->unique, 0u) << r.json;
-    EXPECT_EQ(d->duplicated, 0u) << r.json;
-    EXPECT_EQ(d->out_of_order, 0u) << r.json;
-  }
-}
-
-// The node whose kernel runs the NIC now: the record is ACTIVE, names it, and
-// over `window` packets flow in both directions through that node's kernel
-// only.
-void ExpectTrafficOnExactlyOneNode(SimCluster& cluster, int owner,
-                                   absl::Duration window = absl::Milliseconds(400)) {
-  const int other = 1 - owner;
-  sim::Ownership record = cluster.Record();
-  ASSERT_EQ(record.state, OwnershipState::kActive);
-  ASSERT_EQ(record.owner, owner);
-  EXPECT_EQ(cluster.machine().nic().running_node.load(), owner);
-  uint64_t rx[2] = {cluster.RxDelivered(0), cluster.RxDelivered(1)};
-  uint64_t tx[2] = {cluster.DriverXmits(0), cluster.DriverXmits(1)};
-  // At least `window` to see nothing reach the other node, and as long as a
-  // loaded machine needs for the owner to move packets both ways.
-  absl::SleepFor(window);
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        return cluster.RxDelivered(owner) > rx[owner] && cluster.DriverXmits(owner) > tx[owner];
-      },
-      absl::Seconds(30), absl::Milliseconds(20)))
-      << SimCluster::node_id(owner) << " moves no packets";
-  EXPECT_EQ(cluster.RxDelivered(other), rx[other]) << SimCluster::node_id(other);
-  EXPECT_EQ(cluster.DriverXmits(other), tx[other]) << SimCluster::node_id(other);
-  for (int i = 0; i < SimCluster::kNodes; ++i) {
-    EXPECT_EQ(cluster.machine().node(i).counters.polls_while_quiesced.load(), 0u);
-  }
-}
 
 CommandResult Handover(SimCluster& cluster, int from, int to) {
   return cluster.Nicctl(from, {"handover", kSimNic, "--to", SimCluster::node_id(to)});

@@ -201,7 +201,9 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
 }  // namespace
 
 NodeEngine::NodeEngine(Options options)
-    : options_(std::move(options)), mailbox_(std::make_shared<Mailbox>()) {}
+    : options_(std::move(options)),
+      mailbox_(std::make_shared<Mailbox>()),
+      compact_above_records_(options_.compact_after_records) {}
 
 absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
     Options options, const std::vector<std::string>& journal_records) {
@@ -247,6 +249,7 @@ absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
   config.peers = engine->options_.peers;
   config.nics = *nics;
   config.timeouts = engine->options_.timeouts;
+  config.history_per_nic = engine->options_.history_per_nic;
   engine->machine_ = std::make_unique<protocol::HandoverMachine>(std::move(config));
   NH_LOG(INFO) << "recovering: " << recover.journal.size() << " journal records, "
                << recover.records.size() << " ownership records, " << nics->size() << " NICs";
@@ -346,6 +349,7 @@ void NodeEngine::Execute(Ready ready) {
                              });
   }
   Publish(ready.updates);
+  ForgetTrimmedHandovers();
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& a : ready.answers) {
@@ -380,7 +384,7 @@ void NodeEngine::Execute(Ready ready) {
   }
   // Keep the journal bounded: the machine can always describe its state in
   // one record per known handover.
-  if (options_.journal->Stats().records > options_.compact_after_records) {
+  if (options_.journal->Stats().records > compact_above_records_) {
     std::vector<std::string> live;
     {
       std::lock_guard<std::mutex> lock(machine_mu_);
@@ -394,6 +398,10 @@ void NodeEngine::Execute(Ready ready) {
     absl::Status s = options_.journal->Compact(live);
     // A failed compaction (a full disk) leaves the old journal in use; the
     // next append tells whether it still works.
+    // A history longer than compact_after_records (many NICs) compacts to
+    // more records than that: wait until the journal doubled again, so each
+    // record is rewritten a bounded number of times, not on every append.
+    compact_above_records_ = std::max(options_.compact_after_records, 2 * live.size());
     if (s.ok()) {
       NH_LOG(INFO) << "journal compacted to " << live.size() << " records";
     } else {
@@ -491,6 +499,32 @@ void NodeEngine::Publish(const std::vector<v1::Handover>& updates) {
     latest_[id] = std::move(stamped);
   }
   changed_.notify_all();
+}
+
+void NodeEngine::ForgetTrimmedHandovers() {
+  // machine_mu_ before mu_, as the compaction takes them.
+  std::lock_guard<std::mutex> machine_lock(machine_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
+  // A pass costs one lookup per handover known here: run it once the maps
+  // grew by a quarter (at least 8) since the last one.
+  if (created_.size() <= forget_above_) return;
+  for (auto it = created_.begin(); it != created_.end();) {
+    const std::string& id = it->first;
+    if (machine_->GetHandover(id).ok()) {
+      ++it;
+      continue;
+    }
+    latest_.erase(id);
+    events_.erase(id);
+    phase_starts_.erase(id);
+    it = created_.erase(it);
+  }
+  // Watch reads events_[id] of an id it found; one the machine forgot meanwhile
+  // left an empty log behind.
+  for (auto it = events_.begin(); it != events_.end();) {
+    it = created_.count(it->first) ? std::next(it) : events_.erase(it);
+  }
+  forget_above_ = created_.size() + std::max<size_t>(8, created_.size() / 4);
 }
 
 absl::Status NodeEngine::ReserveJournalSpace() {
@@ -593,13 +627,17 @@ absl::StatusOr<v1::OwnershipRecord> NodeEngine::ResumeNic(const v1::ResumeNicReq
 }
 
 absl::StatusOr<v1::Handover> NodeEngine::GetHandover(const std::string& handover_id) {
+  // The machine's history decides what is known (latest_ may still hold a
+  // handover it trimmed, until ForgetTrimmedHandovers runs).
+  absl::StatusOr<v1::Handover> known;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = latest_.find(handover_id);
-    if (it != latest_.end()) return it->second;
+    std::lock_guard<std::mutex> lock(machine_mu_);
+    known = machine_->GetHandover(handover_id);
   }
-  std::lock_guard<std::mutex> lock(machine_mu_);
-  return machine_->GetHandover(handover_id);
+  if (!known.ok()) return known;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = latest_.find(handover_id);
+  return it != latest_.end() ? it->second : known;
 }
 
 std::vector<v1::Handover> NodeEngine::ListHandovers(const std::string& bdf) {

@@ -48,6 +48,8 @@ class NodeEngine {
     std::shared_ptr<EngineObserver> observer;
     // Compact the journal when it holds more records than this.
     size_t compact_after_records = 512;
+    // Finished handovers kept per NIC (protocol::MachineConfig).
+    size_t history_per_nic = protocol::MachineConfig().history_per_nic;
   };
 
   // Recovers (inventory, ownership records, hook states, the journal's
@@ -116,6 +118,9 @@ class NodeEngine {
   void RunOp(const protocol::PlatformOp& op);
   void Publish(const std::vector<v1::Handover>& updates);
   v1::Handover Stamp(v1::Handover handover);
+  // Drops the stamps and event logs of handovers the machine no longer
+  // keeps, so they stay as bounded as its history.
+  void ForgetTrimmedHandovers();
   uint64_t NextToken();
 
   Options options_;
@@ -129,6 +134,10 @@ class NodeEngine {
   std::mutex journal_mu_;
   std::thread loop_;
 
+  // The journal is compacted when it holds more records than this (protocol
+  // thread only).
+  size_t compact_above_records_ = 0;
+
   // Guards everything below (RPC threads read, the protocol thread writes).
   std::mutex mu_;
   std::condition_variable changed_;
@@ -141,6 +150,8 @@ class NodeEngine {
   // Wall-clock start of each phase index seen, per handover.
   std::map<std::string, std::vector<absl::Time>> phase_starts_;
   std::map<std::string, absl::Time> created_;
+  // ForgetTrimmedHandovers runs when created_ grows past this.
+  size_t forget_above_ = 0;
 };
 
 }  // namespace engine

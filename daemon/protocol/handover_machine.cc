@@ -92,6 +92,9 @@ struct HandoverMachine::Handover {
 
 namespace {
 
+// Aborts remembered for offers not seen yet (a reordering window, not history).
+constexpr size_t kAbortedUnknownLimit = 1000;
+
 bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
 bool ValidRequestId(const std::string& id) {
@@ -370,18 +373,22 @@ void HandoverMachine::Persist(const Handover& h, JournalRecord::Kind kind) {
   ready_.records.push_back(MakeJournalRecord(kind, h.res, messages));
 }
 
-void HandoverMachine::TrimHistory() {
-  while (order_.size() > config_.history_limit) {
-    auto victim = std::find_if(order_.begin(), order_.end(),
-                               [this](const std::string& id) { return handovers_[id]->done(); });
-    if (victim == order_.end()) return;
-    Handover& h = *handovers_[*victim];
-    if (by_request_id_.count(h.res.request_id()) &&
-        by_request_id_[h.res.request_id()] == h.id()) {
-      by_request_id_.erase(h.res.request_id());
+void HandoverMachine::TrimHistory(const std::string& bdf) {
+  std::vector<std::string> forget;
+  size_t finished = 0;
+  for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+    const Handover& h = *handovers_.at(*it);
+    if (h.bdf() != bdf || !h.done()) continue;
+    if (++finished > std::max<size_t>(config_.history_per_nic, 1)) forget.push_back(*it);
+  }
+  for (const std::string& id : forget) {
+    const Handover& h = *handovers_.at(id);
+    auto by_request = by_request_id_.find(h.res.request_id());
+    if (by_request != by_request_id_.end() && by_request->second == id) {
+      by_request_id_.erase(by_request);
     }
-    handovers_.erase(*victim);
-    order_.erase(victim);
+    handovers_.erase(id);
+    order_.erase(std::find(order_.begin(), order_.end(), id));
   }
 }
 
@@ -523,7 +530,7 @@ void HandoverMachine::Finish(Handover& h, v1::HandoverPhase phase) {
   if (h.started) Persist(h, JournalRecord::FINISHED);
   AnswerOffers(h, false, v1::REFUSAL_REASON_NOT_ACCEPTING, "the handover ended");
   AnswerCommits(h, phase == v1::HANDOVER_PHASE_COMMITTED, "");
-  TrimHistory();
+  TrimHistory(std::string(h.bdf()));
 }
 
 void HandoverMachine::AnswerOffers(Handover& h, bool accepted, v1::RefusalReason reason,
@@ -594,6 +601,10 @@ void HandoverMachine::OnRecover(const RecoverEvent& event) {
       by_request_id_[snapshot.request_id()] = snapshot.handover_id();
     }
   }
+  // A journal written under a larger history_per_nic keeps more.
+  std::set<std::string> journal_nics;
+  for (const std::string& id : order_) journal_nics.insert(handovers_.at(id)->bdf());
+  for (const std::string& bdf : journal_nics) TrimHistory(bdf);
 
   std::set<std::string> busy;
   for (const std::string& id : order_) {
@@ -1310,7 +1321,7 @@ void HandoverMachine::OnAbort(uint64_t token, const v1::AbortRequest& request) {
   Handover* h = Find(request.handover_id());
   if (h == nullptr) {
     // Reordered before its Offer: remember, so the Offer is refused.
-    if (aborted_unknown_.size() >= config_.history_limit) {
+    if (aborted_unknown_.size() >= kAbortedUnknownLimit) {
       aborted_unknown_.erase(aborted_unknown_.begin());
     }
     aborted_unknown_.insert(request.handover_id());

@@ -78,8 +78,11 @@ struct MachineConfig {
   // The NICs this node sees (its Inventory at start-up).
   std::vector<platform::NicInfo> nics;
   Timeouts timeouts;
-  // Finished handovers kept for GetHandover/ListHandovers.
-  size_t history_limit = 1000;
+  // Finished handovers kept per NIC for GetHandover/ListHandovers (and the
+  // journal's compaction): the newest this many of each NIC; older finished
+  // ones are forgotten. Live handovers are always kept, and so is each NIC's
+  // newest (a FAILED one is what an operator's recovery redoes). At least 1.
+  size_t history_per_nic = 100;
 };
 
 // "0000:03:00.0" from "0000:03:00.0", "03:00.0" or "nics/0000:03:00.0";
@@ -183,7 +186,9 @@ class HandoverMachine {
   // The NIC's newest handover if it ended FAILED on a step that can be
   // redone and `record` is still what it left behind; nullptr otherwise.
   Handover* FailedHandoverAt(const std::string& bdf, const v1::OwnershipRecord& record);
-  void TrimHistory();
+  // Forgets `bdf`'s finished handovers beyond config_.history_per_nic,
+  // oldest first.
+  void TrimHistory(const std::string& bdf);
 
   MachineConfig config_;
   bool recovered_ = false;

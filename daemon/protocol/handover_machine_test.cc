@@ -2,6 +2,7 @@
 // covered by the scenario scripts (scenario_test) and random_fault_test.
 #include "daemon/protocol/handover_machine.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -256,6 +257,67 @@ TEST(HandoverMachineTest, CompactedJournalRestoresTheSameState) {
   world.Stabilize();
   EXPECT_TRUE(world.CheckSettled().empty());
   EXPECT_EQ(world.RecordOwner(nic.bdf), "n2");
+  EXPECT_TRUE(world.violations().empty());
+}
+
+// The history keeps each NIC's newest history_per_nic finished handovers:
+// a busy NIC does not push a quiet NIC's last handover out, and a restart
+// from a journal written with a larger limit trims it the same way.
+TEST(HandoverMachineTest, HistoryKeepsTheNewestFinishedHandoversPerNic) {
+  std::vector<std::string> lines;
+  testing::World world([&](const std::string& line) { lines.push_back(line); });
+  world.SetHistoryPerNic(3);
+  world.AddNode("n1");
+  world.AddNode("n2");
+  testing::NicSpec busy;
+  busy.bdf = "0000:03:00.0";
+  busy.owner = "n1";
+  testing::NicSpec quiet;
+  quiet.bdf = "0000:04:00.0";
+  quiet.owner = "n1";
+  world.AddNic(busy);
+  world.AddNic(quiet);
+  world.StartAll();
+  auto hand_over = [&](const testing::NicSpec& nic, const std::string& id) {
+    const std::string owner = world.RecordOwner(nic.bdf);
+    world.Create(owner, id, "r-" + id, nic.bdf, owner == "n1" ? "n2" : "n1");
+    world.Stabilize();
+  };
+  auto history = [&](const std::string& node) {
+    lines.clear();
+    world.PrintHandovers(node);
+    std::vector<std::string> ids;
+    for (const std::string& line : lines) {
+      // "n1: ID n1->n2 COMMITTED epoch 1->2"
+      const size_t start = line.find(": ") + 2;
+      ids.push_back(line.substr(start, line.find(' ', start) - start));
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+
+  hand_over(quiet, "q0");
+  for (int i = 0; i < 8; ++i) hand_over(busy, "b" + std::to_string(i));
+  const std::vector<std::string> kept = {"b5", "b6", "b7", "q0"};
+  EXPECT_EQ(history("n1"), kept);
+  EXPECT_EQ(history("n2"), kept);
+
+  // A handover still running is never trimmed, however many finish beside it.
+  world.Create("n2", "q1", "r-q1", quiet.bdf, "n1");
+  world.Deliver({"", "", "Offer", -1});
+  for (int i = 8; i < 12; ++i) hand_over(busy, "b" + std::to_string(i));
+  EXPECT_EQ(history("n1"), (std::vector<std::string>{"b10", "b11", "b9", "q0", "q1"}));
+  world.Stabilize();
+  world.FireTimers("n1", absl::Seconds(1));
+  world.FireTimers("n2", absl::Seconds(1));
+  world.Stabilize();
+
+  // Restarted with a smaller limit, the journal's longer history is trimmed.
+  world.SetHistoryPerNic(1);
+  world.Crash("n2");
+  world.Restart("n2");
+  EXPECT_EQ(history("n2"), (std::vector<std::string>{"b11", "q1"}));
+  EXPECT_TRUE(world.CheckSettled().empty());
   EXPECT_TRUE(world.violations().empty());
 }
 

@@ -12,11 +12,16 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 extern char** environ;
 
@@ -214,6 +219,25 @@ bool WaitUntil(const std::function<bool()>& probe, absl::Duration timeout,
     if (absl::Now() >= deadline) return false;
     absl::SleepFor(interval);
   }
+}
+
+ProcessUsage ReadProcessUsage(pid_t pid) {
+  ProcessUsage usage;
+  const std::string proc = absl::StrCat("/proc/", pid);
+  for (absl::string_view line : absl::StrSplit(ReadFile(proc + "/status"), '\n')) {
+    if (absl::ConsumePrefix(&line, "VmRSS:")) {
+      (void)absl::SimpleAtoi(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"),
+                             &usage.rss_kib);
+    } else if (absl::ConsumePrefix(&line, "Threads:")) {
+      (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &usage.threads);
+    }
+  }
+  std::error_code ignored;
+  for (auto it = std::filesystem::directory_iterator(proc + "/fd", ignored);
+       it != std::filesystem::directory_iterator(); it.increment(ignored)) {
+    ++usage.open_fds;
+  }
+  return usage;
 }
 
 }  // namespace testing

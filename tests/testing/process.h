@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -74,6 +75,14 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& log_dir,
                          const std::map<std::string, std::string>& env = {},
                          absl::Duration timeout = absl::Seconds(30));
+
+// What a running process holds, from /proc/PID (zeros once it is gone).
+struct ProcessUsage {
+  uint64_t rss_kib = 0;  // VmRSS
+  int threads = 0;
+  int open_fds = 0;      // entries of /proc/PID/fd
+};
+ProcessUsage ReadProcessUsage(pid_t pid);
 
 // Polls `probe` until it returns true or `timeout` passes.
 bool WaitUntil(const std::function<bool()>& probe, absl::Duration timeout,

@@ -580,6 +580,7 @@ void World::Restart(const std::string& id) {
   MachineConfig config;
   config.node_id = id;
   config.timeouts = timeouts_;
+  config.history_per_nic = history_per_nic_;
   for (const std::string& other : node_order_) {
     if (other != id) config.peers.push_back(other);
   }

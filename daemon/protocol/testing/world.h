@@ -56,6 +56,8 @@ class World {
   void AddNode(const std::string& id, uint32_t free_vectors = 32);
   void AddNic(const NicSpec& spec);
   void StartAll();
+  // MachineConfig::history_per_nic of every node (re)started from now on.
+  void SetHistoryPerNic(size_t n) { history_per_nic_ = n; }
 
   // Requests to a node's daemon.
   void Create(const std::string& node, const std::string& handover_id,
@@ -163,6 +165,7 @@ class World {
 
   TraceFn trace_;
   Timeouts timeouts_;
+  size_t history_per_nic_ = MachineConfig().history_per_nic;
   std::vector<std::string> node_order_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   std::map<std::string, std::unique_ptr<Nic>> nics_;
