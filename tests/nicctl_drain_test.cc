@@ -178,6 +178,42 @@ TEST_P(DrainTest, BadInputIsRefusedWithNothingStarted) {
   for (const auto& [bdf, owner] : Owners()) EXPECT_EQ(owner, "node0") << bdf;
 }
 
+// request_id makes DrainNode idempotent: the same id and options return
+// the same drain (nicctl follows it), other options are refused.
+TEST_P(DrainTest, RequestIdFollowsTheSameDrain) {
+  Boot(AllOnNode0());
+  CommandResult started = cluster_->Nicctl(
+      0, {"drain", "node0", "--to", "node1", "--request-id", "maint-1", "--no-wait", "--json"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  v1::Drain plan = ParseDrain(started.out);
+  EXPECT_EQ(plan.nics_size(), kNics);
+  for (const auto& nic : plan.nics()) EXPECT_EQ(nic.target_node(), "node1") << nic.bdf();
+  CommandResult followed =
+      cluster_->Nicctl(0, {"drain", "node0", "--to", "node1", "--request-id", "maint-1", "--json"});
+  ASSERT_EQ(followed.exit_code, 0) << followed.err;
+  v1::Drain drain = ParseDrain(followed.out);
+  EXPECT_EQ(drain.drain_id(), plan.drain_id());
+  EXPECT_EQ(drain.moved(), kNics);
+  EXPECT_EQ(HandoversOn(0), kNics) << "one handover per NIC, not two";
+  CommandResult other =
+      cluster_->Nicctl(0, {"drain", "node0", "--to", "node2", "--request-id", "maint-1"});
+  EXPECT_EQ(other.exit_code, 4) << other.err;
+  EXPECT_TRUE(absl::StrContains(other.err, "other arguments")) << other.err;
+  ExpectSummaryMatchesMachine(drain);
+}
+
+// A NIC held for maintenance: the drain is refused before anything starts.
+TEST_P(DrainTest, HeldNicRefusesTheWholeDrain) {
+  Boot(AllOnNode0());
+  ASSERT_EQ(cluster_->Nicctl(0, {"nic", "quiesce", DrainNicBdf(3)}).exit_code, 0);
+  CommandResult r = cluster_->Nicctl(0, {"drain", "node0"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, DrainNicBdf(3) + " is held for maintenance")) << r.err;
+  EXPECT_EQ(HandoversOn(0), 0);
+  ASSERT_EQ(cluster_->Nicctl(0, {"nic", "resume", DrainNicBdf(3)}).exit_code, 0);
+  for (const auto& [bdf, owner] : Owners()) EXPECT_EQ(owner, "node0") << bdf;
+}
+
 // A target's daemon is SIGKILLed while the drain hands NICs to it past their
 // commit point, then restarted: every NIC ends on exactly one node and the
 // summary says which moved and where.
