@@ -66,11 +66,13 @@ class WatchSlot {
   const bool taken_;
 };
 
-grpc::Status TooManyWatchStreams() {
-  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                      absl::StrCat("too many watch streams on this daemon (at most ",
-                                   NodeServiceImpl::kMaxWatchStreams,
-                                   "); close one or poll GetHandover / GetDrain"));
+// `call` is refused ("WatchHandover"); `poll` is what to use instead.
+grpc::Status TooManyWatchStreams(absl::string_view call, absl::string_view poll) {
+  return grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat("too many ", call, " streams on this daemon (at most ",
+                   NodeServiceImpl::kMaxWatchStreams,
+                   " WatchHandover and WatchDrain streams at once); close one or poll ", poll));
 }
 
 std::string HandoverId(const std::string& id_or_name) {
@@ -300,7 +302,7 @@ grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
   }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
   WatchSlot slot(watch_streams_);
-  if (!slot.taken()) return TooManyWatchStreams();
+  if (!slot.taken()) return TooManyWatchStreams("WatchHandover", "GetHandover");
   absl::Status s = engine_->Watch(
       HandoverId(request->handover_id()),
       [writer](const v1::HandoverEvent& event) { return writer->Write(event); },
@@ -448,7 +450,7 @@ grpc::Status NodeServiceImpl::WatchDrain(grpc::ServerContext* context,
   }
   if (request->drain_id().empty()) return Invalid("drain_id: is required");
   WatchSlot slot(watch_streams_);
-  if (!slot.taken()) return TooManyWatchStreams();
+  if (!slot.taken()) return TooManyWatchStreams("WatchDrain", "GetDrain");
   absl::Status s = drains_->Watch(
       request->drain_id(), [writer](const v1::Drain& drain) { return writer->Write(drain); },
       [context] { return context->IsCancelled(); });
