@@ -2,7 +2,6 @@
 // per NIC and a summary.
 #include <map>
 #include <ostream>
-#include <random>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +12,7 @@
 #include "cli/context.h"
 #include "cli/handover_text.h"
 #include "cli/watch_stream.h"
+#include "common/proto_time.h"
 
 namespace nichandover {
 namespace cli {
@@ -20,34 +20,34 @@ namespace {
 
 constexpr char kEraseLine[] = "\r\033[K";
 
-std::string NewDrainRequestId() {
-  std::random_device random;
-  uint64_t value = (static_cast<uint64_t>(random()) << 32) ^ random();
-  return absl::StrFormat("nicctl-drain-%016x", value);
-}
-
 std::string NicStateText(v1::DrainNicState state) {
   switch (state) {
-    case v1::DRAIN_NIC_STATE_WAITING: return "waiting";
-    case v1::DRAIN_NIC_STATE_RUNNING: return "running";
-    case v1::DRAIN_NIC_STATE_MOVED: return "moved";
-    case v1::DRAIN_NIC_STATE_STAYED: return "stayed";
-    case v1::DRAIN_NIC_STATE_NEEDS_RECOVERY: return "needs-recovery";
-    case v1::DRAIN_NIC_STATE_NOT_STARTED: return "not-started";
-    default: return "-";
+    case v1::DRAIN_NIC_STATE_WAITING:
+      return "waiting";
+    case v1::DRAIN_NIC_STATE_RUNNING:
+      return "running";
+    case v1::DRAIN_NIC_STATE_MOVED:
+      return "moved";
+    case v1::DRAIN_NIC_STATE_STAYED:
+      return "stayed";
+    case v1::DRAIN_NIC_STATE_NEEDS_RECOVERY:
+      return "needs-recovery";
+    case v1::DRAIN_NIC_STATE_NOT_STARTED:
+      return "not-started";
+    default:
+      return "-";
   }
 }
 
 bool IsTerminal(v1::DrainNicState state) {
   return state == v1::DRAIN_NIC_STATE_MOVED || state == v1::DRAIN_NIC_STATE_STAYED ||
-         state == v1::DRAIN_NIC_STATE_NEEDS_RECOVERY ||
-         state == v1::DRAIN_NIC_STATE_NOT_STARTED;
+         state == v1::DRAIN_NIC_STATE_NEEDS_RECOVERY || state == v1::DRAIN_NIC_STATE_NOT_STARTED;
 }
 
 std::string ErrorText(const v1::Error& error) {
   if (error.reason().empty()) return error.message();
-  return error.message().empty() ? error.reason() : absl::StrCat(error.reason(), ": ",
-                                                                 error.message());
+  return error.message().empty() ? error.reason()
+                                 : absl::StrCat(error.reason(), ": ", error.message());
 }
 
 // The exit code a finished drain stands for. All moved: 0. Otherwise the
@@ -62,12 +62,18 @@ int ExitCodeForDrain(const v1::Drain& drain, bool interrupted) {
   int worst = kExitOk;
   auto rank = [](int code) {
     switch (code) {
-      case kExitNeedsRecovery: return 5;
-      case kExitTimedOut: return 4;
-      case kExitRolledBack: return 3;
-      case kExitRefused: return 2;
-      case kExitOk: return 0;
-      default: return 1;
+      case kExitNeedsRecovery:
+        return 5;
+      case kExitTimedOut:
+        return 4;
+      case kExitRolledBack:
+        return 3;
+      case kExitRefused:
+        return 2;
+      case kExitOk:
+        return 0;
+      default:
+        return 1;
     }
   };
   for (const auto& nic : drain.nics()) {
@@ -116,8 +122,8 @@ class DrainProgress {
                              nic.target_node().empty() ? "none" : nic.target_node()));
       }
       if (nic.handover_id() != before.handover_id() && !nic.handover_id().empty()) {
-        Line(absl::StrFormat("  %-12s -> %-8s started   handover %s", nic.bdf(),
-                             nic.target_node(), nic.handover_id()));
+        Line(absl::StrFormat("  %-12s -> %-8s started   handover %s", nic.bdf(), nic.target_node(),
+                             nic.handover_id()));
       }
       if (IsTerminal(nic.state()) && !IsTerminal(before.state())) Line(EndLine(nic));
       last_[nic.bdf()] = nic;
@@ -158,25 +164,22 @@ class DrainProgress {
   }
 
   static std::string EndLine(const v1::DrainNic& nic) {
-    std::string time = nic.has_duration()
-                           ? DurationText(ToAbslDuration(nic.duration()))
-                           : "-";
+    std::string time = nic.has_duration() ? DurationText(ToAbslDuration(nic.duration())) : "-";
     switch (nic.state()) {
       case v1::DRAIN_NIC_STATE_MOVED:
-        return absl::StrFormat("  %-12s -> %-8s moved     %s%s", nic.bdf(), nic.owner_node(),
-                               time,
-                               nic.has_blackout()
-                                   ? absl::StrCat(", blackout ",
-                                                  DurationText(ToAbslDuration(nic.blackout())))
-                                   : "");
+        return absl::StrFormat(
+            "  %-12s -> %-8s moved     %s%s", nic.bdf(), nic.owner_node(), time,
+            nic.has_blackout()
+                ? absl::StrCat(", blackout ", DurationText(ToAbslDuration(nic.blackout())))
+                : "");
       case v1::DRAIN_NIC_STATE_NEEDS_RECOVERY:
         return absl::StrFormat("  %-12s -> %-8s FAILED    needs 'nicctl recover': %s", nic.bdf(),
                                nic.target_node(), ErrorText(nic.error()));
       case v1::DRAIN_NIC_STATE_NOT_STARTED:
         return absl::StrFormat("  %-12s    %-8s not started (drain cancelled)", nic.bdf(), "");
       default:
-        return absl::StrFormat("  %-12s    %-8s stayed on %s: %s", nic.bdf(), "",
-                               nic.owner_node(), ErrorText(nic.error()));
+        return absl::StrFormat("  %-12s    %-8s stayed on %s: %s", nic.bdf(), "", nic.owner_node(),
+                               ErrorText(nic.error()));
     }
   }
 
@@ -232,13 +235,11 @@ int RunDrain(Context& ctx) {
   request.set_node(ctx.args()[0]);
   request.set_to_node(ctx.Flag("to"));
   request.set_request_id(ctx.HasFlag("request-id") ? ctx.Flag("request-id")
-                                                   : NewDrainRequestId());
+                                                   : NewRequestId("nicctl-drain-"));
   if (ctx.HasFlag("timeout")) {
     auto d = ParseUserDuration(ctx.Flag("timeout"));
     if (!d.ok()) return ctx.UsageError(absl::StrCat("--timeout: ", d.status().message()));
-    request.mutable_timeout()->set_seconds(absl::ToInt64Seconds(*d));
-    request.mutable_timeout()->set_nanos(
-        static_cast<int32_t>(absl::ToInt64Nanoseconds(*d % absl::Seconds(1))));
+    *request.mutable_timeout() = ToProto(*d);
   }
   if (ctx.HasFlag("max-concurrent")) {
     int n = 0;
@@ -262,8 +263,9 @@ int RunDrain(Context& ctx) {
           hint = "'nicctl nodes' lists the nodes";
           break;
         case grpc::StatusCode::FAILED_PRECONDITION:
-          hint = "a node is drained through its own daemon (--server); 'nicctl nodes' shows "
-                 "which node answers, 'nicctl nics' and 'nicctl handover list' what runs";
+          hint =
+              "a node is drained through its own daemon (--server); 'nicctl nodes' shows "
+              "which node answers, 'nicctl nics' and 'nicctl handover list' what runs";
           break;
         case grpc::StatusCode::ALREADY_EXISTS:
           hint = "that --request-id started a drain with other options; pick a new one";
@@ -281,15 +283,14 @@ int RunDrain(Context& ctx) {
     if (ctx.json()) {
       ctx.PrintJson(drain);
     } else {
-      ctx.out() << "drain " << drain.drain_id() << " started: " << drain.nics_size()
-                << " NICs off " << drain.node() << "\n";
+      ctx.out() << "drain " << drain.drain_id() << " started: " << drain.nics_size() << " NICs off "
+                << drain.node() << "\n";
       for (const auto& nic : drain.nics()) {
         ctx.out() << "  " << nic.bdf() << " -> " << nic.target_node() << "\n";
       }
       ctx.out() << "follow it with: nicctl drain " << drain.node()
                 << (drain.to_node().empty() ? "" : absl::StrCat(" --to ", drain.to_node()))
-                << (ctx.HasFlag("timeout") ? absl::StrCat(" --timeout ", ctx.Flag("timeout"))
-                                           : "")
+                << (ctx.HasFlag("timeout") ? absl::StrCat(" --timeout ", ctx.Flag("timeout")) : "")
                 << (ctx.HasFlag("max-concurrent")
                         ? absl::StrCat(" --max-concurrent ", ctx.Flag("max-concurrent"))
                         : "")
@@ -353,7 +354,8 @@ int RunDrain(Context& ctx) {
     std::string hint = absl::StrCat(
         "the drain's handovers finish or roll back without nicctl; once the daemon answers, "
         "'nicctl handover list' and 'nicctl nics' show where each NIC is");
-    if (!status.ok()) return ctx.Fail(status, absl::StrCat("following drain ", last.drain_id()), hint);
+    if (!status.ok())
+      return ctx.Fail(status, absl::StrCat("following drain ", last.drain_id()), hint);
     ctx.err() << "nicctl: the daemon stopped streaming drain " << last.drain_id()
               << " before it ended\n  hint: " << hint << "\n";
     return kExitError;

@@ -74,8 +74,8 @@ class WatchStream {
   bool Next(absl::Duration timeout, std::deque<Message>* out, grpc::Status* status) {
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(
-        absl::Condition(+[](WatchStream* s) { return !s->messages_.empty() || s->finished_; },
-                        this),
+        absl::Condition(
+            +[](WatchStream* s) { return !s->messages_.empty() || s->finished_; }, this),
         timeout);
     out->swap(messages_);
     messages_.clear();

@@ -11,24 +11,11 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/proto_time.h"
 
 namespace nichandover {
 namespace daemon {
 namespace {
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  ts.set_seconds(absl::ToUnixSeconds(t));
-  ts.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(ts.seconds()))));
-  return ts;
-}
-
-google::protobuf::Duration ToDurationProto(absl::Duration d) {
-  google::protobuf::Duration out;
-  out.set_seconds(absl::ToInt64Seconds(d));
-  out.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d % absl::Seconds(1))));
-  return out;
-}
 
 std::string NewDrainId() {
   std::random_device random;
@@ -45,13 +32,13 @@ std::string DrainId(const std::string& id_or_name) {
 absl::Status UnknownDrain(const std::string& drain_id, size_t kept) {
   return absl::NotFoundError(absl::StrCat("drain_id: no drain '", DrainId(drain_id),
                                           "' on this daemon (it keeps the running drain and "
-                                          "the last ", kept, " done ones)"));
+                                          "the last ",
+                                          kept, " done ones)"));
 }
 
 bool IsTerminal(v1::DrainNicState state) {
   return state == v1::DRAIN_NIC_STATE_MOVED || state == v1::DRAIN_NIC_STATE_STAYED ||
-         state == v1::DRAIN_NIC_STATE_NEEDS_RECOVERY ||
-         state == v1::DRAIN_NIC_STATE_NOT_STARTED;
+         state == v1::DRAIN_NIC_STATE_NEEDS_RECOVERY || state == v1::DRAIN_NIC_STATE_NOT_STARTED;
 }
 
 // The same drain is asked for again: every argument that shapes it matches.
@@ -113,14 +100,14 @@ absl::StatusOr<std::vector<std::string>> DrainManager::OwnedNics() {
     }
     if (record->owner_node() != self) continue;
     if (record->state() != v1::OWNERSHIP_STATE_ACTIVE) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "a handover of ", nic.bdf, " to ", record->target_node(),
-          " runs; drain the node after it ends ('nicctl handover list')"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("a handover of ", nic.bdf, " to ", record->target_node(),
+                       " runs; drain the node after it ends ('nicctl handover list')"));
     }
     if (options_.engine->HeldForMaintenance(nic.bdf)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          nic.bdf, " is held for maintenance; resume it first ('nicctl nic resume ", nic.bdf,
-          "')"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(nic.bdf, " is held for maintenance; resume it first ('nicctl nic resume ",
+                       nic.bdf, "')"));
     }
     owned.push_back(nic.bdf);
   }
@@ -171,9 +158,9 @@ absl::StatusOr<v1::Drain> DrainManager::Start(const v1::DrainNodeRequest& reques
       auto run = FindLocked(it->second);
       if (run != nullptr) {
         if (!SameArguments(run->drain, request, max_concurrent)) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "request_id '", request.request_id(), "' started drain ", it->second,
-              " with other arguments"));
+          return absl::AlreadyExistsError(absl::StrCat("request_id '", request.request_id(),
+                                                       "' started drain ", it->second,
+                                                       " with other arguments"));
         }
         return SnapshotLocked(*run);
       }
@@ -187,19 +174,19 @@ absl::StatusOr<v1::Drain> DrainManager::Start(const v1::DrainNodeRequest& reques
   };
   if (request.node() != config.node_id()) {
     if (is_peer(request.node())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "node: this daemon is node '", config.node_id(), "'; node '", request.node(),
-          "' is drained by its own daemon"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("node: this daemon is node '", config.node_id(), "'; node '", request.node(),
+                       "' is drained by its own daemon"));
     }
-    return absl::NotFoundError(absl::StrCat("node: no node '", request.node(),
-                                            "' in this daemon's configuration"));
+    return absl::NotFoundError(
+        absl::StrCat("node: no node '", request.node(), "' in this daemon's configuration"));
   }
   if (request.to_node() == config.node_id()) {
     return absl::InvalidArgumentError("to_node: must be another node than the drained one");
   }
   if (!request.to_node().empty() && !is_peer(request.to_node())) {
-    return absl::NotFoundError(absl::StrCat("to_node: no node '", request.to_node(),
-                                            "' in this daemon's configuration"));
+    return absl::NotFoundError(
+        absl::StrCat("to_node: no node '", request.to_node(), "' in this daemon's configuration"));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -222,11 +209,10 @@ absl::StatusOr<v1::Drain> DrainManager::Start(const v1::DrainNodeRequest& reques
   drain.set_to_node(request.to_node());
   drain.set_max_concurrent(max_concurrent);
   *drain.mutable_timeout() = request.timeout();
-  *drain.mutable_create_time() = ToTimestamp(absl::Now());
+  *drain.mutable_create_time() = ToProto(absl::Now());
   if (!nics->empty()) {
-    std::set<std::string> reachable =
-        ReachablePeers(request.to_node().empty() ? peers
-                                                 : std::vector<std::string>{request.to_node()});
+    std::set<std::string> reachable = ReachablePeers(
+        request.to_node().empty() ? peers : std::vector<std::string>{request.to_node()});
     if (!request.to_node().empty() && reachable.empty()) {
       return absl::UnavailableError(
           absl::StrCat("to_node: node '", request.to_node(), "' does not answer"));
@@ -255,8 +241,8 @@ absl::StatusOr<v1::Drain> DrainManager::Start(const v1::DrainNodeRequest& reques
   }
   runs_[drain.drain_id()] = run;
   by_request_id_[request.request_id()] = drain.drain_id();
-  NH_LOG(INFO) << "drain " << drain.drain_id() << " of " << drain.node() << ": "
-               << nics->size() << " NICs"
+  NH_LOG(INFO) << "drain " << drain.drain_id() << " of " << drain.node() << ": " << nics->size()
+               << " NICs"
                << (drain.to_node().empty() ? ", spread" : absl::StrCat(" to ", drain.to_node()));
   if (drain.done()) {
     done_order_.push_back(drain.drain_id());
@@ -306,12 +292,13 @@ void DrainManager::Coordinate(std::shared_ptr<Run> run) {
       SetError(nic->mutable_error(), absl::StatusCode::kCancelled, "DRAIN_CANCELLED",
                stopping_ ? "the daemon stopped before this NIC's handover started"
                          : absl::StrCat("the drain was cancelled before this NIC's handover "
-                                        "started: ", run->cancel_reason));
+                                        "started: ",
+                                        run->cancel_reason));
       FinishNicLocked(*run, i, v1::DRAIN_NIC_STATE_NOT_STARTED);
     }
   }
   drain.set_done(true);
-  *drain.mutable_end_time() = ToTimestamp(absl::Now());
+  *drain.mutable_end_time() = ToProto(absl::Now());
   done_order_.push_back(drain.drain_id());
   while (done_order_.size() > kDoneDrainsKept) {
     auto old = runs_.find(done_order_.front());
@@ -337,15 +324,14 @@ void DrainManager::DrainOneNic(Run& run, size_t index) {
       if (run.drain.cancel_requested()) {
         SetError(nic->mutable_error(), absl::StatusCode::kCancelled, "DRAIN_CANCELLED",
                  absl::StrCat("the drain was cancelled: ", run.cancel_reason));
-        FinishNicLocked(run, index,
-                        attempt == 1 ? v1::DRAIN_NIC_STATE_NOT_STARTED
-                                     : v1::DRAIN_NIC_STATE_STAYED);
+        FinishNicLocked(
+            run, index,
+            attempt == 1 ? v1::DRAIN_NIC_STATE_NOT_STARTED : v1::DRAIN_NIC_STATE_STAYED);
         return;
       }
       // A planned target that left the candidates meanwhile (it stopped
       // answering another NIC's handover): place the NIC again first.
-      if (spread && !nic->target_node().empty() &&
-          run.candidates.count(nic->target_node()) == 0) {
+      if (spread && !nic->target_node().empty() && run.candidates.count(nic->target_node()) == 0) {
         ExcludeTargetLocked(run, index, /*for_whole_drain=*/false);
       }
       if (nic->target_node().empty()) {
@@ -461,7 +447,7 @@ void DrainManager::FinishNicLocked(Run& run, size_t index, v1::DrainNicState sta
   v1::DrainNic* nic = run.drain.mutable_nics(index);
   nic->set_state(state);
   if (run.nic_start[index] != absl::Time()) {
-    *nic->mutable_duration() = ToDurationProto(absl::Now() - run.nic_start[index]);
+    *nic->mutable_duration() = ToProto(absl::Now() - run.nic_start[index]);
   }
   ChangedLocked(run);
 }
@@ -475,15 +461,26 @@ v1::Drain DrainManager::SnapshotLocked(const Run& run) const {
   v1::Drain out = run.drain;
   for (const auto& nic : out.nics()) {
     switch (nic.state()) {
-      case v1::DRAIN_NIC_STATE_WAITING: out.set_waiting(out.waiting() + 1); break;
-      case v1::DRAIN_NIC_STATE_RUNNING: out.set_running(out.running() + 1); break;
-      case v1::DRAIN_NIC_STATE_MOVED: out.set_moved(out.moved() + 1); break;
-      case v1::DRAIN_NIC_STATE_STAYED: out.set_stayed(out.stayed() + 1); break;
+      case v1::DRAIN_NIC_STATE_WAITING:
+        out.set_waiting(out.waiting() + 1);
+        break;
+      case v1::DRAIN_NIC_STATE_RUNNING:
+        out.set_running(out.running() + 1);
+        break;
+      case v1::DRAIN_NIC_STATE_MOVED:
+        out.set_moved(out.moved() + 1);
+        break;
+      case v1::DRAIN_NIC_STATE_STAYED:
+        out.set_stayed(out.stayed() + 1);
+        break;
       case v1::DRAIN_NIC_STATE_NEEDS_RECOVERY:
         out.set_needs_recovery(out.needs_recovery() + 1);
         break;
-      case v1::DRAIN_NIC_STATE_NOT_STARTED: out.set_not_started(out.not_started() + 1); break;
-      default: break;
+      case v1::DRAIN_NIC_STATE_NOT_STARTED:
+        out.set_not_started(out.not_started() + 1);
+        break;
+      default:
+        break;
     }
   }
   return out;
@@ -519,8 +516,8 @@ absl::StatusOr<v1::Drain> DrainManager::Cancel(const std::string& drain_id,
     }
     ChangedLocked(*run);
   }
-  NH_LOG(INFO) << "drain " << run->drain.drain_id() << " cancelled; rolling back "
-               << running.size() << " running handovers where still possible";
+  NH_LOG(INFO) << "drain " << run->drain.drain_id() << " cancelled; rolling back " << running.size()
+               << " running handovers where still possible";
   // Past its commit point a handover refuses the cancel and finishes.
   for (const auto& id : running) {
     (void)options_.engine->CancelHandover(id, run->cancel_reason, absl::Seconds(5));

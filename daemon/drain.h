@@ -68,8 +68,7 @@ class DrainManager {
   // Calls `emit` with the current snapshot, then after every change, until
   // the drain is done, `emit` returns false, `cancelled` returns true or the
   // manager stops.
-  absl::Status Watch(const std::string& drain_id,
-                     const std::function<bool(const v1::Drain&)>& emit,
+  absl::Status Watch(const std::string& drain_id, const std::function<bool(const v1::Drain&)>& emit,
                      const std::function<bool()>& cancelled);
 
  private:
@@ -109,7 +108,7 @@ class DrainManager {
   bool stopping_ = false;
   std::map<std::string, std::shared_ptr<Run>> runs_;  // by drain_id
   std::map<std::string, std::string> by_request_id_;  // request_id -> drain_id
-  std::deque<std::string> done_order_;               // oldest first
+  std::deque<std::string> done_order_;                // oldest first
   std::vector<std::thread> threads_;
 };
 

@@ -117,7 +117,8 @@ TEST_P(DrainTest, SpreadsByFewestOwnedThenNodeId) {
   }
   // Progress per NIC and the summary in plain text (stdout is a pipe).
   for (int i = 4; i < kNics; ++i) {
-    EXPECT_TRUE(absl::StrContains(r.out, absl::StrCat(DrainNicBdf(i), " -> ", owners[DrainNicBdf(i)])))
+    EXPECT_TRUE(
+        absl::StrContains(r.out, absl::StrCat(DrainNicBdf(i), " -> ", owners[DrainNicBdf(i)])))
         << r.out;
   }
   EXPECT_TRUE(absl::StrContains(r.out, "12 of 12 NICs moved")) << r.out;
@@ -156,10 +157,10 @@ TEST_P(DrainTest, BadInputIsRefusedWithNothingStarted) {
     int exit_code;
   };
   const std::vector<Case> cases = {
-      {{"drain", "node7"}, 3},                        // unknown node: NOT_FOUND
-      {{"drain", "node1"}, 4},                        // another node's daemon drains it
-      {{"drain", "node0", "--to", "node0"}, 2},       // INVALID_ARGUMENT
-      {{"drain", "node0", "--to", "node9"}, 3},       // unknown target
+      {{"drain", "node7"}, 3},                   // unknown node: NOT_FOUND
+      {{"drain", "node1"}, 4},                   // another node's daemon drains it
+      {{"drain", "node0", "--to", "node0"}, 2},  // INVALID_ARGUMENT
+      {{"drain", "node0", "--to", "node9"}, 3},  // unknown target
       {{"drain", "node0", "--max-concurrent", "0"}, 2},
       {{"drain", "node0", "--max-concurrent", "65"}, 2},
       {{"drain", "node0", "--timeout", "soon"}, 2},

@@ -48,15 +48,15 @@ class FakeDrainCluster : public DrainCluster {
     return Hits(node, platform::fake::FAKE_OP_QUIESCE);
   }
   absl::Status ReleaseHolds() override {
-    return FakeMachine(cluster_.machine_path()).ClearFaults("", platform::fake::FAKE_OP_UNSPECIFIED);
+    return FakeMachine(cluster_.machine_path())
+        .ClearFaults("", platform::fake::FAKE_OP_UNSPECIFIED);
   }
 
  private:
   static ClusterOptions Options(const DrainMachineSpec& spec) {
     ClusterOptions options;
     for (int n = 0; n < spec.nodes; ++n) {
-      options.nodes.push_back(
-          NodeSpec{absl::StrCat("node", n), {{0, n * 16}, {1, n * 16 + 1}}});
+      options.nodes.push_back(NodeSpec{absl::StrCat("node", n), {{0, n * 16}, {1, n * 16 + 1}}});
     }
     options.fake_nics.clear();
     for (size_t i = 0; i < spec.owners.size(); ++i) {
