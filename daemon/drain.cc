@@ -77,14 +77,14 @@ struct DrainManager::Run {
 DrainManager::DrainManager(Options options) : options_(std::move(options)) {}
 
 DrainManager::~DrainManager() {
-  std::vector<std::thread> threads;
+  std::map<std::string, std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     threads.swap(threads_);
   }
   changed_.notify_all();
-  for (auto& t : threads) t.join();
+  for (auto& [id, t] : threads) t.join();
 }
 
 absl::StatusOr<std::vector<std::string>> DrainManager::OwnedNics() {
@@ -146,8 +146,28 @@ std::set<std::string> DrainManager::ReachablePeers(const std::vector<std::string
   return reachable;
 }
 
+void DrainManager::JoinDoneThreads() {
+  std::vector<std::thread> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      auto run = runs_.find(it->first);
+      // A drain trimmed from runs_ was done long ago.
+      if (run == runs_.end() || run->second->drain.done()) {
+        done.push_back(std::move(it->second));
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Done is set as the coordinator's last step: these joins return at once.
+  for (auto& t : done) t.join();
+}
+
 absl::StatusOr<v1::Drain> DrainManager::Start(const v1::DrainNodeRequest& request) {
   std::lock_guard<std::mutex> start_lock(start_mu_);
+  JoinDoneThreads();
   const int max_concurrent =
       request.max_concurrent() == 0 ? kDefaultMaxConcurrent : request.max_concurrent();
   {
@@ -247,7 +267,7 @@ absl::StatusOr<v1::Drain> DrainManager::Start(const v1::DrainNodeRequest& reques
   if (drain.done()) {
     done_order_.push_back(drain.drain_id());
   } else {
-    threads_.emplace_back([this, run] { Coordinate(run); });
+    threads_[drain.drain_id()] = std::thread([this, run] { Coordinate(run); });
   }
   return SnapshotLocked(*run);
 }

@@ -98,6 +98,8 @@ class DrainManager {
   void ChangedLocked(Run& run);
   v1::Drain SnapshotLocked(const Run& run) const;
   std::shared_ptr<Run> FindLocked(const std::string& drain_id);
+  // Joins the coordinator threads of done drains.
+  void JoinDoneThreads();
 
   Options options_;
   // Serializes Start: the "one drain at a time" check, probes and planning.
@@ -109,7 +111,9 @@ class DrainManager {
   std::map<std::string, std::shared_ptr<Run>> runs_;  // by drain_id
   std::map<std::string, std::string> by_request_id_;  // request_id -> drain_id
   std::deque<std::string> done_order_;                // oldest first
-  std::vector<std::thread> threads_;
+  // Coordinator threads by drain_id; a done drain's is joined by the next
+  // Start (or the destructor), so finished threads do not pile up.
+  std::map<std::string, std::thread> threads_;
 };
 
 }  // namespace daemon

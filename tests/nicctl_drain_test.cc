@@ -13,8 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "nichandover/v1/node_service.pb.h"
+#include "nichandover/v1/node_service.grpc.pb.h"
 #include "tests/testing/drain_cluster.h"
 
 namespace nichandover {
@@ -201,6 +202,69 @@ TEST_P(DrainTest, RequestIdFollowsTheSameDrain) {
   EXPECT_EQ(other.exit_code, 4) << other.err;
   EXPECT_TRUE(absl::StrContains(other.err, "other arguments")) << other.err;
   ExpectSummaryMatchesMachine(drain);
+}
+
+// The API as an orchestration tool uses it: DrainNode returns at once with
+// the plan, GetDrain is polled to the end; bad input gets the most specific
+// code; CancelDrain of a done drain changes nothing.
+TEST_P(DrainTest, ApiPollsGetDrainAndRefusesBadInput) {
+  Boot(AllOnNode0());
+  auto channel = grpc::CreateChannel(cluster_->address(0), grpc::InsecureChannelCredentials());
+  auto stub = v1::NodeService::NewStub(channel);
+  auto call = [](absl::Duration timeout = absl::Seconds(30)) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    return ctx;
+  };
+  v1::Drain drain;
+  v1::DrainNodeRequest bad;
+  bad.set_node("node0");
+  EXPECT_EQ(stub->DrainNode(call().get(), bad, &drain).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // request_id missing
+  bad.set_request_id("has spaces");
+  EXPECT_EQ(stub->DrainNode(call().get(), bad, &drain).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_request_id("ok");
+  bad.mutable_timeout()->set_seconds(-1);
+  EXPECT_EQ(stub->DrainNode(call().get(), bad, &drain).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetDrainRequest unknown;
+  unknown.set_drain_id("drain-0");
+  EXPECT_EQ(stub->GetDrain(call().get(), unknown, &drain).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::CancelDrainRequest cancel_unknown;
+  cancel_unknown.set_drain_id("drain-0");
+  EXPECT_EQ(stub->CancelDrain(call().get(), cancel_unknown, &drain).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub->GetDrain(call().get(), v1::GetDrainRequest(), &drain).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(HandoversOn(0), 0);
+
+  v1::DrainNodeRequest request;
+  request.set_request_id("orchestrator-1");
+  request.set_node("node0");
+  request.set_max_concurrent(3);
+  ASSERT_TRUE(stub->DrainNode(call().get(), request, &drain).ok());
+  EXPECT_EQ(drain.nics_size(), kNics);
+  EXPECT_EQ(drain.max_concurrent(), 3);
+  v1::GetDrainRequest get;
+  get.set_drain_id(drain.name());  // "drains/ID" works as well as the id
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        grpc::Status s = stub->GetDrain(call().get(), get, &drain);
+        EXPECT_TRUE(s.ok()) << s.error_message();
+        EXPECT_LE(drain.running(), 3) << "at most max_concurrent handovers at once";
+        return drain.done();
+      },
+      absl::Seconds(120), absl::Milliseconds(20)));
+  EXPECT_EQ(drain.moved(), kNics);
+  v1::CancelDrainRequest cancel;
+  cancel.set_drain_id(drain.drain_id());
+  v1::Drain after;
+  ASSERT_TRUE(stub->CancelDrain(call().get(), cancel, &after).ok());
+  EXPECT_FALSE(after.cancel_requested());
+  EXPECT_EQ(after.moved(), kNics);
+  ExpectSummaryMatchesMachine(after);
 }
 
 // A NIC held for maintenance: the drain is refused before anything starts.

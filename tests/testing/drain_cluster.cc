@@ -25,6 +25,7 @@ class FakeDrainCluster : public DrainCluster {
   absl::Status Start(int i) override { return cluster_.Start(i); }
   absl::Status Kill(int i) override { return cluster_.Stop(i, SIGKILL).status(); }
 
+  std::string address(int i) const override { return cluster_.socket_address(i); }
   std::vector<std::string> NicctlCommand(int i) const override {
     return {RunfilePath("cli/nicctl"), "--server", cluster_.socket_address(i)};
   }

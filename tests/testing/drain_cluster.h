@@ -44,6 +44,8 @@ class DrainCluster {
   // SIGKILL of node i's daemon; waits for its exit.
   virtual absl::Status Kill(int i) = 0;
 
+  // node i's NodeService address for a gRPC client ("unix:/...").
+  virtual std::string address(int i) const = 0;
   // The command line that runs nicctl against node i, before nicctl's own
   // arguments ("/path/nicctl --server unix:/...").
   virtual std::vector<std::string> NicctlCommand(int i) const = 0;
