@@ -127,6 +127,31 @@ TEST_P(DrainTest, SpreadsByFewestOwnedThenNodeId) {
   EXPECT_FALSE(absl::StrContains(r.out, "\033[")) << "no terminal redraw into a pipe";
 }
 
+// A node without capacity (it refuses offers for lack of vectors) leaves
+// the candidates: the NICs planned for it are placed on the next node.
+TEST_P(DrainTest, NodeWithoutCapacityIsLeftOut) {
+  Boot(AllOnNode0());
+  absl::Status exhausted = cluster_->ExhaustVectors(1);
+  if (exhausted.code() == absl::StatusCode::kUnimplemented) GTEST_SKIP() << exhausted;
+  ASSERT_TRUE(exhausted.ok()) << exhausted;
+  CommandResult r = cluster_->Nicctl(0, {"drain", "node0", "--max-concurrent", "4", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  v1::Drain drain = ParseDrain(r.out);
+  EXPECT_EQ(drain.moved(), kNics);
+  int replaced = 0;
+  for (const auto& nic : drain.nics()) {
+    EXPECT_EQ(nic.owner_node(), "node2") << nic.bdf();
+    // At most one refusal per NIC: node1 left the candidates at its first.
+    EXPECT_LE(nic.handover_ids_size(), 2) << nic.bdf();
+    replaced += nic.handover_ids_size() == 2;
+  }
+  // The plan alternated node1/node2; the NICs started before node1's first
+  // refusal came back were refused once each (at least the first).
+  EXPECT_GE(replaced, 1);
+  EXPECT_LE(replaced, 4) << "node1 stays out once it refused";
+  ExpectSummaryMatchesMachine(drain);
+}
+
 TEST_P(DrainTest, ToOneNodeWithJsonSummary) {
   Boot(AllOnNode0());
   CommandResult r =

@@ -48,6 +48,14 @@ class FakeDrainCluster : public DrainCluster {
   absl::StatusOr<int> HeldQuiesces(int node) override {
     return Hits(node, platform::fake::FAKE_OP_QUIESCE);
   }
+  absl::Status ExhaustVectors(int node) override {
+    FakeFault fault;
+    fault.set_node_id(node_id(node));
+    fault.set_operation(platform::fake::FAKE_OP_RESERVE);
+    fault.set_fail_code(static_cast<int32_t>(absl::StatusCode::kResourceExhausted));
+    fault.set_fail_always(true);
+    return FakeMachine(cluster_.machine_path()).SetFault(fault);
+  }
   absl::Status ReleaseHolds() override {
     return FakeMachine(cluster_.machine_path())
         .ClearFaults("", platform::fake::FAKE_OP_UNSPECIFIED);

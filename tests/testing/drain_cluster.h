@@ -69,6 +69,9 @@ class DrainCluster {
   virtual absl::StatusOr<int> HeldAttaches(int node) = 0;
   virtual absl::StatusOr<int> HeldQuiesces(int node) = 0;
   virtual absl::Status ReleaseHolds() = 0;
+  // From now on node i refuses every offer for lack of interrupt vectors
+  // (REFUSAL_REASON_NO_VECTORS). UNIMPLEMENTED when the backend cannot.
+  virtual absl::Status ExhaustVectors(int node) = 0;
 };
 
 using DrainClusterFactory =
