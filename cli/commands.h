@@ -15,6 +15,8 @@ std::vector<CommandSpec> NodeCommands();
 std::vector<CommandSpec> NicCommands();
 // handover, handover list|show|watch|cancel, recover (commands_handover.cc).
 std::vector<CommandSpec> HandoverCommands();
+// drain (commands_drain.cc).
+std::vector<CommandSpec> DrainCommands();
 // version, help, completion.
 std::vector<CommandSpec> BasicCommands();
 

@@ -176,7 +176,7 @@ std::vector<CommandSpec> BasicCommands() {
 const std::vector<CommandSpec>& AllCommands() {
   static const auto* all = [] {
     auto* v = new std::vector<CommandSpec>();
-    for (auto group : {NodeCommands, NicCommands, HandoverCommands, BasicCommands}) {
+    for (auto group : {NodeCommands, NicCommands, HandoverCommands, DrainCommands, BasicCommands}) {
       for (auto& c : group()) v->push_back(std::move(c));
     }
     return v;

@@ -1,6 +1,5 @@
 // nicctl handover NIC --to NODE | handover list | show | watch | cancel; recover
 #include <ostream>
-#include <random>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -11,6 +10,7 @@
 #include "cli/context.h"
 #include "cli/follow.h"
 #include "cli/handover_text.h"
+#include "common/proto_time.h"
 
 namespace nichandover {
 namespace cli {
@@ -25,13 +25,6 @@ constexpr char kHandoverNotFoundHint[] =
 constexpr absl::Duration kWaitGrace = absl::Seconds(15);
 
 std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
-
-// A request id nobody else picks: "nicctl-" and 16 random hex digits.
-std::string NewRequestId() {
-  std::random_device random;
-  uint64_t value = (static_cast<uint64_t>(random()) << 32) ^ random();
-  return absl::StrFormat("nicctl-%016x", value);
-}
 
 bool ParseTimeoutFlag(Context& ctx, absl::Duration* timeout, int* rc) {
   if (!ctx.HasFlag("timeout")) return true;
@@ -56,11 +49,10 @@ int RunHandover(Context& ctx) {
   v1::CreateHandoverRequest request;
   request.set_nic(ctx.args()[0]);
   request.set_target_node(ctx.Flag("to"));
-  request.set_request_id(ctx.HasFlag("request-id") ? ctx.Flag("request-id") : NewRequestId());
+  request.set_request_id(ctx.HasFlag("request-id") ? ctx.Flag("request-id")
+                                                   : NewRequestId("nicctl-"));
   if (timeout != absl::InfiniteDuration()) {
-    request.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
-    request.mutable_timeout()->set_nanos(
-        static_cast<int32_t>(absl::ToInt64Nanoseconds(timeout % absl::Seconds(1))));
+    *request.mutable_timeout() = ToProto(timeout);
   }
   v1::Handover created;
   auto call = ctx.NewCall();
@@ -260,7 +252,8 @@ int RunRecover(Context& ctx) {
   auto* service = ctx.NodeService();
   if (service == nullptr) return kExitUsage;
   request.set_nic(ctx.args()[0]);
-  request.set_request_id(ctx.HasFlag("request-id") ? ctx.Flag("request-id") : NewRequestId());
+  request.set_request_id(ctx.HasFlag("request-id") ? ctx.Flag("request-id")
+                                                   : NewRequestId("nicctl-"));
   v1::RecoverNicResponse response;
   auto call = ctx.NewCall();
   grpc::Status status = service->RecoverNic(call.get(), request, &response);

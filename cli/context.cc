@@ -2,8 +2,10 @@
 
 #include <cstdlib>
 #include <ostream>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/address.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -157,6 +159,12 @@ absl::StatusOr<absl::Duration> ParseUserDuration(absl::string_view text) {
     return absl::InvalidArgumentError(absl::StrCat("'", text, "' is too long"));
   }
   return d;
+}
+
+std::string NewRequestId(absl::string_view prefix) {
+  std::random_device random;
+  uint64_t value = (static_cast<uint64_t>(random()) << 32) ^ random();
+  return absl::StrFormat("%s%016x", prefix, value);
 }
 
 }  // namespace cli

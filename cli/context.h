@@ -83,6 +83,10 @@ class Table {
 // Parses "10s", "1.5s", "500ms", "2m". INVALID_ARGUMENT otherwise.
 absl::StatusOr<absl::Duration> ParseUserDuration(absl::string_view text);
 
+// A request id nobody else picks: `prefix` and 16 random hex digits
+// ("nicctl-" + "0123456789abcdef").
+std::string NewRequestId(absl::string_view prefix);
+
 }  // namespace cli
 }  // namespace nichandover
 

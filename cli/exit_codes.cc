@@ -37,7 +37,7 @@ const char* ExitCodeTable() {
          "  6  timed out\n"
          "  7  daemon unreachable\n"
          "  8  handover failed and needs `nicctl recover`\n"
-         "130  interrupted (Ctrl-C) while waiting; the handover goes on without nicctl\n";
+         "130  interrupted (Ctrl-C) while waiting: a handover goes on without nicctl, a drain stops\n";
 }
 
 }  // namespace cli

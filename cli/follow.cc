@@ -1,96 +1,20 @@
 #include "cli/follow.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <deque>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cli/handover_text.h"
 #include "cli/progress.h"
+#include "cli/watch_stream.h"
 
 namespace nichandover {
 namespace cli {
 namespace {
-
-// Ctrl-C count; a lock-free atomic is safe to touch from a signal handler.
-std::atomic<int> g_interrupts{0};
-
-void OnInterrupt(int) { g_interrupts.fetch_add(1); }
-
-// Installs the SIGINT handler for the lifetime of the object. No SA_RESTART,
-// so a second Ctrl-C interrupts a blocked read of the terminal.
-class InterruptScope {
- public:
-  InterruptScope() {
-    struct sigaction action = {};
-    action.sa_handler = OnInterrupt;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &previous_);
-  }
-  ~InterruptScope() { sigaction(SIGINT, &previous_, nullptr); }
-
- private:
-  struct sigaction previous_;
-};
-
-// The WatchHandover stream, read on its own thread so the main thread can
-// redraw the progress line and react to Ctrl-C while no event comes.
-class WatchStream {
- public:
-  WatchStream(v1::NodeService::StubInterface* stub, const std::string& id,
-              absl::Duration wait_limit) {
-    if (wait_limit != absl::InfiniteDuration()) {
-      call_.set_deadline(absl::ToChronoTime(absl::Now() + wait_limit));
-    }
-    v1::WatchHandoverRequest request;
-    request.set_handover_id(id);
-    thread_ = std::thread([this, stub, request] {
-      auto reader = stub->WatchHandover(&call_, request);
-      v1::HandoverEvent event;
-      while (reader->Read(&event)) {
-        absl::MutexLock lock(&mu_);
-        events_.push_back(event);
-      }
-      grpc::Status status = reader->Finish();
-      absl::MutexLock lock(&mu_);
-      status_ = status;
-      finished_ = true;
-    });
-  }
-  ~WatchStream() {
-    call_.TryCancel();
-    thread_.join();
-  }
-
-  // Waits up to `timeout` for events; moves them into `out`. True once the
-  // stream has ended and every event was handed out.
-  bool Next(absl::Duration timeout, std::deque<v1::HandoverEvent>* out, grpc::Status* status) {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(
-                             +[](WatchStream* s) { return !s->events_.empty() || s->finished_; },
-                             this),
-                         timeout);
-    out->swap(events_);
-    events_.clear();
-    *status = status_;
-    return finished_;
-  }
-
- private:
-  grpc::ClientContext call_;
-  absl::Mutex mu_;
-  std::deque<v1::HandoverEvent> events_ ABSL_GUARDED_BY(mu_);
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
-};
 
 enum class Answer { kCancel, kContinue, kDetach };
 
@@ -160,13 +84,19 @@ int FollowHandover(Context& ctx, const std::string& id, const FollowOptions& opt
   auto* service = ctx.NodeService();
   if (service == nullptr) return kExitUsage;
   InterruptScope interrupts;
-  int interrupts_seen = g_interrupts.load();
+  int interrupts_seen = InterruptCount();
   ProgressPrinter printer(ctx.out(), ctx.out_is_tty() && !ctx.json());
   v1::Handover last;
   bool header_printed = !options.print_header;
   grpc::Status status;
   {
-    WatchStream stream(service, id, options.wait_limit);
+    v1::WatchHandoverRequest request;
+    request.set_handover_id(id);
+    WatchStream<v1::HandoverEvent> stream(
+        [service, request](grpc::ClientContext* call) {
+          return service->WatchHandover(call, request);
+        },
+        options.wait_limit);
     bool finished = false;
     while (!finished) {
       std::deque<v1::HandoverEvent> events;
@@ -182,13 +112,13 @@ int FollowHandover(Context& ctx, const std::string& id, const FollowOptions& opt
         printer.Update(last, now);
       }
       if (!ctx.json()) printer.Tick(now);
-      if (g_interrupts.load() == interrupts_seen || finished || last.done()) continue;
-      interrupts_seen = g_interrupts.load();
+      if (InterruptCount() == interrupts_seen || finished || last.done()) continue;
+      interrupts_seen = InterruptCount();
       Answer answer = Answer::kCancel;
       if (!options.cancel_on_interrupt) {
         printer.ClearLiveLine();
         answer = AskOnTerminal(id);
-        interrupts_seen = g_interrupts.load();
+        interrupts_seen = InterruptCount();
       }
       if (answer == Answer::kCancel) {
         printer.ClearLiveLine();

@@ -52,6 +52,29 @@ absl::StatusOr<absl::Duration> RequestDuration(const google::protobuf::Duration&
   return out;
 }
 
+// A WatchHandover or WatchDrain stream holds a server thread while it waits:
+// each counts for its whole life and gives its slot back however it ends.
+class WatchSlot {
+ public:
+  explicit WatchSlot(std::atomic<int>& count)
+      : count_(count), taken_(count.fetch_add(1) < NodeServiceImpl::kMaxWatchStreams) {}
+  ~WatchSlot() { count_.fetch_sub(1); }
+  bool taken() const { return taken_; }
+
+ private:
+  std::atomic<int>& count_;
+  const bool taken_;
+};
+
+// `call` is refused ("WatchHandover"); `poll` is what to use instead.
+grpc::Status TooManyWatchStreams(absl::string_view call, absl::string_view poll) {
+  return grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat("too many ", call, " streams on this daemon (at most ",
+                   NodeServiceImpl::kMaxWatchStreams,
+                   " WatchHandover and WatchDrain streams at once); close one or poll ", poll));
+}
+
 std::string HandoverId(const std::string& id_or_name) {
   absl::string_view id = id_or_name;
   absl::ConsumePrefix(&id, "handovers/");
@@ -66,7 +89,16 @@ NodeServiceImpl::NodeServiceImpl(const v1::DaemonConfig& config, PeerClient* pee
       peers_(peers),
       platform_(platform),
       engine_(engine),
-      timeouts_(EffectiveTimeouts(config)) {}
+      timeouts_(EffectiveTimeouts(config)) {
+  DrainManager::Options drain_options;
+  drain_options.config = &config_;
+  drain_options.peers = peers_;
+  drain_options.platform = platform_;
+  drain_options.engine = engine_;
+  drain_options.probe_timeout = std::min(timeouts_.peer_call, absl::Seconds(1));
+  drain_options.create_wait = timeouts_.peer_call + absl::Seconds(5);
+  drains_ = std::make_unique<DrainManager>(std::move(drain_options));
+}
 
 grpc::Status NodeServiceImpl::ListNodes(grpc::ServerContext* context,
                                         const v1::ListNodesRequest* request,
@@ -269,17 +301,8 @@ grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
     return ToGrpcStatus(s);
   }
   if (request->handover_id().empty()) return Invalid("handover_id: is required");
-  // Counted for the stream's whole life; the slot is given back however it ends.
-  if (watch_streams_.fetch_add(1) >= kMaxWatchStreams) {
-    watch_streams_.fetch_sub(1);
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("too many WatchHandover streams on this daemon (at most ",
-                                     kMaxWatchStreams, "); close one or poll GetHandover"));
-  }
-  struct Slot {
-    std::atomic<int>& count;
-    ~Slot() { count.fetch_sub(1); }
-  } slot{watch_streams_};
+  WatchSlot slot(watch_streams_);
+  if (!slot.taken()) return TooManyWatchStreams("WatchHandover", "GetHandover");
   absl::Status s = engine_->Watch(
       HandoverId(request->handover_id()),
       [writer](const v1::HandoverEvent& event) { return writer->Write(event); },
@@ -368,6 +391,86 @@ grpc::Status NodeServiceImpl::ResumeNic(grpc::ServerContext*, const v1::ResumeNi
   resolved.set_nic(*bdf);
   auto outcome = engine_->ResumeNic(resolved, timeouts_.attach + absl::Seconds(5));
   return DescribeAfter(*bdf, outcome, response);
+}
+
+grpc::Status NodeServiceImpl::DrainNode(grpc::ServerContext*,
+                                        const v1::DrainNodeRequest* request,
+                                        v1::Drain* response) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"request_id", request->request_id(), protocol::kMaxRequestIdBytes},
+           {"node", request->node(), protocol::kMaxNodeIdBytes},
+           {"to_node", request->to_node(), protocol::kMaxNodeIdBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (request->request_id().empty()) {
+    return Invalid("request_id: is required (any unique string; a retry reuses it)");
+  }
+  if (!ValidRequestId(request->request_id())) {
+    return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  if (request->node().empty()) return Invalid("node: is required (the node to drain)");
+  if (auto timeout = RequestDuration(request->timeout(), "timeout",
+                                     protocol::kMaxHandoverTimeout);
+      !timeout.ok()) {
+    return ToGrpcStatus(timeout.status());
+  }
+  if (request->max_concurrent() < 0 ||
+      request->max_concurrent() > DrainManager::kMaxConcurrent) {
+    return Invalid(absl::StrCat("max_concurrent: must be 1-", DrainManager::kMaxConcurrent,
+                                " (0: the default, ", DrainManager::kDefaultMaxConcurrent, ")"));
+  }
+  auto drain = drains_->Start(*request);
+  if (!drain.ok()) return ToGrpcStatus(drain.status());
+  *response = *drain;
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::GetDrain(grpc::ServerContext*, const v1::GetDrainRequest* request,
+                                       v1::Drain* response) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"drain_id", request->drain_id(), protocol::kMaxHandoverIdBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (request->drain_id().empty()) return Invalid("drain_id: is required");
+  auto drain = drains_->Get(request->drain_id());
+  if (!drain.ok()) return ToGrpcStatus(drain.status());
+  *response = *drain;
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeServiceImpl::WatchDrain(grpc::ServerContext* context,
+                                         const v1::WatchDrainRequest* request,
+                                         grpc::ServerWriter<v1::Drain>* writer) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"drain_id", request->drain_id(), protocol::kMaxHandoverIdBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (request->drain_id().empty()) return Invalid("drain_id: is required");
+  WatchSlot slot(watch_streams_);
+  if (!slot.taken()) return TooManyWatchStreams("WatchDrain", "GetDrain");
+  absl::Status s = drains_->Watch(
+      request->drain_id(), [writer](const v1::Drain& drain) { return writer->Write(drain); },
+      [context] { return context->IsCancelled(); });
+  return ToGrpcStatus(s);
+}
+
+grpc::Status NodeServiceImpl::CancelDrain(grpc::ServerContext*,
+                                          const v1::CancelDrainRequest* request,
+                                          v1::Drain* response) {
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"drain_id", request->drain_id(), protocol::kMaxHandoverIdBytes},
+           {"reason", request->reason(), protocol::kMaxTextBytes}});
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (request->drain_id().empty()) return Invalid("drain_id: is required");
+  auto drain = drains_->Cancel(request->drain_id(), request->reason());
+  if (!drain.ok()) return ToGrpcStatus(drain.status());
+  *response = *drain;
+  return grpc::Status::OK;
 }
 
 }  // namespace daemon

@@ -3,8 +3,10 @@
 #define NICHANDOVER_DAEMON_NODE_SERVICE_H_
 
 #include <atomic>
+#include <memory>
 
 #include "daemon/config.h"
+#include "daemon/drain.h"
 #include "daemon/engine/node_engine.h"
 #include "daemon/peer_client.h"
 #include "daemon/platform/platform.h"
@@ -16,7 +18,7 @@ namespace daemon {
 
 class NodeServiceImpl final : public v1::NodeService::Service {
  public:
-  // Each WatchHandover stream holds a server thread while it waits; beyond
+  // Each WatchHandover / WatchDrain stream holds a server thread while it waits; beyond
   // this many at once a new one is RESOURCE_EXHAUSTED (docs/protocol.md).
   static constexpr int kMaxWatchStreams = 128;
 
@@ -49,8 +51,17 @@ class NodeServiceImpl final : public v1::NodeService::Service {
                           v1::Nic* response) override;
   grpc::Status ResumeNic(grpc::ServerContext* context, const v1::ResumeNicRequest* request,
                          v1::Nic* response) override;
+  grpc::Status DrainNode(grpc::ServerContext* context, const v1::DrainNodeRequest* request,
+                         v1::Drain* response) override;
+  grpc::Status GetDrain(grpc::ServerContext* context, const v1::GetDrainRequest* request,
+                        v1::Drain* response) override;
+  grpc::Status WatchDrain(grpc::ServerContext* context, const v1::WatchDrainRequest* request,
+                          grpc::ServerWriter<v1::Drain>* writer) override;
+  grpc::Status CancelDrain(grpc::ServerContext* context, const v1::CancelDrainRequest* request,
+                           v1::Drain* response) override;
 
  private:
+
   // The BDF a user's NIC name stands for: a BDF in either form, a resource
   // name, or a netdev name on this node. INVALID_ARGUMENT / NOT_FOUND naming
   // `field`.
@@ -67,6 +78,8 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   engine::NodeEngine* engine_;
   Timeouts timeouts_;
   std::atomic<int> watch_streams_{0};
+  // Declared last: its threads use the members above until it is destroyed.
+  std::unique_ptr<DrainManager> drains_;
 };
 
 }  // namespace daemon

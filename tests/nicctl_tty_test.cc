@@ -195,6 +195,21 @@ TEST_F(NicctlTtyTest, LiveProgressLineOnATerminal) {
   EXPECT_TRUE(absl::StrContains(out, "committed: 0000:03:00.0 is now owned by node1")) << out;
 }
 
+// nicctl drain on a terminal: a status line with the running NICs' phases
+// redraws in place, then per-NIC lines and the summary.
+TEST_F(NicctlTtyTest, DrainRedrawsItsStatusLineOnATerminal) {
+  HoldInRerouting();
+  PtyProcess nicctl(NicctlArgv({"drain", "node0"}));
+  ASSERT_TRUE(nicctl.started());
+  ASSERT_TRUE(nicctl.WaitFor("\r\033[K  0/1 done; 0000:03:00.0 rerouting")) << nicctl.output();
+  Release();
+  EXPECT_EQ(nicctl.Wait(), 0) << nicctl.output();
+  const std::string& out = nicctl.output();
+  EXPECT_TRUE(absl::StrContains(out, "\r\033[K  0000:03:00.0 -> node1    moved")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "1 of 1 NICs moved")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "moved to: node1 1")) << out;
+}
+
 TEST_F(NicctlTtyTest, CtrlCAsksAndYesCancels) {
   std::unique_ptr<PtyProcess> nicctl = CtrlCAndAnswer("y\n");
   ASSERT_TRUE(nicctl->WaitFor("cancel requested")) << nicctl->output();
