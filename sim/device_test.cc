@@ -33,12 +33,13 @@ class DeviceTest : public ::testing::Test {
     ASSERT_TRUE(config_->Write16(kMsixCapabilityOffset + 2,
                                  pci::kMsixControlEnable | (kMsixTableEntries - 1))
                     .ok());
-    nic().regs.rdt.store(7);
+    nic().regs.ring0.rdt.store(7);
     nic().regs.ctrl.store(kCtrlRxEnable | kCtrlTxEnable);
     nic().regs.eims.store(1u << kQueueVectorEntry);
   }
 
   NicState& nic() { return machine_->nic(); }
+  QueueRings rings() { return machine_->rings(0, 0); }
 
   void Program(uint32_t entry, uint32_t apic, uint8_t vector, bool masked) {
     auto message = pci::ComposeFixedX86Msi(apic, vector);
@@ -48,7 +49,7 @@ class DeviceTest : public ::testing::Test {
   }
 
   void Arrive(int packets) {
-    PacketQueue wire(machine_->layout().wire_in);
+    PacketQueue wire(machine_->wire_in(0));
     for (int i = 0; i < packets; ++i) {
       WirePacket p;
       p.seq = next_seq_++;
@@ -66,13 +67,13 @@ class DeviceTest : public ::testing::Test {
 
 TEST_F(DeviceTest, InterruptReachesTheNodeTheMessageNames) {
   NodeSlot& node1 = machine_->node(1);
-  RegisterVector(node1, 0x51);
+  RegisterVector(node1, /*cpu=*/1, 0x51);  // APIC ID 3 is node1's second CPU
   Program(kQueueVectorEntry, /*apic=*/3, 0x51, /*masked=*/false);
   Arrive(1);
   device_->RunOnce();
   EXPECT_EQ(node1.delivered[0x51].load(), 1u);
   EXPECT_EQ(machine_->node(0).delivered[0x51].load(), 0u);
-  EXPECT_EQ(TakePendingVectors(node1), std::vector<uint8_t>{0x51});
+  EXPECT_EQ(TakePendingVectors(node1), (std::vector<CpuVector>{{1, 0x51}}));
   // EIAM: the cause is auto-masked until the driver re-arms it.
   EXPECT_EQ(nic().regs.eims.load() & (1u << kQueueVectorEntry), 0u);
   Arrive(1);
@@ -99,7 +100,7 @@ TEST_F(DeviceTest, UnregisteredVectorIsSpuriousAndUnknownApicUnroutable) {
 
 TEST_F(DeviceTest, MaskedVectorSetsPendingAndDeliversOnUnmask) {
   NodeSlot& node0 = machine_->node(0);
-  RegisterVector(node0, 0x44);
+  RegisterVector(node0, /*cpu=*/1, 0x44);
   Program(kQueueVectorEntry, /*apic=*/1, 0x44, /*masked=*/true);
   Arrive(2);
   device_->RunOnce();
@@ -117,7 +118,7 @@ TEST_F(DeviceTest, MaskedVectorSetsPendingAndDeliversOnUnmask) {
 }
 
 TEST_F(DeviceTest, FunctionMaskPendsToo) {
-  RegisterVector(machine_->node(0), 0x45);
+  RegisterVector(machine_->node(0), /*cpu=*/0, 0x45);
   Program(kQueueVectorEntry, 0, 0x45, /*masked=*/false);
   ASSERT_TRUE(config_->Write16(kMsixCapabilityOffset + 2, pci::kMsixControlEnable |
                                                               pci::kMsixControlFunctionMask |
@@ -140,21 +141,21 @@ TEST_F(DeviceTest, FullRxRingDropsAndCountsEveryPacket) {
   EXPECT_EQ(nic().regs.rx_packets.load(), 7u);
   EXPECT_EQ(nic().regs.rx_missed.load(), 13u);
   for (uint32_t i = 0; i < 7; ++i) {
-    EXPECT_EQ(nic().rx_ring[i].status.load(), kDescriptorDone);
-    auto p = ReadWireFrame(nic().rx_buffers[i], nic().rx_ring[i].length);
+    EXPECT_EQ(rings().rx_ring[i].status.load(), kDescriptorDone);
+    auto p = ReadWireFrame(rings().rx_buffers[i], rings().rx_ring[i].length);
     ASSERT_TRUE(p.has_value());
     EXPECT_EQ(p->seq, i);
   }
-  EXPECT_EQ(nic().rx_ring[7].status.load(), 0u);
+  EXPECT_EQ(rings().rx_ring[7].status.load(), 0u);
 }
 
 TEST_F(DeviceTest, ReceivedPacketsAreEthernetFramesToTheNicsMac) {
   Arrive(1);
   device_->RunOnce();
-  ASSERT_EQ(nic().rx_ring[0].status.load(), kDescriptorDone);
-  const uint8_t* frame = nic().rx_buffers[0];
+  ASSERT_EQ(rings().rx_ring[0].status.load(), kDescriptorDone);
+  const uint8_t* frame = rings().rx_buffers[0];
   // The minimum frame: 14 header + 32 payload, padded to 60 bytes.
-  EXPECT_EQ(nic().rx_ring[0].length, 60u);
+  EXPECT_EQ(rings().rx_ring[0].length, 60u);
   const uint8_t nic_mac[] = {0x02, 0x4e, 0x48, 0x00, 0x03, 0x00};  // BDF 0000:03:00.0
   EXPECT_EQ(std::memcmp(frame, nic_mac, 6), 0);
   EXPECT_EQ(std::memcmp(frame + 6, kWirePeerMac.data(), 6), 0);
@@ -172,15 +173,15 @@ TEST_F(DeviceTest, TransmitsDescriptorsAndWritesCompletions) {
     WirePacket p;
     p.seq = 100 + i;
     p.direction = Direction::kOutbound;
-    nic().tx_ring[i].length = WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p,
-                                             nic().tx_buffers[i]);
+    rings().tx_ring[i].length = WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p,
+                                             rings().tx_buffers[i]);
   }
-  nic().regs.tdt.store(3);
+  nic().regs.ring0.tdt.store(3);
   device_->RunOnce();
-  EXPECT_EQ(nic().regs.tdh.load(), 3u);
-  PacketQueue wire(machine_->layout().wire_out);
+  EXPECT_EQ(nic().regs.ring0.tdh.load(), 3u);
+  PacketQueue wire(machine_->wire_out(0));
   for (uint32_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(nic().tx_ring[i].status.load(), kDescriptorDone);
+    EXPECT_EQ(rings().tx_ring[i].status.load(), kDescriptorDone);
     auto p = wire.TryPop();
     ASSERT_TRUE(p.has_value());
     EXPECT_EQ(p->seq, 100 + i);
@@ -192,27 +193,27 @@ TEST_F(DeviceTest, TransmitsDescriptorsAndWritesCompletions) {
 TEST_F(DeviceTest, ForeignFramesAreCountedAndDropped) {
   // An IPv6 frame (ethertype 0x86dd), a runt of the wire's ethertype, a frame
   // longer than a buffer, then a wire frame: only the last reaches the wire.
-  uint8_t* b0 = nic().tx_buffers[0];
+  uint8_t* b0 = rings().tx_buffers[0];
   std::memset(b0, 0, 80);
   b0[12] = 0x86;
   b0[13] = 0xdd;
-  nic().tx_ring[0].length = 80;
+  rings().tx_ring[0].length = 80;
   WirePacket p;
   p.seq = 7;
-  nic().tx_ring[1].length =
-      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, nic().tx_buffers[1]);
-  nic().tx_ring[1].length = 20;
-  nic().tx_ring[2].length =
-      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, nic().tx_buffers[2]);
-  nic().tx_ring[2].length = kPacketBufferSize + 1;
-  nic().tx_ring[3].length =
-      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, nic().tx_buffers[3]);
-  nic().regs.tdt.store(4);
+  rings().tx_ring[1].length =
+      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, rings().tx_buffers[1]);
+  rings().tx_ring[1].length = 20;
+  rings().tx_ring[2].length =
+      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, rings().tx_buffers[2]);
+  rings().tx_ring[2].length = kPacketBufferSize + 1;
+  rings().tx_ring[3].length =
+      WriteWireFrame(kWirePeerMac, machine_->nic_mac(), p, rings().tx_buffers[3]);
+  nic().regs.ring0.tdt.store(4);
   device_->RunOnce();
-  EXPECT_EQ(nic().regs.tdh.load(), 4u);
+  EXPECT_EQ(nic().regs.ring0.tdh.load(), 4u);
   EXPECT_EQ(nic().regs.tx_foreign_frames.load(), 3u);
-  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(nic().tx_ring[i].status.load(), kDescriptorDone);
-  PacketQueue wire(machine_->layout().wire_out);
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(rings().tx_ring[i].status.load(), kDescriptorDone);
+  PacketQueue wire(machine_->wire_out(0));
   auto sent = wire.TryPop();
   ASSERT_TRUE(sent.has_value());
   EXPECT_EQ(sent->seq, 7u);

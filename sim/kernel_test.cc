@@ -149,7 +149,9 @@ TEST_F(KernelTest, AfterRerouteInterruptsArriveAtTheTargetOnly) {
   EXPECT_EQ(machine_->node(0).spurious.load(), 0u);
   EXPECT_EQ(machine_->node(1).spurious.load(), 0u);
   // The source freed its vectors.
-  EXPECT_FALSE(IsVectorRegistered(machine_->node(0), source_vector));
+  for (int cpu = 0; cpu < 2; ++cpu) {
+    EXPECT_FALSE(IsVectorRegistered(machine_->node(0), cpu, source_vector));
+  }
   EXPECT_TRUE(StatusOf(0).active_vectors.empty());
 }
 
@@ -173,7 +175,8 @@ TEST_F(KernelTest, ClosedGatesLetNoXmitReachTheDriverAndNoPollRun) {
   EXPECT_EQ(counters.polls_while_quiesced.load(), 0u);
   EXPECT_GT(counters.held_xmits.load(), held);
   // Nothing in flight when the gates closed: the ring state says so.
-  EXPECT_EQ(quiesced->rings.tx_next_to_clean, quiesced->rings.tx_next_to_use);
+  ASSERT_EQ(quiesced->rings.size(), 1u);
+  EXPECT_EQ(quiesced->rings[0].tx_next_to_clean, quiesced->rings[0].tx_next_to_use);
   EXPECT_EQ(StatusOf(0).state, KernelHookState::kQuiesced);
 
   ASSERT_TRUE(kernels_[0]->Resume(bdf_, 2).ok());
@@ -190,7 +193,7 @@ TEST_F(KernelTest, NapiPollsNeverExceedTheirBudget) {
   Start("kernel_budget", /*ring_size=*/1024, /*napi_weight=*/8);
   ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, 2, kTimeout).ok());
   // 500 packets wait in the ring while NAPI is off; then one resume.
-  PacketQueue wire(machine_->layout().wire_in);
+  PacketQueue wire(machine_->wire_in(0));
   for (uint64_t i = 0; i < 500; ++i) {
     WirePacket p;
     p.seq = i;
@@ -317,8 +320,8 @@ TEST_F(KernelTest, AttachRefusesRingsThatDoNotMatchTheDeviceOrRoutingElsewhere) 
   EXPECT_EQ(kernels_[1]->Attach(bdf_, 2, quiesced->rings).code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(kernels_[0]->Reroute(bdf_, 2, *messages).ok());
-  RingState wrong = quiesced->rings;
-  wrong.tx_next_to_use += 1;
+  std::vector<RingState> wrong = quiesced->rings;
+  wrong[0].tx_next_to_use += 1;
   EXPECT_EQ(kernels_[1]->Attach(bdf_, 2, wrong).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(kernels_[1]->Attach(bdf_, 2, quiesced->rings).ok());
   // Source may not resume now: its interrupts went elsewhere.
