@@ -220,6 +220,119 @@ TEST_F(DeviceTest, ForeignFramesAreCountedAndDropped) {
   EXPECT_FALSE(wire.TryPop().has_value());
 }
 
+// Two NICs of three queue pairs: NIC 1 alone is set up, its misc entry and
+// each queue's entry routed to a different CPU and vector. A packet goes to
+// the RX queue its flow names (RSS), each queue's cause fires that queue's
+// entry, the misc cause fires entry 0, and a full ring drops on its queue
+// only; NIC 0 sees nothing of it.
+class MultiQueueDeviceTest : public ::testing::Test {
+ protected:
+  static constexpr int kNic = 1;
+  static constexpr uint32_t kQueues = 3;
+
+  void SetUp() override {
+    MachineSpec spec = TwoNodeSpec(/*ring_size=*/8);
+    spec.nic_count = 2;
+    spec.queue_count = kQueues;
+    auto machine = Machine::Create(TestPath("device_multiqueue"), spec);
+    ASSERT_TRUE(machine.ok()) << machine.status();
+    machine_ = std::move(*machine);
+    NicState& nic = machine_->nic(kNic);
+    config_ = std::make_unique<SimConfigSpace>(nic, machine_->layout().device_bell);
+    bars_ = std::make_unique<SimBarMemory>(nic, machine_->layout().device_bell);
+    device_ = std::make_unique<Device>(*machine_);
+    auto cap = pci::ReadMsixCapability(*config_, kMsixCapabilityOffset);
+    ASSERT_TRUE(cap.ok());
+    ASSERT_TRUE(config_->Write16(kMsixCapabilityOffset + 2,
+                                 pci::kMsixControlEnable | (kMsixTableEntries - 1))
+                    .ok());
+    // Entry e on node (e % 2), CPU (e / 2) % 2: vector 0x50 + e.
+    for (uint32_t entry = 0; entry <= kQueues; ++entry) {
+      const int node = entry % 2;
+      const int cpu = (entry / 2) % 2;
+      const uint32_t apic = machine_->node(node).apic_ids[cpu];
+      RegisterVector(machine_->node(node), cpu, Vector(entry));
+      auto message = pci::ComposeFixedX86Msi(apic, Vector(entry));
+      ASSERT_TRUE(message.ok());
+      ASSERT_TRUE(
+          pci::WriteMsixMessage(*bars_, *cap, entry, message->address, message->data).ok());
+      ASSERT_TRUE(pci::WriteMsixVectorControl(*bars_, *cap, entry, 0).ok());
+    }
+    for (uint32_t q = 0; q < kQueues; ++q) nic.regs.ring(q).rdt.store(7);
+    nic.regs.ctrl.store(kCtrlRxEnable | kCtrlTxEnable);
+    nic.regs.eims.store(0x1f);
+  }
+
+  static uint8_t Vector(uint32_t entry) { return static_cast<uint8_t>(0x50 + entry); }
+  NodeSlot& NodeOf(uint32_t entry) { return machine_->node(entry % 2); }
+
+  void Arrive(uint32_t flow, int packets) {
+    PacketQueue wire(machine_->wire_in(kNic));
+    for (int i = 0; i < packets; ++i) {
+      WirePacket p;
+      p.seq = next_seq_[flow % 8]++;
+      p.flow = flow;
+      ASSERT_TRUE(wire.TryPush(p));
+    }
+  }
+
+  std::unique_ptr<Machine> machine_;
+  std::unique_ptr<SimConfigSpace> config_;
+  std::unique_ptr<SimBarMemory> bars_;
+  std::unique_ptr<Device> device_;
+  uint64_t next_seq_[8] = {};  // per flow (flows past the queues too)
+};
+
+TEST_F(MultiQueueDeviceTest, EachFlowLandsOnItsQueueAndFiresThatQueuesVector) {
+  Arrive(0, 1);
+  Arrive(1, 2);
+  Arrive(2, 3);
+  Arrive(4, 1);  // flow 4 of 3 queues: RSS puts it on queue 1
+  device_->RunOnce();
+  NicState& nic = machine_->nic(kNic);
+  const uint64_t expected[kQueues] = {1, 3, 3};
+  for (uint32_t q = 0; q < kQueues; ++q) {
+    EXPECT_EQ(nic.regs.ring(q).rdh.load(), expected[q]) << "queue " << q;
+    EXPECT_EQ(nic.regs.queue_stats[q].rx_packets.load(), expected[q]) << "queue " << q;
+    QueueRings rings = machine_->rings(kNic, q);
+    auto first = ReadWireFrame(rings.rx_buffers[0], rings.rx_ring[0].length);
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(first->flow % kQueues, q);
+    // The queue's entry (1 + q) fired once, at its node's vector.
+    const uint32_t entry = QueueVectorEntry(q);
+    EXPECT_EQ(NodeOf(entry).delivered[Vector(entry)].load(), 1u) << "queue " << q;
+  }
+  EXPECT_EQ(nic.regs.rx_packets.load(), 7u);
+  // Nothing for the misc entry yet; then a link-type cause fires it.
+  EXPECT_EQ(NodeOf(kOtherVectorEntry).delivered[Vector(kOtherVectorEntry)].load(), 0u);
+  nic.regs.eicr.fetch_or(1u << kOtherVectorEntry);
+  device_->RunOnce();
+  EXPECT_EQ(NodeOf(kOtherVectorEntry).delivered[Vector(kOtherVectorEntry)].load(), 1u);
+  // Per CPU: node1's second CPU got entry 3's vector and nothing else.
+  std::vector<CpuVector> node1 = TakePendingVectors(machine_->node(1));
+  EXPECT_EQ(node1, (std::vector<CpuVector>{{0, Vector(1)}, {1, Vector(3)}}));
+  // NIC 0 never saw a packet or sent a message.
+  EXPECT_EQ(machine_->nic(0).regs.rx_packets.load(), 0u);
+  EXPECT_EQ(machine_->nic(0).regs.msi_sent.load(), 0u);
+  EXPECT_EQ(machine_->layout().unroutable_msi.load(), 0u);
+  EXPECT_EQ(machine_->node(0).spurious.load() + machine_->node(1).spurious.load(), 0u);
+}
+
+TEST_F(MultiQueueDeviceTest, AFullRingDropsOnItsQueueOnly) {
+  NicState& nic = machine_->nic(kNic);
+  nic.regs.ring(1).rdt.store(0);  // queue 1: the driver gave it no descriptor
+  Arrive(0, 5);
+  Arrive(1, 5);
+  device_->RunOnce();
+  EXPECT_EQ(nic.regs.queue_stats[0].rx_packets.load(), 5u);
+  EXPECT_EQ(nic.regs.queue_stats[0].rx_missed.load(), 0u);
+  EXPECT_EQ(nic.regs.queue_stats[1].rx_packets.load(), 0u);
+  EXPECT_EQ(nic.regs.queue_stats[1].rx_missed.load(), 5u);
+  EXPECT_EQ(nic.regs.rx_missed.load(), 5u);
+  // Queue 1 had no work: its entry stayed quiet.
+  EXPECT_EQ(NodeOf(QueueVectorEntry(1)).delivered[Vector(QueueVectorEntry(1))].load(), 0u);
+}
+
 }  // namespace
 }  // namespace sim
 }  // namespace nichandover

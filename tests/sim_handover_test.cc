@@ -66,7 +66,7 @@ void ExpectTrafficOnExactlyOneNode(SimCluster& cluster, int owner,
       << SimCluster::node_id(owner) << " moves no packets";
   EXPECT_EQ(cluster.RxDelivered(other), rx[other]) << SimCluster::node_id(other);
   EXPECT_EQ(cluster.DriverXmits(other), tx[other]) << SimCluster::node_id(other);
-  for (int i = 0; i < SimCluster::kNodes; ++i) {
+  for (int i = 0; i < cluster.nodes(); ++i) {
     EXPECT_EQ(cluster.machine().node(i).counters.polls_while_quiesced.load(), 0u);
   }
 }
