@@ -78,7 +78,11 @@ for ((round = 1; round <= rounds; round++)); do
   for ((i = 0; i < nics; i++)); do
     cat "$SIM_WORK/move-$i" >>"$SIM_WORK/moves"
     read -r _ _ _ status <"$SIM_WORK/move-$i"
-    [ "$status" = 0 ] && owner[$i]=$(((owner[$i] + 1) % nodes))
+    if [ "$status" = 0 ]; then
+      owner[$i]=$(((owner[$i] + 1) % nodes))
+    else
+      echo "NIC $(sim_nic_bdf "$i"): nicctl exit $status: $(tail -n 3 "$SIM_WORK/handover-$i.out" | tr '\n' ' ')"
+    fi
   done
   sleep 1
   sim_traffic_stop || { echo "bench: the traffic report is missing" >&2; exit 1; }
