@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "absl/strings/str_format.h"
 #include "kernel_control.grpc.pb.h"
 
 namespace nichandover {
@@ -14,21 +15,38 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-RingState FromProto(const v1::RingState& p) {
-  RingState r;
-  r.rx_next_to_clean = p.rx_next_to_clean();
-  r.rx_next_to_use = p.rx_next_to_use();
-  r.tx_next_to_clean = p.tx_next_to_clean();
-  r.tx_next_to_use = p.tx_next_to_use();
-  return r;
+// One RingState per queue, in queue order; INVALID_ARGUMENT when the queue
+// numbers are not 0..n-1 each once.
+absl::StatusOr<std::vector<RingState>> FromProto(
+    const google::protobuf::RepeatedPtrField<v1::RingState>& rings) {
+  std::vector<RingState> out(rings.size());
+  std::vector<bool> seen(rings.size(), false);
+  for (const v1::RingState& p : rings) {
+    if (p.queue() >= static_cast<uint32_t>(rings.size()) || seen[p.queue()]) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "ring states must name queues 0..%d once each (queue %d)", rings.size() - 1,
+          p.queue()));
+    }
+    seen[p.queue()] = true;
+    RingState& r = out[p.queue()];
+    r.rx_next_to_clean = p.rx_next_to_clean();
+    r.rx_next_to_use = p.rx_next_to_use();
+    r.tx_next_to_clean = p.tx_next_to_clean();
+    r.tx_next_to_use = p.tx_next_to_use();
+  }
+  return out;
 }
 
-void ToProto(const RingState& r, v1::RingState* p) {
-  p->set_queue(0);
-  p->set_rx_next_to_clean(r.rx_next_to_clean);
-  p->set_rx_next_to_use(r.rx_next_to_use);
-  p->set_tx_next_to_clean(r.tx_next_to_clean);
-  p->set_tx_next_to_use(r.tx_next_to_use);
+void ToProto(const std::vector<RingState>& rings,
+             google::protobuf::RepeatedPtrField<v1::RingState>* out) {
+  for (uint32_t q = 0; q < rings.size(); ++q) {
+    v1::RingState* p = out->Add();
+    p->set_queue(q);
+    p->set_rx_next_to_clean(rings[q].rx_next_to_clean);
+    p->set_rx_next_to_use(rings[q].rx_next_to_use);
+    p->set_tx_next_to_clean(rings[q].tx_next_to_clean);
+    p->set_tx_next_to_use(rings[q].tx_next_to_use);
+  }
 }
 
 std::vector<pci::RawMsiMessage> FromProto(
@@ -61,7 +79,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
     response->set_drained_rx_packets(outcome->drained_rx_packets);
     response->set_held_xmits(outcome->held_xmits);
     response->set_polls_while_quiesced(outcome->polls_while_quiesced);
-    ToProto(outcome->rings, response->add_rings());
+    ToProto(outcome->rings, response->mutable_rings());
     return grpc::Status::OK;
   }
 
@@ -72,12 +90,9 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status Attach(grpc::ServerContext*, const v1::AttachRequest* request,
                       v1::Empty*) override {
-    if (request->rings_size() != 1) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "the simulated NIC has exactly one queue");
-    }
-    return ToGrpc(
-        kernel_->Attach(request->bdf(), request->epoch(), FromProto(request->rings(0))));
+    absl::StatusOr<std::vector<RingState>> rings = FromProto(request->rings());
+    if (!rings.ok()) return ToGrpc(rings.status());
+    return ToGrpc(kernel_->Attach(request->bdf(), request->epoch(), *rings));
   }
 
   grpc::Status Release(grpc::ServerContext*, const v1::EpochRequest* request,

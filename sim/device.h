@@ -1,13 +1,15 @@
-// The NIC's hardware model (the device "process" of the machine; in tests a
-// thread). Each pass:
-//  - RX: takes packets off the wire and writes each into the next free RX
-//    descriptor's buffer (the hardware owns [RDH, RDT)), sets DD, advances
-//    RDH; with no free descriptor the packet is dropped and counted in
-//    rx_missed, as a real NIC's missed-packets counter does.
-//  - TX: sends every descriptor in [TDH, TDT) to the wire, writes the
-//    completion (DD), advances TDH. A full wire (sink not keeping up) holds
-//    transmission, like link-level flow control.
-//  - Interrupts: work sets the queue's cause; a cause whose EIMS bit is set
+// The NICs' hardware model (the device "process" of the machine; in tests a
+// thread). Each pass, for every NIC and every queue pair of it:
+//  - RX: takes packets off the NIC's wire, picks the RX queue from the
+//    packet's flow (flow % queues, as RSS hashes a flow to one queue) and
+//    writes it into that queue's next free RX descriptor's buffer (the
+//    hardware owns [RDH, RDT)), sets DD, advances RDH; with no free
+//    descriptor the packet is dropped and counted in that queue's and the
+//    NIC's rx_missed, as a real NIC's missed-packets counters do.
+//  - TX: sends every descriptor in each queue's [TDH, TDT) to the wire,
+//    writes the completion (DD), advances TDH. A full wire (sink not keeping
+//    up) holds transmission, like link-level flow control.
+//  - Interrupts: work sets the queue's cause (queue q: MSI-X entry 1 + q); a cause whose EIMS bit is set
 //    fires the queue's MSI-X entry and clears that EIMS bit (auto-mask, the
 //    driver re-arms it when NAPI completes). A message raised while MSI-X is
 //    function-masked or the entry is masked sets the entry's PBA bit
@@ -31,7 +33,7 @@ class Device {
  public:
   // `guests` reaches QEMU guests attached to nodes (null: none).
   explicit Device(Machine& machine, GuestLinks* guests = nullptr)
-      : machine_(machine), nic_(machine.nic()), fabric_(machine, guests) {}
+      : machine_(machine), fabric_(machine, guests) {}
 
   // One pass over RX, TX and interrupts; true if anything happened.
   bool RunOnce();
@@ -39,19 +41,15 @@ class Device {
   void Run(const std::atomic<bool>& stop, absl::Duration idle_wait = absl::Milliseconds(2));
 
  private:
-  bool ReceiveFromWire();
-  bool TransmitToWire();
-  void RaiseCauses();
+  bool ReceiveFromWire(int nic);
+  bool TransmitToWire(int nic);
+  void RaiseCauses(NicState& nic);
   // Fires entry `entry` now, or pends it when masked.
-  void Signal(uint32_t entry);
-  bool ReplayPending();
-  bool EntryMasked(uint32_t entry) const;
-  void SetPending(uint32_t entry, bool pending);
-  bool Pending(uint32_t entry) const;
-  void Send(uint32_t entry);
+  void Signal(NicState& nic, uint32_t entry);
+  bool ReplayPending(NicState& nic);
+  void Send(NicState& nic, uint32_t entry);
 
   Machine& machine_;
-  NicState& nic_;
   InterruptFabric fabric_;
 };
 

@@ -59,7 +59,11 @@ typedef int32_t nh_s32;
 
 /* The first 8 bytes of the shared memory: "NNHSMCH1" little endian. */
 #define NH_SIM_MAGIC 0x3148434d53484e4eULL
-/* Bumped on any change of this header's structures. */
+/*
+ * Bumped on any incompatible change of this header's structures.  A reserved
+ * field given a meaning whose zero is the old behaviour is compatible (the
+ * wire packet's flow: 0 is the only queue of NIC 0).
+ */
 #define NH_SIM_GUEST_ABI_VERSION 1
 /* struct nh_sim_directory lives at this offset of BAR2. */
 #define NH_SIM_DIRECTORY_OFFSET 0x40
@@ -95,8 +99,8 @@ struct nh_sim_directory {
 	nh_u32 node_stride;		/* bytes between node slots */
 	nh_u64 nodes_offset;		/* slot 0 (struct nh_sim_node_view fields below) */
 	nh_u32 machine_peer_id;		/* ivshmem peer id of the machine itself */
-	nh_u32 nic_count;		/* 1 today */
-	/* The NIC. */
+	nh_u32 nic_count;		/* NICs of the machine; a guest drives NIC 0 */
+	/* NIC 0 (its queue 0: guests attach to one-queue machines only). */
 	nh_u64 nic_bdf_offset;		/* NUL-terminated machine-wide BDF, 16 bytes */
 	nh_u64 nic_config_offset;	/* PCI config space image, 4096 bytes */
 	nh_u64 nic_msix_offset;		/* the MSI-X BAR: table at +0, PBA at +pba */
@@ -216,7 +220,8 @@ struct nh_sim_wire_packet {
 	nh_u64 sent_ns;		/* CLOCK_MONOTONIC at the traffic peer */
 	nh_u32 direction;	/* NH_SIM_DIR_* */
 	nh_u32 node;		/* index of the node that carried it */
-	nh_u64 reserved;
+	nh_u32 flow;		/* RX/TX queue of a multi-queue NIC; 0 */
+	nh_u32 reserved;
 };
 
 #endif /* NH_SIM_GUEST_ABI_H */

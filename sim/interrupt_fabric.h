@@ -47,12 +47,23 @@ class InterruptFabric {
   GuestLinks* guests_;
 };
 
-// The local APIC side, used by a node's kernel.
-void RegisterVector(NodeSlot& node, uint8_t vector);
-void UnregisterVector(NodeSlot& node, uint8_t vector);
-bool IsVectorRegistered(const NodeSlot& node, uint8_t vector);
-// Takes (and clears) every requested vector, lowest first.
-std::vector<uint8_t> TakePendingVectors(NodeSlot& node);
+// The local APIC side, used by a node's kernel. `cpu` indexes the node's
+// apic_ids: each CPU has its own vectors, as on x86.
+void RegisterVector(NodeSlot& node, int cpu, uint8_t vector);
+void UnregisterVector(NodeSlot& node, int cpu, uint8_t vector);
+bool IsVectorRegistered(const NodeSlot& node, int cpu, uint8_t vector);
+struct CpuVector {
+  int cpu = 0;
+  uint8_t vector = 0;
+  friend bool operator==(const CpuVector& a, const CpuVector& b) {
+    return a.cpu == b.cpu && a.vector == b.vector;
+  }
+};
+// Takes (and clears) every requested vector of every CPU, CPU by CPU, lowest
+// vector first.
+std::vector<CpuVector> TakePendingVectors(NodeSlot& node);
+// The index of `apic_id` in the node's apic_ids, or -1.
+int CpuOfApicId(const NodeSlot& node, uint32_t apic_id);
 
 }  // namespace sim
 }  // namespace nichandover

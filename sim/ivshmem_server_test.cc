@@ -327,7 +327,7 @@ TEST_F(IvshmemServerTest, SimulatedKernelAndGuestShareTheMachine) {
   ASSERT_TRUE(kernel.ok()) << kernel.status();
   EXPECT_EQ(machine_->node(0).kind.load(), NodeKind::kSimKernel);
 
-  PacketQueue wire(machine_->layout().wire_in);
+  PacketQueue wire(machine_->wire_in(0));
   uint64_t seq = 0;
   auto arrive = [&] {
     WirePacket p;

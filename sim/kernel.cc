@@ -21,8 +21,13 @@ namespace {
 
 constexpr uint32_t kNapiSched = 0x1;    // NAPI_STATE_SCHED
 constexpr uint32_t kNapiDisable = 0x2;  // NAPI_STATE_DISABLE
-constexpr uint32_t kQueueCauses = 1u << kQueueVectorEntry;
-constexpr uint32_t kAllCauses = kQueueCauses | (1u << kOtherVectorEntry);
+// EIMS bits of every cause of a NIC of `queues` queue pairs.
+uint32_t AllCauses(uint32_t queues) {
+  uint32_t causes = 1u << kOtherVectorEntry;
+  for (uint32_t q = 0; q < queues; ++q) causes |= 1u << QueueVectorEntry(q);
+  return causes;
+}
+constexpr int32_t kNoHandler = -1;
 constexpr absl::Duration kWaitStep = absl::Microseconds(20);
 
 }  // namespace
@@ -39,16 +44,26 @@ const char* KernelHookStateName(KernelHookState state) {
   return "unknown";
 }
 
+Kernel::NicDriver::NicDriver(Machine* machine, int index)
+    : index(index),
+      nic(machine->nic(index)),
+      queue_count(machine->nic(index).queue_count),
+      config(machine->nic(index), machine->layout().device_bell),
+      bars(machine->nic(index), machine->layout().device_bell) {
+  for (QueueNapi& napi : queues) napi.napi_state.store(kNapiSched | kNapiDisable);  // until running
+}
+
 Kernel::Kernel(Machine* machine, const KernelOptions& options, int node_index)
     : machine_(machine),
-      nic_(machine->nic()),
       node_(machine->node(node_index)),
       options_(options),
-      node_index_(node_index),
-      config_(machine->nic(), machine->layout().device_bell),
-      bars_(machine->nic(), machine->layout().device_bell) {
-  napi_state_.store(kNapiSched | kNapiDisable);  // disabled until running
-  for (auto& entry : handler_entry_) entry.store(-1);
+      node_index_(node_index) {
+  for (auto& cpu : handlers_) {
+    for (auto& handler : cpu) handler.store(kNoHandler);
+  }
+  for (int i = 0; i < machine->nic_count(); ++i) {
+    drivers_.push_back(std::make_unique<NicDriver>(machine, i));
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
@@ -67,22 +82,25 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
   }
   auto kernel = std::unique_ptr<Kernel>(new Kernel(machine, options, *index));
   // A previous kernel of this node is gone: its handlers and requests too.
-  for (int i = 0; i < 4; ++i) {
-    node.registered[i].store(0);
-    node.irr[i].store(0);
+  for (int cpu = 0; cpu < kMaxApicIdsPerNode; ++cpu) {
+    for (int i = 0; i < 4; ++i) {
+      node.registered[cpu][i].store(0);
+      node.irr[cpu][i].store(0);
+    }
   }
   node.kernel_pid.store(getpid());
   node.kind.store(NodeKind::kSimKernel);
-  Ownership record = machine->ReadOwnership();
-  if (record.state == OwnershipState::kActive && record.owner == *index) {
-    std::lock_guard<std::mutex> lock(kernel->control_mu_);
-    kernel->highest_epoch_ = record.epoch;
-    if (machine->nic().initialized.load() == 0) {
+  for (auto& driver : kernel->drivers_) {
+    Ownership record = machine->ReadOwnership(driver->index);
+    if (record.state != OwnershipState::kActive || record.owner != *index) continue;
+    std::lock_guard<std::mutex> lock(driver->control_mu);
+    driver->highest_epoch = record.epoch;
+    if (driver->nic.initialized.load() == 0) {
       if (options.probe) {
-        if (absl::Status s = kernel->Probe(); !s.ok()) return s;
+        if (absl::Status s = kernel->Probe(*driver); !s.ok()) return s;
       }
     } else {
-      kernel->Adopt();
+      kernel->Adopt(*driver);
     }
   }
   kernel->cpu_ = std::thread([k = kernel.get()] { k->CpuLoop(); });
@@ -105,43 +123,50 @@ void Kernel::CpuLoop() {
   while (!stop_.load(std::memory_order_relaxed)) {
     uint32_t snapshot = DoorbellSnapshot(node_.bell);
     bool work = false;
-    for (uint8_t vector : TakePendingVectors(node_)) {
+    for (CpuVector vector : TakePendingVectors(node_)) {
       HandleIrq(vector);
       work = true;
     }
-    if (kick_.exchange(false)) NapiSchedule();
-    if (on_poll_list_) work |= NetRxAction();
-    work |= DevQueueXmit();
+    for (auto& driver : drivers_) {
+      if (!driver->kick.exchange(false)) continue;
+      for (uint32_t q = 0; q < driver->queue_count; ++q) NapiSchedule(driver->queues[q]);
+    }
+    work |= NetRxAction();
+    for (auto& driver : drivers_) work |= DevQueueXmit(*driver);
     if (!work) DoorbellWait(node_.bell, snapshot, options_.idle_wait);
   }
 }
 
-void Kernel::HandleIrq(uint8_t vector) {
+void Kernel::HandleIrq(CpuVector vector) {
   node_.counters.irqs_handled.fetch_add(1, std::memory_order_relaxed);
-  int entry = handler_entry_[vector].load(std::memory_order_acquire);
-  if (entry == static_cast<int>(kQueueVectorEntry)) {
-    // igb_msix_ring: the device auto-masked the cause; poll later.
-    NapiSchedule();
-  } else if (entry == static_cast<int>(kOtherVectorEntry)) {
+  int32_t handler = handlers_[vector.cpu][vector.vector].load(std::memory_order_acquire);
+  if (handler == kNoHandler) return;
+  NicDriver& driver = *drivers_[handler >> 8];
+  const uint32_t entry = static_cast<uint32_t>(handler & 0xff);
+  if (entry == kOtherVectorEntry) {
     // igb_msix_other: link events; nothing to do but re-arm.
-    nic_.regs.eims.fetch_or(1u << kOtherVectorEntry, std::memory_order_seq_cst);
+    driver.nic.regs.eims.fetch_or(1u << kOtherVectorEntry, std::memory_order_seq_cst);
+  } else if (entry - kQueueVectorEntry < driver.queue_count) {
+    // igb_msix_ring: the device auto-masked the cause; poll later.
+    NapiSchedule(driver.queues[entry - kQueueVectorEntry]);
   }
 }
 
-bool Kernel::NapiSchedule() {
-  uint32_t state = napi_state_.load(std::memory_order_seq_cst);
+bool Kernel::NapiSchedule(QueueNapi& napi) {
+  uint32_t state = napi.napi_state.load(std::memory_order_seq_cst);
   do {
     if (state & (kNapiSched | kNapiDisable)) return false;
-  } while (!napi_state_.compare_exchange_weak(state, state | kNapiSched));
-  on_poll_list_ = true;
+  } while (!napi.napi_state.compare_exchange_weak(state, state | kNapiSched));
+  napi.on_poll_list = true;
   return true;
 }
 
-void Kernel::NapiComplete(bool rearm) {
-  on_poll_list_ = false;
-  napi_state_.fetch_and(~kNapiSched, std::memory_order_seq_cst);
+void Kernel::NapiComplete(NicDriver& driver, uint32_t queue, bool rearm) {
+  QueueNapi& napi = driver.queues[queue];
+  napi.on_poll_list = false;
+  napi.napi_state.fetch_and(~kNapiSched, std::memory_order_seq_cst);
   if (rearm) {
-    nic_.regs.eims.fetch_or(kQueueCauses, std::memory_order_seq_cst);
+    driver.nic.regs.eims.fetch_or(1u << QueueVectorEntry(queue), std::memory_order_seq_cst);
     DoorbellRing(machine_->layout().device_bell);  // MMIO write of EIMS
   }
 }
@@ -150,343 +175,448 @@ bool Kernel::NetRxAction() {
   int64_t budget = options_.netdev_budget;
   const int64_t end_ns = MonotonicNanos() + 2000000;  // netdev_budget_usecs
   bool ran = false;
-  while (on_poll_list_) {
-    // The hook's RX gate: no poll of this device while it is closed.
-    if (options_.hook && rx_gate_closed_.load(std::memory_order_seq_cst)) {
-      node_.counters.gated_polls.fetch_add(1, std::memory_order_relaxed);
-      NapiComplete(/*rearm=*/false);
-      break;
+  // Round robin over the poll list (every NIC's queues that are on it), as
+  // net_rx_action moves a poll that used its whole weight to the tail.
+  bool polled = true;
+  while (polled && budget > 0 && MonotonicNanos() <= end_ns) {
+    polled = false;
+    for (auto& owned : drivers_) {
+      NicDriver& driver = *owned;
+      for (uint32_t q = 0; q < driver.queue_count; ++q) {
+        QueueNapi& napi = driver.queues[q];
+        if (!napi.on_poll_list) continue;
+        // The hook's RX gate: no poll of this device while it is closed.
+        if (options_.hook && driver.rx_gate_closed.load(std::memory_order_seq_cst)) {
+          node_.counters.gated_polls.fetch_add(1, std::memory_order_relaxed);
+          NapiComplete(driver, q, /*rearm=*/false);
+          continue;
+        }
+        ran = true;
+        uint32_t work = Poll(driver, q, options_.napi_weight);
+        budget -= work;
+        bool disable_pending = napi.napi_state.load(std::memory_order_seq_cst) & kNapiDisable;
+        if (work < options_.napi_weight || disable_pending) {
+          NapiComplete(driver, q, /*rearm=*/!disable_pending);
+        } else {
+          polled = true;  // stays scheduled: another round if the budget allows
+        }
+      }
     }
-    ran = true;
-    uint32_t work = Poll(options_.napi_weight);
-    budget -= work;
-    bool disable_pending = napi_state_.load(std::memory_order_seq_cst) & kNapiDisable;
-    if (work < options_.napi_weight || disable_pending) {
-      NapiComplete(/*rearm=*/!disable_pending);
-      break;
-    }
-    if (budget <= 0 || MonotonicNanos() > end_ns) break;  // stay scheduled, yield
   }
   return ran;
 }
 
-uint32_t Kernel::Poll(uint32_t budget) {
+uint32_t Kernel::Poll(NicDriver& driver, uint32_t queue, uint32_t budget) {
   NodeCounters& counters = node_.counters;
+  NicState& nic = driver.nic;
+  QueueNapi& napi = driver.queues[queue];
+  QueueRings rings = machine_->rings(driver.index, queue);
   counters.napi_polls.fetch_add(1, std::memory_order_relaxed);
-  if (state_.load(std::memory_order_seq_cst) != KernelHookState::kRunning) {
+  if (driver.state.load(std::memory_order_seq_cst) != KernelHookState::kRunning) {
     counters.polls_while_quiesced.fetch_add(1, std::memory_order_relaxed);
   }
-  const uint32_t mask = nic_.ring_size - 1;
+  const uint32_t mask = nic.ring_size - 1;
   // TX completions (not counted against the budget, as in igb).
-  uint32_t tx_clean = tx_next_to_clean_.load(std::memory_order_relaxed);
-  const uint32_t tx_use = tx_next_to_use_.load(std::memory_order_acquire);
+  uint32_t tx_clean = napi.tx_next_to_clean.load(std::memory_order_relaxed);
+  const uint32_t tx_use = napi.tx_next_to_use.load(std::memory_order_acquire);
   uint64_t completed = 0;
   while (tx_clean != tx_use &&
-         (nic_.tx_ring[tx_clean].status.load(std::memory_order_acquire) & kDescriptorDone)) {
-    nic_.tx_ring[tx_clean].status.store(0, std::memory_order_relaxed);
+         (rings.tx_ring[tx_clean].status.load(std::memory_order_acquire) & kDescriptorDone)) {
+    rings.tx_ring[tx_clean].status.store(0, std::memory_order_relaxed);
     tx_clean = (tx_clean + 1) & mask;
     ++completed;
   }
-  tx_next_to_clean_.store(tx_clean, std::memory_order_release);
+  napi.tx_next_to_clean.store(tx_clean, std::memory_order_release);
   counters.tx_completed.fetch_add(completed, std::memory_order_relaxed);
 
-  // RX descriptors, up to the budget.
-  PacketQueue socket(machine_->layout().app_rx);
-  uint32_t rx_clean = rx_next_to_clean_.load(std::memory_order_relaxed);
+  // RX descriptors, up to the budget, to the flow's socket.
+  PacketQueue socket(machine_->app_rx(driver.index, queue));
+  uint32_t rx_clean = napi.rx_next_to_clean.load(std::memory_order_relaxed);
   uint32_t work = 0;
   uint64_t dropped = 0;
   while (work < budget &&
-         (nic_.rx_ring[rx_clean].status.load(std::memory_order_acquire) & kDescriptorDone)) {
+         (rings.rx_ring[rx_clean].status.load(std::memory_order_acquire) & kDescriptorDone)) {
     std::optional<WirePacket> packet =
-        ReadWireFrame(nic_.rx_buffers[rx_clean], nic_.rx_ring[rx_clean].length);
+        ReadWireFrame(rings.rx_buffers[rx_clean], rings.rx_ring[rx_clean].length);
     if (!packet.has_value()) {
       ++dropped;  // no protocol handler for this ethertype
     } else {
       packet->node = static_cast<uint32_t>(node_index_);
       if (!socket.TryPush(*packet)) ++dropped;  // netif_receive_skb: socket full
     }
-    nic_.rx_ring[rx_clean].status.store(0, std::memory_order_relaxed);
+    rings.rx_ring[rx_clean].status.store(0, std::memory_order_relaxed);
     rx_clean = (rx_clean + 1) & mask;
     ++work;
   }
   if (work > 0) {
-    rx_next_to_clean_.store(rx_clean, std::memory_order_release);
+    napi.rx_next_to_clean.store(rx_clean, std::memory_order_release);
     // Refill: every cleaned descriptor goes back to the hardware.
     uint32_t rx_use = (rx_clean - 1) & mask;
-    rx_next_to_use_.store(rx_use, std::memory_order_release);
-    nic_.regs.rdt.store(rx_use, std::memory_order_release);
+    napi.rx_next_to_use.store(rx_use, std::memory_order_release);
+    nic.regs.ring(queue).rdt.store(rx_use, std::memory_order_release);
     DoorbellRing(machine_->layout().device_bell);
     DoorbellRing(machine_->layout().sink_bell);
     counters.rx_delivered.fetch_add(work - dropped, std::memory_order_relaxed);
     counters.rx_socket_drops.fetch_add(dropped, std::memory_order_relaxed);
+    nic.regs.queue_stats[queue].rx_socket_drops.fetch_add(dropped, std::memory_order_relaxed);
   }
   uint64_t max_work = counters.max_poll_work.load(std::memory_order_relaxed);
   if (work > max_work) counters.max_poll_work.store(work, std::memory_order_relaxed);
   return work;
 }
 
-bool Kernel::DevQueueXmit() {
-  if (state_.load(std::memory_order_acquire) == KernelHookState::kDetached) return false;
-  PacketQueue socket(machine_->layout().app_tx);
-  if (!socket.Peek().has_value()) return false;
-  const uint32_t mask = nic_.ring_size - 1;
-  std::lock_guard<std::mutex> lock(xmit_mu_);
-  uint32_t sent = 0;
-  uint32_t use = tx_next_to_use_.load(std::memory_order_relaxed);
-  const MacAddress nic_mac = machine_->nic_mac();
-  while (sent < options_.xmit_batch) {
-    std::optional<WirePacket> packet = socket.Peek();
-    if (!packet.has_value()) break;
-    // dev_hard_start_xmit: the hook's TX gate. A held packet stays queued.
-    if (options_.hook && tx_gate_closed_.load(std::memory_order_seq_cst)) {
-      node_.counters.held_xmits.fetch_add(1, std::memory_order_relaxed);
-      break;
+bool Kernel::DevQueueXmit(NicDriver& driver) {
+  if (driver.state.load(std::memory_order_acquire) == KernelHookState::kDetached) return false;
+  NicState& nic = driver.nic;
+  const uint32_t mask = nic.ring_size - 1;
+  const MacAddress nic_mac = machine_->nic_mac(driver.index);
+  bool any = false;
+  for (uint32_t queue = 0; queue < driver.queue_count; ++queue) {
+    PacketQueue socket(machine_->app_tx(driver.index, queue));
+    if (!socket.Peek().has_value()) continue;
+    QueueNapi& napi = driver.queues[queue];
+    QueueRings rings = machine_->rings(driver.index, queue);
+    std::lock_guard<std::mutex> lock(driver.xmit_mu);
+    uint32_t sent = 0;
+    uint32_t use = napi.tx_next_to_use.load(std::memory_order_relaxed);
+    while (sent < options_.xmit_batch) {
+      std::optional<WirePacket> packet = socket.Peek();
+      if (!packet.has_value()) break;
+      // dev_hard_start_xmit: the hook's TX gate. A held packet stays queued.
+      if (options_.hook && driver.tx_gate_closed.load(std::memory_order_seq_cst)) {
+        node_.counters.held_xmits.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+      // Driver xmit. Ring full: the queue stops until TX completions free room.
+      if (((use + 1) & mask) == napi.tx_next_to_clean.load(std::memory_order_acquire)) break;
+      packet->node = static_cast<uint32_t>(node_index_);
+      rings.tx_ring[use].length =
+          WriteWireFrame(kWirePeerMac, nic_mac, *packet, rings.tx_buffers[use]);
+      rings.tx_ring[use].status.store(0, std::memory_order_relaxed);
+      use = (use + 1) & mask;
+      socket.Pop();
+      ++sent;
     }
-    // Driver xmit. Ring full: the queue stops until TX completions free room.
-    if (((use + 1) & mask) == tx_next_to_clean_.load(std::memory_order_acquire)) break;
-    packet->node = static_cast<uint32_t>(node_index_);
-    nic_.tx_ring[use].length = WriteWireFrame(kWirePeerMac, nic_mac, *packet, nic_.tx_buffers[use]);
-    nic_.tx_ring[use].status.store(0, std::memory_order_relaxed);
-    use = (use + 1) & mask;
-    socket.Pop();
-    ++sent;
+    if (sent == 0) continue;
+    napi.tx_next_to_use.store(use, std::memory_order_release);
+    nic.regs.ring(queue).tdt.store(use, std::memory_order_release);  // one tail write per batch
+    DoorbellRing(machine_->layout().device_bell);
+    node_.counters.driver_xmits.fetch_add(sent, std::memory_order_relaxed);
+    any = true;
   }
-  if (sent == 0) return false;
-  tx_next_to_use_.store(use, std::memory_order_release);
-  nic_.regs.tdt.store(use, std::memory_order_release);  // one tail write per batch
-  DoorbellRing(machine_->layout().device_bell);
-  node_.counters.driver_xmits.fetch_add(sent, std::memory_order_relaxed);
-  return true;
+  return any;
 }
 
 // --- Driver setup ----------------------------------------------------------
 
-RingState Kernel::CurrentRings() const {
-  RingState rings;
-  rings.rx_next_to_clean = rx_next_to_clean_.load();
-  rings.rx_next_to_use = rx_next_to_use_.load();
-  rings.tx_next_to_clean = tx_next_to_clean_.load();
-  rings.tx_next_to_use = tx_next_to_use_.load();
+std::vector<RingState> Kernel::CurrentRings(const NicDriver& driver) const {
+  std::vector<RingState> rings(driver.queue_count);
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    const QueueNapi& napi = driver.queues[q];
+    rings[q].rx_next_to_clean = napi.rx_next_to_clean.load();
+    rings[q].rx_next_to_use = napi.rx_next_to_use.load();
+    rings[q].tx_next_to_clean = napi.tx_next_to_clean.load();
+    rings[q].tx_next_to_use = napi.tx_next_to_use.load();
+  }
   return rings;
 }
 
-absl::Status Kernel::SetEntriesMasked(bool masked) {
-  absl::StatusOr<pci::MsixCapability> cap = pci::ReadMsixCapability(config_, kMsixCapabilityOffset);
+absl::Status Kernel::SetEntriesMasked(NicDriver& driver, bool masked) {
+  absl::StatusOr<pci::MsixCapability> cap =
+      pci::ReadMsixCapability(driver.config, kMsixCapabilityOffset);
   if (!cap.ok()) return cap.status();
   for (uint32_t i = 0; i < cap->table_size(); ++i) {
-    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(bars_, *cap, i);
+    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(driver.bars, *cap, i);
     if (!entry.ok()) return entry.status();
     uint32_t control = masked ? (entry->vector_control | pci::kMsixVectorControlMask)
                               : (entry->vector_control & ~pci::kMsixVectorControlMask);
-    if (absl::Status s = pci::WriteMsixVectorControl(bars_, *cap, i, control); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Kernel::CheckRoutedHere(const std::vector<uint8_t>& vectors) {
-  absl::StatusOr<pci::MsixCapability> cap = pci::ReadMsixCapability(config_, kMsixCapabilityOffset);
-  if (!cap.ok()) return cap.status();
-  if (vectors.size() != cap->table_size()) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "%s holds %d vectors for %s, the device has %d", options_.node_id, vectors.size(),
-        nic_.bdf, cap->table_size()));
-  }
-  for (uint32_t i = 0; i < cap->table_size(); ++i) {
-    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(bars_, *cap, i);
-    if (!entry.ok()) return entry.status();
-    pci::X86MsiMessage message = pci::DecodeX86Msi(entry->address(), entry->data);
-    bool here = message.IsInterruptAddress() && !message.remappable &&
-                machine_->NodeOfApicId(message.destination_apic_id) == node_index_ &&
-                message.vector == vectors[i];
-    if (!here) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "MSI-X entry %d of %s routes to %s, not to %s's vector 0x%02x", i, nic_.bdf,
-          pci::DescribeX86Msi(message), options_.node_id, vectors[i]));
+    if (absl::Status s = pci::WriteMsixVectorControl(driver.bars, *cap, i, control); !s.ok()) {
+      return s;
     }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> Kernel::TableHolds(const std::vector<pci::RawMsiMessage>& messages) {
-  absl::StatusOr<pci::MsixCapability> cap = pci::ReadMsixCapability(config_, kMsixCapabilityOffset);
+absl::Status Kernel::CheckRoutedHere(NicDriver& driver, const std::vector<CpuVector>& vectors) {
+  absl::StatusOr<pci::MsixCapability> cap =
+      pci::ReadMsixCapability(driver.config, kMsixCapabilityOffset);
+  if (!cap.ok()) return cap.status();
+  if (vectors.size() != cap->table_size()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s holds %d vectors for %s, the device has %d", options_.node_id, vectors.size(),
+        driver.nic.bdf, cap->table_size()));
+  }
+  for (uint32_t i = 0; i < cap->table_size(); ++i) {
+    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(driver.bars, *cap, i);
+    if (!entry.ok()) return entry.status();
+    pci::X86MsiMessage message = pci::DecodeX86Msi(entry->address(), entry->data);
+    bool here = message.IsInterruptAddress() && !message.remappable &&
+                !message.logical_destination &&
+                message.destination_apic_id == node_.apic_ids[vectors[i].cpu] &&
+                message.vector == vectors[i].vector;
+    if (!here) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "MSI-X entry %d of %s routes to %s, not to %s's vector 0x%02x on APIC ID %d", i,
+          driver.nic.bdf, pci::DescribeX86Msi(message), options_.node_id, vectors[i].vector,
+          node_.apic_ids[vectors[i].cpu]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Kernel::TableHolds(NicDriver& driver,
+                                        const std::vector<pci::RawMsiMessage>& messages) {
+  absl::StatusOr<pci::MsixCapability> cap =
+      pci::ReadMsixCapability(driver.config, kMsixCapabilityOffset);
   if (!cap.ok()) return cap.status();
   if (messages.size() != cap->table_size()) return false;
   for (uint32_t i = 0; i < cap->table_size(); ++i) {
-    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(bars_, *cap, i);
+    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(driver.bars, *cap, i);
     if (!entry.ok()) return entry.status();
     if (entry->address() != messages[i].address || entry->data != messages[i].data) return false;
   }
   return true;
 }
 
-void Kernel::StartRunning() {
-  napi_state_.store(0, std::memory_order_seq_cst);  // napi_enable
-  rx_gate_closed_.store(false, std::memory_order_seq_cst);
-  tx_gate_closed_.store(false, std::memory_order_seq_cst);
-  state_.store(KernelHookState::kRunning, std::memory_order_seq_cst);
-  nic_.running_node.store(node_index_, std::memory_order_seq_cst);
-  nic_.regs.eims.fetch_or(kAllCauses, std::memory_order_seq_cst);
-  // Replay: poll once for whatever the ring collected while nobody ran it.
-  kick_.store(true, std::memory_order_seq_cst);
+void Kernel::StartRunning(NicDriver& driver) {
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    driver.queues[q].napi_state.store(0, std::memory_order_seq_cst);  // napi_enable
+  }
+  driver.rx_gate_closed.store(false, std::memory_order_seq_cst);
+  driver.tx_gate_closed.store(false, std::memory_order_seq_cst);
+  driver.state.store(KernelHookState::kRunning, std::memory_order_seq_cst);
+  driver.nic.running_node.store(node_index_, std::memory_order_seq_cst);
+  driver.nic.regs.eims.fetch_or(AllCauses(driver.queue_count), std::memory_order_seq_cst);
+  // Replay: poll once for whatever the rings collected while nobody ran them.
+  driver.kick.store(true, std::memory_order_seq_cst);
   DoorbellRing(node_.bell);
   DoorbellRing(machine_->layout().device_bell);
 }
 
-void Kernel::FreeVectors(std::vector<uint8_t>& vectors) {
-  for (uint8_t vector : vectors) {
-    UnregisterVector(node_, vector);
-    handler_entry_[vector].store(-1, std::memory_order_release);
-  }
-  vectors.clear();
-}
-
-absl::Status Kernel::Probe() {
-  // igb_probe + igb_open, reduced: vectors, MSI-X table, rings, enable.
-  absl::StatusOr<std::vector<pci::RawMsiMessage>> messages;
-  {
-    // ReserveVectors takes control_mu_ itself; Boot holds it, so inline.
-    std::vector<uint8_t> vectors;
-    for (uint32_t v = options_.first_vector; v <= options_.last_vector &&
-                                             vectors.size() < kMsixTableEntries;
-         ++v) {
-      vectors.push_back(static_cast<uint8_t>(v));
-    }
-    if (vectors.size() < kMsixTableEntries) {
-      return absl::ResourceExhaustedError("not enough vectors to probe the NIC");
-    }
-    absl::StatusOr<pci::MsixCapability> cap =
-        pci::ReadMsixCapability(config_, kMsixCapabilityOffset);
-    if (!cap.ok()) return cap.status();
-    for (uint32_t i = 0; i < kMsixTableEntries; ++i) {
-      uint32_t apic = node_.apic_ids[i % node_.apic_count];
-      absl::StatusOr<pci::RawMsiMessage> message = pci::ComposeFixedX86Msi(apic, vectors[i]);
-      if (!message.ok()) return message.status();
-      handler_entry_[vectors[i]].store(static_cast<int16_t>(i));
-      RegisterVector(node_, vectors[i]);
-      if (absl::Status s = pci::WriteMsixMessage(bars_, *cap, i, message->address, message->data);
-          !s.ok()) {
-        return s;
+absl::StatusOr<std::vector<CpuVector>> Kernel::AllocateVectors(NicDriver& driver,
+                                                               uint32_t count) {
+  std::lock_guard<std::mutex> lock(vectors_mu_);
+  const int cpus = static_cast<int>(node_.apic_count);
+  std::vector<CpuVector> vectors;
+  for (uint32_t i = 0; i < count; ++i) {
+    // Entry i on CPU i % CPUs, or the next CPU that still has a free vector
+    // (the kernel's vector matrix spreads a device over the CPUs).
+    bool found = false;
+    for (int step = 0; step < cpus && !found; ++step) {
+      const int cpu = static_cast<int>((i + step) % cpus);
+      for (uint32_t v = options_.first_vector; v <= options_.last_vector; ++v) {
+        if (IsVectorRegistered(node_, cpu, static_cast<uint8_t>(v))) continue;
+        vectors.push_back({cpu, static_cast<uint8_t>(v)});
+        RegisterVector(node_, cpu, static_cast<uint8_t>(v));  // request_irq
+        handlers_[cpu][v].store(driver.index << 8 | static_cast<int32_t>(i));
+        found = true;
+        break;
       }
     }
-    active_vectors_ = vectors;
-    if (absl::Status s = config_.Write16(kMsixCapabilityOffset + 2,
-                                         pci::kMsixControlEnable | (kMsixTableEntries - 1));
-        !s.ok()) {
-      return s;
+    if (!found) {
+      FreeVectorsLocked(vectors);
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%s has no free vector in 0x%02x..0x%02x on any of its %d CPUs (%d needed for %s)",
+          options_.node_id, options_.first_vector, options_.last_vector, cpus, count,
+          driver.nic.bdf));
     }
-  }
-  const uint32_t size = nic_.ring_size;
-  for (uint32_t i = 0; i < size; ++i) {
-    nic_.rx_ring[i].status.store(0);
-    nic_.tx_ring[i].status.store(0);
-  }
-  nic_.regs.rdh.store(0);
-  nic_.regs.tdh.store(0);
-  nic_.regs.tdt.store(0);
-  nic_.regs.rdt.store(size - 1);
-  rx_next_to_clean_.store(0);
-  rx_next_to_use_.store(size - 1);
-  tx_next_to_clean_.store(0);
-  tx_next_to_use_.store(0);
-  nic_.regs.ctrl.store(kCtrlRxEnable | kCtrlTxEnable);
-  nic_.initialized.store(1);
-  if (absl::Status s = SetEntriesMasked(false); !s.ok()) return s;
-  StartRunning();
-  NH_LOG(INFO) << options_.node_id << ": probed " << nic_.bdf << " (ring " << size
-               << ", vectors " << absl::StrJoin(active_vectors_, ",") << ")";
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<uint8_t>> Kernel::TakeVectorsRoutedHere() {
-  absl::StatusOr<pci::MsixCapability> cap = pci::ReadMsixCapability(config_, kMsixCapabilityOffset);
-  if (!cap.ok()) return cap.status();
-  std::vector<uint8_t> vectors;
-  for (uint32_t i = 0; i < cap->table_size(); ++i) {
-    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(bars_, *cap, i);
-    if (!entry.ok()) return entry.status();
-    pci::X86MsiMessage message = pci::DecodeX86Msi(entry->address(), entry->data);
-    if (machine_->NodeOfApicId(message.destination_apic_id) != node_index_) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "MSI-X entry %d of %s routes to %s, not to %s", i, nic_.bdf,
-          pci::DescribeX86Msi(message), options_.node_id));
-    }
-    vectors.push_back(message.vector);
-  }
-  for (uint32_t i = 0; i < vectors.size(); ++i) {
-    handler_entry_[vectors[i]].store(static_cast<int16_t>(i));
-    RegisterVector(node_, vectors[i]);
   }
   return vectors;
 }
 
-void Kernel::Adopt() {
+void Kernel::FreeVectors(std::vector<CpuVector>& vectors) {
+  std::lock_guard<std::mutex> lock(vectors_mu_);
+  FreeVectorsLocked(vectors);
+}
+
+void Kernel::FreeVectorsLocked(std::vector<CpuVector>& vectors) {
+  for (CpuVector v : vectors) {
+    UnregisterVector(node_, v.cpu, v.vector);
+    handlers_[v.cpu][v.vector].store(kNoHandler, std::memory_order_release);
+  }
+  vectors.clear();
+}
+
+absl::StatusOr<pci::RawMsiMessage> Kernel::MessageFor(CpuVector vector) const {
+  return pci::ComposeFixedX86Msi(node_.apic_ids[vector.cpu], vector.vector);
+}
+
+absl::Status Kernel::Probe(NicDriver& driver) {
+  // igb_probe + igb_open, reduced: vectors, MSI-X table, rings, enable.
+  NicState& nic = driver.nic;
+  absl::StatusOr<pci::MsixCapability> cap =
+      pci::ReadMsixCapability(driver.config, kMsixCapabilityOffset);
+  if (!cap.ok()) return cap.status();
+  absl::StatusOr<std::vector<CpuVector>> vectors = AllocateVectors(driver, cap->table_size());
+  if (!vectors.ok()) return vectors.status();
+  for (uint32_t i = 0; i < vectors->size(); ++i) {
+    absl::StatusOr<pci::RawMsiMessage> message = MessageFor((*vectors)[i]);
+    if (!message.ok()) return message.status();
+    if (absl::Status s =
+            pci::WriteMsixMessage(driver.bars, *cap, i, message->address, message->data);
+        !s.ok()) {
+      return s;
+    }
+  }
+  driver.active_vectors = *vectors;
+  if (absl::Status s = driver.config.Write16(kMsixCapabilityOffset + 2,
+                                             pci::kMsixControlEnable | (kMsixTableEntries - 1));
+      !s.ok()) {
+    return s;
+  }
+  const uint32_t size = nic.ring_size;
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    QueueRings rings = machine_->rings(driver.index, q);
+    for (uint32_t i = 0; i < size; ++i) {
+      rings.rx_ring[i].status.store(0);
+      rings.tx_ring[i].status.store(0);
+    }
+    RingRegisters& ring = nic.regs.ring(q);
+    ring.rdh.store(0);
+    ring.tdh.store(0);
+    ring.tdt.store(0);
+    ring.rdt.store(size - 1);
+    QueueNapi& napi = driver.queues[q];
+    napi.rx_next_to_clean.store(0);
+    napi.rx_next_to_use.store(size - 1);
+    napi.tx_next_to_clean.store(0);
+    napi.tx_next_to_use.store(0);
+  }
+  nic.regs.ctrl.store(kCtrlRxEnable | kCtrlTxEnable);
+  nic.initialized.store(1);
+  if (absl::Status s = SetEntriesMasked(driver, false); !s.ok()) return s;
+  StartRunning(driver);
+  std::vector<std::string> names;
+  for (CpuVector v : driver.active_vectors) {
+    names.push_back(absl::StrFormat("%d:0x%02x", node_.apic_ids[v.cpu], v.vector));
+  }
+  NH_LOG(DEBUG) << options_.node_id << ": probed " << nic.bdf << " (ring " << size << ", "
+                << driver.queue_count << " queues, APIC:vector " << absl::StrJoin(names, ",")
+                << ")";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CpuVector>> Kernel::TakeVectorsRoutedHere(NicDriver& driver) {
+  absl::StatusOr<pci::MsixCapability> cap =
+      pci::ReadMsixCapability(driver.config, kMsixCapabilityOffset);
+  if (!cap.ok()) return cap.status();
+  std::vector<CpuVector> vectors;
+  for (uint32_t i = 0; i < cap->table_size(); ++i) {
+    absl::StatusOr<pci::MsixTableEntry> entry = pci::ReadMsixEntry(driver.bars, *cap, i);
+    if (!entry.ok()) return entry.status();
+    pci::X86MsiMessage message = pci::DecodeX86Msi(entry->address(), entry->data);
+    const int cpu = CpuOfApicId(node_, message.destination_apic_id);
+    if (cpu < 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "MSI-X entry %d of %s routes to %s, not to %s", i, driver.nic.bdf,
+          pci::DescribeX86Msi(message), options_.node_id));
+    }
+    vectors.push_back({cpu, message.vector});
+  }
+  {
+    std::lock_guard<std::mutex> lock(vectors_mu_);
+    for (uint32_t i = 0; i < vectors.size(); ++i) {
+      handlers_[vectors[i].cpu][vectors[i].vector].store(driver.index << 8 |
+                                                         static_cast<int32_t>(i));
+      RegisterVector(node_, vectors[i].cpu, vectors[i].vector);
+    }
+  }
+  return vectors;
+}
+
+void Kernel::Adopt(NicDriver& driver) {
   // This node owns a NIC that was running before the kernel (re)started:
   // take the vectors the table routes here and continue from the registers.
   // Packets the previous kernel had taken but not delivered are lost with it.
-  absl::StatusOr<std::vector<uint8_t>> vectors = TakeVectorsRoutedHere();
+  NicState& nic = driver.nic;
+  absl::StatusOr<std::vector<CpuVector>> vectors = TakeVectorsRoutedHere(driver);
   if (!vectors.ok()) {
-    NH_LOG(WARNING) << options_.node_id << ": owns " << nic_.bdf << " but "
+    NH_LOG(WARNING) << options_.node_id << ": owns " << nic.bdf << " but "
                     << vectors.status().message() << "; staying detached";
     return;
   }
-  active_vectors_ = *vectors;
-  const uint32_t mask = nic_.ring_size - 1;
-  uint32_t rdt = nic_.regs.rdt.load();
-  rx_next_to_use_.store(rdt);
-  rx_next_to_clean_.store((rdt + 1) & mask);
-  tx_next_to_use_.store(nic_.regs.tdt.load());
-  tx_next_to_clean_.store(nic_.regs.tdh.load());
-  (void)SetEntriesMasked(false);
-  StartRunning();
-  NH_LOG(INFO) << options_.node_id << ": adopted running " << nic_.bdf;
+  driver.active_vectors = *vectors;
+  const uint32_t mask = nic.ring_size - 1;
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    RingRegisters& ring = nic.regs.ring(q);
+    QueueNapi& napi = driver.queues[q];
+    uint32_t rdt = ring.rdt.load();
+    napi.rx_next_to_use.store(rdt);
+    napi.rx_next_to_clean.store((rdt + 1) & mask);
+    napi.tx_next_to_use.store(ring.tdt.load());
+    napi.tx_next_to_clean.store(ring.tdh.load());
+  }
+  (void)SetEntriesMasked(driver, false);
+  StartRunning(driver);
+  NH_LOG(INFO) << options_.node_id << ": adopted running " << nic.bdf;
 }
 
 // --- Hook operations -------------------------------------------------------
 
-absl::Status Kernel::CheckOperation(const std::string& bdf, uint64_t epoch) {
+absl::StatusOr<Kernel::NicDriver*> Kernel::Driver(const std::string& bdf) {
+  absl::StatusOr<int> index = machine_->NicIndex(bdf);
+  if (!index.ok()) {
+    return absl::NotFoundError(absl::StrFormat("%s has no NIC %s", options_.node_id, bdf));
+  }
+  return drivers_[*index].get();
+}
+
+absl::Status Kernel::CheckOperation(NicDriver& driver, uint64_t epoch) {
   if (!options_.hook) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s's kernel runs without the hook (--hook off)", options_.node_id));
   }
-  if (bdf != nic_.bdf) {
-    return absl::NotFoundError(absl::StrFormat("%s has no NIC %s", options_.node_id, bdf));
-  }
-  if (epoch < highest_epoch_) {
+  if (epoch < driver.highest_epoch) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "epoch %d is lower than %d, the highest %s's hook has seen for %s (stale caller)", epoch,
-        highest_epoch_, options_.node_id, bdf));
+        driver.highest_epoch, options_.node_id, driver.nic.bdf));
   }
-  highest_epoch_ = epoch;
+  driver.highest_epoch = epoch;
   return absl::OkStatus();
 }
 
-absl::Status Kernel::NapiDisable(absl::Time deadline) {
-  napi_state_.fetch_or(kNapiDisable, std::memory_order_seq_cst);
-  DoorbellRing(node_.bell);  // a scheduled poll sees the disable and completes
-  for (;;) {
-    uint32_t state = napi_state_.load(std::memory_order_seq_cst);
-    if (!(state & kNapiSched) &&
-        napi_state_.compare_exchange_strong(state, state | kNapiSched)) {
-      return absl::OkStatus();
-    }
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError("napi_disable: a poll did not finish in time");
-    }
-    absl::SleepFor(kWaitStep);
+absl::Status Kernel::NapiDisable(NicDriver& driver, absl::Time deadline) {
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    driver.queues[q].napi_state.fetch_or(kNapiDisable, std::memory_order_seq_cst);
   }
+  DoorbellRing(node_.bell);  // a scheduled poll sees the disable and completes
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    std::atomic<uint32_t>& napi_state = driver.queues[q].napi_state;
+    for (;;) {
+      uint32_t state = napi_state.load(std::memory_order_seq_cst);
+      if (!(state & kNapiSched) && napi_state.compare_exchange_strong(state, state | kNapiSched)) {
+        break;
+      }
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrFormat("napi_disable: a poll of queue %d did not finish in time", q));
+      }
+      absl::SleepFor(kWaitStep);
+    }
+  }
+  return absl::OkStatus();
 }
+
+#define NH_DRIVER_OR_RETURN(driver, bdf)                        \
+  absl::StatusOr<NicDriver*> driver##_or = Driver(bdf);          \
+  if (!driver##_or.ok()) return driver##_or.status();            \
+  NicDriver& driver = **driver##_or;                             \
+  std::lock_guard<std::mutex> driver##_lock(driver.control_mu)
 
 absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, uint64_t epoch,
                                                absl::Duration timeout) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  KernelHookState state = state_.load();
-  if (state == KernelHookState::kQuiesced) return last_quiesce_;
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  KernelHookState state = driver.state.load();
+  if (state == KernelHookState::kQuiesced) return driver.last_quiesce;
   if (state == KernelHookState::kDetached) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s does not run %s", options_.node_id, bdf));
   }
   const absl::Time deadline = absl::Now() + timeout;
+  NicState& nic = driver.nic;
+  // Per-NIC counts from the node's counters are only exact while no other
+  // NIC of this node moves packets; the rings are what the target needs.
   NodeCounters& counters = node_.counters;
   const uint64_t tx_before = counters.tx_completed.load();
   const uint64_t rx_before = counters.rx_delivered.load() + counters.rx_socket_drops.load();
@@ -494,36 +624,46 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, uint64_t 
   const uint64_t bad_polls_before = counters.polls_while_quiesced.load();
 
   // 1. netif_tx_disable: close the gate, wait out an xmit in progress.
-  tx_gate_closed_.store(true, std::memory_order_seq_cst);
-  { std::lock_guard<std::mutex> xmit(xmit_mu_); }
-  // 2. TX completions to zero; NAPI still runs to clean them.
+  driver.tx_gate_closed.store(true, std::memory_order_seq_cst);
+  { std::lock_guard<std::mutex> xmit(driver.xmit_mu); }
+  // 2. TX completions to zero on every queue; NAPI still runs to clean them.
   absl::Status drained = absl::OkStatus();
-  while (tx_next_to_clean_.load() != tx_next_to_use_.load()) {
-    if (absl::Now() > deadline) {
-      drained = absl::DeadlineExceededError(absl::StrFormat(
-          "%d TX descriptors still in flight", (tx_next_to_use_.load() - tx_next_to_clean_.load()) &
-                                                   (nic_.ring_size - 1)));
-      break;
+  for (uint32_t q = 0; q < driver.queue_count && drained.ok(); ++q) {
+    QueueNapi& napi = driver.queues[q];
+    while (napi.tx_next_to_clean.load() != napi.tx_next_to_use.load()) {
+      if (absl::Now() > deadline) {
+        drained = absl::DeadlineExceededError(absl::StrFormat(
+            "%d TX descriptors of queue %d still in flight",
+            (napi.tx_next_to_use.load() - napi.tx_next_to_clean.load()) & (nic.ring_size - 1), q));
+        break;
+      }
+      absl::SleepFor(kWaitStep);
     }
-    absl::SleepFor(kWaitStep);
   }
   // 3. Let NAPI drain what the device had written when the gate closed.
-  const uint32_t rx_target = nic_.regs.rdh.load(std::memory_order_acquire);
-  while (drained.ok() && rx_next_to_clean_.load() != rx_target) {
-    if (absl::Now() > deadline) {
-      drained = absl::DeadlineExceededError("RX drain did not finish");
-      break;
+  uint32_t rx_targets[kMaxQueues];
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    rx_targets[q] = nic.regs.ring(q).rdh.load(std::memory_order_acquire);
+  }
+  for (uint32_t q = 0; q < driver.queue_count && drained.ok(); ++q) {
+    while (driver.queues[q].rx_next_to_clean.load() != rx_targets[q]) {
+      if (absl::Now() > deadline) {
+        drained = absl::DeadlineExceededError(
+            absl::StrFormat("RX drain of queue %d did not finish", q));
+        break;
+      }
+      absl::SleepFor(kWaitStep);
     }
-    absl::SleepFor(kWaitStep);
   }
   // 4. The RX gate and napi_disable; 5. mask the vectors. Done even after a
   // timeout: the interface promises the gates stay closed.
-  rx_gate_closed_.store(true, std::memory_order_seq_cst);
-  absl::Status napi = NapiDisable(drained.ok() ? deadline : absl::Now() + absl::Milliseconds(100));
-  absl::Status masked = SetEntriesMasked(true);
-  state_.store(KernelHookState::kQuiesced, std::memory_order_seq_cst);
+  driver.rx_gate_closed.store(true, std::memory_order_seq_cst);
+  absl::Status napi =
+      NapiDisable(driver, drained.ok() ? deadline : absl::Now() + absl::Milliseconds(100));
+  absl::Status masked = SetEntriesMasked(driver, true);
+  driver.state.store(KernelHookState::kQuiesced, std::memory_order_seq_cst);
   int32_t me = node_index_;
-  nic_.running_node.compare_exchange_strong(me, -1);
+  nic.running_node.compare_exchange_strong(me, -1);
   if (!drained.ok()) return drained;
   if (!napi.ok()) return napi;
   if (!masked.ok()) return masked;
@@ -534,137 +674,131 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, uint64_t 
       counters.rx_delivered.load() + counters.rx_socket_drops.load() - rx_before;
   outcome.held_xmits = counters.held_xmits.load() - held_before;
   outcome.polls_while_quiesced = counters.polls_while_quiesced.load() - bad_polls_before;
-  outcome.rings = CurrentRings();
-  last_quiesce_ = outcome;
+  outcome.rings = CurrentRings(driver);
+  driver.last_quiesce = outcome;
   return outcome;
 }
 
 absl::Status Kernel::Resume(const std::string& bdf, uint64_t epoch) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  KernelHookState state = state_.load();
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  KernelHookState state = driver.state.load();
   if (state == KernelHookState::kRunning) return absl::OkStatus();
   if (state == KernelHookState::kDetached) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s released %s: it can only Attach it again", options_.node_id, bdf));
   }
-  if (absl::Status s = CheckRoutedHere(active_vectors_); !s.ok()) return s;
-  if (absl::Status s = SetEntriesMasked(false); !s.ok()) return s;
-  StartRunning();
+  if (absl::Status s = CheckRoutedHere(driver, driver.active_vectors); !s.ok()) return s;
+  if (absl::Status s = SetEntriesMasked(driver, false); !s.ok()) return s;
+  StartRunning(driver);
   return absl::OkStatus();
 }
 
-absl::Status Kernel::Attach(const std::string& bdf, uint64_t epoch, const RingState& rings) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  KernelHookState state = state_.load();
+absl::Status Kernel::Attach(const std::string& bdf, uint64_t epoch,
+                            const std::vector<RingState>& rings) {
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  KernelHookState state = driver.state.load();
   if (state == KernelHookState::kRunning) return absl::OkStatus();  // a retried Attach
   if (state == KernelHookState::kQuiesced) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s has %s quiesced: Resume it, or Release it first", options_.node_id, bdf));
   }
-  const uint32_t mask = nic_.ring_size - 1;
-  uint32_t tdt = nic_.regs.tdt.load() & mask;
-  uint32_t rdt = nic_.regs.rdt.load() & mask;
-  if (rings.rx_next_to_clean > mask || rings.tx_next_to_clean > mask ||
-      rings.tx_next_to_use != tdt || rings.rx_next_to_use != rdt) {
+  NicState& nic = driver.nic;
+  if (rings.size() != driver.queue_count) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "ring state rx %d/%d tx %d/%d does not match the device (RDT %d, TDT %d)",
-        rings.rx_next_to_clean, rings.rx_next_to_use, rings.tx_next_to_clean,
-        rings.tx_next_to_use, rdt, tdt));
+        "ring state for %d queues, %s has %d", rings.size(), bdf, driver.queue_count));
   }
-  if (!nic_.initialized.load()) {
+  const uint32_t mask = nic.ring_size - 1;
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    const RingState& r = rings[q];
+    uint32_t tdt = nic.regs.ring(q).tdt.load() & mask;
+    uint32_t rdt = nic.regs.ring(q).rdt.load() & mask;
+    if (r.rx_next_to_clean > mask || r.tx_next_to_clean > mask || r.tx_next_to_use != tdt ||
+        r.rx_next_to_use != rdt) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "ring state of queue %d rx %d/%d tx %d/%d does not match the device (RDT %d, TDT %d)",
+          q, r.rx_next_to_clean, r.rx_next_to_use, r.tx_next_to_clean, r.tx_next_to_use, rdt,
+          tdt));
+    }
+  }
+  if (!nic.initialized.load()) {
     return absl::FailedPreconditionError(absl::StrFormat("%s was never probed", bdf));
   }
-  std::vector<uint8_t> vectors = reserved_vectors_;
-  if (vectors.empty()) vectors = active_vectors_;
+  std::vector<CpuVector> vectors = driver.reserved_vectors;
+  if (vectors.empty()) vectors = driver.active_vectors;
   if (vectors.empty()) {
     // This kernel restarted after its predecessor reserved the vectors the
     // source has since routed the NIC to: they are this node's (the
     // reservation was the node's, not the process's), as Adopt takes them.
-    absl::StatusOr<std::vector<uint8_t>> routed = TakeVectorsRoutedHere();
+    absl::StatusOr<std::vector<CpuVector>> routed = TakeVectorsRoutedHere(driver);
     if (!routed.ok()) return routed.status();
     vectors = *routed;
   }
-  if (absl::Status s = CheckRoutedHere(vectors); !s.ok()) return s;
-  active_vectors_ = vectors;
-  reserved_vectors_.clear();
-  rx_next_to_clean_.store(rings.rx_next_to_clean);
-  rx_next_to_use_.store(rings.rx_next_to_use);
-  tx_next_to_clean_.store(rings.tx_next_to_clean);
-  tx_next_to_use_.store(rings.tx_next_to_use);
-  if (absl::Status s = SetEntriesMasked(false); !s.ok()) return s;  // replays pending
-  StartRunning();
+  if (absl::Status s = CheckRoutedHere(driver, vectors); !s.ok()) return s;
+  driver.active_vectors = vectors;
+  driver.reserved_vectors.clear();
+  for (uint32_t q = 0; q < driver.queue_count; ++q) {
+    QueueNapi& napi = driver.queues[q];
+    napi.rx_next_to_clean.store(rings[q].rx_next_to_clean);
+    napi.rx_next_to_use.store(rings[q].rx_next_to_use);
+    napi.tx_next_to_clean.store(rings[q].tx_next_to_clean);
+    napi.tx_next_to_use.store(rings[q].tx_next_to_use);
+  }
+  if (absl::Status s = SetEntriesMasked(driver, false); !s.ok()) return s;  // replays pending
+  StartRunning(driver);
   return absl::OkStatus();
 }
 
 absl::Status Kernel::Release(const std::string& bdf, uint64_t epoch) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  KernelHookState state = state_.load();
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  KernelHookState state = driver.state.load();
   if (state == KernelHookState::kRunning) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s runs %s: quiesce it before releasing", options_.node_id, bdf));
   }
-  FreeVectors(active_vectors_);
-  state_.store(KernelHookState::kDetached, std::memory_order_seq_cst);
+  FreeVectors(driver.active_vectors);
+  driver.state.store(KernelHookState::kDetached, std::memory_order_seq_cst);
   return absl::OkStatus();
 }
 
 absl::StatusOr<KernelStatus> Kernel::Status(const std::string& bdf) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (bdf != nic_.bdf) {
-    return absl::NotFoundError(absl::StrFormat("%s has no NIC %s", options_.node_id, bdf));
-  }
+  NH_DRIVER_OR_RETURN(driver, bdf);
   KernelStatus status;
-  status.state = state_.load();
-  status.epoch = highest_epoch_;
+  status.state = driver.state.load();
+  status.epoch = driver.highest_epoch;
   status.held_xmits = node_.counters.held_xmits.load();
   status.polls_while_quiesced = node_.counters.polls_while_quiesced.load();
-  status.drained_tx_packets = last_quiesce_.drained_tx_packets;
-  status.rings = CurrentRings();
-  status.active_vectors = active_vectors_;
-  status.reserved_vectors = reserved_vectors_;
+  status.drained_tx_packets = driver.last_quiesce.drained_tx_packets;
+  status.rings = CurrentRings(driver);
+  for (CpuVector v : driver.active_vectors) status.active_vectors.push_back(v.vector);
+  for (CpuVector v : driver.reserved_vectors) status.reserved_vectors.push_back(v.vector);
   return status;
 }
 
 absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std::string& bdf,
                                                                        uint64_t epoch,
                                                                        uint32_t count) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  if (state_.load() != KernelHookState::kDetached) {
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (driver.state.load() != KernelHookState::kDetached) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s already runs %s", options_.node_id, bdf));
   }
   if (count == 0 || count > kMsixTableEntries) {
     return absl::InvalidArgumentError(absl::StrFormat("cannot reserve %d vectors", count));
   }
-  if (reserved_epoch_ != epoch || reserved_vectors_.size() != count) {
-    FreeVectors(reserved_vectors_);
-    std::vector<uint8_t> vectors;
-    for (uint32_t v = options_.first_vector; v <= options_.last_vector && vectors.size() < count;
-         ++v) {
-      if (!IsVectorRegistered(node_, static_cast<uint8_t>(v))) {
-        vectors.push_back(static_cast<uint8_t>(v));
-      }
-    }
-    if (vectors.size() < count) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "%s has %d free vectors in 0x%02x..0x%02x, %d needed", options_.node_id, vectors.size(),
-          options_.first_vector, options_.last_vector, count));
-    }
-    for (uint32_t i = 0; i < count; ++i) {
-      handler_entry_[vectors[i]].store(static_cast<int16_t>(i));
-      RegisterVector(node_, vectors[i]);  // request_irq
-    }
-    reserved_vectors_ = vectors;
-    reserved_epoch_ = epoch;
+  if (driver.reserved_epoch != epoch || driver.reserved_vectors.size() != count) {
+    FreeVectors(driver.reserved_vectors);
+    absl::StatusOr<std::vector<CpuVector>> vectors = AllocateVectors(driver, count);
+    if (!vectors.ok()) return vectors.status();
+    driver.reserved_vectors = *vectors;
+    driver.reserved_epoch = epoch;
   }
   std::vector<pci::RawMsiMessage> messages;
-  for (uint32_t i = 0; i < reserved_vectors_.size(); ++i) {
-    absl::StatusOr<pci::RawMsiMessage> message =
-        pci::ComposeFixedX86Msi(node_.apic_ids[i % node_.apic_count], reserved_vectors_[i]);
+  for (CpuVector v : driver.reserved_vectors) {
+    absl::StatusOr<pci::RawMsiMessage> message = MessageFor(v);
     if (!message.ok()) return message.status();
     messages.push_back(*message);
   }
@@ -672,46 +806,50 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std
 }
 
 absl::Status Kernel::ReleaseVectors(const std::string& bdf, uint64_t epoch) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  FreeVectors(reserved_vectors_);
-  reserved_epoch_ = 0;
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  FreeVectors(driver.reserved_vectors);
+  driver.reserved_epoch = 0;
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::Reroute(
     const std::string& bdf, uint64_t epoch, const std::vector<pci::RawMsiMessage>& target) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  if (state_.load() != KernelHookState::kQuiesced) {
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (driver.state.load() != KernelHookState::kQuiesced) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s: %s must be quiesced here before its interrupts move", options_.node_id, bdf));
   }
   pci::ApplyOutcome outcome;
-  absl::StatusOr<pci::ReroutePlan> plan = pci::Reroute(config_, &bars_, target, &outcome);
+  absl::StatusOr<pci::ReroutePlan> plan =
+      pci::Reroute(driver.config, &driver.bars, target, &outcome);
   if (!plan.ok()) return plan.status();
   return plan->previous;
 }
 
 absl::Status Kernel::Restore(const std::string& bdf, uint64_t epoch,
                              const std::vector<pci::RawMsiMessage>& previous) {
-  std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
-  if (state_.load() != KernelHookState::kQuiesced) {
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (driver.state.load() != KernelHookState::kQuiesced) {
     // A source daemon that crashed before its Quiesce ran restores on
     // recovery without knowing (docs/protocol.md, "Known limits"): on a
     // running NIC whose table still holds `previous` that is a no-op.
     // Rewriting a live NIC's routing is refused.
-    absl::StatusOr<bool> unchanged = TableHolds(previous);
+    absl::StatusOr<bool> unchanged = TableHolds(driver, previous);
     if (!unchanged.ok()) return unchanged.status();
-    if (state_.load() == KernelHookState::kRunning && *unchanged) return absl::OkStatus();
+    if (driver.state.load() == KernelHookState::kRunning && *unchanged) return absl::OkStatus();
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s: %s must be quiesced here to restore its interrupts", options_.node_id, bdf));
   }
   pci::ApplyOutcome outcome;
-  absl::StatusOr<pci::ReroutePlan> plan = pci::Reroute(config_, &bars_, previous, &outcome);
+  absl::StatusOr<pci::ReroutePlan> plan =
+      pci::Reroute(driver.config, &driver.bars, previous, &outcome);
   return plan.status();
 }
+
+#undef NH_DRIVER_OR_RETURN
 
 }  // namespace sim
 }  // namespace nichandover

@@ -1,17 +1,22 @@
 // One node's simulated kernel: the parts of Linux's network data path that a
 // NIC handover touches, with the nichandover hook's two gates, running on
-// one simulated CPU (a thread) of the node.
+// one simulated CPU (a thread) of the node, for every NIC of the machine
+// (one driver instance per NIC, one NAPI context per queue pair).
 //
-//   RX: MSI -> fabric -> this node's IRR -> HandleIrq (driver IRQ handler)
-//       -> napi_schedule -> net_rx_action [RX gate] -> poll(budget): clean TX
-//       completions, take RX descriptors, deliver to the socket, refill RDT.
-//   TX: dev_queue_xmit (from the socket send buffer) -> dev_hard_start_xmit
-//       [TX gate] -> driver xmit: fill a TX descriptor, write TDT.
+//   RX: MSI -> fabric -> this node's IRR (per CPU) -> HandleIrq (the
+//       driver's handler of that NIC's entry) -> napi_schedule of the
+//       entry's queue -> net_rx_action [RX gate of the NIC] -> poll(budget):
+//       clean the queue's TX completions, take its RX descriptors, deliver
+//       to the flow's socket, refill RDT.
+//   TX: dev_queue_xmit (from each flow's socket send buffer, flow q on TX
+//       queue q) -> dev_hard_start_xmit [TX gate of the NIC] -> driver
+//       xmit: fill a TX descriptor, write the queue's TDT.
 //
 // The hook's operations (Quiesce/Resume/Attach/Release and the vector
 // reservations and rerouting a Router needs) are called from other threads
-// (the control server). Each carries an epoch; one lower than the highest
-// seen is refused with FAILED_PRECONDITION. Quiesce follows e1000e_down's
+// (the control server), per NIC: operations on different NICs run
+// concurrently, one NIC's one at a time. Each carries an epoch; one lower
+// than the highest seen for that NIC is refused with FAILED_PRECONDITION. Quiesce follows e1000e_down's
 // order: close the TX gate and wait out an xmit in progress (the xmit lock),
 // wait for TX completions to reach zero, let NAPI drain the RX descriptors
 // the device had written when the gate closed, close the RX gate and
@@ -35,6 +40,7 @@
 #include "absl/time/time.h"
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
+#include "sim/interrupt_fabric.h"
 #include "sim/machine.h"
 
 namespace nichandover {
@@ -64,7 +70,7 @@ struct QuiesceOutcome {
   uint64_t drained_rx_packets = 0;
   uint64_t held_xmits = 0;
   uint64_t polls_while_quiesced = 0;
-  RingState rings;
+  std::vector<RingState> rings;  // one per queue pair
 };
 
 struct KernelStatus {
@@ -73,7 +79,7 @@ struct KernelStatus {
   uint64_t held_xmits = 0;
   uint64_t polls_while_quiesced = 0;
   uint64_t drained_tx_packets = 0;
-  RingState rings;
+  std::vector<RingState> rings;           // one per queue pair
   std::vector<uint8_t> active_vectors;    // bound to the NIC's entries
   std::vector<uint8_t> reserved_vectors;  // offered for an incoming handover
 };
@@ -96,11 +102,13 @@ class Kernel {
   absl::StatusOr<QuiesceOutcome> Quiesce(const std::string& bdf, uint64_t epoch,
                                          absl::Duration timeout);
   absl::Status Resume(const std::string& bdf, uint64_t epoch);
-  absl::Status Attach(const std::string& bdf, uint64_t epoch, const RingState& rings);
+  // `rings`: one per queue pair, in queue order.
+  absl::Status Attach(const std::string& bdf, uint64_t epoch, const std::vector<RingState>& rings);
   absl::Status Release(const std::string& bdf, uint64_t epoch);
   absl::StatusOr<KernelStatus> Status(const std::string& bdf);
   // Installs handlers for `count` free vectors on this node's CPUs (entry i
-  // on APIC ID i % CPUs) and returns the messages that reach them.
+  // on APIC ID i % CPUs when that CPU has a free vector, else the next CPU
+  // with one) and returns the messages that reach them.
   absl::StatusOr<std::vector<pci::RawMsiMessage>> ReserveVectors(const std::string& bdf,
                                                                  uint64_t epoch, uint32_t count);
   absl::Status ReleaseVectors(const std::string& bdf, uint64_t epoch);
@@ -113,60 +121,80 @@ class Kernel {
                        const std::vector<pci::RawMsiMessage>& previous);
 
  private:
+  // One queue pair's NAPI context and ring indexes.
+  struct QueueNapi {
+    std::atomic<uint32_t> napi_state{0};
+    bool on_poll_list = false;  // CPU thread only
+    std::atomic<uint32_t> rx_next_to_clean{0}, rx_next_to_use{0};
+    std::atomic<uint32_t> tx_next_to_clean{0}, tx_next_to_use{0};
+  };
+  // The driver's instance for one NIC, with the hook's state for it.
+  struct NicDriver {
+    NicDriver(Machine* machine, int index);
+    const int index;
+    NicState& nic;
+    const uint32_t queue_count;
+    SimConfigSpace config;
+    SimBarMemory bars;
+
+    std::mutex control_mu;  // one hook operation on this NIC at a time
+    uint64_t highest_epoch = 0;
+    std::vector<CpuVector> active_vectors;
+    std::vector<CpuVector> reserved_vectors;
+    uint64_t reserved_epoch = 0;
+    QuiesceOutcome last_quiesce;
+
+    std::atomic<KernelHookState> state{KernelHookState::kDetached};
+    std::atomic<bool> tx_gate_closed{true};
+    std::atomic<bool> rx_gate_closed{true};
+    std::mutex xmit_mu;  // HARD_TX_LOCK
+    std::atomic<bool> kick{false};  // a softirq raised from another thread
+    QueueNapi queues[kMaxQueues];
+  };
+
   Kernel(Machine* machine, const KernelOptions& options, int node_index);
 
   // CPU thread.
   void CpuLoop();
-  void HandleIrq(uint8_t vector);
-  bool NapiSchedule();
-  void NapiComplete(bool rearm);
+  void HandleIrq(CpuVector vector);
+  bool NapiSchedule(QueueNapi& napi);
+  void NapiComplete(NicDriver& driver, uint32_t queue, bool rearm);
   bool NetRxAction();
-  uint32_t Poll(uint32_t budget);
-  bool DevQueueXmit();
+  uint32_t Poll(NicDriver& driver, uint32_t queue, uint32_t budget);
+  bool DevQueueXmit(NicDriver& driver);
 
-  // Control side; control_mu_ held.
-  absl::Status CheckOperation(const std::string& bdf, uint64_t epoch);
-  absl::Status NapiDisable(absl::Time deadline);
-  void NapiEnable();
-  absl::Status SetEntriesMasked(bool masked);
-  absl::Status CheckRoutedHere(const std::vector<uint8_t>& vectors);
+  // Control side; the driver's control_mu held.
+  absl::StatusOr<NicDriver*> Driver(const std::string& bdf);
+  absl::Status CheckOperation(NicDriver& driver, uint64_t epoch);
+  absl::Status NapiDisable(NicDriver& driver, absl::Time deadline);
+  absl::Status SetEntriesMasked(NicDriver& driver, bool masked);
+  absl::Status CheckRoutedHere(NicDriver& driver, const std::vector<CpuVector>& vectors);
   // True when the MSI-X table holds exactly `messages` (one per entry).
-  absl::StatusOr<bool> TableHolds(const std::vector<pci::RawMsiMessage>& messages);
-  void StartRunning();
-  void FreeVectors(std::vector<uint8_t>& vectors);
-  absl::Status Probe();
-  void Adopt();
-  // The vectors every MSI-X entry routes to on this node, taken as this
-  // kernel's (request_irq); an error naming the first entry that routes
+  absl::StatusOr<bool> TableHolds(NicDriver& driver,
+                                  const std::vector<pci::RawMsiMessage>& messages);
+  void StartRunning(NicDriver& driver);
+  // Vectors for `count` entries, handlers installed (request_irq).
+  absl::StatusOr<std::vector<CpuVector>> AllocateVectors(NicDriver& driver, uint32_t count);
+  void FreeVectors(std::vector<CpuVector>& vectors);
+  void FreeVectorsLocked(std::vector<CpuVector>& vectors);  // vectors_mu_ held
+  absl::StatusOr<pci::RawMsiMessage> MessageFor(CpuVector vector) const;
+  absl::Status Probe(NicDriver& driver);
+  void Adopt(NicDriver& driver);
+  // The vectors every MSI-X entry of the NIC routes to on this node, taken as
+  // this kernel's (request_irq); an error naming the first entry that routes
   // elsewhere. What a restarted kernel inherits from its predecessor.
-  absl::StatusOr<std::vector<uint8_t>> TakeVectorsRoutedHere();
-  RingState CurrentRings() const;
+  absl::StatusOr<std::vector<CpuVector>> TakeVectorsRoutedHere(NicDriver& driver);
+  std::vector<RingState> CurrentRings(const NicDriver& driver) const;
 
   Machine* machine_;
-  NicState& nic_;
   NodeSlot& node_;
   const KernelOptions options_;
   const int node_index_;
-  SimConfigSpace config_;
-  SimBarMemory bars_;
+  std::vector<std::unique_ptr<NicDriver>> drivers_;  // one per NIC, by index
 
-  std::mutex control_mu_;  // one hook operation at a time
-  uint64_t highest_epoch_ = 0;
-  std::vector<uint8_t> active_vectors_;
-  std::vector<uint8_t> reserved_vectors_;
-  uint64_t reserved_epoch_ = 0;
-  QuiesceOutcome last_quiesce_;
-
-  std::atomic<KernelHookState> state_{KernelHookState::kDetached};
-  std::atomic<bool> tx_gate_closed_{true};
-  std::atomic<bool> rx_gate_closed_{true};
-  std::mutex xmit_mu_;  // HARD_TX_LOCK
-  std::atomic<uint32_t> napi_state_;
-  std::atomic<bool> kick_{false};  // a softirq raised from another thread
-  bool on_poll_list_ = false;      // CPU thread only
-  std::atomic<int16_t> handler_entry_[256];
-  std::atomic<uint32_t> rx_next_to_clean_{0}, rx_next_to_use_{0};
-  std::atomic<uint32_t> tx_next_to_clean_{0}, tx_next_to_use_{0};
+  std::mutex vectors_mu_;  // the node's vector allocation (vector_matrix_lock)
+  // Per CPU and vector: (NIC index << 8 | MSI-X entry) of the handler, or -1.
+  std::atomic<int32_t> handlers_[kMaxApicIdsPerNode][256];
 
   std::atomic<bool> stop_{false};
   std::thread cpu_;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
+#include <algorithm>
 #include <new>
 
 #include "absl/strings/str_format.h"
@@ -36,6 +37,19 @@ absl::Status ValidateSpec(const MachineSpec& spec) {
         "ring size %d: a power of two in %d..%d", spec.ring_size, kMinRingSize, kMaxRingSize));
   }
   if (!NicMacFromBdf(spec.bdf).ok()) return NicMacFromBdf(spec.bdf).status();
+  if (spec.nic_count < 1 || spec.nic_count > kMaxNics) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("1..%d NICs, not %d", kMaxNics, spec.nic_count));
+  }
+  if (spec.queue_count < 1 || spec.queue_count > kMaxQueues) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "1..%d queue pairs per NIC (the I210's), not %d", kMaxQueues, spec.queue_count));
+  }
+  for (uint32_t i = 0; i < spec.nic_count; ++i) {
+    absl::StatusOr<std::string> bdf = NicBdf(spec.bdf, i);
+    if (!bdf.ok()) return bdf.status();
+    if (!NicMacFromBdf(*bdf).ok()) return NicMacFromBdf(*bdf).status();
+  }
   bool owner_found = false;
   std::vector<uint32_t> seen_apic;
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
@@ -74,16 +88,20 @@ absl::Status ValidateSpec(const MachineSpec& spec) {
   return absl::OkStatus();
 }
 
+// Where NIC 0's `member` is, from the start of the memory.
 template <typename Member>
 uint64_t NicOffset(Member NicState::*member) {
   const NicState* nic = nullptr;
-  return offsetof(MachineLayout, nic) +
+  return offsetof(MachineLayout, nics) +
          static_cast<uint64_t>(reinterpret_cast<const char*>(&(nic->*member)) -
                                reinterpret_cast<const char*>(nic));
 }
 
-// The directory a guest reads first (guest_abi.h).
+// The directory a guest reads first (guest_abi.h): NIC 0, queue 0.
 void WriteDirectory(MachineLayout& m, const std::array<uint8_t, 6>& mac) {
+  const NicState& nic = m.nics[0];
+  const uint64_t rings = nic.area_offset +
+                         NicAreaLayout::QueueRings(m.queue_count, nic.ring_size, 0);
   nh_sim_directory& d = m.directory;
   d.abi_version = NH_SIM_GUEST_ABI_VERSION;
   d.node_count = m.node_count;
@@ -91,18 +109,18 @@ void WriteDirectory(MachineLayout& m, const std::array<uint8_t, 6>& mac) {
   d.node_stride = sizeof(NodeSlot);
   d.nodes_offset = offsetof(MachineLayout, nodes);
   d.machine_peer_id = kMachinePeerId;
-  d.nic_count = 1;
+  d.nic_count = m.nic_count;
   d.nic_bdf_offset = NicOffset(&NicState::bdf);
   d.nic_config_offset = NicOffset(&NicState::config);
   d.nic_msix_offset = NicOffset(&NicState::msix_bar);
   d.nic_msix_pba_offset = kMsixPbaOffset;
   d.nic_msix_entries = kMsixTableEntries;
   d.nic_regs_offset = NicOffset(&NicState::regs);
-  d.nic_rx_ring_offset = NicOffset(&NicState::rx_ring);
-  d.nic_tx_ring_offset = NicOffset(&NicState::tx_ring);
-  d.nic_rx_buf_offset = NicOffset(&NicState::rx_buffers);
-  d.nic_tx_buf_offset = NicOffset(&NicState::tx_buffers);
-  d.nic_ring_size = m.nic.ring_size;
+  d.nic_rx_ring_offset = rings;
+  d.nic_tx_ring_offset = rings + NicAreaLayout::RingSize(nic.ring_size);
+  d.nic_rx_buf_offset = rings + 2 * NicAreaLayout::RingSize(nic.ring_size);
+  d.nic_tx_buf_offset = d.nic_rx_buf_offset + NicAreaLayout::BuffersSize(nic.ring_size);
+  d.nic_ring_size = nic.ring_size;
   d.nic_buf_size = kPacketBufferSize;
   d.nic_ownership_offset = NicOffset(&NicState::ownership);
   d.nic_handoff_offset = NicOffset(&NicState::handoff);
@@ -134,10 +152,35 @@ absl::StatusOr<MachineLayout*> MapExisting(int fd, const std::string& path) {
         absl::StrFormat("%s is not a simulated machine of layout version %d", path,
                         kLayoutVersion));
   }
-  return m;
+  // The NICs' areas follow the layout: map as much as the machine says it has.
+  const uint64_t total = m->total_size;
+  const uint64_t needed = kNicAreasOffset + uint64_t{m->nic_count} * m->nic_area_size;
+  munmap(m, sizeof(MachineLayout));
+  if (static_cast<uint64_t>(st.st_size) < total || total < needed) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: size %d is smaller than its machine's %d bytes", path, st.st_size, total));
+  }
+  p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return ErrnoError("mmap " + path, errno);
+  return static_cast<MachineLayout*>(p);
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> NicBdf(absl::string_view first, uint32_t index) {
+  unsigned domain, bus, device, function;
+  char tail;
+  std::string text(first);
+  if (std::sscanf(text.c_str(), "%4x:%2x:%2x.%1x%c", &domain, &bus, &device, &function, &tail) !=
+      4) {
+    return absl::InvalidArgumentError(absl::StrFormat("bad BDF '%s': want DDDD:BB:DD.F", first));
+  }
+  if (bus + index > 0xff) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "NIC %d would be on bus 0x%x: start at a lower bus than %s", index, bus + index, first));
+  }
+  return absl::StrFormat("%04x:%02x:%02x.%x", domain, bus + index, device, function);
+}
 
 absl::StatusOr<std::array<uint8_t, 6>> NicMacFromBdf(absl::string_view bdf) {
   unsigned domain, bus, device, function;
@@ -186,19 +229,23 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const std::string& path
   std::string tmp = path + ".creating";
   int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoError("open " + tmp, errno);
-  if (ftruncate(fd, MachineMemorySize()) != 0) {
+  const uint64_t size = MachineMemorySize(spec.nic_count, spec.queue_count, spec.ring_size);
+  if (ftruncate(fd, size) != 0) {
     int err = errno;
     close(fd);
     return ErrnoError("ftruncate " + tmp, err);
   }
-  void* p = mmap(nullptr, sizeof(MachineLayout), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   int mmap_errno = errno;
   close(fd);
   if (p == MAP_FAILED) return ErrnoError("mmap " + tmp, mmap_errno);
   auto* m = static_cast<MachineLayout*>(p);  // zero-filled by ftruncate: every atomic is 0
   m->version = kLayoutVersion;
   m->node_count = static_cast<uint32_t>(spec.nodes.size());
-  m->total_size = MachineMemorySize();
+  m->total_size = size;
+  m->nic_count = spec.nic_count;
+  m->queue_count = spec.queue_count;
+  m->nic_area_size = NicAreaLayout::Size(spec.queue_count, spec.ring_size);
   m->created_unix_ns = absl::ToUnixNanos(absl::Now());
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     NodeSlot& slot = m->nodes[i];
@@ -208,19 +255,26 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(const std::string& path
       slot.apic_ids[j] = spec.nodes[i].apic_ids[j];
     }
   }
-  NicState& nic = m->nic;
-  std::snprintf(nic.bdf, sizeof(nic.bdf), "%s", spec.bdf.c_str());
-  nic.ring_size = spec.ring_size;
-  nic.running_node.store(-1);
-  PowerOnNic(nic);
-  WriteDirectory(*m, *NicMacFromBdf(spec.bdf));
-  auto machine = std::unique_ptr<Machine>(new Machine(path, m));
-  int owner = *machine->NodeIndex(spec.initial_owner);
-  Ownership initial;
-  initial.state = OwnershipState::kActive;
-  initial.owner = owner;
-  initial.epoch = 1;
-  nic.ownership.word.store(EncodeOwnership(initial));
+  auto machine = std::unique_ptr<Machine>(new Machine(path, m, size));
+  const int owner = *machine->NodeIndex(spec.initial_owner);
+  for (uint32_t i = 0; i < spec.nic_count; ++i) {
+    NicState& nic = m->nics[i];
+    const std::string bdf = *NicBdf(spec.bdf, i);
+    std::snprintf(nic.bdf, sizeof(nic.bdf), "%s", bdf.c_str());
+    const std::array<uint8_t, 6> mac = *NicMacFromBdf(bdf);
+    std::memcpy(nic.mac, mac.data(), mac.size());
+    nic.ring_size = spec.ring_size;
+    nic.queue_count = spec.queue_count;
+    nic.area_offset = kNicAreasOffset + i * m->nic_area_size;
+    nic.running_node.store(-1);
+    PowerOnNic(nic);
+    Ownership initial;
+    initial.state = OwnershipState::kActive;
+    initial.owner = spec.spread_owners ? static_cast<int>(i % spec.nodes.size()) : owner;
+    initial.epoch = 1;
+    nic.ownership.word.store(EncodeOwnership(initial));
+  }
+  WriteDirectory(*m, machine->nic_mac(0));
   // The magic last: a process that opens the file early sees no machine.
   __atomic_store_n(&m->magic, kMachineMagic, __ATOMIC_RELEASE);
   if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename to " + path, errno);
@@ -237,7 +291,7 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::AttachExisting(const std::stri
   absl::StatusOr<MachineLayout*> mapped = MapExisting(fd, path);
   close(fd);
   if (!mapped.ok()) return mapped.status();
-  return std::unique_ptr<Machine>(new Machine(path, *mapped));
+  return std::unique_ptr<Machine>(new Machine(path, *mapped, (*mapped)->total_size));
 }
 
 absl::Status Machine::Destroy(const std::string& path) {
@@ -245,7 +299,27 @@ absl::Status Machine::Destroy(const std::string& path) {
   return absl::OkStatus();
 }
 
-Machine::~Machine() { munmap(layout_, sizeof(MachineLayout)); }
+Machine::~Machine() { munmap(layout_, mapped_size_); }
+
+absl::StatusOr<int> Machine::NicIndex(absl::string_view bdf) const {
+  for (uint32_t i = 0; i < layout_->nic_count; ++i) {
+    if (bdf == layout_->nics[i].bdf) return static_cast<int>(i);
+  }
+  return absl::NotFoundError(absl::StrFormat("the machine has no NIC %s", bdf));
+}
+
+QueueRings Machine::rings(int nic, uint32_t queue) {
+  const uint32_t size = layout_->nics[nic].ring_size;
+  const uint64_t base = NicAreaLayout::QueueRings(layout_->queue_count, size, queue);
+  QueueRings r;
+  r.rx_ring = &Area<RxDescriptor>(nic, base);
+  r.tx_ring = &Area<TxDescriptor>(nic, base + NicAreaLayout::RingSize(size));
+  using Buffer = uint8_t[kPacketBufferSize];
+  r.rx_buffers = &Area<Buffer>(nic, base + 2 * NicAreaLayout::RingSize(size));
+  r.tx_buffers = &Area<Buffer>(
+      nic, base + 2 * NicAreaLayout::RingSize(size) + NicAreaLayout::BuffersSize(size));
+  return r;
+}
 
 std::string Machine::node_id(int index) const {
   if (index < 0 || index >= static_cast<int>(layout_->node_count)) return "";
@@ -269,44 +343,76 @@ int Machine::NodeOfApicId(uint32_t apic_id) const {
   return kNoNode;
 }
 
-Ownership Machine::ReadOwnership() const {
-  return DecodeOwnership(layout_->nic.ownership.word.load(std::memory_order_seq_cst));
+Ownership Machine::ReadOwnership(int nic) const {
+  return DecodeOwnership(layout_->nics[nic].ownership.word.load(std::memory_order_seq_cst));
 }
 
-Ownership Machine::CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired) {
+Ownership Machine::CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired,
+                                           int nic) {
   uint64_t want = EncodeOwnership(expected);
   uint64_t next = EncodeOwnership(desired);
-  if (layout_->nic.ownership.word.compare_exchange_strong(want, next, std::memory_order_seq_cst)) {
+  if (layout_->nics[nic].ownership.word.compare_exchange_strong(want, next,
+                                                                std::memory_order_seq_cst)) {
     return desired;
   }
   return DecodeOwnership(want);  // the record that was there
 }
 
-void Machine::WriteHandoff(uint64_t epoch, const RingState& rings) {
-  HandoffSlot& h = layout_->nic.handoff;
+namespace {
+
+// Queue `queue`'s words of a handoff slot (queue 0's at the guest ABI's offsets).
+struct HandoffWords {
+  std::atomic<uint32_t>& rx_next_to_clean;
+  std::atomic<uint32_t>& rx_next_to_use;
+  std::atomic<uint32_t>& tx_next_to_clean;
+  std::atomic<uint32_t>& tx_next_to_use;
+};
+HandoffWords Words(HandoffSlot& h, uint32_t queue) {
+  if (queue == 0) {
+    return {h.rx_next_to_clean, h.rx_next_to_use, h.tx_next_to_clean, h.tx_next_to_use};
+  }
+  HandoffRingWords& w = h.more_queues[queue - 1];
+  return {w.rx_next_to_clean, w.rx_next_to_use, w.tx_next_to_clean, w.tx_next_to_use};
+}
+
+}  // namespace
+
+absl::Status Machine::WriteHandoff(uint64_t epoch, const std::vector<RingState>& rings, int nic) {
+  if (rings.size() != layout_->queue_count) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d ring states for a NIC of %d queues", rings.size(), layout_->queue_count));
+  }
+  HandoffSlot& h = layout_->nics[nic].handoff;
   uint32_t seq = h.seq.load(std::memory_order_relaxed);
   h.seq.store(seq + 1, std::memory_order_seq_cst);  // odd: being written
   h.epoch.store(epoch, std::memory_order_relaxed);
-  h.count.store(1, std::memory_order_relaxed);
-  h.rx_next_to_clean.store(rings.rx_next_to_clean, std::memory_order_relaxed);
-  h.rx_next_to_use.store(rings.rx_next_to_use, std::memory_order_relaxed);
-  h.tx_next_to_clean.store(rings.tx_next_to_clean, std::memory_order_relaxed);
-  h.tx_next_to_use.store(rings.tx_next_to_use, std::memory_order_relaxed);
+  h.count.store(static_cast<uint32_t>(rings.size()), std::memory_order_relaxed);
+  for (uint32_t q = 0; q < rings.size(); ++q) {
+    HandoffWords w = Words(h, q);
+    w.rx_next_to_clean.store(rings[q].rx_next_to_clean, std::memory_order_relaxed);
+    w.rx_next_to_use.store(rings[q].rx_next_to_use, std::memory_order_relaxed);
+    w.tx_next_to_clean.store(rings[q].tx_next_to_clean, std::memory_order_relaxed);
+    w.tx_next_to_use.store(rings[q].tx_next_to_use, std::memory_order_relaxed);
+  }
   h.seq.store(seq + 2, std::memory_order_seq_cst);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<RingState> Machine::ReadHandoff(uint64_t epoch) const {
-  const HandoffSlot& h = layout_->nic.handoff;
+absl::StatusOr<std::vector<RingState>> Machine::ReadHandoff(uint64_t epoch, int nic) const {
+  HandoffSlot& h = layout_->nics[nic].handoff;
   for (;;) {
     uint32_t before = h.seq.load(std::memory_order_seq_cst);
     if (before & 1) continue;  // a writer is mid-way: it finishes in nanoseconds
     uint64_t stored_epoch = h.epoch.load(std::memory_order_relaxed);
-    uint32_t count = h.count.load(std::memory_order_relaxed);
-    RingState rings;
-    rings.rx_next_to_clean = h.rx_next_to_clean.load(std::memory_order_relaxed);
-    rings.rx_next_to_use = h.rx_next_to_use.load(std::memory_order_relaxed);
-    rings.tx_next_to_clean = h.tx_next_to_clean.load(std::memory_order_relaxed);
-    rings.tx_next_to_use = h.tx_next_to_use.load(std::memory_order_relaxed);
+    uint32_t count = std::min(h.count.load(std::memory_order_relaxed), kMaxQueues);
+    std::vector<RingState> rings(count);
+    for (uint32_t q = 0; q < count; ++q) {
+      HandoffWords w = Words(h, q);
+      rings[q].rx_next_to_clean = w.rx_next_to_clean.load(std::memory_order_relaxed);
+      rings[q].rx_next_to_use = w.rx_next_to_use.load(std::memory_order_relaxed);
+      rings[q].tx_next_to_clean = w.tx_next_to_clean.load(std::memory_order_relaxed);
+      rings[q].tx_next_to_use = w.tx_next_to_use.load(std::memory_order_relaxed);
+    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (h.seq.load(std::memory_order_seq_cst) != before) continue;
     if (count == 0 || stored_epoch != epoch) {

@@ -25,10 +25,19 @@ struct NodeSpec {
 
 struct MachineSpec {
   std::vector<NodeSpec> nodes;     // 1..kMaxNodes
-  std::string initial_owner;       // a node_id
+  std::string initial_owner;       // a node_id: owns every NIC (unless spread_owners)
   uint32_t ring_size = 1024;       // power of two, kMinRingSize..kMaxRingSize
-  std::string bdf = "0000:03:00.0";
+  std::string bdf = "0000:03:00.0";  // NIC 0's; NIC i is on bus + i (NicBdf)
+  uint32_t nic_count = 1;          // 1..kMaxNics
+  uint32_t queue_count = 1;        // RX/TX queue pairs per NIC, 1..kMaxQueues
+  // NIC i starts owned by node i % nodes instead of initial_owner.
+  bool spread_owners = false;
 };
+
+// NIC `index`'s BDF: `first`'s bus plus `index` (one NIC per bus, as PCIe
+// root ports give each endpoint its own). INVALID_ARGUMENT past bus 0xff or
+// for a malformed BDF.
+absl::StatusOr<std::string> NicBdf(absl::string_view first, uint32_t index);
 
 // The ownership record, decoded from its word. Node indexes, kNoNode for none.
 enum class OwnershipState : uint8_t { kUnspecified = 0, kActive = 1, kPreparing = 2, kHandoff = 3 };
@@ -56,6 +65,14 @@ struct RingState {
   }
 };
 
+// One queue pair's descriptor rings and buffers (buffer i of descriptor i).
+struct QueueRings {
+  RxDescriptor* rx_ring = nullptr;
+  TxDescriptor* tx_ring = nullptr;
+  uint8_t (*rx_buffers)[kPacketBufferSize] = nullptr;
+  uint8_t (*tx_buffers)[kPacketBufferSize] = nullptr;
+};
+
 // The NIC's MAC, locally administered and derived from its BDF
 // (02:4e:48:<domain low byte>:<bus>:<devfn>). INVALID_ARGUMENT for a BDF that
 // is not DDDD:BB:DD.F.
@@ -63,9 +80,10 @@ absl::StatusOr<std::array<uint8_t, 6>> NicMacFromBdf(absl::string_view bdf);
 
 class Machine {
  public:
-  // Creates (replacing any existing file) and maps the machine. The NIC is
-  // powered on but not probed: MSI-X disabled, every table entry masked, the
-  // ownership record ACTIVE(initial_owner, epoch 1).
+  // Creates (replacing any existing file) and maps the machine, sized from
+  // the spec (MachineMemorySize). Every NIC is powered on but not probed:
+  // MSI-X disabled, every table entry masked, its ownership record
+  // ACTIVE(initial owner, epoch 1).
   static absl::StatusOr<std::unique_ptr<Machine>> Create(const std::string& path,
                                                          const MachineSpec& spec);
   // Maps an existing machine. NOT_FOUND if absent, FAILED_PRECONDITION if it
@@ -84,7 +102,24 @@ class Machine {
   Machine& operator=(const Machine&) = delete;
 
   MachineLayout& layout() { return *layout_; }
-  NicState& nic() { return layout_->nic; }
+  int nic_count() const { return static_cast<int>(layout_->nic_count); }
+  uint32_t queue_count() const { return layout_->queue_count; }
+  // NIC `index` (0..nic_count()).
+  NicState& nic(int index = 0) { return layout_->nics[index]; }
+  const NicState& nic(int index = 0) const { return layout_->nics[index]; }
+  // NOT_FOUND for a BDF that is no NIC of the machine.
+  absl::StatusOr<int> NicIndex(absl::string_view bdf) const;
+  QueueRings rings(int nic, uint32_t queue);
+  // The NIC's wire (generator -> device, device -> sink) and the socket
+  // buffers of flow `queue` (generator -> running kernel, kernel -> sink).
+  PacketQueueStorage& wire_in(int nic) { return Area<PacketQueueStorage>(nic, NicAreaLayout::WireIn()); }
+  PacketQueueStorage& wire_out(int nic) { return Area<PacketQueueStorage>(nic, NicAreaLayout::WireOut()); }
+  PacketQueueStorage& app_tx(int nic, uint32_t queue) {
+    return Area<PacketQueueStorage>(nic, NicAreaLayout::AppTx(queue));
+  }
+  PacketQueueStorage& app_rx(int nic, uint32_t queue) {
+    return Area<PacketQueueStorage>(nic, NicAreaLayout::AppRx(queue));
+  }
   const std::string& path() const { return path_; }
   int node_count() const { return static_cast<int>(layout_->node_count); }
   NodeSlot& node(int index) { return layout_->nodes[index]; }
@@ -93,29 +128,39 @@ class Machine {
   absl::StatusOr<int> NodeIndex(absl::string_view node_id) const;
   // The node whose CPU has this APIC ID, or kNoNode.
   int NodeOfApicId(uint32_t apic_id) const;
-  std::string bdf() const { return layout_->nic.bdf; }
-  uint32_t ring_size() const { return layout_->nic.ring_size; }
-  // The NIC's MAC address (the directory's nic_mac).
-  std::array<uint8_t, 6> nic_mac() const {
+  std::string bdf(int nic = 0) const { return layout_->nics[nic].bdf; }
+  uint32_t ring_size() const { return layout_->nics[0].ring_size; }  // every NIC's
+  // NIC `nic`'s MAC address (NIC 0's is the directory's nic_mac).
+  std::array<uint8_t, 6> nic_mac(int nic = 0) const {
     std::array<uint8_t, 6> mac;
-    std::copy(layout_->directory.nic_mac, layout_->directory.nic_mac + 6, mac.begin());
+    std::copy(layout_->nics[nic].mac, layout_->nics[nic].mac + 6, mac.begin());
     return mac;
   }
 
-  Ownership ReadOwnership() const;
+  // NIC `nic`'s ownership record.
+  Ownership ReadOwnership(int nic = 0) const;
   // Replaces the record iff it equals `expected`; returns the record after.
-  Ownership CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired);
+  Ownership CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired,
+                                    int nic = 0);
 
-  // The ring state beside the record (seqlock-protected).
-  void WriteHandoff(uint64_t epoch, const RingState& rings);
+  // The ring state of every queue beside NIC `nic`'s record (seqlock-protected).
+  // INVALID_ARGUMENT unless there is one RingState per queue.
+  absl::Status WriteHandoff(uint64_t epoch, const std::vector<RingState>& rings, int nic = 0);
   // NOT_FOUND when none was written for `epoch`.
-  absl::StatusOr<RingState> ReadHandoff(uint64_t epoch) const;
+  absl::StatusOr<std::vector<RingState>> ReadHandoff(uint64_t epoch, int nic = 0) const;
 
  private:
-  Machine(std::string path, MachineLayout* layout) : path_(std::move(path)), layout_(layout) {}
+  Machine(std::string path, MachineLayout* layout, uint64_t mapped_size)
+      : path_(std::move(path)), layout_(layout), mapped_size_(mapped_size) {}
+  template <typename T>
+  T& Area(int nic, uint64_t offset) {
+    return *reinterpret_cast<T*>(reinterpret_cast<char*>(layout_) + layout_->nics[nic].area_offset +
+                                 offset);
+  }
 
   std::string path_;
   MachineLayout* layout_;
+  uint64_t mapped_size_;
 };
 
 }  // namespace sim

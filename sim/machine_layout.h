@@ -26,9 +26,15 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must b
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared atomics must be lock-free");
 
 inline constexpr uint64_t kMachineMagic = 0x3148434d53484e4eULL;  // "NNHSMCH1"
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 
 inline constexpr int kMaxNodes = 8;
+// NICs of one machine; each has its own BDF, MAC, rings, MSI-X table and
+// ownership record (docs/simulator.md).
+inline constexpr int kMaxNics = 128;
+// RX/TX queue pairs per NIC: the I210 this NIC copies has 4, with one MSI-X
+// entry each plus "other" (the table's 5 entries).
+inline constexpr uint32_t kMaxQueues = 4;
 inline constexpr int kMaxApicIdsPerNode = 8;
 inline constexpr int kNodeIdSize = 64;
 inline constexpr int kNoNode = 0xff;
@@ -49,9 +55,11 @@ inline constexpr uint32_t kMsixBarSize = 0x4000;
 inline constexpr uint32_t kMsixTableOffset = 0x0;
 inline constexpr uint32_t kMsixPbaOffset = 0x2000;
 inline constexpr uint32_t kMsixTableEntries = 5;
-// igb's vector assignment: entry 0 "other" (link), entry 1 queue 0 TxRx.
+// igb's vector assignment: entry 0 "other" (link), entry 1 + q queue q TxRx.
 inline constexpr uint32_t kOtherVectorEntry = 0;
-inline constexpr uint32_t kQueueVectorEntry = 1;
+inline constexpr uint32_t kQueueVectorEntry = 1;  // queue 0's
+constexpr uint32_t QueueVectorEntry(uint32_t queue) { return kQueueVectorEntry + queue; }
+static_assert(kMaxQueues + 1 <= kMsixTableEntries, "one MSI-X entry per queue plus other");
 
 // A futex word with a sleeper count, so a producer only makes the wake system
 // call when someone sleeps. See doorbell.h.
@@ -68,11 +76,15 @@ struct WirePacket {
   int64_t sent_ns = 0;  // CLOCK_MONOTONIC at the generator
   Direction direction = Direction::kInbound;
   uint32_t node = kNoNode;  // index of the node whose kernel carried it
-  uint64_t reserved = 0;
+  // The flow: the device receives it on RX queue flow % queues (RSS), a
+  // kernel transmits it on TX queue `flow` (XPS). 0 for a one-queue NIC.
+  uint32_t flow = 0;
+  uint32_t reserved = 0;
 };
 static_assert(sizeof(WirePacket) == sizeof(nh_sim_wire_packet), "guest_abi.h");
 static_assert(offsetof(WirePacket, direction) == offsetof(nh_sim_wire_packet, direction), "guest_abi.h");
 static_assert(offsetof(WirePacket, node) == offsetof(nh_sim_wire_packet, node), "guest_abi.h");
+static_assert(offsetof(WirePacket, flow) == offsetof(nh_sim_wire_packet, flow), "guest_abi.h");
 static_assert(static_cast<uint32_t>(Direction::kOutbound) == NH_SIM_DIR_OUTBOUND, "guest_abi.h");
 
 // A single-producer single-consumer queue of packets (a socket buffer or the
@@ -99,9 +111,22 @@ struct TxDescriptor {
 // descriptors [RDH, RDT) and TX descriptors [TDH, TDT).
 inline constexpr uint32_t kCtrlRxEnable = 0x1;
 inline constexpr uint32_t kCtrlTxEnable = 0x2;
+// One queue pair's head/tail registers.
+struct RingRegisters {
+  std::atomic<uint32_t> rdh, rdt, tdh, tdt;
+};
+// One queue pair's statistics (the totals in DeviceRegisters count all).
+struct QueueStatistics {
+  std::atomic<uint64_t> rx_packets;
+  std::atomic<uint64_t> rx_missed;  // dropped: no free RX descriptor on this queue
+  std::atomic<uint64_t> tx_packets;
+  // Counted by the kernel that runs the queue: its socket receive buffer
+  // was full (the device delivered the frame).
+  std::atomic<uint64_t> rx_socket_drops;
+};
 struct DeviceRegisters {
   std::atomic<uint32_t> ctrl;
-  std::atomic<uint32_t> rdh, rdt, tdh, tdt;
+  RingRegisters ring0;  // queue 0 (guest ABI: RDH..TDT at 0x04..0x10)
   // Extended interrupt mask (bit i = MSI-X entry i may fire) and causes. The
   // device clears an entry's EIMS bit when it fires it (EIAM auto-mask); the
   // driver sets it again when NAPI completes.
@@ -117,6 +142,14 @@ struct DeviceRegisters {
   std::atomic<uint64_t> msi_disabled;  // raised while MSI-X was disabled
   // TX frames whose ethertype is not the wire's (NH_SIM_ETHERTYPE): dropped.
   std::atomic<uint64_t> tx_foreign_frames;
+  // Queues 1.. (after the guest ABI's fields, so queue 0 stays where it was).
+  RingRegisters more_rings[kMaxQueues - 1];
+  QueueStatistics queue_stats[kMaxQueues];
+
+  RingRegisters& ring(uint32_t queue) { return queue == 0 ? ring0 : more_rings[queue - 1]; }
+  const RingRegisters& ring(uint32_t queue) const {
+    return queue == 0 ? ring0 : more_rings[queue - 1];
+  }
 };
 
 // Ownership record, packed in one word so a plain CAS decides:
@@ -127,12 +160,17 @@ struct OwnershipWord {
 };
 
 // Ring state written by the source beside the record before HANDOFF, under a
-// sequence lock (odd = being written).
+// sequence lock (odd = being written): `count` queues, queue 0's at the
+// guest ABI's offsets, the others after.
+struct HandoffRingWords {
+  std::atomic<uint32_t> rx_next_to_clean, rx_next_to_use, tx_next_to_clean, tx_next_to_use;
+};
 struct HandoffSlot {
   std::atomic<uint32_t> seq;
   std::atomic<uint64_t> epoch;
   std::atomic<uint32_t> count;
   std::atomic<uint32_t> rx_next_to_clean, rx_next_to_use, tx_next_to_clean, tx_next_to_use;
+  HandoffRingWords more_queues[kMaxQueues - 1];
 };
 
 // Per-node data-path counters, written by that node's kernel (for tests,
@@ -156,7 +194,10 @@ enum class NodeKind : uint32_t { kNone = 0, kSimKernel = 1, kGuest = 2 };
 
 // One OS node: its CPUs' APIC IDs and its local APICs, reduced to what the
 // interrupt fabric needs. The fields up to `delivered` are guest ABI
-// (NH_SIM_NODE_*_OFFSET); the rest is the simulated kernels' own.
+// (NH_SIM_NODE_*_OFFSET); the rest is the simulated kernels' own. As on x86,
+// each CPU (local APIC) has its own 256 vectors: a message names the CPU
+// (APIC ID) and the vector, so a node with more CPUs has room for more
+// interrupts (64 NICs of 5 entries need more than one CPU's ~200).
 struct NodeSlot {
   char node_id[kNodeIdSize];
   uint32_t apic_count;
@@ -166,30 +207,61 @@ struct NodeSlot {
   // A guest's local APIC: x86 vector -> ivshmem vector + 1 (0: no handler),
   // filled by the guest's driver.
   alignas(64) std::atomic<uint8_t> guest_vector[256];
-  std::atomic<uint64_t> delivered[256];   // per vector, like /proc/interrupts
+  std::atomic<uint64_t> delivered[256];   // per vector (every CPU), like /proc/interrupts
   Doorbell bell;                          // a simulated kernel's CPU sleeps here
-  std::atomic<uint64_t> irr[4];           // vectors requested, not yet handled
-  std::atomic<uint64_t> registered[4];    // vectors with a handler (request_irq)
+  // Per CPU (index into apic_ids): vectors requested, not yet handled; and
+  // vectors with a handler (request_irq).
+  std::atomic<uint64_t> irr[kMaxApicIdsPerNode][4];
+  std::atomic<uint64_t> registered[kMaxApicIdsPerNode][4];
   std::atomic<uint64_t> spurious;         // vector without a handler
   std::atomic<int32_t> kernel_pid;        // 0 when no kernel runs
   NodeCounters counters;
 };
 
-// The one NIC.
+// One NIC's device state. Its rings, buffers, wire and socket buffers are
+// in the machine's NIC area (sized from the machine's spec), at
+// `area_offset` from the start of the memory: see NicAreaLayout.
 struct NicState {
   char bdf[16];
   uint32_t ring_size;
+  uint32_t queue_count;                // RX/TX queue pairs, 1..kMaxQueues
   std::atomic<uint32_t> initialized;   // a driver probed the device once
   std::atomic<int32_t> running_node;   // node index running the data path, or -1
   OwnershipWord ownership;
   HandoffSlot handoff;
-  uint8_t config[kConfigSpaceSize];
+  uint64_t area_offset;
+  uint8_t mac[8];
+  alignas(64) uint8_t config[kConfigSpaceSize];
   std::atomic<uint32_t> msix_bar[kMsixBarSize / 4];
   DeviceRegisters regs;
-  RxDescriptor rx_ring[kMaxRingSize];
-  TxDescriptor tx_ring[kMaxRingSize];
-  uint8_t rx_buffers[kMaxRingSize][kPacketBufferSize];
-  uint8_t tx_buffers[kMaxRingSize][kPacketBufferSize];
+};
+
+// Where a NIC's area holds what, for `queues` queue pairs of `ring_size`
+// descriptors (offsets from the area's start; every part page-aligned):
+//   wire_in, wire_out                    the NIC's wire (both directions)
+//   app_tx[q], app_rx[q]                 socket send/receive buffer of flow q
+//   per queue: rx_ring, tx_ring, rx_buffers, tx_buffers
+struct NicAreaLayout {
+  static constexpr uint64_t kAlign = 4096;
+  static constexpr uint64_t Align(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+  static constexpr uint64_t PacketQueueSize();
+  static constexpr uint64_t RingSize(uint32_t ring_size) {
+    return Align(uint64_t{ring_size} * sizeof(RxDescriptor));
+  }
+  static constexpr uint64_t BuffersSize(uint32_t ring_size) {
+    return Align(uint64_t{ring_size} * kPacketBufferSize);
+  }
+  static constexpr uint64_t QueueRingsSize(uint32_t ring_size) {
+    return 2 * RingSize(ring_size) + 2 * BuffersSize(ring_size);
+  }
+  static constexpr uint64_t WireIn() { return 0; }
+  static constexpr uint64_t WireOut();
+  static constexpr uint64_t AppTx(uint32_t queue);
+  static constexpr uint64_t AppRx(uint32_t queue);
+  static constexpr uint64_t QueueRings(uint32_t queues, uint32_t ring_size, uint32_t queue);
+  static constexpr uint64_t Size(uint32_t queues, uint32_t ring_size) {
+    return QueueRings(queues, ring_size, queues);
+  }
 };
 
 // The machine's ivshmem peer id: guests ring it (guest_abi.h).
@@ -215,12 +287,27 @@ struct MachineLayout {
   Doorbell device_bell;  // MMIO writes, guest doorbells and wire arrivals wake the device
   Doorbell sink_bell;    // packets for the traffic sink
   NodeSlot nodes[kMaxNodes];
-  NicState nic;
-  PacketQueueStorage wire_in;   // generator -> device (RX side of the wire)
-  PacketQueueStorage wire_out;  // device -> sink (TX side of the wire)
-  PacketQueueStorage app_tx;    // generator -> running kernel (socket send buffer)
-  PacketQueueStorage app_rx;    // running kernel -> sink (socket receive buffer)
+  uint32_t nic_count;    // NICs in use: nics[0..nic_count)
+  uint32_t queue_count;  // queue pairs of every NIC
+  uint64_t nic_area_size;  // bytes of each NIC's area (NicAreaLayout::Size)
+  NicState nics[kMaxNics];
+  // The NICs' areas follow, from kNicAreasOffset: NIC i's at
+  // kNicAreasOffset + i * nic_area_size.
 };
+inline constexpr uint64_t kNicAreasOffset = NicAreaLayout::Align(sizeof(MachineLayout));
+
+constexpr uint64_t NicAreaLayout::PacketQueueSize() { return Align(sizeof(PacketQueueStorage)); }
+constexpr uint64_t NicAreaLayout::WireOut() { return PacketQueueSize(); }
+constexpr uint64_t NicAreaLayout::AppTx(uint32_t queue) {
+  return (2 + 2 * uint64_t{queue}) * PacketQueueSize();
+}
+constexpr uint64_t NicAreaLayout::AppRx(uint32_t queue) {
+  return (3 + 2 * uint64_t{queue}) * PacketQueueSize();
+}
+constexpr uint64_t NicAreaLayout::QueueRings(uint32_t queues, uint32_t ring_size,
+                                             uint32_t queue) {
+  return (2 + 2 * uint64_t{queues}) * PacketQueueSize() + queue * QueueRingsSize(ring_size);
+}
 
 // The guest ABI (sim/guest_abi.h), pinned.
 static_assert(offsetof(MachineLayout, magic) == 0, "guest_abi.h");
@@ -240,10 +327,14 @@ static_assert(offsetof(NodeSlot, guest_vector) == NH_SIM_NODE_GUEST_VECTOR_OFFSE
 static_assert(sizeof(std::atomic<uint8_t>) == 1, "guest_abi.h: guest_vector is nh_u8[256]");
 static_assert(offsetof(NodeSlot, delivered) == NH_SIM_NODE_DELIVERED_OFFSET, "guest_abi.h");
 static_assert(offsetof(DeviceRegisters, ctrl) == NH_SIM_REG_CTRL, "guest_abi.h");
-static_assert(offsetof(DeviceRegisters, rdh) == NH_SIM_REG_RDH, "guest_abi.h");
-static_assert(offsetof(DeviceRegisters, rdt) == NH_SIM_REG_RDT, "guest_abi.h");
-static_assert(offsetof(DeviceRegisters, tdh) == NH_SIM_REG_TDH, "guest_abi.h");
-static_assert(offsetof(DeviceRegisters, tdt) == NH_SIM_REG_TDT, "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, ring0) + offsetof(RingRegisters, rdh) == NH_SIM_REG_RDH,
+              "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, ring0) + offsetof(RingRegisters, rdt) == NH_SIM_REG_RDT,
+              "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, ring0) + offsetof(RingRegisters, tdh) == NH_SIM_REG_TDH,
+              "guest_abi.h");
+static_assert(offsetof(DeviceRegisters, ring0) + offsetof(RingRegisters, tdt) == NH_SIM_REG_TDT,
+              "guest_abi.h");
 static_assert(offsetof(DeviceRegisters, eims) == NH_SIM_REG_EIMS, "guest_abi.h");
 static_assert(offsetof(DeviceRegisters, eicr) == NH_SIM_REG_EICR, "guest_abi.h");
 static_assert(offsetof(DeviceRegisters, rx_packets) == NH_SIM_REG_RX_PACKETS, "guest_abi.h");
@@ -272,10 +363,13 @@ static_assert(offsetof(HandoffSlot, tx_next_to_use) == NH_SIM_HANDOFF_TX_NTU, "g
 static_assert(kMsixTableOffset == 0, "guest_abi.h: the table at the MSI-X BAR's start");
 static_assert(kQueueVectorEntry == 1 && kOtherVectorEntry == 0, "guest_abi.h vector assignment");
 
-// The machine's memory size: the layout rounded up to a power of two.
-constexpr uint64_t MachineMemorySize() {
+// The machine's memory size: the layout and the NICs' areas, rounded up to
+// a power of two (an ivshmem BAR's size must be one).
+constexpr uint64_t MachineMemorySize(uint32_t nics = 1, uint32_t queues = 1,
+                                     uint32_t ring_size = 1024) {
+  uint64_t needed = kNicAreasOffset + nics * NicAreaLayout::Size(queues, ring_size);
   uint64_t size = 1;
-  while (size < sizeof(MachineLayout)) size <<= 1;
+  while (size < needed) size <<= 1;
   return size;
 }
 

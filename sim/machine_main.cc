@@ -2,6 +2,12 @@
 //
 //   nh-sim-machine create --path P --node node0:0,1 --node node1:2,3
 //                         --owner node0 [--ring-size 1024] [--bdf 0000:03:00.0]
+//                         [--nics N] [--queues Q]
+//   nh-sim-machine create --path P --nodes 3 [--cpus 2] --nics 64 --queues 2
+//                         [--owner node0 | --owner spread]
+//       --nodes N names them node0..N-1, each with --cpus APIC IDs (node i:
+//       i*cpus ..); --owner spread gives NIC i to node i % N. NIC i is on
+//       --bdf's bus + i.
 //   nh-sim-machine run --path P       # the NIC (device model) until SIGTERM
 //                      [--ivshmem-dir DIR [--guest NODE]...]
 //       with --ivshmem-dir, QEMU guests attach to nodes through
@@ -18,6 +24,7 @@
 #include <thread>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -38,7 +45,9 @@ int Usage(const std::string& why) {
   std::fprintf(stderr,
                "nh-sim-machine: %s\n"
                "usage: nh-sim-machine create --path P --node ID:APIC[,APIC...] (repeat) --owner ID"
-               " [--ring-size N] [--bdf BDF]\n"
+               " [--ring-size N] [--bdf BDF] [--nics N] [--queues Q]\n"
+               "       nh-sim-machine create --path P --nodes N [--cpus C] [--nics N] [--queues Q]"
+               " [--owner ID|spread] [--ring-size N] [--bdf BDF]\n"
                "       nh-sim-machine run --path P [--ivshmem-dir DIR [--guest NODE]...]\n"
                "       nh-sim-machine show|destroy --path P\n",
                why.c_str());
@@ -52,6 +61,24 @@ int Fail(const absl::Status& status) {
 
 int Create(const Flags& flags) {
   MachineSpec spec;
+  if (flags.Has("nodes")) {
+    if (flags.Has("node")) return Usage("--nodes or --node, not both");
+    auto count = flags.GetNumber("nodes", 0);
+    auto cpus = flags.GetNumber("cpus", 2);
+    if (!count.ok()) return Fail(count.status());
+    if (!cpus.ok()) return Fail(cpus.status());
+    if (*count < 1 || *count > kMaxNodes || *cpus < 1 || *cpus > kMaxApicIdsPerNode) {
+      return Usage(absl::StrFormat("--nodes 1..%d, --cpus 1..%d", kMaxNodes, kMaxApicIdsPerNode));
+    }
+    for (int64_t i = 0; i < *count; ++i) {
+      NodeSpec n;
+      n.node_id = absl::StrCat("node", i);
+      for (int64_t c = 0; c < *cpus; ++c) n.apic_ids.push_back(static_cast<uint32_t>(i * *cpus + c));
+      spec.nodes.push_back(n);
+    }
+  } else if (flags.Has("cpus")) {
+    return Usage("--cpus goes with --nodes");
+  }
   for (const std::string& node : flags.GetAll("node")) {
     std::vector<std::string> parts = absl::StrSplit(node, ':');
     if (parts.size() != 2) return Usage("--node wants ID:APIC[,APIC...]");
@@ -65,15 +92,32 @@ int Create(const Flags& flags) {
     spec.nodes.push_back(n);
   }
   spec.initial_owner = flags.Get("owner", spec.nodes.empty() ? "" : spec.nodes[0].node_id);
+  if (spec.initial_owner == "spread" && !spec.nodes.empty()) {
+    spec.spread_owners = true;
+    spec.initial_owner = spec.nodes[0].node_id;
+  }
   auto ring = flags.GetNumber("ring-size", spec.ring_size);
   if (!ring.ok()) return Fail(ring.status());
+  auto nics = flags.GetNumber("nics", 1);
+  if (!nics.ok()) return Fail(nics.status());
+  auto queues = flags.GetNumber("queues", 1);
+  if (!queues.ok()) return Fail(queues.status());
+  if (*ring < 0 || *nics < 0 || *queues < 0) return Usage("sizes must be positive");
   spec.ring_size = static_cast<uint32_t>(*ring);
+  spec.nic_count = static_cast<uint32_t>(*nics);
+  spec.queue_count = static_cast<uint32_t>(*queues);
   spec.bdf = flags.Get("bdf", spec.bdf);
   auto machine = Machine::Create(flags.Get("path"), spec);
   if (!machine.ok()) return Fail(machine.status());
-  std::printf("created %s: %d nodes, NIC %s, ring %d, owner %s\n", flags.Get("path").c_str(),
-              (*machine)->node_count(), spec.bdf.c_str(), spec.ring_size,
-              spec.initial_owner.c_str());
+  Machine& m = **machine;
+  std::printf("created %s: %d nodes, %d NIC%s (%s%s), %d queue pair%s each, ring %d, owner %s, "
+              "%llu MiB\n",
+              flags.Get("path").c_str(), m.node_count(), m.nic_count(),
+              m.nic_count() == 1 ? "" : "s", m.bdf(0).c_str(),
+              m.nic_count() == 1 ? "" : (" .. " + m.bdf(m.nic_count() - 1)).c_str(),
+              m.queue_count(), m.queue_count() == 1 ? "" : "s", spec.ring_size,
+              spec.spread_owners ? "spread over the nodes" : spec.initial_owner.c_str(),
+              static_cast<unsigned long long>(m.layout().total_size >> 20));
   return 0;
 }
 
@@ -90,6 +134,13 @@ int Run(const Flags& flags) {
   }
   (*machine)->layout().device_pid.store(getpid());
   std::unique_ptr<IvshmemServer> guests;
+  if (flags.Has("ivshmem-dir") && (*machine)->queue_count() != 1) {
+    // A guest's driver (hook/simnic) runs NIC 0's queue 0 only.
+    (*machine)->layout().device_pid.store(0);
+    return Fail(absl::FailedPreconditionError(absl::StrFormat(
+        "QEMU guests drive one-queue NICs; this machine's have %d queues",
+        (*machine)->queue_count())));
+  }
   if (flags.Has("ivshmem-dir")) {
     std::vector<int> nodes;
     for (const std::string& node : flags.GetAll("guest")) {
@@ -113,7 +164,8 @@ int Run(const Flags& flags) {
   Device device(**machine, guests.get());
   std::atomic<bool> stop{false};
   std::thread hardware([&] { device.Run(stop); });
-  NH_LOG(INFO) << "NIC " << (*machine)->bdf() << " powered on";
+  NH_LOG(INFO) << (*machine)->nic_count() << " NIC(s) from " << (*machine)->bdf(0)
+               << " powered on, " << (*machine)->queue_count() << " queue pair(s) each";
   WaitForTerminationSignal(-1);
   stop = true;
   hardware.join();
@@ -135,47 +187,63 @@ const char* StateName(OwnershipState state) {
   }
 }
 
-int Show(const Flags& flags) {
-  auto opened = Machine::Open(flags.Get("path"));
-  if (!opened.ok()) return Fail(opened.status());
-  Machine& m = **opened;
-  NicState& nic = m.nic();
-  Ownership record = m.ReadOwnership();
-  const std::array<uint8_t, 6> mac = m.nic_mac();
-  std::printf("machine %s (layout v%d, %llu bytes), device pid %d, guest doorbells (control) %llu\n",
-              m.path().c_str(), kLayoutVersion,
-              static_cast<unsigned long long>(m.layout().total_size), m.layout().device_pid.load(),
-              static_cast<unsigned long long>(m.layout().control_doorbells.load()));
-  std::printf("NIC MAC %02x:%02x:%02x:%02x:%02x:%02x\n", mac[0], mac[1], mac[2], mac[3], mac[4],
-              mac[5]);
-  std::printf("NIC %s ring %d: record %s owner=%s target=%s epoch=%llu, running on %s\n",
-              m.bdf().c_str(), m.ring_size(), StateName(record.state),
+void ShowNic(Machine& m, int index) {
+  NicState& nic = m.nic(index);
+  Ownership record = m.ReadOwnership(index);
+  const std::array<uint8_t, 6> mac = m.nic_mac(index);
+  std::printf("NIC %s MAC %02x:%02x:%02x:%02x:%02x:%02x ring %d, %d queue pair%s: record %s "
+              "owner=%s target=%s epoch=%llu, running on %s\n",
+              m.bdf(index).c_str(), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], m.ring_size(),
+              nic.queue_count, nic.queue_count == 1 ? "" : "s", StateName(record.state),
               m.node_id(record.owner).c_str(), m.node_id(record.target).c_str(),
               static_cast<unsigned long long>(record.epoch),
               m.node_id(nic.running_node.load()).c_str());
   const DeviceRegisters& r = nic.regs;
-  std::printf("  RDH %u RDT %u TDH %u TDT %u EIMS 0x%x; rx %llu missed %llu tx %llu; "
-              "MSI sent %llu pended %llu replayed %llu; unroutable %llu; foreign TX frames %llu\n",
-              r.rdh.load(), r.rdt.load(), r.tdh.load(), r.tdt.load(), r.eims.load(),
-              (unsigned long long)r.rx_packets.load(), (unsigned long long)r.rx_missed.load(),
-              (unsigned long long)r.tx_packets.load(), (unsigned long long)r.msi_sent.load(),
-              (unsigned long long)r.msi_pended.load(), (unsigned long long)r.msi_replayed.load(),
-              (unsigned long long)m.layout().unroutable_msi.load(),
+  std::printf("  EIMS 0x%x; rx %llu missed %llu tx %llu; MSI sent %llu pended %llu replayed %llu;"
+              " foreign TX frames %llu\n",
+              r.eims.load(), (unsigned long long)r.rx_packets.load(),
+              (unsigned long long)r.rx_missed.load(), (unsigned long long)r.tx_packets.load(),
+              (unsigned long long)r.msi_sent.load(), (unsigned long long)r.msi_pended.load(),
+              (unsigned long long)r.msi_replayed.load(),
               (unsigned long long)r.tx_foreign_frames.load());
+  for (uint32_t q = 0; q < nic.queue_count; ++q) {
+    const RingRegisters& ring = r.ring(q);
+    const QueueStatistics& stats = r.queue_stats[q];
+    std::printf("  queue %u (MSI-X entry %u): RDH %u RDT %u TDH %u TDT %u; rx %llu missed %llu "
+                "tx %llu socket drops %llu\n",
+                q, QueueVectorEntry(q), ring.rdh.load(), ring.rdt.load(), ring.tdh.load(),
+                ring.tdt.load(), (unsigned long long)stats.rx_packets.load(),
+                (unsigned long long)stats.rx_missed.load(),
+                (unsigned long long)stats.tx_packets.load(),
+                (unsigned long long)stats.rx_socket_drops.load());
+  }
   SimConfigSpace config(nic, m.layout().device_bell);
   SimBarMemory bars(nic, m.layout().device_bell);
   auto layout = pci::DecodeInterruptLayout(config, &bars);
-  if (layout.ok()) {
-    std::printf("  MSI-X %s, %d entries:\n", layout->enabled() ? "enabled" : "disabled",
-                layout->vectors_size());
-    for (const auto& v : layout->vectors()) {
-      pci::X86MsiMessage msg = pci::DecodeX86Msi(v.message().address(), v.message().data());
-      int node = msg.IsInterruptAddress() ? m.NodeOfApicId(msg.destination_apic_id) : kNoNode;
-      std::printf("    %d: %s -> %s%s%s\n", v.index(), pci::DescribeX86Msi(msg).c_str(),
-                  node == kNoNode ? "-" : m.node_id(node).c_str(), v.masked() ? " masked" : "",
-                  v.pending() ? " pending" : "");
-    }
+  if (!layout.ok()) return;
+  std::printf("  MSI-X %s, %d entries (0 other, 1+q queue q):\n",
+              layout->enabled() ? "enabled" : "disabled", layout->vectors_size());
+  for (const auto& v : layout->vectors()) {
+    pci::X86MsiMessage msg = pci::DecodeX86Msi(v.message().address(), v.message().data());
+    int node = msg.IsInterruptAddress() ? m.NodeOfApicId(msg.destination_apic_id) : kNoNode;
+    std::printf("    %d: %s -> %s%s%s\n", v.index(), pci::DescribeX86Msi(msg).c_str(),
+                node == kNoNode ? "-" : m.node_id(node).c_str(), v.masked() ? " masked" : "",
+                v.pending() ? " pending" : "");
   }
+}
+
+int Show(const Flags& flags) {
+  auto opened = Machine::Open(flags.Get("path"));
+  if (!opened.ok()) return Fail(opened.status());
+  Machine& m = **opened;
+  std::printf("machine %s (layout v%d, %llu bytes), %d nodes, %d NICs of %d queue pairs, "
+              "device pid %d, unroutable MSIs %llu, guest doorbells (control) %llu\n",
+              m.path().c_str(), kLayoutVersion,
+              static_cast<unsigned long long>(m.layout().total_size), m.node_count(),
+              m.nic_count(), m.queue_count(), m.layout().device_pid.load(),
+              static_cast<unsigned long long>(m.layout().unroutable_msi.load()),
+              static_cast<unsigned long long>(m.layout().control_doorbells.load()));
+  for (int i = 0; i < m.nic_count(); ++i) ShowNic(m, i);
   for (int i = 0; i < m.node_count(); ++i) {
     NodeSlot& n = m.node(i);
     std::vector<uint32_t> apics(n.apic_ids, n.apic_ids + n.apic_count);
@@ -184,13 +252,16 @@ int Show(const Flags& flags) {
       uint64_t count = n.delivered[v].load();
       if (count) vectors.push_back(absl::StrFormat("0x%02x:%d", v, count));
     }
+    int running = 0;
+    for (int nic = 0; nic < m.nic_count(); ++nic) running += m.nic(nic).running_node.load() == i;
     const NodeCounters& c = n.counters;
     std::string runs = n.kind.load() == NodeKind::kGuest
                            ? absl::StrFormat("guest (ivshmem peer %d)", n.peer_id.load())
                            : absl::StrFormat("kernel pid %d", n.kernel_pid.load());
-    std::printf("node %s APIC %s %s: interrupts {%s} spurious %llu\n", n.node_id,
-                absl::StrJoin(apics, ",").c_str(), runs.c_str(),
-                absl::StrJoin(vectors, " ").c_str(), (unsigned long long)n.spurious.load());
+    std::printf("node %s APIC %s %s, runs %d NIC%s: interrupts {%s} spurious %llu\n", n.node_id,
+                absl::StrJoin(apics, ",").c_str(), runs.c_str(), running,
+                running == 1 ? "" : "s", absl::StrJoin(vectors, " ").c_str(),
+                (unsigned long long)n.spurious.load());
     std::printf("  polls %llu (max work %llu, while quiesced %llu, gated %llu) xmits %llu "
                 "held %llu tx done %llu rx %llu socket drops %llu\n",
                 (unsigned long long)c.napi_polls.load(), (unsigned long long)c.max_poll_work.load(),
@@ -204,7 +275,8 @@ int Show(const Flags& flags) {
 }
 
 int Main(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, {"path", "node", "owner", "ring-size", "bdf", "ivshmem-dir", "guest"});
+  auto flags = Flags::Parse(argc, argv, {"path", "node", "nodes", "cpus", "owner", "ring-size", "bdf", "nics",
+                                            "queues", "ivshmem-dir", "guest"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (flags->positional().size() != 1) return Usage("one command: create, run, show, destroy");
   if (!flags->Has("path")) return Usage("--path is required");

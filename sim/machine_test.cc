@@ -67,7 +67,7 @@ TEST(MachineTest, DirectoryLeadsAGuestToEveryField) {
   char* base = reinterpret_cast<char*>(&m.layout());
   struct stat st;
   ASSERT_EQ(stat(m.path().c_str(), &st), 0);
-  EXPECT_EQ(static_cast<uint64_t>(st.st_size), MachineMemorySize());
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), MachineMemorySize(1, 1, 256));
   EXPECT_EQ(st.st_size & (st.st_size - 1), 0) << "QEMU needs a power-of-two BAR";
   EXPECT_GE(static_cast<uint64_t>(st.st_size), sizeof(MachineLayout));
   EXPECT_EQ(m.layout().total_size, static_cast<uint64_t>(st.st_size));
@@ -86,12 +86,13 @@ TEST(MachineTest, DirectoryLeadsAGuestToEveryField) {
   EXPECT_EQ(d->nic_msix_pba_offset, kMsixPbaOffset);
   EXPECT_EQ(d->nic_msix_entries, kMsixTableEntries);
   EXPECT_EQ(base + d->nic_regs_offset, reinterpret_cast<char*>(&nic.regs));
-  EXPECT_EQ(base + d->nic_rx_ring_offset, reinterpret_cast<char*>(nic.rx_ring));
-  EXPECT_EQ(base + d->nic_tx_ring_offset, reinterpret_cast<char*>(nic.tx_ring));
-  EXPECT_EQ(base + d->nic_rx_buf_offset, reinterpret_cast<char*>(nic.rx_buffers));
-  EXPECT_EQ(base + d->nic_tx_buf_offset, reinterpret_cast<char*>(nic.tx_buffers));
+  QueueRings rings = m.rings(0, 0);
+  EXPECT_EQ(base + d->nic_rx_ring_offset, reinterpret_cast<char*>(rings.rx_ring));
+  EXPECT_EQ(base + d->nic_tx_ring_offset, reinterpret_cast<char*>(rings.tx_ring));
+  EXPECT_EQ(base + d->nic_rx_buf_offset, reinterpret_cast<char*>(rings.rx_buffers));
+  EXPECT_EQ(base + d->nic_tx_buf_offset, reinterpret_cast<char*>(rings.tx_buffers));
   EXPECT_EQ(base + d->nic_rx_buf_offset + 5 * d->nic_buf_size,
-            reinterpret_cast<char*>(nic.rx_buffers[5]));
+            reinterpret_cast<char*>(rings.rx_buffers[5]));
   EXPECT_EQ(d->nic_ring_size, 256u);
   EXPECT_GE(d->nic_buf_size, 1514u);  // an MTU-1500 frame
   EXPECT_EQ(base + d->nic_ownership_offset, reinterpret_cast<char*>(&nic.ownership.word));
@@ -127,7 +128,7 @@ TEST(MachineTest, DirectoryLeadsAGuestToEveryField) {
   EXPECT_EQ(m.node(1).guest_vector[0x41].load(), 3);
   auto* regs = reinterpret_cast<uint32_t*>(base + d->nic_regs_offset);
   regs[NH_SIM_REG_RDT / 4] = 17;
-  EXPECT_EQ(nic.regs.rdt.load(), 17u);
+  EXPECT_EQ(nic.regs.ring0.rdt.load(), 17u);
 }
 
 TEST(MachineTest, AttachExistingMapsALargerMemoryAndRefusesOthers) {
@@ -237,12 +238,15 @@ TEST(MachineTest, HandoffRingsAreFoundOnlyForTheirEpoch) {
   auto machine = Machine::Create(TestPath("machine_handoff"), TwoNodeSpec());
   ASSERT_TRUE(machine.ok());
   EXPECT_EQ((*machine)->ReadHandoff(2).status().code(), absl::StatusCode::kNotFound);
-  RingState rings{5, 4, 7, 9};
-  (*machine)->WriteHandoff(2, rings);
+  std::vector<RingState> rings = {{5, 4, 7, 9}};
+  ASSERT_TRUE((*machine)->WriteHandoff(2, rings).ok());
   auto read = (*machine)->ReadHandoff(2);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(*read, rings);
   EXPECT_EQ((*machine)->ReadHandoff(3).status().code(), absl::StatusCode::kNotFound);
+  // One ring state per queue, no more, no fewer.
+  EXPECT_EQ((*machine)->WriteHandoff(4, {{1, 2, 3, 4}, {1, 2, 3, 4}}).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(MachineTest, OwnershipWordRoundTrips) {

@@ -14,16 +14,7 @@ namespace {
 
 constexpr uint64_t kMaxBurst = 4096;
 
-// Frames the kernels dropped for a full socket buffer, since the machine started.
-uint64_t SocketDrops(Machine& machine) {
-  uint64_t drops = 0;
-  for (int i = 0; i < machine.node_count(); ++i) {
-    drops += machine.node(i).counters.rx_socket_drops.load();
-  }
-  return drops;
-}
-
-std::string DirectionJson(const DirectionStats& s, const Machine& machine) {
+std::string DirectionJson(const DirectionStats& s, const Machine& machine, bool with_changes) {
   std::string changes;
   for (const NodeChange& c : s.node_changes) {
     if (!changes.empty()) changes += ",";
@@ -37,36 +28,102 @@ std::string DirectionJson(const DirectionStats& s, const Machine& machine) {
   }
   return absl::StrFormat(
       "{\"sent\":%d,\"refused\":%d,\"wire_drops\":%d,\"received\":%d,\"unique\":%d,"
-      "\"duplicated\":%d,\"out_of_order\":%d,\"lost\":%d,\"stale\":%d,\"handovers\":[%s]}",
+      "\"duplicated\":%d,\"out_of_order\":%d,\"lost\":%d,\"stale\":%d%s}",
       s.sent, s.refused, s.wire_drops, s.received, s.unique, s.duplicated, s.out_of_order, s.lost,
-      s.stale, changes);
+      s.stale, with_changes ? absl::StrCat(",\"handovers\":[", changes, "]") : "");
+}
+
+std::string NicJson(const NicTrafficReport& nic, const Machine& machine) {
+  std::string queues;
+  for (const FlowReport& flow : nic.queues) {
+    if (!queues.empty()) queues += ",";
+    absl::StrAppend(&queues, "{\"inbound\":", DirectionJson(flow.inbound, machine, false),
+                    ",\"outbound\":", DirectionJson(flow.outbound, machine, false), "}");
+  }
+  return absl::StrFormat(
+      "{\"bdf\":\"%s\",\"inbound\":%s,\"outbound\":%s,\"rx_missed\":%d,\"rx_socket_drops\":%d,"
+      "\"max_blackout_us\":%.1f,\"queues\":[%s]}",
+      nic.bdf, DirectionJson(nic.inbound, machine, true), DirectionJson(nic.outbound, machine, true),
+      nic.rx_missed, nic.rx_socket_drops, nic.max_blackout_ns() / 1000.0, queues);
 }
 
 }  // namespace
 
+void Accumulate(const DirectionStats& from, DirectionStats& into) {
+  into.sent += from.sent;
+  into.refused += from.refused;
+  into.wire_drops += from.wire_drops;
+  into.received += from.received;
+  into.unique += from.unique;
+  into.duplicated += from.duplicated;
+  into.out_of_order += from.out_of_order;
+  into.lost += from.lost;
+  into.stale += from.stale;
+  into.node_changes.insert(into.node_changes.end(), from.node_changes.begin(),
+                           from.node_changes.end());
+}
+
+int64_t NicTrafficReport::max_blackout_ns() const {
+  int64_t longest = 0;
+  for (const DirectionStats* d : {&inbound, &outbound}) {
+    for (const NodeChange& c : d->node_changes) longest = std::max(longest, c.blackout_ns());
+  }
+  return longest;
+}
+
 std::string TrafficReportJson(const TrafficReport& report, const Machine& machine) {
   Machine& m = const_cast<Machine&>(machine);
-  const DeviceRegisters& regs = m.nic().regs;
-  uint64_t socket_drops = SocketDrops(m);
+  uint64_t rx_missed = 0, rx_packets = 0, tx_packets = 0, foreign = 0, socket_drops = 0;
+  for (int i = 0; i < m.nic_count(); ++i) {
+    const DeviceRegisters& regs = m.nic(i).regs;
+    rx_missed += regs.rx_missed.load();
+    rx_packets += regs.rx_packets.load();
+    tx_packets += regs.tx_packets.load();
+    foreign += regs.tx_foreign_frames.load();
+  }
+  for (int i = 0; i < m.node_count(); ++i) {
+    socket_drops += m.node(i).counters.rx_socket_drops.load();
+  }
+  std::string nics;
+  for (const NicTrafficReport& nic : report.nics) {
+    if (!nics.empty()) nics += ",";
+    nics += NicJson(nic, machine);
+  }
   return absl::StrFormat(
       "{\"duration_s\":%.3f,\"mode\":\"%s\",\"inbound\":%s,\"outbound\":%s,"
       "\"device\":{\"rx_missed\":%d,\"rx_packets\":%d,\"tx_packets\":%d,"
-      "\"tx_foreign_frames\":%d},\"rx_socket_drops\":%d}\n",
+      "\"tx_foreign_frames\":%d},\"rx_socket_drops\":%d,\"nics\":[%s]}\n",
       report.duration_ns / 1e9, report.echo ? "echo" : "streams",
-      DirectionJson(report.inbound, machine), DirectionJson(report.outbound, machine),
-      regs.rx_missed.load(), regs.rx_packets.load(), regs.tx_packets.load(),
-      regs.tx_foreign_frames.load(), socket_drops);
+      DirectionJson(report.inbound, machine, true), DirectionJson(report.outbound, machine, true),
+      rx_missed, rx_packets, tx_packets, foreign, socket_drops, nics);
 }
 
 Traffic::Traffic(Machine& machine, const TrafficOptions& options)
-    : machine_(machine), options_(options) {}
+    : machine_(machine), options_(options) {
+  nics_.resize(machine.nic_count());
+  for (NicFlows& nic : nics_) nic.flows.resize(machine.queue_count());
+}
 
 Traffic::~Traffic() { Stop(); }
 
+uint64_t Traffic::RxMissed(int nic) const {
+  return machine_.nic(nic).regs.rx_missed.load();
+}
+
+uint64_t Traffic::SocketDrops(int nic) const {
+  uint64_t drops = 0;
+  for (uint32_t q = 0; q < machine_.queue_count(); ++q) {
+    drops += machine_.nic(nic).regs.queue_stats[q].rx_socket_drops.load();
+  }
+  return drops;
+}
+
 void Traffic::Start() {
   start_ns_ = MonotonicNanos();
-  rx_missed_at_start_ = machine_.nic().regs.rx_missed.load();
-  socket_drops_at_start_ = SocketDrops(machine_);
+  for (int i = 0; i < machine_.nic_count(); ++i) {
+    nics_[i].rx_missed_at_start = RxMissed(i);
+    nics_[i].socket_drops_at_start = SocketDrops(i);
+  }
   sending_ = true;
   sink_ = std::thread([this] { SinkLoop(); });
   generator_ = std::thread([this] { GeneratorLoop(); });
@@ -86,49 +143,80 @@ void Traffic::Stop() {
 
 void Traffic::GeneratorLoop() {
   MachineLayout& m = machine_.layout();
-  PacketQueue wire(m.wire_in);
-  PacketQueue socket(m.app_tx);
-  uint64_t in_seq = 0, out_seq = 0, out_due_done = 0;
+  const int nic_count = machine_.nic_count();
+  const uint32_t queues = machine_.queue_count();
+  // Per NIC: packets due so far; per flow: the next sequence number.
+  struct Sender {
+    uint64_t in_done = 0, out_done = 0;
+    std::vector<uint64_t> in_seq, out_seq;
+  };
+  std::vector<Sender> senders(nic_count);
+  for (Sender& s : senders) {
+    s.in_seq.assign(queues, 0);
+    s.out_seq.assign(queues, 0);
+  }
+  std::vector<bool> wake(machine_.node_count());
   while (sending_.load(std::memory_order_relaxed)) {
     int64_t now = MonotonicNanos();
     double elapsed = (now - start_ns_) / 1e9;
     uint64_t in_due = static_cast<uint64_t>(options_.inbound_pps * elapsed);
     uint64_t out_due =
         options_.echo ? 0 : static_cast<uint64_t>(options_.outbound_pps * elapsed);
-    uint64_t in_n = std::min(in_due - std::min(in_due, in_seq), kMaxBurst);
-    uint64_t out_n = std::min(out_due - std::min(out_due, out_due_done), kMaxBurst);
-    uint64_t wire_drops = 0, refused = 0, out_sent = 0;
-    for (uint64_t i = 0; i < in_n; ++i) {
-      WirePacket p;
-      p.seq = in_seq++;
-      p.sent_ns = now;
-      p.direction = Direction::kInbound;
-      if (!wire.TryPush(p)) ++wire_drops;
-    }
-    for (uint64_t i = 0; i < out_n; ++i) {
-      WirePacket p;
-      p.seq = out_seq;
-      p.sent_ns = now;
-      p.direction = Direction::kOutbound;
-      if (socket.TryPush(p)) {
-        ++out_seq;
-        ++out_sent;
-      } else {
-        ++refused;  // EAGAIN: the application retries with the same number later
+    bool any_inbound = false;
+    std::fill(wake.begin(), wake.end(), false);
+    for (int nic = 0; nic < nic_count; ++nic) {
+      Sender& s = senders[nic];
+      PacketQueue wire(machine_.wire_in(nic));
+      uint64_t in_n = std::min(in_due - std::min(in_due, s.in_done), kMaxBurst);
+      uint64_t out_n = std::min(out_due - std::min(out_due, s.out_done), kMaxBurst);
+      // Round robin over the flows: packet k of the NIC is flow k % queues.
+      std::vector<uint64_t> wire_drops(queues, 0), refused(queues, 0);
+      bool out_sent = false;
+      for (uint64_t i = 0; i < in_n; ++i) {
+        const uint32_t flow = static_cast<uint32_t>((s.in_done + i) % queues);
+        WirePacket p;
+        p.seq = s.in_seq[flow]++;
+        p.sent_ns = now;
+        p.direction = Direction::kInbound;
+        p.flow = flow;
+        if (!wire.TryPush(p)) ++wire_drops[flow];
+      }
+      for (uint64_t i = 0; i < out_n; ++i) {
+        const uint32_t flow = static_cast<uint32_t>((s.out_done + i) % queues);
+        PacketQueue socket(machine_.app_tx(nic, flow));
+        WirePacket p;
+        p.seq = s.out_seq[flow];
+        p.sent_ns = now;
+        p.direction = Direction::kOutbound;
+        p.flow = flow;
+        if (socket.TryPush(p)) {
+          ++s.out_seq[flow];
+          out_sent = true;
+        } else {
+          ++refused[flow];  // EAGAIN: the application retries with the same number later
+        }
+      }
+      s.in_done += in_n;
+      s.out_done += out_n;
+      any_inbound |= in_n > 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (uint32_t q = 0; q < queues; ++q) {
+          Flow& flow = nics_[nic].flows[q];
+          flow.inbound.sent = s.in_seq[q];
+          flow.inbound.wire_drops += wire_drops[q];
+          flow.outbound.sent = s.out_seq[q];
+          flow.outbound.refused += refused[q];
+        }
+      }
+      if (out_sent) {
+        int32_t running = machine_.nic(nic).running_node.load(std::memory_order_relaxed);
+        if (running >= 0 && running < machine_.node_count()) wake[running] = true;
       }
     }
-    out_due_done += out_n;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      inbound_.sent = in_seq;
-      inbound_.wire_drops += wire_drops;
-      outbound_.sent = out_seq;
-      outbound_.refused += refused;
-    }
-    if (in_n > 0) DoorbellRing(m.device_bell);
-    if (out_sent > 0) {
-      int32_t running = m.nic.running_node.load(std::memory_order_relaxed);
-      if (running >= 0 && running < machine_.node_count()) DoorbellRing(m.nodes[running].bell);
+    if (any_inbound) DoorbellRing(m.device_bell);
+    for (int node = 0; node < machine_.node_count(); ++node) {
+      if (wake[node]) DoorbellRing(m.nodes[node].bell);
     }
     absl::SleepFor(options_.tick);
   }
@@ -172,21 +260,30 @@ void Traffic::Record(const WirePacket& packet, int64_t now, DirectionStats& stat
 
 void Traffic::SinkLoop() {
   MachineLayout& m = machine_.layout();
-  PacketQueue delivered(m.app_rx);
-  PacketQueue wire(m.wire_out);
+  const uint32_t queues = machine_.queue_count();
   while (!stop_.load(std::memory_order_relaxed)) {
     uint32_t snapshot = DoorbellSnapshot(m.sink_bell);
     int n = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       int64_t now = MonotonicNanos();
-      while (auto p = delivered.TryPop()) {
-        Record(*p, now, inbound_, inbound_tracker_);
-        ++n;
-      }
-      while (auto p = wire.TryPop()) {
-        Record(*p, now, outbound_, outbound_tracker_);
-        ++n;
+      for (int nic = 0; nic < machine_.nic_count(); ++nic) {
+        std::vector<Flow>& flows = nics_[nic].flows;
+        for (uint32_t q = 0; q < queues; ++q) {
+          PacketQueue delivered(machine_.app_rx(nic, q));
+          while (auto p = delivered.TryPop()) {
+            Record(*p, now, flows[q].inbound, flows[q].inbound_tracker);
+            ++n;
+          }
+        }
+        PacketQueue wire(machine_.wire_out(nic));
+        while (auto p = wire.TryPop()) {
+          // An echo or a guest's packet names its flow; past the NIC's
+          // queues it cannot be one of ours.
+          Flow& flow = flows[p->flow < queues ? p->flow : 0];
+          Record(*p, now, flow.outbound, flow.outbound_tracker);
+          ++n;
+        }
       }
     }
     if (n == 0) DoorbellWait(m.sink_bell, snapshot, absl::Milliseconds(1));
@@ -196,23 +293,29 @@ void Traffic::SinkLoop() {
 bool Traffic::WaitDelivered(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   for (;;) {
+    bool all = true;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      // The machine's counters run across traffic runs: this run's drops.
-      uint64_t rx_missed = machine_.nic().regs.rx_missed.load() - rx_missed_at_start_;
-      uint64_t socket_drops = SocketDrops(machine_) - socket_drops_at_start_;
-      uint64_t inbound_accounted =
-          inbound_.unique + inbound_.wire_drops + rx_missed + socket_drops;
-      uint64_t outbound_sent = options_.echo ? inbound_.sent : outbound_.sent;
-      if (options_.echo) {
-        // An echo exists only for a packet the node received.
-        if (outbound_.unique + inbound_.wire_drops + rx_missed >= outbound_sent) {
-          return true;
+      for (int nic = 0; nic < machine_.nic_count() && all; ++nic) {
+        const NicFlows& n = nics_[nic];
+        DirectionStats inbound, outbound;
+        for (const Flow& flow : n.flows) {
+          Accumulate(flow.inbound, inbound);
+          Accumulate(flow.outbound, outbound);
         }
-      } else if (inbound_accounted >= inbound_.sent && outbound_.unique >= outbound_sent) {
-        return true;
+        // The machine's counters run across traffic runs: this run's drops.
+        uint64_t rx_missed = RxMissed(nic) - n.rx_missed_at_start;
+        uint64_t socket_drops = SocketDrops(nic) - n.socket_drops_at_start;
+        uint64_t inbound_accounted = inbound.unique + inbound.wire_drops + rx_missed + socket_drops;
+        if (options_.echo) {
+          // An echo exists only for a packet the node received.
+          all = outbound.unique + inbound.wire_drops + rx_missed >= inbound.sent;
+        } else {
+          all = inbound_accounted >= inbound.sent && outbound.unique >= outbound.sent;
+        }
       }
     }
+    if (all) return true;
     if (absl::Now() > deadline) return false;
     absl::SleepFor(absl::Milliseconds(1));
   }
@@ -221,13 +324,28 @@ bool Traffic::WaitDelivered(absl::Duration timeout) {
 TrafficReport Traffic::Report() const {
   std::lock_guard<std::mutex> lock(mu_);
   TrafficReport report;
-  report.inbound = inbound_;
-  report.outbound = outbound_;
   report.echo = options_.echo;
-  if (options_.echo) report.outbound.sent = inbound_.sent;  // the round trip
-  report.inbound.lost = inbound_.sent - std::min(inbound_.sent, inbound_.unique);
-  report.outbound.lost =
-      report.outbound.sent - std::min(report.outbound.sent, outbound_.unique);
+  for (int nic = 0; nic < machine_.nic_count(); ++nic) {
+    const NicFlows& n = nics_[nic];
+    NicTrafficReport nic_report;
+    nic_report.bdf = machine_.bdf(nic);
+    for (const Flow& flow : n.flows) {
+      FlowReport f;
+      f.inbound = flow.inbound;
+      f.outbound = flow.outbound;
+      if (options_.echo) f.outbound.sent = flow.inbound.sent;  // the round trip
+      f.inbound.lost = f.inbound.sent - std::min(f.inbound.sent, f.inbound.unique);
+      f.outbound.lost = f.outbound.sent - std::min(f.outbound.sent, f.outbound.unique);
+      Accumulate(f.inbound, nic_report.inbound);
+      Accumulate(f.outbound, nic_report.outbound);
+      nic_report.queues.push_back(std::move(f));
+    }
+    nic_report.rx_missed = RxMissed(nic) - n.rx_missed_at_start;
+    nic_report.rx_socket_drops = SocketDrops(nic) - n.socket_drops_at_start;
+    Accumulate(nic_report.inbound, report.inbound);
+    Accumulate(nic_report.outbound, report.outbound);
+    report.nics.push_back(std::move(nic_report));
+  }
   report.duration_ns = MonotonicNanos() - start_ns_;
   return report;
 }

@@ -1,8 +1,10 @@
-// Traffic with sequence numbers in both directions, and the sink that checks
-// it. Inbound packets go onto the wire (the device receives them, the
-// running kernel delivers them to the socket receive buffer); outbound
-// packets go into the socket send buffer (the running kernel transmits them,
-// the device puts them on the wire). The sink counts per direction what it
+// Traffic with sequence numbers in both directions on every NIC and every
+// queue of the machine, and the sink that checks it. Each (NIC, queue) is a
+// flow with its own sequence numbers per direction. Inbound packets go onto
+// the NIC's wire (the device receives them on the flow's RX queue, the
+// running kernel delivers them to the flow's socket receive buffer);
+// outbound packets go into the flow's socket send buffer (the running kernel
+// transmits them on the flow's TX queue, the device puts them on the wire). The sink counts per direction what it
 // received, duplicates, packets that arrived after a later one (reordered),
 // and what never arrived; and, each time the node that carried the packets
 // changes (a handover), the arrival times of the last packet the old node
@@ -32,6 +34,7 @@ namespace nichandover {
 namespace sim {
 
 struct TrafficOptions {
+  // Per NIC, spread evenly over its queues.
   double inbound_pps = 10000;
   double outbound_pps = 10000;
   // The generator wakes this often and sends what is due.
@@ -65,9 +68,30 @@ struct DirectionStats {
   std::vector<NodeChange> node_changes;
 };
 
-struct TrafficReport {
+// Adds `from`'s counters to `into` and appends its node changes.
+void Accumulate(const DirectionStats& from, DirectionStats& into);
+
+struct FlowReport {  // one queue of one NIC
   DirectionStats inbound;
   DirectionStats outbound;
+};
+
+struct NicTrafficReport {
+  std::string bdf;
+  DirectionStats inbound;   // its flows summed
+  DirectionStats outbound;
+  std::vector<FlowReport> queues;
+  uint64_t rx_missed = 0;        // this run: the device's RX rings were full
+  uint64_t rx_socket_drops = 0;  // this run: a kernel's socket buffer was full
+  // The longest pause any of its flows saw in either direction (0 without
+  // node changes): the NIC's blackout when it moved once.
+  int64_t max_blackout_ns() const;
+};
+
+struct TrafficReport {
+  DirectionStats inbound;   // every NIC's flows summed
+  DirectionStats outbound;
+  std::vector<NicTrafficReport> nics;
   int64_t duration_ns = 0;
   bool echo = false;  // outbound = the echoes of inbound (round trip)
 };
@@ -96,9 +120,20 @@ class Traffic {
     uint64_t last_seq = 0;
     int64_t last_arrival_ns = 0;
   };
+  struct Flow {
+    DirectionStats inbound, outbound;
+    Tracker inbound_tracker, outbound_tracker;
+  };
+  struct NicFlows {
+    std::vector<Flow> flows;           // one per queue
+    uint64_t rx_missed_at_start = 0;   // the device's drops before this run
+    uint64_t socket_drops_at_start = 0;
+  };
   void GeneratorLoop();
   void SinkLoop();
   void Record(const WirePacket& packet, int64_t now, DirectionStats& stats, Tracker& tracker);
+  uint64_t RxMissed(int nic) const;
+  uint64_t SocketDrops(int nic) const;
 
   Machine& machine_;
   const TrafficOptions options_;
@@ -107,11 +142,8 @@ class Traffic {
   std::thread generator_;
   std::thread sink_;
   int64_t start_ns_ = 0;
-  uint64_t rx_missed_at_start_ = 0;  // the machine's drops before this run
-  uint64_t socket_drops_at_start_ = 0;
-  mutable std::mutex mu_;  // guards the stats below
-  DirectionStats inbound_, outbound_;
-  Tracker inbound_tracker_, outbound_tracker_;
+  mutable std::mutex mu_;  // guards the flows' stats
+  std::vector<NicFlows> nics_;
 };
 
 }  // namespace sim

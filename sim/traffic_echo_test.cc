@@ -22,9 +22,9 @@ namespace {
 
 class EchoingDriver {
  public:
-  explicit EchoingDriver(Machine& machine) : machine_(machine), nic_(machine.nic()) {
+  explicit EchoingDriver(Machine& machine) : machine_(machine), nic_(machine.nic()), rings_(machine.rings(0, 0)) {
     const uint32_t mask = nic_.ring_size - 1;
-    nic_.regs.rdt.store(mask);
+    nic_.regs.ring0.rdt.store(mask);
     nic_.regs.ctrl.store(kCtrlRxEnable | kCtrlTxEnable);
     thread_ = std::thread([this] { Loop(); });
   }
@@ -43,27 +43,27 @@ class EchoingDriver {
     uint32_t rx_clean = 0, tx_use = 0;
     while (!stop_) {
       bool work = false;
-      while (!paused_ && (nic_.rx_ring[rx_clean].status.load(std::memory_order_acquire) &
+      while (!paused_ && (rings_.rx_ring[rx_clean].status.load(std::memory_order_acquire) &
                           kDescriptorDone)) {
         // TX ring full: wait for the device.
-        if (((tx_use + 1) & mask) == nic_.regs.tdh.load(std::memory_order_acquire)) break;
-        const uint8_t* frame = nic_.rx_buffers[rx_clean];
-        std::optional<WirePacket> p = ReadWireFrame(frame, nic_.rx_ring[rx_clean].length);
+        if (((tx_use + 1) & mask) == nic_.regs.ring0.tdh.load(std::memory_order_acquire)) break;
+        const uint8_t* frame = rings_.rx_buffers[rx_clean];
+        std::optional<WirePacket> p = ReadWireFrame(frame, rings_.rx_ring[rx_clean].length);
         if (!p.has_value() || std::memcmp(frame, mac.data(), 6) != 0) {
           ++foreign_;
         } else {
           p->direction = Direction::kOutbound;
           p->node = node_;
-          nic_.tx_ring[tx_use].length = WriteWireFrame(kWirePeerMac, mac, *p, nic_.tx_buffers[tx_use]);
+          rings_.tx_ring[tx_use].length = WriteWireFrame(kWirePeerMac, mac, *p, rings_.tx_buffers[tx_use]);
           tx_use = (tx_use + 1) & mask;
         }
-        nic_.rx_ring[rx_clean].status.store(0, std::memory_order_relaxed);
-        nic_.regs.rdt.store(rx_clean, std::memory_order_release);
+        rings_.rx_ring[rx_clean].status.store(0, std::memory_order_relaxed);
+        nic_.regs.ring0.rdt.store(rx_clean, std::memory_order_release);
         rx_clean = (rx_clean + 1) & mask;
         work = true;
       }
       if (work) {
-        nic_.regs.tdt.store(tx_use, std::memory_order_release);
+        nic_.regs.ring0.tdt.store(tx_use, std::memory_order_release);
         DoorbellRing(machine_.layout().device_bell);
       } else {
         absl::SleepFor(absl::Microseconds(200));
@@ -73,6 +73,7 @@ class EchoingDriver {
 
   Machine& machine_;
   NicState& nic_;
+  QueueRings rings_;  // a guest drives queue 0
   std::atomic<bool> stop_{false};
   std::atomic<bool> paused_{false};
   std::atomic<uint32_t> node_{0};
@@ -91,7 +92,7 @@ TEST(TrafficEchoTest, RoundTripIsCountedPerNodeWithTheBlackout) {
   stale.sent_ns = MonotonicNanos();
   stale.direction = Direction::kOutbound;
   stale.node = 0;
-  ASSERT_TRUE(PacketQueue((*machine)->layout().wire_out).TryPush(stale));
+  ASSERT_TRUE(PacketQueue((*machine)->wire_out(0)).TryPush(stale));
   DeviceThread device(**machine);
   EchoingDriver guest(**machine);
   TrafficOptions options;

@@ -113,8 +113,10 @@ TEST_F(LinuxTargetHandoverTest, ALinuxNodeTakesTheNicLiveWithTheSourcesRings) {
 
   // node1's module reserved at epoch 2 and attached at epoch 2 with exactly
   // the ring state node0's kernel stored beside the record.
-  auto handoff = cluster_.machine().ReadHandoff(2);
-  ASSERT_TRUE(handoff.ok()) << handoff.status();
+  auto handoffs = cluster_.machine().ReadHandoff(2);
+  ASSERT_TRUE(handoffs.ok()) << handoffs.status();
+  ASSERT_EQ(handoffs->size(), 1u);
+  const sim::RingState* handoff = &handoffs->front();
   EXPECT_EQ(module["reserve_epoch"], "2");
   EXPECT_EQ(module["state"], "running");
   EXPECT_EQ(module["epoch"], "2");

@@ -8,6 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "pci/interrupt_layout.h"
+#include "pci/x86_msi.h"
+#include "sim/config_space_image.h"
 #include "tests/testing/daemon_cluster.h"
 
 namespace nichandover {
@@ -22,6 +25,11 @@ bool IsSocket(const std::string& path) {
 uint64_t Number(const google::protobuf::Struct& object, const std::string& key) {
   auto it = object.fields().find(key);
   return it == object.fields().end() ? 0 : static_cast<uint64_t>(it->second.number_value());
+}
+
+double Real(const google::protobuf::Struct& object, const std::string& key) {
+  auto it = object.fields().find(key);
+  return it == object.fields().end() ? 0 : it->second.number_value();
 }
 
 TrafficDirection ParseDirection(const google::protobuf::Struct& direction) {
@@ -63,32 +71,68 @@ absl::StatusOr<TrafficResult> ParseTrafficReport(const std::string& json) {
     result.rx_missed = Number(device->second.struct_value(), "rx_missed");
   }
   result.rx_socket_drops = Number(report, "rx_socket_drops");
+  auto nics = report.fields().find("nics");
+  if (nics != report.fields().end()) {
+    for (const auto& value : nics->second.list_value().values()) {
+      const google::protobuf::Struct& nic = value.struct_value();
+      NicTrafficResult n;
+      auto bdf = nic.fields().find("bdf");
+      if (bdf != nic.fields().end()) n.bdf = bdf->second.string_value();
+      auto in = nic.fields().find("inbound");
+      auto out = nic.fields().find("outbound");
+      if (in != nic.fields().end()) n.inbound = ParseDirection(in->second.struct_value());
+      if (out != nic.fields().end()) n.outbound = ParseDirection(out->second.struct_value());
+      n.rx_missed = Number(nic, "rx_missed");
+      n.rx_socket_drops = Number(nic, "rx_socket_drops");
+      n.max_blackout_us = Real(nic, "max_blackout_us");
+      result.nics.push_back(std::move(n));
+    }
+  }
   return result;
 }
 
-SimCluster::SimCluster(uint32_t ring_size)
-    : ring_size_(ring_size), dir_(MakeTempDir("nhs")), machine_path_(dir_ + "/machine") {
+SimCluster::SimCluster(uint32_t ring_size) : SimCluster([ring_size] {
+        SimClusterOptions options;
+        options.ring_size = ring_size;
+        return options;
+      }()) {}
+
+SimCluster::SimCluster(const SimClusterOptions& options)
+    : options_(options),
+      dir_(MakeTempDir("nhs")),
+      machine_path_(dir_ + "/machine"),
+      kernels_(options.nodes),
+      daemons_(options.nodes) {
   // Peers are always authenticated: a generated cluster secret, owner-only.
   const std::string secret = dir_ + "/cluster.secret";
   WriteFile(secret, RandomHex(16) + "\n");
   chmod(secret.c_str(), 0600);
-  for (int i = 0; i < kNodes; ++i) {
-    const int other = 1 - i;
+  for (int i = 0; i < options_.nodes; ++i) {
+    std::string peers;
+    for (int other = 0; other < options_.nodes; ++other) {
+      if (other == i) continue;
+      absl::StrAppendFormat(&peers, "peers { node_id: \"%s\" address: \"unix:%s\" }\n",
+                            node_id(other), peer_socket(other));
+    }
     std::string conf = absl::StrFormat(
         "node_id: \"%s\"\n"
         "listen: \"unix:%s\"\n"
         "peer_listen: \"unix:%s\"\n"
-        "peers { node_id: \"%s\" address: \"unix:%s\" }\n"
+        "%s"
         "cpus { cpu: 0 apic_id: %d }\n"
         "cpus { cpu: 1 apic_id: %d }\n"
         "platform { sim { machine_path: \"%s\" kernel_socket: \"%s\" } }\n"
         "state_dir: \"%s/%s.state\"\n"
         "peer_auth { secret_file: \"%s\" }\n",
-        node_id(i), daemon_socket(i), peer_socket(i), node_id(other), peer_socket(other), 2 * i,
-        2 * i + 1,
-        machine_path_, kernel_socket(i), dir_, node_id(i), secret);
+        node_id(i), daemon_socket(i), peer_socket(i), peers, 2 * i, 2 * i + 1, machine_path_,
+        kernel_socket(i), dir_, node_id(i), secret);
     WriteFile(config_path(i), conf);
   }
+}
+
+std::string SimCluster::nic_bdf(int i) {
+  absl::StatusOr<std::string> bdf = sim::NicBdf(kSimNic, static_cast<uint32_t>(i));
+  return bdf.ok() ? *bdf : "";
 }
 
 SimCluster::~SimCluster() {
@@ -120,11 +164,20 @@ std::string SimCluster::kernel_socket(int i) const {
 }
 
 absl::Status SimCluster::StartMachine() {
-  CommandResult created = RunCommand(
-      {RunfilePath("sim/nh-sim-machine"), "create", "--path", machine_path_, "--node",
-       "node0:0,1", "--node", "node1:2,3", "--owner", "node0", "--ring-size",
-       std::to_string(ring_size_)},
-      dir_);
+  std::vector<std::string> create = {RunfilePath("sim/nh-sim-machine"), "create", "--path",
+                                     machine_path_};
+  for (int i = 0; i < options_.nodes; ++i) {
+    create.push_back("--node");
+    create.push_back(absl::StrFormat("%s:%d,%d", node_id(i), 2 * i, 2 * i + 1));
+  }
+  for (const std::string& arg :
+       {std::string("--owner"), options_.spread_owners ? std::string("spread") : node_id(0),
+        std::string("--ring-size"), std::to_string(options_.ring_size), std::string("--nics"),
+        std::to_string(options_.nics), std::string("--queues"),
+        std::to_string(options_.queues)}) {
+    create.push_back(arg);
+  }
+  CommandResult created = RunCommand(create, dir_);
   if (created.exit_code != 0) {
     return absl::InternalError(absl::StrCat("nh-sim-machine create: ", created.err));
   }
@@ -176,10 +229,10 @@ absl::Status SimCluster::StartDaemon(int i) {
 absl::Status SimCluster::StartAll() {
   if (absl::Status s = StartMachine(); !s.ok()) return s;
   // Kernels before daemons: the sim backend talks to its kernel at start.
-  for (int i = 0; i < kNodes; ++i) {
+  for (int i = 0; i < options_.nodes; ++i) {
     if (absl::Status s = StartKernel(i); !s.ok()) return s;
   }
-  for (int i = 0; i < kNodes; ++i) {
+  for (int i = 0; i < options_.nodes; ++i) {
     if (absl::Status s = StartDaemon(i); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -228,6 +281,23 @@ uint64_t SimCluster::Delivered(int node) const {
   uint64_t total = 0;
   for (const auto& count : machine_->node(node).delivered) total += count.load();
   return total;
+}
+
+int SimCluster::InterruptNode(int nic) const {
+  sim::NicState& state = machine_->nic(nic);
+  sim::SimConfigSpace config(state, machine_->layout().device_bell);
+  sim::SimBarMemory bars(state, machine_->layout().device_bell);
+  absl::StatusOr<v1::InterruptLayout> layout = pci::DecodeInterruptLayout(config, &bars);
+  if (!layout.ok() || !layout->enabled() || layout->vectors_size() == 0) return sim::kNoNode;
+  int node = sim::kNoNode;
+  for (const auto& v : layout->vectors()) {
+    pci::X86MsiMessage msg = pci::DecodeX86Msi(v.message().address(), v.message().data());
+    int here = msg.IsInterruptAddress() ? machine_->NodeOfApicId(msg.destination_apic_id)
+                                        : sim::kNoNode;
+    if (here == sim::kNoNode || (node != sim::kNoNode && here != node)) return sim::kNoNode;
+    node = here;
+  }
+  return node;
 }
 
 uint64_t SimCluster::RxDelivered(int node) const {

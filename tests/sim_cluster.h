@@ -22,7 +22,7 @@
 namespace nichandover {
 namespace testing {
 
-inline constexpr char kSimNic[] = "0000:03:00.0";
+inline constexpr char kSimNic[] = "0000:03:00.0";  // NIC 0
 
 // One direction of nh-sim-traffic's report.
 struct TrafficDirection {
@@ -38,22 +38,47 @@ struct TrafficDirection {
   std::vector<std::string> node_changes;
 };
 
-struct TrafficResult {
+// One NIC's part of the report: its flows (queues) summed.
+struct NicTrafficResult {
+  std::string bdf;
   TrafficDirection inbound;
   TrafficDirection outbound;
-  uint64_t rx_missed = 0;        // the device's RX ring was full
+  uint64_t rx_missed = 0;        // this run, every queue of the NIC
+  uint64_t rx_socket_drops = 0;  // this run
+  double max_blackout_us = 0;    // the longest pause one of its flows saw
+};
+
+struct TrafficResult {
+  TrafficDirection inbound;      // every NIC summed
+  TrafficDirection outbound;
+  uint64_t rx_missed = 0;        // the devices' RX rings were full
   uint64_t rx_socket_drops = 0;  // a kernel's socket receive buffer was full
+  std::vector<NicTrafficResult> nics;
   std::string json;              // the report as written
 };
 
-// Two nodes: node0 (APIC IDs 0, 1) owns the NIC, node1 has APIC IDs 2, 3.
+struct SimClusterOptions {
+  int nodes = 2;               // node0..; node i has APIC IDs 2i, 2i+1
+  int nics = 1;                // NIC i is on bus 0x03 + i (NicBdf)
+  uint32_t queues = 1;         // RX/TX queue pairs per NIC
+  uint32_t ring_size = 1024;
+  bool spread_owners = false;  // NIC i starts on node i % nodes; else every NIC on node0
+};
+
+// The machine with its nodes, each a kernel and a daemon peered with every
+// other node. By default two nodes: node0 (APIC IDs 0, 1) owns the one NIC,
+// node1 has APIC IDs 2, 3.
 class SimCluster {
  public:
   explicit SimCluster(uint32_t ring_size = 1024);
+  explicit SimCluster(const SimClusterOptions& options);
   ~SimCluster();  // SIGKILLs whatever still runs; removes the files
 
-  static constexpr int kNodes = 2;
   static std::string node_id(int i) { return "node" + std::to_string(i); }
+  int nodes() const { return options_.nodes; }
+  int nics() const { return options_.nics; }
+  // NIC i's BDF (kSimNic for NIC 0).
+  static std::string nic_bdf(int i);
 
   // Creates the machine and runs its device process.
   absl::Status StartMachine();
@@ -61,7 +86,7 @@ class SimCluster {
   absl::Status StartKernel(int i);
   // Starts node i's daemon and waits until it serves.
   absl::Status StartDaemon(int i);
-  // Machine, both kernels, both daemons.
+  // Machine, every kernel, every daemon.
   absl::Status StartAll();
 
   Subprocess& kernel(int i) { return *kernels_[i]; }
@@ -71,13 +96,17 @@ class SimCluster {
   CommandResult Nicctl(int i, const std::vector<std::string>& args,
                        absl::Duration timeout = absl::Seconds(30));
 
-  // nh-sim-traffic at `pps` packets/s each way, until StopTraffic.
+  // nh-sim-traffic at `pps` packets/s each way on every NIC (spread over
+  // its queues), until StopTraffic.
   absl::Status StartTraffic(int pps);
   // SIGTERM; the sink waits for packets in flight, then reports.
   absl::StatusOr<TrafficResult> StopTraffic();
 
   // What the shared memory says now.
-  sim::Ownership Record() { return machine_->ReadOwnership(); }
+  sim::Ownership Record(int nic = 0) { return machine_->ReadOwnership(nic); }
+  // The node the MSI-X entries of NIC `nic` route to when all name the same
+  // node (sim::kNoNode otherwise, or when MSI-X is off).
+  int InterruptNode(int nic) const;
   uint64_t Delivered(int node) const;      // interrupts, every vector
   uint64_t RxDelivered(int node) const;    // packets the node's NAPI delivered
   uint64_t DriverXmits(int node) const;    // packets the node's driver sent
@@ -95,13 +124,13 @@ class SimCluster {
   std::string config_path(int i) const;
   std::string kernel_socket(int i) const;
 
-  uint32_t ring_size_;
+  const SimClusterOptions options_;
   std::string dir_;
   std::string machine_path_;
   std::unique_ptr<sim::Machine> machine_;
   std::unique_ptr<Subprocess> device_;
-  std::unique_ptr<Subprocess> kernels_[kNodes];
-  std::unique_ptr<Subprocess> daemons_[kNodes];
+  std::vector<std::unique_ptr<Subprocess>> kernels_;  // one per node
+  std::vector<std::unique_ptr<Subprocess>> daemons_;
   std::unique_ptr<Subprocess> traffic_;
 };
 

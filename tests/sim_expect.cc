@@ -50,7 +50,7 @@ void ExpectTrafficOnExactlyOneNode(SimCluster& cluster, int owner, absl::Duratio
   EXPECT_EQ(cluster.DriverXmits(other), tx[other]) << SimCluster::node_id(other);
   EXPECT_EQ(cluster.Delivered(other), irqs[other])
       << SimCluster::node_id(other) << " still takes the NIC's interrupts";
-  for (int i = 0; i < SimCluster::kNodes; ++i) {
+  for (int i = 0; i < cluster.nodes(); ++i) {
     EXPECT_EQ(cluster.machine().node(i).counters.polls_while_quiesced.load(), 0u);
   }
 }

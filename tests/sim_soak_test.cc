@@ -77,7 +77,7 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 // The record ACTIVE and neither daemon running a handover.
 bool Settled(SimCluster& cluster) {
   if (cluster.Record().state != OwnershipState::kActive) return false;
-  for (int i = 0; i < SimCluster::kNodes; ++i) {
+  for (int i = 0; i < cluster.nodes(); ++i) {
     absl::StatusOr<bool> live = AnyHandoverLive("unix:" + cluster.daemon_socket(i));
     if (!live.ok() || *live) return false;
   }
@@ -111,7 +111,7 @@ class SimSoak {
 
   uint64_t SocketDrops() {
     uint64_t drops = 0;
-    for (int i = 0; i < SimCluster::kNodes; ++i) {
+    for (int i = 0; i < cluster_.nodes(); ++i) {
       drops += cluster_.machine().node(i).counters.rx_socket_drops.load();
     }
     return drops;
@@ -263,7 +263,7 @@ TEST(SimSoakTest, HandoversWithRandomKillsAndStopsOfDaemonsAndKernels) {
 
     const sim::Ownership record = cluster.Record();
     ASSERT_GE(record.owner, 0);
-    ASSERT_LT(record.owner, SimCluster::kNodes);
+    ASSERT_LT(record.owner, cluster.nodes());
     EXPECT_GE(record.epoch, last_epoch) << "epochs never go back";
     last_epoch = record.epoch;
     if (record.owner != source) ++moved;

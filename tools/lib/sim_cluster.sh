@@ -1,23 +1,32 @@
-# The simulated machine with two OS nodes, as processes: the NIC
+# The simulated machine with its OS nodes, as processes: the NICs
 # (nh-sim-machine run), one simulated kernel per node (nh-sim-kernel) and one
-# nichandoverd per node on the sim backend, peers over unix sockets. Sourced
-# by tools/demo and bench/handover_bench.sh; they call sim_cluster_stop from
-# their EXIT trap so every process started here is ended and waited for.
+# nichandoverd per node on the sim backend, each peered with every other
+# node over unix sockets. Sourced by tools/demo and bench/*.sh; they call
+# sim_cluster_stop from their EXIT trap so every process started here is
+# ended and waited for.
 #
 #   SIM_BIN=<dir holding daemon/ cli/ sim/ binaries>
+#   SIM_NODE_COUNT=2 SIM_NICS=1 SIM_QUEUES=1 SIM_SPREAD=0   # the machine's shape
+#                               # (SIM_SPREAD=1: NIC i starts on node i % nodes)
 #   sim_cluster_init            # work dir (short: unix socket paths) + shm file
-#   sim_cluster_start [RING]    # machine, node0/node1 kernels, then daemons
+#   sim_cluster_start [RING]    # machine, every node's kernel, then daemons
 #   sim_machine_start [RING]    # only the machine and the kernels
+#   sim_nic_bdf I               # NIC I's BDF (bus 0x03 + I)
 #   sim_nicctl NODE ARGS...     # nicctl against that node's daemon
 #   sim_traffic_start ARGS...   # nh-sim-traffic --machine ... ARGS (report: $SIM_WORK/traffic.json)
 #   sim_traffic_stop            # SIGTERM, wait for its report
 #   sim_cluster_stop            # everything, reverse order; removes the files
 #
 # SIM_KERNEL_FLAGS, when set, is added to each nh-sim-kernel's command line
-# (bench/: "--hook off"). Node i owns APIC IDs 2i and 2i+1; the NIC starts
-# owned by node0. Kernels and daemons use the default vectors 0x40-0xdf.
+# (bench/: "--hook off"). Node i owns APIC IDs 2i and 2i+1; the NICs start
+# owned by node0 (or spread). Kernels and daemons use the default vectors
+# 0x40-0xdf on each CPU.
 
-SIM_NODES=(node0 node1)
+SIM_NODE_COUNT=${SIM_NODE_COUNT:-2}
+SIM_NICS=${SIM_NICS:-1}
+SIM_QUEUES=${SIM_QUEUES:-1}
+SIM_SPREAD=${SIM_SPREAD:-0}
+SIM_NODES=()
 SIM_PIDS=()          # every long-running process, in start order
 SIM_DAEMON_PIDS=()   # by node index
 SIM_KERNEL_PIDS=()
@@ -26,6 +35,9 @@ SIM_WORK=
 SIM_MACHINE=
 
 sim_cluster_init() {
+  local i
+  SIM_NODES=()
+  for ((i = 0; i < SIM_NODE_COUNT; i++)); do SIM_NODES+=("node$i"); done
   SIM_WORK=$(mktemp -d /tmp/nh-XXXXXX)
   SIM_MACHINE=/dev/shm/$(basename "$SIM_WORK")-machine
 }
@@ -53,15 +65,20 @@ sim_write_secret() {
   (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SIM_WORK/cluster.secret")
 }
 
+sim_nic_bdf() { printf '0000:%02x:00.0' $((0x03 + $1)); }
+
 sim_write_config() {
   sim_write_secret
-  local i=$1 node=${SIM_NODES[$1]} other=${SIM_NODES[$((1 - $1))]}
+  local i=$1 node=${SIM_NODES[$1]} other peers=
+  for other in "${SIM_NODES[@]}"; do
+    [ "$other" = "$node" ] && continue
+    peers+="peers { node_id: \"$other\" address: \"unix:$(sim_peer_socket "$other")\" }"$'\n'
+  done
   cat >"$SIM_WORK/$node.conf" <<EOF
 node_id: "$node"
 listen: "unix:$(sim_daemon_socket "$node")"
 peer_listen: "unix:$(sim_peer_socket "$node")"
-peers { node_id: "$other" address: "unix:$(sim_peer_socket "$other")" }
-cpus { cpu: 0 apic_id: $((2 * i)) }
+${peers}cpus { cpu: 0 apic_id: $((2 * i)) }
 cpus { cpu: 1 apic_id: $((2 * i + 1)) }
 platform { sim { machine_path: "$SIM_MACHINE" kernel_socket: "$(sim_kernel_socket "$node")" } }
 state_dir: "$SIM_WORK/$node.state"
@@ -87,24 +104,24 @@ sim_start_daemon() {
   sim_wait_socket "$(sim_daemon_socket "$node")" "$SIM_WORK/$node.log"
 }
 
-# The machine and both kernels, no daemons: the data path alone.
+# The machine and every kernel, no daemons: the data path alone.
 sim_machine_start() {
-  local ring=${1:-1024}
-  "$SIM_BIN/sim/nh-sim-machine" create --path "$SIM_MACHINE" --node node0:0,1 \
-    --node node1:2,3 --owner node0 --ring-size "$ring" >/dev/null
+  local ring=${1:-1024} owner=node0 i
+  [ "$SIM_SPREAD" = 1 ] && owner=spread
+  "$SIM_BIN/sim/nh-sim-machine" create --path "$SIM_MACHINE" --nodes "$SIM_NODE_COUNT" \
+    --cpus 2 --nics "$SIM_NICS" --queues "$SIM_QUEUES" --owner "$owner" \
+    --ring-size "$ring" >/dev/null
   "$SIM_BIN/sim/nh-sim-machine" run --path "$SIM_MACHINE" >>"$SIM_WORK/device.log" 2>&1 &
   SIM_PIDS+=($!)
-  sim_start_kernel 0
-  sim_start_kernel 1
+  for ((i = 0; i < SIM_NODE_COUNT; i++)); do sim_start_kernel "$i"; done
 }
 
 sim_cluster_start() {
+  local i
   # Kernels first: a daemon's sim backend connects to its kernel at start.
   sim_machine_start "${1:-1024}"
-  sim_write_config 0
-  sim_write_config 1
-  sim_start_daemon 0
-  sim_start_daemon 1
+  for ((i = 0; i < SIM_NODE_COUNT; i++)); do sim_write_config "$i"; done
+  for ((i = 0; i < SIM_NODE_COUNT; i++)); do sim_start_daemon "$i"; done
 }
 
 sim_nicctl() {

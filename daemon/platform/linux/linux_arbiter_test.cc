@@ -84,8 +84,9 @@ TEST_F(LinuxArbiterTest, TheRecordIsTheMachinesOwnWord) {
   ASSERT_TRUE((*arbiter)->WriteHandoffRings(kBdf, 2, {ring}).ok());
   auto rings = machine_->ReadHandoff(2);
   ASSERT_TRUE(rings.ok()) << rings.status();
-  EXPECT_EQ(rings->rx_next_to_clean, 10u);
-  EXPECT_EQ(rings->tx_next_to_use, 33u);
+  ASSERT_EQ(rings->size(), 1u);
+  EXPECT_EQ((*rings)[0].rx_next_to_clean, 10u);
+  EXPECT_EQ((*rings)[0].tx_next_to_use, 33u);
   EXPECT_EQ((*arbiter)->Read("0000:09:00.0").status().code(), absl::StatusCode::kNotFound);
 }
 

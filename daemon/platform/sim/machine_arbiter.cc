@@ -21,56 +21,75 @@ class MachineArbiter : public Arbiter {
       : machine_(std::move(machine)), node_id_(std::move(node_id)) {}
 
   absl::StatusOr<v1::OwnershipRecord> Read(const std::string& bdf) override {
-    if (absl::Status s = CheckBdf(bdf); !s.ok()) return s;
-    return ToRecord(machine_->ReadOwnership());
+    absl::StatusOr<int> nic = Nic(bdf);
+    if (!nic.ok()) return nic.status();
+    return ToRecord(machine_->ReadOwnership(*nic));
   }
 
   absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
                                                      const v1::OwnershipRecord& expected,
                                                      const v1::OwnershipRecord& desired) override {
-    if (absl::Status s = CheckBdf(bdf); !s.ok()) return s;
+    absl::StatusOr<int> nic = Nic(bdf);
+    if (!nic.ok()) return nic.status();
     absl::StatusOr<Ownership> want = FromRecord(expected);
     if (!want.ok()) return want.status();
     absl::StatusOr<Ownership> next = FromRecord(desired);
     if (!next.ok()) return next.status();
-    return ToRecord(machine_->CompareAndSwapOwnership(*want, *next));
+    return ToRecord(machine_->CompareAndSwapOwnership(*want, *next, *nic));
   }
 
   absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
                                  const std::vector<v1::QueueRingState>& rings) override {
-    if (absl::Status s = CheckBdf(bdf); !s.ok()) return s;
-    if (rings.size() != 1 || rings[0].queue() != 0) {
-      return absl::InvalidArgumentError("the simulated NIC has exactly one queue (0)");
+    absl::StatusOr<int> nic = Nic(bdf);
+    if (!nic.ok()) return nic.status();
+    const uint32_t queues = machine_->queue_count();
+    std::vector<RingState> states(queues);
+    std::vector<bool> seen(queues, false);
+    for (const v1::QueueRingState& ring : rings) {
+      if (ring.queue() >= queues || seen[ring.queue()]) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s has queues 0..%d: ring state for queue %d is not one of them (or twice)", bdf,
+            queues - 1, ring.queue()));
+      }
+      seen[ring.queue()] = true;
+      RingState& state = states[ring.queue()];
+      state.rx_next_to_clean = ring.rx_next_to_clean();
+      state.rx_next_to_use = ring.rx_next_to_use();
+      state.tx_next_to_clean = ring.tx_next_to_clean();
+      state.tx_next_to_use = ring.tx_next_to_use();
     }
-    RingState state;
-    state.rx_next_to_clean = rings[0].rx_next_to_clean();
-    state.rx_next_to_use = rings[0].rx_next_to_use();
-    state.tx_next_to_clean = rings[0].tx_next_to_clean();
-    state.tx_next_to_use = rings[0].tx_next_to_use();
-    machine_->WriteHandoff(epoch, state);
-    return absl::OkStatus();
+    if (rings.size() != queues) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s has %d queues: %d ring states is not one per queue", bdf, queues, rings.size()));
+    }
+    return machine_->WriteHandoff(epoch, states, *nic);
   }
 
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
                                                                    uint64_t epoch) override {
-    if (absl::Status s = CheckBdf(bdf); !s.ok()) return s;
-    absl::StatusOr<RingState> state = machine_->ReadHandoff(epoch);
-    if (!state.ok()) return state.status();
-    v1::QueueRingState ring;
-    ring.set_queue(0);
-    ring.set_rx_next_to_clean(state->rx_next_to_clean);
-    ring.set_rx_next_to_use(state->rx_next_to_use);
-    ring.set_tx_next_to_clean(state->tx_next_to_clean);
-    ring.set_tx_next_to_use(state->tx_next_to_use);
-    return std::vector<v1::QueueRingState>{ring};
+    absl::StatusOr<int> nic = Nic(bdf);
+    if (!nic.ok()) return nic.status();
+    absl::StatusOr<std::vector<RingState>> states = machine_->ReadHandoff(epoch, *nic);
+    if (!states.ok()) return states.status();
+    std::vector<v1::QueueRingState> rings;
+    for (uint32_t q = 0; q < states->size(); ++q) {
+      const RingState& state = (*states)[q];
+      v1::QueueRingState ring;
+      ring.set_queue(q);
+      ring.set_rx_next_to_clean(state.rx_next_to_clean);
+      ring.set_rx_next_to_use(state.rx_next_to_use);
+      ring.set_tx_next_to_clean(state.tx_next_to_clean);
+      ring.set_tx_next_to_use(state.tx_next_to_use);
+      rings.push_back(ring);
+    }
+    return rings;
   }
 
  private:
-  absl::Status CheckBdf(const std::string& bdf) const {
-    if (bdf != machine_->bdf()) {
-      return absl::NotFoundError(absl::StrFormat("%s sees no NIC %s", node_id_, bdf));
-    }
-    return absl::OkStatus();
+  absl::StatusOr<int> Nic(const std::string& bdf) const {
+    absl::StatusOr<int> nic = machine_->NicIndex(bdf);
+    if (!nic.ok()) return absl::NotFoundError(absl::StrFormat("%s sees no NIC %s", node_id_, bdf));
+    return nic;
   }
 
   v1::OwnershipRecord ToRecord(const Ownership& o) const {

@@ -41,11 +41,11 @@ struct Node {
     context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     return context;
   }
-  absl::Status CheckBdf(const std::string& bdf) const {
-    if (bdf != machine->bdf()) {
-      return absl::NotFoundError(absl::StrFormat("%s sees no NIC %s", node_id, bdf));
-    }
-    return absl::OkStatus();
+  // NOT_FOUND for a BDF that is no NIC of the machine.
+  absl::StatusOr<int> Nic(const std::string& bdf) const {
+    absl::StatusOr<int> nic = machine->NicIndex(bdf);
+    if (!nic.ok()) return absl::NotFoundError(absl::StrFormat("%s sees no NIC %s", node_id, bdf));
+    return nic;
   }
 };
 
@@ -94,16 +94,21 @@ class SimInventory : public Inventory {
   explicit SimInventory(std::shared_ptr<Node> node) : node_(std::move(node)) {}
 
   absl::StatusOr<std::vector<NicInfo>> ListNics() override {
-    absl::StatusOr<NicInfo> nic = GetNic(node_->machine->bdf());
-    if (!nic.ok()) return nic.status();
-    return std::vector<NicInfo>{*nic};
+    std::vector<NicInfo> nics;
+    for (int i = 0; i < node_->machine->nic_count(); ++i) {
+      absl::StatusOr<NicInfo> nic = GetNic(node_->machine->bdf(i));
+      if (!nic.ok()) return nic.status();
+      nics.push_back(*std::move(nic));
+    }
+    return nics;
   }
 
   absl::StatusOr<NicInfo> GetNic(const std::string& bdf) override {
-    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    absl::StatusOr<int> index = node_->Nic(bdf);
+    if (!index.ok()) return index.status();
     Machine& m = *node_->machine;
-    ::nichandover::sim::SimConfigSpace config(m.nic(), m.layout().device_bell);
-    ::nichandover::sim::SimBarMemory bars(m.nic(), m.layout().device_bell);
+    ::nichandover::sim::SimConfigSpace config(m.nic(*index), m.layout().device_bell);
+    ::nichandover::sim::SimBarMemory bars(m.nic(*index), m.layout().device_bell);
     NicInfo info;
     info.bdf = bdf;
     absl::StatusOr<uint16_t> vendor = config.Read16(0x00);
@@ -116,8 +121,11 @@ class SimInventory : public Inventory {
     info.device_id = *device;
     info.class_code = *class_rev >> 8;
     info.driver = kSimDriver;  // every simulated kernel has the driver loaded
-    info.netdev = m.nic().running_node.load() == node_->index ? kSimNetdev : "";
-    info.queue_count = 1;
+    // The netdev the node's driver registered for this NIC while it runs it.
+    info.netdev = m.nic(*index).running_node.load() == node_->index
+                      ? SimNetdev(*index)
+                      : "";
+    info.queue_count = m.nic(*index).queue_count;
     absl::StatusOr<v1::InterruptLayout> layout = pci::DecodeInterruptLayout(config, &bars);
     if (!layout.ok()) return layout.status();
     info.interrupts = *layout;
@@ -216,10 +224,11 @@ class SimRouter : public Router {
   explicit SimRouter(std::shared_ptr<Node> node) : node_(std::move(node)) {}
 
   absl::StatusOr<std::vector<v1::MsiMessage>> ReadMessages(const std::string& bdf) override {
-    if (absl::Status s = node_->CheckBdf(bdf); !s.ok()) return s;
+    absl::StatusOr<int> index = node_->Nic(bdf);
+    if (!index.ok()) return index.status();
     Machine& m = *node_->machine;
-    ::nichandover::sim::SimConfigSpace config(m.nic(), m.layout().device_bell);
-    ::nichandover::sim::SimBarMemory bars(m.nic(), m.layout().device_bell);
+    ::nichandover::sim::SimConfigSpace config(m.nic(*index), m.layout().device_bell);
+    ::nichandover::sim::SimBarMemory bars(m.nic(*index), m.layout().device_bell);
     absl::StatusOr<pci::MsixCapability> cap =
         pci::ReadMsixCapability(config, ::nichandover::sim::kMsixCapabilityOffset);
     if (!cap.ok()) return cap.status();

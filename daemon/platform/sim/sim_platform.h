@@ -15,6 +15,8 @@
 #ifndef NICHANDOVER_DAEMON_PLATFORM_SIM_SIM_PLATFORM_H_
 #define NICHANDOVER_DAEMON_PLATFORM_SIM_SIM_PLATFORM_H_
 
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "daemon/platform/platform.h"
 #include "nichandover/v1/config.pb.h"
@@ -23,9 +25,11 @@ namespace nichandover {
 namespace platform {
 namespace sim {
 
-// The simulated NIC's driver and interface names as the kernels report them.
+// The simulated NICs' driver and interface names as the kernels report them:
+// NIC i's interface is "sim<i>" (NIC 0's kSimNetdev).
 inline constexpr char kSimDriver[] = "nh-sim-igb";
 inline constexpr char kSimNetdev[] = "sim0";
+inline std::string SimNetdev(int nic_index) { return "sim" + std::to_string(nic_index); }
 
 // NOT_FOUND when the machine file does not exist or has no node
 // config.node_id; INVALID_ARGUMENT when a path is missing;

@@ -34,9 +34,13 @@ constexpr absl::Duration kTimeout = absl::Seconds(5);
 
 class SimPlatformTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path_ = TestPath("sim_platform_machine");
-    auto machine = Machine::Create(path_, ::nichandover::sim::TwoNodeSpec());
+  void SetUp() override { StartMachine("sim_platform_machine", ::nichandover::sim::TwoNodeSpec()); }
+
+  // The machine, its device, both nodes' kernels with their control servers
+  // and both nodes' sim platforms.
+  void StartMachine(const std::string& name, const ::nichandover::sim::MachineSpec& spec) {
+    path_ = TestPath(name);
+    auto machine = Machine::Create(path_, spec);
     ASSERT_TRUE(machine.ok()) << machine.status();
     machine_ = std::move(*machine);
     device_ = std::make_unique<DeviceThread>(*machine_);
@@ -238,6 +242,59 @@ TEST(SimPlatformConfigTest, RefusesMissingPathsUnknownNodesAndForeignCpus) {
   EXPECT_EQ(MakeSimPlatform(sim, config).status().code(), absl::StatusCode::kFailedPrecondition);
   config.set_node_id("node5");
   EXPECT_EQ(MakeSimPlatform(sim, config).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Three NICs of two queue pairs, NIC i on node i % 2: the inventory lists
+// every NIC with its queues and its five MSI-X vectors, the netdev only where
+// the node runs the NIC; ring state travels per queue, one per queue only.
+class MultiNicSimPlatformTest : public SimPlatformTest {
+ protected:
+  void SetUp() override {
+    ::nichandover::sim::MachineSpec spec = ::nichandover::sim::TwoNodeSpec();
+    spec.nic_count = 3;
+    spec.queue_count = 2;
+    spec.spread_owners = true;
+    StartMachine("sim_platform_multi", spec);
+  }
+};
+
+TEST_F(MultiNicSimPlatformTest, InventoryListsEveryNicWithItsQueuesAndVectors) {
+  auto nics = platforms_[0].inventory->ListNics();
+  ASSERT_TRUE(nics.ok()) << nics.status();
+  ASSERT_EQ(nics->size(), 3u);
+  const char* bdfs[] = {"0000:03:00.0", "0000:04:00.0", "0000:05:00.0"};
+  for (int i = 0; i < 3; ++i) {
+    const NicInfo& nic = (*nics)[i];
+    EXPECT_EQ(nic.bdf, bdfs[i]);
+    EXPECT_EQ(nic.queue_count, 2u);
+    EXPECT_EQ(nic.interrupts.vectors_size(), 5);
+    EXPECT_EQ(nic.netdev, i % 2 == 0 ? SimNetdev(i) : "") << nic.bdf;
+  }
+  EXPECT_EQ(platforms_[1].inventory->GetNic(bdfs[1])->netdev, SimNetdev(1));
+  EXPECT_EQ(platforms_[0].inventory->GetNic("0000:06:00.0").status().code(),
+            absl::StatusCode::kNotFound);
+
+  v1::QueueRingState q0, q1;
+  q0.set_queue(0);
+  q0.set_rx_next_to_clean(3);
+  q1.set_queue(1);
+  q1.set_tx_next_to_use(9);
+  Arbiter& arbiter = *platforms_[0].arbiter;
+  EXPECT_EQ(arbiter.WriteHandoffRings(bdfs[2], 2, {q0}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(arbiter.WriteHandoffRings(bdfs[2], 2, {q1, q1}).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(arbiter.WriteHandoffRings(bdfs[2], 2, {q1, q0}).ok());
+  auto rings = platforms_[1].arbiter->ReadHandoffRings(bdfs[2], 2);
+  ASSERT_TRUE(rings.ok()) << rings.status();
+  ASSERT_EQ(rings->size(), 2u);
+  EXPECT_EQ((*rings)[0].queue(), 0u);
+  EXPECT_EQ((*rings)[0].rx_next_to_clean(), 3u);
+  EXPECT_EQ((*rings)[1].queue(), 1u);
+  EXPECT_EQ((*rings)[1].tx_next_to_use(), 9u);
+  // The other NICs' slots are their own.
+  EXPECT_EQ(platforms_[1].arbiter->ReadHandoffRings(bdfs[1], 2).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace
