@@ -83,7 +83,16 @@ struct HandoverMachine::Handover {
   std::vector<uint64_t> create_tokens;
   std::vector<uint64_t> offer_tokens;
   std::vector<uint64_t> commit_tokens;
-  const platform::NicInfo* nic = nullptr;
+  // The NIC as it was when the handover began (a copy: the inventory may
+  // change, and grow, while the handover runs; the Offer's facts do not).
+  platform::NicInfo nic;
+  // FAILED and not yet decided by an operator: blocks new handovers of the
+  // NIC and keeps RepairNic away from it (rules R1, R2 in docs/protocol.md).
+  bool awaits_operator = false;
+  // Restored from the journal after a restart: the state a step needs (the
+  // rings, open calls) is gone, so an operator's redo reconciles from the
+  // record instead of repeating the step.
+  bool from_journal = false;
 
   bool done() const { return res.done(); }
   const std::string& id() const { return res.handover_id(); }
@@ -93,17 +102,6 @@ struct HandoverMachine::Handover {
 namespace {
 
 bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
-
-bool ValidRequestId(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
-          c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string PhaseName(v1::HandoverPhase phase) {
   std::string name = v1::HandoverPhase_Name(phase);
@@ -122,6 +120,13 @@ v1::Error MakeError(absl::StatusCode code, const std::string& reason,
 std::string StatusText(const absl::Status& status) {
   return std::string(absl::StatusCodeToString(status.code())) + ": " +
          std::string(status.message());
+}
+
+// Why a NIC with a FAILED handover takes no new one (rule R1).
+std::string BlockedByFailedText(const HandoverMachine::Handover& h) {
+  return absl::StrCat("nic: handover ", h.id(), " of ", h.bdf(), " ended FAILED (",
+                      h.res.error().reason(), ") and waits for an operator: `nicctl recover ",
+                      h.bdf(), " --decide abort|commit` first");
 }
 
 }  // namespace
@@ -148,6 +153,22 @@ absl::StatusOr<std::string> NormalizeBdf(const std::string& nic, const std::stri
   if (device > 0x1f || function > 7) return malformed();
   return absl::AsciiStrToLower(absl::StrCat(parts[0], ":", parts[1], ":", dev_fn[0], ".",
                                             dev_fn[1]));
+}
+
+absl::Status CheckRequestId(const std::string& id) {
+  if (id.empty()) {
+    return absl::InvalidArgumentError(
+        "request_id: required (any unique string; a retry reuses it)");
+  }
+  bool valid = id.size() <= kMaxRequestIdBytes;
+  for (char c : id) {
+    valid = valid && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                      c == '_' || c == ':' || c == '-');
+  }
+  if (!valid) {
+    return absl::InvalidArgumentError("request_id: want 1-128 characters of [A-Za-z0-9._:-]");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckFieldLengths(std::initializer_list<FieldLimit> fields) {
@@ -259,7 +280,7 @@ std::vector<JournalRecord> HandoverMachine::CompactedJournal() const {
   for (const std::string& id : order_) {
     const Handover& h = *handovers_.at(id);
     if (h.done()) {
-      out.push_back(MakeJournalRecord(JournalRecord::FINISHED, h.res, {}));
+      out.push_back(FinishedRecord(h));
     } else if (h.role == Role::kSource) {
       out.push_back(MakeJournalRecord(JournalRecord::SOURCE_STARTED, h.res, h.previous));
     } else {
@@ -285,13 +306,19 @@ HandoverMachine::Handover* HandoverMachine::FailedHandoverAt(const std::string& 
     latest = found->second.get();
     break;
   }
-  if (latest == nullptr || latest->res.phase() != v1::HANDOVER_PHASE_FAILED ||
-      latest->retry == Wait::kNone) {
+  if (latest == nullptr || !latest->awaits_operator || latest->retry == Wait::kNone) {
     return nullptr;
   }
   // Only while the record is still the one this handover left behind.
   if (record.epoch() != latest->e1 && record.epoch() != latest->ea) return nullptr;
   return latest;
+}
+
+HandoverMachine::Handover* HandoverMachine::AwaitingOperator(const std::string& bdf) {
+  for (auto& [id, h] : handovers_) {
+    if (h->bdf() == bdf && h->done() && h->awaits_operator) return h.get();
+  }
+  return nullptr;
 }
 
 HandoverMachine::Handover* HandoverMachine::LiveHandoverOf(const std::string& bdf) {
@@ -363,17 +390,32 @@ void HandoverMachine::SetPhase(Handover& h, v1::HandoverPhase phase, const std::
 }
 
 void HandoverMachine::Persist(const Handover& h, JournalRecord::Kind kind) {
-  const std::vector<v1::MsiMessage>& messages =
-      kind == JournalRecord::SOURCE_STARTED   ? h.previous
-      : kind == JournalRecord::TARGET_RESERVED ? h.target_messages
-                                               : std::vector<v1::MsiMessage>();
-  ready_.records.push_back(MakeJournalRecord(kind, h.res, messages));
+  if (kind == JournalRecord::FINISHED) {
+    ready_.records.push_back(FinishedRecord(h));
+    return;
+  }
+  ready_.records.push_back(MakeJournalRecord(
+      kind, h.res, kind == JournalRecord::SOURCE_STARTED ? h.previous : h.target_messages));
+}
+
+// A FAILED handover that waits for an operator keeps in the journal what a
+// redo after a restart needs (rule R2): the step and the messages.
+JournalRecord HandoverMachine::FinishedRecord(const Handover& h) const {
+  if (!h.awaits_operator) return MakeJournalRecord(JournalRecord::FINISHED, h.res, {});
+  JournalRecord record = MakeJournalRecord(
+      JournalRecord::FINISHED, h.res, h.role == Role::kSource ? h.previous : h.target_messages);
+  record.set_awaits_operator(true);
+  record.set_redo_step(RedoStepName(h.retry));
+  return record;
 }
 
 void HandoverMachine::TrimHistory() {
   while (order_.size() > config_.history_limit) {
     auto victim = std::find_if(order_.begin(), order_.end(),
-                               [this](const std::string& id) { return handovers_[id]->done(); });
+                               [this](const std::string& id) {
+                                 const Handover& h = *handovers_[id];
+                                 return h.done() && !h.awaits_operator;
+                               });
     if (victim == order_.end()) return;
     Handover& h = *handovers_[*victim];
     if (by_request_id_.count(h.res.request_id()) &&
@@ -383,6 +425,37 @@ void HandoverMachine::TrimHistory() {
     handovers_.erase(*victim);
     order_.erase(victim);
   }
+}
+
+// The steps RetryLater may give up on, by the names the journal keeps (R2).
+// The names are durable: never rename one.
+const std::vector<std::pair<HandoverMachine::Wait, std::string>>& HandoverMachine::RedoSteps() {
+  static const auto* steps = new std::vector<std::pair<Wait, std::string>>{
+      {Wait::kOutcomeRead, "OUTCOME_READ"},
+      {Wait::kAbortRead, "ABORT_READ"},
+      {Wait::kRelease, "RELEASE"},
+      {Wait::kRestore, "RESTORE"},
+      {Wait::kResume, "RESUME"},
+      {Wait::kTargetRead, "TARGET_READ"},
+      {Wait::kReadRings, "READ_RINGS"},
+      {Wait::kAttach, "ATTACH"},
+      {Wait::kReleaseReservation, "RELEASE_RESERVATION"},
+  };
+  return *steps;
+}
+
+std::string HandoverMachine::RedoStepName(Wait wait) {
+  for (const auto& [step, name] : RedoSteps()) {
+    if (step == wait) return name;
+  }
+  return "";
+}
+
+HandoverMachine::Wait HandoverMachine::RedoStepFromName(const std::string& name) {
+  for (const auto& [step, known] : RedoSteps()) {
+    if (known == name) return step;
+  }
+  return Wait::kNone;  // none recorded, or a name this version does not know
 }
 
 // Builds the platform call for `wait` from the handover's fields, so a first
@@ -498,7 +571,6 @@ void HandoverMachine::RetryLater(Handover& h, Wait redo, const absl::Status& why
     Finish(h, v1::HANDOVER_PHASE_FAILED);
     return;
   }
-  h.retry = redo;
   ArmWait(h, Wait::kRetry, config_.timeouts.poll);
 }
 
@@ -513,6 +585,8 @@ void HandoverMachine::Finish(Handover& h, v1::HandoverPhase phase) {
   h.op = 0;
   h.call = 0;
   h.res.set_done(true);
+  // R1: a FAILED handover blocks its NIC until an operator decides it.
+  h.awaits_operator = phase == v1::HANDOVER_PHASE_FAILED;
   if (phase == v1::HANDOVER_PHASE_COMMITTED) h.res.clear_error();
   if (phase != v1::HANDOVER_PHASE_COMMITTED && !h.res.has_error()) {
     h.res.mutable_error()->CopyFrom(
@@ -576,20 +650,30 @@ void HandoverMachine::OnRecover(const RecoverEvent& event) {
     }
     h->res = snapshot;
     h->started = true;
-    h->nic = FindNic(snapshot.bdf());
+    if (const platform::NicInfo* nic = FindNic(snapshot.bdf())) h->nic = *nic;
+    // The role from the snapshot: after a compaction a FINISHED record may
+    // be the only one of its handover.
+    h->role = snapshot.source_node() == config_.node_id ? Role::kSource : Role::kTarget;
+    h->peer = h->role == Role::kSource ? snapshot.target_node() : snapshot.source_node();
     h->e0 = snapshot.from_epoch();
-    if (record->kind == JournalRecord::SOURCE_STARTED) {
-      h->role = Role::kSource;
-      h->peer = snapshot.target_node();
-      h->e1 = h->e0 + 1;
-      h->previous = record->messages;
-    } else if (record->kind == JournalRecord::TARGET_RESERVED) {
-      h->role = Role::kTarget;
-      h->peer = snapshot.source_node();
-      h->e1 = h->e0 + 1;
-      h->target_messages = record->messages;
-    }
+    h->e1 = h->e0 + 1;
     h->ea = h->e1 + 1;
+    std::vector<v1::MsiMessage>& messages =
+        h->role == Role::kSource ? h->previous : h->target_messages;
+    if (record->kind != JournalRecord::FINISHED || raw.awaits_operator()) {
+      messages = record->messages;
+    }
+    // R2: a FAILED handover still waits for its operator after a restart.
+    h->awaits_operator = record->kind == JournalRecord::FINISHED && raw.awaits_operator();
+    h->retry = h->awaits_operator ? RedoStepFromName(raw.redo_step()) : Wait::kNone;
+    h->from_journal = true;
+    if (h->role == Role::kSource) {
+      // Forward progress needs state the crash lost (the quiesce result, the
+      // open calls); recovery only ever finishes or rolls back.
+      h->offer_sent = true;
+      h->may_have_quiesced = true;
+      h->handoff_issued = true;  // unknown: refuse cancels, let the record decide
+    }
     if (h->role == Role::kSource && !snapshot.request_id().empty()) {
       by_request_id_[snapshot.request_id()] = snapshot.handover_id();
     }
@@ -603,11 +687,6 @@ void HandoverMachine::OnRecover(const RecoverEvent& event) {
     SetPhase(h, h.res.phase(), "recovered after a restart");
     auto it = records_.find(h.bdf());
     if (h.role == Role::kSource) {
-      // Forward progress needs state the crash lost (the quiesce result, the
-      // open calls); recovery only ever finishes or rolls back.
-      h.offer_sent = true;
-      h.may_have_quiesced = true;
-      h.handoff_issued = true;  // unknown: refuse cancels, let the record decide
       if (it == records_.end()) {
         IssueStepOp(h, Wait::kAbortRead);
       } else {
@@ -629,50 +708,64 @@ void HandoverMachine::OnRecover(const RecoverEvent& event) {
 }
 
 // A NIC with no handover in flight: the kernel state must agree with the
-// record (owner runs it, everyone else has released it).
+// record (owner runs it, everyone else has released it). Never against a
+// handover that may still need the hook as it is: a FAILED one waiting for
+// its operator (R2), or a record naming this node as a handover's source.
 void HandoverMachine::RepairNic(const std::string& bdf, const v1::OwnershipRecord& record,
                                 const platform::HookStatus& hook) {
-  bool owner = record.state() == v1::OWNERSHIP_STATE_ACTIVE &&
-               record.owner_node() == config_.node_id;
+  const std::string& me = config_.node_id;
+  if (Handover* failed = AwaitingOperator(bdf)) {
+    // Its redo is the operator's: resuming a source whose Restore failed
+    // would run the NIC with its interrupts at the target.
+    NH_LOG(WARNING) << "node " << me << ": " << bdf << " is left as it is (hook "
+                    << platform::HookStateName(hook.state) << ", record "
+                    << RecordString(record) << "): " << BlockedByFailedText(*failed);
+    return;
+  }
+  bool owner = record.state() == v1::OWNERSHIP_STATE_ACTIVE && record.owner_node() == me;
   PlatformOp op;
   op.bdf = bdf;
   op.epoch = std::max(record.epoch(), hook.epoch);
-  if (record.state() == v1::OWNERSHIP_STATE_PREPARING && record.owner_node() == config_.node_id) {
+  if (record.state() != v1::OWNERSHIP_STATE_ACTIVE && record.owner_node() == me) {
     // The record names this node as the source of a handover its journal
-    // does not know (the journal was lost): still before the commit point,
-    // so this node rolls back. With its hook still running the NIC was never
-    // quiesced, hence never rerouted: moving the record on to a fresh epoch
-    // (which fences the target's offer; it gives its vectors back when it
-    // sees the record) and resuming at that epoch restore everything.
-    // Quiesced, the old MSI messages are lost with the journal: only an
-    // operator can decide (nicctl recover).
-    if (hook.state == platform::HookState::kRunning) {
-      NH_LOG(WARNING) << "node " << config_.node_id << ": " << bdf << " is "
-                      << RecordString(record)
+    // does not know (the journal was lost). Its hook is never released: the
+    // handover may still end with this node as the owner.
+    if (record.state() == v1::OWNERSHIP_STATE_PREPARING &&
+        hook.state == platform::HookState::kRunning) {
+      // Still before the commit point and never quiesced, hence never
+      // rerouted: moving the record on to a fresh epoch (which fences the
+      // target's offer; it gives its vectors back when it sees the record)
+      // and resuming at that epoch restore everything.
+      NH_LOG(WARNING) << "node " << me << ": " << bdf << " is " << RecordString(record)
                       << " naming this node as the source, with no handover in the journal; "
                          "rolling back";
       op.kind = OpKind::kCompareAndSwap;
       op.expected = record;
-      op.desired = ActiveRecord(config_.node_id, record.epoch() + 1);
+      op.desired = ActiveRecord(me, record.epoch() + 1);
       return IssueRepair(op);
     }
-    NH_LOG(ERROR) << "node " << config_.node_id << ": " << bdf << " is " << RecordString(record)
+    // Quiesced in PREPARING, the old MSI messages are lost with the journal;
+    // in HANDOFF only the target (or an operator) decides.
+    NH_LOG(ERROR) << "node " << me << ": " << bdf << " is " << RecordString(record)
                   << " naming this node as the source, its hook is "
                   << platform::HookStateName(hook.state)
-                  << " and the journal knows no handover: the old interrupt routing is lost; "
-                     "decide with `nicctl recover "
-                  << bdf << " --decide abort`";
+                  << " and the journal knows no handover: left as it is; decide with "
+                     "`nicctl recover "
+                  << bdf << " --decide abort|commit`";
     return;
   }
   if (owner && hook.state == platform::HookState::kQuiesced) {
     op.kind = OpKind::kResume;
+  } else if (owner && hook.state == platform::HookState::kDetached) {
+    // The owner lost its attach with the journal (or never made it): attach
+    // from the rings the source left beside the record for this epoch.
+    NH_LOG(WARNING) << "node " << me << " owns " << bdf << " by the record " << RecordString(record)
+                    << " but its hook is detached; attaching from the handoff rings";
+    op.kind = OpKind::kReadHandoffRings;
+    op.epoch = record.epoch();
   } else if (!owner && hook.state != platform::HookState::kDetached) {
     op.kind = OpKind::kRelease;
   } else {
-    if (owner && hook.state == platform::HookState::kDetached) {
-      NH_LOG(ERROR) << "node " << config_.node_id << " owns " << bdf
-                    << " by the record but its hook is detached; needs `nicctl recover`";
-    }
     return;
   }
   IssueRepair(op);
@@ -698,13 +791,7 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   auto answer = [&](absl::StatusOr<v1::Handover> result) {
     ready_.answers.push_back({e.request_token, std::move(result)});
   };
-  if (e.request_id.empty()) {
-    return answer(absl::InvalidArgumentError("request_id: required"));
-  }
-  if (!ValidRequestId(e.request_id)) {
-    return answer(absl::InvalidArgumentError(
-        "request_id: want 1-128 characters of [A-Za-z0-9._:-]"));
-  }
+  if (absl::Status valid = CheckRequestId(e.request_id); !valid.ok()) return answer(valid);
   absl::StatusOr<std::string> bdf = NormalizeBdf(e.nic, "nic");
   if (!bdf.ok()) return answer(bdf.status());
   if (e.timeout < absl::ZeroDuration()) {
@@ -757,6 +844,9 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
         absl::StrCat("nic: handover ", running->id(), " of ", *bdf, " is still running (phase ",
                      PhaseName(running->res.phase()), ")")));
   }
+  if (Handover* failed = AwaitingOperator(*bdf)) {
+    return answer(absl::FailedPreconditionError(BlockedByFailedText(*failed)));
+  }
   if (auto held = maintenance_.find(*bdf); held != maintenance_.end()) {
     return answer(absl::FailedPreconditionError(absl::StrCat(
         "nic: ", *bdf, " is quiesced for maintenance on node ", config_.node_id,
@@ -771,7 +861,7 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   handovers_[e.handover_id] = std::move(owned);
   by_request_id_[e.request_id] = e.handover_id;
   h.role = Role::kSource;
-  h.nic = nic;
+  h.nic = *nic;
   h.peer = e.target_node;
   h.timeout = timeout;
   h.create_tokens.push_back(e.request_token);
@@ -822,11 +912,7 @@ void HandoverMachine::OnRecoverNic(const RecoverNicEvent& e) {
   auto answer = [&](absl::StatusOr<v1::RecoverNicResponse> response) {
     ready_.recover_answers.push_back({e.request_token, std::move(response)});
   };
-  if (e.request_id.empty()) return answer(absl::InvalidArgumentError("request_id: required"));
-  if (!ValidRequestId(e.request_id)) {
-    return answer(absl::InvalidArgumentError(
-        "request_id: want 1-128 characters of [A-Za-z0-9._:-]"));
-  }
+  if (absl::Status valid = CheckRequestId(e.request_id); !valid.ok()) return answer(valid);
   if (auto it = recoveries_done_.find(e.request_id); it != recoveries_done_.end()) return answer(it->second);
   absl::StatusOr<std::string> bdf = NormalizeBdf(e.nic, "nic");
   if (!bdf.ok()) return answer(bdf.status());
@@ -847,7 +933,8 @@ void HandoverMachine::OnRecoverNic(const RecoverNicEvent& e) {
 }
 
 // The decision is one CAS from the record as read; whatever handover this
-// node runs for the NIC then reconciles from the record the CAS left.
+// node runs for the NIC (or has left FAILED for the operator) then
+// reconciles from the record the CAS left.
 void HandoverMachine::RecoverNicResult(uint64_t op_id, const OpResult& result) {
   NicRecovery recovery = std::move(recoveries_[op_id]);
   recoveries_.erase(op_id);
@@ -861,6 +948,8 @@ void HandoverMachine::RecoverNicResult(uint64_t op_id, const OpResult& result) {
   const v1::OwnershipRecord& record = result.record;
   SeeRecord(recovery.bdf, record);
   Handover* local = LiveHandoverOf(recovery.bdf);
+  // A FAILED handover the record still names (R1/R2): the decision is its.
+  Handover* failed = local == nullptr ? FailedHandoverAt(recovery.bdf, record) : nullptr;
   auto respond = [&]() {
     v1::RecoverNicResponse response;
     *response.mutable_ownership() = record;
@@ -868,6 +957,12 @@ void HandoverMachine::RecoverNicResult(uint64_t op_id, const OpResult& result) {
     return response;
   };
   if (recovery.cas_issued) {
+    if (failed != nullptr && record.epoch() >= failed->e1) {
+      ReviveFailed(*failed);
+      local = failed;
+      ReconcileRevived(*failed, record);
+      return answer(respond());
+    }
     if (local != nullptr && record.epoch() >= local->e1) {
       if (recovery.request.decision == v1::RECOVERY_DECISION_ABORT && !local->res.has_error()) {
         local->res.mutable_error()->CopyFrom(MakeError(
@@ -886,38 +981,50 @@ void HandoverMachine::RecoverNicResult(uint64_t op_id, const OpResult& result) {
   if (record.state() == v1::OWNERSHIP_STATE_ACTIVE) {
     // The record already decided. With a handover of the NIC still live here
     // that is its answer; with none, the operator asked about nothing.
-    if (local == nullptr) {
+    if (local != nullptr) return answer(respond());
+    if (failed != nullptr) {
       // A handover that gave up on a step after the record decided (a
       // restore, resume, attach or release that kept failing): the operator
       // has fixed the cause, so redo the step the record calls for.
-      if (Handover* failed = FailedHandoverAt(recovery.bdf, record)) {
-        failed->res.set_done(false);
-        failed->failures = 0;
-        failed->res.mutable_error()->set_message(
-            absl::StrCat(failed->res.error().message(), "; retried by an operator"));
+      ReviveFailed(*failed);
+      local = failed;
+      if (failed->from_journal) {
+        ReconcileRevived(*failed, record);
+      } else {
         SetPhase(*failed,
                  record.owner_node() == failed->res.source_node()
                      ? v1::HANDOVER_PHASE_ROLLING_BACK
                      : v1::HANDOVER_PHASE_ATTACHING,
                  "operator recovery: record " + RecordString(record));
         IssueStepOp(*failed, failed->retry);
-        local = failed;
-        return answer(respond());
       }
-      return answer(absl::FailedPreconditionError(
-          absl::StrCat("nic: nothing to decide, no handover of ", recovery.bdf,
-                       " is in transit (the record is ", RecordString(record), ")")));
+      return answer(respond());
     }
-    return answer(respond());
+    if (Handover* stuck = AwaitingOperator(recovery.bdf)) {
+      // FAILED with no step to redo, or the record has moved on without it:
+      // the operator's decision closes it, and the NIC takes handovers again.
+      stuck->awaits_operator = false;
+      stuck->res.mutable_error()->set_message(
+          absl::StrCat(stuck->res.error().message(), "; closed by an operator (record ",
+                       RecordString(record), ")"));
+      Persist(*stuck, JournalRecord::FINISHED);
+      Publish(*stuck);
+      local = stuck;
+      return answer(respond());
+    }
+    return answer(absl::FailedPreconditionError(
+        absl::StrCat("nic: nothing to decide, no handover of ", recovery.bdf,
+                     " is in transit (the record is ", RecordString(record), ")")));
   }
+  Handover* mine = local != nullptr ? local : failed;
   if (commit) {
     if (record.state() != v1::OWNERSHIP_STATE_HANDOFF) {
       return answer(absl::FailedPreconditionError(absl::StrCat(
           "decision: COMMIT needs the record in HANDOFF, it is ", RecordString(record),
           "; the source has not handed off, use ABORT")));
     }
-    if (record.target_node() != config_.node_id || local == nullptr ||
-        local->role != Role::kTarget || local->e1 != record.epoch()) {
+    if (record.target_node() != config_.node_id || mine == nullptr ||
+        mine->role != Role::kTarget || mine->e1 != record.epoch()) {
       return answer(absl::FailedPreconditionError(absl::StrCat(
           "decision: COMMIT runs on the target ", record.target_node(),
           ", which holds the reservation")));
@@ -936,6 +1043,24 @@ void HandoverMachine::RecoverNicResult(uint64_t op_id, const OpResult& result) {
   recovery.cas_issued = true;
   recoveries_[op.op_id] = std::move(recovery);
   ready_.ops.push_back(op);
+}
+
+void HandoverMachine::ReviveFailed(Handover& h) {
+  h.res.set_done(false);
+  h.failures = 0;
+  h.awaits_operator = false;
+  h.res.mutable_error()->set_message(
+      absl::StrCat(h.res.error().message(), "; retried by an operator"));
+}
+
+// A FAILED handover restored from the journal (or one whose record the
+// operator's CAS just moved): the step it failed on may need state a restart
+// lost (the rings, the open calls), so it goes on from the record as a
+// restarted daemon would: the source restores and resumes, or releases; the
+// target attaches, or gives its reservation back.
+void HandoverMachine::ReconcileRevived(Handover& h, const v1::OwnershipRecord& record) {
+  if (h.role == Role::kSource) return SourceReconcile(h, record);
+  TargetReconcile(h, record, /*may_veto=*/false);
 }
 
 // ------------------------------------------------------------------ maintenance
@@ -1189,6 +1314,9 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
     return refuse(v1::REFUSAL_REASON_BUSY,
                   absl::StrCat("handover ", running->id(), " of ", *bdf, " is running here"));
   }
+  if (Handover* failed = AwaitingOperator(*bdf)) {
+    return refuse(v1::REFUSAL_REASON_BUSY, BlockedByFailedText(*failed));
+  }
   if (request.interrupt_mode() != v1::INTERRUPT_MODE_MSI &&
       request.interrupt_mode() != v1::INTERRUPT_MODE_MSIX) {
     return refuse(v1::REFUSAL_REASON_UNSUPPORTED,
@@ -1211,7 +1339,7 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
   Handover& h = *owned;
   handovers_[request.handover_id()] = std::move(owned);
   h.role = Role::kTarget;
-  h.nic = nic;
+  h.nic = *nic;
   h.peer = from;
   h.e1 = request.new_epoch();
   h.e0 = h.e1 - 1;
@@ -1415,10 +1543,10 @@ void HandoverMachine::OnPeerResponse(const PeerResponseEvent& e) {
       return BeginAbort(*h, absl::StatusCode::kFailedPrecondition, "TARGET_REFUSED", message);
     }
     if (static_cast<uint32_t>(response->target_messages_size()) !=
-        h->nic->interrupts.vectors_enabled()) {
+        h->nic.interrupts.vectors_enabled()) {
       return BeginAbort(*h, absl::StatusCode::kInternal, "BAD_ACCEPT",
                         absl::StrCat(h->peer, " reserved ", response->target_messages_size(),
-                                     " messages for ", h->nic->interrupts.vectors_enabled(),
+                                     " messages for ", h->nic.interrupts.vectors_enabled(),
                                      " vectors"));
     }
     h->target_messages.assign(response->target_messages().begin(),
@@ -1452,6 +1580,20 @@ void HandoverMachine::OnOpDone(const OpDoneEvent& e) {
     if (e.result.status.ok()) SeeRecord(context.op.bdf, e.result.record);
   }
   if (context.handover_id.empty()) {
+    if (context.op.kind == OpKind::kReadHandoffRings) {
+      if (e.result.status.code() == absl::StatusCode::kNotFound) {
+        NH_LOG(ERROR) << "node " << config_.node_id << ": no handoff rings for "
+                      << context.op.bdf << " at epoch " << context.op.epoch
+                      << "; its hook stays detached until an operator acts";
+        return;
+      }
+      if (e.result.status.ok()) {
+        PlatformOp attach = context.op;
+        attach.kind = OpKind::kAttach;
+        attach.rings = e.result.rings;
+        return IssueRepair(attach);
+      }
+    }
     if (!e.result.status.ok()) {
       // A CAS that failed may have been refused because the record moved:
       // the repair is retried from what the record says then.
@@ -1570,13 +1712,13 @@ void HandoverMachine::SourceResult(Handover& h, const OpResult& r) {
       offer.set_source_node(config_.node_id);
       offer.set_target_node(h.peer);
       offer.set_bdf(h.bdf());
-      offer.set_vendor_id(h.nic->vendor_id);
-      offer.set_device_id(h.nic->device_id);
-      offer.set_driver(h.nic->driver);
+      offer.set_vendor_id(h.nic.vendor_id);
+      offer.set_device_id(h.nic.device_id);
+      offer.set_driver(h.nic.driver);
       offer.set_new_epoch(h.e1);
-      offer.set_interrupt_mode(h.nic->interrupts.mode());
-      offer.set_vector_count(h.nic->interrupts.vectors_enabled());
-      offer.set_queue_count(h.nic->queue_count);
+      offer.set_interrupt_mode(h.nic.interrupts.mode());
+      offer.set_vector_count(h.nic.interrupts.vectors_enabled());
+      offer.set_queue_count(h.nic.queue_count);
       h.offer_sent = true;
       h.wait = Wait::kOffer;
       h.call = next_id_++;
@@ -1700,6 +1842,7 @@ void HandoverMachine::SourceReconcile(Handover& h, const v1::OwnershipRecord& re
       MakeError(absl::StatusCode::kInternal, "RECORD_CONTRADICTS",
                 absl::StrCat("record ", RecordString(record), " contradicts handover epochs ",
                              h.e0, "->", h.e1, "; run `nicctl recover`")));
+  h.retry = Wait::kNone;  // no step to redo: the operator decides
   Finish(h, v1::HANDOVER_PHASE_FAILED);
 }
 

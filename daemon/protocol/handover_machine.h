@@ -23,6 +23,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -62,6 +63,11 @@ inline constexpr size_t kMaxNodeIdBytes = 63;       // as in the config
 inline constexpr size_t kMaxRequestIdBytes = 128;
 inline constexpr size_t kMaxHandoverIdBytes = 256;  // ids or "handovers/ID"
 inline constexpr size_t kMaxTextBytes = 1024;       // reasons, driver names, tokens
+
+// OK, or INVALID_ARGUMENT naming `request_id`: missing, longer than
+// kMaxRequestIdBytes, or a character outside [A-Za-z0-9._:-]. The one check
+// of request ids: the gRPC service and the machine both use it.
+absl::Status CheckRequestId(const std::string& id);
 
 struct FieldLimit {
   const char* field;
@@ -170,6 +176,14 @@ class HandoverMachine {
 
   void RepairNic(const std::string& bdf, const v1::OwnershipRecord& record,
                  const platform::HookStatus& hook);
+  // Operator recovery of a FAILED handover: live again, then on from the
+  // record (docs/protocol.md, rules R1 and R2).
+  void ReviveFailed(Handover& h);
+  void ReconcileRevived(Handover& h, const v1::OwnershipRecord& record);
+  JournalRecord FinishedRecord(const Handover& h) const;
+  static const std::vector<std::pair<Wait, std::string>>& RedoSteps();
+  static std::string RedoStepName(Wait wait);
+  static Wait RedoStepFromName(const std::string& name);
   void IssueRepair(const PlatformOp& op);
 
   void SeeRecord(const std::string& bdf, const v1::OwnershipRecord& record);
@@ -183,6 +197,8 @@ class HandoverMachine {
   // The NIC's newest handover if it ended FAILED on a step that can be
   // redone and `record` is still what it left behind; nullptr otherwise.
   Handover* FailedHandoverAt(const std::string& bdf, const v1::OwnershipRecord& record);
+  // A handover of `bdf` that ended FAILED and waits for an operator (R1).
+  Handover* AwaitingOperator(const std::string& bdf);
   void TrimHistory();
 
   MachineConfig config_;

@@ -67,6 +67,11 @@ class World {
   void QuiesceNic(const std::string& node, const std::string& nic, absl::Duration timeout);
   void ResumeNic(const std::string& node, const std::string& nic);
 
+  // An InventoryEvent to a node's machine: `bdf` (when not empty) now with
+  // `vectors` enabled, and `hotplugged` new NICs this node alone sees.
+  void ChangeInventory(const std::string& node, const std::string& bdf, uint32_t vectors,
+                       int hotplugged);
+
   // Network. Each returns how many messages it touched.
   int Deliver(const MessageFilter& filter);
   int Drop(const MessageFilter& filter);       // the caller sees DEADLINE_EXCEEDED
@@ -159,6 +164,7 @@ class World {
                       JournalRecord::Kind kind);
   void Violation(const std::string& what);
   std::string NodeOfApic(uint32_t apic) const;
+  platform::NicInfo NicInfoOf(const std::string& node, const Nic& nic) const;
   std::vector<v1::QueueRingState> RingsOf(const Nic& nic) const;
 
   TraceFn trace_;
