@@ -127,7 +127,6 @@ class Kernel {
   // Control side; control_mu_ held.
   absl::Status CheckOperation(const std::string& bdf, uint64_t epoch);
   absl::Status NapiDisable(absl::Time deadline);
-  void NapiEnable();
   absl::Status SetEntriesMasked(bool masked);
   absl::Status CheckRoutedHere(const std::vector<uint8_t>& vectors);
   // True when the MSI-X table holds exactly `messages` (one per entry).

@@ -161,8 +161,6 @@ std::vector<std::string> World::nics() const {
 
 bool World::IsUp(const std::string& id) const { return node(id).machine != nullptr; }
 
-size_t World::ArmedTimers(const std::string& id) const { return node(id).timers.size(); }
-
 bool World::HasLiveHandovers() const {
   for (const auto& [id, n] : nodes_) {
     if (n->machine && !n->machine->LiveHandovers().empty()) return true;
@@ -182,17 +180,6 @@ bool World::NicIdle(const std::string& bdf) const {
 
 std::string World::RecordOwner(const std::string& bdf) const {
   return nics_.at(bdf)->record.owner_node();
-}
-
-uint64_t World::RecordEpoch(const std::string& bdf) const { return nics_.at(bdf)->record.epoch(); }
-
-std::optional<v1::Handover> World::FindHandover(const std::string& id,
-                                                const std::string& handover_id) const {
-  const Node& n = node(id);
-  if (!n.machine) return std::nullopt;
-  absl::StatusOr<v1::Handover> h = n.machine->GetHandover(handover_id);
-  if (!h.ok()) return std::nullopt;
-  return *h;
 }
 
 std::string World::NodeOfApic(uint32_t apic) const {

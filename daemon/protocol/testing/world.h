@@ -16,7 +16,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -113,13 +112,9 @@ class World {
   std::vector<std::string> nodes() const;
   std::vector<std::string> nics() const;
   bool IsUp(const std::string& node) const;
-  size_t InFlight() const { return network_.size(); }
-  size_t ArmedTimers(const std::string& node) const;
   bool HasLiveHandovers() const;
   bool NicIdle(const std::string& bdf) const;  // no live handover of it anywhere
   std::string RecordOwner(const std::string& bdf) const;
-  uint64_t RecordEpoch(const std::string& bdf) const;
-  std::optional<v1::Handover> FindHandover(const std::string& node, const std::string& id) const;
   // Random-test helpers: act on the i-th (mod size) message in flight.
   void DeliverAt(size_t index);
   void DropAt(size_t index);
