@@ -65,7 +65,8 @@ int RunHandover(Context& ctx) {
         break;
       case grpc::StatusCode::FAILED_PRECONDITION:
         hint = "run it on the node that owns the NIC ('nicctl nics' shows the owner), after "
-               "any running handover of it ends ('nicctl handover list')";
+               "any running handover of it ends ('nicctl handover list'); a FAILED handover of "
+               "it waits for 'nicctl recover NIC --decide abort|commit'";
         break;
       case grpc::StatusCode::ALREADY_EXISTS:
         hint = "that --request-id was used for another handover; pick a new one or drop it";
@@ -264,12 +265,9 @@ int RunRecover(Context& ctx) {
         hint = "'nicctl nics' lists the NICs";
         break;
       case grpc::StatusCode::FAILED_PRECONDITION:
-        hint = "only a NIC whose handover lost its coordinator needs a decision; 'nicctl nic "
-               "show NIC' shows its ownership record";
-        break;
-      case grpc::StatusCode::UNIMPLEMENTED:
-        hint = "this daemon cannot take an operator's decision yet; restarting the source "
-               "node's nichandoverd makes it finish or roll back the handover itself";
+        hint = "only a NIC whose handover lost its peer, or ended FAILED on this node, needs a "
+               "decision; 'nicctl nic show NIC' shows its ownership record, 'nicctl handover "
+               "list' the handovers";
         break;
       default:
         break;

@@ -18,16 +18,6 @@ grpc::Status Invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
-bool ValidRequestId(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // A google.protobuf.Duration from a request, as the protocol takes it:
 // well-formed (seconds within ±10,000 years, nanos below one second, both of
 // one sign), not negative, and at most `max` (an absurd deadline would
@@ -223,11 +213,8 @@ grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
   if (absl::Status s = protocol::CheckFieldLengths({{"request_id", request->request_id(), protocol::kMaxRequestIdBytes}, {"nic", request->nic(), protocol::kMaxNicBytes}, {"target_node", request->target_node(), protocol::kMaxNodeIdBytes}}); !s.ok()) {
     return ToGrpcStatus(s);
   }
-  if (request->request_id().empty()) {
-    return Invalid("request_id: is required (any unique string; a retry reuses it)");
-  }
-  if (!ValidRequestId(request->request_id())) {
-    return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (absl::Status s = protocol::CheckRequestId(request->request_id()); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   if (request->target_node().empty()) return Invalid("target_node: is required");
   if (auto timeout = RequestDuration(request->timeout(), "timeout",
@@ -333,8 +320,8 @@ grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*,
   if (request->decision() == v1::RECOVERY_DECISION_UNSPECIFIED) {
     return Invalid("decision: is required (COMMIT or ABORT)");
   }
-  if (!request->request_id().empty() && !ValidRequestId(request->request_id())) {
-    return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (absl::Status s = protocol::CheckRequestId(request->request_id()); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   v1::RecoverNicRequest resolved = *request;
   auto bdf = protocol::NormalizeBdf(request->nic(), "nic");

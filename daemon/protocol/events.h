@@ -158,7 +158,8 @@ struct RecoverEvent {
 // What the node's Inventory says of some NICs now (the daemon reads it before
 // a request that depends on it: a driver loaded since start, a NIC hot-plugged
 // into this VM). Replaces what the machine knew of those NICs; decisions
-// already taken are not revisited.
+// already taken are not revisited: a running handover keeps the NIC as it
+// was when it began (its Offer's vector count, driver, queues).
 struct InventoryEvent {
   std::vector<platform::NicInfo> nics;
 };

@@ -178,6 +178,9 @@ std::string JournalRecordString(const JournalRecord& record) {
   std::string out = absl::StrCat(StripPrefix(JournalRecord::Kind_Name(record.kind()), ""), " ",
                                  HandoverString(unpacked->handover));
   if (!unpacked->messages.empty()) absl::StrAppend(&out, " msgs=", MessagesString(unpacked->messages));
+  if (record.awaits_operator()) {
+    absl::StrAppend(&out, " awaits-operator redo=", record.redo_step().empty() ? "none" : record.redo_step());
+  }
   return out;
 }
 

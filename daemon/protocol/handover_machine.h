@@ -23,6 +23,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -63,6 +64,11 @@ inline constexpr size_t kMaxRequestIdBytes = 128;
 inline constexpr size_t kMaxHandoverIdBytes = 256;  // ids or "handovers/ID"
 inline constexpr size_t kMaxTextBytes = 1024;       // reasons, driver names, tokens
 
+// OK, or INVALID_ARGUMENT naming `request_id`: missing, longer than
+// kMaxRequestIdBytes, or a character outside [A-Za-z0-9._:-]. The one check
+// of request ids: the gRPC service and the machine both use it.
+absl::Status CheckRequestId(const std::string& id);
+
 struct FieldLimit {
   const char* field;
   const std::string& value;
@@ -80,13 +86,13 @@ struct MachineConfig {
   Timeouts timeouts;
   // Finished handovers kept per NIC for GetHandover/ListHandovers (and the
   // journal's compaction): the newest this many of each NIC; older finished
-  // ones are forgotten. Live handovers are always kept, and so is each NIC's
-  // newest (a FAILED one is what an operator's recovery redoes). At least 1.
+  // ones are forgotten. Live handovers are always kept, and so are FAILED
+  // ones waiting for an operator (R1). At least 1.
   size_t history_per_nic = 100;
 };
 
 // "0000:03:00.0" from "0000:03:00.0", "03:00.0" or "nics/0000:03:00.0";
-// INVALID_ARGUMENT naming `field` otherwise.
+// INVALID_ARGUMENT naming `field` otherwise. (request_validation.cc)
 absl::StatusOr<std::string> NormalizeBdf(const std::string& nic, const std::string& field);
 
 class HandoverMachine {
@@ -119,27 +125,46 @@ class HandoverMachine {
   // syncing them) to compact.
   std::vector<JournalRecord> CompactedJournal() const;
 
-  struct Handover;  // internal, defined in the .cc
+  struct Handover;  // internal, defined in handover_internal.h
 
  private:
-  enum class Wait;
+  enum class Wait;  // what a handover waits for (handover_internal.h)
 
-  void OnRecover(const RecoverEvent& event);
+  // The private members by the file that implements them.
+
+  // handover_machine.cc: dispatch and the lookups every role uses.
   void OnInventory(const InventoryEvent& event);
-  void OnCreate(const CreateHandoverEvent& event);
-  void OnCancel(const CancelHandoverEvent& event);
-  void OnRecoverNic(const RecoverNicEvent& event);
-  void RecoverNicResult(uint64_t op_id, const OpResult& result);
-  void OnQuiesceNic(const QuiesceNicEvent& event);
-  void OnResumeNic(const ResumeNicEvent& event);
-  void MaintenanceResult(uint64_t op_id, const OpResult& result);
-  void IssueMaintenanceOp(const std::string& bdf, OpKind kind);
-  void AnswerMaintenance(const std::string& bdf, const absl::StatusOr<v1::OwnershipRecord>& answer);
   void OnPeerRequest(const PeerRequestEvent& event);
-  void OnPeerResponse(const PeerResponseEvent& event);
   void OnOpDone(const OpDoneEvent& event);
   void OnTimer(const TimerFiredEvent& event);
+  void SeeRecord(const std::string& bdf, const v1::OwnershipRecord& record);
+  uint64_t KnownEpoch(const std::string& bdf) const;
+  const platform::NicInfo* FindNic(const std::string& bdf) const;
+  bool IsPeer(const std::string& node) const;
+  Handover* Find(const std::string& handover_id);
+  Handover* LiveHandoverOf(const std::string& bdf);
+  // The NIC's newest handover if it ended FAILED on a step that can be
+  // redone and `record` is still what it left behind; nullptr otherwise.
+  Handover* FailedHandoverAt(const std::string& bdf, const v1::OwnershipRecord& record);
+  // A handover of `bdf` that ended FAILED and waits for an operator (R1).
+  Handover* AwaitingOperator(const std::string& bdf);
+  // Forgets `bdf`'s finished handovers beyond config_.history_per_nic,
+  // oldest first.
+  void TrimHistory(const std::string& bdf);
 
+  // source_role.cc
+  void OnCreate(const CreateHandoverEvent& event);
+  void FailCreate(Handover& h, const absl::Status& status);
+  void OnCancel(const CancelHandoverEvent& event);
+  void OnPeerResponse(const PeerResponseEvent& event);
+  void SendCommit(Handover& h);
+  void SendAbort(Handover& h);
+  void BeginAbort(Handover& h, absl::StatusCode code, const std::string& reason,
+                  const std::string& message);
+  void SourceResult(Handover& h, const OpResult& result);
+  void SourceReconcile(Handover& h, const v1::OwnershipRecord& record);
+
+  // target_role.cc
   void OnOffer(uint64_t token, const std::string& from, const v1::OfferRequest& request);
   void TakeOffer(Handover& h, const OpResult& r);
   // Refuses an Offer not yet taken and forgets it.
@@ -147,20 +172,14 @@ class HandoverMachine {
   void OnCommit(uint64_t token, const v1::CommitRequest& request);
   void OnAbort(uint64_t token, const v1::AbortRequest& request);
   void OnQuery(uint64_t token, const v1::QueryHandoverRequest& request);
-
-  void SourceResult(Handover& h, const OpResult& result);
   void TargetResult(Handover& h, const OpResult& result);
-  void SourceReconcile(Handover& h, const v1::OwnershipRecord& record);
   void TargetReconcile(Handover& h, const v1::OwnershipRecord& record, bool may_veto);
-  void BeginAbort(Handover& h, absl::StatusCode code, const std::string& reason,
-                  const std::string& message);
-  void FailCreate(Handover& h, const absl::Status& status);
-  void Finish(Handover& h, v1::HandoverPhase phase);
-  void RetryLater(Handover& h, Wait redo, const absl::Status& why);
 
+  // handover_effects.cc: the calls, timers, phases and journal records of a
+  // handover's steps.
   void IssueStepOp(Handover& h, Wait wait);
-  void SendCommit(Handover& h);
-  void SendAbort(Handover& h);
+  void RetryLater(Handover& h, Wait redo, const absl::Status& why);
+  void Finish(Handover& h, v1::HandoverPhase phase);
   void ArmWait(Handover& h, Wait wait, absl::Duration after);
   uint64_t ArmTimer(absl::Duration after);
   void CancelStepTimer(Handover& h);
@@ -170,25 +189,34 @@ class HandoverMachine {
                     const std::string& message);
   void AnswerCommits(Handover& h, bool committed, const std::string& message);
   void Persist(const Handover& h, JournalRecord::Kind kind);
+  JournalRecord FinishedRecord(const Handover& h) const;
+  static const std::vector<std::pair<Wait, std::string>>& RedoSteps();
+  static std::string RedoStepName(Wait wait);
+  static Wait RedoStepFromName(const std::string& name);
 
+  // restart_recovery.cc
+  void OnRecover(const RecoverEvent& event);
   void RepairNic(const std::string& bdf, const v1::OwnershipRecord& record,
                  const platform::HookStatus& hook);
   void IssueRepair(const PlatformOp& op);
+  void RepairResult(const PlatformOp& op, const OpResult& result);
 
-  void SeeRecord(const std::string& bdf, const v1::OwnershipRecord& record);
-  uint64_t KnownEpoch(const std::string& bdf) const;
-  const platform::NicInfo* FindNic(const std::string& bdf) const;
+  // operator_recovery.cc
+  void OnRecoverNic(const RecoverNicEvent& event);
+  void RecoverNicResult(uint64_t op_id, const OpResult& result);
+  // A FAILED handover live again, then on from the record (docs/protocol.md,
+  // rules R1 and R2).
+  void ReviveFailed(Handover& h);
+  void ReconcileRevived(Handover& h, const v1::OwnershipRecord& record);
+
+  // maintenance.cc
+  void OnQuiesceNic(const QuiesceNicEvent& event);
+  void OnResumeNic(const ResumeNicEvent& event);
   // The BDF `nic` names if this node sees it; INVALID_ARGUMENT / NOT_FOUND.
   absl::StatusOr<std::string> SeenBdf(const std::string& nic) const;
-  bool IsPeer(const std::string& node) const;
-  Handover* Find(const std::string& handover_id);
-  Handover* LiveHandoverOf(const std::string& bdf);
-  // The NIC's newest handover if it ended FAILED on a step that can be
-  // redone and `record` is still what it left behind; nullptr otherwise.
-  Handover* FailedHandoverAt(const std::string& bdf, const v1::OwnershipRecord& record);
-  // Forgets `bdf`'s finished handovers beyond config_.history_per_nic,
-  // oldest first.
-  void TrimHistory(const std::string& bdf);
+  void IssueMaintenanceOp(const std::string& bdf, OpKind kind);
+  void AnswerMaintenance(const std::string& bdf, const absl::StatusOr<v1::OwnershipRecord>& answer);
+  void MaintenanceResult(uint64_t op_id, const OpResult& result);
 
   MachineConfig config_;
   bool recovered_ = false;

@@ -165,6 +165,8 @@ class Interpreter {
         spec.no_driver.insert(std::string(node));
       }
       world_.AddNic(spec);
+    } else if (verb == "inventory") {
+      world_.ChangeInventory(Arg("node"), Arg("bdf"), IntArg("vectors", 2), IntArg("add", 0));
     } else if (verb == "start") {
       world_.StartAll();
     } else if (verb == "create") {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "daemon/protocol/format.h"
 #include "daemon/protocol/records.h"
@@ -15,7 +16,11 @@ namespace testing {
 struct World::Nic {
   NicSpec spec;
   v1::OwnershipRecord record;
-  std::map<uint64_t, std::vector<v1::QueueRingState>> handoff_rings;  // by epoch
+  // The handoff rings beside the record: one slot per NIC, as every backend
+  // keeps them, with the epoch they were written for.
+  uint64_t rings_epoch = 0;
+  bool has_rings = false;
+  std::vector<v1::QueueRingState> handoff_rings;
   std::vector<v1::MsiMessage> routing;
   uint64_t generation = 0;  // bumps at every quiesce: where the rings stopped
   std::vector<v1::QueueRingState> stopped_rings;
@@ -156,8 +161,6 @@ std::vector<std::string> World::nics() const {
 
 bool World::IsUp(const std::string& id) const { return node(id).machine != nullptr; }
 
-size_t World::ArmedTimers(const std::string& id) const { return node(id).timers.size(); }
-
 bool World::HasLiveHandovers() const {
   for (const auto& [id, n] : nodes_) {
     if (n->machine && !n->machine->LiveHandovers().empty()) return true;
@@ -177,17 +180,6 @@ bool World::NicIdle(const std::string& bdf) const {
 
 std::string World::RecordOwner(const std::string& bdf) const {
   return nics_.at(bdf)->record.owner_node();
-}
-
-uint64_t World::RecordEpoch(const std::string& bdf) const { return nics_.at(bdf)->record.epoch(); }
-
-std::optional<v1::Handover> World::FindHandover(const std::string& id,
-                                                const std::string& handover_id) const {
-  const Node& n = node(id);
-  if (!n.machine) return std::nullopt;
-  absl::StatusOr<v1::Handover> h = n.machine->GetHandover(handover_id);
-  if (!h.ok()) return std::nullopt;
-  return *h;
 }
 
 std::string World::NodeOfApic(uint32_t apic) const {
@@ -464,17 +456,26 @@ OpResult World::Apply(Node& n, const PlatformOp& op) {
       r.record = nic.record;
       break;
     case OpKind::kWriteHandoffRings:
-      nic.handoff_rings[op.epoch] = op.rings;
+      // The arbiter's fence for the rings: they are written only while the
+      // record is PREPARING at the call's epoch, so a late write of an
+      // aborted attempt cannot replace the rings of a later HANDOFF.
+      if (nic.record.state() != v1::OWNERSHIP_STATE_PREPARING ||
+          nic.record.epoch() != op.epoch) {
+        r.status = absl::FailedPreconditionError(absl::StrCat(
+            "handoff rings for epoch ", op.epoch, ": the record is ", RecordString(nic.record)));
+        break;
+      }
+      nic.rings_epoch = op.epoch;
+      nic.has_rings = true;
+      nic.handoff_rings = op.rings;
       break;
-    case OpKind::kReadHandoffRings: {
-      auto it = nic.handoff_rings.find(op.epoch);
-      if (it == nic.handoff_rings.end()) {
+    case OpKind::kReadHandoffRings:
+      if (!nic.has_rings || nic.rings_epoch != op.epoch) {
         r.status = absl::NotFoundError("no handoff rings for that epoch");
       } else {
-        r.rings = it->second;
+        r.rings = nic.handoff_rings;
       }
       break;
-    }
     case OpKind::kQuiesce:
       if (fenced()) break;
       if (hook.state == platform::HookState::kDetached) {
@@ -587,15 +588,7 @@ void World::Restart(const std::string& id) {
   RecoverEvent recover;
   recover.journal = n.journal;
   for (const auto& [bdf, nic] : nics_) {
-    platform::NicInfo info;
-    info.bdf = bdf;
-    info.vendor_id = 0x8086;
-    info.device_id = 0x10d3;
-    info.driver = nic->spec.no_driver.count(id) ? "" : nic->spec.driver;
-    info.queue_count = nic->spec.queues;
-    info.interrupts.set_mode(v1::INTERRUPT_MODE_MSIX);
-    info.interrupts.set_vectors_enabled(nic->spec.vectors);
-    config.nics.push_back(info);
+    config.nics.push_back(NicInfoOf(id, *nic));
     recover.records[bdf] = nic->record;
     platform::HookStatus status;
     status.state = n.hooks[bdf].state;
@@ -607,6 +600,40 @@ void World::Restart(const std::string& id) {
     trace_(absl::StrCat(id, ": RESTART (journal: ", n.journal.size(), " records)"));
   }
   Feed(n, recover);
+}
+
+platform::NicInfo World::NicInfoOf(const std::string& node, const Nic& nic) const {
+  platform::NicInfo info;
+  info.bdf = nic.spec.bdf;
+  info.vendor_id = 0x8086;
+  info.device_id = 0x10d3;
+  info.driver = nic.spec.no_driver.count(node) ? "" : nic.spec.driver;
+  info.queue_count = nic.spec.queues;
+  info.interrupts.set_mode(v1::INTERRUPT_MODE_MSIX);
+  info.interrupts.set_vectors_enabled(nic.spec.vectors);
+  return info;
+}
+
+void World::ChangeInventory(const std::string& id, const std::string& bdf, uint32_t vectors,
+                            int hotplugged) {
+  Node& n = node(id);
+  if (!n.machine) return trace_(id + " is down");
+  InventoryEvent e;
+  if (!bdf.empty()) {
+    platform::NicInfo info = NicInfoOf(id, *nics_.at(bdf));
+    info.interrupts.set_vectors_enabled(vectors);
+    e.nics.push_back(info);
+  }
+  for (int i = 0; i < hotplugged; ++i) {
+    platform::NicInfo info;
+    info.bdf = absl::StrFormat("0000:%02x:%02x.0", 0x80 + i / 32, i % 32);
+    info.driver = "e1000e";
+    info.interrupts.set_mode(v1::INTERRUPT_MODE_MSIX);
+    info.interrupts.set_vectors_enabled(2);
+    e.nics.push_back(info);
+  }
+  trace_(absl::StrCat(id, ": inventory ", e.nics.size(), " NICs"));
+  Feed(n, e);
 }
 
 // ------------------------------------------------------------------ requests

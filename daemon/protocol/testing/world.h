@@ -16,7 +16,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -69,6 +68,11 @@ class World {
   void QuiesceNic(const std::string& node, const std::string& nic, absl::Duration timeout);
   void ResumeNic(const std::string& node, const std::string& nic);
 
+  // An InventoryEvent to a node's machine: `bdf` (when not empty) now with
+  // `vectors` enabled, and `hotplugged` new NICs this node alone sees.
+  void ChangeInventory(const std::string& node, const std::string& bdf, uint32_t vectors,
+                       int hotplugged);
+
   // Network. Each returns how many messages it touched.
   int Deliver(const MessageFilter& filter);
   int Drop(const MessageFilter& filter);       // the caller sees DEADLINE_EXCEEDED
@@ -110,13 +114,9 @@ class World {
   std::vector<std::string> nodes() const;
   std::vector<std::string> nics() const;
   bool IsUp(const std::string& node) const;
-  size_t InFlight() const { return network_.size(); }
-  size_t ArmedTimers(const std::string& node) const;
   bool HasLiveHandovers() const;
   bool NicIdle(const std::string& bdf) const;  // no live handover of it anywhere
   std::string RecordOwner(const std::string& bdf) const;
-  uint64_t RecordEpoch(const std::string& bdf) const;
-  std::optional<v1::Handover> FindHandover(const std::string& node, const std::string& id) const;
   // Random-test helpers: act on the i-th (mod size) message in flight.
   void DeliverAt(size_t index);
   void DropAt(size_t index);
@@ -161,6 +161,7 @@ class World {
                       JournalRecord::Kind kind);
   void Violation(const std::string& what);
   std::string NodeOfApic(uint32_t apic) const;
+  platform::NicInfo NicInfoOf(const std::string& node, const Nic& nic) const;
   std::vector<v1::QueueRingState> RingsOf(const Nic& nic) const;
 
   TraceFn trace_;
