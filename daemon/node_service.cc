@@ -390,11 +390,8 @@ grpc::Status NodeServiceImpl::DrainNode(grpc::ServerContext*,
       !s.ok()) {
     return ToGrpcStatus(s);
   }
-  if (request->request_id().empty()) {
-    return Invalid("request_id: is required (any unique string; a retry reuses it)");
-  }
-  if (!ValidRequestId(request->request_id())) {
-    return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (absl::Status s = protocol::CheckRequestId(request->request_id()); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   if (request->node().empty()) return Invalid("node: is required (the node to drain)");
   if (auto timeout = RequestDuration(request->timeout(), "timeout",
