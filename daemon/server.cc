@@ -129,6 +129,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Bounded by design (docs/configuration.md, "Limits"): unary calls run on
+  // at most kMaxServerThreads threads, beyond which gRPC answers
+  // RESOURCE_EXHAUSTED; WatchHandover streams hold no thread (callback API)
+  // and are capped by NodeServiceImpl::kMaxWatchStreams; each connection
+  // carries at most kMaxStreamsPerConnection calls at once; a connection
+  // idle for kMaxConnectionIdle is closed, so abandoned clients do not pile up.
+  grpc::ResourceQuota quota("nichandoverd");
+  quota.SetMaxThreads(kMaxServerThreads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(kMaxConnectionIdle)));
   std::vector<std::unique_ptr<int>> ports;
   std::vector<Address> addrs;
   for (const std::string& listen : d->config_.listen()) {
