@@ -43,10 +43,14 @@ absl::Status BoundedExecutor::Submit(std::function<void()> work) {
         absl::StrCat("the ", options_.name, " pool is shutting down"));
   }
   const size_t running = shared_->threads - shared_->idle;
-  if (shared_->queue.size() >= options_.max_queued) {
+  // Idle threads (and ones starting) take queued calls at once: only the
+  // rest wait for a thread.
+  const size_t threads_to_come = options_.threads - running;
+  if (shared_->queue.size() >= threads_to_come + options_.max_queued) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the ", options_.name, " pool is full: ", running, " calls running (at most ",
-        options_.threads, "; hung calls hold theirs) and ", shared_->queue.size(),
+        options_.threads, "; hung calls hold theirs) and ",
+        shared_->queue.size() + running - options_.threads,
         " waiting (at most ", options_.max_queued, ")"));
   }
   shared_->queue.push_back(std::move(work));

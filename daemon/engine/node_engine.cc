@@ -739,14 +739,15 @@ void NodeEngine::Unwatch(uint64_t watch_id) {
   watched_.erase(it);
 }
 
-bool NodeEngine::Idle() {
+bool NodeEngine::Idle(size_t running_platform_calls) {
   {
     std::lock_guard<std::mutex> lock(mailbox_->mu);
     if (mailbox_->stepping || !mailbox_->events.empty()) return false;
   }
   const BoundedExecutor::Stats platform = platform_pool_->GetStats();
   const BoundedExecutor::Stats peer = peer_pool_->GetStats();
-  return platform.running == 0 && platform.queued == 0 && peer.running == 0 && peer.queued == 0;
+  return platform.running <= running_platform_calls && platform.queued == 0 &&
+         peer.running == 0 && peer.queued == 0;
 }
 
 size_t NodeEngine::WatcherCount() {

@@ -129,10 +129,11 @@ class NodeEngine {
   // Watches running now.
   size_t WatcherCount();
 
-  // Nothing queued for or running on the protocol thread, and no platform
-  // call or peer hand-off running or waiting. Tests on a FakeClock advance
-  // time only when every engine is idle (a hung call is not idle).
-  bool Idle();
+  // Nothing queued for or running on the protocol thread, no peer hand-off
+  // running or waiting, no platform call waiting and at most
+  // `running_platform_calls` running. Tests on a FakeClock advance time only
+  // when every engine is idle (apart from the calls they hang on purpose).
+  bool Idle(size_t running_platform_calls = 0);
   // The pools' state (tests, metrics).
   BoundedExecutor::Stats PlatformPoolStats() { return platform_pool_->GetStats(); }
   BoundedExecutor::Stats PeerPoolStats() { return peer_pool_->GetStats(); }
