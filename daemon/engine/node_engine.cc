@@ -742,7 +742,8 @@ void NodeEngine::Unwatch(uint64_t watch_id) {
 bool NodeEngine::Idle(size_t running_platform_calls) {
   {
     std::lock_guard<std::mutex> lock(mailbox_->mu);
-    if (mailbox_->stepping || !mailbox_->events.empty()) return false;
+    // A stopped engine steps nothing more, whatever is left in its mailbox.
+    if (!mailbox_->closed && (mailbox_->stepping || !mailbox_->events.empty())) return false;
   }
   const BoundedExecutor::Stats platform = platform_pool_->GetStats();
   const BoundedExecutor::Stats peer = peer_pool_->GetStats();

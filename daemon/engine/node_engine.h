@@ -61,7 +61,9 @@ class NodeEngine {
     std::string node_id;
     std::vector<std::string> peers;
     protocol::Timeouts timeouts;
-    platform::Platform* platform = nullptr;  // not owned; outlives the engine
+    // Not owned; outlives the engine and any call still running (hung) when
+    // the engine goes.
+    platform::Platform* platform = nullptr;
     journal::Journal* journal = nullptr;     // not owned
     PeerTransport* transport = nullptr;      // not owned
     // Optional. Shared: platform calls that outlive the engine still report.
