@@ -20,15 +20,6 @@ grpc::Status Invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
-bool ValidRequestId(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 // A google.protobuf.Duration from a request, as the protocol takes it:
 // well-formed (seconds within ±10,000 years, nanos below one second, both of
@@ -196,7 +187,7 @@ grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
   if (request->request_id().empty()) {
     return Invalid("request_id: is required (any unique string; a retry reuses it)");
   }
-  if (!ValidRequestId(request->request_id())) {
+  if (!protocol::ValidRequestId(request->request_id())) {
     return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
   }
   if (request->target_node().empty()) return Invalid("target_node: is required");
@@ -447,7 +438,10 @@ grpc::Status NodeServiceImpl::RecoverNic(grpc::ServerContext*,
   if (request->decision() == v1::RECOVERY_DECISION_UNSPECIFIED) {
     return Invalid("decision: is required (COMMIT or ABORT)");
   }
-  if (!request->request_id().empty() && !ValidRequestId(request->request_id())) {
+  if (request->request_id().empty()) {
+    return Invalid("request_id: is required (any unique string; a retry reuses it)");
+  }
+  if (!protocol::ValidRequestId(request->request_id())) {
     return Invalid("request_id: must be 1-128 characters of [A-Za-z0-9._:-]");
   }
   v1::RecoverNicRequest resolved = *request;

@@ -83,6 +83,21 @@ class StreamSoakTest : public ::testing::Test {
 
   // One handover from `from` to the other node, followed to its end on a
   // WatchHandover stream.
+  // Follows a handover on `stub`'s node to its end; its last state there.
+  v1::Handover FollowToEnd(v1::NodeService::Stub* stub, const std::string& id) {
+    v1::WatchHandoverRequest watch;
+    watch.set_handover_id(id);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(120)));
+    auto reader = stub->WatchHandover(&ctx, watch);
+    v1::HandoverEvent event;
+    v1::Handover last;
+    while (reader->Read(&event)) last = event.handover();
+    grpc::Status s = reader->Finish();
+    EXPECT_TRUE(s.ok()) << "watch of " << id << ": " << s.error_message();
+    return last;
+  }
+
   void Handover(v1::NodeService::Stub* from_stub, int from, int n) {
     v1::CreateHandoverRequest request;
     request.set_request_id(absl::StrCat("soak-", n));
@@ -93,16 +108,11 @@ class StreamSoakTest : public ::testing::Test {
     ctx.set_deadline(Deadline(absl::Seconds(60)));
     grpc::Status s = from_stub->CreateHandover(&ctx, request, &created);
     ASSERT_TRUE(s.ok()) << "handover " << n << ": " << s.error_message();
-    v1::WatchHandoverRequest watch;
-    watch.set_handover_id(created.handover_id());
-    grpc::ClientContext watch_ctx;
-    watch_ctx.set_deadline(Deadline(absl::Seconds(120)));
-    auto reader = from_stub->WatchHandover(&watch_ctx, watch);
-    v1::HandoverEvent event;
-    v1::Handover last;
-    while (reader->Read(&event)) last = event.handover();
-    s = reader->Finish();
-    ASSERT_TRUE(s.ok()) << "watch of handover " << n << ": " << s.error_message();
+    // On both nodes (the target finishes after the source), each on a
+    // WatchHandover stream: the next handover starts from the other node.
+    v1::Handover last = FollowToEnd(from_stub, created.handover_id());
+    ASSERT_EQ(last.phase(), v1::HANDOVER_PHASE_COMMITTED) << last.DebugString();
+    last = FollowToEnd(stubs_[1 - from].get(), created.handover_id());
     ASSERT_EQ(last.phase(), v1::HANDOVER_PHASE_COMMITTED) << last.DebugString();
     // Done here, on its source: a watch of it on this node is one event.
     if (from == 0) last_handover_ = created.handover_id();
@@ -143,6 +153,7 @@ class StreamSoakTest : public ::testing::Test {
   }
 
   DaemonCluster cluster_;
+  std::vector<std::unique_ptr<v1::NodeService::Stub>> stubs_;
   std::string last_handover_;
 };
 
@@ -151,11 +162,10 @@ TEST_F(StreamSoakTest, ThreadsAndFilesReturnToBaselineAfterHandoversAndStreams) 
   const int streams = EnvCount("SOAK_STREAMS", 2000);
   ASSERT_TRUE(cluster_.StartAll().ok());
   const pid_t pid = cluster_.process(0).pid();
-  auto stubs = std::vector<std::unique_ptr<v1::NodeService::Stub>>();
-  for (int i = 0; i < 2; ++i) stubs.push_back(v1::NodeService::NewStub(Channel(i)));
+  for (int i = 0; i < 2; ++i) stubs_.push_back(v1::NodeService::NewStub(Channel(i)));
   // Warm up: the pools and gRPC's own threads start on first use.
   for (int n = 0; n < 2; ++n) {
-    ASSERT_NO_FATAL_FAILURE(Handover(stubs[n % 2].get(), n % 2, n));
+    ASSERT_NO_FATAL_FAILURE(Handover(stubs_[n % 2].get(), n % 2, n));
   }
   ASSERT_NO_FATAL_FAILURE(StreamBatch(0));
   const Usage before = Measure(pid);
@@ -165,7 +175,7 @@ TEST_F(StreamSoakTest, ThreadsAndFilesReturnToBaselineAfterHandoversAndStreams) 
   int streams_done = 0;
   int peak_threads = before.threads;
   for (int n = 2; n < handovers + 2; ++n) {
-    ASSERT_NO_FATAL_FAILURE(Handover(stubs[n % 2].get(), n % 2, n));
+    ASSERT_NO_FATAL_FAILURE(Handover(stubs_[n % 2].get(), n % 2, n));
     // Spread the streams over the handovers.
     const int due = static_cast<int64_t>(streams) * (n - 1) / handovers;
     while (streams_done + kBatch <= due) {
@@ -190,7 +200,7 @@ TEST_F(StreamSoakTest, ThreadsAndFilesReturnToBaselineAfterHandoversAndStreams) 
     after = Measure(pid);
   }
   std::cout << "after " << handovers << " handovers and " << streams_done << " streams (+"
-            << handovers << " watch streams) in " << absl::FormatDuration(took) << ": "
+            << 2 * handovers << " watch streams following them) in " << absl::FormatDuration(took) << ": "
             << Describe(after) << "; peak " << peak_threads << " threads" << std::endl;
   // gRPC may keep a few more threads (its executor grows on demand) and
   // files (the journal rotates on compaction), but nothing per stream.

@@ -148,7 +148,8 @@ NodeEngine::NodeEngine(Options options)
       platform_pool_(std::make_unique<BoundedExecutor>(BoundedExecutor::Options{
           "platform", options_.platform_threads, options_.max_queued_calls})),
       peer_pool_(std::make_unique<BoundedExecutor>(BoundedExecutor::Options{
-          "peer", options_.peer_threads, options_.max_queued_calls})) {}
+          "peer", options_.peer_threads, options_.max_queued_calls})),
+      compact_above_(options_.compact_after_records) {}
 
 absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
     Options options, const std::vector<std::string>& journal_records) {
@@ -326,7 +327,7 @@ void NodeEngine::Execute(Ready ready) {
   }
   // Keep the journal bounded: the machine can always describe its state in
   // one record per known handover.
-  if (options_.journal->Stats().records > options_.compact_after_records) {
+  if (options_.journal->Stats().records > compact_above_) {
     std::vector<std::string> live;
     {
       std::lock_guard<std::mutex> lock(machine_mu_);
@@ -340,6 +341,10 @@ void NodeEngine::Execute(Ready ready) {
     absl::Status s = options_.journal->Compact(live);
     // A failed compaction (a full disk) leaves the old journal in use; the
     // next append tells whether it still works.
+    // The next compaction when the journal has doubled: a history of more
+    // live records than compact_after_records would otherwise be rewritten
+    // on every step.
+    compact_above_ = std::max(options_.compact_after_records, 2 * live.size());
     if (s.ok()) {
       NH_LOG(INFO) << "journal compacted to " << live.size() << " records";
     } else {

@@ -196,6 +196,8 @@ class NodeEngine {
   std::unique_ptr<BoundedExecutor> peer_pool_;
   // The journal is written by the protocol thread and reserved by RPC threads.
   std::mutex journal_mu_;
+  // Compact when the journal holds more records than this (protocol thread).
+  size_t compact_above_;
   std::thread loop_;
 
   // Guards everything below (RPC threads read, the protocol thread writes).

@@ -94,16 +94,6 @@ namespace {
 
 bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
-bool ValidRequestId(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
-          c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string PhaseName(v1::HandoverPhase phase) {
   std::string name = v1::HandoverPhase_Name(phase);
@@ -148,6 +138,17 @@ absl::StatusOr<std::string> NormalizeBdf(const std::string& nic, const std::stri
   if (device > 0x1f || function > 7) return malformed();
   return absl::AsciiStrToLower(absl::StrCat(parts[0], ":", parts[1], ":", dev_fn[0], ".",
                                             dev_fn[1]));
+}
+
+bool ValidRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+          c == '-')) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Status CheckFieldLengths(std::initializer_list<FieldLimit> fields) {
