@@ -291,8 +291,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::HandoverEvent> {
   void OnDone() override {
     Unwatch();
     sink_->Detach();
-    streams_->fetch_sub(1);
+    ReleaseSlot();
     delete this;
+  }
+
+  // The stream's slot under kMaxWatchStreams is free once its end is sent: a
+  // client that saw the end of one stream may open the next at once.
+  void ReleaseSlot() {
+    if (!slot_released_.exchange(true)) streams_->fetch_sub(1);
   }
 
  private:
@@ -356,6 +362,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::HandoverEvent> {
       }
       finishing_ = true;
       finished_ = true;
+      reactor_->ReleaseSlot();
       reactor_->Finish(status);
     }
 
@@ -381,6 +388,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::HandoverEvent> {
 
   engine::NodeEngine* engine_;
   std::atomic<int>* streams_;
+  std::atomic<bool> slot_released_{false};
   std::shared_ptr<Sink> sink_;
   std::mutex mu_;
   bool registered_ = false;
