@@ -214,5 +214,49 @@ TEST_F(StreamSoakTest, ThreadsAndFilesReturnToBaselineAfterHandoversAndStreams) 
       << "before: " << Describe(before) << "; after: " << Describe(after);
 }
 
+// Streams that wait: 100 WatchHandover streams on a handover held in
+// REROUTING (a hanging fake reroute) hold no daemon thread each.
+TEST_F(StreamSoakTest, WaitingStreamsHoldNoThread) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  const pid_t pid = cluster_.process(0).pid();
+  for (int i = 0; i < 2; ++i) stubs_.push_back(v1::NodeService::NewStub(Channel(i)));
+  ASSERT_NO_FATAL_FAILURE(Handover(stubs_[0].get(), 0, 0));
+  ASSERT_NO_FATAL_FAILURE(Handover(stubs_[1].get(), 1, 1));
+  const Usage before = Measure(pid);
+  ASSERT_EQ(cluster_.FakeMachine({"set-fault", "--node", "node0", "--op", "reroute", "--hang"})
+                .exit_code,
+            0);
+  v1::CreateHandoverRequest request;
+  request.set_request_id("held");
+  request.set_nic(kNic);
+  request.set_target_node("node1");
+  v1::Handover held;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(absl::Seconds(60)));
+  ASSERT_TRUE(stubs_[0]->CreateHandover(&ctx, request, &held).ok());
+  auto stub = v1::NodeService::NewStub(Channel(0));
+  v1::WatchHandoverRequest watch;
+  watch.set_handover_id(held.handover_id());
+  struct Stream {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::HandoverEvent>> reader;
+  };
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < kBatch; ++i) {
+    streams.push_back(std::make_unique<Stream>());
+    streams.back()->ctx.set_deadline(Deadline(absl::Seconds(120)));
+    streams.back()->reader = stub->WatchHandover(&streams.back()->ctx, watch);
+    v1::HandoverEvent first;
+    ASSERT_TRUE(streams.back()->reader->Read(&first)) << "stream " << i;
+  }
+  const Usage open = Measure(pid);
+  std::cout << "baseline: " << Describe(before) << "; with " << kBatch
+            << " waiting streams: " << Describe(open) << std::endl;
+  EXPECT_LE(open.threads, before.threads + 8) << "threads grew with waiting streams";
+  for (auto& s : streams) s->ctx.TryCancel();
+  for (auto& s : streams) s->reader->Finish();
+  ASSERT_EQ(cluster_.FakeMachine({"clear-fault"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace nichandover
