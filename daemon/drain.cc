@@ -1,7 +1,10 @@
 #include "daemon/drain.h"
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <future>
+#include <memory>
 #include <random>
 
 #include "absl/strings/match.h"
@@ -16,6 +19,33 @@
 namespace nichandover {
 namespace daemon {
 namespace {
+
+// A drain worker's view of one handover: each event goes to `on_event`, and
+// `wake` runs when the handover ended or the engine stopped, so the worker
+// blocked on DrainManager::changed_ looks again.
+class PhaseFollower final : public engine::HandoverWatcher {
+ public:
+  PhaseFollower(std::function<void(const v1::HandoverEvent&)> on_event,
+                std::function<void()> wake)
+      : on_event_(std::move(on_event)), wake_(std::move(wake)) {}
+
+  void OnEvent(const v1::HandoverEvent& event) override {
+    on_event_(event);
+    if (event.handover().done()) End();
+  }
+  void OnEngineStopped() override { End(); }
+  bool ended() const { return ended_.load(); }
+
+ private:
+  void End() {
+    ended_.store(true);
+    wake_();
+  }
+
+  std::function<void(const v1::HandoverEvent&)> on_event_;
+  std::function<void()> wake_;
+  std::atomic<bool> ended_{false};
+};
 
 std::string NewDrainId() {
   std::random_device random;
@@ -402,21 +432,28 @@ void DrainManager::DrainOneNic(Run& run, size_t index) {
     if (cancel_now) {
       (void)options_.engine->CancelHandover(id, run.cancel_reason, absl::Seconds(5));
     }
-    (void)options_.engine->Watch(
-        id,
-        [&](const v1::HandoverEvent& event) {
+    // Follow the handover's phases until it ends or the daemon stops; the
+    // engine pushes each change to the watcher (changed_ wakes this thread).
+    auto watcher = std::make_shared<PhaseFollower>(
+        [this, &run, index](const v1::HandoverEvent& event) {
           std::lock_guard<std::mutex> lock(mu_);
           v1::DrainNic* nic = run.drain.mutable_nics(index);
           if (nic->phase() != event.handover().phase()) {
             nic->set_phase(event.handover().phase());
             ChangedLocked(run);
           }
-          return !stopping_;
         },
-        [&] {
+        [this] {
+          // Under mu_, so the worker cannot miss it between its look and its wait.
           std::lock_guard<std::mutex> lock(mu_);
-          return stopping_;
+          changed_.notify_all();
         });
+    absl::StatusOr<uint64_t> watch = options_.engine->Watch(id, watcher);
+    if (watch.ok()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return stopping_ || watcher->ended(); });
+    }
+    if (watch.ok() && *watch != 0) options_.engine->Unwatch(*watch);
     absl::StatusOr<v1::Handover> final = options_.engine->GetHandover(id);
     std::lock_guard<std::mutex> lock(mu_);
     v1::DrainNic* nic = run.drain.mutable_nics(index);

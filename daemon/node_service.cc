@@ -1,6 +1,8 @@
 #include "daemon/node_service.h"
 
+#include <deque>
 #include <future>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -281,20 +283,172 @@ grpc::Status NodeServiceImpl::ListHandovers(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status NodeServiceImpl::WatchHandover(grpc::ServerContext* context,
-                                            const v1::WatchHandoverRequest* request,
-                                            grpc::ServerWriter<v1::HandoverEvent>* writer) {
-  if (absl::Status s = protocol::CheckFieldLengths({{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}}); !s.ok()) {
-    return ToGrpcStatus(s);
+namespace {
+
+// One WatchHandover stream on the callback API: no thread waits for the
+// handover. The engine pushes events into the queue (WatchSink); the reactor
+// writes them one at a time and ends the stream after the last.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::HandoverEvent> {
+ public:
+  WatchReactor(engine::NodeEngine* engine, std::atomic<int>* streams)
+      : engine_(engine), streams_(streams), sink_(std::make_shared<Sink>(this)) {}
+
+  // Refused before the engine hears of it (no slot, bad request).
+  void Refuse(const grpc::Status& status) { sink_->Finish(status); }
+
+  void Start(const std::string& handover_id) {
+    absl::StatusOr<uint64_t> watch = engine_->Watch(handover_id, sink_);
+    if (!watch.ok()) {
+      sink_->Finish(ToGrpcStatus(watch.status()));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    watch_id_ = *watch;
+    registered_ = true;
   }
-  if (request->handover_id().empty()) return Invalid("handover_id: is required");
-  WatchSlot slot(watch_streams_);
-  if (!slot.taken()) return TooManyWatchStreams("WatchHandover", "GetHandover");
-  absl::Status s = engine_->Watch(
-      HandoverId(request->handover_id()),
-      [writer](const v1::HandoverEvent& event) { return writer->Write(event); },
-      [context] { return context->IsCancelled(); });
-  return ToGrpcStatus(s);
+
+  void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
+
+  void OnCancel() override {
+    // The client went away (or the server shuts down): stop the engine's
+    // pushes first, then end the stream.
+    Unwatch();
+    sink_->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+  }
+
+  void OnDone() override {
+    Unwatch();
+    sink_->Detach();
+    ReleaseSlot();
+    delete this;
+  }
+
+  // The stream's slot under kMaxWatchStreams is free once its end is sent: a
+  // client that saw the end of one stream may open the next at once.
+  void ReleaseSlot() {
+    if (!slot_released_.exchange(true)) streams_->fetch_sub(1);
+  }
+
+ private:
+  // What the engine holds: it may outlive the reactor by a moment (an event
+  // pushed while the stream ends), so it checks that the reactor is there.
+  class Sink final : public engine::HandoverWatcher {
+   public:
+    explicit Sink(WatchReactor* reactor) : reactor_(reactor) {}
+
+    void OnEvent(const v1::HandoverEvent& event) override {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (reactor_ == nullptr || finishing_) return;
+      queue_.push_back(event);
+      if (!writing_) WriteFront();
+    }
+    void OnEngineStopped() override {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+    }
+    void WriteDone(bool ok) {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      if (reactor_ == nullptr) return;
+      if (!ok) {  // the stream is broken; OnCancel or OnDone follows
+        queue_.clear();
+        FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the stream broke"));
+        return;
+      }
+      const bool last = queue_.front().handover().done();
+      queue_.pop_front();
+      if (last) {
+        queue_.clear();
+        FinishLocked(grpc::Status::OK);
+      } else if (!queue_.empty()) {
+        WriteFront();
+      } else if (finishing_) {
+        FinishLocked(pending_finish_);
+      }
+    }
+    // Ends the stream once the writes under way are done.
+    void Finish(const grpc::Status& status) {
+      std::lock_guard<std::mutex> lock(mu_);
+      FinishLocked(status);
+    }
+    void Detach() {
+      std::lock_guard<std::mutex> lock(mu_);
+      reactor_ = nullptr;
+    }
+
+   private:
+    void WriteFront() {
+      writing_ = true;
+      // A deque keeps its elements where they are as it grows at the back.
+      reactor_->StartWrite(&queue_.front());
+    }
+    void FinishLocked(const grpc::Status& status) {
+      if (reactor_ == nullptr || finished_) return;
+      if (writing_) {  // finished after the write under way
+        if (!finishing_) pending_finish_ = status;
+        finishing_ = true;
+        return;
+      }
+      finishing_ = true;
+      finished_ = true;
+      reactor_->ReleaseSlot();
+      reactor_->Finish(status);
+    }
+
+    std::mutex mu_;
+    WatchReactor* reactor_;  // null once the stream is done
+    std::deque<v1::HandoverEvent> queue_;
+    bool writing_ = false;
+    bool finishing_ = false;
+    bool finished_ = false;
+    grpc::Status pending_finish_;
+  };
+
+  void Unwatch() {
+    uint64_t watch_id = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!registered_) return;
+      registered_ = false;
+      watch_id = watch_id_;
+    }
+    if (watch_id != 0) engine_->Unwatch(watch_id);
+  }
+
+  engine::NodeEngine* engine_;
+  std::atomic<int>* streams_;
+  std::atomic<bool> slot_released_{false};
+  std::shared_ptr<Sink> sink_;
+  std::mutex mu_;
+  bool registered_ = false;
+  uint64_t watch_id_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::HandoverEvent>* NodeServiceImpl::WatchHandover(
+    grpc::CallbackServerContext*, const v1::WatchHandoverRequest* request) {
+  // Counted for the stream's whole life; OnDone gives the slot back.
+  const int streams = watch_streams_.fetch_add(1);
+  auto* reactor = new WatchReactor(engine_, &watch_streams_);
+  if (streams >= kMaxWatchStreams) {
+    reactor->Refuse(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("too many WatchHandover streams on this daemon (at most ", kMaxWatchStreams,
+                     "); close one or poll GetHandover")));
+    return reactor;
+  }
+  if (absl::Status s = protocol::CheckFieldLengths(
+          {{"handover_id", request->handover_id(), protocol::kMaxHandoverIdBytes}});
+      !s.ok()) {
+    reactor->Refuse(ToGrpcStatus(s));
+    return reactor;
+  }
+  if (request->handover_id().empty()) {
+    reactor->Refuse(Invalid("handover_id: is required"));
+    return reactor;
+  }
+  reactor->Start(HandoverId(request->handover_id()));
+  return reactor;
 }
 
 grpc::Status NodeServiceImpl::CancelHandover(grpc::ServerContext*,

@@ -16,10 +16,15 @@
 namespace nichandover {
 namespace daemon {
 
-class NodeServiceImpl final : public v1::NodeService::Service {
+// Unary calls run on the gRPC server's threads (bounded by the server's
+// resource quota, daemon/server.cc); WatchHandover streams use the callback
+// API and hold no thread while they wait for a change.
+class NodeServiceImpl final
+    : public v1::NodeService::WithCallbackMethod_WatchHandover<v1::NodeService::Service> {
  public:
-  // Each WatchHandover / WatchDrain stream holds a server thread while it waits; beyond
-  // this many at once a new one is RESOURCE_EXHAUSTED (docs/protocol.md).
+  // WatchHandover and WatchDrain streams open at once (WatchHandover holds
+  // no thread; WatchDrain, one per drain, holds a server thread); beyond this
+  // many a new one is RESOURCE_EXHAUSTED (docs/configuration.md, "Limits").
   static constexpr int kMaxWatchStreams = 128;
 
   NodeServiceImpl(const v1::DaemonConfig& config, PeerClient* peers,
@@ -39,9 +44,8 @@ class NodeServiceImpl final : public v1::NodeService::Service {
   grpc::Status ListHandovers(grpc::ServerContext* context,
                              const v1::ListHandoversRequest* request,
                              v1::ListHandoversResponse* response) override;
-  grpc::Status WatchHandover(grpc::ServerContext* context,
-                             const v1::WatchHandoverRequest* request,
-                             grpc::ServerWriter<v1::HandoverEvent>* writer) override;
+  grpc::ServerWriteReactor<v1::HandoverEvent>* WatchHandover(
+      grpc::CallbackServerContext* context, const v1::WatchHandoverRequest* request) override;
   grpc::Status CancelHandover(grpc::ServerContext* context,
                               const v1::CancelHandoverRequest* request,
                               v1::Handover* response) override;

@@ -79,6 +79,19 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(
     const std::string& service_name, std::vector<std::string>* serving,
     std::vector<std::string>* unix_paths) {
   grpc::ServerBuilder builder;
+  // Bounded by design (docs/configuration.md, "Limits"): unary calls run on
+  // at most kMaxServerThreads threads, beyond which gRPC answers
+  // RESOURCE_EXHAUSTED; WatchHandover streams hold no thread (callback API)
+  // and are capped by NodeServiceImpl::kMaxWatchStreams; each connection
+  // carries at most kMaxStreamsPerConnection calls at once; a connection
+  // idle for kMaxConnectionIdle is closed, so abandoned clients do not pile up.
+  grpc::ResourceQuota quota(absl::StrCat("nichandoverd ", service_name));
+  quota.SetMaxThreads(Daemon::kMaxServerThreads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, Daemon::kMaxStreamsPerConnection);
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(Daemon::kMaxConnectionIdle)));
   std::vector<std::unique_ptr<int>> ports;
   std::vector<Address> addrs;
   for (const std::string& address : listen) {

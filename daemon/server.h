@@ -28,6 +28,11 @@ namespace daemon {
 
 class Daemon {
  public:
+  // The gRPC server's limits (docs/configuration.md, "Limits").
+  static constexpr int kMaxServerThreads = 64;
+  static constexpr int kMaxStreamsPerConnection = 256;
+  static constexpr absl::Duration kMaxConnectionIdle = absl::Minutes(10);
+
   // Opens the journal (state_dir/journal), builds the platform backend,
   // recovers the handover engine, then binds every listen and peer_listen
   // address (removing a stale unix socket left by a crashed daemon, refusing

@@ -334,6 +334,21 @@ TEST_F(HardeningTest, OversizedStringsAreInvalidArgumentWithoutAnEcho) {
   EXPECT_LT(r.err.size(), 512u);
 }
 
+// Issue 15: RecoverNic takes a request_id like CreateHandover (a retry of
+// the decision reuses it); without one it is refused before the machine.
+TEST_F(HardeningTest, RecoverNicWithoutRequestIdIsInvalidArgument) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::RecoverNicRequest request;
+  request.set_nic(kNic);
+  request.set_decision(v1::RECOVERY_DECISION_ABORT);
+  v1::RecoverNicResponse response;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  grpc::Status s = Stub(0)->RecoverNic(&ctx, request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StartsWith(s.error_message(), "request_id:")) << s.error_message();
+}
+
 // Issue 16.10 (part): concurrent WatchHandover streams are capped with a
 // clear RESOURCE_EXHAUSTED, and a slot is free again once a stream ends.
 TEST_F(HardeningTest, WatchStreamsAreCapped) {

@@ -1,11 +1,11 @@
 #include "daemon/engine/node_engine.h"
 
 #include <algorithm>
-#include <queue>
+#include <atomic>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "common/proto_time.h"
 #include "daemon/protocol/format.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -27,6 +27,7 @@ struct Mailbox {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Event> events;
+  bool stepping = false;  // the protocol thread works on an event
   bool closed = false;
 
   void Post(Event event) {
@@ -40,78 +41,37 @@ struct Mailbox {
 // What an RPC handler waits for: the machine's answer to its request.
 struct PendingAnswer {
   bool done = false;
+  bool expired = false;  // the caller's wait passed (on the engine's clock)
   absl::StatusOr<v1::Handover> handover = absl::UnknownError("no answer");
   absl::StatusOr<v1::RecoverNicResponse> recovered = absl::UnknownError("no answer");
   absl::StatusOr<v1::OwnershipRecord> maintained = absl::UnknownError("no answer");
   PeerResponseBody peer;
 };
 
-// Fires timer ids into the mailbox at their deadlines.
-class TimerQueue {
- public:
-  static constexpr absl::Duration kMaxSleep = absl::Minutes(1);
-
-  explicit TimerQueue(std::shared_ptr<Mailbox> mailbox)
-      : mailbox_(std::move(mailbox)), thread_([this] { Run(); }) {}
-  ~TimerQueue() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-      cv_.notify_all();
-    }
-    thread_.join();
-  }
-  void Arm(uint64_t id, absl::Duration after) {
-    std::lock_guard<std::mutex> lock(mu_);
-    deadlines_.emplace(absl::Now() + after, id);
-    cv_.notify_all();
-  }
-  void Cancel(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = deadlines_.begin(); it != deadlines_.end(); ++it) {
-      if (it->second == id) {
-        deadlines_.erase(it);
-        return;
-      }
-    }
-  }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      if (deadlines_.empty()) {
-        cv_.wait(lock);
-        continue;
-      }
-      auto first = deadlines_.begin();
-      absl::Time now = absl::Now();
-      if (first->first <= now) {
-        uint64_t id = first->second;
-        deadlines_.erase(first);
-        lock.unlock();
-        mailbox_->Post(protocol::TimerFiredEvent{id});
-        lock.lock();
-        continue;
-      }
-      // Sleep in bounded slices: a far deadline (absl::InfiniteFuture from
-      // an absurd duration) would overflow the condition variable's clock
-      // arithmetic and turn this wait into a busy loop.
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(first->first - now, kMaxSleep)));
-    }
-  }
-
-  std::shared_ptr<Mailbox> mailbox_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::multimap<absl::Time, uint64_t> deadlines_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
 namespace {
 
-// Runs one platform call; the machine's op kinds map 1:1 onto the interfaces.
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  ts.set_seconds(nanos / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return ts;
+}
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t nanos = absl::ToInt64Nanoseconds(d);
+  out.set_seconds(nanos / 1000000000);
+  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return out;
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// The one place the engine calls the platform for the machine; the machine's
+// op kinds map 1:1 onto the interfaces.
 OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
   OpResult r;
   switch (op.kind) {
@@ -184,7 +144,12 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
 NodeEngine::NodeEngine(Options options)
     : options_(std::move(options)),
       mailbox_(std::make_shared<Mailbox>()),
-      compact_above_records_(options_.compact_after_records) {}
+      clock_(options_.clock ? options_.clock : std::make_shared<RealClock>()),
+      platform_pool_(std::make_unique<BoundedExecutor>(BoundedExecutor::Options{
+          "platform", options_.platform_threads, options_.max_queued_calls})),
+      peer_pool_(std::make_unique<BoundedExecutor>(BoundedExecutor::Options{
+          "peer", options_.peer_threads, options_.max_queued_calls})),
+      compact_above_(options_.compact_after_records) {}
 
 absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
     Options options, const std::vector<std::string>& journal_records) {
@@ -234,7 +199,6 @@ absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
   engine->machine_ = std::make_unique<protocol::HandoverMachine>(std::move(config));
   NH_LOG(INFO) << "recovering: " << recover.journal.size() << " journal records, "
                << recover.records.size() << " ownership records, " << nics->size() << " NICs";
-  engine->timers_ = std::make_unique<TimerQueue>(engine->mailbox_);
   engine->mailbox_->Post(std::move(recover));
   engine->loop_ = std::thread([e = engine.get()] { e->Loop(); });
   return engine;
@@ -250,9 +214,16 @@ void NodeEngine::Stop() {
     mailbox_->cv.notify_all();
   }
   if (loop_.joinable()) loop_.join();
-  timers_.reset();
+  // The loop is gone: nobody arms timers any more.
+  for (const auto& [id, handle] : armed_timers_) clock_->Cancel(handle);
+  armed_timers_.clear();
   std::lock_guard<std::mutex> lock(mu_);
   stopped_ = true;
+  for (auto& [id, watchers] : watchers_) {
+    for (auto& [watch_id, watcher] : watchers) watcher->OnEngineStopped();
+  }
+  watchers_.clear();
+  watched_.clear();
   changed_.notify_all();
 }
 
@@ -268,10 +239,15 @@ void NodeEngine::Loop() {
     Event event;
     {
       std::unique_lock<std::mutex> lock(mailbox_->mu);
+      mailbox_->stepping = false;
       mailbox_->cv.wait(lock, [&] { return mailbox_->closed || !mailbox_->events.empty(); });
+      mailbox_->stepping = true;
       if (mailbox_->closed) return;
       event = std::move(mailbox_->events.front());
       mailbox_->events.pop_front();
+    }
+    if (const auto* fired = std::get_if<protocol::TimerFiredEvent>(&event)) {
+      armed_timers_.erase(fired->timer_id);
     }
     Ready ready;
     {
@@ -298,39 +274,20 @@ void NodeEngine::Execute(Ready ready) {
       }
     }
     std::lock_guard<std::mutex> journal_lock(journal_mu_);
-    const absl::Time sync_start = absl::Now();
+    const absl::Time sync_start = clock_->Now();
     absl::Status s = options_.journal->Append(bytes);
     if (s.ok()) s = options_.journal->Sync();
-    if (options_.observer) options_.observer->JournalSynced(absl::Now() - sync_start, s);
+    if (options_.observer) options_.observer->JournalSynced(clock_->Now() - sync_start, s);
     // Acting on an intent that is not durable could let a restart forget a
     // CAS it made; stopping is the only safe answer (the record and the
     // kernel state survive, and recovery resumes from them).
     NH_CHECK(s.ok()) << "journal write failed, cannot act safely: " << s.message();
   }
-  for (uint64_t id : ready.cancel_timers) timers_->Cancel(id);
-  for (const auto& t : ready.timers) timers_->Arm(t.timer_id, t.after);
+  for (uint64_t id : ready.cancel_timers) CancelTimer(id);
+  for (const auto& t : ready.timers) ArmTimer(t.timer_id, t.after);
   for (const auto& op : ready.ops) RunOp(op);
-  for (const auto& send : ready.sends) {
-    std::shared_ptr<Mailbox> mailbox = mailbox_;
-    uint64_t call_id = send.call_id;
-    std::shared_ptr<EngineObserver> observer = options_.observer;
-    const std::string peer = send.to_node;
-    const absl::Time sent = absl::Now();
-    options_.transport->Send(send.to_node, send.body, send.deadline,
-                             [mailbox, call_id, observer, peer,
-                              sent](absl::StatusOr<PeerResponseBody> answer) {
-                               if (observer) {
-                                 observer->PeerCallDone(peer, absl::Now() - sent, answer.status());
-                               }
-                               protocol::PeerResponseEvent event;
-                               event.call_id = call_id;
-                               event.status = answer.status();
-                               if (answer.ok()) event.body = std::move(*answer);
-                               mailbox->Post(std::move(event));
-                             });
-  }
+  for (const auto& send : ready.sends) Send(send);
   Publish(ready.updates);
-  ForgetTrimmedHandovers();
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& a : ready.answers) {
@@ -363,9 +320,15 @@ void NodeEngine::Execute(Ready ready) {
     }
     changed_.notify_all();
   }
+  // Keep the engine's stamps bounded as the machine's history is.
+  {
+    std::lock_guard<std::mutex> machine_lock(machine_mu_);
+    std::lock_guard<std::mutex> lock(mu_);
+    ForgetTrimmedHandovers();
+  }
   // Keep the journal bounded: the machine can always describe its state in
   // one record per known handover.
-  if (options_.journal->Stats().records > compact_above_records_) {
+  if (options_.journal->Stats().records > compact_above_) {
     std::vector<std::string> live;
     {
       std::lock_guard<std::mutex> lock(machine_mu_);
@@ -379,10 +342,10 @@ void NodeEngine::Execute(Ready ready) {
     absl::Status s = options_.journal->Compact(live);
     // A failed compaction (a full disk) leaves the old journal in use; the
     // next append tells whether it still works.
-    // A history longer than compact_after_records (many NICs) compacts to
-    // more records than that: wait until the journal doubled again, so each
-    // record is rewritten a bounded number of times, not on every append.
-    compact_above_records_ = std::max(options_.compact_after_records, 2 * live.size());
+    // The next compaction when the journal has doubled: a history of more
+    // live records than compact_after_records would otherwise be rewritten
+    // on every step.
+    compact_above_ = std::max(options_.compact_after_records, 2 * live.size());
     if (s.ok()) {
       NH_LOG(INFO) << "journal compacted to " << live.size() << " records";
     } else {
@@ -391,28 +354,125 @@ void NodeEngine::Execute(Ready ready) {
   }
 }
 
-void NodeEngine::RunOp(const PlatformOp& op) {
-  // Each call on its own thread: a call may block (a quiesce waits for the
-  // driver) or hang (a broken kernel); the machine bounds it with a timer,
-  // and a late result is dropped by the machine as stale.
+void NodeEngine::ArmTimer(uint64_t timer_id, absl::Duration after) {
   std::shared_ptr<Mailbox> mailbox = mailbox_;
+  armed_timers_[timer_id] = clock_->Schedule(
+      clock_->Now() + after, [mailbox, timer_id] { mailbox->Post(protocol::TimerFiredEvent{timer_id}); });
+}
+
+void NodeEngine::CancelTimer(uint64_t timer_id) {
+  auto it = armed_timers_.find(timer_id);
+  if (it == armed_timers_.end()) return;
+  clock_->Cancel(it->second);
+  armed_timers_.erase(it);
+}
+
+absl::Duration NodeEngine::CallDeadline(const PlatformOp& op) const {
+  // A quiesce waits for the driver to drain by design: its drain bound
+  // comes on top (an absurd one saturates to a deadline that never fires).
+  if (op.kind == OpKind::kQuiesce) return options_.platform_call_deadline + op.timeout;
+  return options_.platform_call_deadline;
+}
+
+// Whichever of a call's result and its deadline comes first answers the
+// machine; the other is dropped.
+using AnswerClaim = std::shared_ptr<std::atomic<bool>>;
+
+void NodeEngine::RunOp(const PlatformOp& op) {
+  // A call may block (a quiesce waits for the driver) or hang (a broken
+  // kernel): it runs on the pool and holds one of its threads while it
+  // does; the machine hears DEADLINE_EXCEEDED at the deadline, and a result
+  // that comes later is dropped here (and would be by the machine as stale).
+  std::shared_ptr<Mailbox> mailbox = mailbox_;
+  AnswerClaim claim = std::make_shared<std::atomic<bool>>(false);
+  const uint64_t op_id = op.op_id;
+  const absl::Duration deadline = CallDeadline(op);
+  auto answer = [mailbox, claim, op_id](OpResult result) {
+    if (claim->exchange(true)) return false;
+    mailbox->Post(protocol::OpDoneEvent{op_id, std::move(result)});
+    return true;
+  };
+  const std::string what = absl::StrCat(protocol::OpKindName(op.kind), " ", op.bdf);
+  const Clock::TimerHandle timer =
+      clock_->Schedule(clock_->Now() + deadline, [answer, what, deadline] {
+        OpResult expired;
+        expired.status = absl::DeadlineExceededError(absl::StrCat(
+            what, ": the platform call did not return within ", absl::FormatDuration(deadline),
+            " (a hung kernel call holds one of the engine's platform threads until it returns)"));
+        if (answer(std::move(expired))) NH_LOG(WARNING) << what << ": platform call timed out";
+      });
   platform::Platform* p = options_.platform;
   std::shared_ptr<EngineObserver> observer = options_.observer;
-  std::thread([mailbox, p, observer, op] {
-    const absl::Time start = absl::Now();
+  std::shared_ptr<Clock> clock = clock_;
+  absl::Status queued = platform_pool_->Submit([answer, claim, p, observer, clock, op, timer] {
+    if (claim->load()) return;  // its deadline passed while it waited for a thread
+    const absl::Time start = clock->Now();
     OpResult result = CallPlatform(*p, op);
-    if (observer) observer->PlatformCallDone(op.kind, absl::Now() - start, result.status);
+    clock->Cancel(timer);
+    if (observer) observer->PlatformCallDone(op.kind, clock->Now() - start, result.status);
     if (!result.status.ok()) {
       NH_LOG(DEBUG) << protocol::OpKindName(op.kind) << " " << op.bdf << " failed: "
                     << result.status;
     }
-    mailbox->Post(protocol::OpDoneEvent{op.op_id, std::move(result)});
-  }).detach();
+    if (!answer(std::move(result))) {
+      NH_LOG(INFO) << protocol::OpKindName(op.kind) << " " << op.bdf
+                   << " returned after its deadline; result dropped";
+    }
+  });
+  if (!queued.ok()) {
+    clock_->Cancel(timer);
+    OpResult refused;
+    refused.status = queued;
+    answer(std::move(refused));
+  }
+}
+
+void NodeEngine::Send(const protocol::PeerSend& send) {
+  std::shared_ptr<Mailbox> mailbox = mailbox_;
+  AnswerClaim claim = std::make_shared<std::atomic<bool>>(false);
+  const uint64_t call_id = send.call_id;
+  auto answer = [mailbox, claim, call_id](const absl::StatusOr<PeerResponseBody>& response) {
+    if (claim->exchange(true)) return;
+    protocol::PeerResponseEvent event;
+    event.call_id = call_id;
+    event.status = response.status();
+    if (response.ok()) event.body = *response;
+    mailbox->Post(std::move(event));
+  };
+  // The transport enforces `deadline` itself; this bounds a transport that
+  // never calls back.
+  const absl::Duration wait = send.deadline + options_.peer_answer_grace;
+  const std::string peer = send.to_node;
+  const Clock::TimerHandle timer = clock_->Schedule(clock_->Now() + wait, [answer, peer, wait] {
+    answer(absl::DeadlineExceededError(
+        absl::StrCat("no answer from ", peer, " within ", absl::FormatDuration(wait))));
+  });
+  std::shared_ptr<EngineObserver> observer = options_.observer;
+  std::shared_ptr<Clock> clock = clock_;
+  PeerTransport* transport = options_.transport;
+  absl::Status queued = peer_pool_->Submit([answer, claim, observer, clock, transport, send,
+                                            timer] {
+    if (claim->load()) return;
+    const absl::Time sent = clock->Now();
+    transport->Send(send.to_node, send.body, send.deadline,
+                    [answer, observer, clock, peer = send.to_node, sent,
+                     timer](absl::StatusOr<PeerResponseBody> response) {
+                      clock->Cancel(timer);
+                      if (observer) {
+                        observer->PeerCallDone(peer, clock->Now() - sent, response.status());
+                      }
+                      answer(response);
+                    });
+  });
+  if (!queued.ok()) {
+    clock_->Cancel(timer);
+    answer(queued);
+  }
 }
 
 v1::Handover NodeEngine::Stamp(v1::Handover h) {
   // Called with mu_ held.
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   const std::string& id = h.handover_id();
   auto created = created_.emplace(id, now).first->second;
   if (!h.has_create_time()) *h.mutable_create_time() = ToProto(created);
@@ -460,6 +520,14 @@ void NodeEngine::Publish(const std::vector<v1::Handover>& updates) {
     if (stamped.done() && options_.observer) {
       options_.observer->HandoverFinished(stamped, stamped.source_node() == options_.node_id);
     }
+    // A watcher hears of phase changes and the end, not of every snapshot.
+    auto prev_phase = latest_.find(id);
+    const bool news = prev_phase == latest_.end() ||
+                      prev_phase->second.phase() != stamped.phase() || stamped.done();
+    latest_[id] = stamped;
+    if (!news) continue;
+    auto watchers = watchers_.find(id);
+    if (watchers == watchers_.end()) continue;
     v1::HandoverEvent event;
     *event.mutable_handover() = stamped;
     event.set_phase(stamped.phase());
@@ -470,42 +538,33 @@ void NodeEngine::Publish(const std::vector<v1::Handover>& updates) {
     if (stamped.done() && stamped.has_error() && !stamped.error().message().empty()) {
       event.set_message(stamped.error().message());
     }
-    auto& log = events_[id];
-    // A watcher only needs phase changes and the end, not every snapshot.
-    if (log.empty() || log.back().phase() != event.phase() || stamped.done()) {
-      log.push_back(event);
-    } else {
-      log.back() = event;
+    for (auto& [watch_id, watcher] : watchers->second) watcher->OnEvent(event);
+    if (stamped.done()) {
+      // The end was the last event: the watches are over.
+      for (auto& [watch_id, watcher] : watchers->second) watched_.erase(watch_id);
+      watchers_.erase(watchers);
     }
-    latest_[id] = std::move(stamped);
   }
   changed_.notify_all();
 }
 
 void NodeEngine::ForgetTrimmedHandovers() {
-  // machine_mu_ before mu_, as the compaction takes them.
-  std::lock_guard<std::mutex> machine_lock(machine_mu_);
-  std::lock_guard<std::mutex> lock(mu_);
-  // A pass costs one lookup per handover known here: run it once the maps
-  // grew by a quarter (at least 8) since the last one.
   if (created_.size() <= forget_above_) return;
+  std::set<std::string> kept;
+  for (const auto& h : machine_->ListHandovers("")) kept.insert(h.handover_id());
   for (auto it = created_.begin(); it != created_.end();) {
     const std::string& id = it->first;
-    if (machine_->GetHandover(id).ok()) {
+    // Not yet in the history (being created) or watched: still needed.
+    if (kept.count(id) || watchers_.count(id) || machine_->GetHandover(id).ok()) {
       ++it;
       continue;
     }
     latest_.erase(id);
-    events_.erase(id);
     phase_starts_.erase(id);
     it = created_.erase(it);
   }
-  // Watch reads events_[id] of an id it found; one the machine forgot meanwhile
-  // left an empty log behind.
-  for (auto it = events_.begin(); it != events_.end();) {
-    it = created_.count(it->first) ? std::next(it) : events_.erase(it);
-  }
-  forget_above_ = created_.size() + std::max<size_t>(8, created_.size() / 4);
+  // Look again after this many more: amortized, the look is cheap.
+  forget_above_ = created_.size() + kForgetBatch;
 }
 
 absl::Status NodeEngine::ReserveJournalSpace() {
@@ -529,7 +588,7 @@ absl::StatusOr<v1::Handover> NodeEngine::CreateHandover(const v1::CreateHandover
   protocol::CreateHandoverEvent event;
   event.request_token = NextToken();
   // Unique across restarts and nodes: node, wall-clock time, token.
-  event.handover_id = absl::StrCat(options_.node_id, "-", absl::ToUnixMicros(absl::Now()), "-",
+  event.handover_id = absl::StrCat(options_.node_id, "-", absl::ToUnixMicros(clock_->Now()), "-",
                                    event.request_token);
   event.request_id = request.request_id();
   event.nic = request.nic();
@@ -650,40 +709,61 @@ std::vector<std::string> NodeEngine::RecentHandoverIds(const std::string& bdf, s
   return ids;
 }
 
-absl::Status NodeEngine::Watch(const std::string& handover_id,
-                               const std::function<bool(const v1::HandoverEvent&)>& emit,
-                               const std::function<bool()>& cancelled) {
-  absl::StatusOr<v1::Handover> current = GetHandover(handover_id);
+absl::StatusOr<uint64_t> NodeEngine::Watch(const std::string& handover_id,
+                                           std::shared_ptr<HandoverWatcher> watcher) {
+  // Both locks: the first event and the registration are one step, so no
+  // change falls between them (Publish runs under mu_).
+  std::lock_guard<std::mutex> machine_lock(machine_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return absl::UnavailableError("the daemon is shutting down");
+  absl::StatusOr<v1::Handover> current;
+  auto it = latest_.find(handover_id);
+  if (it != latest_.end()) {
+    current = it->second;
+  } else {
+    current = machine_->GetHandover(handover_id);
+  }
   if (!current.ok()) return current.status();
   v1::HandoverEvent first;
   *first.mutable_handover() = *current;
   first.set_phase(current->phase());
   *first.mutable_time() = current->update_time();
   first.set_message("current state");
-  if (!emit(first) || current->done()) return absl::OkStatus();
-  size_t next = 0;
+  watcher->OnEvent(first);
+  if (current->done()) return 0;
+  const uint64_t watch_id = next_watch_id_++;
+  watchers_[handover_id][watch_id] = std::move(watcher);
+  watched_[watch_id] = handover_id;
+  return watch_id;
+}
+
+void NodeEngine::Unwatch(uint64_t watch_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(watch_id);
+  if (it == watched_.end()) return;
+  auto watchers = watchers_.find(it->second);
+  if (watchers != watchers_.end()) {
+    watchers->second.erase(watch_id);
+    if (watchers->second.empty()) watchers_.erase(watchers);
+  }
+  watched_.erase(it);
+}
+
+bool NodeEngine::Idle(size_t running_platform_calls) {
   {
-    // Skip events already reflected in the first one.
-    std::lock_guard<std::mutex> lock(mu_);
-    next = events_[handover_id].size();
+    std::lock_guard<std::mutex> lock(mailbox_->mu);
+    // A stopped engine steps nothing more, whatever is left in its mailbox.
+    if (!mailbox_->closed && (mailbox_->stepping || !mailbox_->events.empty())) return false;
   }
-  while (true) {
-    std::vector<v1::HandoverEvent> batch;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      changed_.wait_for(lock, std::chrono::milliseconds(200), [&] {
-        return stopped_ || events_[handover_id].size() > next;
-      });
-      if (stopped_) return absl::UnavailableError("the daemon is shutting down");
-      const auto& log = events_[handover_id];
-      for (; next < log.size(); ++next) batch.push_back(log[next]);
-    }
-    for (const auto& e : batch) {
-      if (!emit(e)) return absl::OkStatus();
-      if (e.handover().done()) return absl::OkStatus();
-    }
-    if (cancelled()) return absl::CancelledError("the client went away");
-  }
+  const BoundedExecutor::Stats platform = platform_pool_->GetStats();
+  const BoundedExecutor::Stats peer = peer_pool_->GetStats();
+  return platform.running <= running_platform_calls && platform.queued == 0 &&
+         peer.running == 0 && peer.queued == 0;
+}
+
+size_t NodeEngine::WatcherCount() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return watched_.size();
 }
 
 absl::StatusOr<PeerResponseBody> NodeEngine::HandlePeerRequest(const std::string& from_node,
@@ -727,11 +807,18 @@ std::shared_ptr<PendingAnswer> NodeEngine::Ask(uint64_t token, Event event, absl
     std::lock_guard<std::mutex> lock(mu_);
     pending_[token] = pending;
   }
+  // The wait is measured on the engine's clock, like everything else.
+  const Clock::TimerHandle timer = clock_->Schedule(clock_->Now() + wait, [this, pending] {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending->expired = true;
+    changed_.notify_all();
+  });
   Post(std::move(event));
   std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait_for(lock, absl::ToChronoNanoseconds(wait),
-                    [&] { return pending->done || stopped_; });
+  changed_.wait(lock, [&] { return pending->done || pending->expired || stopped_; });
   pending_.erase(token);
+  lock.unlock();
+  clock_->Cancel(timer);
   return pending->done ? pending : nullptr;
 }
 

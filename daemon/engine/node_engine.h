@@ -3,10 +3,15 @@
 // One protocol thread steps the machine; everything the machine asks for is
 // executed here, in the order of the persistence rule: the Ready's journal
 // records are appended and synced first, then its platform operations run on
-// worker threads, its peer messages go out through the PeerTransport, its
-// answers wake the waiting RPC handlers, its timers are armed. Results come
-// back as events on the same queue. The engine also owns time: it stamps the
-// handovers' phases with wall-clock times as it sees them change.
+// a bounded pool of threads, its peer messages go out through the
+// PeerTransport (from a second, smaller pool), its answers wake the waiting
+// RPC handlers, its timers are armed on the injected Clock. Results come back
+// as events on the same queue. Every platform call and peer send has a
+// deadline: a call that hangs holds one pool thread until it returns, and the
+// machine gets DEADLINE_EXCEEDED at the deadline instead of its result.
+// The engine also owns time: it stamps the handovers' phases with the
+// clock's times as it sees them change, and it pushes each phase change to
+// the handover's watchers.
 #ifndef NICHANDOVER_DAEMON_ENGINE_NODE_ENGINE_H_
 #define NICHANDOVER_DAEMON_ENGINE_NODE_ENGINE_H_
 
@@ -21,6 +26,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/engine/clock.h"
+#include "daemon/engine/executor.h"
 #include "daemon/engine/observer.h"
 #include "daemon/engine/peer_transport.h"
 #include "daemon/journal/journal.h"
@@ -32,8 +39,21 @@
 namespace nichandover {
 namespace engine {
 
-class TimerQueue;
 struct Mailbox;
+
+// Receives one handover's changes (NodeService.WatchHandover). Called from
+// engine threads with engine locks held: implementations must be quick (queue
+// the event, start a write) and must not call into the engine.
+class HandoverWatcher {
+ public:
+  virtual ~HandoverWatcher() = default;
+  // The handover's state when the watch began (message "current state"),
+  // then each phase change and its end. After an event whose handover is
+  // done() nothing more comes.
+  virtual void OnEvent(const v1::HandoverEvent& event) = 0;
+  // The engine stops; nothing more comes.
+  virtual void OnEngineStopped() = 0;
+};
 
 class NodeEngine {
  public:
@@ -41,7 +61,9 @@ class NodeEngine {
     std::string node_id;
     std::vector<std::string> peers;
     protocol::Timeouts timeouts;
-    platform::Platform* platform = nullptr;  // not owned; outlives the engine
+    // Not owned; outlives the engine and any call still running (hung) when
+    // the engine goes.
+    platform::Platform* platform = nullptr;
     journal::Journal* journal = nullptr;     // not owned
     PeerTransport* transport = nullptr;      // not owned
     // Optional. Shared: platform calls that outlive the engine still report.
@@ -50,6 +72,24 @@ class NodeEngine {
     size_t compact_after_records = 512;
     // Finished handovers kept per NIC (protocol::MachineConfig).
     size_t history_per_nic = protocol::MachineConfig().history_per_nic;
+    // Time and timers; a RealClock when not set. Tests pass a FakeClock.
+    std::shared_ptr<Clock> clock;
+    // Threads for platform calls: this many calls may run (or hang) at once;
+    // more wait, in order, for a free thread until their deadline.
+    size_t platform_threads = 16;
+    // Threads that hand messages to the PeerTransport (which must not block).
+    size_t peer_threads = 4;
+    // Calls waiting for a thread, per pool; beyond it a call fails at once
+    // with RESOURCE_EXHAUSTED.
+    size_t max_queued_calls = 1024;
+    // Deadline of each platform call (a quiesce gets its drain time on top).
+    // Longer than the machine's own step timers, so that those decide a
+    // handover's steps as before; it answers the calls the machine sets no
+    // timer for (repairs, an operator's recovery, maintenance).
+    absl::Duration platform_call_deadline = absl::Seconds(60);
+    // How long after a peer send's own deadline the engine stops waiting for
+    // the transport's answer and reports DEADLINE_EXCEEDED itself.
+    absl::Duration peer_answer_grace = absl::Seconds(5);
   };
 
   // Recovers (inventory, ownership records, hook states, the journal's
@@ -80,12 +120,27 @@ class NodeEngine {
   std::vector<std::string> RecentHandoverIds(const std::string& bdf, size_t limit);
   bool HeldForMaintenance(const std::string& bdf);
 
-  // WatchHandover: calls `emit` with the current state, then with every
-  // change, until the handover is done, `emit` returns false, `cancelled`
-  // returns true, or the engine stops. NOT_FOUND for an unknown id.
-  absl::Status Watch(const std::string& handover_id,
-                     const std::function<bool(const v1::HandoverEvent&)>& emit,
-                     const std::function<bool()>& cancelled);
+  // WatchHandover: gives `watcher` the handover's current state at once (on
+  // this thread), then each change as the engine publishes it, until the
+  // handover is done, Unwatch, or the engine stops. Returns the id to pass
+  // to Unwatch (0 when the first event already ended the watch: a finished
+  // handover). NOT_FOUND for an unknown id, UNAVAILABLE after Stop.
+  absl::StatusOr<uint64_t> Watch(const std::string& handover_id,
+                                 std::shared_ptr<HandoverWatcher> watcher);
+  // Ends a watch; no event is delivered after it returns. Harmless for an
+  // ended one.
+  void Unwatch(uint64_t watch_id);
+  // Watches running now.
+  size_t WatcherCount();
+
+  // Nothing queued for or running on the protocol thread, no peer hand-off
+  // running or waiting, no platform call waiting and at most
+  // `running_platform_calls` running. Tests on a FakeClock advance time only
+  // when every engine is idle (apart from the calls they hang on purpose).
+  bool Idle(size_t running_platform_calls = 0);
+  // The pools' state (tests, metrics).
+  BoundedExecutor::Stats PlatformPoolStats() { return platform_pool_->GetStats(); }
+  BoundedExecutor::Stats PeerPoolStats() { return peer_pool_->GetStats(); }
 
   // PeerService: hands the request to the machine and waits for its answer.
   absl::StatusOr<protocol::PeerResponseBody> HandlePeerRequest(const std::string& from_node,
@@ -115,12 +170,19 @@ class NodeEngine {
                                             absl::Duration wait);
   void Loop();
   void Execute(protocol::Ready ready);
+  // Timers of the machine, on the clock; protocol thread only.
+  void ArmTimer(uint64_t timer_id, absl::Duration after);
+  void CancelTimer(uint64_t timer_id);
+  // Runs one platform call on the pool, bounded by its deadline.
   void RunOp(const protocol::PlatformOp& op);
+  absl::Duration CallDeadline(const protocol::PlatformOp& op) const;
+  // Hands one peer message to the transport, bounded by its deadline.
+  void Send(const protocol::PeerSend& send);
   void Publish(const std::vector<v1::Handover>& updates);
-  v1::Handover Stamp(v1::Handover handover);
-  // Drops the stamps and event logs of handovers the machine no longer
-  // keeps, so they stay as bounded as its history.
+  // Forgets the stamps of handovers the machine no longer keeps (with
+  // machine_mu_ and mu_ held).
   void ForgetTrimmedHandovers();
+  v1::Handover Stamp(v1::Handover handover);
   uint64_t NextToken();
 
   Options options_;
@@ -129,14 +191,16 @@ class NodeEngine {
   std::mutex machine_mu_;
   std::unique_ptr<protocol::HandoverMachine> machine_;
   std::shared_ptr<Mailbox> mailbox_;
-  std::unique_ptr<TimerQueue> timers_;
+  std::shared_ptr<Clock> clock_;
+  // The machine's timer ids and the clock's handles (protocol thread only).
+  std::map<uint64_t, Clock::TimerHandle> armed_timers_;
+  std::unique_ptr<BoundedExecutor> platform_pool_;
+  std::unique_ptr<BoundedExecutor> peer_pool_;
   // The journal is written by the protocol thread and reserved by RPC threads.
   std::mutex journal_mu_;
+  // Compact when the journal holds more records than this (protocol thread).
+  size_t compact_above_;
   std::thread loop_;
-
-  // The journal is compacted when it holds more records than this (protocol
-  // thread only).
-  size_t compact_above_records_ = 0;
 
   // Guards everything below (RPC threads read, the protocol thread writes).
   std::mutex mu_;
@@ -144,14 +208,18 @@ class NodeEngine {
   bool stopped_ = false;
   uint64_t next_token_ = 1;
   std::map<uint64_t, std::shared_ptr<struct PendingAnswer>> pending_;
-  // Latest stamped snapshot per handover and the change sequence watchers follow.
+  // Latest stamped snapshot per handover.
   std::map<std::string, v1::Handover> latest_;
-  std::map<std::string, std::vector<v1::HandoverEvent>> events_;
+  // Watchers by handover, and the handover of each watch id.
+  uint64_t next_watch_id_ = 1;
+  std::map<std::string, std::map<uint64_t, std::shared_ptr<HandoverWatcher>>> watchers_;
+  std::map<uint64_t, std::string> watched_;
   // Wall-clock start of each phase index seen, per handover.
   std::map<std::string, std::vector<absl::Time>> phase_starts_;
   std::map<std::string, absl::Time> created_;
-  // ForgetTrimmedHandovers runs when created_ grows past this.
-  size_t forget_above_ = 0;
+  // ForgetTrimmedHandovers looks when created_ grows past this.
+  static constexpr size_t kForgetBatch = 256;
+  size_t forget_above_ = kForgetBatch;
 };
 
 }  // namespace engine

@@ -76,6 +76,9 @@ struct FieldLimit {
 };
 // OK, or INVALID_ARGUMENT for the first field longer than its limit.
 absl::Status CheckFieldLengths(std::initializer_list<FieldLimit> fields);
+// A request_id as CreateHandover and RecoverNic take it: 1-128 characters of
+// [A-Za-z0-9._:-]. The daemon's API and the machine check it with this one.
+bool ValidRequestId(const std::string& id);
 
 struct MachineConfig {
   std::string node_id;
