@@ -188,17 +188,21 @@ byte crashes = CRASHES, opfails = OPFAILS, hangs = HANGS, losses = LOSSES, dups 
 byte handovers = HANDOVERS, cancels = CANCELS, recovers = RECOVERS, maints = MAINTS;
 byte giveups = GIVEUPS;
 
-/* Scratch (only inside atomic steps). */
-byte tmp, tmp2, slot;
-byte rec_tmp;
+/* Scratch, used only inside atomic steps; hidden: not part of the state. */
+hidden byte tmp, tmp2, s;
+hidden mtype m, nm;
+hidden byte me, mi, ne, ni;
+hidden byte r_ok, r_arg;
+hidden byte r_rec, mv;
 
 /* ------------------------------------------------------------ invariants */
 
 /* Never two nodes with an open data path; an open data path has the
- * interrupts, unmasked. (The epoch invariant is asserted in the CAS.) */
+ * interrupts routed to it. (Masked vectors are allowed between a Restore and
+ * the Resume that follows it, R5; a settled state has them unmasked. The
+ * epoch invariant is asserted in the CAS.) */
 #define ONE_RUNNER (!(hk[S] == RUNNING && hk[T] == RUNNING))
-#define RUNNER_HAS_IRQ ((hk[S] != RUNNING || (irq == S && !masked)) && \
-                        (hk[T] != RUNNING || (irq == T && !masked)))
+#define RUNNER_HAS_IRQ ((hk[S] != RUNNING || irq == S) && (hk[T] != RUNNING || irq == T))
 
 
 /* ------------------------------------------------------------ platform */
@@ -254,7 +258,6 @@ inline apply(n, s) {
 }
 
 proctype Platform() {
-  byte s;
 end_platform:
   do
   :: atomic {
@@ -493,11 +496,6 @@ inline recover(n) {
 /* ------------------------------------------------------------ the daemon */
 
 proctype Node(byte n) {
-  mtype m;
-  byte me, mi;
-  bit r_ok;
-  byte r_rec;
-  bit r_arg;
 end_node:
   do
   /* ---- restart of a crashed daemon */
@@ -671,7 +669,7 @@ end_node:
           fi
        :: w[n] == W_TREAD ->
           if
-          :: r_ok -> target_reconcile(n, r_rec, veto_ok[n])
+          :: r_ok -> mv = veto_ok[n]; target_reconcile(n, r_rec, mv)
           :: else -> retry_later(n, W_TREAD)
           fi
        :: w[n] == W_VCAS || w[n] == W_CCAS ->
@@ -800,18 +798,16 @@ end_node:
 
 /* The network loses, duplicates and reorders messages (within budgets). */
 proctype Network() {
-  mtype m;
-  byte e, i, k;
 end_network:
   do
-  :: atomic { k = 0; (losses > 0 && len(net[k]) > 0) -> losses--; net[k]?m, e, i }
-  :: atomic { k = 1; (losses > 0 && len(net[k]) > 0) -> losses--; net[k]?m, e, i }
-  :: atomic { k = 0; (dups > 0 && len(net[k]) > 0 && len(net[k]) < 3) ->
-       dups--; net[k]?<m, e, i>; net[k]!m, e, i }
-  :: atomic { k = 1; (dups > 0 && len(net[k]) > 0 && len(net[k]) < 3) ->
-       dups--; net[k]?<m, e, i>; net[k]!m, e, i }
-  :: atomic { k = 0; (len(net[k]) >= 2) -> net[k]?m, e, i; net[k]!m, e, i }  /* reorder */
-  :: atomic { k = 1; (len(net[k]) >= 2) -> net[k]?m, e, i; net[k]!m, e, i }
+  :: atomic { losses > 0 && len(net[0]) > 0 -> losses--; net[0]?nm, ne, ni }
+  :: atomic { losses > 0 && len(net[1]) > 0 -> losses--; net[1]?nm, ne, ni }
+  :: atomic { dups > 0 && len(net[0]) > 0 && len(net[0]) < 3 ->
+       dups--; net[0]?<nm, ne, ni>; net[0]!nm, ne, ni }
+  :: atomic { dups > 0 && len(net[1]) > 0 && len(net[1]) < 3 ->
+       dups--; net[1]?<nm, ne, ni>; net[1]!nm, ne, ni }
+  :: atomic { len(net[0]) >= 2 -> net[0]?nm, ne, ni; net[0]!nm, ne, ni }  /* reorder */
+  :: atomic { len(net[1]) >= 2 -> net[1]?nm, ne, ni; net[1]!nm, ne, ni }
   od
 }
 
