@@ -61,6 +61,13 @@ for run in "${runs[@]}"; do
   states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$dir/pan.log" | head -1)
   depth=$(sed -n 's/.*depth reached \([0-9]*\).*/\1/p' "$dir/pan.log" | head -1)
   what=$(grep -m1 -E '^pan:[0-9]+: ' "$dir/pan.log" || true)
+  # Name the property the failed assertion stands for.
+  case "$what" in
+    *'op_d[s]>>4'*) what="the record's epoch went back (${what##*at depth}" ;;
+    *q_len*) what="a run stopped neither settled nor in a documented operator state (${what##*at depth}" ;;
+    *'hk[0]==1'*) what="two nodes running, or a running node without the interrupts (${what##*at depth}" ;;
+  esac
+  what=${what/(\ /(at depth }
   if [ -z "$errors" ]; then
     echo "FAIL $name: pan did not finish"; tail -20 "$dir/pan.log"; failures=$((failures + 1)); continue
   fi
