@@ -28,7 +28,7 @@ REC_RE = re.compile(r"(ACTIVE|PREPARING|HANDOFF)\((\w+)(?:->(\w+))?,(\d+)\)")
 OP_RE = re.compile(
     r"^(?P<node>\w+): (?P<late>late )?(?P<kind>[a-z-]+) (?P<bdf>[0-9a-f:.]+)(?P<args>.*?) => "
     r"(?P<result>.*)$")
-MUTATING = {"quiesce", "resume", "attach", "release", "reroute", "restore", "reserve-messages",
+MUTATING = {"quiesce", "resume", "attach", "release", "reroute", "restore", "reserve",
             "release-reservation"}
 
 
@@ -183,6 +183,7 @@ class Replay:
             if m:
                 self.nodes[m.group(1)] = int(m.group(2))
                 self.apic_node[int(m.group(2))] = m.group(1)
+                self.up.add(m.group(1))  # every daemon runs at the start
                 continue
             m = re.match(r"^nic (\S+) owner=(\w+) epoch=(\d+)$", line)
             if m:

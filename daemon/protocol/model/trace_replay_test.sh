@@ -22,3 +22,18 @@ if [ "${#traces[@]}" -lt "$seeds" ]; then
 fi
 echo "trace_replay_test: ${#traces[@]} traces, $(cat "${traces[@]}" | wc -l) lines"
 python3 "$trace_check" "${traces[@]}"
+
+# The checker must refuse what the model forbids: the first trace with an
+# attach by a node no record ever made the owner, and with a CAS that moves
+# the epoch back.
+header=$(grep -c -E '^(#|node |nic )' "${traces[0]}")
+bdf=$(sed -n 's/^nic \([^ ]*\) .*/\1/p' "${traces[0]}" | head -1)
+for bad in "n3: attach $bdf epoch=99 rings=[] => ok" \
+           "n1: cas $bdf ACTIVE(n1,1) -> ACTIVE(n1,0) => ok ACTIVE(n1,0)"; do
+  { head -n "$header" "${traces[0]}"; echo "$bad"; tail -n +"$((header + 1))" "${traces[0]}"; } \
+    >"$dir/forbidden.trace"
+  if python3 "$trace_check" "$dir/forbidden.trace" >/dev/null 2>&1; then
+    echo "trace_replay_test: trace_check accepted a forbidden step: $bad"; exit 1
+  fi
+done
+echo "trace_replay_test: forbidden steps refused"
