@@ -413,6 +413,8 @@ inline target_reconcile(n, r, may_veto) {
 #ifdef BUG_OPEN_BEFORE_CAS
      step(n, W_EATTACH, OP_ATTACH, e1[n], 0, 0, 0)
 #else
+     /* ISSUE 14 (fast path), NOT MODELLED YET: the kernel-side commit will
+      * replace or precede this commit CAS; model it here when it exists. */
      step(n, W_CCAS, OP_CAS, 0, r, REC(ACTIVE, n, n, e1[n]), 0)
 #endif
   :: r == REC(ACTIVE, n, n, e1[n]) ->
