@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Replays protocol traces through the model's transition relation.
+
+    trace_check.py TRACE...
+
+A trace (written by random_fault_test with NICHANDOVER_TRACE_DIR; format in
+docs/protocol.md, "Traces") is World's log of one randomized run: a header
+naming nodes and NICs, then one line per event in or action out. This checker
+drives the platform part of daemon/protocol/model/handover.pml along it:
+every platform call that took effect is a step of the model's `apply`, every
+call a daemon issued must satisfy the guard under which the model's daemon
+issues it (the same step names), and after every step the model's invariants
+must hold. It fails, naming the trace and line, on a step the model forbids.
+
+Why a driver of the transition relation instead of spin per trace: a trace
+has three nodes, two NICs and hundreds of steps; a Promela driver generated
+per trace needs one gcc build of pan per trace (tens of seconds each on a
+loaded machine), so 200 traces would not fit in a test. The model's platform
+steps are small and are mirrored here one to one (`apply_*` below ↔ `apply`
+in the model); NICs do not share protocol state, so each NIC is checked on its
+own, whichever pair of nodes it moves between.
+"""
+
+import re
+import sys
+
+REC_RE = re.compile(r"(ACTIVE|PREPARING|HANDOFF)\((\w+)(?:->(\w+))?,(\d+)\)")
+OP_RE = re.compile(
+    r"^(?P<node>\w+): (?P<late>late )?(?P<kind>[a-z-]+) (?P<bdf>[0-9a-f:.]+)(?P<args>.*?) => "
+    r"(?P<result>.*)$")
+MUTATING = {"quiesce", "resume", "attach", "release", "reroute", "restore", "reserve",
+            "release-reservation"}
+
+
+def parse_record(text):
+    m = REC_RE.search(text)
+    if not m:
+        return None
+    state, owner, target, epoch = m.group(1), m.group(2), m.group(3), int(m.group(4))
+    return (state, owner, target or owner, epoch)
+
+
+class Forbidden(Exception):
+    pass
+
+
+class Nic:
+    def __init__(self, owner, epoch, nodes):
+        self.record = ("ACTIVE", owner, owner, epoch)
+        self.history = {self.record}  # every record the NIC has had
+        self.hook = {n: ["DETACHED", 0] for n in nodes}
+        self.hook[owner] = ["RUNNING", epoch]
+        self.irq = owner
+        self.masked = False
+
+
+class Replay:
+    def __init__(self, path):
+        self.path = path
+        self.nodes = {}  # id -> apic
+        self.apic_node = {}
+        self.nics = {}
+        self.up = set()
+        self.steps = 0
+
+    def node_of(self, messages):
+        apics = {int(a) for a in re.findall(r"apic(\d+)/", messages)}
+        if len(apics) != 1:
+            return None
+        return self.apic_node.get(apics.pop())
+
+    def fail(self, lineno, line, why):
+        raise Forbidden(f"{self.path}:{lineno}: the model forbids: {why}\n    {line}")
+
+    # -- the model's daemon guards: a daemon issues this call only if ... --
+    def guard(self, nic, node, kind, args):
+        epoch_m = re.search(r"epoch=(\d+)", args)
+        e = int(epoch_m.group(1)) if epoch_m else 0
+        hist = nic.history
+        if kind == "cas":
+            recs = REC_RE.findall(args)
+            if len(recs) != 2:
+                return "a CAS without expected and desired records"
+            x = parse_record("%s(%s%s,%s)" % (recs[0][0], recs[0][1],
+                                              "->" + recs[0][2] if recs[0][2] else "", recs[0][3]))
+            d = parse_record("%s(%s%s,%s)" % (recs[1][0], recs[1][1],
+                                              "->" + recs[1][2] if recs[1][2] else "", recs[1][3]))
+            ok = ((x[0] == "ACTIVE" and d[0] == "PREPARING" and d[1] == x[1] == node and
+                   d[3] == x[3] + 1) or                                   # W_PCAS
+                  (x[0] == "PREPARING" and d[0] == "HANDOFF" and x[1:] == d[1:] and
+                   x[1] == node) or                                       # W_HCAS
+                  (x[0] == "HANDOFF" and d[0] == "ACTIVE" and d[1] == x[2] == node and
+                   d[3] == x[3]) or                                       # W_CCAS / COMMIT
+                  (d[0] == "ACTIVE" and d[1] == x[1] and d[3] > x[3]))   # W_ACAS, W_VCAS, ABORT, R4
+            return None if ok else "CAS %s -> %s is none of the model's CAS steps" % (x, d)
+        if kind == "attach" and ("ACTIVE", node, node, e) not in hist:
+            return "attach at epoch %d before the commit CAS made %s the owner" % (e, node)
+        if kind == "reroute" and not any(r[0] == "PREPARING" and r[1] == node and r[3] == e
+                                         for r in hist):
+            return "reroute at epoch %d without PREPARING(%s->*,%d)" % (e, node, e)
+        if kind == "restore" and ("ACTIVE", node, node, e) not in hist:
+            return "restore at epoch %d without the rollback record ACTIVE(%s,%d)" % (e, node, e)
+        if kind == "quiesce" and not (("ACTIVE", node, node, e) in hist or any(
+                r[0] == "PREPARING" and r[1] == node and r[3] == e for r in hist)):
+            return "quiesce at epoch %d without PREPARING or ACTIVE naming %s" % (e, node)
+        if kind == "resume" and not any(r[0] == "ACTIVE" and r[1] == node and r[3] <= e
+                                        for r in hist):
+            return "resume at epoch %d of a node never ACTIVE at or below it" % e
+        if kind == "release" and not any(r[1] != node for r in hist):
+            return "release by %s, which every record names as owner" % node
+        return None
+
+    # -- the model's `apply` --
+    def apply(self, nic, node, kind, args, result, lineno, line):
+        ok = result.startswith("ok")
+        if kind == "cas":
+            got = parse_record(result) if ok else None
+            recs = REC_RE.findall(args)
+            x = parse_record("%s(%s%s,%s)" % (recs[0][0], recs[0][1],
+                                              "->" + recs[0][2] if recs[0][2] else "", recs[0][3]))
+            d = parse_record("%s(%s%s,%s)" % (recs[1][0], recs[1][1],
+                                              "->" + recs[1][2] if recs[1][2] else "", recs[1][3]))
+            if not ok:
+                return
+            if x == nic.record:
+                if d[3] < nic.record[3]:
+                    self.fail(lineno, line, "the record's epoch goes back")
+                nic.record = d
+                nic.history.add(d)
+            if got != nic.record:
+                self.fail(lineno, line, "the CAS answered %s, the model's record is %s" %
+                          (got, nic.record))
+            return
+        if kind == "read-record":
+            if ok and parse_record(result) != nic.record:
+                self.fail(lineno, line, "read %s, the model's record is %s" %
+                          (parse_record(result), nic.record))
+            return
+        if kind not in MUTATING or not ok:
+            return  # a refused or failed call has no effect (model: res_ok = 0)
+        epoch_m = re.search(r"epoch=(\d+)", args)
+        e = int(epoch_m.group(1)) if epoch_m else 0
+        hook = nic.hook[node]
+        if e < hook[1]:
+            self.fail(lineno, line, "the platform accepted epoch %d below the fence %d" %
+                      (e, hook[1]))
+        hook[1] = e
+        if kind == "quiesce":
+            hook[0] = "QUIESCED"
+        elif kind == "resume":
+            hook[0] = "RUNNING"
+            nic.masked = False
+        elif kind == "attach":
+            hook[0] = "RUNNING"
+            nic.masked = False
+        elif kind == "release":
+            hook[0] = "DETACHED"
+        elif kind in ("reroute", "restore"):
+            to = re.search(r"to=(\[[^\]]*\])", args)
+            target = self.node_of(to.group(1)) if to else None
+            if target is None:
+                self.fail(lineno, line, "messages that name no single node")
+            nic.irq = target
+            if kind == "restore":
+                nic.masked = True
+
+    def invariants(self, lineno, line):
+        for bdf, nic in self.nics.items():
+            running = [n for n, h in nic.hook.items() if h[0] == "RUNNING"]
+            if len(running) > 1:
+                self.fail(lineno, line, "%s runs on %s" % (bdf, " and ".join(running)))
+            if running and running[0] != nic.irq:
+                self.fail(lineno, line, "%s runs on %s, its interrupts go to %s" %
+                          (bdf, running[0], nic.irq))
+
+    def run(self):
+        with open(self.path) as f:
+            lines = f.read().splitlines()
+        for lineno, line in enumerate(lines, 1):
+            if line.startswith("#"):
+                continue
+            m = re.match(r"^node (\w+) apic=(\d+)$", line)
+            if m:
+                self.nodes[m.group(1)] = int(m.group(2))
+                self.apic_node[int(m.group(2))] = m.group(1)
+                self.up.add(m.group(1))  # every daemon runs at the start
+                continue
+            m = re.match(r"^nic (\S+) owner=(\w+) epoch=(\d+)$", line)
+            if m:
+                self.nics[m.group(1)] = Nic(m.group(2), int(m.group(3)), list(self.nodes))
+                continue
+            m = re.match(r"^(\w+): (CRASH|RESTART)", line)
+            if m:
+                (self.up.discard if m.group(2) == "CRASH" else self.up.add)(m.group(1))
+                continue
+            m = OP_RE.match(line)
+            if not m or m.group("bdf") not in self.nics:
+                continue
+            node, kind, args, result = m.group("node"), m.group("kind"), m.group("args"), \
+                m.group("result")
+            nic = self.nics[m.group("bdf")]
+            late = m.group("late") is not None
+            if not late:
+                # Only a running daemon issues calls; a late call was issued before.
+                if node not in self.up:
+                    self.fail(lineno, line, "a call from %s, whose daemon is down" % node)
+                why = self.guard(nic, node, kind, args)
+                if why:
+                    self.fail(lineno, line, why)
+            if result == "hangs" or result.startswith("not run"):
+                continue  # no effect now; a hung call appears again as "late"
+            self.apply(nic, node, kind, args, result.split(", then the daemon crashes")[0],
+                       lineno, line)
+            self.steps += 1
+            self.invariants(lineno, line)
+        if not self.nics:
+            raise Forbidden(f"{self.path}: no header (node/nic lines): not a trace")
+        return self.steps
+
+
+def main(paths):
+    if not paths:
+        print("usage: trace_check.py TRACE...", file=sys.stderr)
+        return 2
+    total = 0
+    for path in paths:
+        try:
+            total += Replay(path).run()
+        except Forbidden as e:
+            print(e, file=sys.stderr)
+            return 1
+    print("trace_check: %d traces, %d platform steps, all allowed by the model" %
+          (len(paths), total))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
