@@ -46,6 +46,11 @@ void ToProto(const std::vector<pci::RawMsiMessage>& messages, v1::MessagesRespon
   }
 }
 
+template <typename Request>
+Fence FenceOf(const Request& request) {
+  return Fence{request.epoch(), request.op_id()};
+}
+
 }  // namespace
 
 class ControlServer::Service final : public v1::KernelControl::Service {
@@ -54,7 +59,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status Quiesce(grpc::ServerContext*, const v1::QuiesceRequest* request,
                        v1::QuiesceResponse* response) override {
-    auto outcome = kernel_->Quiesce(request->bdf(), request->epoch(),
+    auto outcome = kernel_->Quiesce(request->bdf(), FenceOf(*request),
                                     absl::Microseconds(request->timeout_us()));
     if (!outcome.ok()) return ToGrpc(outcome.status());
     response->set_drained_tx_packets(outcome->drained_tx_packets);
@@ -67,7 +72,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status Resume(grpc::ServerContext*, const v1::EpochRequest* request,
                       v1::Empty*) override {
-    return ToGrpc(kernel_->Resume(request->bdf(), request->epoch()));
+    return ToGrpc(kernel_->Resume(request->bdf(), FenceOf(*request)));
   }
 
   grpc::Status Attach(grpc::ServerContext*, const v1::AttachRequest* request,
@@ -77,12 +82,12 @@ class ControlServer::Service final : public v1::KernelControl::Service {
                           "the simulated NIC has exactly one queue");
     }
     return ToGrpc(
-        kernel_->Attach(request->bdf(), request->epoch(), FromProto(request->rings(0))));
+        kernel_->Attach(request->bdf(), FenceOf(*request), FromProto(request->rings(0))));
   }
 
   grpc::Status Release(grpc::ServerContext*, const v1::EpochRequest* request,
                        v1::Empty*) override {
-    return ToGrpc(kernel_->Release(request->bdf(), request->epoch()));
+    return ToGrpc(kernel_->Release(request->bdf(), FenceOf(*request)));
   }
 
   grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest* request,
@@ -114,7 +119,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status ReserveVectors(grpc::ServerContext*, const v1::ReserveRequest* request,
                               v1::MessagesResponse* response) override {
-    auto messages = kernel_->ReserveVectors(request->bdf(), request->epoch(), request->count());
+    auto messages = kernel_->ReserveVectors(request->bdf(), FenceOf(*request), request->count());
     if (!messages.ok()) return ToGrpc(messages.status());
     ToProto(*messages, response);
     return grpc::Status::OK;
@@ -122,13 +127,13 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status ReleaseVectors(grpc::ServerContext*, const v1::EpochRequest* request,
                               v1::Empty*) override {
-    return ToGrpc(kernel_->ReleaseVectors(request->bdf(), request->epoch()));
+    return ToGrpc(kernel_->ReleaseVectors(request->bdf(), FenceOf(*request)));
   }
 
   grpc::Status Reroute(grpc::ServerContext*, const v1::MessagesRequest* request,
                        v1::MessagesResponse* response) override {
     auto previous =
-        kernel_->Reroute(request->bdf(), request->epoch(), FromProto(request->messages()));
+        kernel_->Reroute(request->bdf(), FenceOf(*request), FromProto(request->messages()));
     if (!previous.ok()) return ToGrpc(previous.status());
     ToProto(*previous, response);
     return grpc::Status::OK;
@@ -137,7 +142,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
   grpc::Status Restore(grpc::ServerContext*, const v1::MessagesRequest* request,
                        v1::Empty*) override {
     return ToGrpc(
-        kernel_->Restore(request->bdf(), request->epoch(), FromProto(request->messages())));
+        kernel_->Restore(request->bdf(), FenceOf(*request), FromProto(request->messages())));
   }
 
  private:

@@ -76,7 +76,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
   Ownership record = machine->ReadOwnership();
   if (record.state == OwnershipState::kActive && record.owner == *index) {
     std::lock_guard<std::mutex> lock(kernel->control_mu_);
-    kernel->highest_epoch_ = record.epoch;
+    kernel->highest_.epoch = record.epoch;
     if (machine->nic().initialized.load() == 0) {
       if (options.probe) {
         if (absl::Status s = kernel->Probe(); !s.ok()) return s;
@@ -433,7 +433,8 @@ void Kernel::Adopt() {
 
 // --- Hook operations -------------------------------------------------------
 
-absl::Status Kernel::CheckOperation(const std::string& bdf, uint64_t epoch) {
+absl::Status Kernel::CheckOperation(const char* operation, const std::string& bdf,
+                                    const Fence& fence) {
   if (!options_.hook) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s's kernel runs without the hook (--hook off)", options_.node_id));
@@ -441,12 +442,12 @@ absl::Status Kernel::CheckOperation(const std::string& bdf, uint64_t epoch) {
   if (bdf != nic_.bdf) {
     return absl::NotFoundError(absl::StrFormat("%s has no NIC %s", options_.node_id, bdf));
   }
-  if (epoch < highest_epoch_) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "epoch %d is lower than %d, the highest %s's hook has seen for %s (stale caller)", epoch,
-        highest_epoch_, options_.node_id, bdf));
+  if (absl::Status s = CheckFence(
+          highest_, fence, absl::StrFormat("%s of %s on %s", operation, bdf, options_.node_id));
+      !s.ok()) {
+    return s;
   }
-  highest_epoch_ = epoch;
+  highest_ = fence;
   return absl::OkStatus();
 }
 
@@ -466,10 +467,10 @@ absl::Status Kernel::NapiDisable(absl::Time deadline) {
   }
 }
 
-absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, const Fence& fence,
                                                absl::Duration timeout) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("quiesce", bdf, fence); !s.ok()) return s;
   KernelHookState state = state_.load();
   if (state == KernelHookState::kQuiesced) return last_quiesce_;
   if (state == KernelHookState::kDetached) {
@@ -529,9 +530,9 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, uint64_t 
   return outcome;
 }
 
-absl::Status Kernel::Resume(const std::string& bdf, uint64_t epoch) {
+absl::Status Kernel::Resume(const std::string& bdf, const Fence& fence) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("resume", bdf, fence); !s.ok()) return s;
   KernelHookState state = state_.load();
   if (state == KernelHookState::kRunning) return absl::OkStatus();
   if (state == KernelHookState::kDetached) {
@@ -544,9 +545,9 @@ absl::Status Kernel::Resume(const std::string& bdf, uint64_t epoch) {
   return absl::OkStatus();
 }
 
-absl::Status Kernel::Attach(const std::string& bdf, uint64_t epoch, const RingState& rings) {
+absl::Status Kernel::Attach(const std::string& bdf, const Fence& fence, const RingState& rings) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("attach", bdf, fence); !s.ok()) return s;
   KernelHookState state = state_.load();
   if (state == KernelHookState::kRunning) return absl::OkStatus();  // a retried Attach
   if (state == KernelHookState::kQuiesced) {
@@ -580,9 +581,9 @@ absl::Status Kernel::Attach(const std::string& bdf, uint64_t epoch, const RingSt
   return absl::OkStatus();
 }
 
-absl::Status Kernel::Release(const std::string& bdf, uint64_t epoch) {
+absl::Status Kernel::Release(const std::string& bdf, const Fence& fence) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("release", bdf, fence); !s.ok()) return s;
   KernelHookState state = state_.load();
   if (state == KernelHookState::kRunning) {
     return absl::FailedPreconditionError(
@@ -600,7 +601,7 @@ absl::StatusOr<KernelStatus> Kernel::Status(const std::string& bdf) {
   }
   KernelStatus status;
   status.state = state_.load();
-  status.epoch = highest_epoch_;
+  status.epoch = highest_.epoch;
   status.held_xmits = node_.counters.held_xmits.load();
   status.polls_while_quiesced = node_.counters.polls_while_quiesced.load();
   status.drained_tx_packets = last_quiesce_.drained_tx_packets;
@@ -611,10 +612,10 @@ absl::StatusOr<KernelStatus> Kernel::Status(const std::string& bdf) {
 }
 
 absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std::string& bdf,
-                                                                       uint64_t epoch,
+                                                                       const Fence& fence,
                                                                        uint32_t count) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("reserve", bdf, fence); !s.ok()) return s;
   if (state_.load() != KernelHookState::kDetached) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s already runs %s", options_.node_id, bdf));
@@ -622,7 +623,7 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std
   if (count == 0 || count > kMsixTableEntries) {
     return absl::InvalidArgumentError(absl::StrFormat("cannot reserve %d vectors", count));
   }
-  if (reserved_epoch_ != epoch || reserved_vectors_.size() != count) {
+  if (reserved_epoch_ != fence.epoch || reserved_vectors_.size() != count) {
     FreeVectors(reserved_vectors_);
     std::vector<uint8_t> vectors;
     for (uint32_t v = options_.first_vector; v <= options_.last_vector && vectors.size() < count;
@@ -641,7 +642,7 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std
       RegisterVector(node_, vectors[i]);  // request_irq
     }
     reserved_vectors_ = vectors;
-    reserved_epoch_ = epoch;
+    reserved_epoch_ = fence.epoch;
   }
   std::vector<pci::RawMsiMessage> messages;
   for (uint32_t i = 0; i < reserved_vectors_.size(); ++i) {
@@ -653,18 +654,18 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std
   return messages;
 }
 
-absl::Status Kernel::ReleaseVectors(const std::string& bdf, uint64_t epoch) {
+absl::Status Kernel::ReleaseVectors(const std::string& bdf, const Fence& fence) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("release reservation", bdf, fence); !s.ok()) return s;
   FreeVectors(reserved_vectors_);
   reserved_epoch_ = 0;
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::Reroute(
-    const std::string& bdf, uint64_t epoch, const std::vector<pci::RawMsiMessage>& target) {
+    const std::string& bdf, const Fence& fence, const std::vector<pci::RawMsiMessage>& target) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("reroute", bdf, fence); !s.ok()) return s;
   if (state_.load() != KernelHookState::kQuiesced) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s: %s must be quiesced here before its interrupts move", options_.node_id, bdf));
@@ -675,10 +676,10 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::Reroute(
   return plan->previous;
 }
 
-absl::Status Kernel::Restore(const std::string& bdf, uint64_t epoch,
+absl::Status Kernel::Restore(const std::string& bdf, const Fence& fence,
                              const std::vector<pci::RawMsiMessage>& previous) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (absl::Status s = CheckOperation(bdf, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("restore", bdf, fence); !s.ok()) return s;
   if (state_.load() != KernelHookState::kQuiesced) {
     // A source daemon that crashed before its Quiesce ran restores on
     // recovery without knowing (docs/protocol.md, "Known limits"): on a

@@ -10,8 +10,9 @@
 //
 // The hook's operations (Quiesce/Resume/Attach/Release and the vector
 // reservations and rerouting a Router needs) are called from other threads
-// (the control server). Each carries an epoch; one lower than the highest
-// seen is refused with FAILED_PRECONDITION. Quiesce follows e1000e_down's
+// (the control server). Each carries a fence (common/fence.h): one lower
+// than the highest accepted, by epoch then operation id, is refused with
+// FAILED_PRECONDITION. Quiesce follows e1000e_down's
 // order: close the TX gate and wait out an xmit in progress (the xmit lock),
 // wait for TX completions to reach zero, let NAPI drain the RX descriptors
 // the device had written when the gate closed, close the RX gate and
@@ -33,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/fence.h"
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
 #include "sim/machine.h"
@@ -93,23 +95,23 @@ class Kernel {
   const std::string& node_id() const { return options_.node_id; }
   int node_index() const { return node_index_; }
 
-  absl::StatusOr<QuiesceOutcome> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<QuiesceOutcome> Quiesce(const std::string& bdf, const Fence& fence,
                                          absl::Duration timeout);
-  absl::Status Resume(const std::string& bdf, uint64_t epoch);
-  absl::Status Attach(const std::string& bdf, uint64_t epoch, const RingState& rings);
-  absl::Status Release(const std::string& bdf, uint64_t epoch);
+  absl::Status Resume(const std::string& bdf, const Fence& fence);
+  absl::Status Attach(const std::string& bdf, const Fence& fence, const RingState& rings);
+  absl::Status Release(const std::string& bdf, const Fence& fence);
   absl::StatusOr<KernelStatus> Status(const std::string& bdf);
   // Installs handlers for `count` free vectors on this node's CPUs (entry i
   // on APIC ID i % CPUs) and returns the messages that reach them.
   absl::StatusOr<std::vector<pci::RawMsiMessage>> ReserveVectors(const std::string& bdf,
-                                                                 uint64_t epoch, uint32_t count);
-  absl::Status ReleaseVectors(const std::string& bdf, uint64_t epoch);
+                                                                 const Fence& fence, uint32_t count);
+  absl::Status ReleaseVectors(const std::string& bdf, const Fence& fence);
   // Source side, quiesced: rewrites the MSI-X table with the PCI layer's
   // careful sequence (mask, write, read back, leave masked). Returns the
   // messages it replaced.
   absl::StatusOr<std::vector<pci::RawMsiMessage>> Reroute(
-      const std::string& bdf, uint64_t epoch, const std::vector<pci::RawMsiMessage>& target);
-  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+      const std::string& bdf, const Fence& fence, const std::vector<pci::RawMsiMessage>& target);
+  absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<pci::RawMsiMessage>& previous);
 
  private:
@@ -125,7 +127,9 @@ class Kernel {
   bool DevQueueXmit();
 
   // Control side; control_mu_ held.
-  absl::Status CheckOperation(const std::string& bdf, uint64_t epoch);
+  // Admits a hook operation: the hook is on, the NIC is this node's, the
+  // fence is not below the highest accepted (then becomes it).
+  absl::Status CheckOperation(const char* operation, const std::string& bdf, const Fence& fence);
   absl::Status NapiDisable(absl::Time deadline);
   void NapiEnable();
   absl::Status SetEntriesMasked(bool masked);
@@ -147,7 +151,7 @@ class Kernel {
   SimBarMemory bars_;
 
   std::mutex control_mu_;  // one hook operation at a time
-  uint64_t highest_epoch_ = 0;
+  Fence highest_;  // the highest fence accepted
   std::vector<uint8_t> active_vectors_;
   std::vector<uint8_t> reserved_vectors_;
   uint64_t reserved_epoch_ = 0;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <cstdio>
 #include <new>
+#include <thread>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -282,17 +283,46 @@ Ownership Machine::CompareAndSwapOwnership(const Ownership& expected, const Owne
   return DecodeOwnership(want);  // the record that was there
 }
 
-void Machine::WriteHandoff(uint64_t epoch, const RingState& rings) {
+absl::Status Machine::WriteHandoff(const Fence& fence, const RingState& rings) {
   HandoffSlot& h = layout_->nic.handoff;
+  // Take the seqlock (even -> odd) so that the fence check and the write are
+  // one step against other writers; a writer stuck odd that long is dead.
+  constexpr absl::Duration kHandoffWriterTakeover = absl::Seconds(1);
   uint32_t seq = h.seq.load(std::memory_order_relaxed);
-  h.seq.store(seq + 1, std::memory_order_seq_cst);  // odd: being written
-  h.epoch.store(epoch, std::memory_order_relaxed);
-  h.count.store(1, std::memory_order_relaxed);
-  h.rx_next_to_clean.store(rings.rx_next_to_clean, std::memory_order_relaxed);
-  h.rx_next_to_use.store(rings.rx_next_to_use, std::memory_order_relaxed);
-  h.tx_next_to_clean.store(rings.tx_next_to_clean, std::memory_order_relaxed);
-  h.tx_next_to_use.store(rings.tx_next_to_use, std::memory_order_relaxed);
-  h.seq.store(seq + 2, std::memory_order_seq_cst);
+  uint32_t stuck = seq;
+  absl::Time stuck_since = absl::Now();
+  for (;;) {
+    if (seq % 2 == 0) {
+      if (h.seq.compare_exchange_weak(seq, seq + 1, std::memory_order_acq_rel)) break;
+      continue;
+    }
+    if (seq != stuck) {
+      stuck = seq;
+      stuck_since = absl::Now();
+    } else if (absl::Now() - stuck_since > kHandoffWriterTakeover &&
+               h.seq.compare_exchange_strong(seq, seq + 2, std::memory_order_acq_rel)) {
+      break;
+    }
+    std::this_thread::yield();
+    seq = h.seq.load(std::memory_order_relaxed);
+  }
+  const uint32_t held = h.seq.load(std::memory_order_relaxed);  // odd: ours
+  const Fence stored{h.epoch.load(std::memory_order_relaxed),
+                     h.op_id.load(std::memory_order_relaxed)};
+  absl::Status admitted = h.count.load(std::memory_order_relaxed) == 0
+                              ? absl::OkStatus()
+                              : CheckFence(stored, fence, "handoff rings write");
+  if (admitted.ok()) {
+    h.epoch.store(fence.epoch, std::memory_order_relaxed);
+    h.op_id.store(fence.op_id, std::memory_order_relaxed);
+    h.count.store(1, std::memory_order_relaxed);
+    h.rx_next_to_clean.store(rings.rx_next_to_clean, std::memory_order_relaxed);
+    h.rx_next_to_use.store(rings.rx_next_to_use, std::memory_order_relaxed);
+    h.tx_next_to_clean.store(rings.tx_next_to_clean, std::memory_order_relaxed);
+    h.tx_next_to_use.store(rings.tx_next_to_use, std::memory_order_relaxed);
+  }
+  h.seq.store(held + 1, std::memory_order_seq_cst);
+  return admitted;
 }
 
 absl::StatusOr<RingState> Machine::ReadHandoff(uint64_t epoch) const {

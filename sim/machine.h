@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/fence.h"
 #include "sim/machine_layout.h"
 
 namespace nichandover {
@@ -106,8 +107,12 @@ class Machine {
   // Replaces the record iff it equals `expected`; returns the record after.
   Ownership CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired);
 
-  // The ring state beside the record (seqlock-protected).
-  void WriteHandoff(uint64_t epoch, const RingState& rings);
+  // The ring state beside the record (seqlock-protected), stored with the
+  // writer's fence. FAILED_PRECONDITION (nothing written) when the stored
+  // rings carry a higher fence: a late write of an aborted attempt must not
+  // replace a later HANDOFF's rings. A writer that died mid-write is taken
+  // over after kHandoffWriterTakeover.
+  absl::Status WriteHandoff(const Fence& fence, const RingState& rings);
   // NOT_FOUND when none was written for `epoch`.
   absl::StatusOr<RingState> ReadHandoff(uint64_t epoch) const;
 

@@ -238,7 +238,7 @@ TEST(MachineTest, HandoffRingsAreFoundOnlyForTheirEpoch) {
   ASSERT_TRUE(machine.ok());
   EXPECT_EQ((*machine)->ReadHandoff(2).status().code(), absl::StatusCode::kNotFound);
   RingState rings{5, 4, 7, 9};
-  (*machine)->WriteHandoff(2, rings);
+  ASSERT_TRUE((*machine)->WriteHandoff(Fence{2, 0}, rings).ok());
   auto read = (*machine)->ReadHandoff(2);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(*read, rings);

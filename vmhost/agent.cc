@@ -285,14 +285,20 @@ absl::StatusOr<v1::OwnershipRecord> Agent::CompareAndSwap(const std::string& bdf
   return current;
 }
 
-absl::Status Agent::WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+absl::Status Agent::WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                       const std::vector<v1::QueueRingState>& rings) {
   auto nic = Find(bdf);
   if (!nic.ok()) return nic.status();
   absl::MutexLock lock(&records_mu_);
   AgentState::Entry& state = (*nic)->state;
+  if (state.rings_written()) {
+    absl::Status admitted = CheckFence(Fence{state.rings_epoch(), state.rings_op_id()}, fence,
+                                       absl::StrCat("handoff rings write of ", state.bdf()));
+    if (!admitted.ok()) return admitted;
+  }
   state.set_rings_written(true);
-  state.set_rings_epoch(epoch);
+  state.set_rings_epoch(fence.epoch);
+  state.set_rings_op_id(fence.op_id);
   state.clear_rings();
   for (const auto& ring : rings) *state.add_rings() = ring;
   return Persist();
@@ -311,8 +317,9 @@ absl::StatusOr<std::vector<v1::QueueRingState>> Agent::ReadHandoffRings(const st
   return std::vector<v1::QueueRingState>(state.rings().begin(), state.rings().end());
 }
 
-absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, const Fence& fence,
                                                  const std::string& caller) {
+  const uint64_t epoch = fence.epoch;
   auto found = Find(bdf);
   if (!found.ok()) return found.status();
   Nic& nic = **found;
@@ -328,6 +335,19 @@ absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, uint64_
     return absl::FailedPreconditionError(
         absl::StrCat("placement of ", nic.config.bdf(), " at epoch ", epoch, " refused: the record is ",
                      RecordText(record)));
+  }
+  // A late call of the record's epoch (a crashed or retried daemon's)
+  // must not move the NIC back after a newer placement.
+  {
+    absl::MutexLock lock(&records_mu_);
+    AgentState::Entry& state = nic.state;
+    absl::Status admitted =
+        CheckFence(Fence{state.placed_epoch(), state.placed_op_id()}, fence,
+                   absl::StrCat("placement of ", nic.config.bdf(), " for ", caller));
+    if (!admitted.ok()) return admitted;
+    state.set_placed_epoch(fence.epoch);
+    state.set_placed_op_id(fence.op_id);
+    if (absl::Status s = Persist(); !s.ok()) return s;
   }
   const std::string& node =
       record.state() == v1::OWNERSHIP_STATE_ACTIVE ? record.owner_node() : record.target_node();

@@ -131,7 +131,8 @@ absl::Duration FromProto(const google::protobuf::Duration& d) {
 }
 
 // Runs one platform call; the machine's op kinds map 1:1 onto the interfaces.
-OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
+// `fence` is what the calls that change a device carry.
+OpResult CallPlatform(platform::Platform& p, const PlatformOp& op, const platform::Fence& fence) {
   OpResult r;
   switch (op.kind) {
     case OpKind::kReadRecord: {
@@ -147,7 +148,7 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
       break;
     }
     case OpKind::kWriteHandoffRings:
-      r.status = p.arbiter->WriteHandoffRings(op.bdf, op.epoch, op.rings);
+      r.status = p.arbiter->WriteHandoffRings(op.bdf, fence, op.rings);
       break;
     case OpKind::kReadHandoffRings: {
       auto rings = p.arbiter->ReadHandoffRings(op.bdf, op.epoch);
@@ -156,19 +157,19 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
       break;
     }
     case OpKind::kQuiesce: {
-      auto q = p.hook->Quiesce(op.bdf, op.epoch, op.timeout);
+      auto q = p.hook->Quiesce(op.bdf, fence, op.timeout);
       r.status = q.status();
       if (q.ok()) r.quiesce = *q;
       break;
     }
     case OpKind::kResume:
-      r.status = p.hook->Resume(op.bdf, op.epoch);
+      r.status = p.hook->Resume(op.bdf, fence);
       break;
     case OpKind::kAttach:
-      r.status = p.hook->Attach(op.bdf, op.epoch, op.rings);
+      r.status = p.hook->Attach(op.bdf, fence, op.rings);
       break;
     case OpKind::kRelease:
-      r.status = p.hook->Release(op.bdf, op.epoch);
+      r.status = p.hook->Release(op.bdf, fence);
       break;
     case OpKind::kReadMessages: {
       auto m = p.router->ReadMessages(op.bdf);
@@ -177,22 +178,22 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
       break;
     }
     case OpKind::kReroute: {
-      auto m = p.router->Reroute(op.bdf, op.epoch, op.messages);
+      auto m = p.router->Reroute(op.bdf, fence, op.messages);
       r.status = m.status();
       if (m.ok()) r.messages = *m;
       break;
     }
     case OpKind::kRestore:
-      r.status = p.router->Restore(op.bdf, op.epoch, op.messages);
+      r.status = p.router->Restore(op.bdf, fence, op.messages);
       break;
     case OpKind::kReserveMessages: {
-      auto m = p.router->ReserveTargetMessages(op.bdf, op.epoch, op.count);
+      auto m = p.router->ReserveTargetMessages(op.bdf, fence, op.count);
       r.status = m.status();
       if (m.ok()) r.messages = *m;
       break;
     }
     case OpKind::kReleaseReservation:
-      r.status = p.router->ReleaseReservation(op.bdf, op.epoch);
+      r.status = p.router->ReleaseReservation(op.bdf, fence);
       break;
   }
   return r;
@@ -201,7 +202,9 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
 }  // namespace
 
 NodeEngine::NodeEngine(Options options)
-    : options_(std::move(options)), mailbox_(std::make_shared<Mailbox>()) {}
+    : options_(std::move(options)),
+      mailbox_(std::make_shared<Mailbox>()),
+      sequencer_(options_.incarnation) {}
 
 absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
     Options options, const std::vector<std::string>& journal_records) {
@@ -409,9 +412,10 @@ void NodeEngine::RunOp(const PlatformOp& op) {
   std::shared_ptr<Mailbox> mailbox = mailbox_;
   platform::Platform* p = options_.platform;
   std::shared_ptr<EngineObserver> observer = options_.observer;
-  std::thread([mailbox, p, observer, op] {
+  const platform::Fence fence{op.epoch, sequencer_.Next()};
+  std::thread([mailbox, p, observer, op, fence] {
     const absl::Time start = absl::Now();
-    OpResult result = CallPlatform(*p, op);
+    OpResult result = CallPlatform(*p, op, fence);
     if (observer) observer->PlatformCallDone(op.kind, absl::Now() - start, result.status);
     if (!result.status.ok()) {
       NH_LOG(DEBUG) << protocol::OpKindName(op.kind) << " " << op.bdf << " failed: "

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/engine/observer.h"
+#include "daemon/engine/operation_sequencer.h"
 #include "daemon/engine/peer_transport.h"
 #include "daemon/journal/journal.h"
 #include "daemon/platform/platform.h"
@@ -46,6 +47,9 @@ class NodeEngine {
     PeerTransport* transport = nullptr;      // not owned
     // Optional. Shared: platform calls that outlive the engine still report.
     std::shared_ptr<EngineObserver> observer;
+    // This start's incarnation (OperationSequencer::NextIncarnation): the
+    // high half of the operation ids that fence the platform calls.
+    uint32_t incarnation = 0;
     // Compact the journal when it holds more records than this.
     size_t compact_after_records = 512;
   };
@@ -125,6 +129,9 @@ class NodeEngine {
   std::unique_ptr<protocol::HandoverMachine> machine_;
   std::shared_ptr<Mailbox> mailbox_;
   std::unique_ptr<TimerQueue> timers_;
+  // Stamps the platform calls, on the protocol thread, in the order the
+  // machine asked for them.
+  OperationSequencer sequencer_;
   // The journal is written by the protocol thread and reserved by RPC threads.
   std::mutex journal_mu_;
   std::thread loop_;

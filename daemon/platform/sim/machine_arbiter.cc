@@ -36,7 +36,7 @@ class MachineArbiter : public Arbiter {
     return ToRecord(machine_->CompareAndSwapOwnership(*want, *next));
   }
 
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings) override {
     if (absl::Status s = CheckBdf(bdf); !s.ok()) return s;
     if (rings.size() != 1 || rings[0].queue() != 0) {
@@ -47,8 +47,7 @@ class MachineArbiter : public Arbiter {
     state.rx_next_to_use = rings[0].rx_next_to_use();
     state.tx_next_to_clean = rings[0].tx_next_to_clean();
     state.tx_next_to_use = rings[0].tx_next_to_use();
-    machine_->WriteHandoff(epoch, state);
-    return absl::OkStatus();
+    return machine_->WriteHandoff(fence, state);
   }
 
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,

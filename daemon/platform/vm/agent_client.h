@@ -30,13 +30,13 @@ class AgentClient {
   absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
                                                      const v1::OwnershipRecord& expected,
                                                      const v1::OwnershipRecord& desired);
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings);
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
                                                                    uint64_t epoch);
   // Moves the NIC where its record at `epoch` says (may take seconds: the
   // guest acknowledges the unplug).
-  absl::StatusOr<vmhost::PlaceNicResponse> PlaceNic(const std::string& bdf, uint64_t epoch);
+  absl::StatusOr<vmhost::PlaceNicResponse> PlaceNic(const std::string& bdf, const Fence& fence);
 
  private:
   std::shared_ptr<vmhost::VmAgent::StubInterface> stub_;
@@ -52,7 +52,7 @@ class AgentArbiter : public Arbiter {
   absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
                                                      const v1::OwnershipRecord& expected,
                                                      const v1::OwnershipRecord& desired) override;
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings) override;
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
                                                                    uint64_t epoch) override;

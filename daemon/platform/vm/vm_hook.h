@@ -24,12 +24,12 @@ class VmHook : public Hook {
   VmHook(std::unique_ptr<Hook> module, GuestView guest, absl::Duration probe_wait)
       : module_(std::move(module)), guest_(std::move(guest)), probe_wait_(probe_wait) {}
 
-  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, const Fence& fence,
                                         absl::Duration timeout) override;
-  absl::Status Resume(const std::string& bdf, uint64_t epoch) override;
-  absl::Status Attach(const std::string& bdf, uint64_t epoch,
+  absl::Status Resume(const std::string& bdf, const Fence& fence) override;
+  absl::Status Attach(const std::string& bdf, const Fence& fence,
                       const std::vector<v1::QueueRingState>& rings) override;
-  absl::Status Release(const std::string& bdf, uint64_t epoch) override;
+  absl::Status Release(const std::string& bdf, const Fence& fence) override;
   absl::StatusOr<HookStatus> Status(const std::string& bdf) override;
 
  private:
