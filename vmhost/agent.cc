@@ -14,25 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "daemon/platform/ownership_record.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 
 namespace nichandover {
 namespace vmhost {
 namespace {
-
-bool SameRecord(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
-  return google::protobuf::util::MessageDifferencer::Equals(a, b);
-}
-
-std::string RecordText(const v1::OwnershipRecord& r) {
-  std::string state = v1::OwnershipState_Name(r.state());
-  if (state.rfind("OWNERSHIP_STATE_", 0) == 0) state = state.substr(16);
-  if (r.state() == v1::OWNERSHIP_STATE_ACTIVE) {
-    return absl::StrCat(state, "(", r.owner_node(), ", ", r.epoch(), ")");
-  }
-  return absl::StrCat(state, "(", r.owner_node(), " -> ", r.target_node(), ", ", r.epoch(), ")");
-}
 
 absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
@@ -245,7 +233,7 @@ absl::Status Agent::CheckRecord(const v1::OwnershipRecord& r) const {
     case v1::OWNERSHIP_STATE_ACTIVE:
       if (!known(r.owner_node()) || !r.target_node().empty()) {
         return absl::InvalidArgumentError(
-            absl::StrCat("desired ", RecordText(r), ": ACTIVE needs a known owner and no target"));
+            absl::StrCat("desired ", platform::RecordString(r), ": ACTIVE needs a known owner and no target"));
       }
       return absl::OkStatus();
     case v1::OWNERSHIP_STATE_PREPARING:
@@ -253,11 +241,11 @@ absl::Status Agent::CheckRecord(const v1::OwnershipRecord& r) const {
       if (!known(r.owner_node()) || !known(r.target_node()) ||
           r.owner_node() == r.target_node()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "desired ", RecordText(r), ": needs two different known nodes (source, target)"));
+            "desired ", platform::RecordString(r), ": needs two different known nodes (source, target)"));
       }
       return absl::OkStatus();
     default:
-      return absl::InvalidArgumentError(absl::StrCat("desired ", RecordText(r), ": no state"));
+      return absl::InvalidArgumentError(absl::StrCat("desired ", platform::RecordString(r), ": no state"));
   }
 }
 
@@ -267,21 +255,18 @@ absl::StatusOr<v1::OwnershipRecord> Agent::CompareAndSwap(const std::string& bdf
   auto nic = Find(bdf);
   if (!nic.ok()) return nic.status();
   if (absl::Status s = CheckRecord(desired); !s.ok()) return s;
-  if (desired.epoch() < expected.epoch()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("desired ", RecordText(desired), " lowers the epoch of ", RecordText(expected)));
-  }
+  if (absl::Status s = platform::CheckCompareAndSwap(bdf, expected, desired); !s.ok()) return s;
   absl::MutexLock lock(&records_mu_);
   v1::OwnershipRecord& current = *(*nic)->state.mutable_record();
-  if (!SameRecord(current, expected)) return current;
+  if (!platform::SameRecord(current, expected)) return current;
   v1::OwnershipRecord before = current;
   current = desired;
   if (absl::Status s = Persist(); !s.ok()) {
     current = before;  // not durable: not done
     return s;
   }
-  NH_LOG(INFO) << (*nic)->config.bdf() << " " << RecordText(before) << " -> "
-               << RecordText(desired);
+  NH_LOG(INFO) << (*nic)->config.bdf() << " " << platform::RecordString(before) << " -> "
+               << platform::RecordString(desired);
   return current;
 }
 
@@ -334,7 +319,7 @@ absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, const F
   if (record.epoch() != epoch) {
     return absl::FailedPreconditionError(
         absl::StrCat("placement of ", nic.config.bdf(), " at epoch ", epoch, " refused: the record is ",
-                     RecordText(record)));
+                     platform::RecordString(record)));
   }
   // A late call of the record's epoch (a crashed or retried daemon's)
   // must not move the NIC back after a newer placement.
@@ -354,7 +339,7 @@ absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, const F
   std::string destination = VmOfNode(node);
   if (destination.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("record ", RecordText(record), " names no VM's node"));
+        absl::StrCat("record ", platform::RecordString(record), " names no VM's node"));
   }
   auto where = Locate(nic);
   if (!where.ok()) return where.status();

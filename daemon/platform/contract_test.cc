@@ -26,11 +26,11 @@
 #include "daemon/platform/linux/fake_hook_module.h"
 #include "daemon/platform/linux/linux_hook.h"
 #include "daemon/platform/linux/linux_router.h"
+#include "daemon/platform/ownership_record.h"
 #include "daemon/platform/platform.h"
 #include "daemon/platform/shared_file/shared_file_arbiter.h"
 #include "daemon/platform/sim/sim_platform.h"
 #include "daemon/platform/vm/vm_platform.h"
-#include "daemon/protocol/records.h"
 #include "fake_hypervisor.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -131,7 +131,10 @@ class SimBackend : public Backend {
     auto kernel = simulated::Kernel::Boot(machine_.get(), options);
     EXPECT_TRUE(kernel.ok()) << kernel.status();
     kernel_ = *std::move(kernel);
-    const std::string socket = simulated::SocketPath(TestName() + "-kernel.sock");
+    // Unix socket paths are short: numbered, not named after the test.
+    static int kernels = 0;
+    const std::string socket =
+        simulated::SocketPath(absl::StrCat("contract-kernel-", ++kernels, ".sock"));
     auto server = simulated::ControlServer::Start(kernel_.get(), socket);
     EXPECT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -177,7 +180,7 @@ class SharedFileBackend : public Backend {
     bdf = "0000:03:00.0";
     epoch = 4;
     EXPECT_TRUE(SharedFileArbiter::Create(path, {node, other_node},
-                                          {{bdf, protocol::ActiveRecord(node, epoch)}})
+                                          {{bdf, ActiveRecord(node, epoch)}})
                     .ok());
     auto arbiter = SharedFileArbiter::Open(path);
     EXPECT_TRUE(arbiter.ok()) << arbiter.status();
@@ -302,6 +305,7 @@ class VmBackend : public Backend {
 struct BackendParam {
   std::string name;
   std::function<std::unique_ptr<Backend>()> make;
+  friend void PrintTo(const BackendParam& param, std::ostream* out) { *out << param.name; }
 };
 
 class PlatformContractTest : public ::testing::TestWithParam<BackendParam> {
@@ -419,8 +423,8 @@ TEST_P(PlatformContractTest, UnknownDevicesAreNotFound) {
   if (b().arbiter() != nullptr) {
     EXPECT_EQ(b().arbiter()->Read(unknown).status().code(), absl::StatusCode::kNotFound);
     EXPECT_EQ(b().arbiter()
-                  ->CompareAndSwap(unknown, protocol::ActiveRecord(b().node, b().epoch),
-                                   protocol::ActiveRecord(b().other_node, b().epoch + 1))
+                  ->CompareAndSwap(unknown, ActiveRecord(b().node, b().epoch),
+                                   ActiveRecord(b().other_node, b().epoch + 1))
                   .status()
                   .code(),
               absl::StatusCode::kNotFound);
@@ -434,32 +438,32 @@ TEST_P(PlatformContractTest, UnknownDevicesAreNotFound) {
 TEST_P(PlatformContractTest, CompareAndSwapHasOneWinnerAndTellsTheLoserTheRecord) {
   REQUIRE_PART(arbiter);
   Arbiter& arbiter = *b().arbiter();
-  const v1::OwnershipRecord active = protocol::ActiveRecord(b().node, b().epoch);
-  ASSERT_TRUE(protocol::SameRecord(*arbiter.Read(b().bdf), active));
+  const v1::OwnershipRecord active = ActiveRecord(b().node, b().epoch);
+  ASSERT_TRUE(SameRecord(*arbiter.Read(b().bdf), active));
   const v1::OwnershipRecord preparing =
-      protocol::PreparingRecord(b().node, b().other_node, b().epoch + 1);
+      PreparingRecord(b().node, b().other_node, b().epoch + 1);
   absl::StatusOr<v1::OwnershipRecord> won = arbiter.CompareAndSwap(b().bdf, active, preparing);
   ASSERT_TRUE(won.ok()) << won.status();
-  EXPECT_TRUE(protocol::SameRecord(*won, preparing));
+  EXPECT_TRUE(SameRecord(*won, preparing));
   // A racing CAS from the same expected record loses and learns the record.
-  const v1::OwnershipRecord other = protocol::ActiveRecord(b().other_node, b().epoch + 1);
+  const v1::OwnershipRecord other = ActiveRecord(b().other_node, b().epoch + 1);
   absl::StatusOr<v1::OwnershipRecord> lost = arbiter.CompareAndSwap(b().bdf, active, other);
   ASSERT_TRUE(lost.ok()) << lost.status();
-  EXPECT_TRUE(protocol::SameRecord(*lost, preparing));
-  EXPECT_TRUE(protocol::SameRecord(*arbiter.Read(b().bdf), preparing));
+  EXPECT_TRUE(SameRecord(*lost, preparing));
+  EXPECT_TRUE(SameRecord(*arbiter.Read(b().bdf), preparing));
   // The winner's retry (its answer was lost) finds its record in place.
   absl::StatusOr<v1::OwnershipRecord> retried = arbiter.CompareAndSwap(b().bdf, active, preparing);
   ASSERT_TRUE(retried.ok()) << retried.status();
-  EXPECT_TRUE(protocol::SameRecord(*retried, preparing));
+  EXPECT_TRUE(SameRecord(*retried, preparing));
 }
 
 TEST_P(PlatformContractTest, CompareAndSwapNeverLowersTheEpoch) {
   REQUIRE_PART(arbiter);
-  const v1::OwnershipRecord active = protocol::ActiveRecord(b().node, b().epoch);
+  const v1::OwnershipRecord active = ActiveRecord(b().node, b().epoch);
   absl::StatusOr<v1::OwnershipRecord> lowered = b().arbiter()->CompareAndSwap(
-      b().bdf, active, protocol::ActiveRecord(b().node, b().epoch - 1));
+      b().bdf, active, ActiveRecord(b().node, b().epoch - 1));
   EXPECT_EQ(lowered.status().code(), absl::StatusCode::kInvalidArgument) << lowered.status();
-  EXPECT_TRUE(protocol::SameRecord(*b().arbiter()->Read(b().bdf), active));
+  EXPECT_TRUE(SameRecord(*b().arbiter()->Read(b().bdf), active));
 }
 
 TEST_P(PlatformContractTest, HandoffRingsOfALaterHandoffSurviveALateWrite) {

@@ -160,6 +160,7 @@ absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs) {
            ReadOptional(attrs, NH_ATTR_HANDOVER_MODE, &handover_mode),
            ReadOptional(attrs, NH_ATTR_QUEUE_COUNT, &s.queue_count),
            ReadOptional(attrs, NH_ATTR_EPOCH, &s.epoch),
+           ReadOptional(attrs, NH_ATTR_OP_ID, &s.op_id),
            ReadOptional(attrs, NH_ATTR_IFINDEX, &s.ifindex),
            ReadOptional(attrs, NH_ATTR_MSI_MODE, &msi_mode),
            ReadOptional(attrs, NH_ATTR_HELD_XMITS, &s.held_xmits),

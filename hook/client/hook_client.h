@@ -74,6 +74,7 @@ struct RingState {
 struct DeviceStatus {
   DeviceState state = DeviceState::kUnknown;
   uint64_t epoch = 0;  // highest epoch the module has seen for the function
+  uint64_t op_id = 0;  // highest operation id it accepted at that epoch
   std::string ifname;  // "" when no interface exists
   uint32_t ifindex = 0;
   MsiMode msi_mode = MsiMode::kNone;

@@ -230,6 +230,7 @@ static int nh_put_status(struct sk_buff *skb, struct nh_dev *d,
 
 	if (nla_put_u32(skb, NH_ATTR_STATE, state) ||
 	    nh_put_u64(skb, NH_ATTR_EPOCH, d ? READ_ONCE(d->max_epoch) : 0) ||
+	    nh_put_u64(skb, NH_ATTR_OP_ID, d ? READ_ONCE(d->max_op_id) : 0) ||
 	    nla_put_u32(skb, NH_ATTR_HANDOVER_MODE, contract ?
 			NH_HANDOVER_MODE_CONTRACT : NH_HANDOVER_MODE_COLD))
 		return -EMSGSIZE;
@@ -731,10 +732,8 @@ static int nh_change(struct nh_req *r)
 	if (err)
 		goto out;
 	/* A request without an operation id leaves it at its epoch's. */
-	if (r->epoch > d->max_epoch)
-		d->max_op_id = r->op_id;
-	else if (op_id)
-		d->max_op_id = r->op_id;
+	if (r->epoch > d->max_epoch || op_id)
+		WRITE_ONCE(d->max_op_id, r->op_id);
 	WRITE_ONCE(d->max_epoch, r->epoch);
 	if (r->cmd == NH_CMD_RELEASE)
 		d->released_epoch = r->epoch;

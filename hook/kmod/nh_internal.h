@@ -44,7 +44,8 @@
  * @state: enum nh_state; written under @lock, read locklessly
  * @max_epoch: highest epoch of a request that changed the device
  * @max_op_id: highest operation id accepted at @max_epoch (0: none carried
- *	one); at that epoch a request with a lower one is a late call
+ *	one); at that epoch a request with a lower one is a late call; written
+ *	under @lock, read locklessly by STATUS and LIST
  * @released_epoch: the epoch of the RELEASE that handed the device away; only
  *	a higher one may ATTACH it here again (a RESERVE at the new owner's
  *	epoch comes first and raises @max_epoch to it)

@@ -122,7 +122,10 @@ enum nh_attr {
 	NH_ATTR_DEVICE_ID,		/* u16 (LIST reply) */
 	NH_ATTR_DRIVER,			/* string: bound driver (LIST reply) */
 	NH_ATTR_QUEUE_COUNT,		/* u32: queue pairs (LIST/STATUS reply) */
-	/* u64, optional beside EPOCH: the daemon's operation id; see above */
+	/*
+	 * u64, optional beside EPOCH: the daemon's operation id (see above);
+	 * in replies, the highest accepted at the device's epoch
+	 */
 	NH_ATTR_OP_ID,
 
 	__NH_ATTR_MAX,

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "daemon/platform/fake/machine_file.h"
 #include "daemon/platform/fake/machine_model.h"
+#include "daemon/platform/ownership_record.h"
 
 namespace nichandover {
 namespace platform {
@@ -522,18 +523,6 @@ class FakeRouter : public Router {
   std::shared_ptr<NodeSession> session_;
 };
 
-bool SameRecord(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
-  return a.state() == b.state() && a.owner_node() == b.owner_node() &&
-         a.target_node() == b.target_node() && a.epoch() == b.epoch();
-}
-
-std::string RecordText(const v1::OwnershipRecord& record) {
-  std::string text = absl::StrCat(v1::OwnershipState_Name(record.state()), "(", record.owner_node());
-  if (!record.target_node().empty()) absl::StrAppend(&text, "->", record.target_node());
-  absl::StrAppend(&text, ", ", record.epoch(), ")");
-  return text;
-}
-
 class FakeArbiter : public Arbiter {
  public:
   explicit FakeArbiter(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
@@ -558,17 +547,13 @@ class FakeArbiter : public Arbiter {
         session_->Run(FAKE_OP_COMPARE_AND_SWAP, [&](FakeMachineState* state) -> absl::Status {
           absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
           if (!nic.ok()) return nic.status();
-          if (desired.epoch() < expected.epoch()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("CAS of ", bdf, " would lower the epoch from ", expected.epoch(),
-                             " to ", desired.epoch()));
+          absl::Status valid = CheckCompareAndSwap(bdf, expected, desired);
+          if (!valid.ok()) return valid;
+          after = SwapIfSame((*nic)->mutable_ownership(), expected, desired);
+          if (SameRecord(after, desired)) {
+            session_->Log(state, absl::StrCat("cas ", bdf, " ", RecordString(expected), " -> ",
+                                              RecordString(desired)));
           }
-          if (SameRecord((*nic)->ownership(), expected)) {
-            *(*nic)->mutable_ownership() = desired;
-            session_->Log(state, absl::StrCat("cas ", bdf, " ", RecordText(expected), " -> ",
-                                              RecordText(desired)));
-          }
-          after = (*nic)->ownership();
           return absl::OkStatus();
         });
     if (!status.ok()) return status;

@@ -80,6 +80,7 @@ void PutStatus(hook::GenlMessageBuilder& m, const FakeFunction& f) {
   m.PutU32(NH_ATTR_HANDOVER_MODE, WireHandoverMode(f.handover_mode));
   m.PutU32(NH_ATTR_QUEUE_COUNT, f.queue_count);
   m.PutU64(NH_ATTR_EPOCH, f.max_epoch);
+  m.PutU64(NH_ATTR_OP_ID, f.max_op_id);
   m.PutU32(NH_ATTR_MSI_MODE, WireMsiMode(f.msi_mode));
   m.PutString(NH_ATTR_IFNAME, f.ifname);
   m.PutU32(NH_ATTR_IFINDEX, f.ifindex);

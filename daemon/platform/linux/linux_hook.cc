@@ -56,7 +56,8 @@ absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, const F
                                                  absl::Duration timeout) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Quiesce(dev, fence, timeout));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
+                      Explained(client, dev, fence, "quiesce", client.Quiesce(dev, fence, timeout)));
   NH_RETURN_IF_ERROR(ExpectState(status, hook::DeviceState::kQuiesced, "quiesce", dev));
   if (status.xmits_while_quiesced != 0 || status.polls_while_quiesced != 0) {
     return absl::InternalError(absl::StrCat(
@@ -82,7 +83,8 @@ absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, const F
 absl::Status LinuxHook::Resume(const std::string& bdf, const Fence& fence) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Resume(dev, fence));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
+                      Explained(client, dev, fence, "resume", client.Resume(dev, fence)));
   return ExpectState(status, hook::DeviceState::kRunning, "resume", dev);
 }
 
@@ -92,14 +94,16 @@ absl::Status LinuxHook::Attach(const std::string& bdf, const Fence& fence,
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
   std::vector<hook::RingState> wire;
   for (const v1::QueueRingState& ring : rings) wire.push_back(FromProto(ring));
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Attach(dev, fence, wire));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
+                      Explained(client, dev, fence, "attach", client.Attach(dev, fence, wire)));
   return ExpectState(status, hook::DeviceState::kRunning, "attach", dev);
 }
 
 absl::Status LinuxHook::Release(const std::string& bdf, const Fence& fence) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Release(dev, fence));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
+                      Explained(client, dev, fence, "release", client.Release(dev, fence)));
   // A contract driver may report its standby right away.
   if (status.state == hook::DeviceState::kStandby) return absl::OkStatus();
   return ExpectState(status, hook::DeviceState::kReleased, "release", dev);

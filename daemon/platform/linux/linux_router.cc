@@ -48,8 +48,13 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
     unchanged = unchanged && vectors[i].address == messages[i].address() &&
                 vectors[i].data == messages[i].data();
   }
-  if (unchanged && unchanged_is_done) return messages;
-  NH_ASSIGN_OR_RETURN(hook::RerouteResult result, client.RerouteRaw(dev, fence, writes));
+  if (unchanged && unchanged_is_done) {
+    // Nothing to write, but a late call is refused all the same.
+    NH_RETURN_IF_ERROR(CheckModuleFence(client, dev, fence, op));
+    return messages;
+  }
+  NH_ASSIGN_OR_RETURN(hook::RerouteResult result,
+                      Explained(client, dev, fence, op, client.RerouteRaw(dev, fence, writes)));
 
   // The module compared what it read back already; check its answer too,
   // since the daemon journals these messages as the device's routing.
@@ -91,7 +96,8 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReserveTargetMessages(
     const std::string& bdf, const Fence& fence, uint32_t count) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  absl::StatusOr<std::vector<hook::MsiVector>> reserved = client.Reserve(dev, fence, count);
+  absl::StatusOr<std::vector<hook::MsiVector>> reserved =
+      Explained(client, dev, fence, "reserve", client.Reserve(dev, fence, count));
   if (absl::IsFailedPrecondition(reserved.status())) {
     // Say which kind of device this is: the usual reason is cold mode.
     absl::StatusOr<hook::DeviceStatus> status = client.Status(dev);
@@ -114,7 +120,8 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReserveTargetMessages(
 absl::Status LinuxRouter::ReleaseReservation(const std::string& bdf, const Fence& fence) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  return client.Unreserve(dev, fence).status();
+  return Explained(client, dev, fence, "release reservation", client.Unreserve(dev, fence))
+      .status();
 }
 
 }  // namespace linux_backend

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/platform/ownership_record.h"
 #include "pci/bdf.h"
 
 namespace nichandover {
@@ -263,10 +264,7 @@ absl::StatusOr<v1::OwnershipRecord> SharedFileArbiter::CompareAndSwap(
     const v1::OwnershipRecord& desired) {
   auto slot = Slot(bdf);
   if (!slot.ok()) return slot.status();
-  if (desired.epoch() < expected.epoch()) {
-    return absl::InvalidArgumentError(absl::StrCat("CAS of ", bdf, " would lower the epoch from ",
-                                                   expected.epoch(), " to ", desired.epoch()));
-  }
+  if (absl::Status valid = CheckCompareAndSwap(bdf, expected, desired); !valid.ok()) return valid;
   auto desired_word = EncodeRecord(nodes_, desired);
   if (!desired_word.ok()) {
     return absl::InvalidArgumentError(

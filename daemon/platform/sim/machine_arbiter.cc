@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "daemon/platform/ownership_record.h"
 
 namespace nichandover {
 namespace platform {
@@ -29,6 +30,7 @@ class MachineArbiter : public Arbiter {
                                                      const v1::OwnershipRecord& expected,
                                                      const v1::OwnershipRecord& desired) override {
     if (absl::Status s = CheckBdf(bdf); !s.ok()) return s;
+    if (absl::Status s = CheckCompareAndSwap(bdf, expected, desired); !s.ok()) return s;
     absl::StatusOr<Ownership> want = FromRecord(expected);
     if (!want.ok()) return want.status();
     absl::StatusOr<Ownership> next = FromRecord(desired);

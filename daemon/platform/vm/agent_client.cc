@@ -125,6 +125,13 @@ absl::StatusOr<v1::OwnershipRecord> AgentArbiter::CompareAndSwap(
   return agent_->CompareAndSwap(bdf, expected, desired);
 }
 
+absl::Status NotPluggedHere(AgentClient& agent, const std::string& bdf, absl::string_view what) {
+  absl::StatusOr<v1::OwnershipRecord> record = agent.ReadRecord(bdf);
+  if (absl::IsNotFound(record.status())) return record.status();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, " ", bdf, ": not plugged into VM ", agent.vm_name()));
+}
+
 absl::Status AgentArbiter::WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                              const std::vector<v1::QueueRingState>& rings) {
   return agent_->WriteHandoffRings(bdf, fence, rings);

@@ -43,6 +43,11 @@ class AgentClient {
   const std::string vm_name_;
 };
 
+// Why a NIC that is not plugged into this VM cannot be worked on here:
+// NOT_FOUND when the agent has no such NIC (the machine does not have it),
+// FAILED_PRECONDITION naming `what` when another VM holds it.
+absl::Status NotPluggedHere(AgentClient& agent, const std::string& bdf, absl::string_view what);
+
 // The ownership records kept by the host agent.
 class AgentArbiter : public Arbiter {
  public:

@@ -11,10 +11,7 @@ absl::StatusOr<QuiesceResult> VmHook::Quiesce(const std::string& bdf, const Fenc
                                               absl::Duration timeout) {
   auto dev = linux_backend::CanonicalBdf(bdf);
   if (!dev.ok()) return dev.status();
-  if (!guest_.Present(*dev)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("quiesce ", *dev, ": not plugged into this VM"));
-  }
+  if (!guest_.Present(*dev)) return NotPluggedHere(*agent_, *dev, "quiesce");
   return module_->Quiesce(*dev, fence, timeout);
 }
 
@@ -41,14 +38,21 @@ absl::Status VmHook::Attach(const std::string& bdf, const Fence& fence,
 absl::Status VmHook::Release(const std::string& bdf, const Fence& fence) {
   auto dev = linux_backend::CanonicalBdf(bdf);
   if (!dev.ok()) return dev.status();
-  if (!guest_.Present(*dev)) return absl::OkStatus();
+  if (!guest_.Present(*dev)) {
+    absl::Status here = NotPluggedHere(*agent_, *dev, "release");
+    return absl::IsNotFound(here) ? here : absl::OkStatus();
+  }
   return module_->Release(*dev, fence);
 }
 
 absl::StatusOr<HookStatus> VmHook::Status(const std::string& bdf) {
   auto dev = linux_backend::CanonicalBdf(bdf);
   if (!dev.ok()) return dev.status();
-  if (!guest_.Present(*dev)) return HookStatus{};  // detached, epoch unknown here
+  if (!guest_.Present(*dev)) {
+    absl::Status here = NotPluggedHere(*agent_, *dev, "status");
+    if (absl::IsNotFound(here)) return here;
+    return HookStatus{};  // detached, epoch unknown here
+  }
   return module_->Status(*dev);
 }
 

@@ -15,10 +15,7 @@ bool IsHypervisorRouted(const v1::MsiMessage& message) {
 absl::StatusOr<std::vector<v1::MsiMessage>> VmRouter::ReadMessages(const std::string& bdf) {
   auto dev = linux_backend::CanonicalBdf(bdf);
   if (!dev.ok()) return dev.status();
-  if (!guest_.Present(*dev)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(*dev, " is not plugged into VM ", agent_->vm_name()));
-  }
+  if (!guest_.Present(*dev)) return NotPluggedHere(*agent_, *dev, "read messages of");
   return module_->ReadMessages(*dev);
 }
 

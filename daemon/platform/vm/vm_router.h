@@ -37,7 +37,8 @@ class VmRouter : public Router {
   VmRouter(std::unique_ptr<Router> module, std::shared_ptr<AgentClient> agent, GuestView guest)
       : module_(std::move(module)), agent_(std::move(agent)), guest_(std::move(guest)) {}
 
-  // FAILED_PRECONDITION when the NIC is not plugged into this VM.
+  // FAILED_PRECONDITION when the NIC is not plugged into this VM, NOT_FOUND
+  // when the machine does not have it.
   absl::StatusOr<std::vector<v1::MsiMessage>> ReadMessages(const std::string& bdf) override;
   // INVALID_ARGUMENT for anything but markers; the agent's error (e.g.
   // FAILED_PRECONDITION for an epoch the record does not have) otherwise.
