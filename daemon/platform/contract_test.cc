@@ -402,11 +402,13 @@ TEST_P(PlatformContractTest, ALateRestoreAfterRecoveryLeavesTheNicRunning) {
 TEST_P(PlatformContractTest, RouterRefusesALateRerouteOfTheSameEpoch) {
   REQUIRE_PART(hook);
   REQUIRE_PART(router);
-  ASSERT_TRUE(b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 5}, absl::Seconds(5)).ok());
+  ASSERT_TRUE(b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 1}, absl::Seconds(5)).ok());
+  ASSERT_TRUE(
+      b().router()->Reroute(b().bdf, Fence{b().epoch, kFirstStart + 6}, b().RerouteTarget()).ok());
   const Fence late{b().epoch, kFirstStart + 4};
   ExpectFenced(b().router()->Reroute(b().bdf, late, b().RerouteTarget()).status(), late);
   EXPECT_TRUE(
-      b().router()->Reroute(b().bdf, Fence{b().epoch, kFirstStart + 6}, b().RerouteTarget()).ok());
+      b().router()->Reroute(b().bdf, Fence{b().epoch, kFirstStart + 7}, b().RerouteTarget()).ok());
 }
 
 TEST_P(PlatformContractTest, UnknownDevicesAreNotFound) {

@@ -9,7 +9,8 @@
 // data path, the routing or the handoff rings carries a Fence (common/fence.h):
 // the handover's epoch and the daemon's operation id. The kernel side keeps
 // the highest fence it accepted per device (per node for the hook and the
-// router) and refuses a lower one with FAILED_PRECONDITION: a lower epoch
+// router; vm keeps the router's in the host agent) and refuses a lower one
+// with FAILED_PRECONDITION naming both fences: a lower epoch
 // fences a stale daemon instance, a lower operation id at the same epoch a
 // late call (of a crashed instance, or one the daemon timed out and retried).
 #ifndef NICHANDOVER_DAEMON_PLATFORM_PLATFORM_H_
@@ -79,8 +80,9 @@ struct HookStatus {
 
 // The node's kernel-side hook: gates the data path at dev_hard_start_xmit and
 // net_rx_action's NAPI poll. Operations with a fence below the highest the
-// node accepted for the device (Hook and Router calls share it) fail with
-// FAILED_PRECONDITION; a retry with the same fence is admitted again.
+// node accepted for the device fail with FAILED_PRECONDITION; a retry with
+// the same fence is admitted again. NOT_FOUND for a device the machine does
+// not have.
 class Hook {
  public:
   virtual ~Hook() = default;

@@ -166,7 +166,7 @@ TEST_F(FakePlatformTest, HookRefusesAnEpochBelowTheHighestSeen) {
   ASSERT_TRUE(node0_.hook->Quiesce(kNic, Fence{5, 0}, absl::Seconds(1)).ok());
   absl::Status stale = node0_.hook->Resume(kNic, Fence{4, 0});
   EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(stale.message(), HasSubstr("has seen epoch 5"));
+  EXPECT_THAT(stale.message(), HasSubstr("highest accepted for the device (epoch 5 op 0.0)"));
   EXPECT_EQ(node0_.hook->Status(kNic)->state, HookState::kQuiesced);
   EXPECT_EQ(node0_.router->Reroute(kNic, Fence{4, 0}, node0_.router->ReadMessages(kNic).value()).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -234,8 +234,10 @@ TEST_F(FakePlatformTest, ReservationsAreFreeVectorsRoundRobinOnTheTargetsCpus) {
   absl::StatusOr<std::vector<v1::MsiMessage>> other = node1_.router->ReserveTargetMessages(kOtherNic, Fence{2, 0}, 2);
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(MsiVector((*other)[0]), 0x42u);
-  // A late release for an older offer keeps the newer reservation.
-  ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, Fence{1, 0}).ok());
+  // A late release for an older offer is refused and keeps the newer
+  // reservation.
+  EXPECT_EQ(node1_.router->ReleaseReservation(kNic, Fence{1, 0}).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(machine_->Inspect(kNic)->nodes[1].reserved_vectors, 4u);
   ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, Fence{2, 0}).ok());
   EXPECT_EQ(machine_->Inspect(kNic)->nodes[1].reserved_vectors, 0u);
