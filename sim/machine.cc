@@ -11,8 +11,10 @@
 #include <new>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "pci/bdf.h"
 #include "sim/config_space_image.h"
 
 namespace nichandover {
@@ -141,16 +143,17 @@ absl::StatusOr<MachineLayout*> MapExisting(int fd, const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::array<uint8_t, 6>> NicMacFromBdf(absl::string_view bdf) {
-  unsigned domain, bus, device, function;
-  char tail;
-  std::string text(bdf);
-  if (bdf.size() >= sizeof(NicState::bdf) ||
-      std::sscanf(text.c_str(), "%4x:%2x:%2x.%1x%c", &domain, &bus, &device, &function,
-                  &tail) != 4 ||
-      device > 0x1f || function > 7) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("bad BDF '%s': want DDDD:BB:DD.F", bdf));
+  // The machine compares BDFs as text: only the full form is one.
+  absl::StatusOr<pci::Bdf> parsed = pci::ParseBdf(bdf);
+  if (!parsed.ok() || parsed->ToString() != bdf || bdf.size() >= sizeof(NicState::bdf)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bad BDF '%s': want DDDD:BB:DD.F in lower case%s", bdf,
+        parsed.ok() ? "" : absl::StrCat(" (", parsed.status().message(), ")")));
   }
+  const uint32_t domain = parsed->domain;
+  const uint32_t bus = parsed->bus;
+  const uint32_t device = parsed->device;
+  const uint32_t function = parsed->function;
   // 02: locally administered, unicast; "NH"; then domain (low byte), bus, devfn.
   std::array<uint8_t, 6> mac = {0x02,
                                 0x4e,

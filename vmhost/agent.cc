@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "daemon/platform/ownership_record.h"
+#include "pci/bdf.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 
@@ -48,16 +49,12 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& tex
 }  // namespace
 
 absl::StatusOr<std::string> CanonicalPciAddress(const std::string& bdf) {
-  unsigned domain = 0, bus = 0, slot = 0, fn = 0;
-  char tail = 0;
-  std::string text = bdf;
-  if (std::count(text.begin(), text.end(), ':') == 1) text = "0000:" + text;
-  if (std::sscanf(text.c_str(), "%4x:%2x:%2x.%1x%c", &domain, &bus, &slot, &fn, &tail) != 4 ||
-      slot > 0x1f || fn > 7 || text.size() != 12) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", bdf, "' is not a PCI address (want 0000:01:00.0)"));
+  absl::StatusOr<pci::Bdf> parsed = pci::ParseBdf(bdf);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", bdf, "' is not a PCI address (want 0000:01:00.0): ",
+                                                   parsed.status().message()));
   }
-  return absl::StrFormat("%04x:%02x:%02x.%x", domain, bus, slot, fn);
+  return parsed->ToString();
 }
 
 Agent::Agent(AgentConfig config, Hypervisor* hypervisor)

@@ -77,7 +77,8 @@ class Agent {
   absl::Mutex records_mu_;
 };
 
-// "0000:01:00.0" from "0000:01:00.0" or "01:00.0"; INVALID_ARGUMENT otherwise.
+// "0000:01:00.0" from "0000:01:00.0" or "01:00.0" (pci::ParseBdf's rules);
+// INVALID_ARGUMENT otherwise.
 absl::StatusOr<std::string> CanonicalPciAddress(const std::string& bdf);
 
 }  // namespace vmhost
