@@ -14,9 +14,9 @@ absl::Status CheckFence(const Fence& highest, const Fence& call, absl::string_vi
   const char* why = call.epoch < highest.epoch
                         ? "a stale epoch"
                         : "a late call of the current epoch, overtaken by a newer operation";
-  return absl::FailedPreconditionError(absl::StrCat(what, " refused: its fence (", FenceText(call),
-                                                    ") is below the highest accepted for the device (",
-                                                    FenceText(highest), "): ", why));
+  return absl::FailedPreconditionError(absl::StrCat(
+      what, " refused: its fence (", FenceText(call),
+      ") is below the highest accepted for the device (", FenceText(highest), "): ", why));
 }
 
 }  // namespace nichandover

@@ -81,8 +81,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "the simulated NIC has exactly one queue");
     }
-    return ToGrpc(
-        kernel_->Attach(request->bdf(), FenceOf(*request), FromProto(request->rings(0))));
+    return ToGrpc(kernel_->Attach(request->bdf(), FenceOf(*request), FromProto(request->rings(0))));
   }
 
   grpc::Status Release(grpc::ServerContext*, const v1::EpochRequest* request,

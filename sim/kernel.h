@@ -104,7 +104,8 @@ class Kernel {
   // Installs handlers for `count` free vectors on this node's CPUs (entry i
   // on APIC ID i % CPUs) and returns the messages that reach them.
   absl::StatusOr<std::vector<pci::RawMsiMessage>> ReserveVectors(const std::string& bdf,
-                                                                 const Fence& fence, uint32_t count);
+                                                                 const Fence& fence,
+                                                                 uint32_t count);
   absl::Status ReleaseVectors(const std::string& bdf, const Fence& fence);
   // Source side, quiesced: rewrites the MSI-X table with the PCI layer's
   // careful sequence (mask, write, read back, leave masked). Returns the
@@ -151,7 +152,7 @@ class Kernel {
   SimBarMemory bars_;
 
   std::mutex control_mu_;  // one hook operation at a time
-  Fence highest_;  // the highest fence accepted
+  Fence highest_;          // the highest fence accepted
   std::vector<uint8_t> active_vectors_;
   std::vector<uint8_t> reserved_vectors_;
   uint64_t reserved_epoch_ = 0;

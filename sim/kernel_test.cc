@@ -252,7 +252,8 @@ TEST_F(KernelTest, RestoreOnARunningNicIsANoOpOnlyWhenTheTableHoldsTheMessages) 
 
   EXPECT_TRUE(source.Restore(bdf_, Fence{4, 0}, *previous).ok());
   EXPECT_TRUE(source.Resume(bdf_, Fence{4, 0}).ok());
-  EXPECT_EQ(source.Restore(bdf_, Fence{4, 0}, *target).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(source.Restore(bdf_, Fence{4, 0}, *target).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(StatusOf(0).state, KernelHookState::kRunning);
   EXPECT_TRUE(source.Quiesce(bdf_, Fence{5, 0}, kTimeout).ok());
   auto unchanged = source.Reroute(bdf_, Fence{5, 0}, *target);
@@ -319,7 +320,8 @@ TEST_F(KernelTest, AttachRefusesRingsThatDoNotMatchTheDeviceOrRoutingElsewhere) 
   ASSERT_TRUE(kernels_[0]->Reroute(bdf_, Fence{2, 0}, *messages).ok());
   RingState wrong = quiesced->rings;
   wrong.tx_next_to_use += 1;
-  EXPECT_EQ(kernels_[1]->Attach(bdf_, Fence{2, 0}, wrong).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kernels_[1]->Attach(bdf_, Fence{2, 0}, wrong).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(kernels_[1]->Attach(bdf_, Fence{2, 0}, quiesced->rings).ok());
   // Source may not resume now: its interrupts went elsewhere.
   EXPECT_EQ(kernels_[0]->Resume(bdf_, Fence{2, 0}).code(), absl::StatusCode::kFailedPrecondition);

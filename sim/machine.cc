@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <new>
 #include <thread>
 
@@ -146,9 +146,9 @@ absl::StatusOr<std::array<uint8_t, 6>> NicMacFromBdf(absl::string_view bdf) {
   // The machine compares BDFs as text: only the full form is one.
   absl::StatusOr<pci::Bdf> parsed = pci::ParseBdf(bdf);
   if (!parsed.ok() || parsed->ToString() != bdf || bdf.size() >= sizeof(NicState::bdf)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "bad BDF '%s': want DDDD:BB:DD.F in lower case%s", bdf,
-        parsed.ok() ? "" : absl::StrCat(" (", parsed.status().message(), ")")));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad BDF '%s': want DDDD:BB:DD.F in lower case%s", bdf,
+                        parsed.ok() ? "" : absl::StrCat(" (", parsed.status().message(), ")")));
   }
   const uint32_t domain = parsed->domain;
   const uint32_t bus = parsed->bus;

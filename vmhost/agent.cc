@@ -15,9 +15,9 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "daemon/platform/ownership_record.h"
-#include "pci/bdf.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "pci/bdf.h"
 
 namespace nichandover {
 namespace vmhost {
@@ -51,8 +51,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& tex
 absl::StatusOr<std::string> CanonicalPciAddress(const std::string& bdf) {
   absl::StatusOr<pci::Bdf> parsed = pci::ParseBdf(bdf);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", bdf, "' is not a PCI address (want 0000:01:00.0): ",
-                                                   parsed.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", bdf, "' is not a PCI address (want 0000:01:00.0): ", parsed.status().message()));
   }
   return parsed->ToString();
 }
@@ -229,20 +229,22 @@ absl::Status Agent::CheckRecord(const v1::OwnershipRecord& r) const {
   switch (r.state()) {
     case v1::OWNERSHIP_STATE_ACTIVE:
       if (!known(r.owner_node()) || !r.target_node().empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("desired ", platform::RecordString(r), ": ACTIVE needs a known owner and no target"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "desired ", platform::RecordString(r), ": ACTIVE needs a known owner and no target"));
       }
       return absl::OkStatus();
     case v1::OWNERSHIP_STATE_PREPARING:
     case v1::OWNERSHIP_STATE_HANDOFF:
       if (!known(r.owner_node()) || !known(r.target_node()) ||
           r.owner_node() == r.target_node()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "desired ", platform::RecordString(r), ": needs two different known nodes (source, target)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("desired ", platform::RecordString(r),
+                         ": needs two different known nodes (source, target)"));
       }
       return absl::OkStatus();
     default:
-      return absl::InvalidArgumentError(absl::StrCat("desired ", platform::RecordString(r), ": no state"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("desired ", platform::RecordString(r), ": no state"));
   }
 }
 
@@ -315,8 +317,8 @@ absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, const F
   // stale daemon instance) cannot move it.
   if (record.epoch() != epoch) {
     return absl::FailedPreconditionError(
-        absl::StrCat("placement of ", nic.config.bdf(), " at epoch ", epoch, " refused: the record is ",
-                     platform::RecordString(record)));
+        absl::StrCat("placement of ", nic.config.bdf(), " at epoch ", epoch,
+                     " refused: the record is ", platform::RecordString(record)));
   }
   // A late call of the record's epoch (a crashed or retried daemon's)
   // must not move the NIC back after a newer placement.

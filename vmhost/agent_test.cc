@@ -176,7 +176,8 @@ TEST_F(AgentTest, AVmThatDoesNotAnswerStopsAPlacement) {
                   .ok());
   hypervisor_.SetDown("vm-a", true);
   // It might hold the NIC: plugging it elsewhere could make two holders.
-  EXPECT_EQ(agent->PlaceNic(kBdf, Fence{2, 0}, "vm-a").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(agent->PlaceNic(kBdf, Fence{2, 0}, "vm-a").status().code(),
+            absl::StatusCode::kUnavailable);
   EXPECT_TRUE(hypervisor_.Log().empty());
 }
 

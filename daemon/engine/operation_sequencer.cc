@@ -18,12 +18,11 @@ namespace engine {
 namespace {
 
 absl::Status ErrnoStatus(int err, const std::string& what) {
-  const absl::StatusCode code = err == ENOSPC || err == EDQUOT
-                                    ? absl::StatusCode::kResourceExhausted
-                                    : err == EACCES || err == EPERM
-                                          ? absl::StatusCode::kPermissionDenied
-                                          : err == ENOENT ? absl::StatusCode::kNotFound
-                                                          : absl::StatusCode::kInternal;
+  const absl::StatusCode code =
+      err == ENOSPC || err == EDQUOT  ? absl::StatusCode::kResourceExhausted
+      : err == EACCES || err == EPERM ? absl::StatusCode::kPermissionDenied
+      : err == ENOENT                 ? absl::StatusCode::kNotFound
+                                      : absl::StatusCode::kInternal;
   return absl::Status(code, absl::StrCat(what, ": ", std::strerror(err)));
 }
 
@@ -75,8 +74,9 @@ absl::StatusOr<uint32_t> OperationSequencer::NextIncarnation(const std::string& 
     if (!absl::SimpleAtoi(absl::StripTrailingAsciiWhitespace(text.str()), &previous) ||
         previous > std::numeric_limits<uint32_t>::max()) {
       return absl::DataLossError(absl::StrCat(
-          path, " does not hold an incarnation number (0..4294967295); remove it only together "
-                "with the journal beside it"));
+          path,
+          " does not hold an incarnation number (0..4294967295); remove it only together "
+          "with the journal beside it"));
     }
   } else if (errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("reading ", path));

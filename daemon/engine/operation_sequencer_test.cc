@@ -53,12 +53,10 @@ TEST(OperationSequencerTest, IdsGrowWithinAndAcrossIncarnations) {
 TEST(OperationSequencerTest, RefusesAFileThatHoldsNoNumber) {
   const std::string path = TempPath("garbage");
   WriteFile(path, "twelve\n");
-  EXPECT_EQ(OperationSequencer::NextIncarnation(path).status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OperationSequencer::NextIncarnation(path).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ReadFile(path), "twelve\n");  // left as it was
   WriteFile(path, "4294967296\n");
-  EXPECT_EQ(OperationSequencer::NextIncarnation(path).status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OperationSequencer::NextIncarnation(path).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(OperationSequencerTest, RefusesToWrapAround) {
@@ -69,8 +67,9 @@ TEST(OperationSequencerTest, RefusesToWrapAround) {
 }
 
 TEST(OperationSequencerTest, AMissingDirectoryIsNotFound) {
-  EXPECT_EQ(OperationSequencer::NextIncarnation(TempPath("no/such/dir/incarnation")).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      OperationSequencer::NextIncarnation(TempPath("no/such/dir/incarnation")).status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 }  // namespace

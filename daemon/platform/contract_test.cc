@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "agent_service.h"
 #include "absl/strings/str_cat.h"
+#include "agent_service.h"
 #include "daemon/platform/fake/fake_machine.h"
 #include "daemon/platform/fake/fake_platform.h"
 #include "daemon/platform/linux/fake_hook_module.h"
@@ -179,9 +179,9 @@ class SharedFileBackend : public Backend {
     other_node = "node1";
     bdf = "0000:03:00.0";
     epoch = 4;
-    EXPECT_TRUE(SharedFileArbiter::Create(path, {node, other_node},
-                                          {{bdf, ActiveRecord(node, epoch)}})
-                    .ok());
+    EXPECT_TRUE(
+        SharedFileArbiter::Create(path, {node, other_node}, {{bdf, ActiveRecord(node, epoch)}})
+            .ok());
     auto arbiter = SharedFileArbiter::Open(path);
     EXPECT_TRUE(arbiter.ok()) << arbiter.status();
     arbiter_ = *std::move(arbiter);
@@ -325,8 +325,8 @@ class PlatformContractTest : public ::testing::TestWithParam<BackendParam> {
   std::unique_ptr<Backend> backend_;
 };
 
-#define REQUIRE_PART(part)                                                   \
-  if (b().part() == nullptr) {                                               \
+#define REQUIRE_PART(part)                                                    \
+  if (b().part() == nullptr) {                                                \
     GTEST_SKIP() << GetParam().name << " has no " #part " (nothing to test)"; \
   }
 
@@ -365,7 +365,8 @@ TEST_P(PlatformContractTest, HookAdmitsTheSameCallTwice) {
 TEST_P(PlatformContractTest, HookRefusesAStaleEpochWhateverItsOperationId) {
   REQUIRE_PART(hook);
   ASSERT_GE(b().epoch, 1u);
-  ASSERT_TRUE(b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 1}, absl::Seconds(5)).ok());
+  ASSERT_TRUE(
+      b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 1}, absl::Seconds(5)).ok());
   // A daemon that restarted (higher operation ids) but lost the record.
   const Fence stale{b().epoch - 1, kRestart + 1};
   ExpectFenced(b().hook()->Resume(b().bdf, stale), stale);
@@ -379,7 +380,8 @@ TEST_P(PlatformContractTest, ALateRestoreAfterRecoveryLeavesTheNicRunning) {
   // A source quiesces and reroutes; its daemon crashes with a Restore in
   // flight; the restarted daemon recovers with Restore and Resume.
   const std::vector<v1::MsiMessage> before = *b().router()->ReadMessages(b().bdf);
-  ASSERT_TRUE(b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 1}, absl::Seconds(5)).ok());
+  ASSERT_TRUE(
+      b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 1}, absl::Seconds(5)).ok());
   absl::StatusOr<std::vector<v1::MsiMessage>> previous =
       b().router()->Reroute(b().bdf, Fence{b().epoch, kFirstStart + 2}, b().RerouteTarget());
   ASSERT_TRUE(previous.ok()) << previous.status();
@@ -402,7 +404,8 @@ TEST_P(PlatformContractTest, ALateRestoreAfterRecoveryLeavesTheNicRunning) {
 TEST_P(PlatformContractTest, RouterRefusesALateRerouteOfTheSameEpoch) {
   REQUIRE_PART(hook);
   REQUIRE_PART(router);
-  ASSERT_TRUE(b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 1}, absl::Seconds(5)).ok());
+  ASSERT_TRUE(
+      b().hook()->Quiesce(b().bdf, Fence{b().epoch, kFirstStart + 1}, absl::Seconds(5)).ok());
   ASSERT_TRUE(
       b().router()->Reroute(b().bdf, Fence{b().epoch, kFirstStart + 6}, b().RerouteTarget()).ok());
   const Fence late{b().epoch, kFirstStart + 4};
@@ -442,8 +445,7 @@ TEST_P(PlatformContractTest, CompareAndSwapHasOneWinnerAndTellsTheLoserTheRecord
   Arbiter& arbiter = *b().arbiter();
   const v1::OwnershipRecord active = ActiveRecord(b().node, b().epoch);
   ASSERT_TRUE(SameRecord(*arbiter.Read(b().bdf), active));
-  const v1::OwnershipRecord preparing =
-      PreparingRecord(b().node, b().other_node, b().epoch + 1);
+  const v1::OwnershipRecord preparing = PreparingRecord(b().node, b().other_node, b().epoch + 1);
   absl::StatusOr<v1::OwnershipRecord> won = arbiter.CompareAndSwap(b().bdf, active, preparing);
   ASSERT_TRUE(won.ok()) << won.status();
   EXPECT_TRUE(SameRecord(*won, preparing));
@@ -462,8 +464,8 @@ TEST_P(PlatformContractTest, CompareAndSwapHasOneWinnerAndTellsTheLoserTheRecord
 TEST_P(PlatformContractTest, CompareAndSwapNeverLowersTheEpoch) {
   REQUIRE_PART(arbiter);
   const v1::OwnershipRecord active = ActiveRecord(b().node, b().epoch);
-  absl::StatusOr<v1::OwnershipRecord> lowered = b().arbiter()->CompareAndSwap(
-      b().bdf, active, ActiveRecord(b().node, b().epoch - 1));
+  absl::StatusOr<v1::OwnershipRecord> lowered =
+      b().arbiter()->CompareAndSwap(b().bdf, active, ActiveRecord(b().node, b().epoch - 1));
   EXPECT_EQ(lowered.status().code(), absl::StatusCode::kInvalidArgument) << lowered.status();
   EXPECT_TRUE(SameRecord(*b().arbiter()->Read(b().bdf), active));
 }

@@ -120,8 +120,9 @@ class Router {
   // Target, on an offer: reserve `count` vectors on this node's CPUs and
   // return the messages that reach them. RESOURCE_EXHAUSTED when there are
   // not enough free vectors.
-  virtual absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(
-      const std::string& bdf, const Fence& fence, uint32_t count) = 0;
+  virtual absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
+                                                                            const Fence& fence,
+                                                                            uint32_t count) = 0;
   // Target, on abort: give the reservation back (no-op if there is none).
   virtual absl::Status ReleaseReservation(const std::string& bdf, const Fence& fence) = 0;
 };

@@ -387,8 +387,8 @@ absl::StatusOr<DeviceStatus> HookClient::Attach(const std::string& bdf, const Fe
   return reply->status;
 }
 
-absl::StatusOr<std::vector<MsiVector>> HookClient::Reserve(const std::string& bdf, const Fence& fence,
-                                                           uint32_t count) {
+absl::StatusOr<std::vector<MsiVector>> HookClient::Reserve(const std::string& bdf,
+                                                           const Fence& fence, uint32_t count) {
   if (count == 0) return absl::InvalidArgumentError("reserve needs at least one vector");
   auto reply = Call(NH_CMD_RESERVE, bdf, [&](GenlMessageBuilder& m) {
     PutFence(m, fence);

@@ -177,7 +177,8 @@ class HookClient {
   // Sends one request built by `fill` and returns the decoded answer.
   template <typename Fill>
   absl::StatusOr<Reply> Call(uint8_t cmd, const std::string& bdf, Fill fill);
-  absl::StatusOr<DeviceStatus> CallWithFence(uint8_t cmd, const std::string& bdf, const Fence& fence);
+  absl::StatusOr<DeviceStatus> CallWithFence(uint8_t cmd, const std::string& bdf,
+                                             const Fence& fence);
 
   std::unique_ptr<Transport> transport_;
   uint16_t family_id_ = 0;

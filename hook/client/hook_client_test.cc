@@ -256,7 +256,8 @@ TEST_F(HookClientTest, RawRerouteSendsEachMessageAndReturnsBothSides) {
                                 m.EndNest();
                               }};
   });
-  auto result = client.RerouteRaw(kBdf, Fence{6, 0}, {{0, 0xfee01000, 0x4041}, {2, 0xfee01000, 0x4042}});
+  auto result =
+      client.RerouteRaw(kBdf, Fence{6, 0}, {{0, 0xfee01000, 0x4041}, {2, 0xfee01000, 0x4042}});
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(sent.size(), 2u);
   EXPECT_EQ(sent[1].index, 2u);
@@ -438,7 +439,8 @@ TEST_F(HookClientTest, ReserveSendsEpochAndCountAndReturnsTheMessagesInEntryOrde
   ASSERT_EQ(messages->size(), 2u);
   EXPECT_EQ((*messages)[0].address, 0xfee03000u);
   EXPECT_EQ((*messages)[1].data, 0x42u);
-  EXPECT_EQ(client.Reserve(kBdf, Fence{7, 0}, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client.Reserve(kBdf, Fence{7, 0}, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(HookClientTest, ReserveAnsweredWithTheWrongNumberOfMessagesIsAnError) {

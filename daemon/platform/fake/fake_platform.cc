@@ -122,8 +122,8 @@ absl::StatusOr<FencedNic> FenceNic(FakeMachineState* state, const std::string& n
   absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
   if (!nic.ok()) return nic.status();
   FakeHook* hook = HookFor(*nic, node_id);
-  absl::Status status = CheckFence(HighestFence(*hook), fence,
-                                   absl::StrCat(operation, " of ", bdf, " on ", node_id));
+  absl::Status status =
+      CheckFence(HighestFence(*hook), fence, absl::StrCat(operation, " of ", bdf, " on ", node_id));
   if (!status.ok()) return status;
   const uint64_t epoch = fence.epoch;
   // Epochs come from the record: a call can be at most one ahead of it (a
@@ -232,7 +232,8 @@ class FakeHookImpl : public Hook {
     absl::Status status = session_->Run(
         FAKE_OP_QUIESCE,
         [&](FakeMachineState* state, bool drain_timed_out) -> absl::Status {
-          absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "quiesce");
+          absl::StatusOr<FencedNic> fenced =
+              FenceNic(state, session_->node_id(), bdf, fence, "quiesce");
           if (!fenced.ok()) return fenced.status();
           FakeNic* nic = fenced->nic;
           FakeHook* hook = fenced->hook;
@@ -247,7 +248,8 @@ class FakeHookImpl : public Hook {
           hook->set_state(FAKE_HOOK_QUIESCED);
           SetMasked(nic, true);
           if (drain_timed_out) {
-            session_->Log(state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence), ": drain timed out"));
+            session_->Log(
+                state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence), ": drain timed out"));
             return absl::DeadlineExceededError(absl::StrCat(
                 "quiesce of ", bdf, " on ", session_->node_id(), ": drain did not finish within ",
                 absl::FormatDuration(timeout), " (gates stay closed)"));
@@ -317,7 +319,8 @@ class FakeHookImpl : public Hook {
       // The reserved messages are now in use by the device.
       auto* reservations = nic->mutable_reservations();
       for (int i = reservations->size() - 1; i >= 0; --i) {
-        if (reservations->Get(i).node_id() == session_->node_id()) reservations->DeleteSubrange(i, 1);
+        if (reservations->Get(i).node_id() == session_->node_id())
+          reservations->DeleteSubrange(i, 1);
       }
       session_->Log(state, absl::StrCat("attach ", bdf, " ", FenceText(fence)));
       return absl::OkStatus();
@@ -326,7 +329,8 @@ class FakeHookImpl : public Hook {
 
   absl::Status Release(const std::string& bdf, const Fence& fence) override {
     return session_->Run(FAKE_OP_RELEASE, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "release");
+      absl::StatusOr<FencedNic> fenced =
+          FenceNic(state, session_->node_id(), bdf, fence, "release");
       if (!fenced.ok()) return fenced.status();
       FakeHook* hook = fenced->hook;
       if (hook->state() == FAKE_HOOK_RUNNING) {
@@ -378,29 +382,32 @@ class FakeRouter : public Router {
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& target) override {
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override {
     std::vector<v1::MsiMessage> previous;
-    absl::Status status = session_->Run(FAKE_OP_REROUTE, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "reroute");
-      if (!fenced.ok()) return fenced.status();
-      FakeNic* nic = fenced->nic;
-      FakeHook* hook = fenced->hook;
-      if (nic->interrupt_remapping()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "reroute of ", bdf, ": interrupt remapping is on (messages are IRTE handles)"));
-      }
-      if (hook->state() != FAKE_HOOK_QUIESCED) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("reroute of ", bdf, ": not quiesced on ", session_->node_id()));
-      }
-      absl::Status status = CheckMessageCount(*nic, target.size(), "reroute");
-      if (!status.ok()) return status;
-      Adopt(hook, fence);
-      previous = MessagesOf(*nic);
-      WriteMessagesMasked(nic, target);
-      session_->Log(state, absl::StrCat("reroute ", bdf, " ", FenceText(fence)));
-      return absl::OkStatus();
-    });
+    absl::Status status =
+        session_->Run(FAKE_OP_REROUTE, [&](FakeMachineState* state) -> absl::Status {
+          absl::StatusOr<FencedNic> fenced =
+              FenceNic(state, session_->node_id(), bdf, fence, "reroute");
+          if (!fenced.ok()) return fenced.status();
+          FakeNic* nic = fenced->nic;
+          FakeHook* hook = fenced->hook;
+          if (nic->interrupt_remapping()) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "reroute of ", bdf, ": interrupt remapping is on (messages are IRTE handles)"));
+          }
+          if (hook->state() != FAKE_HOOK_QUIESCED) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("reroute of ", bdf, ": not quiesced on ", session_->node_id()));
+          }
+          absl::Status status = CheckMessageCount(*nic, target.size(), "reroute");
+          if (!status.ok()) return status;
+          Adopt(hook, fence);
+          previous = MessagesOf(*nic);
+          WriteMessagesMasked(nic, target);
+          session_->Log(state, absl::StrCat("reroute ", bdf, " ", FenceText(fence)));
+          return absl::OkStatus();
+        });
     if (!status.ok()) return status;
     return previous;
   }
@@ -408,7 +415,8 @@ class FakeRouter : public Router {
   absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<v1::MsiMessage>& previous) override {
     return session_->Run(FAKE_OP_RESTORE, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "restore");
+      absl::StatusOr<FencedNic> fenced =
+          FenceNic(state, session_->node_id(), bdf, fence, "restore");
       if (!fenced.ok()) return fenced.status();
       FakeNic* nic = fenced->nic;
       FakeHook* hook = fenced->hook;
@@ -422,13 +430,14 @@ class FakeRouter : public Router {
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
-                                                                     const Fence& fence,
-                                                                     uint32_t count) override {
+                                                                    const Fence& fence,
+                                                                    uint32_t count) override {
     std::vector<v1::MsiMessage> reserved;
     absl::Status status = session_->Run(FAKE_OP_RESERVE, [&](FakeMachineState* state) -> absl::Status {
       absl::StatusOr<const FakeNode*> node = FindNode(*state, session_->node_id());
       if (!node.ok()) return node.status();
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "reserve");
+      absl::StatusOr<FencedNic> fenced =
+          FenceNic(state, session_->node_id(), bdf, fence, "reserve");
       if (!fenced.ok()) return fenced.status();
       FakeNic* nic = fenced->nic;
       FakeHook* hook = fenced->hook;
@@ -451,7 +460,8 @@ class FakeRouter : public Router {
       mine->mutable_messages()->Assign(messages->begin(), messages->end());
       Adopt(hook, fence);
       reserved = *std::move(messages);
-      session_->Log(state, absl::StrCat("reserve ", count, " vectors for ", bdf, " ", FenceText(fence)));
+      session_->Log(state,
+                    absl::StrCat("reserve ", count, " vectors for ", bdf, " ", FenceText(fence)));
       return absl::OkStatus();
     });
     if (!status.ok()) return status;

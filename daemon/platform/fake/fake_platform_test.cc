@@ -105,13 +105,15 @@ TEST_F(FakePlatformTest, UnknownNodeOrMissingMachineIsNotFound) {
 // The protocol's successful path, step by step, on the platform alone.
 TEST_F(FakePlatformTest, HandoverStepsMoveTheNicAndItsInterrupts) {
   ASSERT_TRUE(machine_->RunTraffic(kNic, 100).ok());
-  absl::StatusOr<std::vector<v1::MsiMessage>> reserved = node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
+  absl::StatusOr<std::vector<v1::MsiMessage>> reserved =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
   ASSERT_TRUE(reserved.ok()) << reserved.status();
 
   auto preparing = Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", 2);
   ASSERT_EQ(node0_.arbiter->CompareAndSwap(kNic, Active("node0", 1), preparing)->DebugString(),
             preparing.DebugString());
-  absl::StatusOr<QuiesceResult> quiesced = node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1));
+  absl::StatusOr<QuiesceResult> quiesced =
+      node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1));
   ASSERT_TRUE(quiesced.ok()) << quiesced.status();
   EXPECT_EQ(quiesced->drained_tx_packets, 16u);  // 8 in flight on each of 2 queues
   EXPECT_EQ(quiesced->polls_while_quiesced, 0u);
@@ -120,7 +122,8 @@ TEST_F(FakePlatformTest, HandoverStepsMoveTheNicAndItsInterrupts) {
   EXPECT_EQ(quiesced->rings[0].tx_next_to_use(), 100u);
 
   absl::StatusOr<std::vector<v1::MsiMessage>> old_messages = node0_.router->ReadMessages(kNic);
-  absl::StatusOr<std::vector<v1::MsiMessage>> previous = node0_.router->Reroute(kNic, Fence{2, 0}, *reserved);
+  absl::StatusOr<std::vector<v1::MsiMessage>> previous =
+      node0_.router->Reroute(kNic, Fence{2, 0}, *reserved);
   ASSERT_TRUE(previous.ok()) << previous.status();
   EXPECT_EQ(previous->size(), 4u);
   EXPECT_EQ((*previous)[1].address(), (*old_messages)[1].address());
@@ -148,9 +151,11 @@ TEST_F(FakePlatformTest, HandoverStepsMoveTheNicAndItsInterrupts) {
 }
 
 TEST_F(FakePlatformTest, RollbackRestoresRoutingAndResumesTheSource) {
-  absl::StatusOr<std::vector<v1::MsiMessage>> reserved = node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
+  absl::StatusOr<std::vector<v1::MsiMessage>> reserved =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
   ASSERT_TRUE(node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).ok());
-  absl::StatusOr<std::vector<v1::MsiMessage>> previous = node0_.router->Reroute(kNic, Fence{2, 0}, *reserved);
+  absl::StatusOr<std::vector<v1::MsiMessage>> previous =
+      node0_.router->Reroute(kNic, Fence{2, 0}, *reserved);
   ASSERT_TRUE(previous.ok());
   EXPECT_FALSE(machine_->CheckSettled(kNic).ok());
   ASSERT_TRUE(node0_.router->Restore(kNic, Fence{2, 0}, *previous).ok());
@@ -168,7 +173,9 @@ TEST_F(FakePlatformTest, HookRefusesAnEpochBelowTheHighestSeen) {
   EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(stale.message(), HasSubstr("highest accepted for the device (epoch 5 op 0.0)"));
   EXPECT_EQ(node0_.hook->Status(kNic)->state, HookState::kQuiesced);
-  EXPECT_EQ(node0_.router->Reroute(kNic, Fence{4, 0}, node0_.router->ReadMessages(kNic).value()).status().code(),
+  EXPECT_EQ(node0_.router->Reroute(kNic, Fence{4, 0}, node0_.router->ReadMessages(kNic).value())
+                .status()
+                .code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(node0_.hook->Resume(kNic, Fence{5, 0}).ok());
 }
@@ -176,7 +183,8 @@ TEST_F(FakePlatformTest, HookRefusesAnEpochBelowTheHighestSeen) {
 // Issue 16.5: a hook never adopts an epoch the record has not reached (at
 // most the record's next, a handover's epoch before its PREPARING CAS).
 TEST_F(FakePlatformTest, HookRefusesAnEpochBeyondTheRecordsNext) {
-  absl::Status poisoned = node1_.router->ReserveTargetMessages(kNic, Fence{uint64_t{1} << 39, 0}, 3).status();
+  absl::Status poisoned =
+      node1_.router->ReserveTargetMessages(kNic, Fence{uint64_t{1} << 39, 0}, 3).status();
   EXPECT_EQ(poisoned.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(poisoned.message(), HasSubstr("record is at epoch 1"));
   EXPECT_EQ(node0_.hook->Resume(kNic, Fence{3, 0}).code(), absl::StatusCode::kFailedPrecondition);
@@ -213,13 +221,15 @@ TEST_F(FakePlatformTest, AttachWithoutADriverAndRerouteUnderRemappingAreRefused)
   EXPECT_EQ(attach.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(attach.message(), HasSubstr("no driver"));
   ASSERT_TRUE(node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).ok());
-  absl::Status reroute = node0_.router->Reroute(kNic, Fence{2, 0}, node0_.router->ReadMessages(kNic).value()).status();
+  absl::Status reroute =
+      node0_.router->Reroute(kNic, Fence{2, 0}, node0_.router->ReadMessages(kNic).value()).status();
   EXPECT_EQ(reroute.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(reroute.message(), HasSubstr("interrupt remapping"));
 }
 
 TEST_F(FakePlatformTest, ReservationsAreFreeVectorsRoundRobinOnTheTargetsCpus) {
-  absl::StatusOr<std::vector<v1::MsiMessage>> first = node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
+  absl::StatusOr<std::vector<v1::MsiMessage>> first =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
   ASSERT_TRUE(first.ok()) << first.status();
   std::vector<std::pair<uint32_t, uint32_t>> routes;
   for (const v1::MsiMessage& message : *first) {
@@ -230,8 +240,10 @@ TEST_F(FakePlatformTest, ReservationsAreFreeVectorsRoundRobinOnTheTargetsCpus) {
                                   std::make_pair(16u, 0x41u), std::make_pair(17u, 0x41u)));
   EXPECT_EQ((*first)[0].address(), 0xFEE10000u);
   // A retried offer gets the same messages; another NIC gets other vectors.
-  EXPECT_EQ(node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4)->at(3).data(), (*first)[3].data());
-  absl::StatusOr<std::vector<v1::MsiMessage>> other = node1_.router->ReserveTargetMessages(kOtherNic, Fence{2, 0}, 2);
+  EXPECT_EQ(node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4)->at(3).data(),
+            (*first)[3].data());
+  absl::StatusOr<std::vector<v1::MsiMessage>> other =
+      node1_.router->ReserveTargetMessages(kOtherNic, Fence{2, 0}, 2);
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(MsiVector((*other)[0]), 0x42u);
   // A late release for an older offer is refused and keeps the newer

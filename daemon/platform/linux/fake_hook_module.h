@@ -54,7 +54,7 @@ struct FakeFunction {
   // The current reservation (messages for entries 0..n-1).
   std::vector<hook::MsiVector> reserved;
   uint64_t max_epoch = 0;
-  uint64_t max_op_id = 0;  // highest NH_ATTR_OP_ID accepted at max_epoch
+  uint64_t max_op_id = 0;       // highest NH_ATTR_OP_ID accepted at max_epoch
   hook::DeviceStatus counters;  // counters of the last quiesce
 
   // What the next QUIESCE finds.

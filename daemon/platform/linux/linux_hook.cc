@@ -56,8 +56,8 @@ absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, const F
                                                  absl::Duration timeout) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
-                      Explained(client, dev, fence, "quiesce", client.Quiesce(dev, fence, timeout)));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, Explained(client, dev, fence, "quiesce",
+                                                           client.Quiesce(dev, fence, timeout)));
   NH_RETURN_IF_ERROR(ExpectState(status, hook::DeviceState::kQuiesced, "quiesce", dev));
   if (status.xmits_while_quiesced != 0 || status.polls_while_quiesced != 0) {
     return absl::InternalError(absl::StrCat(

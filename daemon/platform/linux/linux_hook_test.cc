@@ -240,7 +240,8 @@ TEST_F(LinuxHookTest, RerouteNeedsOneMessagePerVectorAndWritesNothingOtherwise) 
 TEST_F(LinuxHookTest, RerouteWithInterruptRemappingIsAFailedPrecondition) {
   device().interrupt_remapping = true;
   ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{1, 0}, absl::Seconds(1)).ok());
-  auto result = router_.Reroute(kBdf, Fence{1, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  auto result =
+      router_.Reroute(kBdf, Fence{1, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(result.status().message().find("interrupt remapping"), std::string::npos);
   EXPECT_EQ(device().vectors[1].data, 0x4021u);
@@ -248,7 +249,8 @@ TEST_F(LinuxHookTest, RerouteWithInterruptRemappingIsAFailedPrecondition) {
 
 TEST_F(LinuxHookTest, RerouteAtAStaleEpochIsRefused) {
   ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{9, 0}, absl::Seconds(1)).ok());
-  auto result = router_.Reroute(kBdf, Fence{7, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  auto result =
+      router_.Reroute(kBdf, Fence{7, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(device().vectors[0].data, 0x4023u);
 }
@@ -269,7 +271,8 @@ TEST_F(LinuxHookTest, ARunningDeviceIsNotReroutedAndItsUnchangedTableNeedsNoRest
     EXPECT_NE(module_.requests()[i].cmd, NH_CMD_REROUTE);
   }
   // Other messages are still not written into a running device's table.
-  EXPECT_EQ(router_.Restore(kBdf, Fence{3, 0}, target).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(router_.Restore(kBdf, Fence{3, 0}, target).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(device().vectors[1].data, 0x4021u);
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
 }
@@ -278,7 +281,8 @@ TEST_F(LinuxHookTest, ARollbackAtTheAbortEpochTakesTheQuiescedDeviceOver) {
   // Quiesced and rerouted at 6 by a source daemon that was killed; the one
   // that restarted rolled the record back to 7.
   ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{6, 0}, absl::Seconds(1)).ok());
-  auto previous = router_.Reroute(kBdf, Fence{6, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  auto previous =
+      router_.Reroute(kBdf, Fence{6, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   ASSERT_TRUE(previous.ok()) << previous.status();
 
   absl::Status restored = router_.Restore(kBdf, Fence{7, 0}, *previous);
@@ -295,7 +299,8 @@ TEST_F(LinuxHookTest, ARollbackAtTheAbortEpochTakesTheQuiescedDeviceOver) {
 TEST_F(LinuxHookTest, AReleasedDeviceIsReroutedOnlyAtItsReleaseEpoch) {
   ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{4, 0}, absl::Seconds(1)).ok());
   ASSERT_TRUE(hook_.Release(kBdf, Fence{4, 0}).ok());
-  auto moved = router_.Reroute(kBdf, Fence{5, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  auto moved =
+      router_.Reroute(kBdf, Fence{5, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   EXPECT_EQ(moved.status().code(), absl::StatusCode::kFailedPrecondition) << moved.status();
   EXPECT_EQ(device().vectors[1].data, 0x4021u);
   EXPECT_EQ(hook_.Status(kBdf)->epoch, 4u);
@@ -305,7 +310,8 @@ TEST_F(LinuxHookTest, AReadBackThatDiffersFromTheWriteIsDataLoss) {
   device().misreport_read_back = true;
   ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{1, 0}, absl::Seconds(1)).ok());
   auto result = router_.Reroute(
-      kBdf, Fence{1, 0}, {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42), Message(0xfee01000, 0x43)});
+      kBdf, Fence{1, 0},
+      {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42), Message(0xfee01000, 0x43)});
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss) << result.status();
 }
 
@@ -369,7 +375,8 @@ TEST_F(LinuxHookTest, AsASourceAContractDeviceHandsOverItsRingsAndGoesToStandby)
   EXPECT_EQ(result->rings[0].tx_next_to_use(), 41u);
 
   // The target's messages go into the window's table, then the release.
-  auto previous = router_.Reroute(kSimNic, Fence{4, 0}, {Message(0xfee02000, 0x40), Message(0xfee02000, 0x41)});
+  auto previous =
+      router_.Reroute(kSimNic, Fence{4, 0}, {Message(0xfee02000, 0x40), Message(0xfee02000, 0x41)});
   ASSERT_TRUE(previous.ok()) << previous.status();
   EXPECT_EQ((*previous)[1].data(), 0x31u);
   ASSERT_TRUE(hook_.Release(kSimNic, Fence{4, 0}).ok());

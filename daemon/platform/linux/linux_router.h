@@ -29,7 +29,8 @@ class LinuxRouter : public Router {
   // on, or for plain MSI, whose messages live in config space and move with
   // the affinity mode only.
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& target) override;
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override;
   absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<v1::MsiMessage>& previous) override;
   // RESERVE: the contract driver installs handlers for MSI-X entries

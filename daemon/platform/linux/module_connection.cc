@@ -36,13 +36,13 @@ absl::Status ExplainRefusal(hook::HookClient& client, const std::string& dev, co
   absl::StatusOr<hook::DeviceStatus> now = client.Status(dev);
   const std::string highest =
       now.ok() ? FenceText(Fence{now->epoch, now->op_id}) : "unknown: STATUS failed";
-  return absl::FailedPreconditionError(absl::StrCat(op, " of ", dev, " with fence (",
-                                                    FenceText(fence), ") refused; highest accepted (",
-                                                    highest, "): ", status.message()));
+  return absl::FailedPreconditionError(
+      absl::StrCat(op, " of ", dev, " with fence (", FenceText(fence),
+                   ") refused; highest accepted (", highest, "): ", status.message()));
 }
 
-absl::Status CheckModuleFence(hook::HookClient& client, const std::string& dev,
-                              const Fence& fence, absl::string_view op) {
+absl::Status CheckModuleFence(hook::HookClient& client, const std::string& dev, const Fence& fence,
+                              absl::string_view op) {
   absl::StatusOr<hook::DeviceStatus> now = client.Status(dev);
   if (!now.ok()) return now.status();
   // The module's rule: the epoch alone for a call without an operation id.

@@ -61,8 +61,8 @@ absl::StatusOr<T> Explained(hook::HookClient& client, const std::string& dev, co
 // The module's rule, for a call the daemon answers without the module (a
 // Restore of a table that already holds its messages): FAILED_PRECONDITION,
 // as ExplainRefusal words it, when `fence` is below the module's highest.
-absl::Status CheckModuleFence(hook::HookClient& client, const std::string& dev,
-                              const Fence& fence, absl::string_view op);
+absl::Status CheckModuleFence(hook::HookClient& client, const std::string& dev, const Fence& fence,
+                              absl::string_view op);
 
 }  // namespace linux_backend
 }  // namespace platform

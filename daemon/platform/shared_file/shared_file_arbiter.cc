@@ -322,8 +322,7 @@ absl::Status SharedFileArbiter::WriteHandoffRings(const std::string& bdf, const 
   if (seq > 1) {  // rings were written before
     const Fence stored{s.rings_epoch.load(std::memory_order_relaxed),
                        s.rings_op_id.load(std::memory_order_relaxed)};
-    absl::Status admitted =
-        CheckFence(stored, fence, absl::StrCat("handoff rings write of ", bdf));
+    absl::Status admitted = CheckFence(stored, fence, absl::StrCat("handoff rings write of ", bdf));
     if (!admitted.ok()) {
       s.rings_seq.compare_exchange_strong(held, seq + 1, std::memory_order_release);
       return admitted;

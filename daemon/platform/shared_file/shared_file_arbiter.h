@@ -15,8 +15,8 @@
 // Layout (little-endian, fixed): a header with magic "NHARBIT1", version,
 // counts and the node table (64 names of 64 bytes), then one 64-byte aligned
 // slot per NIC: BDF, ownership word, ring seqlock, ring count, the ring
-// write's fence (epoch, operation id), and up to 64 queue states. The file is created once, whole, by Create (it
-// appears under its name only when complete); daemons only Open it.
+// write's fence (epoch, operation id), and up to 64 queue states. The file is created once, whole,
+// by Create (it appears under its name only when complete); daemons only Open it.
 #ifndef NICHANDOVER_DAEMON_PLATFORM_SHARED_FILE_SHARED_FILE_ARBITER_H_
 #define NICHANDOVER_DAEMON_PLATFORM_SHARED_FILE_SHARED_FILE_ARBITER_H_
 

@@ -147,11 +147,12 @@ TEST_F(SharedFileArbiterTest, HandoffRingsAreKeptPerEpoch) {
   EXPECT_EQ(arbiter->ReadHandoffRings(kNic, 3).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(arbiter->ReadHandoffRings("0000:04:00.0", 2).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(arbiter
-                ->WriteHandoffRings(
-                    kNic, Fence{2, 0}, std::vector<v1::QueueRingState>(SharedFileArbiter::kMaxQueues + 1))
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      arbiter
+          ->WriteHandoffRings(kNic, Fence{2, 0},
+                              std::vector<v1::QueueRingState>(SharedFileArbiter::kMaxQueues + 1))
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 // Runs `body(index)` in `count` forked processes that start together, and

@@ -239,7 +239,8 @@ class SimRouter : public Router {
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& target) override {
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override {
     control::MessagesRequest request = Messages(bdf, fence, target);
     control::MessagesResponse response;
     auto context = node_->Context(kCallTimeout);
@@ -252,8 +253,8 @@ class SimRouter : public Router {
                        const std::vector<v1::MsiMessage>& previous) override {
     control::Empty empty;
     auto context = node_->Context(kCallTimeout);
-    return FromGrpc(
-        node_->kernel->Restore(context.get(), Messages(bdf, fence, previous), &empty), "restore");
+    return FromGrpc(node_->kernel->Restore(context.get(), Messages(bdf, fence, previous), &empty),
+                    "restore");
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,

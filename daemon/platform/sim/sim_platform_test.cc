@@ -199,7 +199,8 @@ TEST_F(SimPlatformTest, ArbiterIsACompareAndSwapOfTheWholeRecord) {
 
 TEST_F(SimPlatformTest, HookAndRouterFenceStaleEpochs) {
   ASSERT_TRUE(platforms_[0].hook->Quiesce(kBdf, Fence{7, 0}, kTimeout).ok());
-  EXPECT_EQ(platforms_[0].hook->Resume(kBdf, Fence{6, 0}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(platforms_[0].hook->Resume(kBdf, Fence{6, 0}).code(),
+            absl::StatusCode::kFailedPrecondition);
   auto messages = platforms_[1].router->ReserveTargetMessages(kBdf, Fence{7, 0}, 5);
   ASSERT_TRUE(messages.ok());
   EXPECT_EQ(platforms_[0].router->Reroute(kBdf, Fence{6, 0}, *messages).status().code(),

@@ -242,7 +242,8 @@ TEST_F(VmPlatformTest, RollbackBringsTheNicBackAndResumesItOnceProbed) {
                                    preparing)
                   .ok());
   ASSERT_TRUE(a_.platform.hook->Quiesce(kBdf, Fence{2, 0}, absl::Seconds(1)).ok());
-  ASSERT_TRUE(a_.platform.router->Reroute(kBdf, Fence{2, 0}, {v1::MsiMessage(), v1::MsiMessage()}).ok());
+  ASSERT_TRUE(
+      a_.platform.router->Reroute(kBdf, Fence{2, 0}, {v1::MsiMessage(), v1::MsiMessage()}).ok());
   a_.Unplugged();
   // Abort: ACTIVE(source, e+2), the NIC comes back.
   ASSERT_TRUE(a_.platform.arbiter
@@ -270,8 +271,9 @@ TEST_F(VmPlatformTest, AttachGivesUpWhenTheGuestNeverProbesTheNic) {
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_EQ(b_.Requests(NH_CMD_ATTACH), 0u);
   // A NIC the machine does not have at all.
-  EXPECT_EQ(b_.platform.hook->Quiesce("0000:03:00.0", Fence{2, 0}, absl::Seconds(1)).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      b_.platform.hook->Quiesce("0000:03:00.0", Fence{2, 0}, absl::Seconds(1)).status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 }  // namespace

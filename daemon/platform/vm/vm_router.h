@@ -44,7 +44,8 @@ class VmRouter : public Router {
   // FAILED_PRECONDITION for an epoch the record does not have) otherwise.
   // Returns the messages the NIC had here (empty if they cannot be read).
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& target) override;
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override;
   absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<v1::MsiMessage>& previous) override;
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
