@@ -64,6 +64,11 @@ void ToProto(const std::vector<pci::RawMsiMessage>& messages, v1::MessagesRespon
   }
 }
 
+template <typename Request>
+Fence FenceOf(const Request& request) {
+  return Fence{request.epoch(), request.op_id()};
+}
+
 }  // namespace
 
 class ControlServer::Service final : public v1::KernelControl::Service {
@@ -72,7 +77,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status Quiesce(grpc::ServerContext*, const v1::QuiesceRequest* request,
                        v1::QuiesceResponse* response) override {
-    auto outcome = kernel_->Quiesce(request->bdf(), request->epoch(),
+    auto outcome = kernel_->Quiesce(request->bdf(), FenceOf(*request),
                                     absl::Microseconds(request->timeout_us()));
     if (!outcome.ok()) return ToGrpc(outcome.status());
     response->set_drained_tx_packets(outcome->drained_tx_packets);
@@ -85,19 +90,19 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status Resume(grpc::ServerContext*, const v1::EpochRequest* request,
                       v1::Empty*) override {
-    return ToGrpc(kernel_->Resume(request->bdf(), request->epoch()));
+    return ToGrpc(kernel_->Resume(request->bdf(), FenceOf(*request)));
   }
 
   grpc::Status Attach(grpc::ServerContext*, const v1::AttachRequest* request,
                       v1::Empty*) override {
     absl::StatusOr<std::vector<RingState>> rings = FromProto(request->rings());
     if (!rings.ok()) return ToGrpc(rings.status());
-    return ToGrpc(kernel_->Attach(request->bdf(), request->epoch(), *rings));
+    return ToGrpc(kernel_->Attach(request->bdf(), FenceOf(*request), *rings));
   }
 
   grpc::Status Release(grpc::ServerContext*, const v1::EpochRequest* request,
                        v1::Empty*) override {
-    return ToGrpc(kernel_->Release(request->bdf(), request->epoch()));
+    return ToGrpc(kernel_->Release(request->bdf(), FenceOf(*request)));
   }
 
   grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest* request,
@@ -129,7 +134,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status ReserveVectors(grpc::ServerContext*, const v1::ReserveRequest* request,
                               v1::MessagesResponse* response) override {
-    auto messages = kernel_->ReserveVectors(request->bdf(), request->epoch(), request->count());
+    auto messages = kernel_->ReserveVectors(request->bdf(), FenceOf(*request), request->count());
     if (!messages.ok()) return ToGrpc(messages.status());
     ToProto(*messages, response);
     return grpc::Status::OK;
@@ -137,13 +142,13 @@ class ControlServer::Service final : public v1::KernelControl::Service {
 
   grpc::Status ReleaseVectors(grpc::ServerContext*, const v1::EpochRequest* request,
                               v1::Empty*) override {
-    return ToGrpc(kernel_->ReleaseVectors(request->bdf(), request->epoch()));
+    return ToGrpc(kernel_->ReleaseVectors(request->bdf(), FenceOf(*request)));
   }
 
   grpc::Status Reroute(grpc::ServerContext*, const v1::MessagesRequest* request,
                        v1::MessagesResponse* response) override {
     auto previous =
-        kernel_->Reroute(request->bdf(), request->epoch(), FromProto(request->messages()));
+        kernel_->Reroute(request->bdf(), FenceOf(*request), FromProto(request->messages()));
     if (!previous.ok()) return ToGrpc(previous.status());
     ToProto(*previous, response);
     return grpc::Status::OK;
@@ -152,7 +157,7 @@ class ControlServer::Service final : public v1::KernelControl::Service {
   grpc::Status Restore(grpc::ServerContext*, const v1::MessagesRequest* request,
                        v1::Empty*) override {
     return ToGrpc(
-        kernel_->Restore(request->bdf(), request->epoch(), FromProto(request->messages())));
+        kernel_->Restore(request->bdf(), FenceOf(*request), FromProto(request->messages())));
   }
 
  private:

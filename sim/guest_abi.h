@@ -197,6 +197,7 @@ struct nh_sim_desc {
 #define NH_SIM_HANDOFF_RX_NTU 0x18
 #define NH_SIM_HANDOFF_TX_NTC 0x1c
 #define NH_SIM_HANDOFF_TX_NTU 0x20
+#define NH_SIM_HANDOFF_OP_ID 0x28	/* u64: with EPOCH, the writer's fence */
 
 /*
  * The wire.  The NIC is an Ethernet NIC: RX buffers hold whole frames and TX

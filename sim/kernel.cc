@@ -94,7 +94,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
     Ownership record = machine->ReadOwnership(driver->index);
     if (record.state != OwnershipState::kActive || record.owner != *index) continue;
     std::lock_guard<std::mutex> lock(driver->control_mu);
-    driver->highest_epoch = record.epoch;
+    driver->highest.epoch = record.epoch;
     if (driver->nic.initialized.load() == 0) {
       if (options.probe) {
         if (absl::Status s = kernel->Probe(*driver); !s.ok()) return s;
@@ -561,17 +561,18 @@ absl::StatusOr<Kernel::NicDriver*> Kernel::Driver(const std::string& bdf) {
   return drivers_[*index].get();
 }
 
-absl::Status Kernel::CheckOperation(NicDriver& driver, uint64_t epoch) {
+absl::Status Kernel::CheckOperation(const char* operation, NicDriver& driver, const Fence& fence) {
   if (!options_.hook) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s's kernel runs without the hook (--hook off)", options_.node_id));
   }
-  if (epoch < driver.highest_epoch) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "epoch %d is lower than %d, the highest %s's hook has seen for %s (stale caller)", epoch,
-        driver.highest_epoch, options_.node_id, driver.nic.bdf));
+  if (absl::Status s = CheckFence(driver.highest, fence,
+                                  absl::StrFormat("%s of %s on %s", operation, driver.nic.bdf,
+                                                  options_.node_id));
+      !s.ok()) {
+    return s;
   }
-  driver.highest_epoch = epoch;
+  driver.highest = fence;
   return absl::OkStatus();
 }
 
@@ -603,10 +604,10 @@ absl::Status Kernel::NapiDisable(NicDriver& driver, absl::Time deadline) {
   NicDriver& driver = **driver##_or;                             \
   std::lock_guard<std::mutex> driver##_lock(driver.control_mu)
 
-absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, const Fence& fence,
                                                absl::Duration timeout) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("quiesce", driver, fence); !s.ok()) return s;
   KernelHookState state = driver.state.load();
   if (state == KernelHookState::kQuiesced) return driver.last_quiesce;
   if (state == KernelHookState::kDetached) {
@@ -679,9 +680,9 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, uint64_t 
   return outcome;
 }
 
-absl::Status Kernel::Resume(const std::string& bdf, uint64_t epoch) {
+absl::Status Kernel::Resume(const std::string& bdf, const Fence& fence) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("resume", driver, fence); !s.ok()) return s;
   KernelHookState state = driver.state.load();
   if (state == KernelHookState::kRunning) return absl::OkStatus();
   if (state == KernelHookState::kDetached) {
@@ -694,10 +695,10 @@ absl::Status Kernel::Resume(const std::string& bdf, uint64_t epoch) {
   return absl::OkStatus();
 }
 
-absl::Status Kernel::Attach(const std::string& bdf, uint64_t epoch,
+absl::Status Kernel::Attach(const std::string& bdf, const Fence& fence,
                             const std::vector<RingState>& rings) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("attach", driver, fence); !s.ok()) return s;
   KernelHookState state = driver.state.load();
   if (state == KernelHookState::kRunning) return absl::OkStatus();  // a retried Attach
   if (state == KernelHookState::kQuiesced) {
@@ -750,9 +751,9 @@ absl::Status Kernel::Attach(const std::string& bdf, uint64_t epoch,
   return absl::OkStatus();
 }
 
-absl::Status Kernel::Release(const std::string& bdf, uint64_t epoch) {
+absl::Status Kernel::Release(const std::string& bdf, const Fence& fence) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("release", driver, fence); !s.ok()) return s;
   KernelHookState state = driver.state.load();
   if (state == KernelHookState::kRunning) {
     return absl::FailedPreconditionError(
@@ -767,7 +768,7 @@ absl::StatusOr<KernelStatus> Kernel::Status(const std::string& bdf) {
   NH_DRIVER_OR_RETURN(driver, bdf);
   KernelStatus status;
   status.state = driver.state.load();
-  status.epoch = driver.highest_epoch;
+  status.epoch = driver.highest.epoch;
   status.held_xmits = node_.counters.held_xmits.load();
   status.polls_while_quiesced = node_.counters.polls_while_quiesced.load();
   status.drained_tx_packets = driver.last_quiesce.drained_tx_packets;
@@ -778,10 +779,10 @@ absl::StatusOr<KernelStatus> Kernel::Status(const std::string& bdf) {
 }
 
 absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std::string& bdf,
-                                                                       uint64_t epoch,
+                                                                       const Fence& fence,
                                                                        uint32_t count) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("reserve", driver, fence); !s.ok()) return s;
   if (driver.state.load() != KernelHookState::kDetached) {
     return absl::FailedPreconditionError(
         absl::StrFormat("%s already runs %s", options_.node_id, bdf));
@@ -789,12 +790,12 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std
   if (count == 0 || count > kMsixTableEntries) {
     return absl::InvalidArgumentError(absl::StrFormat("cannot reserve %d vectors", count));
   }
-  if (driver.reserved_epoch != epoch || driver.reserved_vectors.size() != count) {
+  if (driver.reserved_epoch != fence.epoch || driver.reserved_vectors.size() != count) {
     FreeVectors(driver.reserved_vectors);
     absl::StatusOr<std::vector<CpuVector>> vectors = AllocateVectors(driver, count);
     if (!vectors.ok()) return vectors.status();
     driver.reserved_vectors = *vectors;
-    driver.reserved_epoch = epoch;
+    driver.reserved_epoch = fence.epoch;
   }
   std::vector<pci::RawMsiMessage> messages;
   for (CpuVector v : driver.reserved_vectors) {
@@ -805,18 +806,18 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::ReserveVectors(const std
   return messages;
 }
 
-absl::Status Kernel::ReleaseVectors(const std::string& bdf, uint64_t epoch) {
+absl::Status Kernel::ReleaseVectors(const std::string& bdf, const Fence& fence) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("release reservation", driver, fence); !s.ok()) return s;
   FreeVectors(driver.reserved_vectors);
   driver.reserved_epoch = 0;
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::Reroute(
-    const std::string& bdf, uint64_t epoch, const std::vector<pci::RawMsiMessage>& target) {
+    const std::string& bdf, const Fence& fence, const std::vector<pci::RawMsiMessage>& target) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("reroute", driver, fence); !s.ok()) return s;
   if (driver.state.load() != KernelHookState::kQuiesced) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s: %s must be quiesced here before its interrupts move", options_.node_id, bdf));
@@ -828,10 +829,10 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::Reroute(
   return plan->previous;
 }
 
-absl::Status Kernel::Restore(const std::string& bdf, uint64_t epoch,
+absl::Status Kernel::Restore(const std::string& bdf, const Fence& fence,
                              const std::vector<pci::RawMsiMessage>& previous) {
   NH_DRIVER_OR_RETURN(driver, bdf);
-  if (absl::Status s = CheckOperation(driver, epoch); !s.ok()) return s;
+  if (absl::Status s = CheckOperation("restore", driver, fence); !s.ok()) return s;
   if (driver.state.load() != KernelHookState::kQuiesced) {
     // A source daemon that crashed before its Quiesce ran restores on
     // recovery without knowing (docs/protocol.md, "Known limits"): on a

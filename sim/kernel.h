@@ -15,8 +15,9 @@
 // The hook's operations (Quiesce/Resume/Attach/Release and the vector
 // reservations and rerouting a Router needs) are called from other threads
 // (the control server), per NIC: operations on different NICs run
-// concurrently, one NIC's one at a time. Each carries an epoch; one lower
-// than the highest seen for that NIC is refused with FAILED_PRECONDITION. Quiesce follows e1000e_down's
+// concurrently, one NIC's one at a time. Each carries a fence
+// (common/fence.h): one lower than the highest accepted for that NIC, by
+// epoch then operation id, is refused with FAILED_PRECONDITION. Quiesce follows e1000e_down's
 // order: close the TX gate and wait out an xmit in progress (the xmit lock),
 // wait for TX completions to reach zero, let NAPI drain the RX descriptors
 // the device had written when the gate closed, close the RX gate and
@@ -38,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/fence.h"
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
 #include "sim/interrupt_fabric.h"
@@ -99,25 +101,27 @@ class Kernel {
   const std::string& node_id() const { return options_.node_id; }
   int node_index() const { return node_index_; }
 
-  absl::StatusOr<QuiesceOutcome> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<QuiesceOutcome> Quiesce(const std::string& bdf, const Fence& fence,
                                          absl::Duration timeout);
-  absl::Status Resume(const std::string& bdf, uint64_t epoch);
+  absl::Status Resume(const std::string& bdf, const Fence& fence);
   // `rings`: one per queue pair, in queue order.
-  absl::Status Attach(const std::string& bdf, uint64_t epoch, const std::vector<RingState>& rings);
-  absl::Status Release(const std::string& bdf, uint64_t epoch);
+  absl::Status Attach(const std::string& bdf, const Fence& fence,
+                      const std::vector<RingState>& rings);
+  absl::Status Release(const std::string& bdf, const Fence& fence);
   absl::StatusOr<KernelStatus> Status(const std::string& bdf);
   // Installs handlers for `count` free vectors on this node's CPUs (entry i
   // on APIC ID i % CPUs when that CPU has a free vector, else the next CPU
   // with one) and returns the messages that reach them.
   absl::StatusOr<std::vector<pci::RawMsiMessage>> ReserveVectors(const std::string& bdf,
-                                                                 uint64_t epoch, uint32_t count);
-  absl::Status ReleaseVectors(const std::string& bdf, uint64_t epoch);
+                                                                 const Fence& fence,
+                                                                 uint32_t count);
+  absl::Status ReleaseVectors(const std::string& bdf, const Fence& fence);
   // Source side, quiesced: rewrites the MSI-X table with the PCI layer's
   // careful sequence (mask, write, read back, leave masked). Returns the
   // messages it replaced.
   absl::StatusOr<std::vector<pci::RawMsiMessage>> Reroute(
-      const std::string& bdf, uint64_t epoch, const std::vector<pci::RawMsiMessage>& target);
-  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+      const std::string& bdf, const Fence& fence, const std::vector<pci::RawMsiMessage>& target);
+  absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<pci::RawMsiMessage>& previous);
 
  private:
@@ -138,7 +142,7 @@ class Kernel {
     SimBarMemory bars;
 
     std::mutex control_mu;  // one hook operation on this NIC at a time
-    uint64_t highest_epoch = 0;
+    Fence highest;  // the highest fence accepted for this NIC
     std::vector<CpuVector> active_vectors;
     std::vector<CpuVector> reserved_vectors;
     uint64_t reserved_epoch = 0;
@@ -165,7 +169,9 @@ class Kernel {
 
   // Control side; the driver's control_mu held.
   absl::StatusOr<NicDriver*> Driver(const std::string& bdf);
-  absl::Status CheckOperation(NicDriver& driver, uint64_t epoch);
+  // Admits a hook operation: the hook is on, the fence is not below the
+  // highest the NIC's driver accepted (then becomes it).
+  absl::Status CheckOperation(const char* operation, NicDriver& driver, const Fence& fence);
   absl::Status NapiDisable(NicDriver& driver, absl::Time deadline);
   absl::Status SetEntriesMasked(NicDriver& driver, bool masked);
   absl::Status CheckRoutedHere(NicDriver& driver, const std::vector<CpuVector>& vectors);

@@ -57,24 +57,24 @@ class KernelTest : public ::testing::Test {
     const uint64_t epoch = active.epoch + 1;
     Kernel& source = *kernels_[from];
     Kernel& target = *kernels_[to];
-    auto messages = target.ReserveVectors(bdf, epoch, kMsixTableEntries);
+    auto messages = target.ReserveVectors(bdf, Fence{epoch, 0}, kMsixTableEntries);
     ASSERT_TRUE(messages.ok()) << messages.status();
     Ownership preparing{OwnershipState::kPreparing, from, to, epoch};
     ASSERT_EQ(machine_->CompareAndSwapOwnership(active, preparing, nic), preparing);
-    auto quiesced = source.Quiesce(bdf, epoch, kTimeout);
+    auto quiesced = source.Quiesce(bdf, Fence{epoch, 0}, kTimeout);
     ASSERT_TRUE(quiesced.ok()) << quiesced.status();
     EXPECT_EQ(quiesced->polls_while_quiesced, 0u);
-    auto previous = source.Reroute(bdf, epoch, *messages);
+    auto previous = source.Reroute(bdf, Fence{epoch, 0}, *messages);
     ASSERT_TRUE(previous.ok()) << previous.status();
-    ASSERT_TRUE(machine_->WriteHandoff(epoch, quiesced->rings, nic).ok());
+    ASSERT_TRUE(machine_->WriteHandoff(Fence{epoch, 0}, quiesced->rings, nic).ok());
     Ownership handoff{OwnershipState::kHandoff, from, to, epoch};
     ASSERT_EQ(machine_->CompareAndSwapOwnership(preparing, handoff, nic), handoff);
     Ownership committed{OwnershipState::kActive, to, kNoNode, epoch};
     ASSERT_EQ(machine_->CompareAndSwapOwnership(handoff, committed, nic), committed);
     auto rings = machine_->ReadHandoff(epoch, nic);
     ASSERT_TRUE(rings.ok());
-    ASSERT_TRUE(target.Attach(bdf, epoch, *rings).ok());
-    ASSERT_TRUE(source.Release(bdf, epoch).ok());
+    ASSERT_TRUE(target.Attach(bdf, Fence{epoch, 0}, *rings).ok());
+    ASSERT_TRUE(source.Release(bdf, Fence{epoch, 0}).ok());
   }
 
   KernelStatus StatusOf(int node, int nic = 0) {
@@ -172,7 +172,7 @@ TEST_F(KernelTest, ClosedGatesLetNoXmitReachTheDriverAndNoPollRun) {
   traffic_ = std::make_unique<Traffic>(*machine_, options);
   traffic_->Start();
   absl::SleepFor(absl::Milliseconds(30));
-  auto quiesced = kernels_[0]->Quiesce(bdf_, 2, kTimeout);
+  auto quiesced = kernels_[0]->Quiesce(bdf_, Fence{2, 0}, kTimeout);
   ASSERT_TRUE(quiesced.ok()) << quiesced.status();
   NodeCounters& counters = machine_->node(0).counters;
   uint64_t xmits = counters.driver_xmits.load();
@@ -188,7 +188,7 @@ TEST_F(KernelTest, ClosedGatesLetNoXmitReachTheDriverAndNoPollRun) {
   EXPECT_EQ(quiesced->rings[0].tx_next_to_clean, quiesced->rings[0].tx_next_to_use);
   EXPECT_EQ(StatusOf(0).state, KernelHookState::kQuiesced);
 
-  ASSERT_TRUE(kernels_[0]->Resume(bdf_, 2).ok());
+  ASSERT_TRUE(kernels_[0]->Resume(bdf_, Fence{2, 0}).ok());
   absl::SleepFor(absl::Milliseconds(50));
   EXPECT_GT(counters.driver_xmits.load(), xmits);
   traffic_->StopSending();
@@ -200,7 +200,7 @@ TEST_F(KernelTest, ClosedGatesLetNoXmitReachTheDriverAndNoPollRun) {
 
 TEST_F(KernelTest, NapiPollsNeverExceedTheirBudget) {
   Start("kernel_budget", /*ring_size=*/1024, /*napi_weight=*/8);
-  ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, 2, kTimeout).ok());
+  ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, Fence{2, 0}, kTimeout).ok());
   // 500 packets wait in the ring while NAPI is off; then one resume.
   PacketQueue wire(machine_->wire_in(0));
   for (uint64_t i = 0; i < 500; ++i) {
@@ -215,7 +215,7 @@ TEST_F(KernelTest, NapiPollsNeverExceedTheirBudget) {
   }
   NodeCounters& counters = machine_->node(0).counters;
   uint64_t polls = counters.napi_polls.load();
-  ASSERT_TRUE(kernels_[0]->Resume(bdf_, 2).ok());
+  ASSERT_TRUE(kernels_[0]->Resume(bdf_, Fence{2, 0}).ok());
   while (counters.rx_delivered.load() < 500 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(1));
   }
@@ -252,22 +252,23 @@ TEST_F(KernelTest, SmallRingAtHighLoadCountsEveryDrop) {
 TEST_F(KernelTest, RestoreOnARunningNicIsANoOpOnlyWhenTheTableHoldsTheMessages) {
   Start("kernel_restore_running");
   Kernel& source = *kernels_[0];
-  auto target = kernels_[1]->ReserveVectors(bdf_, 2, kMsixTableEntries);
+  auto target = kernels_[1]->ReserveVectors(bdf_, Fence{2, 0}, kMsixTableEntries);
   ASSERT_TRUE(target.ok()) << target.status();
   // A rolled-back handover at epoch 2 leaves the table as it was.
-  ASSERT_TRUE(source.Quiesce(bdf_, 2, kTimeout).ok());
-  auto previous = source.Reroute(bdf_, 2, *target);
+  ASSERT_TRUE(source.Quiesce(bdf_, Fence{2, 0}, kTimeout).ok());
+  auto previous = source.Reroute(bdf_, Fence{2, 0}, *target);
   ASSERT_TRUE(previous.ok()) << previous.status();
-  ASSERT_TRUE(source.Restore(bdf_, 3, *previous).ok());
-  ASSERT_TRUE(source.Resume(bdf_, 3).ok());
+  ASSERT_TRUE(source.Restore(bdf_, Fence{3, 0}, *previous).ok());
+  ASSERT_TRUE(source.Resume(bdf_, Fence{3, 0}).ok());
   ASSERT_EQ(StatusOf(0).state, KernelHookState::kRunning);
 
-  EXPECT_TRUE(source.Restore(bdf_, 4, *previous).ok());
-  EXPECT_TRUE(source.Resume(bdf_, 4).ok());
-  EXPECT_EQ(source.Restore(bdf_, 4, *target).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(source.Restore(bdf_, Fence{4, 0}, *previous).ok());
+  EXPECT_TRUE(source.Resume(bdf_, Fence{4, 0}).ok());
+  EXPECT_EQ(source.Restore(bdf_, Fence{4, 0}, *target).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(StatusOf(0).state, KernelHookState::kRunning);
-  EXPECT_TRUE(source.Quiesce(bdf_, 5, kTimeout).ok());
-  auto unchanged = source.Reroute(bdf_, 5, *target);
+  EXPECT_TRUE(source.Quiesce(bdf_, Fence{5, 0}, kTimeout).ok());
+  auto unchanged = source.Reroute(bdf_, Fence{5, 0}, *target);
   ASSERT_TRUE(unchanged.ok());
   EXPECT_EQ(*unchanged, *previous) << "the refused Restore wrote the table";
 }
@@ -284,9 +285,9 @@ TEST(KernelWithoutHookTest, CarriesTrafficAndRefusesEveryHookOperation) {
   auto kernel = Kernel::Boot(machine->get(), options);
   ASSERT_TRUE(kernel.ok()) << kernel.status();
   const std::string bdf = (*machine)->bdf();
-  EXPECT_EQ((*kernel)->Quiesce(bdf, 2, kTimeout).status().code(),
+  EXPECT_EQ((*kernel)->Quiesce(bdf, Fence{2, 0}, kTimeout).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ((*kernel)->ReserveVectors(bdf, 2, 5).status().code(),
+  EXPECT_EQ((*kernel)->ReserveVectors(bdf, Fence{2, 0}, 5).status().code(),
             absl::StatusCode::kFailedPrecondition);
   TrafficOptions rates;
   rates.inbound_pps = 20000;
@@ -308,14 +309,14 @@ TEST(KernelWithoutHookTest, CarriesTrafficAndRefusesEveryHookOperation) {
 
 TEST_F(KernelTest, LowerEpochsAreRefused) {
   Start("kernel_epochs");
-  ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, 5, kTimeout).ok());
-  EXPECT_EQ(kernels_[0]->Resume(bdf_, 4).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(kernels_[0]->Release(bdf_, 3).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(kernels_[0]->Quiesce(bdf_, Fence{5, 0}, kTimeout).ok());
+  EXPECT_EQ(kernels_[0]->Resume(bdf_, Fence{4, 0}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kernels_[0]->Release(bdf_, Fence{3, 0}).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(StatusOf(0).state, KernelHookState::kQuiesced);
   EXPECT_EQ(StatusOf(0).epoch, 5u);
-  EXPECT_TRUE(kernels_[0]->Resume(bdf_, 5).ok());
-  EXPECT_EQ(kernels_[1]->ReserveVectors(bdf_, 1, 5).ok(), true);
-  EXPECT_EQ(kernels_[0]->Quiesce("0000:99:00.0", 6, kTimeout).status().code(),
+  EXPECT_TRUE(kernels_[0]->Resume(bdf_, Fence{5, 0}).ok());
+  EXPECT_EQ(kernels_[1]->ReserveVectors(bdf_, Fence{1, 0}, 5).ok(), true);
+  EXPECT_EQ(kernels_[0]->Quiesce("0000:99:00.0", Fence{6, 0}, kTimeout).status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -391,20 +392,20 @@ TEST_F(KernelTest, NicsMoveConcurrentlyAndEveryQueueKeepsItsFlowWhole) {
 
 TEST_F(KernelTest, AttachRefusesRingsThatDoNotMatchTheDeviceOrRoutingElsewhere) {
   Start("kernel_attach_checks");
-  auto messages = kernels_[1]->ReserveVectors(bdf_, 2, kMsixTableEntries);
+  auto messages = kernels_[1]->ReserveVectors(bdf_, Fence{2, 0}, kMsixTableEntries);
   ASSERT_TRUE(messages.ok());
-  auto quiesced = kernels_[0]->Quiesce(bdf_, 2, kTimeout);
+  auto quiesced = kernels_[0]->Quiesce(bdf_, Fence{2, 0}, kTimeout);
   ASSERT_TRUE(quiesced.ok());
   // Not rerouted yet: the table still names node0.
-  EXPECT_EQ(kernels_[1]->Attach(bdf_, 2, quiesced->rings).code(),
+  EXPECT_EQ(kernels_[1]->Attach(bdf_, Fence{2, 0}, quiesced->rings).code(),
             absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(kernels_[0]->Reroute(bdf_, 2, *messages).ok());
+  ASSERT_TRUE(kernels_[0]->Reroute(bdf_, Fence{2, 0}, *messages).ok());
   std::vector<RingState> wrong = quiesced->rings;
   wrong[0].tx_next_to_use += 1;
-  EXPECT_EQ(kernels_[1]->Attach(bdf_, 2, wrong).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(kernels_[1]->Attach(bdf_, 2, quiesced->rings).ok());
+  EXPECT_EQ(kernels_[1]->Attach(bdf_, Fence{2, 0}, wrong).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(kernels_[1]->Attach(bdf_, Fence{2, 0}, quiesced->rings).ok());
   // Source may not resume now: its interrupts went elsewhere.
-  EXPECT_EQ(kernels_[0]->Resume(bdf_, 2).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kernels_[0]->Resume(bdf_, Fence{2, 0}).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

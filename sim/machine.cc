@@ -6,13 +6,16 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
 #include <algorithm>
+#include <cstring>
 #include <new>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "pci/bdf.h"
 #include "sim/config_space_image.h"
 
 namespace nichandover {
@@ -183,16 +186,17 @@ absl::StatusOr<std::string> NicBdf(absl::string_view first, uint32_t index) {
 }
 
 absl::StatusOr<std::array<uint8_t, 6>> NicMacFromBdf(absl::string_view bdf) {
-  unsigned domain, bus, device, function;
-  char tail;
-  std::string text(bdf);
-  if (bdf.size() >= sizeof(NicState::bdf) ||
-      std::sscanf(text.c_str(), "%4x:%2x:%2x.%1x%c", &domain, &bus, &device, &function,
-                  &tail) != 4 ||
-      device > 0x1f || function > 7) {
+  // The machine compares BDFs as text: only the full form is one.
+  absl::StatusOr<pci::Bdf> parsed = pci::ParseBdf(bdf);
+  if (!parsed.ok() || parsed->ToString() != bdf || bdf.size() >= sizeof(NicState::bdf)) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("bad BDF '%s': want DDDD:BB:DD.F", bdf));
+        absl::StrFormat("bad BDF '%s': want DDDD:BB:DD.F in lower case%s", bdf,
+                        parsed.ok() ? "" : absl::StrCat(" (", parsed.status().message(), ")")));
   }
+  const uint32_t domain = parsed->domain;
+  const uint32_t bus = parsed->bus;
+  const uint32_t device = parsed->device;
+  const uint32_t function = parsed->function;
   // 02: locally administered, unicast; "NH"; then domain (low byte), bus, devfn.
   std::array<uint8_t, 6> mac = {0x02,
                                 0x4e,
@@ -377,25 +381,54 @@ HandoffWords Words(HandoffSlot& h, uint32_t queue) {
 
 }  // namespace
 
-absl::Status Machine::WriteHandoff(uint64_t epoch, const std::vector<RingState>& rings, int nic) {
+absl::Status Machine::WriteHandoff(const Fence& fence, const std::vector<RingState>& rings,
+                                  int nic) {
   if (rings.size() != layout_->queue_count) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%d ring states for a NIC of %d queues", rings.size(), layout_->queue_count));
   }
   HandoffSlot& h = layout_->nics[nic].handoff;
+  // Take the seqlock (even -> odd) so that the fence check and the write are
+  // one step against other writers; a writer stuck odd that long is dead.
+  constexpr absl::Duration kHandoffWriterTakeover = absl::Seconds(1);
   uint32_t seq = h.seq.load(std::memory_order_relaxed);
-  h.seq.store(seq + 1, std::memory_order_seq_cst);  // odd: being written
-  h.epoch.store(epoch, std::memory_order_relaxed);
-  h.count.store(static_cast<uint32_t>(rings.size()), std::memory_order_relaxed);
-  for (uint32_t q = 0; q < rings.size(); ++q) {
-    HandoffWords w = Words(h, q);
-    w.rx_next_to_clean.store(rings[q].rx_next_to_clean, std::memory_order_relaxed);
-    w.rx_next_to_use.store(rings[q].rx_next_to_use, std::memory_order_relaxed);
-    w.tx_next_to_clean.store(rings[q].tx_next_to_clean, std::memory_order_relaxed);
-    w.tx_next_to_use.store(rings[q].tx_next_to_use, std::memory_order_relaxed);
+  uint32_t stuck = seq;
+  absl::Time stuck_since = absl::Now();
+  for (;;) {
+    if (seq % 2 == 0) {
+      if (h.seq.compare_exchange_weak(seq, seq + 1, std::memory_order_acq_rel)) break;
+      continue;
+    }
+    if (seq != stuck) {
+      stuck = seq;
+      stuck_since = absl::Now();
+    } else if (absl::Now() - stuck_since > kHandoffWriterTakeover &&
+               h.seq.compare_exchange_strong(seq, seq + 2, std::memory_order_acq_rel)) {
+      break;
+    }
+    std::this_thread::yield();
+    seq = h.seq.load(std::memory_order_relaxed);
   }
-  h.seq.store(seq + 2, std::memory_order_seq_cst);
-  return absl::OkStatus();
+  const uint32_t held = h.seq.load(std::memory_order_relaxed);  // odd: ours
+  const Fence stored{h.epoch.load(std::memory_order_relaxed),
+                     h.op_id.load(std::memory_order_relaxed)};
+  absl::Status admitted = h.count.load(std::memory_order_relaxed) == 0
+                              ? absl::OkStatus()
+                              : CheckFence(stored, fence, "handoff rings write");
+  if (admitted.ok()) {
+    h.epoch.store(fence.epoch, std::memory_order_relaxed);
+    h.op_id.store(fence.op_id, std::memory_order_relaxed);
+    h.count.store(static_cast<uint32_t>(rings.size()), std::memory_order_relaxed);
+    for (uint32_t q = 0; q < rings.size(); ++q) {
+      HandoffWords w = Words(h, q);
+      w.rx_next_to_clean.store(rings[q].rx_next_to_clean, std::memory_order_relaxed);
+      w.rx_next_to_use.store(rings[q].rx_next_to_use, std::memory_order_relaxed);
+      w.tx_next_to_clean.store(rings[q].tx_next_to_clean, std::memory_order_relaxed);
+      w.tx_next_to_use.store(rings[q].tx_next_to_use, std::memory_order_relaxed);
+    }
+  }
+  h.seq.store(held + 1, std::memory_order_seq_cst);
+  return admitted;
 }
 
 absl::StatusOr<std::vector<RingState>> Machine::ReadHandoff(uint64_t epoch, int nic) const {

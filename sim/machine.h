@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/fence.h"
 #include "sim/machine_layout.h"
 
 namespace nichandover {
@@ -143,9 +144,13 @@ class Machine {
   Ownership CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired,
                                     int nic = 0);
 
-  // The ring state of every queue beside NIC `nic`'s record (seqlock-protected).
-  // INVALID_ARGUMENT unless there is one RingState per queue.
-  absl::Status WriteHandoff(uint64_t epoch, const std::vector<RingState>& rings, int nic = 0);
+  // The ring state of every queue beside NIC `nic`'s record (seqlock-
+  // protected), stored with the writer's fence. INVALID_ARGUMENT unless there
+  // is one RingState per queue; FAILED_PRECONDITION (nothing written) when the
+  // stored rings carry a higher fence: a late write of an aborted attempt must
+  // not replace a later HANDOFF's rings. A writer that died mid-write is taken
+  // over after kHandoffWriterTakeover.
+  absl::Status WriteHandoff(const Fence& fence, const std::vector<RingState>& rings, int nic = 0);
   // NOT_FOUND when none was written for `epoch`.
   absl::StatusOr<std::vector<RingState>> ReadHandoff(uint64_t epoch, int nic = 0) const;
 

@@ -170,6 +170,7 @@ struct HandoffSlot {
   std::atomic<uint64_t> epoch;
   std::atomic<uint32_t> count;
   std::atomic<uint32_t> rx_next_to_clean, rx_next_to_use, tx_next_to_clean, tx_next_to_use;
+  std::atomic<uint64_t> op_id;  // with `epoch`: the fence of the write
   HandoffRingWords more_queues[kMaxQueues - 1];
 };
 
@@ -360,6 +361,7 @@ static_assert(offsetof(HandoffSlot, rx_next_to_clean) == NH_SIM_HANDOFF_RX_NTC, 
 static_assert(offsetof(HandoffSlot, rx_next_to_use) == NH_SIM_HANDOFF_RX_NTU, "guest_abi.h");
 static_assert(offsetof(HandoffSlot, tx_next_to_clean) == NH_SIM_HANDOFF_TX_NTC, "guest_abi.h");
 static_assert(offsetof(HandoffSlot, tx_next_to_use) == NH_SIM_HANDOFF_TX_NTU, "guest_abi.h");
+static_assert(offsetof(HandoffSlot, op_id) == NH_SIM_HANDOFF_OP_ID, "guest_abi.h");
 static_assert(kMsixTableOffset == 0, "guest_abi.h: the table at the MSI-X BAR's start");
 static_assert(kQueueVectorEntry == 1 && kOtherVectorEntry == 0, "guest_abi.h vector assignment");
 

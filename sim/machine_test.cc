@@ -239,13 +239,13 @@ TEST(MachineTest, HandoffRingsAreFoundOnlyForTheirEpoch) {
   ASSERT_TRUE(machine.ok());
   EXPECT_EQ((*machine)->ReadHandoff(2).status().code(), absl::StatusCode::kNotFound);
   std::vector<RingState> rings = {{5, 4, 7, 9}};
-  ASSERT_TRUE((*machine)->WriteHandoff(2, rings).ok());
+  ASSERT_TRUE((*machine)->WriteHandoff(Fence{2, 0}, rings).ok());
   auto read = (*machine)->ReadHandoff(2);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(*read, rings);
   EXPECT_EQ((*machine)->ReadHandoff(3).status().code(), absl::StatusCode::kNotFound);
   // One ring state per queue, no more, no fewer.
-  EXPECT_EQ((*machine)->WriteHandoff(4, {{1, 2, 3, 4}, {1, 2, 3, 4}}).code(),
+  EXPECT_EQ((*machine)->WriteHandoff(Fence{4, 0}, {{1, 2, 3, 4}, {1, 2, 3, 4}}).code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -14,25 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "daemon/platform/ownership_record.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "pci/bdf.h"
 
 namespace nichandover {
 namespace vmhost {
 namespace {
-
-bool SameRecord(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
-  return google::protobuf::util::MessageDifferencer::Equals(a, b);
-}
-
-std::string RecordText(const v1::OwnershipRecord& r) {
-  std::string state = v1::OwnershipState_Name(r.state());
-  if (state.rfind("OWNERSHIP_STATE_", 0) == 0) state = state.substr(16);
-  if (r.state() == v1::OWNERSHIP_STATE_ACTIVE) {
-    return absl::StrCat(state, "(", r.owner_node(), ", ", r.epoch(), ")");
-  }
-  return absl::StrCat(state, "(", r.owner_node(), " -> ", r.target_node(), ", ", r.epoch(), ")");
-}
 
 absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
@@ -60,16 +49,12 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& tex
 }  // namespace
 
 absl::StatusOr<std::string> CanonicalPciAddress(const std::string& bdf) {
-  unsigned domain = 0, bus = 0, slot = 0, fn = 0;
-  char tail = 0;
-  std::string text = bdf;
-  if (std::count(text.begin(), text.end(), ':') == 1) text = "0000:" + text;
-  if (std::sscanf(text.c_str(), "%4x:%2x:%2x.%1x%c", &domain, &bus, &slot, &fn, &tail) != 4 ||
-      slot > 0x1f || fn > 7 || text.size() != 12) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", bdf, "' is not a PCI address (want 0000:01:00.0)"));
+  absl::StatusOr<pci::Bdf> parsed = pci::ParseBdf(bdf);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", bdf, "' is not a PCI address (want 0000:01:00.0): ", parsed.status().message()));
   }
-  return absl::StrFormat("%04x:%02x:%02x.%x", domain, bus, slot, fn);
+  return parsed->ToString();
 }
 
 Agent::Agent(AgentConfig config, Hypervisor* hypervisor)
@@ -244,20 +229,22 @@ absl::Status Agent::CheckRecord(const v1::OwnershipRecord& r) const {
   switch (r.state()) {
     case v1::OWNERSHIP_STATE_ACTIVE:
       if (!known(r.owner_node()) || !r.target_node().empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("desired ", RecordText(r), ": ACTIVE needs a known owner and no target"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "desired ", platform::RecordString(r), ": ACTIVE needs a known owner and no target"));
       }
       return absl::OkStatus();
     case v1::OWNERSHIP_STATE_PREPARING:
     case v1::OWNERSHIP_STATE_HANDOFF:
       if (!known(r.owner_node()) || !known(r.target_node()) ||
           r.owner_node() == r.target_node()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "desired ", RecordText(r), ": needs two different known nodes (source, target)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("desired ", platform::RecordString(r),
+                         ": needs two different known nodes (source, target)"));
       }
       return absl::OkStatus();
     default:
-      return absl::InvalidArgumentError(absl::StrCat("desired ", RecordText(r), ": no state"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("desired ", platform::RecordString(r), ": no state"));
   }
 }
 
@@ -267,32 +254,35 @@ absl::StatusOr<v1::OwnershipRecord> Agent::CompareAndSwap(const std::string& bdf
   auto nic = Find(bdf);
   if (!nic.ok()) return nic.status();
   if (absl::Status s = CheckRecord(desired); !s.ok()) return s;
-  if (desired.epoch() < expected.epoch()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("desired ", RecordText(desired), " lowers the epoch of ", RecordText(expected)));
-  }
+  if (absl::Status s = platform::CheckCompareAndSwap(bdf, expected, desired); !s.ok()) return s;
   absl::MutexLock lock(&records_mu_);
   v1::OwnershipRecord& current = *(*nic)->state.mutable_record();
-  if (!SameRecord(current, expected)) return current;
+  if (!platform::SameRecord(current, expected)) return current;
   v1::OwnershipRecord before = current;
   current = desired;
   if (absl::Status s = Persist(); !s.ok()) {
     current = before;  // not durable: not done
     return s;
   }
-  NH_LOG(INFO) << (*nic)->config.bdf() << " " << RecordText(before) << " -> "
-               << RecordText(desired);
+  NH_LOG(INFO) << (*nic)->config.bdf() << " " << platform::RecordString(before) << " -> "
+               << platform::RecordString(desired);
   return current;
 }
 
-absl::Status Agent::WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+absl::Status Agent::WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                       const std::vector<v1::QueueRingState>& rings) {
   auto nic = Find(bdf);
   if (!nic.ok()) return nic.status();
   absl::MutexLock lock(&records_mu_);
   AgentState::Entry& state = (*nic)->state;
+  if (state.rings_written()) {
+    absl::Status admitted = CheckFence(Fence{state.rings_epoch(), state.rings_op_id()}, fence,
+                                       absl::StrCat("handoff rings write of ", state.bdf()));
+    if (!admitted.ok()) return admitted;
+  }
   state.set_rings_written(true);
-  state.set_rings_epoch(epoch);
+  state.set_rings_epoch(fence.epoch);
+  state.set_rings_op_id(fence.op_id);
   state.clear_rings();
   for (const auto& ring : rings) *state.add_rings() = ring;
   return Persist();
@@ -311,8 +301,9 @@ absl::StatusOr<std::vector<v1::QueueRingState>> Agent::ReadHandoffRings(const st
   return std::vector<v1::QueueRingState>(state.rings().begin(), state.rings().end());
 }
 
-absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, const Fence& fence,
                                                  const std::string& caller) {
+  const uint64_t epoch = fence.epoch;
   auto found = Find(bdf);
   if (!found.ok()) return found.status();
   Nic& nic = **found;
@@ -326,15 +317,28 @@ absl::StatusOr<PlaceNicResponse> Agent::PlaceNic(const std::string& bdf, uint64_
   // stale daemon instance) cannot move it.
   if (record.epoch() != epoch) {
     return absl::FailedPreconditionError(
-        absl::StrCat("placement of ", nic.config.bdf(), " at epoch ", epoch, " refused: the record is ",
-                     RecordText(record)));
+        absl::StrCat("placement of ", nic.config.bdf(), " at epoch ", epoch,
+                     " refused: the record is ", platform::RecordString(record)));
+  }
+  // A late call of the record's epoch (a crashed or retried daemon's)
+  // must not move the NIC back after a newer placement.
+  {
+    absl::MutexLock lock(&records_mu_);
+    AgentState::Entry& state = nic.state;
+    absl::Status admitted =
+        CheckFence(Fence{state.placed_epoch(), state.placed_op_id()}, fence,
+                   absl::StrCat("placement of ", nic.config.bdf(), " for ", caller));
+    if (!admitted.ok()) return admitted;
+    state.set_placed_epoch(fence.epoch);
+    state.set_placed_op_id(fence.op_id);
+    if (absl::Status s = Persist(); !s.ok()) return s;
   }
   const std::string& node =
       record.state() == v1::OWNERSHIP_STATE_ACTIVE ? record.owner_node() : record.target_node();
   std::string destination = VmOfNode(node);
   if (destination.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("record ", RecordText(record), " names no VM's node"));
+        absl::StrCat("record ", platform::RecordString(record), " names no VM's node"));
   }
   auto where = Locate(nic);
   if (!where.ok()) return where.status();

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent.pb.h"
+#include "common/fence.h"
 #include "hypervisor.h"
 #include "nichandover/v1/resources.pb.h"
 
@@ -43,13 +44,13 @@ class Agent {
   absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
                                                      const v1::OwnershipRecord& expected,
                                                      const v1::OwnershipRecord& desired);
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings);
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
                                                                    uint64_t epoch);
 
   // See VmAgent.PlaceNic in agent.proto.
-  absl::StatusOr<PlaceNicResponse> PlaceNic(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<PlaceNicResponse> PlaceNic(const std::string& bdf, const Fence& fence,
                                             const std::string& caller);
 
  private:
@@ -76,7 +77,8 @@ class Agent {
   absl::Mutex records_mu_;
 };
 
-// "0000:01:00.0" from "0000:01:00.0" or "01:00.0"; INVALID_ARGUMENT otherwise.
+// "0000:01:00.0" from "0000:01:00.0" or "01:00.0" (pci::ParseBdf's rules);
+// INVALID_ARGUMENT otherwise.
 absl::StatusOr<std::string> CanonicalPciAddress(const std::string& bdf);
 
 }  // namespace vmhost

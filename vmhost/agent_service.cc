@@ -44,8 +44,8 @@ grpc::Status AgentService::CompareAndSwap(grpc::ServerContext*,
 grpc::Status AgentService::WriteHandoffRings(grpc::ServerContext*,
                                              const WriteHandoffRingsRequest* request,
                                              WriteHandoffRingsResponse*) {
-  return ToGrpc(agent_->WriteHandoffRings(
-      request->bdf(), request->epoch(), {request->rings().begin(), request->rings().end()}));
+  return ToGrpc(agent_->WriteHandoffRings(request->bdf(), Fence{request->epoch(), request->op_id()},
+                                          {request->rings().begin(), request->rings().end()}));
 }
 
 grpc::Status AgentService::ReadHandoffRings(grpc::ServerContext*,
@@ -59,7 +59,8 @@ grpc::Status AgentService::ReadHandoffRings(grpc::ServerContext*,
 
 grpc::Status AgentService::PlaceNic(grpc::ServerContext*, const PlaceNicRequest* request,
                                     PlaceNicResponse* response) {
-  auto placed = agent_->PlaceNic(request->bdf(), request->epoch(), request->vm());
+  auto placed =
+      agent_->PlaceNic(request->bdf(), Fence{request->epoch(), request->op_id()}, request->vm());
   if (!placed.ok()) return ToGrpc(placed.status());
   *response = *placed;
   return grpc::Status::OK;

@@ -113,7 +113,7 @@ TEST_F(AgentTest, PlacementFollowsTheRecordAndNeverLeavesTwoHolders) {
                   ->CompareAndSwap(kBdf, Active("vm-a", 1),
                                    Moving(v1::OWNERSHIP_STATE_PREPARING, "vm-a", "vm-b", 2))
                   .ok());
-  auto placed = agent->PlaceNic(kBdf, 2, "vm-a");
+  auto placed = agent->PlaceNic(kBdf, Fence{2, 0}, "vm-a");
   ASSERT_TRUE(placed.ok()) << placed.status();
   EXPECT_EQ(placed->vm(), "vm-b");
   EXPECT_TRUE(placed->moved());
@@ -122,7 +122,7 @@ TEST_F(AgentTest, PlacementFollowsTheRecordAndNeverLeavesTwoHolders) {
   EXPECT_EQ(hypervisor_.Log(), (std::vector<std::string>{"unplug vm-a nic0", "plug vm-b nic0"}));
 
   // A retry (the source's call timed out and was redone) changes nothing.
-  auto again = agent->PlaceNic(kBdf, 2, "vm-a");
+  auto again = agent->PlaceNic(kBdf, Fence{2, 0}, "vm-a");
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->moved());
   EXPECT_EQ(hypervisor_.Log().size(), 2u);
@@ -135,9 +135,9 @@ TEST_F(AgentTest, PlacementAtAnotherEpochIsRefusedAndMovesNothing) {
                                    Moving(v1::OWNERSHIP_STATE_PREPARING, "vm-a", "vm-b", 2))
                   .ok());
   // A stale instance still at epoch 1, and one from the future.
-  EXPECT_EQ(agent->PlaceNic(kBdf, 1, "vm-a").status().code(),
+  EXPECT_EQ(agent->PlaceNic(kBdf, Fence{1, 0}, "vm-a").status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(agent->PlaceNic(kBdf, 3, "vm-a").status().code(),
+  EXPECT_EQ(agent->PlaceNic(kBdf, Fence{3, 0}, "vm-a").status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(hypervisor_.Log().empty());
   EXPECT_EQ(hypervisor_.Holders("nic0"), std::vector<std::string>{"vm-a"});
@@ -147,10 +147,10 @@ TEST_F(AgentTest, RollbackPlacesTheNicBackWithTheSource) {
   auto agent = MakeAgent();
   auto preparing = Moving(v1::OWNERSHIP_STATE_PREPARING, "vm-a", "vm-b", 2);
   ASSERT_TRUE(agent->CompareAndSwap(kBdf, Active("vm-a", 1), preparing).ok());
-  ASSERT_TRUE(agent->PlaceNic(kBdf, 2, "vm-a").ok());
+  ASSERT_TRUE(agent->PlaceNic(kBdf, Fence{2, 0}, "vm-a").ok());
   // The source aborts: ACTIVE(source, e+2), then restores.
   ASSERT_TRUE(agent->CompareAndSwap(kBdf, preparing, Active("vm-a", 3)).ok());
-  auto restored = agent->PlaceNic(kBdf, 3, "vm-a");
+  auto restored = agent->PlaceNic(kBdf, Fence{3, 0}, "vm-a");
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(restored->vm(), "vm-a");
   EXPECT_EQ(hypervisor_.Holders("nic0"), std::vector<std::string>{"vm-a"});
@@ -161,10 +161,10 @@ TEST_F(AgentTest, AFailedPlugIsAnErrorAndTheNextPlacementRepairsIt) {
   auto preparing = Moving(v1::OWNERSHIP_STATE_PREPARING, "vm-a", "vm-b", 2);
   ASSERT_TRUE(agent->CompareAndSwap(kBdf, Active("vm-a", 1), preparing).ok());
   hypervisor_.FailNextPlug("vm-b");
-  EXPECT_FALSE(agent->PlaceNic(kBdf, 2, "vm-a").ok());
+  EXPECT_FALSE(agent->PlaceNic(kBdf, Fence{2, 0}, "vm-a").ok());
   EXPECT_TRUE(hypervisor_.Holders("nic0").empty());  // unplugged, nowhere
   ASSERT_TRUE(agent->CompareAndSwap(kBdf, preparing, Active("vm-a", 3)).ok());
-  ASSERT_TRUE(agent->PlaceNic(kBdf, 3, "vm-a").ok());
+  ASSERT_TRUE(agent->PlaceNic(kBdf, Fence{3, 0}, "vm-a").ok());
   EXPECT_EQ(hypervisor_.Holders("nic0"), std::vector<std::string>{"vm-a"});
 }
 
@@ -176,7 +176,8 @@ TEST_F(AgentTest, AVmThatDoesNotAnswerStopsAPlacement) {
                   .ok());
   hypervisor_.SetDown("vm-a", true);
   // It might hold the NIC: plugging it elsewhere could make two holders.
-  EXPECT_EQ(agent->PlaceNic(kBdf, 2, "vm-a").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(agent->PlaceNic(kBdf, Fence{2, 0}, "vm-a").status().code(),
+            absl::StatusCode::kUnavailable);
   EXPECT_TRUE(hypervisor_.Log().empty());
 }
 
@@ -191,7 +192,7 @@ TEST_F(AgentTest, RecordsRingsAndLayoutSurviveARestart) {
     v1::QueueRingState ring;
     ring.set_queue(0);
     ring.set_rx_next_to_clean(17);
-    ASSERT_TRUE(agent->WriteHandoffRings(kBdf, 2, {ring}).ok());
+    ASSERT_TRUE(agent->WriteHandoffRings(kBdf, Fence{2, 0}, {ring}).ok());
     v1::InterruptLayout layout;
     layout.set_mode(v1::INTERRUPT_MODE_MSIX);
     layout.set_vectors_enabled(5);

@@ -70,9 +70,9 @@ absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
-// The one place the engine calls the platform for the machine; the machine's
-// op kinds map 1:1 onto the interfaces.
-OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
+// Runs one platform call; the machine's op kinds map 1:1 onto the interfaces.
+// `fence` is what the calls that change a device carry.
+OpResult CallPlatform(platform::Platform& p, const PlatformOp& op, const platform::Fence& fence) {
   OpResult r;
   switch (op.kind) {
     case OpKind::kReadRecord: {
@@ -88,7 +88,7 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
       break;
     }
     case OpKind::kWriteHandoffRings:
-      r.status = p.arbiter->WriteHandoffRings(op.bdf, op.epoch, op.rings);
+      r.status = p.arbiter->WriteHandoffRings(op.bdf, fence, op.rings);
       break;
     case OpKind::kReadHandoffRings: {
       auto rings = p.arbiter->ReadHandoffRings(op.bdf, op.epoch);
@@ -97,19 +97,19 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
       break;
     }
     case OpKind::kQuiesce: {
-      auto q = p.hook->Quiesce(op.bdf, op.epoch, op.timeout);
+      auto q = p.hook->Quiesce(op.bdf, fence, op.timeout);
       r.status = q.status();
       if (q.ok()) r.quiesce = *q;
       break;
     }
     case OpKind::kResume:
-      r.status = p.hook->Resume(op.bdf, op.epoch);
+      r.status = p.hook->Resume(op.bdf, fence);
       break;
     case OpKind::kAttach:
-      r.status = p.hook->Attach(op.bdf, op.epoch, op.rings);
+      r.status = p.hook->Attach(op.bdf, fence, op.rings);
       break;
     case OpKind::kRelease:
-      r.status = p.hook->Release(op.bdf, op.epoch);
+      r.status = p.hook->Release(op.bdf, fence);
       break;
     case OpKind::kReadMessages: {
       auto m = p.router->ReadMessages(op.bdf);
@@ -118,22 +118,22 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op) {
       break;
     }
     case OpKind::kReroute: {
-      auto m = p.router->Reroute(op.bdf, op.epoch, op.messages);
+      auto m = p.router->Reroute(op.bdf, fence, op.messages);
       r.status = m.status();
       if (m.ok()) r.messages = *m;
       break;
     }
     case OpKind::kRestore:
-      r.status = p.router->Restore(op.bdf, op.epoch, op.messages);
+      r.status = p.router->Restore(op.bdf, fence, op.messages);
       break;
     case OpKind::kReserveMessages: {
-      auto m = p.router->ReserveTargetMessages(op.bdf, op.epoch, op.count);
+      auto m = p.router->ReserveTargetMessages(op.bdf, fence, op.count);
       r.status = m.status();
       if (m.ok()) r.messages = *m;
       break;
     }
     case OpKind::kReleaseReservation:
-      r.status = p.router->ReleaseReservation(op.bdf, op.epoch);
+      r.status = p.router->ReleaseReservation(op.bdf, fence);
       break;
   }
   return r;
@@ -149,6 +149,7 @@ NodeEngine::NodeEngine(Options options)
           "platform", options_.platform_threads, options_.max_queued_calls})),
       peer_pool_(std::make_unique<BoundedExecutor>(BoundedExecutor::Options{
           "peer", options_.peer_threads, options_.max_queued_calls})),
+      sequencer_(options_.incarnation),
       compact_above_(options_.compact_after_records) {}
 
 absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
@@ -404,10 +405,12 @@ void NodeEngine::RunOp(const PlatformOp& op) {
   platform::Platform* p = options_.platform;
   std::shared_ptr<EngineObserver> observer = options_.observer;
   std::shared_ptr<Clock> clock = clock_;
-  absl::Status queued = platform_pool_->Submit([answer, claim, p, observer, clock, op, timer] {
+  // Stamped here, on the protocol thread, in the order the machine asked.
+  const platform::Fence fence{op.epoch, sequencer_.Next()};
+  absl::Status queued = platform_pool_->Submit([answer, claim, p, observer, clock, op, fence, timer] {
     if (claim->load()) return;  // its deadline passed while it waited for a thread
     const absl::Time start = clock->Now();
-    OpResult result = CallPlatform(*p, op);
+    OpResult result = CallPlatform(*p, op, fence);
     clock->Cancel(timer);
     if (observer) observer->PlatformCallDone(op.kind, clock->Now() - start, result.status);
     if (!result.status.ok()) {

@@ -29,6 +29,7 @@
 #include "daemon/engine/clock.h"
 #include "daemon/engine/executor.h"
 #include "daemon/engine/observer.h"
+#include "daemon/engine/operation_sequencer.h"
 #include "daemon/engine/peer_transport.h"
 #include "daemon/journal/journal.h"
 #include "daemon/platform/platform.h"
@@ -68,6 +69,9 @@ class NodeEngine {
     PeerTransport* transport = nullptr;      // not owned
     // Optional. Shared: platform calls that outlive the engine still report.
     std::shared_ptr<EngineObserver> observer;
+    // This start's incarnation (OperationSequencer::NextIncarnation): the
+    // high half of the operation ids that fence the platform calls.
+    uint32_t incarnation = 0;
     // Compact the journal when it holds more records than this.
     size_t compact_after_records = 512;
     // Finished handovers kept per NIC (protocol::MachineConfig).
@@ -196,6 +200,9 @@ class NodeEngine {
   std::map<uint64_t, Clock::TimerHandle> armed_timers_;
   std::unique_ptr<BoundedExecutor> platform_pool_;
   std::unique_ptr<BoundedExecutor> peer_pool_;
+  // Stamps the platform calls, on the protocol thread, in the order the
+  // machine asked for them.
+  OperationSequencer sequencer_;
   // The journal is written by the protocol thread and reserved by RPC threads.
   std::mutex journal_mu_;
   // Compact when the journal holds more records than this (protocol thread).

@@ -6,9 +6,13 @@
 // Calls are synchronous and may block (a quiesce waits for the driver); the
 // daemon runs them off its protocol thread and bounds them with timers, so an
 // implementation never needs its own threads. Every operation that changes the
-// data path or the routing carries the handover's epoch: the kernel side
-// refuses an epoch lower than the highest it has seen for the device, which
-// fences a stale daemon instance.
+// data path, the routing or the handoff rings carries a Fence (common/fence.h):
+// the handover's epoch and the daemon's operation id. The kernel side keeps
+// the highest fence it accepted per device (per node for the hook and the
+// router; vm keeps the router's in the host agent) and refuses a lower one
+// with FAILED_PRECONDITION naming both fences: a lower epoch
+// fences a stale daemon instance, a lower operation id at the same epoch a
+// late call (of a crashed instance, or one the daemon timed out and retried).
 #ifndef NICHANDOVER_DAEMON_PLATFORM_PLATFORM_H_
 #define NICHANDOVER_DAEMON_PLATFORM_PLATFORM_H_
 
@@ -20,10 +24,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/fence.h"
 #include "nichandover/v1/resources.pb.h"
 
 namespace nichandover {
 namespace platform {
+
+using ::nichandover::Fence;
 
 // What a node knows of one NIC (PCI function).
 struct NicInfo {
@@ -72,24 +79,26 @@ struct HookStatus {
 };
 
 // The node's kernel-side hook: gates the data path at dev_hard_start_xmit and
-// net_rx_action's NAPI poll. Operations with an epoch below the highest seen
-// fail with FAILED_PRECONDITION.
+// net_rx_action's NAPI poll. Operations with a fence below the highest the
+// node accepted for the device fail with FAILED_PRECONDITION; a retry with
+// the same fence is admitted again. NOT_FOUND for a device the machine does
+// not have.
 class Hook {
  public:
   virtual ~Hook() = default;
   // Source: close the gates, drain TX completions and RX within `timeout`,
   // disable NAPI, mask the vectors. DEADLINE_EXCEEDED if the drain does not
   // finish (the gates stay closed; Resume reopens them).
-  virtual absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+  virtual absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, const Fence& fence,
                                                 absl::Duration timeout) = 0;
   // Source, after an abort: the exact reverse of Quiesce.
-  virtual absl::Status Resume(const std::string& bdf, uint64_t epoch) = 0;
+  virtual absl::Status Resume(const std::string& bdf, const Fence& fence) = 0;
   // Target, after winning the commit: start running the NIC from `rings`,
   // unmask the vectors and replay pending interrupts.
-  virtual absl::Status Attach(const std::string& bdf, uint64_t epoch,
+  virtual absl::Status Attach(const std::string& bdf, const Fence& fence,
                               const std::vector<v1::QueueRingState>& rings) = 0;
   // Source, after the target committed: forget the device (stays gated).
-  virtual absl::Status Release(const std::string& bdf, uint64_t epoch) = 0;
+  virtual absl::Status Release(const std::string& bdf, const Fence& fence) = 0;
   virtual absl::StatusOr<HookStatus> Status(const std::string& bdf) = 0;
 };
 
@@ -104,17 +113,18 @@ class Router {
   // masked (Attach unmasks). Returns the messages it replaced, for Restore.
   // FAILED_PRECONDITION when interrupt remapping is on.
   virtual absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) = 0;
+      const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& target) = 0;
   // Source, on rollback: write `previous` back the same careful way.
-  virtual absl::Status Restore(const std::string& bdf, uint64_t epoch,
+  virtual absl::Status Restore(const std::string& bdf, const Fence& fence,
                                const std::vector<v1::MsiMessage>& previous) = 0;
   // Target, on an offer: reserve `count` vectors on this node's CPUs and
   // return the messages that reach them. RESOURCE_EXHAUSTED when there are
   // not enough free vectors.
-  virtual absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(
-      const std::string& bdf, uint64_t epoch, uint32_t count) = 0;
+  virtual absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
+                                                                            const Fence& fence,
+                                                                            uint32_t count) = 0;
   // Target, on abort: give the reservation back (no-op if there is none).
-  virtual absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) = 0;
+  virtual absl::Status ReleaseReservation(const std::string& bdf, const Fence& fence) = 0;
 };
 
 // The NIC's ownership record, in what all nodes of the machine share (shared
@@ -131,8 +141,10 @@ class Arbiter {
       const v1::OwnershipRecord& desired) = 0;
   // Ring state stored beside the record by the source before HANDOFF, so the
   // target can attach even if the source dies right after the CAS.
-  virtual absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  virtual absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                          const std::vector<v1::QueueRingState>& rings) = 0;
+  // Refused (FAILED_PRECONDITION) when rings with a higher fence are stored:
+  // a late write of an aborted attempt must not replace a later HANDOFF's.
   // NOT_FOUND when none was written for that epoch.
   virtual absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(
       const std::string& bdf, uint64_t epoch) = 0;

@@ -4,54 +4,6 @@
 
 namespace nichandover {
 namespace protocol {
-namespace {
-
-v1::OwnershipRecord MakeRecord(v1::OwnershipState state, const std::string& owner,
-                               const std::string& target, uint64_t epoch) {
-  v1::OwnershipRecord record;
-  record.set_state(state);
-  record.set_owner_node(owner);
-  record.set_target_node(target);
-  record.set_epoch(epoch);
-  return record;
-}
-
-}  // namespace
-
-v1::OwnershipRecord ActiveRecord(const std::string& owner, uint64_t epoch) {
-  return MakeRecord(v1::OWNERSHIP_STATE_ACTIVE, owner, "", epoch);
-}
-
-v1::OwnershipRecord PreparingRecord(const std::string& source, const std::string& target,
-                                    uint64_t epoch) {
-  return MakeRecord(v1::OWNERSHIP_STATE_PREPARING, source, target, epoch);
-}
-
-v1::OwnershipRecord HandoffRecord(const std::string& source, const std::string& target,
-                                  uint64_t epoch) {
-  return MakeRecord(v1::OWNERSHIP_STATE_HANDOFF, source, target, epoch);
-}
-
-bool SameRecord(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
-  return a.state() == b.state() && a.owner_node() == b.owner_node() &&
-         a.target_node() == b.target_node() && a.epoch() == b.epoch();
-}
-
-std::string RecordString(const v1::OwnershipRecord& record) {
-  switch (record.state()) {
-    case v1::OWNERSHIP_STATE_ACTIVE:
-      return absl::StrCat("ACTIVE(", record.owner_node(), ",", record.epoch(), ")");
-    case v1::OWNERSHIP_STATE_PREPARING:
-      return absl::StrCat("PREPARING(", record.owner_node(), "->", record.target_node(), ",",
-                          record.epoch(), ")");
-    case v1::OWNERSHIP_STATE_HANDOFF:
-      return absl::StrCat("HANDOFF(", record.owner_node(), "->", record.target_node(), ",",
-                          record.epoch(), ")");
-    default:
-      return absl::StrCat("NONE(", record.epoch(), ")");
-  }
-}
-
 JournalRecord MakeJournalRecord(JournalRecord::Kind kind, const v1::Handover& handover,
                                 const std::vector<v1::MsiMessage>& messages) {
   JournalRecord record;

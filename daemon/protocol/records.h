@@ -8,21 +8,20 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "daemon/platform/ownership_record.h"
 #include "journal_record.pb.h"
 #include "nichandover/v1/resources.pb.h"
 
 namespace nichandover {
 namespace protocol {
 
-v1::OwnershipRecord ActiveRecord(const std::string& owner, uint64_t epoch);
-v1::OwnershipRecord PreparingRecord(const std::string& source, const std::string& target,
-                                    uint64_t epoch);
-v1::OwnershipRecord HandoffRecord(const std::string& source, const std::string& target,
-                                  uint64_t epoch);
-// All fields equal (what Arbiter::CompareAndSwap compares).
-bool SameRecord(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b);
-// "ACTIVE(n1,3)", "PREPARING(n1->n2,4)", "HANDOFF(n1->n2,4)".
-std::string RecordString(const v1::OwnershipRecord& record);
+// The ownership record's helpers live with the platform's (one module for
+// every arbiter and the protocol).
+using platform::ActiveRecord;
+using platform::HandoffRecord;
+using platform::PreparingRecord;
+using platform::RecordString;
+using platform::SameRecord;
 
 JournalRecord MakeJournalRecord(JournalRecord::Kind kind, const v1::Handover& handover,
                                 const std::vector<v1::MsiMessage>& messages);

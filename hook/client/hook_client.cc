@@ -160,6 +160,7 @@ absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs) {
            ReadOptional(attrs, NH_ATTR_HANDOVER_MODE, &handover_mode),
            ReadOptional(attrs, NH_ATTR_QUEUE_COUNT, &s.queue_count),
            ReadOptional(attrs, NH_ATTR_EPOCH, &s.epoch),
+           ReadOptional(attrs, NH_ATTR_OP_ID, &s.op_id),
            ReadOptional(attrs, NH_ATTR_IFINDEX, &s.ifindex),
            ReadOptional(attrs, NH_ATTR_MSI_MODE, &msi_mode),
            ReadOptional(attrs, NH_ATTR_HELD_XMITS, &s.held_xmits),
@@ -331,7 +332,14 @@ absl::StatusOr<HookClient::Reply> HookClient::Call(uint8_t cmd, const std::strin
   return reply;
 }
 
-absl::StatusOr<DeviceStatus> HookClient::Quiesce(const std::string& bdf, uint64_t epoch,
+void PutFence(GenlMessageBuilder& m, const Fence& fence) {
+  m.PutU64(NH_ATTR_EPOCH, fence.epoch);
+  // Left out for op_id 0: the module then fences by the epoch alone, as
+  // before operation ids (what tools that speak for no daemon send).
+  if (fence.op_id != 0) m.PutU64(NH_ATTR_OP_ID, fence.op_id);
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Quiesce(const std::string& bdf, const Fence& fence,
                                                  absl::Duration timeout) {
   int64_t timeout_ms = absl::ToInt64Milliseconds(timeout);
   if (timeout_ms < 1 || timeout_ms > NH_TIMEOUT_MS_MAX) {
@@ -339,51 +347,51 @@ absl::StatusOr<DeviceStatus> HookClient::Quiesce(const std::string& bdf, uint64_
         absl::StrCat("quiesce timeout must be 1 ms .. ", NH_TIMEOUT_MS_MAX, " ms"));
   }
   auto reply = Call(NH_CMD_QUIESCE, bdf, [&](GenlMessageBuilder& m) {
-    m.PutU64(NH_ATTR_EPOCH, epoch);
+    PutFence(m, fence);
     m.PutU32(NH_ATTR_TIMEOUT_MS, static_cast<uint32_t>(timeout_ms));
   });
   if (!reply.ok()) return reply.status();
   return reply->status;
 }
 
-absl::StatusOr<DeviceStatus> HookClient::CallWithEpoch(uint8_t cmd, const std::string& bdf,
-                                                       uint64_t epoch) {
-  auto reply = Call(cmd, bdf, [&](GenlMessageBuilder& m) { m.PutU64(NH_ATTR_EPOCH, epoch); });
+absl::StatusOr<DeviceStatus> HookClient::CallWithFence(uint8_t cmd, const std::string& bdf,
+                                                       const Fence& fence) {
+  auto reply = Call(cmd, bdf, [&](GenlMessageBuilder& m) { PutFence(m, fence); });
   if (!reply.ok()) return reply.status();
   return reply->status;
 }
 
-absl::StatusOr<DeviceStatus> HookClient::Resume(const std::string& bdf, uint64_t epoch) {
-  return CallWithEpoch(NH_CMD_RESUME, bdf, epoch);
+absl::StatusOr<DeviceStatus> HookClient::Resume(const std::string& bdf, const Fence& fence) {
+  return CallWithFence(NH_CMD_RESUME, bdf, fence);
 }
 
-absl::StatusOr<DeviceStatus> HookClient::Release(const std::string& bdf, uint64_t epoch) {
-  return CallWithEpoch(NH_CMD_RELEASE, bdf, epoch);
+absl::StatusOr<DeviceStatus> HookClient::Release(const std::string& bdf, const Fence& fence) {
+  return CallWithFence(NH_CMD_RELEASE, bdf, fence);
 }
 
-absl::StatusOr<DeviceStatus> HookClient::Unreserve(const std::string& bdf, uint64_t epoch) {
-  return CallWithEpoch(NH_CMD_UNRESERVE, bdf, epoch);
+absl::StatusOr<DeviceStatus> HookClient::Unreserve(const std::string& bdf, const Fence& fence) {
+  return CallWithFence(NH_CMD_UNRESERVE, bdf, fence);
 }
 
-absl::StatusOr<DeviceStatus> HookClient::Reclaim(const std::string& bdf, uint64_t epoch) {
-  return CallWithEpoch(NH_CMD_RECLAIM, bdf, epoch);
+absl::StatusOr<DeviceStatus> HookClient::Reclaim(const std::string& bdf, const Fence& fence) {
+  return CallWithFence(NH_CMD_RECLAIM, bdf, fence);
 }
 
-absl::StatusOr<DeviceStatus> HookClient::Attach(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<DeviceStatus> HookClient::Attach(const std::string& bdf, const Fence& fence,
                                                 const std::vector<RingState>& rings) {
   auto reply = Call(NH_CMD_ATTACH, bdf, [&](GenlMessageBuilder& m) {
-    m.PutU64(NH_ATTR_EPOCH, epoch);
+    PutFence(m, fence);
     if (!rings.empty()) PutRings(m, rings);
   });
   if (!reply.ok()) return reply.status();
   return reply->status;
 }
 
-absl::StatusOr<std::vector<MsiVector>> HookClient::Reserve(const std::string& bdf, uint64_t epoch,
-                                                           uint32_t count) {
+absl::StatusOr<std::vector<MsiVector>> HookClient::Reserve(const std::string& bdf,
+                                                           const Fence& fence, uint32_t count) {
   if (count == 0) return absl::InvalidArgumentError("reserve needs at least one vector");
   auto reply = Call(NH_CMD_RESERVE, bdf, [&](GenlMessageBuilder& m) {
-    m.PutU64(NH_ATTR_EPOCH, epoch);
+    PutFence(m, fence);
     m.PutU32(NH_ATTR_VECTOR_COUNT, count);
   });
   if (!reply.ok()) return reply.status();
@@ -454,10 +462,10 @@ absl::StatusOr<RerouteResult> DecodeReroute(const GenlReply& genl, DeviceStatus 
 
 }  // namespace
 
-absl::StatusOr<RerouteResult> HookClient::RerouteToCpu(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<RerouteResult> HookClient::RerouteToCpu(const std::string& bdf, const Fence& fence,
                                                        uint32_t cpu) {
   auto reply = Call(NH_CMD_REROUTE, bdf, [&](GenlMessageBuilder& m) {
-    m.PutU64(NH_ATTR_EPOCH, epoch);
+    PutFence(m, fence);
     m.PutU32(NH_ATTR_REROUTE_MODE, NH_REROUTE_AFFINITY);
     m.PutU32(NH_ATTR_TARGET_CPU, cpu);
   });
@@ -465,11 +473,11 @@ absl::StatusOr<RerouteResult> HookClient::RerouteToCpu(const std::string& bdf, u
   return DecodeReroute(reply->genl, reply->status);
 }
 
-absl::StatusOr<RerouteResult> HookClient::RerouteRaw(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<RerouteResult> HookClient::RerouteRaw(const std::string& bdf, const Fence& fence,
                                                      const std::vector<MsiWrite>& messages) {
   if (messages.empty()) return absl::InvalidArgumentError("raw reroute needs at least one message");
   auto reply = Call(NH_CMD_REROUTE, bdf, [&](GenlMessageBuilder& m) {
-    m.PutU64(NH_ATTR_EPOCH, epoch);
+    PutFence(m, fence);
     m.PutU32(NH_ATTR_REROUTE_MODE, NH_REROUTE_RAW);
     m.BeginNest(NH_ATTR_MSI_LIST);
     for (size_t i = 0; i < messages.size(); ++i) {

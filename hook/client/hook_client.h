@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/fence.h"
 #include "hook/client/netlink_codec.h"
 
 namespace nichandover {
@@ -73,6 +74,7 @@ struct RingState {
 struct DeviceStatus {
   DeviceState state = DeviceState::kUnknown;
   uint64_t epoch = 0;  // highest epoch the module has seen for the function
+  uint64_t op_id = 0;  // highest operation id it accepted at that epoch
   std::string ifname;  // "" when no interface exists
   uint32_t ifindex = 0;
   MsiMode msi_mode = MsiMode::kNone;
@@ -128,19 +130,21 @@ struct RerouteResult {
 // Requests, one per generic netlink command. Errors carry the module's
 // extack message; codes follow ErrnoToStatusCode (a stale epoch is
 // FAILED_PRECONDITION, a drain past its deadline DEADLINE_EXCEEDED, the
-// module not loaded UNAVAILABLE).
+// module not loaded UNAVAILABLE). Calls that change a device carry a Fence:
+// NH_ATTR_EPOCH, and NH_ATTR_OP_ID unless its op_id is 0; the module refuses
+// a fence below the highest it accepted for the device (-ESTALE).
 class HookClient {
  public:
   explicit HookClient(std::unique_ptr<Transport> transport);
 
-  absl::StatusOr<DeviceStatus> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<DeviceStatus> Quiesce(const std::string& bdf, const Fence& fence,
                                        absl::Duration timeout);
-  absl::StatusOr<DeviceStatus> Resume(const std::string& bdf, uint64_t epoch);
+  absl::StatusOr<DeviceStatus> Resume(const std::string& bdf, const Fence& fence);
   // `rings`: where the source's driver stopped (contract devices); empty for
   // a first start or a cold-mode device.
-  absl::StatusOr<DeviceStatus> Attach(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<DeviceStatus> Attach(const std::string& bdf, const Fence& fence,
                                       const std::vector<RingState>& rings = {});
-  absl::StatusOr<DeviceStatus> Release(const std::string& bdf, uint64_t epoch);
+  absl::StatusOr<DeviceStatus> Release(const std::string& bdf, const Fence& fence);
   absl::StatusOr<DeviceStatus> Status(const std::string& bdf);
   // Every device the module knows (a dump: one message each).
   absl::StatusOr<std::vector<ListedDevice>> List();
@@ -148,19 +152,19 @@ class HookClient {
   // messages that reach them, in entry order. RESOURCE_EXHAUSTED (-ENOSPC)
   // when the node has too few free vectors, FAILED_PRECONDITION for a device
   // without a handover contract.
-  absl::StatusOr<std::vector<MsiVector>> Reserve(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<std::vector<MsiVector>> Reserve(const std::string& bdf, const Fence& fence,
                                                  uint32_t count);
-  absl::StatusOr<DeviceStatus> Unreserve(const std::string& bdf, uint64_t epoch);
+  absl::StatusOr<DeviceStatus> Unreserve(const std::string& bdf, const Fence& fence);
   // Operator: take a released device back at a higher epoch (stays quiesced
   // until Resume).
-  absl::StatusOr<DeviceStatus> Reclaim(const std::string& bdf, uint64_t epoch);
+  absl::StatusOr<DeviceStatus> Reclaim(const std::string& bdf, const Fence& fence);
   absl::StatusOr<std::vector<MsiVector>> ReadMsi(const std::string& bdf);
   // Within one kernel: every vector to `cpu` through the kernel's affinity
   // API; the module verifies the messages it programmed.
-  absl::StatusOr<RerouteResult> RerouteToCpu(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<RerouteResult> RerouteToCpu(const std::string& bdf, const Fence& fence,
                                              uint32_t cpu);
   // Across kernels: write `messages` raw (mask, write, read back, compare).
-  absl::StatusOr<RerouteResult> RerouteRaw(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<RerouteResult> RerouteRaw(const std::string& bdf, const Fence& fence,
                                            const std::vector<MsiWrite>& messages);
 
  private:
@@ -173,12 +177,16 @@ class HookClient {
   // Sends one request built by `fill` and returns the decoded answer.
   template <typename Fill>
   absl::StatusOr<Reply> Call(uint8_t cmd, const std::string& bdf, Fill fill);
-  absl::StatusOr<DeviceStatus> CallWithEpoch(uint8_t cmd, const std::string& bdf, uint64_t epoch);
+  absl::StatusOr<DeviceStatus> CallWithFence(uint8_t cmd, const std::string& bdf,
+                                             const Fence& fence);
 
   std::unique_ptr<Transport> transport_;
   uint16_t family_id_ = 0;
   uint32_t seq_ = 0;
 };
+
+// NH_ATTR_EPOCH and, for a nonzero op_id, NH_ATTR_OP_ID.
+void PutFence(GenlMessageBuilder& m, const Fence& fence);
 
 // Decoding helpers, exposed for tests.
 absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs);

@@ -133,7 +133,7 @@ TEST_F(HookClientTest, QuiesceSendsDeviceEpochAndTimeoutAndDecodesCounters) {
   HookClient client = MakeClient([](const SeenRequest&) {
     return FakeKernel::Answer{0, "", PutQuiescedStatus};
   });
-  auto status = client.Quiesce(kBdf, 5, absl::Seconds(7));
+  auto status = client.Quiesce(kBdf, Fence{5, 0}, absl::Seconds(7));
   ASSERT_TRUE(status.ok()) << status.status();
 
   ASSERT_EQ(seen_.size(), 2u);  // family lookup, then the quiesce
@@ -173,7 +173,7 @@ TEST_F(HookClientTest, StaleEpochIsAFailedPreconditionWithTheModulesReason) {
   HookClient client = MakeClient([](const SeenRequest&) {
     return FakeKernel::Answer{ESTALE, "epoch is lower than the highest seen for this device", {}};
   });
-  auto status = client.Resume(kBdf, 3);
+  auto status = client.Resume(kBdf, Fence{3, 0});
   EXPECT_EQ(status.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(status.status().message().find("epoch is lower than the highest seen"),
             std::string::npos)
@@ -186,7 +186,7 @@ TEST_F(HookClientTest, DrainPastDeadlineIsDeadlineExceeded) {
   HookClient client = MakeClient([](const SeenRequest&) {
     return FakeKernel::Answer{ETIMEDOUT, "TX completions did not drain before the deadline", {}};
   });
-  EXPECT_EQ(client.Quiesce(kBdf, 1, absl::Milliseconds(10)).status().code(),
+  EXPECT_EQ(client.Quiesce(kBdf, Fence{1, 0}, absl::Milliseconds(10)).status().code(),
             absl::StatusCode::kDeadlineExceeded);
 }
 
@@ -194,9 +194,9 @@ TEST_F(HookClientTest, TimeoutOutsideTheModulesRangeIsRefusedBeforeSending) {
   HookClient client = MakeClient([](const SeenRequest&) {
     return FakeKernel::Answer{0, "", PutQuiescedStatus};
   });
-  EXPECT_EQ(client.Quiesce(kBdf, 1, absl::ZeroDuration()).status().code(),
+  EXPECT_EQ(client.Quiesce(kBdf, Fence{1, 0}, absl::ZeroDuration()).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(client.Quiesce(kBdf, 1, absl::Hours(1)).status().code(),
+  EXPECT_EQ(client.Quiesce(kBdf, Fence{1, 0}, absl::Hours(1)).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(seen_.empty());
 }
@@ -256,7 +256,8 @@ TEST_F(HookClientTest, RawRerouteSendsEachMessageAndReturnsBothSides) {
                                 m.EndNest();
                               }};
   });
-  auto result = client.RerouteRaw(kBdf, 6, {{0, 0xfee01000, 0x4041}, {2, 0xfee01000, 0x4042}});
+  auto result =
+      client.RerouteRaw(kBdf, Fence{6, 0}, {{0, 0xfee01000, 0x4041}, {2, 0xfee01000, 0x4042}});
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(sent.size(), 2u);
   EXPECT_EQ(sent[1].index, 2u);
@@ -282,7 +283,7 @@ TEST_F(HookClientTest, AffinityRerouteNamesTheTargetCpu) {
                                 m.EndNest();
                               }};
   });
-  EXPECT_TRUE(client.RerouteToCpu(kBdf, 2, 1).ok());
+  EXPECT_TRUE(client.RerouteToCpu(kBdf, Fence{2, 0}, 1).ok());
 }
 
 void PutRing(GenlMessageBuilder& m, uint16_t item, const RingState& r) {
@@ -307,7 +308,7 @@ TEST_F(HookClientTest, QuiesceOfAContractDeviceReturnsItsRings) {
                                 m.EndNest();
                               }};
   });
-  auto status = client.Quiesce(kBdf, 5, absl::Seconds(1));
+  auto status = client.Quiesce(kBdf, Fence{5, 0}, absl::Seconds(1));
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(status->handover_mode, HandoverMode::kContract);
   EXPECT_EQ(status->queue_count, 2u);
@@ -327,7 +328,7 @@ TEST_F(HookClientTest, ARingWithoutItsQueueIndexIsAnError) {
                                 m.EndNest();
                               }};
   });
-  EXPECT_EQ(client.Quiesce(kBdf, 5, absl::Seconds(1)).status().code(),
+  EXPECT_EQ(client.Quiesce(kBdf, Fence{5, 0}, absl::Seconds(1)).status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -343,8 +344,8 @@ TEST_F(HookClientTest, AttachSendsTheRingsAndNoneForAFirstStart) {
     }
     return FakeKernel::Answer{0, "", PutQuiescedStatus};
   });
-  ASSERT_TRUE(client.Attach(kBdf, 9, {{0, 1, 2, 3, 4}, {1, 5, 6, 7, 8}}).ok());
-  ASSERT_TRUE(client.Attach(kBdf, 9).ok());
+  ASSERT_TRUE(client.Attach(kBdf, Fence{9, 0}, {{0, 1, 2, 3, 4}, {1, 5, 6, 7, 8}}).ok());
+  ASSERT_TRUE(client.Attach(kBdf, Fence{9, 0}).ok());
   ASSERT_EQ(sent.size(), 2u);
   ASSERT_EQ(sent[0].size(), 2u);
   EXPECT_EQ(sent[0][1], (RingState{1, 5, 6, 7, 8}));
@@ -433,12 +434,13 @@ TEST_F(HookClientTest, ReserveSendsEpochAndCountAndReturnsTheMessagesInEntryOrde
                                 m.EndNest();
                               }};
   });
-  auto messages = client.Reserve(kBdf, 7, 2);
+  auto messages = client.Reserve(kBdf, Fence{7, 0}, 2);
   ASSERT_TRUE(messages.ok()) << messages.status();
   ASSERT_EQ(messages->size(), 2u);
   EXPECT_EQ((*messages)[0].address, 0xfee03000u);
   EXPECT_EQ((*messages)[1].data, 0x42u);
-  EXPECT_EQ(client.Reserve(kBdf, 7, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client.Reserve(kBdf, Fence{7, 0}, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(HookClientTest, ReserveAnsweredWithTheWrongNumberOfMessagesIsAnError) {
@@ -450,14 +452,14 @@ TEST_F(HookClientTest, ReserveAnsweredWithTheWrongNumberOfMessagesIsAnError) {
                                 m.EndNest();
                               }};
   });
-  EXPECT_EQ(client.Reserve(kBdf, 7, 2).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(client.Reserve(kBdf, Fence{7, 0}, 2).status().code(), absl::StatusCode::kInternal);
 }
 
 TEST_F(HookClientTest, ReserveWithoutFreeVectorsIsResourceExhausted) {
   HookClient client = MakeClient([](const SeenRequest&) {
     return FakeKernel::Answer{ENOSPC, "only 1 free vector on this node", {}};
   });
-  auto messages = client.Reserve(kBdf, 7, 2);
+  auto messages = client.Reserve(kBdf, Fence{7, 0}, 2);
   EXPECT_EQ(messages.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(messages.status().message().find("only 1 free vector"), std::string::npos);
 }
@@ -469,8 +471,8 @@ TEST_F(HookClientTest, UnreserveAndReclaimCarryTheirCommandAndEpoch) {
     EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EPOCH, "epoch")->U64(), 11u);
     return FakeKernel::Answer{0, "", PutQuiescedStatus};
   });
-  ASSERT_TRUE(client.Unreserve(kBdf, 11).ok());
-  ASSERT_TRUE(client.Reclaim(kBdf, 11).ok());
+  ASSERT_TRUE(client.Unreserve(kBdf, Fence{11, 0}).ok());
+  ASSERT_TRUE(client.Reclaim(kBdf, Fence{11, 0}).ok());
   EXPECT_EQ(cmds, (std::vector<uint8_t>{NH_CMD_UNRESERVE, NH_CMD_RECLAIM}));
 }
 

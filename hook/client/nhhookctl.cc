@@ -142,6 +142,9 @@ int Run(const std::vector<std::string>& args) {
   uint64_t epoch = 0;
   bool needs_epoch = cmd != "status" && cmd != "read-msi" && cmd != "list";
   if (needs_epoch && (args.size() < 3 || !ParseNumber(args[2], &epoch))) return Usage();
+  // The tool speaks for no daemon: no operation id, the module fences by
+  // the epoch alone.
+  const Fence fence{epoch, 0};
   if (cmd == "list" && args.size() != 1) return Usage();
 
   auto transport = OpenGenericNetlink();
@@ -159,9 +162,9 @@ int Run(const std::vector<std::string>& args) {
   } else if (cmd == "quiesce") {
     uint64_t timeout_ms = 2000;
     if (args.size() > 3 && !ParseNumber(args[3], &timeout_ms)) return Usage();
-    status = client.Quiesce(bdf, epoch, absl::Milliseconds(timeout_ms));
+    status = client.Quiesce(bdf, fence, absl::Milliseconds(timeout_ms));
   } else if (cmd == "resume") {
-    status = client.Resume(bdf, epoch);
+    status = client.Resume(bdf, fence);
   } else if (cmd == "attach") {
     std::vector<RingState> rings;
     for (size_t i = 3; i < args.size(); ++i) {
@@ -169,13 +172,13 @@ int Run(const std::vector<std::string>& args) {
       if (!ParseRing(args[i], &ring)) return Usage();
       rings.push_back(ring);
     }
-    status = client.Attach(bdf, epoch, rings);
+    status = client.Attach(bdf, fence, rings);
   } else if (cmd == "release") {
-    status = client.Release(bdf, epoch);
+    status = client.Release(bdf, fence);
   } else if (cmd == "unreserve") {
-    status = client.Unreserve(bdf, epoch);
+    status = client.Unreserve(bdf, fence);
   } else if (cmd == "reclaim") {
-    status = client.Reclaim(bdf, epoch);
+    status = client.Reclaim(bdf, fence);
   } else if (cmd == "list") {
     auto devices = client.List();
     if (!devices.ok()) return Fail(devices.status());
@@ -184,7 +187,7 @@ int Run(const std::vector<std::string>& args) {
   } else if (cmd == "reserve") {
     uint64_t count;
     if (args.size() != 4 || !ParseNumber(args[3], &count) || count > UINT32_MAX) return Usage();
-    auto vectors = client.Reserve(bdf, epoch, static_cast<uint32_t>(count));
+    auto vectors = client.Reserve(bdf, fence, static_cast<uint32_t>(count));
     if (!vectors.ok()) return Fail(vectors.status());
     PrintVectors("reserved", *vectors);
     return 0;
@@ -198,7 +201,7 @@ int Run(const std::vector<std::string>& args) {
     if (args[3] == "cpu") {
       uint64_t cpu;
       if (args.size() != 5 || !ParseNumber(args[4], &cpu)) return Usage();
-      result = client.RerouteToCpu(bdf, epoch, static_cast<uint32_t>(cpu));
+      result = client.RerouteToCpu(bdf, fence, static_cast<uint32_t>(cpu));
     } else if (args[3] == "raw") {
       std::vector<MsiWrite> writes;
       for (size_t i = 4; i < args.size(); ++i) {
@@ -210,7 +213,7 @@ int Run(const std::vector<std::string>& args) {
         }
         writes.push_back({static_cast<uint32_t>(index), address, static_cast<uint32_t>(data)});
       }
-      result = client.RerouteRaw(bdf, epoch, writes);
+      result = client.RerouteRaw(bdf, fence, writes);
     } else {
       return Usage();
     }

@@ -11,7 +11,8 @@
  * Every request needs CAP_NET_ADMIN; a raw REROUTE also CAP_SYS_RAWIO, and
  * is refused under kernel lockdown.  A request that changes a device
  * carries the handover epoch: it is checked before anything is changed and
- * becomes the device's highest epoch only when the change is made.
+ * becomes the device's highest epoch only when the change is made.  An
+ * optional operation id fences late requests of the same epoch likewise.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -61,6 +62,7 @@ static struct netlink_range_validation nh_epoch_range = {
 static const struct nla_policy nh_policy[NH_ATTR_MAX + 1] = {
 	[NH_ATTR_PCI_DEV] = { .type = NLA_NUL_STRING, .len = NH_PCI_DEV_LEN - 1 },
 	[NH_ATTR_EPOCH] = NLA_POLICY_FULL_RANGE(NLA_U64, &nh_epoch_range),
+	[NH_ATTR_OP_ID] = { .type = NLA_U64 },
 	[NH_ATTR_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &nh_timeout_range),
 	[NH_ATTR_REROUTE_MODE] = NLA_POLICY_RANGE(NLA_U32, NH_REROUTE_AFFINITY,
 						  NH_REROUTE_RAW),
@@ -83,6 +85,7 @@ struct nh_req {
 	struct pci_dev *pdev;
 	struct sk_buff *reply;
 	u64 epoch;
+	u64 op_id;
 };
 
 /* Under @d->lock, or under RCU for the lockless STATUS and LIST. */
@@ -227,6 +230,7 @@ static int nh_put_status(struct sk_buff *skb, struct nh_dev *d,
 
 	if (nla_put_u32(skb, NH_ATTR_STATE, state) ||
 	    nh_put_u64(skb, NH_ATTR_EPOCH, d ? READ_ONCE(d->max_epoch) : 0) ||
+	    nh_put_u64(skb, NH_ATTR_OP_ID, d ? READ_ONCE(d->max_op_id) : 0) ||
 	    nla_put_u32(skb, NH_ATTR_HANDOVER_MODE, contract ?
 			NH_HANDOVER_MODE_CONTRACT : NH_HANDOVER_MODE_COLD))
 		return -EMSGSIZE;
@@ -690,6 +694,7 @@ static bool nh_epoch_optional(u8 cmd)
 static int nh_change(struct nh_req *r)
 {
 	struct nlattr *epoch = r->info->attrs[NH_ATTR_EPOCH];
+	struct nlattr *op_id = r->info->attrs[NH_ATTR_OP_ID];
 	struct nh_dev *d = r->d;
 	int err;
 
@@ -700,9 +705,20 @@ static int nh_change(struct nh_req *r)
 	if (err)
 		return err;
 	r->epoch = epoch ? nla_get_u64(epoch) : d->max_epoch;
+	r->op_id = op_id ? nla_get_u64(op_id) : 0;
 	if (r->epoch < d->max_epoch) {
 		NL_SET_ERR_MSG_ATTR(r->extack, epoch,
 				    "epoch is lower than the highest seen for this device");
+		err = -ESTALE;
+		goto out;
+	}
+	/*
+	 * A late call of the current epoch: an older daemon instance's (or
+	 * a timed-out attempt's) operation landing after newer ones.
+	 */
+	if (op_id && r->epoch == d->max_epoch && r->op_id < d->max_op_id) {
+		NL_SET_ERR_MSG_ATTR(r->extack, op_id,
+				    "operation id is lower than the highest accepted at this epoch (a late call)");
 		err = -ESTALE;
 		goto out;
 	}
@@ -715,6 +731,9 @@ static int nh_change(struct nh_req *r)
 	err = nh_do_change(r);
 	if (err)
 		goto out;
+	/* A request without an operation id leaves it at its epoch's. */
+	if (r->epoch > d->max_epoch || op_id)
+		WRITE_ONCE(d->max_op_id, r->op_id);
 	WRITE_ONCE(d->max_epoch, r->epoch);
 	if (r->cmd == NH_CMD_RELEASE)
 		d->released_epoch = r->epoch;

@@ -43,6 +43,9 @@
  *	waits for a grace period before the driver may free it)
  * @state: enum nh_state; written under @lock, read locklessly
  * @max_epoch: highest epoch of a request that changed the device
+ * @max_op_id: highest operation id accepted at @max_epoch (0: none carried
+ *	one); at that epoch a request with a lower one is a late call; written
+ *	under @lock, read locklessly by STATUS and LIST
  * @released_epoch: the epoch of the RELEASE that handed the device away; only
  *	a higher one may ATTACH it here again (a RESERVE at the new owner's
  *	epoch comes first and raises @max_epoch to it)
@@ -76,6 +79,7 @@ struct nh_dev {
 	struct nh_handover_dev *hd;
 	u32 state;
 	u64 max_epoch;
+	u64 max_op_id;
 	u64 released_epoch;
 	bool reclaimed;
 	struct net_device *gated_dev;

@@ -15,8 +15,12 @@
  * Requests that change a device carry the handover epoch (NH_ATTR_EPOCH,
  * at most U64_MAX - 1): one lower than the device's highest is refused
  * with -ESTALE before anything changes; the epoch becomes the highest only
- * when the change is made.  Errors are a negative errno in the netlink
- * ack, with an extack message.
+ * when the change is made.  A request may also carry the daemon's operation
+ * id (NH_ATTR_OP_ID, growing per node across daemon restarts): at the
+ * device's highest epoch, one lower than the highest accepted is refused
+ * with -ESTALE too (a late call of a crashed or retried daemon instance).
+ * Without it the epoch alone fences the request, as before.  Errors are a
+ * negative errno in the netlink ack, with an extack message.
  *
  * Every successful request is answered with a message of the same command
  * carrying the device's status.  READ_MSI and REROUTE add the interrupt
@@ -118,6 +122,11 @@ enum nh_attr {
 	NH_ATTR_DEVICE_ID,		/* u16 (LIST reply) */
 	NH_ATTR_DRIVER,			/* string: bound driver (LIST reply) */
 	NH_ATTR_QUEUE_COUNT,		/* u32: queue pairs (LIST/STATUS reply) */
+	/*
+	 * u64, optional beside EPOCH: the daemon's operation id (see above);
+	 * in replies, the highest accepted at the device's epoch
+	 */
+	NH_ATTR_OP_ID,
 
 	__NH_ATTR_MAX,
 	NH_ATTR_MAX = __NH_ATTR_MAX - 1,

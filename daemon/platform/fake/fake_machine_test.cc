@@ -70,7 +70,7 @@ TEST_F(FakeMachineTest, ChecksNameTheViolation) {
   absl::StatusOr<Platform> node1 = MakeFakePlatform(path_, "node1");
   ASSERT_TRUE(node1.ok());
   // A buggy target attaches without the source having let go.
-  ASSERT_TRUE(node1->hook->Attach(kNic, 2, {}).ok());
+  ASSERT_TRUE(node1->hook->Attach(kNic, Fence{2, 0}, {}).ok());
   absl::Status safe = machine_->CheckSafe(kNic);
   EXPECT_EQ(safe.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(safe.message(), HasSubstr("several nodes at once: node0, node1"));
@@ -80,10 +80,10 @@ TEST_F(FakeMachineTest, ChecksNameTheViolation) {
 TEST_F(FakeMachineTest, SettledCheckWantsTheRecordOwnersEpochAndUnmaskedVectors) {
   ASSERT_TRUE(machine_->Create(SimpleMachineSpec(2, 1, {kNic}, 2)).ok());
   absl::StatusOr<Platform> node0 = MakeFakePlatform(path_, "node0");
-  ASSERT_TRUE(node0->hook->Quiesce(kNic, 1, absl::Seconds(1)).ok());
+  ASSERT_TRUE(node0->hook->Quiesce(kNic, Fence{1, 0}, absl::Seconds(1)).ok());
   EXPECT_TRUE(machine_->CheckSafe(kNic).ok());
   EXPECT_THAT(machine_->CheckSettled(kNic).message(), HasSubstr("running on []"));
-  ASSERT_TRUE(node0->hook->Resume(kNic, 2).ok());
+  ASSERT_TRUE(node0->hook->Resume(kNic, Fence{2, 0}).ok());
   EXPECT_THAT(machine_->CheckSettled(kNic).message(), HasSubstr("owner hook at epoch 2"));
 }
 
@@ -94,10 +94,10 @@ TEST_F(FakeMachineTest, TrafficAdvancesRingsAndIsHeldWhileQuiesced) {
   EXPECT_EQ(view->rings[0].tx_next_to_use(), 1030u % kRingSize);
   EXPECT_EQ(view->rings[0].tx_next_to_clean(), (1030u - 8) % kRingSize);
   absl::StatusOr<Platform> node0 = MakeFakePlatform(path_, "node0");
-  ASSERT_TRUE(node0->hook->Quiesce(kNic, 1, absl::Seconds(1)).ok());
+  ASSERT_TRUE(node0->hook->Quiesce(kNic, Fence{1, 0}, absl::Seconds(1)).ok());
   ASSERT_TRUE(machine_->RunTraffic(kNic, 5).ok());
   EXPECT_EQ(node0->hook->Status(kNic)->held_xmits, 5u);
-  ASSERT_TRUE(node0->hook->Release(kNic, 1).ok());
+  ASSERT_TRUE(node0->hook->Release(kNic, Fence{1, 0}).ok());
   EXPECT_EQ(machine_->RunTraffic(kNic, 1).code(), absl::StatusCode::kFailedPrecondition);
 }
 

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "daemon/platform/fake/machine_file.h"
 #include "daemon/platform/fake/machine_model.h"
+#include "daemon/platform/ownership_record.h"
 
 namespace nichandover {
 namespace platform {
@@ -101,29 +102,30 @@ class NodeSession {
   std::string node_id_;
 };
 
-absl::Status CheckEpoch(const FakeHook& hook, uint64_t epoch, const std::string& bdf,
-                        const char* operation) {
-  if (epoch < hook.epoch()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(operation, " of ", bdf, " on ", hook.node_id(), " with epoch ", epoch,
-                     " refused: the hook has seen epoch ", hook.epoch()));
-  }
-  return absl::OkStatus();
-}
-
-// The NIC and this node's hook for it, after the epoch fence.
+// The NIC and this node's hook for it, after the fence.
 struct FencedNic {
   FakeNic* nic;
   FakeHook* hook;
 };
 
+Fence HighestFence(const FakeHook& hook) { return Fence{hook.epoch(), hook.op_id()}; }
+
+// The call's fence becomes the node's highest for the NIC.
+void Adopt(FakeHook* hook, const Fence& fence) {
+  hook->set_epoch(fence.epoch);
+  hook->set_op_id(fence.op_id);
+}
+
 absl::StatusOr<FencedNic> FenceNic(FakeMachineState* state, const std::string& node_id,
-                                   const std::string& bdf, uint64_t epoch, const char* operation) {
+                                   const std::string& bdf, const Fence& fence,
+                                   const char* operation) {
   absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
   if (!nic.ok()) return nic.status();
   FakeHook* hook = HookFor(*nic, node_id);
-  absl::Status status = CheckEpoch(*hook, epoch, bdf, operation);
+  absl::Status status =
+      CheckFence(HighestFence(*hook), fence, absl::StrCat(operation, " of ", bdf, " on ", node_id));
   if (!status.ok()) return status;
+  const uint64_t epoch = fence.epoch;
   // Epochs come from the record: a call can be at most one ahead of it (a
   // handover's epoch before its PREPARING CAS). A hook that adopted a later
   // one would refuse every real handover after it (an epoch poisoned by a
@@ -224,13 +226,14 @@ class FakeHookImpl : public Hook {
  public:
   explicit FakeHookImpl(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
 
-  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, const Fence& fence,
                                         absl::Duration timeout) override {
     QuiesceResult result;
     absl::Status status = session_->Run(
         FAKE_OP_QUIESCE,
         [&](FakeMachineState* state, bool drain_timed_out) -> absl::Status {
-          absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "quiesce");
+          absl::StatusOr<FencedNic> fenced =
+              FenceNic(state, session_->node_id(), bdf, fence, "quiesce");
           if (!fenced.ok()) return fenced.status();
           FakeNic* nic = fenced->nic;
           FakeHook* hook = fenced->hook;
@@ -238,14 +241,15 @@ class FakeHookImpl : public Hook {
             return absl::FailedPreconditionError(
                 absl::StrCat("quiesce of ", bdf, ": not running on ", session_->node_id()));
           }
-          hook->set_epoch(epoch);
+          Adopt(hook, fence);
           // The gates close and the vectors are masked before the drain, so
           // they stay closed when the drain times out.
           bool was_running = hook->state() == FAKE_HOOK_RUNNING;
           hook->set_state(FAKE_HOOK_QUIESCED);
           SetMasked(nic, true);
           if (drain_timed_out) {
-            session_->Log(state, absl::StrCat("quiesce ", bdf, " epoch ", epoch, ": drain timed out"));
+            session_->Log(
+                state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence), ": drain timed out"));
             return absl::DeadlineExceededError(absl::StrCat(
                 "quiesce of ", bdf, " on ", session_->node_id(), ": drain did not finish within ",
                 absl::FormatDuration(timeout), " (gates stay closed)"));
@@ -265,7 +269,7 @@ class FakeHookImpl : public Hook {
           result.held_xmits = hook->held_xmits();
           result.polls_while_quiesced = hook->polls_while_quiesced();
           result.rings.assign(nic->rings().begin(), nic->rings().end());
-          session_->Log(state, absl::StrCat("quiesce ", bdf, " epoch ", epoch));
+          session_->Log(state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence)));
           return absl::OkStatus();
         },
         timeout);
@@ -273,9 +277,9 @@ class FakeHookImpl : public Hook {
     return result;
   }
 
-  absl::Status Resume(const std::string& bdf, uint64_t epoch) override {
+  absl::Status Resume(const std::string& bdf, const Fence& fence) override {
     return session_->Run(FAKE_OP_RESUME, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "resume");
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "resume");
       if (!fenced.ok()) return fenced.status();
       FakeNic* nic = fenced->nic;
       FakeHook* hook = fenced->hook;
@@ -283,18 +287,18 @@ class FakeHookImpl : public Hook {
         return absl::FailedPreconditionError(
             absl::StrCat("resume of ", bdf, ": not attached on ", session_->node_id()));
       }
-      hook->set_epoch(epoch);
+      Adopt(hook, fence);
       hook->set_state(FAKE_HOOK_RUNNING);
       SetMasked(nic, false);
-      session_->Log(state, absl::StrCat("resume ", bdf, " epoch ", epoch));
+      session_->Log(state, absl::StrCat("resume ", bdf, " ", FenceText(fence)));
       return absl::OkStatus();
     });
   }
 
-  absl::Status Attach(const std::string& bdf, uint64_t epoch,
+  absl::Status Attach(const std::string& bdf, const Fence& fence,
                       const std::vector<v1::QueueRingState>& rings) override {
     return session_->Run(FAKE_OP_ATTACH, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "attach");
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "attach");
       if (!fenced.ok()) return fenced.status();
       FakeNic* nic = fenced->nic;
       FakeHook* hook = fenced->hook;
@@ -302,7 +306,7 @@ class FakeHookImpl : public Hook {
         return absl::FailedPreconditionError(
             absl::StrCat("attach of ", bdf, ": no driver bound on ", session_->node_id()));
       }
-      hook->set_epoch(epoch);
+      Adopt(hook, fence);
       if (hook->state() != FAKE_HOOK_RUNNING) {
         hook->set_state(FAKE_HOOK_RUNNING);
         if (!rings.empty()) nic->mutable_rings()->Assign(rings.begin(), rings.end());
@@ -315,25 +319,27 @@ class FakeHookImpl : public Hook {
       // The reserved messages are now in use by the device.
       auto* reservations = nic->mutable_reservations();
       for (int i = reservations->size() - 1; i >= 0; --i) {
-        if (reservations->Get(i).node_id() == session_->node_id()) reservations->DeleteSubrange(i, 1);
+        if (reservations->Get(i).node_id() == session_->node_id())
+          reservations->DeleteSubrange(i, 1);
       }
-      session_->Log(state, absl::StrCat("attach ", bdf, " epoch ", epoch));
+      session_->Log(state, absl::StrCat("attach ", bdf, " ", FenceText(fence)));
       return absl::OkStatus();
     });
   }
 
-  absl::Status Release(const std::string& bdf, uint64_t epoch) override {
+  absl::Status Release(const std::string& bdf, const Fence& fence) override {
     return session_->Run(FAKE_OP_RELEASE, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "release");
+      absl::StatusOr<FencedNic> fenced =
+          FenceNic(state, session_->node_id(), bdf, fence, "release");
       if (!fenced.ok()) return fenced.status();
       FakeHook* hook = fenced->hook;
       if (hook->state() == FAKE_HOOK_RUNNING) {
         return absl::FailedPreconditionError(absl::StrCat(
             "release of ", bdf, ": still running on ", session_->node_id(), " (quiesce first)"));
       }
-      hook->set_epoch(epoch);
+      Adopt(hook, fence);
       hook->set_state(FAKE_HOOK_DETACHED);
-      session_->Log(state, absl::StrCat("release ", bdf, " epoch ", epoch));
+      session_->Log(state, absl::StrCat("release ", bdf, " ", FenceText(fence)));
       return absl::OkStatus();
     });
   }
@@ -376,57 +382,62 @@ class FakeRouter : public Router {
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) override {
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override {
     std::vector<v1::MsiMessage> previous;
-    absl::Status status = session_->Run(FAKE_OP_REROUTE, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "reroute");
-      if (!fenced.ok()) return fenced.status();
-      FakeNic* nic = fenced->nic;
-      FakeHook* hook = fenced->hook;
-      if (nic->interrupt_remapping()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "reroute of ", bdf, ": interrupt remapping is on (messages are IRTE handles)"));
-      }
-      if (hook->state() != FAKE_HOOK_QUIESCED) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("reroute of ", bdf, ": not quiesced on ", session_->node_id()));
-      }
-      absl::Status status = CheckMessageCount(*nic, target.size(), "reroute");
-      if (!status.ok()) return status;
-      hook->set_epoch(epoch);
-      previous = MessagesOf(*nic);
-      WriteMessagesMasked(nic, target);
-      session_->Log(state, absl::StrCat("reroute ", bdf, " epoch ", epoch));
-      return absl::OkStatus();
-    });
+    absl::Status status =
+        session_->Run(FAKE_OP_REROUTE, [&](FakeMachineState* state) -> absl::Status {
+          absl::StatusOr<FencedNic> fenced =
+              FenceNic(state, session_->node_id(), bdf, fence, "reroute");
+          if (!fenced.ok()) return fenced.status();
+          FakeNic* nic = fenced->nic;
+          FakeHook* hook = fenced->hook;
+          if (nic->interrupt_remapping()) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "reroute of ", bdf, ": interrupt remapping is on (messages are IRTE handles)"));
+          }
+          if (hook->state() != FAKE_HOOK_QUIESCED) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("reroute of ", bdf, ": not quiesced on ", session_->node_id()));
+          }
+          absl::Status status = CheckMessageCount(*nic, target.size(), "reroute");
+          if (!status.ok()) return status;
+          Adopt(hook, fence);
+          previous = MessagesOf(*nic);
+          WriteMessagesMasked(nic, target);
+          session_->Log(state, absl::StrCat("reroute ", bdf, " ", FenceText(fence)));
+          return absl::OkStatus();
+        });
     if (!status.ok()) return status;
     return previous;
   }
 
-  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+  absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<v1::MsiMessage>& previous) override {
     return session_->Run(FAKE_OP_RESTORE, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "restore");
+      absl::StatusOr<FencedNic> fenced =
+          FenceNic(state, session_->node_id(), bdf, fence, "restore");
       if (!fenced.ok()) return fenced.status();
       FakeNic* nic = fenced->nic;
       FakeHook* hook = fenced->hook;
       absl::Status status = CheckMessageCount(*nic, previous.size(), "restore");
       if (!status.ok()) return status;
-      hook->set_epoch(epoch);
+      Adopt(hook, fence);
       WriteMessagesMasked(nic, previous);
-      session_->Log(state, absl::StrCat("restore ", bdf, " epoch ", epoch));
+      session_->Log(state, absl::StrCat("restore ", bdf, " ", FenceText(fence)));
       return absl::OkStatus();
     });
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
-                                                                     uint64_t epoch,
-                                                                     uint32_t count) override {
+                                                                    const Fence& fence,
+                                                                    uint32_t count) override {
     std::vector<v1::MsiMessage> reserved;
     absl::Status status = session_->Run(FAKE_OP_RESERVE, [&](FakeMachineState* state) -> absl::Status {
       absl::StatusOr<const FakeNode*> node = FindNode(*state, session_->node_id());
       if (!node.ok()) return node.status();
-      absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, epoch, "reserve");
+      absl::StatusOr<FencedNic> fenced =
+          FenceNic(state, session_->node_id(), bdf, fence, "reserve");
       if (!fenced.ok()) return fenced.status();
       FakeNic* nic = fenced->nic;
       FakeHook* hook = fenced->hook;
@@ -435,7 +446,7 @@ class FakeRouter : public Router {
         if (reservation.node_id() == session_->node_id()) mine = &reservation;
       }
       // A repeated offer (the source retried) gets the same messages.
-      if (mine != nullptr && mine->epoch() == epoch &&
+      if (mine != nullptr && mine->epoch() == fence.epoch &&
           mine->messages_size() == static_cast<int>(count)) {
         reserved.assign(mine->messages().begin(), mine->messages().end());
         return absl::OkStatus();
@@ -445,28 +456,30 @@ class FakeRouter : public Router {
       if (!messages.ok()) return messages.status();
       if (mine == nullptr) mine = nic->add_reservations();
       mine->set_node_id(session_->node_id());
-      mine->set_epoch(epoch);
+      mine->set_epoch(fence.epoch);
       mine->mutable_messages()->Assign(messages->begin(), messages->end());
-      hook->set_epoch(epoch);
+      Adopt(hook, fence);
       reserved = *std::move(messages);
-      session_->Log(state, absl::StrCat("reserve ", count, " vectors for ", bdf, " epoch ", epoch));
+      session_->Log(state,
+                    absl::StrCat("reserve ", count, " vectors for ", bdf, " ", FenceText(fence)));
       return absl::OkStatus();
     });
     if (!status.ok()) return status;
     return reserved;
   }
 
-  absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override {
+  absl::Status ReleaseReservation(const std::string& bdf, const Fence& fence) override {
     return session_->Run(FAKE_OP_RELEASE_RESERVATION, [&](FakeMachineState* state) -> absl::Status {
-      absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
-      if (!nic.ok()) return nic.status();
-      auto* reservations = (*nic)->mutable_reservations();
+      absl::StatusOr<FencedNic> fenced =
+          FenceNic(state, session_->node_id(), bdf, fence, "release reservation");
+      if (!fenced.ok()) return fenced.status();
+      Adopt(fenced->hook, fence);
+      auto* reservations = fenced->nic->mutable_reservations();
       for (int i = reservations->size() - 1; i >= 0; --i) {
         const FakeReservation& reservation = reservations->Get(i);
-        // A late release for an old offer must not drop a newer reservation.
-        if (reservation.node_id() == session_->node_id() && reservation.epoch() <= epoch) {
+        if (reservation.node_id() == session_->node_id()) {
           reservations->DeleteSubrange(i, 1);
-          session_->Log(state, absl::StrCat("release reservation ", bdf, " epoch ", epoch));
+          session_->Log(state, absl::StrCat("release reservation ", bdf, " ", FenceText(fence)));
         }
       }
       return absl::OkStatus();
@@ -520,18 +533,6 @@ class FakeRouter : public Router {
   std::shared_ptr<NodeSession> session_;
 };
 
-bool SameRecord(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
-  return a.state() == b.state() && a.owner_node() == b.owner_node() &&
-         a.target_node() == b.target_node() && a.epoch() == b.epoch();
-}
-
-std::string RecordText(const v1::OwnershipRecord& record) {
-  std::string text = absl::StrCat(v1::OwnershipState_Name(record.state()), "(", record.owner_node());
-  if (!record.target_node().empty()) absl::StrAppend(&text, "->", record.target_node());
-  absl::StrAppend(&text, ", ", record.epoch(), ")");
-  return text;
-}
-
 class FakeArbiter : public Arbiter {
  public:
   explicit FakeArbiter(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
@@ -556,30 +557,30 @@ class FakeArbiter : public Arbiter {
         session_->Run(FAKE_OP_COMPARE_AND_SWAP, [&](FakeMachineState* state) -> absl::Status {
           absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
           if (!nic.ok()) return nic.status();
-          if (desired.epoch() < expected.epoch()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("CAS of ", bdf, " would lower the epoch from ", expected.epoch(),
-                             " to ", desired.epoch()));
+          absl::Status valid = CheckCompareAndSwap(bdf, expected, desired);
+          if (!valid.ok()) return valid;
+          after = SwapIfSame((*nic)->mutable_ownership(), expected, desired);
+          if (SameRecord(after, desired)) {
+            session_->Log(state, absl::StrCat("cas ", bdf, " ", RecordString(expected), " -> ",
+                                              RecordString(desired)));
           }
-          if (SameRecord((*nic)->ownership(), expected)) {
-            *(*nic)->mutable_ownership() = desired;
-            session_->Log(state, absl::StrCat("cas ", bdf, " ", RecordText(expected), " -> ",
-                                              RecordText(desired)));
-          }
-          after = (*nic)->ownership();
           return absl::OkStatus();
         });
     if (!status.ok()) return status;
     return after;
   }
 
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings) override {
     return session_->Run(FAKE_OP_WRITE_HANDOFF_RINGS, [&](FakeMachineState* state) -> absl::Status {
       absl::StatusOr<FakeNic*> nic = FindNic(state, bdf);
       if (!nic.ok()) return nic.status();
       FakeHandoffRings* handoff = (*nic)->mutable_handoff();
-      handoff->set_epoch(epoch);
+      absl::Status fenced = CheckFence(Fence{handoff->epoch(), handoff->op_id()}, fence,
+                                       absl::StrCat("handoff rings write of ", bdf));
+      if (!fenced.ok()) return fenced;
+      handoff->set_epoch(fence.epoch);
+      handoff->set_op_id(fence.op_id);
       handoff->mutable_rings()->Assign(rings.begin(), rings.end());
       return absl::OkStatus();
     });

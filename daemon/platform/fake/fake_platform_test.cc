@@ -105,13 +105,15 @@ TEST_F(FakePlatformTest, UnknownNodeOrMissingMachineIsNotFound) {
 // The protocol's successful path, step by step, on the platform alone.
 TEST_F(FakePlatformTest, HandoverStepsMoveTheNicAndItsInterrupts) {
   ASSERT_TRUE(machine_->RunTraffic(kNic, 100).ok());
-  absl::StatusOr<std::vector<v1::MsiMessage>> reserved = node1_.router->ReserveTargetMessages(kNic, 2, 4);
+  absl::StatusOr<std::vector<v1::MsiMessage>> reserved =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
   ASSERT_TRUE(reserved.ok()) << reserved.status();
 
   auto preparing = Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", 2);
   ASSERT_EQ(node0_.arbiter->CompareAndSwap(kNic, Active("node0", 1), preparing)->DebugString(),
             preparing.DebugString());
-  absl::StatusOr<QuiesceResult> quiesced = node0_.hook->Quiesce(kNic, 2, absl::Seconds(1));
+  absl::StatusOr<QuiesceResult> quiesced =
+      node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1));
   ASSERT_TRUE(quiesced.ok()) << quiesced.status();
   EXPECT_EQ(quiesced->drained_tx_packets, 16u);  // 8 in flight on each of 2 queues
   EXPECT_EQ(quiesced->polls_while_quiesced, 0u);
@@ -120,11 +122,12 @@ TEST_F(FakePlatformTest, HandoverStepsMoveTheNicAndItsInterrupts) {
   EXPECT_EQ(quiesced->rings[0].tx_next_to_use(), 100u);
 
   absl::StatusOr<std::vector<v1::MsiMessage>> old_messages = node0_.router->ReadMessages(kNic);
-  absl::StatusOr<std::vector<v1::MsiMessage>> previous = node0_.router->Reroute(kNic, 2, *reserved);
+  absl::StatusOr<std::vector<v1::MsiMessage>> previous =
+      node0_.router->Reroute(kNic, Fence{2, 0}, *reserved);
   ASSERT_TRUE(previous.ok()) << previous.status();
   EXPECT_EQ(previous->size(), 4u);
   EXPECT_EQ((*previous)[1].address(), (*old_messages)[1].address());
-  ASSERT_TRUE(node0_.arbiter->WriteHandoffRings(kNic, 2, quiesced->rings).ok());
+  ASSERT_TRUE(node0_.arbiter->WriteHandoffRings(kNic, Fence{2, 0}, quiesced->rings).ok());
   auto handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, "node0", "node1", 2);
   ASSERT_EQ(node0_.arbiter->CompareAndSwap(kNic, preparing, handoff)->state(),
             v1::OWNERSHIP_STATE_HANDOFF);
@@ -133,8 +136,8 @@ TEST_F(FakePlatformTest, HandoverStepsMoveTheNicAndItsInterrupts) {
   absl::StatusOr<std::vector<v1::QueueRingState>> rings = node1_.arbiter->ReadHandoffRings(kNic, 2);
   ASSERT_TRUE(rings.ok()) << rings.status();
   ASSERT_EQ(node1_.arbiter->CompareAndSwap(kNic, handoff, Active("node1", 2))->owner_node(), "node1");
-  ASSERT_TRUE(node1_.hook->Attach(kNic, 2, *rings).ok());
-  ASSERT_TRUE(node0_.hook->Release(kNic, 2).ok());
+  ASSERT_TRUE(node1_.hook->Attach(kNic, Fence{2, 0}, *rings).ok());
+  ASSERT_TRUE(node0_.hook->Release(kNic, Fence{2, 0}).ok());
 
   EXPECT_TRUE(machine_->CheckSettled(kNic).ok()) << machine_->CheckSettled(kNic);
   absl::StatusOr<NicView> view = machine_->Inspect(kNic);
@@ -148,55 +151,60 @@ TEST_F(FakePlatformTest, HandoverStepsMoveTheNicAndItsInterrupts) {
 }
 
 TEST_F(FakePlatformTest, RollbackRestoresRoutingAndResumesTheSource) {
-  absl::StatusOr<std::vector<v1::MsiMessage>> reserved = node1_.router->ReserveTargetMessages(kNic, 2, 4);
-  ASSERT_TRUE(node0_.hook->Quiesce(kNic, 2, absl::Seconds(1)).ok());
-  absl::StatusOr<std::vector<v1::MsiMessage>> previous = node0_.router->Reroute(kNic, 2, *reserved);
+  absl::StatusOr<std::vector<v1::MsiMessage>> reserved =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
+  ASSERT_TRUE(node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).ok());
+  absl::StatusOr<std::vector<v1::MsiMessage>> previous =
+      node0_.router->Reroute(kNic, Fence{2, 0}, *reserved);
   ASSERT_TRUE(previous.ok());
   EXPECT_FALSE(machine_->CheckSettled(kNic).ok());
-  ASSERT_TRUE(node0_.router->Restore(kNic, 2, *previous).ok());
-  ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, 2).ok());
+  ASSERT_TRUE(node0_.router->Restore(kNic, Fence{2, 0}, *previous).ok());
+  ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, Fence{2, 0}).ok());
   ASSERT_TRUE(node0_.arbiter->CompareAndSwap(kNic, Active("node0", 1), Active("node0", 2))->epoch() == 2);
-  ASSERT_TRUE(node0_.hook->Resume(kNic, 2).ok());
+  ASSERT_TRUE(node0_.hook->Resume(kNic, Fence{2, 0}).ok());
   EXPECT_TRUE(machine_->CheckSettled(kNic).ok()) << machine_->CheckSettled(kNic);
   EXPECT_EQ(machine_->Inspect(kNic)->nodes[1].reserved_vectors, 0u);
 }
 
 TEST_F(FakePlatformTest, HookRefusesAnEpochBelowTheHighestSeen) {
   ASSERT_TRUE(node0_.arbiter->CompareAndSwap(kNic, Active("node0", 1), Active("node0", 4)).ok());
-  ASSERT_TRUE(node0_.hook->Quiesce(kNic, 5, absl::Seconds(1)).ok());
-  absl::Status stale = node0_.hook->Resume(kNic, 4);
+  ASSERT_TRUE(node0_.hook->Quiesce(kNic, Fence{5, 0}, absl::Seconds(1)).ok());
+  absl::Status stale = node0_.hook->Resume(kNic, Fence{4, 0});
   EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(stale.message(), HasSubstr("has seen epoch 5"));
+  EXPECT_THAT(stale.message(), HasSubstr("highest accepted for the device (epoch 5 op 0.0)"));
   EXPECT_EQ(node0_.hook->Status(kNic)->state, HookState::kQuiesced);
-  EXPECT_EQ(node0_.router->Reroute(kNic, 4, node0_.router->ReadMessages(kNic).value()).status().code(),
+  EXPECT_EQ(node0_.router->Reroute(kNic, Fence{4, 0}, node0_.router->ReadMessages(kNic).value())
+                .status()
+                .code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(node0_.hook->Resume(kNic, 5).ok());
+  EXPECT_TRUE(node0_.hook->Resume(kNic, Fence{5, 0}).ok());
 }
 
 // Issue 16.5: a hook never adopts an epoch the record has not reached (at
 // most the record's next, a handover's epoch before its PREPARING CAS).
 TEST_F(FakePlatformTest, HookRefusesAnEpochBeyondTheRecordsNext) {
-  absl::Status poisoned = node1_.router->ReserveTargetMessages(kNic, uint64_t{1} << 39, 3).status();
+  absl::Status poisoned =
+      node1_.router->ReserveTargetMessages(kNic, Fence{uint64_t{1} << 39, 0}, 3).status();
   EXPECT_EQ(poisoned.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(poisoned.message(), HasSubstr("record is at epoch 1"));
-  EXPECT_EQ(node0_.hook->Resume(kNic, 3).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(node0_.hook->Resume(kNic, Fence{3, 0}).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(node1_.hook->Status(kNic)->epoch, 0u);
-  EXPECT_TRUE(node1_.router->ReserveTargetMessages(kNic, 2, 3).ok());
+  EXPECT_TRUE(node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 3).ok());
 }
 
 TEST_F(FakePlatformTest, OperationsOutOfOrderAreRefused) {
   // node1 does not run the NIC.
-  EXPECT_EQ(node1_.hook->Quiesce(kNic, 2, absl::Seconds(1)).status().code(),
+  EXPECT_EQ(node1_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(node1_.hook->Resume(kNic, 2).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(node1_.hook->Resume(kNic, Fence{2, 0}).code(), absl::StatusCode::kFailedPrecondition);
   // Release and reroute need the NIC quiesced first.
-  EXPECT_EQ(node0_.hook->Release(kNic, 2).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(node0_.hook->Release(kNic, Fence{2, 0}).code(), absl::StatusCode::kFailedPrecondition);
   std::vector<v1::MsiMessage> messages = node0_.router->ReadMessages(kNic).value();
-  EXPECT_EQ(node0_.router->Reroute(kNic, 2, messages).status().code(),
+  EXPECT_EQ(node0_.router->Reroute(kNic, Fence{2, 0}, messages).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(node0_.hook->Quiesce(kNic, 2, absl::Seconds(1)).ok());
+  ASSERT_TRUE(node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).ok());
   messages.pop_back();
-  EXPECT_EQ(node0_.router->Reroute(kNic, 2, messages).status().code(),
+  EXPECT_EQ(node0_.router->Reroute(kNic, Fence{2, 0}, messages).status().code(),
             absl::StatusCode::kInvalidArgument);
   // Nothing above changed the routing.
   EXPECT_THAT(machine_->Inspect(kNic)->interrupt_nodes, ElementsAre("node0", "node0", "node0", "node0"));
@@ -209,17 +217,19 @@ TEST_F(FakePlatformTest, AttachWithoutADriverAndRerouteUnderRemappingAreRefused)
   (*spec.mutable_nics(0)->mutable_drivers())["node0"] = "e1000e";
   spec.mutable_nics(0)->set_interrupt_remapping(true);
   ASSERT_TRUE(machine_->Create(spec).ok());
-  absl::Status attach = node1_.hook->Attach(kNic, 2, {});
+  absl::Status attach = node1_.hook->Attach(kNic, Fence{2, 0}, {});
   EXPECT_EQ(attach.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(attach.message(), HasSubstr("no driver"));
-  ASSERT_TRUE(node0_.hook->Quiesce(kNic, 2, absl::Seconds(1)).ok());
-  absl::Status reroute = node0_.router->Reroute(kNic, 2, node0_.router->ReadMessages(kNic).value()).status();
+  ASSERT_TRUE(node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).ok());
+  absl::Status reroute =
+      node0_.router->Reroute(kNic, Fence{2, 0}, node0_.router->ReadMessages(kNic).value()).status();
   EXPECT_EQ(reroute.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(reroute.message(), HasSubstr("interrupt remapping"));
 }
 
 TEST_F(FakePlatformTest, ReservationsAreFreeVectorsRoundRobinOnTheTargetsCpus) {
-  absl::StatusOr<std::vector<v1::MsiMessage>> first = node1_.router->ReserveTargetMessages(kNic, 2, 4);
+  absl::StatusOr<std::vector<v1::MsiMessage>> first =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4);
   ASSERT_TRUE(first.ok()) << first.status();
   std::vector<std::pair<uint32_t, uint32_t>> routes;
   for (const v1::MsiMessage& message : *first) {
@@ -230,14 +240,18 @@ TEST_F(FakePlatformTest, ReservationsAreFreeVectorsRoundRobinOnTheTargetsCpus) {
                                   std::make_pair(16u, 0x41u), std::make_pair(17u, 0x41u)));
   EXPECT_EQ((*first)[0].address(), 0xFEE10000u);
   // A retried offer gets the same messages; another NIC gets other vectors.
-  EXPECT_EQ(node1_.router->ReserveTargetMessages(kNic, 2, 4)->at(3).data(), (*first)[3].data());
-  absl::StatusOr<std::vector<v1::MsiMessage>> other = node1_.router->ReserveTargetMessages(kOtherNic, 2, 2);
+  EXPECT_EQ(node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4)->at(3).data(),
+            (*first)[3].data());
+  absl::StatusOr<std::vector<v1::MsiMessage>> other =
+      node1_.router->ReserveTargetMessages(kOtherNic, Fence{2, 0}, 2);
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(MsiVector((*other)[0]), 0x42u);
-  // A late release for an older offer keeps the newer reservation.
-  ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, 1).ok());
+  // A late release for an older offer is refused and keeps the newer
+  // reservation.
+  EXPECT_EQ(node1_.router->ReleaseReservation(kNic, Fence{1, 0}).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(machine_->Inspect(kNic)->nodes[1].reserved_vectors, 4u);
-  ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, 2).ok());
+  ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, Fence{2, 0}).ok());
   EXPECT_EQ(machine_->Inspect(kNic)->nodes[1].reserved_vectors, 0u);
 }
 
@@ -246,10 +260,10 @@ TEST_F(FakePlatformTest, ReservationBeyondTheVectorRangeIsResourceExhausted) {
   spec.mutable_nodes(1)->set_first_vector(0x50);
   spec.mutable_nodes(1)->set_last_vector(0x52);
   ASSERT_TRUE(machine_->Create(spec).ok());
-  absl::Status status = node1_.router->ReserveTargetMessages(kNic, 2, 4).status();
+  absl::Status status = node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 4).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(status.message(), HasSubstr("no free vector"));
-  EXPECT_TRUE(node1_.router->ReserveTargetMessages(kNic, 2, 3).ok());
+  EXPECT_TRUE(node1_.router->ReserveTargetMessages(kNic, Fence{2, 0}, 3).ok());
 }
 
 TEST_F(FakePlatformTest, CompareAndSwapChangesTheRecordOnlyWhenItMatches) {
@@ -267,20 +281,20 @@ TEST_F(FakePlatformTest, HandoffRingsAreFoundOnlyForTheirEpoch) {
   v1::QueueRingState ring;
   ring.set_queue(0);
   ring.set_tx_next_to_use(42);
-  ASSERT_TRUE(node0_.arbiter->WriteHandoffRings(kNic, 3, {ring}).ok());
+  ASSERT_TRUE(node0_.arbiter->WriteHandoffRings(kNic, Fence{3, 0}, {ring}).ok());
   EXPECT_EQ(node1_.arbiter->ReadHandoffRings(kNic, 3)->at(0).tx_next_to_use(), 42u);
   EXPECT_EQ(node1_.arbiter->ReadHandoffRings(kNic, 2).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(FakePlatformTest, FailKnobFailsOnceThenTheOperationWorks) {
   ASSERT_TRUE(machine_->SetFault(Fault("node0", FAKE_OP_QUIESCE, absl::StatusCode::kUnavailable)).ok());
-  absl::Status failed = node0_.hook->Quiesce(kNic, 2, absl::Seconds(1)).status();
+  absl::Status failed = node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).status();
   EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(failed.message(), HasSubstr("injected fault"));
   // The failed call changed nothing.
   EXPECT_EQ(node0_.hook->Status(kNic)->state, HookState::kRunning);
   EXPECT_EQ(node0_.hook->Status(kNic)->epoch, 1u);
-  EXPECT_TRUE(node0_.hook->Quiesce(kNic, 2, absl::Seconds(1)).ok());
+  EXPECT_TRUE(node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).ok());
   EXPECT_EQ(machine_->FaultHits("node0", FAKE_OP_QUIESCE).value(), 1u);
 }
 
@@ -316,7 +330,7 @@ TEST_F(FakePlatformTest, HangKnobBlocksUntilCleared) {
   std::atomic<bool> done{false};
   absl::Status attach;
   std::thread caller([&] {
-    attach = node1_.hook->Attach(kNic, 2, {});
+    attach = node1_.hook->Attach(kNic, Fence{2, 0}, {});
     done = true;
   });
   while (machine_->FaultHits("node1", FAKE_OP_ATTACH).value() == 0) absl::SleepFor(absl::Milliseconds(1));
@@ -343,12 +357,12 @@ TEST_F(FakePlatformTest, QuiesceHungPastItsTimeoutLeavesTheGatesClosed) {
   hang.set_operation(FAKE_OP_QUIESCE);
   hang.set_hang(true);
   ASSERT_TRUE(machine_->SetFault(hang).ok());
-  absl::Status status = node0_.hook->Quiesce(kNic, 2, absl::Milliseconds(20)).status();
+  absl::Status status = node0_.hook->Quiesce(kNic, Fence{2, 0}, absl::Milliseconds(20)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(node0_.hook->Status(kNic)->state, HookState::kQuiesced);
   EXPECT_THAT(machine_->Inspect(kNic)->masked, ElementsAre(true, true, true, true));
   // Resume reopens them.
-  EXPECT_TRUE(node0_.hook->Resume(kNic, 2).ok());
+  EXPECT_TRUE(node0_.hook->Resume(kNic, Fence{2, 0}).ok());
   EXPECT_EQ(node0_.hook->Status(kNic)->state, HookState::kRunning);
   EXPECT_THAT(machine_->Inspect(kNic)->masked, ElementsAre(false, false, false, false));
 }
@@ -406,9 +420,9 @@ TEST_F(FakePlatformTest, StateSurvivesADaemonKilledMidOperation) {
     platform->arbiter->CompareAndSwap(kNic, Active("node0", 1),
                                       Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", 2))
         .IgnoreError();
-    platform->hook->Quiesce(kNic, 2, absl::Seconds(1)).IgnoreError();
+    platform->hook->Quiesce(kNic, Fence{2, 0}, absl::Seconds(1)).IgnoreError();
     std::vector<v1::MsiMessage> messages = platform->router->ReadMessages(kNic).value();
-    platform->router->Reroute(kNic, 2, messages).IgnoreError();  // hangs
+    platform->router->Reroute(kNic, Fence{2, 0}, messages).IgnoreError();  // hangs
     _exit(0);
   }
   while (machine_->FaultHits("node0", FAKE_OP_REROUTE).value() == 0) absl::SleepFor(absl::Milliseconds(1));
@@ -431,7 +445,7 @@ TEST_F(FakePlatformTest, StateSurvivesADaemonKilledMidOperation) {
                                  Active("node0", 2))
                 ->state(),
             v1::OWNERSHIP_STATE_ACTIVE);
-  ASSERT_TRUE(restarted.hook->Resume(kNic, 2).ok());
+  ASSERT_TRUE(restarted.hook->Resume(kNic, Fence{2, 0}).ok());
   EXPECT_TRUE(machine_->CheckSettled(kNic).ok()) << machine_->CheckSettled(kNic);
 }
 

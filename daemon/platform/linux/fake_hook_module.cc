@@ -80,6 +80,7 @@ void PutStatus(hook::GenlMessageBuilder& m, const FakeFunction& f) {
   m.PutU32(NH_ATTR_HANDOVER_MODE, WireHandoverMode(f.handover_mode));
   m.PutU32(NH_ATTR_QUEUE_COUNT, f.queue_count);
   m.PutU64(NH_ATTR_EPOCH, f.max_epoch);
+  m.PutU64(NH_ATTR_OP_ID, f.max_op_id);
   m.PutU32(NH_ATTR_MSI_MODE, WireMsiMode(f.msi_mode));
   m.PutString(NH_ATTR_IFNAME, f.ifname);
   m.PutU32(NH_ATTR_IFINDEX, f.ifindex);
@@ -125,6 +126,11 @@ absl::StatusOr<FakeRequest> ReadRequest(const hook::GenlReply& genl) {
     auto value = epoch->U64();
     if (!value.ok()) return value.status();
     r.epoch = *value;
+  }
+  if (auto op_id = genl.attrs.Get(NH_ATTR_OP_ID, "op id"); op_id.ok()) {
+    auto value = op_id->U64();
+    if (!value.ok()) return value.status();
+    r.op_id = *value;
   }
   for (auto [type, field] : {std::pair{NH_ATTR_TIMEOUT_MS, &r.timeout_ms},
                              std::pair{NH_ATTR_REROUTE_MODE, &r.reroute_mode},
@@ -265,8 +271,25 @@ FakeHookModule::Answer FakeHookModule::Handle(const FakeRequest& r, FakeFunction
   if (r.cmd == NH_CMD_RECLAIM && *r.epoch == f.max_epoch) {
     return {ESTALE, "reclaim needs an epoch above the highest seen for this device"};
   }
+  if (r.op_id && *r.epoch == f.max_epoch && *r.op_id < f.max_op_id) {
+    return {ESTALE, "operation id is lower than the highest accepted at this epoch (a late call)"};
+  }
   const uint64_t held_epoch = f.max_epoch;
+  const uint64_t held_op_id = f.max_op_id;
+  if (*r.epoch > f.max_epoch) {
+    f.max_op_id = r.op_id.value_or(0);
+  } else if (r.op_id) {
+    f.max_op_id = *r.op_id;
+  }
   f.max_epoch = *r.epoch;
+  Answer answer = Change(r, f, held_epoch);
+  // A change refused at the held epoch leaves its operation id too.
+  if (answer.error != 0 && f.max_epoch == held_epoch) f.max_op_id = held_op_id;
+  return answer;
+}
+
+FakeHookModule::Answer FakeHookModule::Change(const FakeRequest& r, FakeFunction& f,
+                                              uint64_t held_epoch) {
   const bool released = f.state == hook::DeviceState::kReleased;
   const bool standby = f.state == hook::DeviceState::kStandby;
   switch (r.cmd) {

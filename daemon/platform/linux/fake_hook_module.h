@@ -1,7 +1,7 @@
 // A stand-in for the nichandover_hook kernel module behind hook::Transport,
 // for the backend's tests. It answers the generic netlink controller and the
-// family's commands the way hook/kmod/nh_genl.c does -- the same epoch
-// fencing, state rules, errno values and extack texts, the same reply
+// family's commands the way hook/kmod/nh_genl.c does -- the same epoch and
+// operation id// fencing, state rules, errno values and extack texts, the same reply
 // attributes -- over state the test sets up and inspects. Every connection
 // (TransportFactory call) reaches the same module, like sockets to one
 // kernel.
@@ -54,6 +54,7 @@ struct FakeFunction {
   // The current reservation (messages for entries 0..n-1).
   std::vector<hook::MsiVector> reserved;
   uint64_t max_epoch = 0;
+  uint64_t max_op_id = 0;       // highest NH_ATTR_OP_ID accepted at max_epoch
   hook::DeviceStatus counters;  // counters of the last quiesce
 
   // What the next QUIESCE finds.
@@ -77,6 +78,7 @@ struct FakeRequest {
   uint8_t cmd = 0;
   std::string dev;
   std::optional<uint64_t> epoch;
+  std::optional<uint64_t> op_id;
   std::optional<uint32_t> timeout_ms;
   std::optional<uint32_t> reroute_mode;
   std::optional<uint32_t> vector_count;
@@ -113,6 +115,8 @@ class FakeHookModule {
  private:
   struct Answer;
   Answer Handle(const FakeRequest& request, FakeFunction& f);
+  // A request past the fences; `held_epoch` as below.
+  Answer Change(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);
   // `held_epoch` is the device's highest epoch before the request.
   Answer Reroute(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);
   Answer Attach(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);

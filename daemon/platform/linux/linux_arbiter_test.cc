@@ -81,7 +81,7 @@ TEST_F(LinuxArbiterTest, TheRecordIsTheMachinesOwnWord) {
   v1::QueueRingState ring;
   ring.set_rx_next_to_clean(10);
   ring.set_tx_next_to_use(33);
-  ASSERT_TRUE((*arbiter)->WriteHandoffRings(kBdf, 2, {ring}).ok());
+  ASSERT_TRUE((*arbiter)->WriteHandoffRings(kBdf, Fence{2, 0}, {ring}).ok());
   auto rings = machine_->ReadHandoff(2);
   ASSERT_TRUE(rings.ok()) << rings.status();
   ASSERT_EQ(rings->size(), 1u);

@@ -52,15 +52,16 @@ absl::StatusOr<HookState> ToHookState(hook::DeviceState state) {
   return absl::InternalError("hook module reported a state this daemon does not know");
 }
 
-absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, uint64_t epoch,
+absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, const Fence& fence,
                                                  absl::Duration timeout) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Quiesce(dev, epoch, timeout));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, Explained(client, dev, fence, "quiesce",
+                                                           client.Quiesce(dev, fence, timeout)));
   NH_RETURN_IF_ERROR(ExpectState(status, hook::DeviceState::kQuiesced, "quiesce", dev));
   if (status.xmits_while_quiesced != 0 || status.polls_while_quiesced != 0) {
     return absl::InternalError(absl::StrCat(
-        "hook module: the gate of ", dev, " leaked during the quiesce at epoch ", epoch, ": ",
+        "hook module: the gate of ", dev, " leaked during the quiesce at ", FenceText(fence), ": ",
         status.xmits_while_quiesced, " ndo_start_xmit calls and ", status.polls_while_quiesced,
         " NAPI polls after it closed (the device stays quiesced)"));
   }
@@ -70,7 +71,7 @@ absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, uint64_
   result.held_xmits = status.held_xmits;
   result.polls_while_quiesced = status.polls_while_quiesced;
   for (const hook::RingState& ring : status.rings) result.rings.push_back(ToProto(ring));
-  NH_LOG(INFO) << "quiesced " << dev << " (" << status.ifname << ") at epoch " << epoch << ": "
+  NH_LOG(INFO) << "quiesced " << dev << " (" << status.ifname << ") at " << FenceText(fence) << ": "
                << status.drained_tx_bytes << " in-flight bytes drained, " << status.held_xmits
                << " xmits held, " << status.napi_count << " NAPI instances and "
                << status.vectors_masked << " vectors off, in " << status.quiesce_ns / 1000
@@ -79,27 +80,30 @@ absl::StatusOr<QuiesceResult> LinuxHook::Quiesce(const std::string& bdf, uint64_
   return result;
 }
 
-absl::Status LinuxHook::Resume(const std::string& bdf, uint64_t epoch) {
+absl::Status LinuxHook::Resume(const std::string& bdf, const Fence& fence) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Resume(dev, epoch));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
+                      Explained(client, dev, fence, "resume", client.Resume(dev, fence)));
   return ExpectState(status, hook::DeviceState::kRunning, "resume", dev);
 }
 
-absl::Status LinuxHook::Attach(const std::string& bdf, uint64_t epoch,
+absl::Status LinuxHook::Attach(const std::string& bdf, const Fence& fence,
                                const std::vector<v1::QueueRingState>& rings) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
   std::vector<hook::RingState> wire;
   for (const v1::QueueRingState& ring : rings) wire.push_back(FromProto(ring));
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Attach(dev, epoch, wire));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
+                      Explained(client, dev, fence, "attach", client.Attach(dev, fence, wire)));
   return ExpectState(status, hook::DeviceState::kRunning, "attach", dev);
 }
 
-absl::Status LinuxHook::Release(const std::string& bdf, uint64_t epoch) {
+absl::Status LinuxHook::Release(const std::string& bdf, const Fence& fence) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status, client.Release(dev, epoch));
+  NH_ASSIGN_OR_RETURN(hook::DeviceStatus status,
+                      Explained(client, dev, fence, "release", client.Release(dev, fence)));
   // A contract driver may report its standby right away.
   if (status.state == hook::DeviceState::kStandby) return absl::OkStatus();
   return ExpectState(status, hook::DeviceState::kReleased, "release", dev);

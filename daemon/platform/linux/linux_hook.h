@@ -31,15 +31,15 @@ class LinuxHook : public Hook {
   // an ndo_start_xmit or a NAPI poll after its gate closed: a leaking gate
   // must stop the handover. `rings` is the contract driver's ring state
   // (empty in cold mode: the target's driver sets its rings up anew).
-  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, const Fence& fence,
                                         absl::Duration timeout) override;
-  absl::Status Resume(const std::string& bdf, uint64_t epoch) override;
+  absl::Status Resume(const std::string& bdf, const Fence& fence) override;
   // `rings` is sent as the module's NH_ATTR_RINGS (when there are any): a
   // contract driver resumes where the source's stopped; the module refuses
   // rings for a cold-mode device (INVALID_ARGUMENT).
-  absl::Status Attach(const std::string& bdf, uint64_t epoch,
+  absl::Status Attach(const std::string& bdf, const Fence& fence,
                       const std::vector<v1::QueueRingState>& rings) override;
-  absl::Status Release(const std::string& bdf, uint64_t epoch) override;
+  absl::Status Release(const std::string& bdf, const Fence& fence) override;
   absl::StatusOr<HookStatus> Status(const std::string& bdf) override;
 
  private:

@@ -84,7 +84,7 @@ TEST_F(LinuxHookTest, QuiesceSendsEpochAndTimeoutAndReportsWhatTheModuleDrained)
   device().xmits_to_hold = 12;
   device().drain_tx_bytes = 9000;
 
-  auto result = hook_.Quiesce(kBdf, 5, absl::Milliseconds(1500));
+  auto result = hook_.Quiesce(kBdf, Fence{5, 0}, absl::Milliseconds(1500));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->drained_tx_packets, 7u);
   EXPECT_EQ(result->drained_rx_packets, 3u);
@@ -107,15 +107,15 @@ TEST_F(LinuxHookTest, QuiesceSendsEpochAndTimeoutAndReportsWhatTheModuleDrained)
 }
 
 TEST_F(LinuxHookTest, ResumeReopensAndStatusSaysRunning) {
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 5, absl::Seconds(1)).ok());
-  ASSERT_TRUE(hook_.Resume(kBdf, 5).ok());
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{5, 0}, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Resume(kBdf, Fence{5, 0}).ok());
   EXPECT_EQ(device().state, hook::DeviceState::kRunning);
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
 }
 
 TEST_F(LinuxHookTest, StaleEpochIsRefusedWithTheModulesReasonAndChangesNothing) {
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 5, absl::Seconds(1)).ok());
-  absl::Status resume = hook_.Resume(kBdf, 4);
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{5, 0}, absl::Seconds(1)).ok());
+  absl::Status resume = hook_.Resume(kBdf, Fence{4, 0});
   EXPECT_EQ(resume.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(resume.message().find("epoch is lower than the highest seen"), std::string::npos)
       << resume;
@@ -125,41 +125,41 @@ TEST_F(LinuxHookTest, StaleEpochIsRefusedWithTheModulesReasonAndChangesNothing) 
 
 TEST_F(LinuxHookTest, DrainPastTheDeadlineIsDeadlineExceededAndLeavesTheGatesClosed) {
   device().drain_times_out = true;
-  auto result = hook_.Quiesce(kBdf, 2, absl::Milliseconds(100));
+  auto result = hook_.Quiesce(kBdf, Fence{2, 0}, absl::Milliseconds(100));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
   // Gated counts as quiesced: it is not running, and Resume reopens it.
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kQuiesced);
-  ASSERT_TRUE(hook_.Resume(kBdf, 2).ok());
+  ASSERT_TRUE(hook_.Resume(kBdf, Fence{2, 0}).ok());
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
 }
 
 TEST_F(LinuxHookTest, AGateThatLeakedFailsTheQuiesce) {
   device().leaked_polls = 2;
-  auto result = hook_.Quiesce(kBdf, 3, absl::Seconds(1));
+  auto result = hook_.Quiesce(kBdf, Fence{3, 0}, absl::Seconds(1));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal);
   EXPECT_NE(result.status().message().find("2 NAPI polls"), std::string::npos) << result.status();
   EXPECT_EQ(hook_.Status(kBdf)->polls_while_quiesced, 2u);
 }
 
 TEST_F(LinuxHookTest, ReleasedIsDetachedUntilAnAttachAtAHigherEpoch) {
-  EXPECT_EQ(hook_.Release(kBdf, 1).code(), absl::StatusCode::kFailedPrecondition)
+  EXPECT_EQ(hook_.Release(kBdf, Fence{1, 0}).code(), absl::StatusCode::kFailedPrecondition)
       << "a running device must be quiesced before it is released";
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 4, absl::Seconds(1)).ok());
-  ASSERT_TRUE(hook_.Release(kBdf, 4).ok());
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{4, 0}, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, Fence{4, 0}).ok());
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kDetached);
-  EXPECT_EQ(hook_.Resume(kBdf, 4).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(hook_.Resume(kBdf, Fence{4, 0}).code(), absl::StatusCode::kFailedPrecondition);
 
   // Cold mode: the driver sets its rings up anew, so none are sent.
-  ASSERT_TRUE(hook_.Attach(kBdf, 6, {}).ok());
+  ASSERT_TRUE(hook_.Attach(kBdf, Fence{6, 0}, {}).ok());
   EXPECT_FALSE(module_.requests().back().rings.has_value());
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
   EXPECT_EQ(hook_.Status(kBdf)->epoch, 6u);
 }
 
 TEST_F(LinuxHookTest, RingsForAColdModeDeviceAreRefusedAndChangeNothing) {
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 4, absl::Seconds(1)).ok());
-  ASSERT_TRUE(hook_.Release(kBdf, 4).ok());
-  absl::Status attach = hook_.Attach(kBdf, 6, {Ring(0, 1, 2, 3, 4)});
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{4, 0}, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, Fence{4, 0}).ok());
+  absl::Status attach = hook_.Attach(kBdf, Fence{6, 0}, {Ring(0, 1, 2, 3, 4)});
   EXPECT_EQ(attach.code(), absl::StatusCode::kInvalidArgument) << attach;
   EXPECT_NE(attach.message().find("cold-mode"), std::string::npos) << attach;
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kDetached);
@@ -169,7 +169,7 @@ TEST_F(LinuxHookTest, ShortAddressesAreSentInFullAndBadOnesNeverLeave) {
   ASSERT_TRUE(hook_.Status("03:00.0").ok());
   EXPECT_EQ(module_.requests().back().dev, kBdf);
   size_t sent = module_.requests().size();
-  EXPECT_EQ(hook_.Quiesce("3:0.0", 1, absl::Seconds(1)).status().code(),
+  EXPECT_EQ(hook_.Quiesce("3:0.0", Fence{1, 0}, absl::Seconds(1)).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(module_.requests().size(), sent);
 }
@@ -196,11 +196,11 @@ TEST_F(LinuxHookTest, ReadMessagesListsTheVectorsInIndexOrder) {
 }
 
 TEST_F(LinuxHookTest, RerouteWritesEachVectorsMessageRawAndRestorePutsThePreviousBack) {
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 8, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{8, 0}, absl::Seconds(1)).ok());
   // The target node's CPU (APIC ID 1), vectors 0x41..0x43.
   std::vector<v1::MsiMessage> target = {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42),
                                         Message(0xfee01000, 0x43)};
-  auto previous = router_.Reroute(kBdf, 8, target);
+  auto previous = router_.Reroute(kBdf, Fence{8, 0}, target);
   ASSERT_TRUE(previous.ok()) << previous.status();
 
   const auto& sent = module_.requests().back();
@@ -222,7 +222,7 @@ TEST_F(LinuxHookTest, RerouteWritesEachVectorsMessageRawAndRestorePutsThePreviou
   EXPECT_EQ((*previous)[1].data(), 0x4022u);
   EXPECT_EQ((*previous)[2].data(), 0x4023u);
 
-  ASSERT_TRUE(router_.Restore(kBdf, 8, *previous).ok());
+  ASSERT_TRUE(router_.Restore(kBdf, Fence{8, 0}, *previous).ok());
   for (const hook::MsiVector& v : device().vectors) {
     EXPECT_EQ(v.address, 0xfee00000u);
     EXPECT_EQ(v.data, 0x4021u + v.index);
@@ -230,7 +230,7 @@ TEST_F(LinuxHookTest, RerouteWritesEachVectorsMessageRawAndRestorePutsThePreviou
 }
 
 TEST_F(LinuxHookTest, RerouteNeedsOneMessagePerVectorAndWritesNothingOtherwise) {
-  auto result = router_.Reroute(kBdf, 1, {Message(0xfee01000, 0x41)});
+  auto result = router_.Reroute(kBdf, Fence{1, 0}, {Message(0xfee01000, 0x41)});
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(result.status().message().find("3 vectors but 1 messages"), std::string::npos)
       << result.status();
@@ -239,23 +239,25 @@ TEST_F(LinuxHookTest, RerouteNeedsOneMessagePerVectorAndWritesNothingOtherwise) 
 
 TEST_F(LinuxHookTest, RerouteWithInterruptRemappingIsAFailedPrecondition) {
   device().interrupt_remapping = true;
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 1, absl::Seconds(1)).ok());
-  auto result = router_.Reroute(kBdf, 1, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{1, 0}, absl::Seconds(1)).ok());
+  auto result =
+      router_.Reroute(kBdf, Fence{1, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(result.status().message().find("interrupt remapping"), std::string::npos);
   EXPECT_EQ(device().vectors[1].data, 0x4021u);
 }
 
 TEST_F(LinuxHookTest, RerouteAtAStaleEpochIsRefused) {
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 9, absl::Seconds(1)).ok());
-  auto result = router_.Reroute(kBdf, 7, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{9, 0}, absl::Seconds(1)).ok());
+  auto result =
+      router_.Reroute(kBdf, Fence{7, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(device().vectors[0].data, 0x4023u);
 }
 
 TEST_F(LinuxHookTest, ARunningDeviceIsNotReroutedAndItsUnchangedTableNeedsNoRestore) {
   const std::vector<v1::MsiMessage> target(3, Message(0xfee01000, 0x41));
-  auto rerouted = router_.Reroute(kBdf, 2, target);
+  auto rerouted = router_.Reroute(kBdf, Fence{2, 0}, target);
   EXPECT_EQ(rerouted.status().code(), absl::StatusCode::kFailedPrecondition) << rerouted.status();
   EXPECT_EQ(device().vectors[1].data, 0x4021u);
 
@@ -264,12 +266,13 @@ TEST_F(LinuxHookTest, ARunningDeviceIsNotReroutedAndItsUnchangedTableNeedsNoRest
   auto current = router_.ReadMessages(kBdf);
   ASSERT_TRUE(current.ok()) << current.status();
   size_t sent = module_.requests().size();
-  ASSERT_TRUE(router_.Restore(kBdf, 3, *current).ok());
+  ASSERT_TRUE(router_.Restore(kBdf, Fence{3, 0}, *current).ok());
   for (size_t i = sent; i < module_.requests().size(); ++i) {
     EXPECT_NE(module_.requests()[i].cmd, NH_CMD_REROUTE);
   }
   // Other messages are still not written into a running device's table.
-  EXPECT_EQ(router_.Restore(kBdf, 3, target).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(router_.Restore(kBdf, Fence{3, 0}, target).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(device().vectors[1].data, 0x4021u);
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
 }
@@ -277,25 +280,27 @@ TEST_F(LinuxHookTest, ARunningDeviceIsNotReroutedAndItsUnchangedTableNeedsNoRest
 TEST_F(LinuxHookTest, ARollbackAtTheAbortEpochTakesTheQuiescedDeviceOver) {
   // Quiesced and rerouted at 6 by a source daemon that was killed; the one
   // that restarted rolled the record back to 7.
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 6, absl::Seconds(1)).ok());
-  auto previous = router_.Reroute(kBdf, 6, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{6, 0}, absl::Seconds(1)).ok());
+  auto previous =
+      router_.Reroute(kBdf, Fence{6, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   ASSERT_TRUE(previous.ok()) << previous.status();
 
-  absl::Status restored = router_.Restore(kBdf, 7, *previous);
+  absl::Status restored = router_.Restore(kBdf, Fence{7, 0}, *previous);
   ASSERT_TRUE(restored.ok()) << restored;
   EXPECT_EQ(device().vectors[0].data, 0x4023u);
-  ASSERT_TRUE(hook_.Resume(kBdf, 7).ok());
+  ASSERT_TRUE(hook_.Resume(kBdf, Fence{7, 0}).ok());
   EXPECT_EQ(hook_.Status(kBdf)->state, HookState::kRunning);
   EXPECT_EQ(hook_.Status(kBdf)->epoch, 7u);
   // The killed daemon's epoch is fenced off.
-  EXPECT_EQ(hook_.Quiesce(kBdf, 6, absl::Seconds(1)).status().code(),
+  EXPECT_EQ(hook_.Quiesce(kBdf, Fence{6, 0}, absl::Seconds(1)).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(LinuxHookTest, AReleasedDeviceIsReroutedOnlyAtItsReleaseEpoch) {
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 4, absl::Seconds(1)).ok());
-  ASSERT_TRUE(hook_.Release(kBdf, 4).ok());
-  auto moved = router_.Reroute(kBdf, 5, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{4, 0}, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, Fence{4, 0}).ok());
+  auto moved =
+      router_.Reroute(kBdf, Fence{5, 0}, std::vector<v1::MsiMessage>(3, Message(0xfee01000, 0x41)));
   EXPECT_EQ(moved.status().code(), absl::StatusCode::kFailedPrecondition) << moved.status();
   EXPECT_EQ(device().vectors[1].data, 0x4021u);
   EXPECT_EQ(hook_.Status(kBdf)->epoch, 4u);
@@ -303,16 +308,17 @@ TEST_F(LinuxHookTest, AReleasedDeviceIsReroutedOnlyAtItsReleaseEpoch) {
 
 TEST_F(LinuxHookTest, AReadBackThatDiffersFromTheWriteIsDataLoss) {
   device().misreport_read_back = true;
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 1, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{1, 0}, absl::Seconds(1)).ok());
   auto result = router_.Reroute(
-      kBdf, 1, {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42), Message(0xfee01000, 0x43)});
+      kBdf, Fence{1, 0},
+      {Message(0xfee01000, 0x41), Message(0xfee01000, 0x42), Message(0xfee01000, 0x43)});
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss) << result.status();
 }
 
 TEST_F(LinuxHookTest, AsATargetAContractDeviceIsReservedThenAttachedWithTheSourcesRings) {
   EXPECT_EQ(hook_.Status(kSimNic)->state, HookState::kDetached);  // standby
 
-  auto reserved = router_.ReserveTargetMessages(kSimNic, 7, 2);
+  auto reserved = router_.ReserveTargetMessages(kSimNic, Fence{7, 0}, 2);
   ASSERT_TRUE(reserved.ok()) << reserved.status();
   ASSERT_EQ(reserved->size(), 2u);
   // Messages that reach this node: its APIC ID, the vectors it set aside.
@@ -324,7 +330,7 @@ TEST_F(LinuxHookTest, AsATargetAContractDeviceIsReservedThenAttachedWithTheSourc
   EXPECT_EQ(module_.requests().back().vector_count, 2u);
   EXPECT_EQ(simnic().free_vectors, 14u);
 
-  ASSERT_TRUE(hook_.Attach(kSimNic, 7, {Ring(0, 100, 355, 90, 93)}).ok());
+  ASSERT_TRUE(hook_.Attach(kSimNic, Fence{7, 0}, {Ring(0, 100, 355, 90, 93)}).ok());
   ASSERT_TRUE(module_.requests().back().rings.has_value());
   ASSERT_EQ(simnic().rings.size(), 1u);
   EXPECT_EQ(simnic().rings[0], (hook::RingState{0, 100, 355, 90, 93}));
@@ -341,14 +347,14 @@ TEST_F(LinuxHookTest, AsATargetAContractDeviceIsReservedThenAttachedWithTheSourc
 }
 
 TEST_F(LinuxHookTest, ARetriedAttachOfAContractDeviceAtItsEpochSucceeds) {
-  ASSERT_TRUE(router_.ReserveTargetMessages(kSimNic, 7, 2).ok());
-  ASSERT_TRUE(hook_.Attach(kSimNic, 7, {Ring(0, 100, 355, 90, 93)}).ok());
+  ASSERT_TRUE(router_.ReserveTargetMessages(kSimNic, Fence{7, 0}, 2).ok());
+  ASSERT_TRUE(hook_.Attach(kSimNic, Fence{7, 0}, {Ring(0, 100, 355, 90, 93)}).ok());
   // The target daemon restarted while its ATTACH ran: it asks again.
-  absl::Status retried = hook_.Attach(kSimNic, 7, {Ring(0, 100, 355, 90, 93)});
+  absl::Status retried = hook_.Attach(kSimNic, Fence{7, 0}, {Ring(0, 100, 355, 90, 93)});
   EXPECT_TRUE(retried.ok()) << retried;
   EXPECT_EQ(hook_.Status(kSimNic)->state, HookState::kRunning);
   // At another epoch the device running here is a contradiction.
-  absl::Status other = hook_.Attach(kSimNic, 8, {Ring(0, 100, 355, 90, 93)});
+  absl::Status other = hook_.Attach(kSimNic, Fence{8, 0}, {Ring(0, 100, 355, 90, 93)});
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition) << other;
   EXPECT_NE(other.message().find("runs on this node already"), std::string::npos) << other;
   EXPECT_EQ(hook_.Status(kSimNic)->epoch, 7u);
@@ -359,7 +365,7 @@ TEST_F(LinuxHookTest, AsASourceAContractDeviceHandsOverItsRingsAndGoesToStandby)
   simnic().max_epoch = 3;
   simnic().rings = {{0, 12, 267, 40, 41}};
 
-  auto result = hook_.Quiesce(kSimNic, 4, absl::Seconds(1));
+  auto result = hook_.Quiesce(kSimNic, Fence{4, 0}, absl::Seconds(1));
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->rings.size(), 1u);
   EXPECT_EQ(result->rings[0].queue(), 0u);
@@ -369,23 +375,24 @@ TEST_F(LinuxHookTest, AsASourceAContractDeviceHandsOverItsRingsAndGoesToStandby)
   EXPECT_EQ(result->rings[0].tx_next_to_use(), 41u);
 
   // The target's messages go into the window's table, then the release.
-  auto previous = router_.Reroute(kSimNic, 4, {Message(0xfee02000, 0x40), Message(0xfee02000, 0x41)});
+  auto previous =
+      router_.Reroute(kSimNic, Fence{4, 0}, {Message(0xfee02000, 0x40), Message(0xfee02000, 0x41)});
   ASSERT_TRUE(previous.ok()) << previous.status();
   EXPECT_EQ((*previous)[1].data(), 0x31u);
-  ASSERT_TRUE(hook_.Release(kSimNic, 4).ok());
+  ASSERT_TRUE(hook_.Release(kSimNic, Fence{4, 0}).ok());
   EXPECT_EQ(hook_.Status(kSimNic)->state, HookState::kDetached);
-  EXPECT_EQ(hook_.Resume(kSimNic, 4).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(hook_.Resume(kSimNic, Fence{4, 0}).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(LinuxHookTest, AColdQuiesceHasNoRings) {
-  auto result = hook_.Quiesce(kBdf, 2, absl::Seconds(1));
+  auto result = hook_.Quiesce(kBdf, Fence{2, 0}, absl::Seconds(1));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_TRUE(result->rings.empty());
 }
 
 TEST_F(LinuxHookTest, TooFewFreeVectorsIsResourceExhaustedAndReservesNothing) {
   simnic().free_vectors = 1;
-  auto reserved = router_.ReserveTargetMessages(kSimNic, 7, 2);
+  auto reserved = router_.ReserveTargetMessages(kSimNic, Fence{7, 0}, 2);
   EXPECT_EQ(reserved.status().code(), absl::StatusCode::kResourceExhausted) << reserved.status();
   EXPECT_NE(reserved.status().message().find("too few free vectors"), std::string::npos);
   EXPECT_TRUE(simnic().reserved.empty());
@@ -393,9 +400,9 @@ TEST_F(LinuxHookTest, TooFewFreeVectorsIsResourceExhaustedAndReservesNothing) {
 }
 
 TEST_F(LinuxHookTest, AColdModeDeviceCannotBeReservedForAndTheErrorSaysWhy) {
-  ASSERT_TRUE(hook_.Quiesce(kBdf, 2, absl::Seconds(1)).ok());
-  ASSERT_TRUE(hook_.Release(kBdf, 2).ok());
-  auto reserved = router_.ReserveTargetMessages(kBdf, 3, 2);
+  ASSERT_TRUE(hook_.Quiesce(kBdf, Fence{2, 0}, absl::Seconds(1)).ok());
+  ASSERT_TRUE(hook_.Release(kBdf, Fence{2, 0}).ok());
+  auto reserved = router_.ReserveTargetMessages(kBdf, Fence{3, 0}, 2);
   EXPECT_EQ(reserved.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(reserved.status().message().find("cold mode"), std::string::npos) << reserved.status();
   EXPECT_NE(reserved.status().message().find("no handover contract"), std::string::npos)
@@ -404,7 +411,7 @@ TEST_F(LinuxHookTest, AColdModeDeviceCannotBeReservedForAndTheErrorSaysWhy) {
 
 TEST_F(LinuxHookTest, ADeviceThisNodeRunsCannotBeReservedFor) {
   simnic().state = hook::DeviceState::kRunning;
-  auto reserved = router_.ReserveTargetMessages(kSimNic, 7, 2);
+  auto reserved = router_.ReserveTargetMessages(kSimNic, Fence{7, 0}, 2);
   EXPECT_EQ(reserved.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(reserved.status().message().find("this node runs the device"), std::string::npos)
       << reserved.status();
@@ -412,19 +419,19 @@ TEST_F(LinuxHookTest, ADeviceThisNodeRunsCannotBeReservedFor) {
 
 TEST_F(LinuxHookTest, AReservationAtAStaleEpochIsRefused) {
   simnic().max_epoch = 9;
-  EXPECT_EQ(router_.ReserveTargetMessages(kSimNic, 8, 2).status().code(),
+  EXPECT_EQ(router_.ReserveTargetMessages(kSimNic, Fence{8, 0}, 2).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(simnic().reserved.empty());
 }
 
 TEST_F(LinuxHookTest, ReleaseReservationGivesTheVectorsBackAndIsANoOpWithoutOne) {
-  ASSERT_TRUE(router_.ReserveTargetMessages(kSimNic, 7, 2).ok());
+  ASSERT_TRUE(router_.ReserveTargetMessages(kSimNic, Fence{7, 0}, 2).ok());
   EXPECT_EQ(simnic().free_vectors, 14u);
-  ASSERT_TRUE(router_.ReleaseReservation(kSimNic, 7).ok());
+  ASSERT_TRUE(router_.ReleaseReservation(kSimNic, Fence{7, 0}).ok());
   EXPECT_EQ(module_.requests().back().cmd, NH_CMD_UNRESERVE);
   EXPECT_TRUE(simnic().reserved.empty());
   EXPECT_EQ(simnic().free_vectors, 16u);
-  EXPECT_TRUE(router_.ReleaseReservation(kSimNic, 7).ok());
+  EXPECT_TRUE(router_.ReleaseReservation(kSimNic, Fence{7, 0}).ok());
   EXPECT_EQ(simnic().free_vectors, 16u);
 }
 

@@ -104,7 +104,7 @@ class LinuxInventoryTest : public ::testing::Test {
                                                        const v1::OwnershipRecord&) override {
       return absl::NotFoundError("none");
     }
-    absl::Status WriteHandoffRings(const std::string&, uint64_t,
+    absl::Status WriteHandoffRings(const std::string&, const Fence&,
                                    const std::vector<v1::QueueRingState>&) override {
       return absl::NotFoundError("none");
     }
@@ -259,7 +259,7 @@ TEST_F(LinuxInventoryTest, BadConfigurationIsRefusedUpFront) {
 TEST_F(LinuxInventoryTest, ThePlatformsHookAndRouterReachTheModule) {
   auto platform = Make();
   ASSERT_TRUE(platform.ok()) << platform.status();
-  ASSERT_TRUE(platform->hook->Quiesce("0000:01:00.0", 3, absl::Seconds(1)).ok());
+  ASSERT_TRUE(platform->hook->Quiesce("0000:01:00.0", Fence{3, 0}, absl::Seconds(1)).ok());
   EXPECT_EQ(module_.function("0000:01:00.0").state, hook::DeviceState::kQuiesced);
   auto messages = platform->router->ReadMessages("0000:01:00.0");
   ASSERT_TRUE(messages.ok()) << messages.status();

@@ -29,7 +29,7 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReadMessages(const std:
 }
 
 absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
-    const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& messages,
+    const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& messages,
     absl::string_view op, bool unchanged_is_done) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
@@ -48,8 +48,13 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
     unchanged = unchanged && vectors[i].address == messages[i].address() &&
                 vectors[i].data == messages[i].data();
   }
-  if (unchanged && unchanged_is_done) return messages;
-  NH_ASSIGN_OR_RETURN(hook::RerouteResult result, client.RerouteRaw(dev, epoch, writes));
+  if (unchanged && unchanged_is_done) {
+    // Nothing to write, but a late call is refused all the same.
+    NH_RETURN_IF_ERROR(CheckModuleFence(client, dev, fence, op));
+    return messages;
+  }
+  NH_ASSIGN_OR_RETURN(hook::RerouteResult result,
+                      Explained(client, dev, fence, op, client.RerouteRaw(dev, fence, writes)));
 
   // The module compared what it read back already; check its answer too,
   // since the daemon journals these messages as the device's routing.
@@ -75,23 +80,24 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::WriteRaw(
 }
 
 absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::Reroute(
-    const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) {
-  return WriteRaw(bdf, epoch, target, "reroute");
+    const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& target) {
+  return WriteRaw(bdf, fence, target, "reroute");
 }
 
-absl::Status LinuxRouter::Restore(const std::string& bdf, uint64_t epoch,
+absl::Status LinuxRouter::Restore(const std::string& bdf, const Fence& fence,
                                   const std::vector<v1::MsiMessage>& previous) {
   // A source daemon that restarted before its reroute restores a table that
   // was never changed, maybe of a device that still runs here (never
   // quiesced), where the module refuses raw writes: nothing to do.
-  return WriteRaw(bdf, epoch, previous, "restore", /*unchanged_is_done=*/true).status();
+  return WriteRaw(bdf, fence, previous, "restore", /*unchanged_is_done=*/true).status();
 }
 
 absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReserveTargetMessages(
-    const std::string& bdf, uint64_t epoch, uint32_t count) {
+    const std::string& bdf, const Fence& fence, uint32_t count) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  absl::StatusOr<std::vector<hook::MsiVector>> reserved = client.Reserve(dev, epoch, count);
+  absl::StatusOr<std::vector<hook::MsiVector>> reserved =
+      Explained(client, dev, fence, "reserve", client.Reserve(dev, fence, count));
   if (absl::IsFailedPrecondition(reserved.status())) {
     // Say which kind of device this is: the usual reason is cold mode.
     absl::StatusOr<hook::DeviceStatus> status = client.Status(dev);
@@ -111,10 +117,11 @@ absl::StatusOr<std::vector<v1::MsiMessage>> LinuxRouter::ReserveTargetMessages(
   return out;
 }
 
-absl::Status LinuxRouter::ReleaseReservation(const std::string& bdf, uint64_t epoch) {
+absl::Status LinuxRouter::ReleaseReservation(const std::string& bdf, const Fence& fence) {
   NH_ASSIGN_OR_RETURN(std::string dev, CanonicalBdf(bdf));
   NH_ASSIGN_OR_RETURN(hook::HookClient client, module_.Connect());
-  return client.Unreserve(dev, epoch).status();
+  return Explained(client, dev, fence, "release reservation", client.Unreserve(dev, fence))
+      .status();
 }
 
 }  // namespace linux_backend

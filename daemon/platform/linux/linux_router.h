@@ -29,8 +29,9 @@ class LinuxRouter : public Router {
   // on, or for plain MSI, whose messages live in config space and move with
   // the affinity mode only.
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) override;
-  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override;
+  absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<v1::MsiMessage>& previous) override;
   // RESERVE: the contract driver installs handlers for MSI-X entries
   // 0..count-1 on this node and returns the messages that reach them.
@@ -39,16 +40,16 @@ class LinuxRouter : public Router {
   // contract: its driver cannot take interrupts for a device another kernel
   // runs) or one this node runs.
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
-                                                                    uint64_t epoch,
+                                                                    const Fence& fence,
                                                                     uint32_t count) override;
   // UNRESERVE; OK when nothing is reserved.
-  absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override;
+  absl::Status ReleaseReservation(const std::string& bdf, const Fence& fence) override;
 
  private:
   // Writes `messages` raw and returns what they replaced, in vector order.
   // With `unchanged_is_done`, a table that holds `messages` already is left
   // alone (no request, so none the device's state could refuse).
-  absl::StatusOr<std::vector<v1::MsiMessage>> WriteRaw(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<std::vector<v1::MsiMessage>> WriteRaw(const std::string& bdf, const Fence& fence,
                                                        const std::vector<v1::MsiMessage>& messages,
                                                        absl::string_view op,
                                                        bool unchanged_is_done = false);

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "daemon/platform/platform.h"
 #include "hook/client/hook_client.h"
 
 namespace nichandover {
@@ -41,6 +43,26 @@ absl::StatusOr<std::string> CanonicalBdf(const std::string& bdf);
 // in ascending entry index (the order of the platform's message lists).
 absl::StatusOr<std::vector<hook::MsiVector>> ReadVectorsInOrder(hook::HookClient& client,
                                                                 const std::string& bdf);
+
+// A refusal of a fenced call, explained: FAILED_PRECONDITION naming the
+// call's fence and the highest the module accepted for the device (read
+// back with STATUS). Other statuses pass through unchanged.
+absl::Status ExplainRefusal(hook::HookClient& client, const std::string& dev, const Fence& fence,
+                            absl::string_view op, const absl::Status& status);
+
+// `result`, with a refusal explained as above.
+template <typename T>
+absl::StatusOr<T> Explained(hook::HookClient& client, const std::string& dev, const Fence& fence,
+                            absl::string_view op, absl::StatusOr<T> result) {
+  if (result.ok()) return result;
+  return ExplainRefusal(client, dev, fence, op, result.status());
+}
+
+// The module's rule, for a call the daemon answers without the module (a
+// Restore of a table that already holds its messages): FAILED_PRECONDITION,
+// as ExplainRefusal words it, when `fence` is below the module's highest.
+absl::Status CheckModuleFence(hook::HookClient& client, const std::string& dev, const Fence& fence,
+                              absl::string_view op);
 
 }  // namespace linux_backend
 }  // namespace platform

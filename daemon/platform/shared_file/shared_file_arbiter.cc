@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/platform/ownership_record.h"
 #include "pci/bdf.h"
 
 namespace nichandover {
@@ -25,7 +26,7 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "the seqlock must not 
 namespace {
 
 constexpr uint64_t kMagic = 0x315449425241484eULL;  // "NHARBIT1" in file byte order
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: the rings carry their writer's operation id
 constexpr size_t kNameSize = 64;
 constexpr size_t kBdfSize = 32;
 constexpr uint8_t kNoNode = 0xff;
@@ -48,6 +49,7 @@ struct alignas(64) SharedArbiterNicSlot {
   std::atomic<uint32_t> rings_seq;  // odd while a write is in progress; 0 = never written
   std::atomic<uint32_t> ring_count;
   std::atomic<uint64_t> rings_epoch;
+  std::atomic<uint64_t> rings_op_id;  // with rings_epoch: the fence of the write
   SharedArbiterRing rings[SharedFileArbiter::kMaxQueues];
 };
 
@@ -262,10 +264,7 @@ absl::StatusOr<v1::OwnershipRecord> SharedFileArbiter::CompareAndSwap(
     const v1::OwnershipRecord& desired) {
   auto slot = Slot(bdf);
   if (!slot.ok()) return slot.status();
-  if (desired.epoch() < expected.epoch()) {
-    return absl::InvalidArgumentError(absl::StrCat("CAS of ", bdf, " would lower the epoch from ",
-                                                   expected.epoch(), " to ", desired.epoch()));
-  }
+  if (absl::Status valid = CheckCompareAndSwap(bdf, expected, desired); !valid.ok()) return valid;
   auto desired_word = EncodeRecord(nodes_, desired);
   if (!desired_word.ok()) {
     return absl::InvalidArgumentError(
@@ -282,7 +281,7 @@ absl::StatusOr<v1::OwnershipRecord> SharedFileArbiter::CompareAndSwap(
   return DecodeRecord(nodes_, current);
 }
 
-absl::Status SharedFileArbiter::WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+absl::Status SharedFileArbiter::WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                                   const std::vector<v1::QueueRingState>& rings) {
   auto slot = Slot(bdf);
   if (!slot.ok()) return slot.status();
@@ -318,8 +317,20 @@ absl::Status SharedFileArbiter::WriteHandoffRings(const std::string& bdf, uint64
     std::this_thread::yield();
     seq = s.rings_seq.load(std::memory_order_relaxed);
   }
+  // Holding the seqlock, the fence check and the write are one step.
+  uint32_t held = seq;
+  if (seq > 1) {  // rings were written before
+    const Fence stored{s.rings_epoch.load(std::memory_order_relaxed),
+                       s.rings_op_id.load(std::memory_order_relaxed)};
+    absl::Status admitted = CheckFence(stored, fence, absl::StrCat("handoff rings write of ", bdf));
+    if (!admitted.ok()) {
+      s.rings_seq.compare_exchange_strong(held, seq + 1, std::memory_order_release);
+      return admitted;
+    }
+  }
   std::atomic_thread_fence(std::memory_order_release);
-  s.rings_epoch.store(epoch, std::memory_order_relaxed);
+  s.rings_epoch.store(fence.epoch, std::memory_order_relaxed);
+  s.rings_op_id.store(fence.op_id, std::memory_order_relaxed);
   s.ring_count.store(static_cast<uint32_t>(rings.size()), std::memory_order_relaxed);
   for (size_t i = 0; i < rings.size(); ++i) {
     s.rings[i].queue.store(rings[i].queue(), std::memory_order_relaxed);
@@ -328,7 +339,6 @@ absl::Status SharedFileArbiter::WriteHandoffRings(const std::string& bdf, uint64
     s.rings[i].tx_next_to_clean.store(rings[i].tx_next_to_clean(), std::memory_order_relaxed);
     s.rings[i].tx_next_to_use.store(rings[i].tx_next_to_use(), std::memory_order_relaxed);
   }
-  uint32_t held = seq;
   if (!s.rings_seq.compare_exchange_strong(held, seq + 1, std::memory_order_release)) {
     return absl::AbortedError(absl::StrCat(
         "handoff rings of ", bdf, ": another writer took the record over during this write"));

@@ -14,9 +14,9 @@
 //
 // Layout (little-endian, fixed): a header with magic "NHARBIT1", version,
 // counts and the node table (64 names of 64 bytes), then one 64-byte aligned
-// slot per NIC: BDF, ownership word, ring seqlock, ring epoch and count, and
-// up to 64 queue states. The file is created once, whole, by Create (it
-// appears under its name only when complete); daemons only Open it.
+// slot per NIC: BDF, ownership word, ring seqlock, ring count, the ring
+// write's fence (epoch, operation id), and up to 64 queue states. The file is created once, whole,
+// by Create (it appears under its name only when complete); daemons only Open it.
 #ifndef NICHANDOVER_DAEMON_PLATFORM_SHARED_FILE_SHARED_FILE_ARBITER_H_
 #define NICHANDOVER_DAEMON_PLATFORM_SHARED_FILE_SHARED_FILE_ARBITER_H_
 
@@ -74,7 +74,8 @@ class SharedFileArbiter : public Arbiter {
   // INVALID_ARGUMENT past kMaxQueues. One writer per NIC is the protocol's
   // rule (the source); a writer that died mid-write is taken over after
   // writer_takeover(), and the one taken over from gets ABORTED.
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  // FAILED_PRECONDITION when the stored rings carry a higher fence.
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings) override;
   // UNAVAILABLE when a write stays in progress past writer_takeover().
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,

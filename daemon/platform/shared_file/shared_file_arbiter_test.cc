@@ -135,7 +135,7 @@ TEST_F(SharedFileArbiterTest, HandoffRingsAreKeptPerEpoch) {
   rings[0].set_tx_next_to_use(17);
   rings[1].set_queue(1);
   rings[1].set_rx_next_to_clean(300);
-  ASSERT_TRUE(arbiter->WriteHandoffRings(kNic, 2, rings).ok());
+  ASSERT_TRUE(arbiter->WriteHandoffRings(kNic, Fence{2, 0}, rings).ok());
 
   auto other_process_view = OpenArbiter();
   auto read = other_process_view->ReadHandoffRings(kNic, 2);
@@ -147,11 +147,12 @@ TEST_F(SharedFileArbiterTest, HandoffRingsAreKeptPerEpoch) {
   EXPECT_EQ(arbiter->ReadHandoffRings(kNic, 3).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(arbiter->ReadHandoffRings("0000:04:00.0", 2).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(arbiter
-                ->WriteHandoffRings(
-                    kNic, 2, std::vector<v1::QueueRingState>(SharedFileArbiter::kMaxQueues + 1))
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      arbiter
+          ->WriteHandoffRings(kNic, Fence{2, 0},
+                              std::vector<v1::QueueRingState>(SharedFileArbiter::kMaxQueues + 1))
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 // Runs `body(index)` in `count` forked processes that start together, and
@@ -234,7 +235,7 @@ TEST_F(SharedFileArbiterTest, AReaderInAnotherProcessNeverSeesHalfAWrite) {
           rings[q].set_tx_next_to_clean(w);
           rings[q].set_tx_next_to_use(w);
         }
-        if (!(*arbiter)->WriteHandoffRings(kNic, 5, rings).ok()) return 3;
+        if (!(*arbiter)->WriteHandoffRings(kNic, Fence{5, 0}, rings).ok()) return 3;
       }
       return 0;
     }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "daemon/platform/ownership_record.h"
 
 namespace nichandover {
 namespace platform {
@@ -31,6 +32,7 @@ class MachineArbiter : public Arbiter {
                                                      const v1::OwnershipRecord& desired) override {
     absl::StatusOr<int> nic = Nic(bdf);
     if (!nic.ok()) return nic.status();
+    if (absl::Status s = CheckCompareAndSwap(bdf, expected, desired); !s.ok()) return s;
     absl::StatusOr<Ownership> want = FromRecord(expected);
     if (!want.ok()) return want.status();
     absl::StatusOr<Ownership> next = FromRecord(desired);
@@ -38,7 +40,7 @@ class MachineArbiter : public Arbiter {
     return ToRecord(machine_->CompareAndSwapOwnership(*want, *next, *nic));
   }
 
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings) override {
     absl::StatusOr<int> nic = Nic(bdf);
     if (!nic.ok()) return nic.status();
@@ -62,7 +64,7 @@ class MachineArbiter : public Arbiter {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s has %d queues: %d ring states is not one per queue", bdf, queues, rings.size()));
     }
-    return machine_->WriteHandoff(epoch, states, *nic);
+    return machine_->WriteHandoff(fence, states, *nic);
   }
 
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,

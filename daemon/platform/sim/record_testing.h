@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "daemon/platform/ownership_record.h"
 #include "nichandover/v1/resources.pb.h"
 
 namespace nichandover {
@@ -21,8 +22,7 @@ inline v1::OwnershipRecord Record(v1::OwnershipState state, const std::string& o
 }
 
 inline bool Same(const v1::OwnershipRecord& a, const v1::OwnershipRecord& b) {
-  return a.state() == b.state() && a.owner_node() == b.owner_node() &&
-         a.target_node() == b.target_node() && a.epoch() == b.epoch();
+  return SameRecord(a, b);
 }
 
 }  // namespace sim

@@ -140,11 +140,12 @@ class SimHook : public Hook {
  public:
   explicit SimHook(std::shared_ptr<Node> node) : node_(std::move(node)) {}
 
-  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, const Fence& fence,
                                         absl::Duration timeout) override {
     control::QuiesceRequest request;
     request.set_bdf(bdf);
-    request.set_epoch(epoch);
+    request.set_epoch(fence.epoch);
+    request.set_op_id(fence.op_id);
     request.set_timeout_us(absl::ToInt64Microseconds(timeout));
     control::QuiesceResponse response;
     // The kernel bounds the drain by `timeout`; the call gets a margin on top.
@@ -160,27 +161,28 @@ class SimHook : public Hook {
     return result;
   }
 
-  absl::Status Resume(const std::string& bdf, uint64_t epoch) override {
+  absl::Status Resume(const std::string& bdf, const Fence& fence) override {
     control::Empty empty;
     auto context = node_->Context(kCallTimeout);
-    return FromGrpc(node_->kernel->Resume(context.get(), Epoch(bdf, epoch), &empty), "resume");
+    return FromGrpc(node_->kernel->Resume(context.get(), Epoch(bdf, fence), &empty), "resume");
   }
 
-  absl::Status Attach(const std::string& bdf, uint64_t epoch,
+  absl::Status Attach(const std::string& bdf, const Fence& fence,
                       const std::vector<v1::QueueRingState>& rings) override {
     control::AttachRequest request;
     request.set_bdf(bdf);
-    request.set_epoch(epoch);
+    request.set_epoch(fence.epoch);
+    request.set_op_id(fence.op_id);
     for (const auto& r : rings) *request.add_rings() = ToControl(r);
     control::Empty empty;
     auto context = node_->Context(kCallTimeout);
     return FromGrpc(node_->kernel->Attach(context.get(), request, &empty), "attach");
   }
 
-  absl::Status Release(const std::string& bdf, uint64_t epoch) override {
+  absl::Status Release(const std::string& bdf, const Fence& fence) override {
     control::Empty empty;
     auto context = node_->Context(kCallTimeout);
-    return FromGrpc(node_->kernel->Release(context.get(), Epoch(bdf, epoch), &empty), "release");
+    return FromGrpc(node_->kernel->Release(context.get(), Epoch(bdf, fence), &empty), "release");
   }
 
   absl::StatusOr<HookStatus> Status(const std::string& bdf) override {
@@ -209,10 +211,11 @@ class SimHook : public Hook {
   }
 
  private:
-  static control::EpochRequest Epoch(const std::string& bdf, uint64_t epoch) {
+  static control::EpochRequest Epoch(const std::string& bdf, const Fence& fence) {
     control::EpochRequest request;
     request.set_bdf(bdf);
-    request.set_epoch(epoch);
+    request.set_epoch(fence.epoch);
+    request.set_op_id(fence.op_id);
     return request;
   }
 
@@ -245,8 +248,9 @@ class SimRouter : public Router {
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) override {
-    control::MessagesRequest request = Messages(bdf, epoch, target);
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override {
+    control::MessagesRequest request = Messages(bdf, fence, target);
     control::MessagesResponse response;
     auto context = node_->Context(kCallTimeout);
     absl::Status s = FromGrpc(node_->kernel->Reroute(context.get(), request, &response), "reroute");
@@ -254,20 +258,21 @@ class SimRouter : public Router {
     return FromControl(response.messages());
   }
 
-  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+  absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<v1::MsiMessage>& previous) override {
     control::Empty empty;
     auto context = node_->Context(kCallTimeout);
-    return FromGrpc(
-        node_->kernel->Restore(context.get(), Messages(bdf, epoch, previous), &empty), "restore");
+    return FromGrpc(node_->kernel->Restore(context.get(), Messages(bdf, fence, previous), &empty),
+                    "restore");
   }
 
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
-                                                                    uint64_t epoch,
+                                                                    const Fence& fence,
                                                                     uint32_t count) override {
     control::ReserveRequest request;
     request.set_bdf(bdf);
-    request.set_epoch(epoch);
+    request.set_epoch(fence.epoch);
+    request.set_op_id(fence.op_id);
     request.set_count(count);
     control::MessagesResponse response;
     auto context = node_->Context(kCallTimeout);
@@ -277,10 +282,11 @@ class SimRouter : public Router {
     return FromControl(response.messages());
   }
 
-  absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override {
+  absl::Status ReleaseReservation(const std::string& bdf, const Fence& fence) override {
     control::EpochRequest request;
     request.set_bdf(bdf);
-    request.set_epoch(epoch);
+    request.set_epoch(fence.epoch);
+    request.set_op_id(fence.op_id);
     control::Empty empty;
     auto context = node_->Context(kCallTimeout);
     return FromGrpc(node_->kernel->ReleaseVectors(context.get(), request, &empty),
@@ -288,11 +294,12 @@ class SimRouter : public Router {
   }
 
  private:
-  static control::MessagesRequest Messages(const std::string& bdf, uint64_t epoch,
+  static control::MessagesRequest Messages(const std::string& bdf, const Fence& fence,
                                            const std::vector<v1::MsiMessage>& messages) {
     control::MessagesRequest request;
     request.set_bdf(bdf);
-    request.set_epoch(epoch);
+    request.set_epoch(fence.epoch);
+    request.set_op_id(fence.op_id);
     ToControl(messages, &request);
     return request;
   }

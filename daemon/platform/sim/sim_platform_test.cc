@@ -86,23 +86,23 @@ class SimPlatformTest : public ::testing::Test {
     uint64_t epoch = active->epoch() + 1;
     auto nic = source.inventory->GetNic(kBdf);
     ASSERT_TRUE(nic.ok());
-    auto messages = target.router->ReserveTargetMessages(kBdf, epoch,
+    auto messages = target.router->ReserveTargetMessages(kBdf, Fence{epoch, 0},
                                                          nic->interrupts.vectors_enabled());
     ASSERT_TRUE(messages.ok()) << messages.status();
     auto preparing = Record(v1::OWNERSHIP_STATE_PREPARING, s, t, epoch);
     ASSERT_TRUE(Same(*source.arbiter->CompareAndSwap(kBdf, *active, preparing), preparing));
-    auto quiesced = source.hook->Quiesce(kBdf, epoch, kTimeout);
+    auto quiesced = source.hook->Quiesce(kBdf, Fence{epoch, 0}, kTimeout);
     ASSERT_TRUE(quiesced.ok()) << quiesced.status();
-    ASSERT_TRUE(source.router->Reroute(kBdf, epoch, *messages).ok());
-    ASSERT_TRUE(source.arbiter->WriteHandoffRings(kBdf, epoch, quiesced->rings).ok());
+    ASSERT_TRUE(source.router->Reroute(kBdf, Fence{epoch, 0}, *messages).ok());
+    ASSERT_TRUE(source.arbiter->WriteHandoffRings(kBdf, Fence{epoch, 0}, quiesced->rings).ok());
     auto handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, s, t, epoch);
     ASSERT_TRUE(Same(*source.arbiter->CompareAndSwap(kBdf, preparing, handoff), handoff));
     auto committed = Record(v1::OWNERSHIP_STATE_ACTIVE, t, "", epoch);
     ASSERT_TRUE(Same(*target.arbiter->CompareAndSwap(kBdf, handoff, committed), committed));
     auto rings = target.arbiter->ReadHandoffRings(kBdf, epoch);
     ASSERT_TRUE(rings.ok());
-    ASSERT_TRUE(target.hook->Attach(kBdf, epoch, *rings).ok());
-    ASSERT_TRUE(source.hook->Release(kBdf, epoch).ok());
+    ASSERT_TRUE(target.hook->Attach(kBdf, Fence{epoch, 0}, *rings).ok());
+    ASSERT_TRUE(source.hook->Release(kBdf, Fence{epoch, 0}).ok());
   }
 
   std::string path_;
@@ -192,7 +192,7 @@ TEST_F(SimPlatformTest, ArbiterIsACompareAndSwapOfTheWholeRecord) {
   v1::QueueRingState ring;
   ring.set_rx_next_to_clean(12);
   ring.set_tx_next_to_use(7);
-  ASSERT_TRUE(platforms_[0].arbiter->WriteHandoffRings(kBdf, 2, {ring}).ok());
+  ASSERT_TRUE(platforms_[0].arbiter->WriteHandoffRings(kBdf, Fence{2, 0}, {ring}).ok());
   auto read = platforms_[1].arbiter->ReadHandoffRings(kBdf, 2);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ((*read)[0].rx_next_to_clean(), 12u);
@@ -202,25 +202,26 @@ TEST_F(SimPlatformTest, ArbiterIsACompareAndSwapOfTheWholeRecord) {
 }
 
 TEST_F(SimPlatformTest, HookAndRouterFenceStaleEpochs) {
-  ASSERT_TRUE(platforms_[0].hook->Quiesce(kBdf, 7, kTimeout).ok());
-  EXPECT_EQ(platforms_[0].hook->Resume(kBdf, 6).code(), absl::StatusCode::kFailedPrecondition);
-  auto messages = platforms_[1].router->ReserveTargetMessages(kBdf, 7, 5);
+  ASSERT_TRUE(platforms_[0].hook->Quiesce(kBdf, Fence{7, 0}, kTimeout).ok());
+  EXPECT_EQ(platforms_[0].hook->Resume(kBdf, Fence{6, 0}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto messages = platforms_[1].router->ReserveTargetMessages(kBdf, Fence{7, 0}, 5);
   ASSERT_TRUE(messages.ok());
-  EXPECT_EQ(platforms_[0].router->Reroute(kBdf, 6, *messages).status().code(),
+  EXPECT_EQ(platforms_[0].router->Reroute(kBdf, Fence{6, 0}, *messages).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(platforms_[0].hook->Status(kBdf)->epoch, 7u);
   // Reroute and Restore put the table back exactly.
   auto before = platforms_[0].router->ReadMessages(kBdf);
-  auto previous = platforms_[0].router->Reroute(kBdf, 7, *messages);
+  auto previous = platforms_[0].router->Reroute(kBdf, Fence{7, 0}, *messages);
   ASSERT_TRUE(previous.ok()) << previous.status();
   EXPECT_EQ(platforms_[0].router->ReadMessages(kBdf)->at(1).data(), (*messages)[1].data());
-  ASSERT_TRUE(platforms_[0].router->Restore(kBdf, 7, *previous).ok());
+  ASSERT_TRUE(platforms_[0].router->Restore(kBdf, Fence{7, 0}, *previous).ok());
   auto after = platforms_[0].router->ReadMessages(kBdf);
   for (size_t i = 0; i < before->size(); ++i) {
     EXPECT_EQ((*after)[i].address(), (*before)[i].address());
     EXPECT_EQ((*after)[i].data(), (*before)[i].data());
   }
-  EXPECT_TRUE(platforms_[0].hook->Resume(kBdf, 7).ok());
+  EXPECT_TRUE(platforms_[0].hook->Resume(kBdf, Fence{7, 0}).ok());
 }
 
 TEST_F(SimPlatformTest, AbsentKernelIsUnavailable) {
@@ -280,11 +281,11 @@ TEST_F(MultiNicSimPlatformTest, InventoryListsEveryNicWithItsQueuesAndVectors) {
   q1.set_queue(1);
   q1.set_tx_next_to_use(9);
   Arbiter& arbiter = *platforms_[0].arbiter;
-  EXPECT_EQ(arbiter.WriteHandoffRings(bdfs[2], 2, {q0}).code(),
+  EXPECT_EQ(arbiter.WriteHandoffRings(bdfs[2], Fence{2, 0}, {q0}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(arbiter.WriteHandoffRings(bdfs[2], 2, {q1, q1}).code(),
+  EXPECT_EQ(arbiter.WriteHandoffRings(bdfs[2], Fence{2, 0}, {q1, q1}).code(),
             absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(arbiter.WriteHandoffRings(bdfs[2], 2, {q1, q0}).ok());
+  ASSERT_TRUE(arbiter.WriteHandoffRings(bdfs[2], Fence{2, 0}, {q1, q0}).ok());
   auto rings = platforms_[1].arbiter->ReadHandoffRings(bdfs[2], 2);
   ASSERT_TRUE(rings.ok()) << rings.status();
   ASSERT_EQ(rings->size(), 2u);

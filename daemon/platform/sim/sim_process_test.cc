@@ -84,7 +84,7 @@ int Count(const std::string& text, const std::string& what) {
                                             const std::string& s1, const std::string& journal) {
   Platform source = MakePlatform(machine, "node0", s0);
   Platform target = MakePlatform(machine, "node1", s1);
-  auto messages = target.router->ReserveTargetMessages(kBdf, 2, 5);
+  auto messages = target.router->ReserveTargetMessages(kBdf, Fence{2, 0}, 5);
   if (!messages.ok()) _exit(4);
   auto active = source.arbiter->Read(kBdf);
   auto preparing = Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", 2);
@@ -92,8 +92,8 @@ int Count(const std::string& text, const std::string& what) {
                           v1::OWNERSHIP_STATE_PREPARING) {
     _exit(5);
   }
-  if (!source.hook->Quiesce(kBdf, 2, absl::Seconds(2)).ok()) _exit(6);
-  auto previous = source.router->Reroute(kBdf, 2, *messages);
+  if (!source.hook->Quiesce(kBdf, Fence{2, 0}, absl::Seconds(2)).ok()) _exit(6);
+  auto previous = source.router->Reroute(kBdf, Fence{2, 0}, *messages);
   if (!previous.ok()) _exit(7);
   std::ofstream out(journal);
   for (const auto& m : *previous) out << m.address() << " " << m.data() << "\n";
@@ -153,9 +153,9 @@ TEST(SimProcessTest, KilledDaemonMidHandoverLeavesKernelsRunningAndRecoveryResum
     previous.push_back(m);
   }
   ASSERT_EQ(previous.size(), 5u);
-  ASSERT_TRUE(node0.router->Restore(kBdf, record->epoch(), previous).ok());
-  ASSERT_TRUE(node0.hook->Resume(kBdf, record->epoch()).ok());
-  ASSERT_TRUE(node1.router->ReleaseReservation(kBdf, record->epoch()).ok());
+  ASSERT_TRUE(node0.router->Restore(kBdf, Fence{record->epoch(), 0}, previous).ok());
+  ASSERT_TRUE(node0.hook->Resume(kBdf, Fence{record->epoch(), 0}).ok());
+  ASSERT_TRUE(node1.router->ReleaseReservation(kBdf, Fence{record->epoch(), 0}).ok());
 
   auto& n0 = (*machine)->node(0).counters;
   auto& n1 = (*machine)->node(1).counters;

@@ -74,13 +74,14 @@ absl::StatusOr<v1::OwnershipRecord> AgentClient::CompareAndSwap(
   return record;
 }
 
-absl::Status AgentClient::WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+absl::Status AgentClient::WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                             const std::vector<v1::QueueRingState>& rings) {
   grpc::ClientContext context;
   SetDeadline(context, kRecordDeadline);
   vmhost::WriteHandoffRingsRequest request;
   request.set_bdf(bdf);
-  request.set_epoch(epoch);
+  request.set_epoch(fence.epoch);
+  request.set_op_id(fence.op_id);
   for (const auto& ring : rings) *request.add_rings() = ring;
   vmhost::WriteHandoffRingsResponse response;
   return FromGrpc(stub_->WriteHandoffRings(&context, request, &response), "WriteHandoffRings");
@@ -100,12 +101,13 @@ absl::StatusOr<std::vector<v1::QueueRingState>> AgentClient::ReadHandoffRings(
 }
 
 absl::StatusOr<vmhost::PlaceNicResponse> AgentClient::PlaceNic(const std::string& bdf,
-                                                               uint64_t epoch) {
+                                                               const Fence& fence) {
   grpc::ClientContext context;
   SetDeadline(context, kPlaceDeadline);
   vmhost::PlaceNicRequest request;
   request.set_bdf(bdf);
-  request.set_epoch(epoch);
+  request.set_epoch(fence.epoch);
+  request.set_op_id(fence.op_id);
   request.set_vm(vm_name_);
   vmhost::PlaceNicResponse response;
   grpc::Status s = stub_->PlaceNic(&context, request, &response);
@@ -123,9 +125,16 @@ absl::StatusOr<v1::OwnershipRecord> AgentArbiter::CompareAndSwap(
   return agent_->CompareAndSwap(bdf, expected, desired);
 }
 
-absl::Status AgentArbiter::WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+absl::Status NotPluggedHere(AgentClient& agent, const std::string& bdf, absl::string_view what) {
+  absl::StatusOr<v1::OwnershipRecord> record = agent.ReadRecord(bdf);
+  if (absl::IsNotFound(record.status())) return record.status();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, " ", bdf, ": not plugged into VM ", agent.vm_name()));
+}
+
+absl::Status AgentArbiter::WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                              const std::vector<v1::QueueRingState>& rings) {
-  return agent_->WriteHandoffRings(bdf, epoch, rings);
+  return agent_->WriteHandoffRings(bdf, fence, rings);
 }
 
 absl::StatusOr<std::vector<v1::QueueRingState>> AgentArbiter::ReadHandoffRings(

@@ -30,18 +30,23 @@ class AgentClient {
   absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
                                                      const v1::OwnershipRecord& expected,
                                                      const v1::OwnershipRecord& desired);
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings);
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
                                                                    uint64_t epoch);
   // Moves the NIC where its record at `epoch` says (may take seconds: the
   // guest acknowledges the unplug).
-  absl::StatusOr<vmhost::PlaceNicResponse> PlaceNic(const std::string& bdf, uint64_t epoch);
+  absl::StatusOr<vmhost::PlaceNicResponse> PlaceNic(const std::string& bdf, const Fence& fence);
 
  private:
   std::shared_ptr<vmhost::VmAgent::StubInterface> stub_;
   const std::string vm_name_;
 };
+
+// Why a NIC that is not plugged into this VM cannot be worked on here:
+// NOT_FOUND when the agent has no such NIC (the machine does not have it),
+// FAILED_PRECONDITION naming `what` when another VM holds it.
+absl::Status NotPluggedHere(AgentClient& agent, const std::string& bdf, absl::string_view what);
 
 // The ownership records kept by the host agent.
 class AgentArbiter : public Arbiter {
@@ -52,7 +57,7 @@ class AgentArbiter : public Arbiter {
   absl::StatusOr<v1::OwnershipRecord> CompareAndSwap(const std::string& bdf,
                                                      const v1::OwnershipRecord& expected,
                                                      const v1::OwnershipRecord& desired) override;
-  absl::Status WriteHandoffRings(const std::string& bdf, uint64_t epoch,
+  absl::Status WriteHandoffRings(const std::string& bdf, const Fence& fence,
                                  const std::vector<v1::QueueRingState>& rings) override;
   absl::StatusOr<std::vector<v1::QueueRingState>> ReadHandoffRings(const std::string& bdf,
                                                                    uint64_t epoch) override;

@@ -2,6 +2,7 @@
 // for a NIC plugged into this VM, and what a hot-plugged NIC means for it:
 //   - not plugged here: detached (Status), and released already (Release is
 //     OK: the hypervisor took it away after the quiesce); Quiesce refuses;
+//     a NIC the host agent does not know is NOT_FOUND for all of them;
 //   - Attach and Resume wait (bounded) until the guest kernel has probed the
 //     NIC the hypervisor just plugged in, then call the module, whose slot
 //     for the function keeps its highest epoch across unplug and replug.
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "daemon/platform/platform.h"
+#include "daemon/platform/vm/agent_client.h"
 #include "daemon/platform/vm/guest_view.h"
 
 namespace nichandover {
@@ -21,19 +23,26 @@ namespace vm {
 
 class VmHook : public Hook {
  public:
-  VmHook(std::unique_ptr<Hook> module, GuestView guest, absl::Duration probe_wait)
-      : module_(std::move(module)), guest_(std::move(guest)), probe_wait_(probe_wait) {}
+  VmHook(std::unique_ptr<Hook> module, std::shared_ptr<AgentClient> agent, GuestView guest,
+         absl::Duration probe_wait)
+      : module_(std::move(module)),
+        agent_(std::move(agent)),
+        guest_(std::move(guest)),
+        probe_wait_(probe_wait) {}
 
-  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, uint64_t epoch,
+  absl::StatusOr<QuiesceResult> Quiesce(const std::string& bdf, const Fence& fence,
                                         absl::Duration timeout) override;
-  absl::Status Resume(const std::string& bdf, uint64_t epoch) override;
-  absl::Status Attach(const std::string& bdf, uint64_t epoch,
+  absl::Status Resume(const std::string& bdf, const Fence& fence) override;
+  absl::Status Attach(const std::string& bdf, const Fence& fence,
                       const std::vector<v1::QueueRingState>& rings) override;
-  absl::Status Release(const std::string& bdf, uint64_t epoch) override;
+  absl::Status Release(const std::string& bdf, const Fence& fence) override;
   absl::StatusOr<HookStatus> Status(const std::string& bdf) override;
 
  private:
   std::unique_ptr<Hook> module_;
+  // Tells a NIC of another VM (FAILED_PRECONDITION) from one the machine
+  // does not have (NOT_FOUND).
+  std::shared_ptr<AgentClient> agent_;
   const GuestView guest_;
   const absl::Duration probe_wait_;
 };

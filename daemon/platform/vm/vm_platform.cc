@@ -33,7 +33,7 @@ absl::StatusOr<Platform> MakeVmPlatformWith(const VmMachineAccess& access,
   platform.name = "vm";
   platform.inventory = std::make_unique<VmInventory>(agent, access.linux);
   platform.hook = std::make_unique<VmHook>(std::make_unique<linux_backend::LinuxHook>(module),
-                                           guest, access.probe_wait);
+                                           agent, guest, access.probe_wait);
   platform.router = std::make_unique<VmRouter>(
       std::make_unique<linux_backend::LinuxRouter>(module), agent, guest);
   platform.arbiter = std::make_unique<AgentArbiter>(agent);

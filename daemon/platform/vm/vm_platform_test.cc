@@ -182,7 +182,7 @@ TEST_F(VmPlatformTest, AHandoverMovesTheNicThroughTheAgent) {
   Start(a_);
   Start(b_);
   // Target: no reservation, one hypervisor-routed marker per vector.
-  auto reserved = b_.platform.router->ReserveTargetMessages(kBdf, 2, 5);
+  auto reserved = b_.platform.router->ReserveTargetMessages(kBdf, Fence{2, 0}, 5);
   ASSERT_TRUE(reserved.ok());
   ASSERT_EQ(reserved->size(), 5u);
   for (const auto& m : *reserved) EXPECT_TRUE(IsHypervisorRouted(m));
@@ -192,8 +192,8 @@ TEST_F(VmPlatformTest, AHandoverMovesTheNicThroughTheAgent) {
       kBdf, Record(v1::OWNERSHIP_STATE_ACTIVE, "vm-a", "", 1), preparing);
   ASSERT_TRUE(cas.ok()) << cas.status();
   ASSERT_EQ(cas->SerializeAsString(), preparing.SerializeAsString());
-  ASSERT_TRUE(a_.platform.hook->Quiesce(kBdf, 2, absl::Seconds(1)).ok());
-  auto previous = a_.platform.router->Reroute(kBdf, 2, *reserved);
+  ASSERT_TRUE(a_.platform.hook->Quiesce(kBdf, Fence{2, 0}, absl::Seconds(1)).ok());
+  auto previous = a_.platform.router->Reroute(kBdf, Fence{2, 0}, *reserved);
   ASSERT_TRUE(previous.ok()) << previous.status();
   EXPECT_EQ(previous->size(), 2u);
   EXPECT_EQ(hypervisor_.Holders("nic0"), std::vector<std::string>{"vm-b"});
@@ -202,13 +202,13 @@ TEST_F(VmPlatformTest, AHandoverMovesTheNicThroughTheAgent) {
 
   // Source after the target's commit: the NIC is gone, nothing to release.
   size_t releases = a_.Requests(NH_CMD_RELEASE);
-  EXPECT_TRUE(a_.platform.hook->Release(kBdf, 2).ok());
+  EXPECT_TRUE(a_.platform.hook->Release(kBdf, Fence{2, 0}).ok());
   EXPECT_EQ(a_.Requests(NH_CMD_RELEASE), releases);
   EXPECT_EQ(a_.platform.hook->Status(kBdf)->state, HookState::kDetached);
   EXPECT_EQ(a_.platform.router->ReadMessages(kBdf).status().code(),
             absl::StatusCode::kFailedPrecondition);
   // Target: attaches through its own module with the new epoch.
-  ASSERT_TRUE(b_.platform.hook->Attach(kBdf, 2, {}).ok());
+  ASSERT_TRUE(b_.platform.hook->Attach(kBdf, Fence{2, 0}, {}).ok());
   ASSERT_EQ(b_.Requests(NH_CMD_ATTACH), 1u);
   EXPECT_EQ(*b_.module.requests().back().epoch, 2u);
   auto in_b = b_.platform.inventory->GetNic(kBdf);
@@ -226,9 +226,9 @@ TEST_F(VmPlatformTest, RerouteRefusesRealMessagesAndStaleEpochs) {
   v1::MsiMessage real;
   real.set_address(0xfee02000);
   real.set_data(0x4041);
-  EXPECT_EQ(a_.platform.router->Reroute(kBdf, 2, {real}).status().code(),
+  EXPECT_EQ(a_.platform.router->Reroute(kBdf, Fence{2, 0}, {real}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(a_.platform.router->Reroute(kBdf, 7, {v1::MsiMessage()}).status().code(),
+  EXPECT_EQ(a_.platform.router->Reroute(kBdf, Fence{7, 0}, {v1::MsiMessage()}).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(hypervisor_.Log().empty());
   EXPECT_EQ(hypervisor_.Holders("nic0"), std::vector<std::string>{"vm-a"});
@@ -241,15 +241,16 @@ TEST_F(VmPlatformTest, RollbackBringsTheNicBackAndResumesItOnceProbed) {
                   ->CompareAndSwap(kBdf, Record(v1::OWNERSHIP_STATE_ACTIVE, "vm-a", "", 1),
                                    preparing)
                   .ok());
-  ASSERT_TRUE(a_.platform.hook->Quiesce(kBdf, 2, absl::Seconds(1)).ok());
-  ASSERT_TRUE(a_.platform.router->Reroute(kBdf, 2, {v1::MsiMessage(), v1::MsiMessage()}).ok());
+  ASSERT_TRUE(a_.platform.hook->Quiesce(kBdf, Fence{2, 0}, absl::Seconds(1)).ok());
+  ASSERT_TRUE(
+      a_.platform.router->Reroute(kBdf, Fence{2, 0}, {v1::MsiMessage(), v1::MsiMessage()}).ok());
   a_.Unplugged();
   // Abort: ACTIVE(source, e+2), the NIC comes back.
   ASSERT_TRUE(a_.platform.arbiter
                   ->CompareAndSwap(kBdf, preparing,
                                    Record(v1::OWNERSHIP_STATE_ACTIVE, "vm-a", "", 3))
                   .ok());
-  ASSERT_TRUE(a_.platform.router->Restore(kBdf, 3, {}).ok());
+  ASSERT_TRUE(a_.platform.router->Restore(kBdf, Fence{3, 0}, {}).ok());
   EXPECT_EQ(hypervisor_.Holders("nic0"), std::vector<std::string>{"vm-a"});
   // The guest probes the returned NIC a little later; Resume waits for it.
   std::thread guest([this] {
@@ -257,7 +258,7 @@ TEST_F(VmPlatformTest, RollbackBringsTheNicBackAndResumesItOnceProbed) {
     a_.Plugged(/*probed=*/true);
   });
   size_t resumes = a_.Requests(NH_CMD_RESUME);
-  absl::Status resumed = a_.platform.hook->Resume(kBdf, 3);
+  absl::Status resumed = a_.platform.hook->Resume(kBdf, Fence{3, 0});
   guest.join();
   ASSERT_TRUE(resumed.ok()) << resumed;
   EXPECT_EQ(a_.Requests(NH_CMD_RESUME), resumes + 1);
@@ -266,11 +267,13 @@ TEST_F(VmPlatformTest, RollbackBringsTheNicBackAndResumesItOnceProbed) {
 TEST_F(VmPlatformTest, AttachGivesUpWhenTheGuestNeverProbesTheNic) {
   Start(b_, absl::Milliseconds(100));
   b_.Plugged(/*probed=*/false);  // plugged, but no driver bound
-  absl::Status s = b_.platform.hook->Attach(kBdf, 2, {});
+  absl::Status s = b_.platform.hook->Attach(kBdf, Fence{2, 0}, {});
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_EQ(b_.Requests(NH_CMD_ATTACH), 0u);
-  EXPECT_EQ(b_.platform.hook->Quiesce("0000:03:00.0", 2, absl::Seconds(1)).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  // A NIC the machine does not have at all.
+  EXPECT_EQ(
+      b_.platform.hook->Quiesce("0000:03:00.0", Fence{2, 0}, absl::Seconds(1)).status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 }  // namespace

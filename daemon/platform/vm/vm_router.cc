@@ -15,15 +15,12 @@ bool IsHypervisorRouted(const v1::MsiMessage& message) {
 absl::StatusOr<std::vector<v1::MsiMessage>> VmRouter::ReadMessages(const std::string& bdf) {
   auto dev = linux_backend::CanonicalBdf(bdf);
   if (!dev.ok()) return dev.status();
-  if (!guest_.Present(*dev)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(*dev, " is not plugged into VM ", agent_->vm_name()));
-  }
+  if (!guest_.Present(*dev)) return NotPluggedHere(*agent_, *dev, "read messages of");
   return module_->ReadMessages(*dev);
 }
 
 absl::StatusOr<std::vector<v1::MsiMessage>> VmRouter::Reroute(
-    const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) {
+    const std::string& bdf, const Fence& fence, const std::vector<v1::MsiMessage>& target) {
   auto dev = linux_backend::CanonicalBdf(bdf);
   if (!dev.ok()) return dev.status();
   for (const auto& m : target) {
@@ -39,31 +36,31 @@ absl::StatusOr<std::vector<v1::MsiMessage>> VmRouter::Reroute(
     auto read = module_->ReadMessages(*dev);
     if (read.ok()) previous = *std::move(read);
   }
-  auto placed = agent_->PlaceNic(*dev, epoch);
+  auto placed = agent_->PlaceNic(*dev, fence);
   if (!placed.ok()) return placed.status();
-  NH_LOG(INFO) << *dev << " placed in " << placed->vm() << " at epoch " << epoch << " (unplug "
+  NH_LOG(INFO) << *dev << " placed in " << placed->vm() << " at " << FenceText(fence) << " (unplug "
                << placed->unplug_micros() / 1000 << " ms, plug " << placed->plug_micros() / 1000
                << " ms)";
   return previous;
 }
 
-absl::Status VmRouter::Restore(const std::string& bdf, uint64_t epoch,
+absl::Status VmRouter::Restore(const std::string& bdf, const Fence& fence,
                                const std::vector<v1::MsiMessage>& /*previous*/) {
   auto dev = linux_backend::CanonicalBdf(bdf);
   if (!dev.ok()) return dev.status();
-  auto placed = agent_->PlaceNic(*dev, epoch);
+  auto placed = agent_->PlaceNic(*dev, fence);
   if (!placed.ok()) return placed.status();
-  NH_LOG(INFO) << *dev << " restored to " << placed->vm() << " at epoch " << epoch
+  NH_LOG(INFO) << *dev << " restored to " << placed->vm() << " at " << FenceText(fence)
                << (placed->moved() ? "" : " (it had not moved)");
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::MsiMessage>> VmRouter::ReserveTargetMessages(
-    const std::string& /*bdf*/, uint64_t /*epoch*/, uint32_t count) {
+    const std::string& /*bdf*/, const Fence& /*fence*/, uint32_t count) {
   return std::vector<v1::MsiMessage>(count);
 }
 
-absl::Status VmRouter::ReleaseReservation(const std::string& /*bdf*/, uint64_t /*epoch*/) {
+absl::Status VmRouter::ReleaseReservation(const std::string& /*bdf*/, const Fence& /*fence*/) {
   return absl::OkStatus();
 }
 

@@ -37,19 +37,21 @@ class VmRouter : public Router {
   VmRouter(std::unique_ptr<Router> module, std::shared_ptr<AgentClient> agent, GuestView guest)
       : module_(std::move(module)), agent_(std::move(agent)), guest_(std::move(guest)) {}
 
-  // FAILED_PRECONDITION when the NIC is not plugged into this VM.
+  // FAILED_PRECONDITION when the NIC is not plugged into this VM, NOT_FOUND
+  // when the machine does not have it.
   absl::StatusOr<std::vector<v1::MsiMessage>> ReadMessages(const std::string& bdf) override;
   // INVALID_ARGUMENT for anything but markers; the agent's error (e.g.
   // FAILED_PRECONDITION for an epoch the record does not have) otherwise.
   // Returns the messages the NIC had here (empty if they cannot be read).
   absl::StatusOr<std::vector<v1::MsiMessage>> Reroute(
-      const std::string& bdf, uint64_t epoch, const std::vector<v1::MsiMessage>& target) override;
-  absl::Status Restore(const std::string& bdf, uint64_t epoch,
+      const std::string& bdf, const Fence& fence,
+      const std::vector<v1::MsiMessage>& target) override;
+  absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<v1::MsiMessage>& previous) override;
   absl::StatusOr<std::vector<v1::MsiMessage>> ReserveTargetMessages(const std::string& bdf,
-                                                                    uint64_t epoch,
+                                                                    const Fence& fence,
                                                                     uint32_t count) override;
-  absl::Status ReleaseReservation(const std::string& bdf, uint64_t epoch) override;
+  absl::Status ReleaseReservation(const std::string& bdf, const Fence& fence) override;
 
  private:
   std::unique_ptr<Router> module_;
