@@ -40,6 +40,33 @@ class Clock {
   virtual void Cancel(TimerHandle handle) = 0;
 };
 
+// The pending callbacks of a clock in deadline order, and the one firing now.
+// Not locked itself: every call holds the owning clock's mutex, passed in
+// where the call lets go of it (a callback runs without it).
+class TimerTable {
+ public:
+  Clock::TimerHandle Add(absl::Time deadline, std::function<void()> fire);
+  // Clock::Cancel's contract: when it returns, the callback neither runs nor
+  // will (unless called from the callback itself).
+  void Cancel(Clock::TimerHandle handle, std::unique_lock<std::mutex>& lock);
+  bool empty() const { return deadlines_.empty(); }
+  size_t size() const { return deadlines_.size(); }
+  // The earliest deadline; InfiniteFuture when there is none.
+  absl::Time next_deadline() const {
+    return deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
+  }
+  // Runs the earliest callback with `lock` released, and forgets it.
+  void FireFirst(std::unique_lock<std::mutex>& lock);
+
+ private:
+  std::multimap<absl::Time, std::pair<Clock::TimerHandle, std::function<void()>>> deadlines_;
+  Clock::TimerHandle next_handle_ = 1;
+  // The callback running now (0: none) and its thread; Cancel waits for it.
+  Clock::TimerHandle firing_ = 0;
+  std::thread::id firing_thread_;
+  std::condition_variable fired_;
+};
+
 // The clock of a daemon: absl::Now() and one thread that fires callbacks.
 class RealClock final : public Clock {
  public:
@@ -62,12 +89,7 @@ class RealClock final : public Clock {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::multimap<absl::Time, std::pair<TimerHandle, std::function<void()>>> deadlines_;
-  TimerHandle next_handle_ = 1;
-  // The callback running now (0: none) and its thread; Cancel waits for it.
-  TimerHandle firing_ = 0;
-  std::thread::id firing_thread_;
-  std::condition_variable fired_;
+  TimerTable timers_;
   bool stop_ = false;
   std::thread thread_;
 };

@@ -10,63 +10,40 @@ absl::Time FakeClock::Now() {
 
 Clock::TimerHandle FakeClock::Schedule(absl::Time deadline, std::function<void()> fire) {
   std::lock_guard<std::mutex> lock(mu_);
-  const TimerHandle handle = next_handle_++;
-  if (deadline == absl::InfiniteFuture()) return handle;
-  deadlines_.emplace(deadline, std::make_pair(handle, std::move(fire)));
+  const TimerHandle handle = timers_.Add(deadline, std::move(fire));
   scheduled_.notify_all();
   return handle;
 }
 
 void FakeClock::Cancel(TimerHandle handle) {
   std::unique_lock<std::mutex> lock(mu_);
-  for (auto it = deadlines_.begin(); it != deadlines_.end(); ++it) {
-    if (it->second.first == handle) {
-      deadlines_.erase(it);
-      return;
-    }
-  }
-  // Firing now on another thread: wait, so that what `fire` uses may go
-  // once Cancel returns.
-  if (firing_thread_ != std::this_thread::get_id()) {
-    fired_.wait(lock, [&] { return firing_ != handle; });
-  }
+  timers_.Cancel(handle, lock);
 }
 
 void FakeClock::Advance(absl::Duration by) {
   std::unique_lock<std::mutex> lock(mu_);
   const absl::Time until = now_ + by;
-  while (!deadlines_.empty() && deadlines_.begin()->first <= until) {
-    auto first = deadlines_.begin();
-    if (first->first > now_) now_ = first->first;
-    std::function<void()> fire = std::move(first->second.second);
-    firing_ = first->second.first;
-    firing_thread_ = std::this_thread::get_id();
-    deadlines_.erase(first);
-    lock.unlock();
-    fire();
-    fire = nullptr;
-    lock.lock();
-    firing_ = 0;
-    firing_thread_ = std::thread::id();
-    fired_.notify_all();
+  while (!timers_.empty() && timers_.next_deadline() <= until) {
+    if (timers_.next_deadline() > now_) now_ = timers_.next_deadline();
+    timers_.FireFirst(lock);
   }
   now_ = until;
 }
 
 size_t FakeClock::PendingTimers() {
   std::lock_guard<std::mutex> lock(mu_);
-  return deadlines_.size();
+  return timers_.size();
 }
 
 absl::Time FakeClock::NextDeadline() {
   std::lock_guard<std::mutex> lock(mu_);
-  return deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
+  return timers_.next_deadline();
 }
 
 bool FakeClock::AwaitTimerDueBy(absl::Time by, absl::Duration real_timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   return scheduled_.wait_for(lock, absl::ToChronoNanoseconds(real_timeout), [&] {
-    return !deadlines_.empty() && deadlines_.begin()->first <= by;
+    return !timers_.empty() && timers_.next_deadline() <= by;
   });
 }
 

@@ -39,12 +39,7 @@ class FakeClock final : public Clock {
   std::mutex mu_;
   std::condition_variable scheduled_;
   absl::Time now_;
-  std::multimap<absl::Time, std::pair<TimerHandle, std::function<void()>>> deadlines_;
-  TimerHandle next_handle_ = 1;
-  // The callback running now (0: none) and its thread; Cancel waits for it.
-  TimerHandle firing_ = 0;
-  std::thread::id firing_thread_;
-  std::condition_variable fired_;
+  TimerTable timers_;
 };
 
 }  // namespace engine
