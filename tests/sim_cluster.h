@@ -63,6 +63,11 @@ struct SimClusterOptions {
   uint32_t queues = 1;         // RX/TX queue pairs per NIC
   uint32_t ring_size = 1024;
   bool spread_owners = false;  // NIC i starts on node i % nodes; else every NIC on node0
+  // When not empty (one entry per NIC): NIC i starts owned by node owners[i],
+  // instead of spread_owners' rule or node0.
+  std::vector<int> owners;
+  // Appended to every daemon's config (e.g. a `timeouts { ... }` block).
+  std::string extra_config;
 };
 
 // The machine with its nodes, each a kernel and a daemon peered with every
