@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "tests/sim_cluster.h"
 #include "tests/sim_expect.h"
+#include "tests/testing/process.h"
 
 namespace nichandover {
 namespace testing {
@@ -30,7 +31,17 @@ class SimDrainCluster : public DrainCluster {
     if (absl::Status s = cluster_.StartAll(); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat(s.message(), "\n", cluster_.Logs()));
     }
-    return cluster_.StartTraffic(kPacketsPerSecondPerNic);
+    if (absl::Status s = cluster_.StartTraffic(kPacketsPerSecondPerNic); !s.ok()) return s;
+    // The drains start under traffic: every node that runs a NIC moves
+    // packets before StartAll returns.
+    for (int node = 0; node < cluster_.nodes(); ++node) {
+      if (!RunsANic(node)) continue;
+      if (!WaitUntil([&] { return cluster_.RxDelivered(node) > 0; }, absl::Seconds(30))) {
+        return absl::UnavailableError(absl::StrCat(SimCluster::node_id(node),
+                                                   " moves no packets\n", cluster_.Logs()));
+      }
+    }
+    return absl::OkStatus();
   }
   absl::Status Start(int i) override { return cluster_.StartDaemon(i); }
   absl::Status Kill(int i) override {
@@ -114,6 +125,13 @@ class SimDrainCluster : public DrainCluster {
 
   static absl::Status NoKnob(const std::string& what) {
     return absl::UnimplementedError(absl::StrCat("the simulated machine cannot ", what));
+  }
+
+  bool RunsANic(int node) {
+    for (int nic = 0; nic < cluster_.nics(); ++nic) {
+      if (cluster_.Record(nic).owner == node) return true;
+    }
+    return false;
   }
 
   int NicIndex(const std::string& bdf) const {
