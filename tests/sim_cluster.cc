@@ -211,11 +211,12 @@ absl::Status SimCluster::StartMachine() {
   return absl::OkStatus();
 }
 
-absl::Status SimCluster::StartKernel(int i) {
+absl::Status SimCluster::StartKernel(int i, const std::vector<std::string>& extra_args) {
   ::unlink(kernel_socket(i).c_str());
-  auto kernel = Subprocess::Start({RunfilePath("sim/nh-sim-kernel"), "--machine", machine_path_,
-                                   "--node", node_id(i), "--socket", kernel_socket(i)},
-                                  dir_);
+  std::vector<std::string> argv = {RunfilePath("sim/nh-sim-kernel"), "--machine", machine_path_,
+                                   "--node", node_id(i), "--socket", kernel_socket(i)};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto kernel = Subprocess::Start(argv, dir_);
   if (!kernel.ok()) return kernel.status();
   kernels_[i] = std::make_unique<Subprocess>(std::move(*kernel));
   if (!WaitUntil([&] { return !kernels_[i]->running() || IsSocket(kernel_socket(i)); },

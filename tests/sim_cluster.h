@@ -87,8 +87,9 @@ class SimCluster {
 
   // Creates the machine and runs its device process.
   absl::Status StartMachine();
-  // Starts node i's kernel and waits for its control socket.
-  absl::Status StartKernel(int i);
+  // Starts node i's kernel (nh-sim-kernel's flags plus `extra_args`, e.g.
+  // {"--vectors", "0x40-0x40"}) and waits for its control socket.
+  absl::Status StartKernel(int i, const std::vector<std::string>& extra_args = {});
   // Starts node i's daemon and waits until it serves.
   absl::Status StartDaemon(int i);
   // Machine, every kernel, every daemon.

@@ -17,6 +17,8 @@ namespace {
 // NICs of them keep every node's data path busy without starving a loaded
 // 2-core machine.
 constexpr int kPacketsPerSecondPerNic = 200;
+// RX/TX queue pairs per NIC: an MSI-X vector each, plus the misc vector.
+constexpr uint32_t kQueuesPerNic = 2;
 
 class SimDrainCluster : public DrainCluster {
  public:
@@ -110,14 +112,28 @@ class SimDrainCluster : public DrainCluster {
   absl::StatusOr<int> HeldAttaches(int) override { return NoKnob("hold a platform call"); }
   absl::StatusOr<int> HeldQuiesces(int) override { return NoKnob("hold a platform call"); }
   absl::Status ReleaseHolds() override { return NoKnob("hold a platform call"); }
-  absl::Status ExhaustVectors(int) override { return NoKnob("exhaust a node's vectors"); }
+  // node's kernel restarted with one vector per CPU (two): a NIC of
+  // kQueuesPerNic queue pairs needs three or more, so every reserve
+  // fails for lack of vectors. Only on a node that runs no NIC (its
+  // kernel's restart would stop them).
+  absl::Status ExhaustVectors(int node) override {
+    if (RunsANic(node)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(SimCluster::node_id(node), " runs NICs; its kernel cannot restart"));
+    }
+    cluster_.kernel(node).Signal(SIGKILL);
+    if (absl::Status s = cluster_.kernel(node).Wait(absl::Seconds(30)).status(); !s.ok()) {
+      return s;
+    }
+    return cluster_.StartKernel(node, {"--vectors", "0x40-0x40"});
+  }
 
  private:
   static SimClusterOptions Options(const DrainMachineSpec& spec) {
     SimClusterOptions options;
     options.nodes = spec.nodes;
     options.nics = static_cast<int>(spec.owners.size());
-    options.queues = 2;
+    options.queues = kQueuesPerNic;
     options.owners = spec.owners;
     options.extra_config = kDrainTestTimeouts;
     return options;

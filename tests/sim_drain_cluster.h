@@ -12,8 +12,9 @@
 namespace nichandover {
 namespace testing {
 
-// No hold or vector knobs (UNIMPLEMENTED): the sim backend's platform calls
-// are the simulated kernel's, which a test does not pause.
+// No hold knobs (UNIMPLEMENTED): the sim backend's platform calls are the
+// simulated kernel's, which a test does not pause at one call. ExhaustVectors
+// restarts the node's kernel with too few vectors.
 std::unique_ptr<DrainCluster> MakeSimDrainCluster(const DrainMachineSpec& spec);
 
 }  // namespace testing
