@@ -3,8 +3,10 @@
 // and nothing started), a target killed mid-drain and restarted, Ctrl-C.
 //
 // The cluster backend is a test parameter (tests/testing/drain_cluster.h):
-// the fake platform here; the simulated machine can be added to
-// INSTANTIATE_TEST_SUITE_P below to run the same cases under traffic.
+// the fake platform, and the simulated machine (tests/sim_drain_cluster.h)
+// with traffic on every NIC and queue during the drains; there every
+// placement check also reads the machine's memory (record ACTIVE on one
+// node, the driver and every interrupt there) and accounts for every packet.
 #include <signal.h>
 
 #include <map>
@@ -16,6 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nichandover/v1/node_service.grpc.pb.h"
+#include "tests/sim_drain_cluster.h"
 #include "tests/testing/drain_cluster.h"
 
 namespace nichandover {
@@ -25,7 +28,6 @@ using ::nichandover::testing::CommandResult;
 using ::nichandover::testing::DrainCluster;
 using ::nichandover::testing::DrainClusterFactory;
 using ::nichandover::testing::DrainMachineSpec;
-using ::nichandover::testing::DrainNicBdf;
 using ::nichandover::testing::Subprocess;
 using ::nichandover::testing::WaitUntil;
 
@@ -54,17 +56,22 @@ class DrainTest : public ::testing::TestWithParam<Backend> {
   void Boot(const DrainMachineSpec& spec) {
     spec_ = spec;
     cluster_ = GetParam().make(spec);
-    ASSERT_TRUE(cluster_->StartAll().ok());
+    absl::Status started = cluster_->StartAll();
+    ASSERT_TRUE(started.ok()) << started;
   }
 
-  // Where each NIC is settled now ("" and a test failure for one that is not).
+  std::string Bdf(int i) const { return cluster_->nic_bdf(i); }
+
+  // Where each NIC is settled now ("" and a test failure for one that is
+  // not); and the traffic so far (if the backend has any) accounted for.
   std::map<std::string, std::string> Owners() {
     std::map<std::string, std::string> owners;
     for (size_t i = 0; i < spec_.owners.size(); ++i) {
-      auto owner = cluster_->SettledOwner(DrainNicBdf(i));
-      EXPECT_TRUE(owner.ok()) << DrainNicBdf(i) << ": " << owner.status();
-      owners[DrainNicBdf(i)] = owner.ok() ? *owner : "";
+      auto owner = cluster_->SettledOwner(Bdf(i));
+      EXPECT_TRUE(owner.ok()) << Bdf(i) << ": " << owner.status();
+      owners[Bdf(i)] = owner.ok() ? *owner : "";
     }
+    cluster_->ExpectTrafficAccounted();
     return owners;
   }
 
@@ -111,15 +118,15 @@ TEST_P(DrainTest, SpreadsByFewestOwnedThenNodeId) {
   EXPECT_EQ(per_node["node1"], 8);
   EXPECT_EQ(per_node["node2"], 8);
   // NICs 4.. were node0's; the first two went to node2, then node1, node2, ...
-  EXPECT_EQ(owners[DrainNicBdf(4)], "node2");
-  EXPECT_EQ(owners[DrainNicBdf(5)], "node2");
+  EXPECT_EQ(owners[Bdf(4)], "node2");
+  EXPECT_EQ(owners[Bdf(5)], "node2");
   for (int i = 6; i < kNics; ++i) {
-    EXPECT_EQ(owners[DrainNicBdf(i)], i % 2 == 0 ? "node1" : "node2") << DrainNicBdf(i);
+    EXPECT_EQ(owners[Bdf(i)], i % 2 == 0 ? "node1" : "node2") << Bdf(i);
   }
   // Progress per NIC and the summary in plain text (stdout is a pipe).
   for (int i = 4; i < kNics; ++i) {
     EXPECT_TRUE(
-        absl::StrContains(r.out, absl::StrCat(DrainNicBdf(i), " -> ", owners[DrainNicBdf(i)])))
+        absl::StrContains(r.out, absl::StrCat(Bdf(i), " -> ", owners[Bdf(i)])))
         << r.out;
   }
   EXPECT_TRUE(absl::StrContains(r.out, "12 of 12 NICs moved")) << r.out;
@@ -295,12 +302,12 @@ TEST_P(DrainTest, ApiPollsGetDrainAndRefusesBadInput) {
 // A NIC held for maintenance: the drain is refused before anything starts.
 TEST_P(DrainTest, HeldNicRefusesTheWholeDrain) {
   Boot(AllOnNode0());
-  ASSERT_EQ(cluster_->Nicctl(0, {"nic", "quiesce", DrainNicBdf(3)}).exit_code, 0);
+  ASSERT_EQ(cluster_->Nicctl(0, {"nic", "quiesce", Bdf(3)}).exit_code, 0);
   CommandResult r = cluster_->Nicctl(0, {"drain", "node0"});
   EXPECT_EQ(r.exit_code, 4) << r.err;
-  EXPECT_TRUE(absl::StrContains(r.err, DrainNicBdf(3) + " is held for maintenance")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, Bdf(3) + " is held for maintenance")) << r.err;
   EXPECT_EQ(HandoversOn(0), 0);
-  ASSERT_EQ(cluster_->Nicctl(0, {"nic", "resume", DrainNicBdf(3)}).exit_code, 0);
+  ASSERT_EQ(cluster_->Nicctl(0, {"nic", "resume", Bdf(3)}).exit_code, 0);
   for (const auto& [bdf, owner] : Owners()) EXPECT_EQ(owner, "node0") << bdf;
 }
 
@@ -349,7 +356,9 @@ TEST_P(DrainTest, TargetKilledMidDrainAndRestarted) {
     ASSERT_FALSE(now.done()) << "the drain ended before the kill; slow it down";
   }
   ASSERT_TRUE(cluster_->Kill(1).ok());
-  if (held) ASSERT_TRUE(cluster_->ReleaseHolds().ok());
+  if (held) {
+    ASSERT_TRUE(cluster_->ReleaseHolds().ok());
+  }
   ASSERT_TRUE(cluster_->Start(1).ok());
   auto rc = nicctl->Wait(absl::Seconds(240));
   ASSERT_TRUE(rc.ok()) << nicctl->Stderr();
@@ -402,7 +411,8 @@ TEST_P(DrainTest, CtrlCStopsTheDrainCleanly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DrainTest,
-                         ::testing::Values(Backend{"fake", testing::MakeFakeDrainCluster}),
+                         ::testing::Values(Backend{"fake", testing::MakeFakeDrainCluster},
+                                           Backend{"sim", testing::MakeSimDrainCluster}),
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            return info.param.name;
                          });

@@ -123,9 +123,10 @@ SimCluster::SimCluster(const SimClusterOptions& options)
         "cpus { cpu: 1 apic_id: %d }\n"
         "platform { sim { machine_path: \"%s\" kernel_socket: \"%s\" } }\n"
         "state_dir: \"%s/%s.state\"\n"
-        "peer_auth { secret_file: \"%s\" }\n",
+        "peer_auth { secret_file: \"%s\" }\n"
+        "%s\n",
         node_id(i), daemon_socket(i), peer_socket(i), peers, 2 * i, 2 * i + 1, machine_path_,
-        kernel_socket(i), dir_, node_id(i), secret);
+        kernel_socket(i), dir_, node_id(i), secret, options_.extra_config);
     WriteFile(config_path(i), conf);
   }
 }
@@ -184,6 +185,21 @@ absl::Status SimCluster::StartMachine() {
   auto machine = sim::Machine::Open(machine_path_);
   if (!machine.ok()) return machine.status();
   machine_ = std::move(*machine);
+  if (!options_.owners.empty()) {
+    if (options_.owners.size() != static_cast<size_t>(options_.nics)) {
+      return absl::InvalidArgumentError("SimClusterOptions.owners: one node per NIC");
+    }
+    // The records as built, before any kernel or daemon reads them: the
+    // per-NIC owners nh-sim-machine create has no flag for.
+    for (int nic = 0; nic < options_.nics; ++nic) {
+      sim::Ownership built = machine_->ReadOwnership(nic);
+      sim::Ownership wanted = built;
+      wanted.owner = options_.owners[nic];
+      if (!(machine_->CompareAndSwapOwnership(built, wanted, nic) == wanted)) {
+        return absl::InternalError(absl::StrCat("NIC ", nic, "'s record changed under the test"));
+      }
+    }
+  }
   auto device = Subprocess::Start({RunfilePath("sim/nh-sim-machine"), "run", "--path",
                                    machine_path_},
                                   dir_);
@@ -195,11 +211,12 @@ absl::Status SimCluster::StartMachine() {
   return absl::OkStatus();
 }
 
-absl::Status SimCluster::StartKernel(int i) {
+absl::Status SimCluster::StartKernel(int i, const std::vector<std::string>& extra_args) {
   ::unlink(kernel_socket(i).c_str());
-  auto kernel = Subprocess::Start({RunfilePath("sim/nh-sim-kernel"), "--machine", machine_path_,
-                                   "--node", node_id(i), "--socket", kernel_socket(i)},
-                                  dir_);
+  std::vector<std::string> argv = {RunfilePath("sim/nh-sim-kernel"), "--machine", machine_path_,
+                                   "--node", node_id(i), "--socket", kernel_socket(i)};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto kernel = Subprocess::Start(argv, dir_);
   if (!kernel.ok()) return kernel.status();
   kernels_[i] = std::make_unique<Subprocess>(std::move(*kernel));
   if (!WaitUntil([&] { return !kernels_[i]->running() || IsSocket(kernel_socket(i)); },

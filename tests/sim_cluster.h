@@ -63,6 +63,11 @@ struct SimClusterOptions {
   uint32_t queues = 1;         // RX/TX queue pairs per NIC
   uint32_t ring_size = 1024;
   bool spread_owners = false;  // NIC i starts on node i % nodes; else every NIC on node0
+  // When not empty (one entry per NIC): NIC i starts owned by node owners[i],
+  // instead of spread_owners' rule or node0.
+  std::vector<int> owners;
+  // Appended to every daemon's config (e.g. a `timeouts { ... }` block).
+  std::string extra_config;
 };
 
 // The machine with its nodes, each a kernel and a daemon peered with every
@@ -82,8 +87,9 @@ class SimCluster {
 
   // Creates the machine and runs its device process.
   absl::Status StartMachine();
-  // Starts node i's kernel and waits for its control socket.
-  absl::Status StartKernel(int i);
+  // Starts node i's kernel (nh-sim-kernel's flags plus `extra_args`, e.g.
+  // {"--vectors", "0x40-0x40"}) and waits for its control socket.
+  absl::Status StartKernel(int i, const std::vector<std::string>& extra_args = {});
   // Starts node i's daemon and waits until it serves.
   absl::Status StartDaemon(int i);
   // Machine, every kernel, every daemon.

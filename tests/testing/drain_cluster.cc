@@ -22,6 +22,7 @@ class FakeDrainCluster : public DrainCluster {
   int size() const override { return cluster_.size(); }
   std::string node_id(int i) const override { return cluster_.node_id(i); }
   std::string dir() const override { return cluster_.dir(); }
+  std::string nic_bdf(int i) const override { return DrainNicBdf(i); }
   absl::Status Start(int i) override { return cluster_.Start(i); }
   absl::Status Kill(int i) override { return cluster_.Stop(i, SIGKILL).status(); }
 
@@ -37,6 +38,8 @@ class FakeDrainCluster : public DrainCluster {
     if (!view.ok()) return view.status();
     return view->ownership.owner_node();
   }
+
+  void ExpectTrafficAccounted() override {}  // the fake NICs carry no packets
 
   absl::Status HoldAttach(int node) override { return Hold(node, platform::fake::FAKE_OP_ATTACH); }
   absl::Status HoldQuiesce(int node) override {
@@ -75,11 +78,7 @@ class FakeDrainCluster : public DrainCluster {
                       "\"node",
                       spec.owners[i], "\" default_driver: \"e1000e\" }\n");
     }
-    // Steps never time out by accident on a loaded machine; a held call
-    // holds a handover for as long as a test needs it.
-    options.extra_config =
-        "timeouts { peer_call { seconds: 5 } quiesce { seconds: 60 } reroute { seconds: 30 } "
-        "attach { seconds: 60 } handover { seconds: 120 } }";
+    options.extra_config = kDrainTestTimeouts;
     return options;
   }
 

@@ -1,8 +1,8 @@
 // Test support for node drains: a machine with several nodes and many NICs,
 // its daemons and nicctl, behind an interface so the drain tests
 // (tests/nicctl_drain_test.cc) take the cluster backend as a parameter. The
-// fake platform implements it here; the simulated machine (sim/) can
-// implement it the same way to run the same tests under traffic.
+// fake platform implements it here; the simulated machine (sim/) under
+// traffic in tests/sim_drain_cluster.h.
 #ifndef NICHANDOVER_TESTS_TESTING_DRAIN_CLUSTER_H_
 #define NICHANDOVER_TESTS_TESTING_DRAIN_CLUSTER_H_
 
@@ -26,7 +26,8 @@ struct DrainMachineSpec {
   std::vector<int> owners;
 };
 
-// The BDF of NIC `i` of a DrainMachineSpec: "0000:10:00.0", "0000:11:00.0", ...
+// The BDF of NIC `i` of the fake backend's machine: "0000:10:00.0",
+// "0000:11:00.0", ... (a test asks DrainCluster::nic_bdf).
 std::string DrainNicBdf(int i);
 
 class DrainCluster {
@@ -37,10 +38,13 @@ class DrainCluster {
   virtual std::string node_id(int i) const = 0;
   // Where processes started for the test keep their output.
   virtual std::string dir() const = 0;
+  // NIC i's BDF; BDF order is NIC order.
+  virtual std::string nic_bdf(int i) const = 0;
 
   // Starts node i's daemon (and waits until it serves).
   virtual absl::Status Start(int i) = 0;
-  absl::Status StartAll();
+  // The machine and every daemon (the sim backend: traffic on every NIC too).
+  virtual absl::Status StartAll();
   // SIGKILL of node i's daemon; waits for its exit.
   virtual absl::Status Kill(int i) = 0;
 
@@ -59,6 +63,11 @@ class DrainCluster {
   // error naming what is wrong otherwise.
   virtual absl::StatusOr<std::string> SettledOwner(const std::string& bdf) = 0;
 
+  // gtest expectations on the traffic since StartAll or the last call, NIC
+  // by NIC: nothing duplicated or reordered, every loss a counted drop.
+  // Traffic runs on. Checks nothing on a backend without traffic.
+  virtual void ExpectTrafficAccounted() = 0;
+
   // Holds on a node's platform calls, so a test can act mid-drain at a known
   // point: the target's attach (after the commit point) or the source's
   // quiesce (before it). Held calls wait until ReleaseHolds. UNIMPLEMENTED
@@ -73,6 +82,12 @@ class DrainCluster {
   // (REFUSAL_REASON_NO_VECTORS). UNIMPLEMENTED when the backend cannot.
   virtual absl::Status ExhaustVectors(int node) = 0;
 };
+
+// The daemons' `timeouts` for a drain test: steps never time out by accident
+// on a loaded machine; a held call holds a handover as long as a test needs.
+inline constexpr char kDrainTestTimeouts[] =
+    "timeouts { peer_call { seconds: 5 } quiesce { seconds: 60 } reroute { seconds: 30 } "
+    "attach { seconds: 60 } handover { seconds: 120 } }";
 
 using DrainClusterFactory =
     std::function<std::unique_ptr<DrainCluster>(const DrainMachineSpec& spec)>;
