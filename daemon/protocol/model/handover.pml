@@ -61,6 +61,29 @@
 #define T 1
 #define NONE 0
 
+/* Scenario restrictions, for the seeded bugs that need a long run of the
+ * full nondeterminism (spin_test): FAULT_NODE=n lets only node n's daemon
+ * crash and only its platform calls fail or hang; CREATE_NODE=n lets the
+ * operator create handovers on node n only; RECOVER_AFTER_CRASH lets the
+ * operator's RecoverNic come only once the crash budget is spent (an
+ * operator recovering after a failure). Each removes choices, none adds a
+ * behaviour, so a violation found under them is one of the full model. */
+#ifdef FAULT_NODE
+#define FAULTY(n) ((n) == FAULT_NODE)
+#else
+#define FAULTY(n) 1
+#endif
+#ifdef CREATE_NODE
+#define CREATES(n) ((n) == CREATE_NODE)
+#else
+#define CREATES(n) 1
+#endif
+#ifdef RECOVER_AFTER_CRASH
+#define MAY_RECOVER (crashes == 0)
+#else
+#define MAY_RECOVER 1
+#endif
+
 /* Record states; a record is packed into one byte: state | src<<2 | tgt<<3 | epoch<<4. */
 #define ACTIVE 1
 #define PREPARING 2
@@ -271,9 +294,9 @@ end_platform:
        fi;
        res_k[s] = op_k[s];
        if
-       :: opfails > 0 && (s % 3) != 2 ->  /* fails before any effect */
+       :: opfails > 0 && (s % 3) != 2 && FAULTY(s / 3) ->  /* fails before any effect */
           opfails--; res_ok[s] = 0; res_ready[s] = 1
-       :: hangs > 0 && (s % 3) == 0 && op_k[s + 2] == NONE ->  /* hangs; given up on */
+       :: hangs > 0 && (s % 3) == 0 && op_k[s + 2] == NONE && FAULTY(s / 3) ->  /* hangs; given up on */
           hangs--;
           op_k[s + 2] = op_k[s]; op_e[s + 2] = op_e[s]; op_i[s + 2] = op_i[s];
           op_c[s + 2] = op_c[s]; op_x[s + 2] = op_x[s]; op_d[s + 2] = op_d[s];
@@ -504,11 +527,11 @@ end_node:
   :: atomic { !up[n] -> up[n] = 1; inc[n]++; forget(n); recover(n) }
 
   /* ---- crash at any step: volatile state gone, open calls may land late */
-  :: atomic { up[n] && crashes > 0 -> crashes--; up[n] = 0; orphan(n, 0); orphan(n, 1);
+  :: atomic { up[n] && crashes > 0 && FAULTY(n) -> crashes--; up[n] = 0; orphan(n, 0); orphan(n, 1);
               forget(n) }
 
   /* ---- operator: CreateHandover on this node (R1: a FAILED one blocks) */
-  :: atomic { up[n] && handovers > 0 && role[n] == NONE && w[n] == NONE && maint[n] == 0 &&
+  :: atomic { up[n] && handovers > 0 && CREATES(n) && role[n] == NONE && w[n] == NONE && maint[n] == 0 &&
 #ifndef BUG_FAILED_NOT_BLOCKING
               !failed[n] &&
 #endif
@@ -523,7 +546,7 @@ end_node:
        cancels--; begin_abort(n) }
 
   /* ---- operator: RecoverNic --decide abort|commit on this node */
-  :: atomic { up[n] && recovers > 0 && op_k[3*n+1] == NONE ->
+  :: atomic { up[n] && recovers > 0 && MAY_RECOVER && op_k[3*n+1] == NONE ->
        recovers--; rcas[n] = 0; issue(n, 1, OP_READ, 0, 0, 0, 0) }
 
   /* ---- operator: maintenance QuiesceNic / ResumeNic */
