@@ -116,6 +116,27 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op, const platfor
     case OpKind::kReleaseReservation:
       r.status = p.router->ReleaseReservation(op.bdf, fence);
       break;
+    case OpKind::kArm:
+      r.status = p.fast_path ? p.fast_path->Arm(op.bdf, fence, op.desired)
+                             : absl::UnimplementedError("no kernel commit path on this platform");
+      break;
+    case OpKind::kHandOff: {
+      if (!p.fast_path) {
+        r.status = absl::UnimplementedError("no kernel commit path on this platform");
+        break;
+      }
+      platform::HandOffRequest request;
+      request.bdf = op.bdf;
+      request.fence = fence;
+      request.expected = op.expected;
+      request.desired = op.desired;
+      request.target_messages = op.messages;
+      request.drain_timeout = op.timeout;
+      auto h = p.fast_path->HandOff(request);
+      r.status = h.status();
+      if (h.ok()) r.handoff = *h;
+      break;
+    }
   }
   return r;
 }

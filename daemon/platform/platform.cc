@@ -15,5 +15,23 @@ const char* HookStateName(HookState state) {
   return "unknown";
 }
 
+const char* HandOffStageName(HandOffStage stage) {
+  switch (stage) {
+    case HandOffStage::kNothing:
+      return "nothing";
+    case HandOffStage::kQuiesced:
+      return "quiesced";
+    case HandOffStage::kRerouted:
+      return "rerouted";
+    case HandOffStage::kRingsWritten:
+      return "rings-written";
+    case HandOffStage::kHandedOff:
+      return "handed-off";
+    case HandOffStage::kDoorbellRung:
+      return "doorbell-rung";
+  }
+  return "unknown";
+}
+
 }  // namespace platform
 }  // namespace nichandover

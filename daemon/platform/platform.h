@@ -150,13 +150,105 @@ class Arbiter {
       const std::string& bdf, uint64_t epoch) = 0;
 };
 
-// One backend's four parts.
+// ---------------------------------------------------------------- kernel commit path
+//
+// docs/protocol.md, "The kernel commit path": everything that can happen
+// before the blackout does (Offer/Accept, the target's reservation, the
+// PREPARING CAS, both journal syncs); then the target daemon arms its kernel
+// and the source daemon makes one kernel call that quiesces, reroutes,
+// writes the rings beside the record, CASes PREPARING -> HANDOFF and rings
+// the target kernel's doorbell (an interrupt on the machine's fabric). The
+// armed target kernel, woken by the doorbell, CASes HANDOFF -> ACTIVE(T, e1),
+// attaches from the rings, unmasks and opens its gates with no daemon in
+// between; the daemons learn it from KernelEvents and journal afterwards.
+
+// The source's one call.
+struct HandOffRequest {
+  std::string bdf;
+  Fence fence;                         // the handover's epoch e1
+  v1::OwnershipRecord expected;        // PREPARING(S, T, e1)
+  v1::OwnershipRecord desired;         // HANDOFF(S, T, e1)
+  // The target's reserved messages, one per vector (its Accept).
+  std::vector<v1::MsiMessage> target_messages;
+  absl::Duration drain_timeout = absl::ZeroDuration();  // as Hook::Quiesce's
+};
+
+// How far a HandOff got, in order.
+enum class HandOffStage {
+  kNothing,
+  kQuiesced,      // gates closed, drained, NAPI disabled, vectors masked
+  kRerouted,      // every vector masked and holding target_messages
+  kRingsWritten,  // the rings beside the record at e1
+  kHandedOff,     // the CAS PREPARING -> HANDOFF won: the commit point
+  kDoorbellRung,  // the target kernel's doorbell rung
+};
+const char* HandOffStageName(HandOffStage stage);
+
+struct HandOffResult {
+  HandOffStage reached = HandOffStage::kNothing;
+  QuiesceResult quiesce;                 // from kQuiesced
+  std::vector<v1::MsiMessage> previous;  // what Reroute replaced, from kRerouted
+  // The record after the CAS: `desired` iff it won. From kRingsWritten.
+  v1::OwnershipRecord record;
+};
+
+// Something a node's kernel did on its own.
+struct KernelEvent {
+  enum class Kind {
+    // The armed kernel won HANDOFF(S, self, epoch) -> ACTIVE(self, epoch)
+    // and runs the NIC (attached, unmasked, gates open).
+    kCommitted,
+    // The armed kernel was rung but did not commit: the record was not the
+    // HANDOFF it was armed for (a stale or foreign doorbell), its CAS lost,
+    // or the attach failed (`message`); the arm stays until released.
+    kNotCommitted,
+  };
+  uint64_t seq = 0;  // grows per kernel boot; see FastPath::WaitEvents
+  Kind kind = Kind::kCommitted;
+  std::string bdf;
+  uint64_t epoch = 0;
+  v1::OwnershipRecord record;  // as the kernel left or found it
+  std::string message;
+};
+
+struct KernelEvents {
+  std::vector<KernelEvent> events;  // oldest first
+  uint64_t last_seq = 0;            // pass it as `after_seq` next time
+};
+
+class FastPath {
+ public:
+  virtual ~FastPath() = default;
+  // Target, after ReserveTargetMessages at the same epoch: commit and attach
+  // alone when the record becomes exactly `handoff` (HANDOFF(S, self, e1))
+  // and the doorbell rings. FAILED_PRECONDITION without a reservation at
+  // that epoch, or for a lower fence. ReleaseReservation disarms. Survives
+  // the daemon (not the kernel).
+  virtual absl::Status Arm(const std::string& bdf, const Fence& fence,
+                           const v1::OwnershipRecord& handoff) = 0;
+  // Source, record PREPARING(S, T, e1) (its CAS won): the one kernel call.
+  // OK when it ran to the CAS (won or lost: see HandOffResult::record);
+  // an error otherwise (drain timeout, fence, read-back mismatch,
+  // transport), with the NIC possibly quiesced and rerouted: the caller
+  // reads the record and rolls back or carries on from what it finds.
+  virtual absl::StatusOr<HandOffResult> HandOff(const HandOffRequest& request) = 0;
+  // Waits up to `timeout` for events newer than `after_seq` and returns them
+  // (none on timeout). A kernel that restarted numbers from 1 again: when
+  // its newest seq is below `after_seq`, everything it has is returned.
+  virtual absl::StatusOr<KernelEvents> WaitEvents(uint64_t after_seq,
+                                                  absl::Duration timeout) = 0;
+};
+
+// One backend's parts.
 struct Platform {
   std::string name;  // "fake", "sim", "linux", "vm"
   std::unique_ptr<Inventory> inventory;
   std::unique_ptr<Hook> hook;
   std::unique_ptr<Router> router;
   std::unique_ptr<Arbiter> arbiter;
+  // Null when the backend has no kernel commit path (vm; linux without a
+  // contract driver that provides the record and doorbell).
+  std::unique_ptr<FastPath> fast_path;
 };
 
 const char* HookStateName(HookState state);

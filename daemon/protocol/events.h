@@ -40,6 +40,8 @@ enum class OpKind {
   kRestore,             // Router::Restore(bdf, epoch, messages)
   kReserveMessages,     // Router::ReserveTargetMessages(bdf, epoch, count)
   kReleaseReservation,  // Router::ReleaseReservation(bdf, epoch)
+  kArm,                 // FastPath::Arm(bdf, epoch, desired = HANDOFF(S, self, e1))
+  kHandOff,             // FastPath::HandOff(bdf, epoch, expected, desired, messages, timeout)
 };
 
 const char* OpKindName(OpKind kind);
@@ -49,12 +51,12 @@ struct PlatformOp {
   OpKind kind = OpKind::kReadRecord;
   std::string bdf;
   uint64_t epoch = 0;
-  v1::OwnershipRecord expected;  // kCompareAndSwap
-  v1::OwnershipRecord desired;   // kCompareAndSwap
-  std::vector<v1::MsiMessage> messages;    // kReroute, kRestore
+  v1::OwnershipRecord expected;  // kCompareAndSwap, kHandOff
+  v1::OwnershipRecord desired;   // kCompareAndSwap, kHandOff, kArm
+  std::vector<v1::MsiMessage> messages;    // kReroute, kRestore, kHandOff (target's)
   std::vector<v1::QueueRingState> rings;   // kWriteHandoffRings, kAttach
   uint32_t count = 0;                      // kReserveMessages
-  absl::Duration timeout = absl::ZeroDuration();  // kQuiesce
+  absl::Duration timeout = absl::ZeroDuration();  // kQuiesce, kHandOff (drain)
 };
 
 // The result of a platform call. Only the field of the call's kind is set.
@@ -64,6 +66,7 @@ struct OpResult {
   std::vector<v1::MsiMessage> messages;    // kReadMessages, kReroute, kReserveMessages
   std::vector<v1::QueueRingState> rings;   // kReadHandoffRings
   platform::QuiesceResult quiesce;         // kQuiesce
+  platform::HandOffResult handoff;         // kHandOff
 };
 
 // ---------------------------------------------------------------- events
@@ -77,6 +80,7 @@ struct CreateHandoverEvent {
   std::string nic;          // BDF, "03:00.0" short form or "nics/{bdf}"
   std::string target_node;
   absl::Duration timeout = absl::ZeroDuration();  // zero: configured default
+  v1::CommitPath commit_path = v1::COMMIT_PATH_UNSPECIFIED;
 };
 
 // NodeService.CancelHandover.
@@ -164,10 +168,19 @@ struct InventoryEvent {
   std::vector<platform::NicInfo> nics;
 };
 
+// Something this node's kernel did alone on the kernel commit path
+// (platform::KernelEvent): the daemon forwards each one it reads with
+// FastPath::WaitEvents. A hint, never the truth: the machine reads the
+// record before acting on it, so a lost, late or duplicated event changes
+// only how soon it learns.
+struct KernelEventEvent {
+  platform::KernelEvent event;
+};
+
 using Event = std::variant<CreateHandoverEvent, CancelHandoverEvent, RecoverNicEvent,
                            QuiesceNicEvent, ResumeNicEvent, InventoryEvent,
                            PeerRequestEvent, PeerResponseEvent, OpDoneEvent, TimerFiredEvent,
-                           RecoverEvent>;
+                           RecoverEvent, KernelEventEvent>;
 
 // ---------------------------------------------------------------- actions
 

@@ -57,6 +57,10 @@ const char* OpKindName(OpKind kind) {
       return "reserve";
     case OpKind::kReleaseReservation:
       return "release-reservation";
+    case OpKind::kArm:
+      return "arm";
+    case OpKind::kHandOff:
+      return "hand-off";
   }
   return "unknown";
 }

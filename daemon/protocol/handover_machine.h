@@ -92,6 +92,11 @@ struct MachineConfig {
   // ones are forgotten. Live handovers are always kept, and so are FAILED
   // ones waiting for an operator (R1). At least 1.
   size_t history_per_nic = 100;
+  // This node's platform has the kernel commit path (Platform::fast_path)
+  // and the daemon's config allows it: as target it arms its kernel on an
+  // Offer that allows it, as source it hands off in one kernel call when
+  // the target armed.
+  bool kernel_commit = false;
 };
 
 // "0000:03:00.0" from "0000:03:00.0", "03:00.0" or "nics/0000:03:00.0";

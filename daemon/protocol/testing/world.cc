@@ -540,6 +540,10 @@ OpResult World::Apply(Node& n, const PlatformOp& op) {
       n.free_vectors += static_cast<uint32_t>(n.reservations[op.bdf].size());
       n.reservations.erase(op.bdf);
       break;
+    case OpKind::kArm:
+    case OpKind::kHandOff:
+      r.status = absl::UnimplementedError("World has no kernel commit path yet");
+      break;
   }
   return r;
 }
