@@ -7,7 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "kernel_control.grpc.pb.h"
 #include "pci/interrupt_layout.h"
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
@@ -215,6 +218,7 @@ absl::Status SimCluster::StartKernel(int i, const std::vector<std::string>& extr
   ::unlink(kernel_socket(i).c_str());
   std::vector<std::string> argv = {RunfilePath("sim/nh-sim-kernel"), "--machine", machine_path_,
                                    "--node", node_id(i), "--socket", kernel_socket(i)};
+  argv.insert(argv.end(), options_.kernel_flags.begin(), options_.kernel_flags.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto kernel = Subprocess::Start(argv, dir_);
   if (!kernel.ok()) return kernel.status();
@@ -323,6 +327,59 @@ uint64_t SimCluster::RxDelivered(int node) const {
 
 uint64_t SimCluster::DriverXmits(int node) const {
   return machine_->node(node).counters.driver_xmits.load();
+}
+
+namespace {
+
+std::unique_ptr<sim::v1::KernelControl::Stub> KernelStub(const std::string& socket) {
+  return sim::v1::KernelControl::NewStub(
+      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+}
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+// Long enough for a kernel thread a loaded 2-core machine left unscheduled.
+constexpr absl::Duration kKernelCallDeadline = absl::Seconds(30);
+
+}  // namespace
+
+absl::Status SimCluster::InjectFault(int node, const std::string& point,
+                                     const std::string& action) {
+  sim::v1::InjectFaultRequest request;
+  request.set_point(point);
+  request.set_action(action);
+  sim::v1::Empty response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kKernelCallDeadline));
+  return FromGrpc(KernelStub(kernel_socket(node))->InjectFault(&context, request, &response),
+                  absl::StrCat(node_id(node), "'s kernel: InjectFault ", point, " ", action));
+}
+
+absl::StatusOr<sim::v1::StatusResponse> SimCluster::KernelStatus(int node, int nic) {
+  sim::v1::StatusRequest request;
+  request.set_bdf(nic_bdf(nic));
+  sim::v1::StatusResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kKernelCallDeadline));
+  absl::Status s = FromGrpc(KernelStub(kernel_socket(node))->Status(&context, request, &response),
+                            absl::StrCat(node_id(node), "'s kernel: Status"));
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::Status SimCluster::RingDoorbell(int node, int nic, uint64_t epoch) {
+  CommandResult rung = RunCommand({RunfilePath("sim/nh-sim-machine"), "doorbell", "--path",
+                                   machine_path_, "--node", node_id(node), "--nic",
+                                   std::to_string(nic), "--epoch", std::to_string(epoch)},
+                                  dir_);
+  if (rung.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("nh-sim-machine doorbell: ", rung.err));
+  }
+  return absl::OkStatus();
 }
 
 std::string SimCluster::Logs() const {

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
+#include "kernel_control.pb.h"
 #include "sim/machine.h"
 #include "tests/testing/process.h"
 
@@ -68,6 +69,9 @@ struct SimClusterOptions {
   std::vector<int> owners;
   // Appended to every daemon's config (e.g. a `timeouts { ... }` block).
   std::string extra_config;
+  // Added to every nh-sim-kernel's command line, restarts included (e.g.
+  // {"--fault-injection"}).
+  std::vector<std::string> kernel_flags;
 };
 
 // The machine with its nodes, each a kernel and a daemon peered with every
@@ -118,6 +122,17 @@ class SimCluster {
   uint64_t DriverXmits(int node) const;    // packets the node's driver sent
 
   std::string Logs() const;  // every process's stderr, for failure messages
+
+  // The kernel commit path's test hooks (docs/simulator.md). Node i's kernel
+  // (started with --fault-injection) stops, crashes or skips its doorbell at
+  // `point` ("handoff-entry", "handoff-before-doorbell", "commit-after-cas")
+  // as `action` says ("hold", "release", "crash", "drop-doorbell").
+  absl::Status InjectFault(int node, const std::string& point, const std::string& action);
+  // What node i's kernel says about NIC `nic` (its hook state, epoch, ...).
+  absl::StatusOr<sim::v1::StatusResponse> KernelStatus(int node, int nic = 0);
+  // Rings node i's kernel doorbell for NIC `nic` at `epoch` by hand, as a
+  // source kernel would (nh-sim-machine doorbell).
+  absl::Status RingDoorbell(int node, int nic, uint64_t epoch);
 
   // Where things are, for a test that runs a node of its own (e.g. an
   // in-process daemon on another backend at daemon_socket(1)).
