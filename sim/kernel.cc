@@ -981,14 +981,14 @@ HandOffOutcome Kernel::HandOff(const std::string& bdf, const Fence& fence,
   HitFaultPoint(FaultPoint::kHandoffEntry);
   {
     std::lock_guard<std::mutex> lock(driver.control_mu);
-    // A record that is not `expected` now cannot become HANDOFF: the CAS is
-    // lost before the NIC is touched (it keeps running here).
-    out.record = machine_->ReadOwnership(driver.index);
-    if (!(out.record == expected)) return out;
     if (absl::Status s = CheckOperation("hand-off", driver, fence); !s.ok()) {
       out.status = s;
       return out;
     }
+    // A record that is not `expected` now cannot become HANDOFF: the CAS is
+    // lost before the NIC is touched (it keeps running here).
+    out.record = machine_->ReadOwnership(driver.index);
+    if (!(out.record == expected)) return out;
     absl::StatusOr<QuiesceOutcome> quiesced = QuiesceLocked(driver, fence.epoch, drain_timeout);
     if (!quiesced.ok()) {
       // The gates stay closed whatever the drain did (Quiesce's promise).
