@@ -122,6 +122,7 @@ void ToProto(const QuiesceOutcome& outcome, v1::QuiesceResponse* response) {
 class ControlServer::Service final : public v1::KernelControl::Service {
  public:
   explicit Service(Kernel* kernel) : kernel_(kernel) {}
+  Kernel& kernel() { return *kernel_; }
 
   grpc::Status Quiesce(grpc::ServerContext*, const v1::QuiesceRequest* request,
                        v1::QuiesceResponse* response) override {
@@ -294,6 +295,9 @@ ControlServer::~ControlServer() { Shutdown(); }
 
 void ControlServer::Shutdown() {
   if (server_ == nullptr) return;
+  // The server waits for its handlers: the long polls and held fault
+  // points must let go first.
+  service_->kernel().StopWaiters();
   // Calls still running after a second are cancelled: a kernel going down
   // must not wait on a client.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

@@ -128,19 +128,12 @@ Kernel::~Kernel() { Shutdown(); }
 
 void Kernel::Shutdown() {
   if (stop_.exchange(true)) return;
+  StopWaiters();
   DoorbellRing(node_.bell);
   DoorbellRing(worker_bell_);
-  {
-    std::lock_guard<std::mutex> lock(faults_mu_);  // a held fault point lets go
-    faults_changed_.notify_all();
-  }
   if (cpu_.joinable()) cpu_.join();
   if (commit_worker_.joinable()) commit_worker_.join();
   UnregisterVector(node_, kDoorbellCpu, kHandoffDoorbellVector);
-  {
-    std::lock_guard<std::mutex> lock(events_mu_);
-    events_changed_.notify_all();
-  }
   int32_t me = getpid();
   if (node_.kernel_pid.compare_exchange_strong(me, 0)) node_.kind.store(NodeKind::kNone);
 }
@@ -931,9 +924,10 @@ absl::Status Kernel::Restore(const std::string& bdf, const Fence& fence,
 
 absl::Status Kernel::Arm(const std::string& bdf, const Fence& fence, const Ownership& handoff) {
   NH_DRIVER_OR_RETURN(driver, bdf);
+  const bool source_is_another_node = handoff.owner != node_index_ && handoff.owner >= 0 &&
+                                      handoff.owner < machine_->node_count();
   if (handoff.state != OwnershipState::kHandoff || handoff.target != node_index_ ||
-      handoff.owner == node_index_ || handoff.owner < 0 || handoff.owner >= machine_->node_count() ||
-      handoff.epoch != fence.epoch) {
+      !source_is_another_node || handoff.epoch != fence.epoch) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s can only arm for HANDOFF(another node, %s, %d) of %s", options_.node_id,
         options_.node_id, fence.epoch, bdf));
@@ -1043,7 +1037,7 @@ void Kernel::CommitWorkerLoop() {
 
 void Kernel::TakeDoorbell(NicDriver& driver, uint64_t epoch, int64_t woken_ns) {
   const int nic = driver.index;
-  Ownership record = machine_->ReadOwnership(nic);
+  Ownership record;
   std::string ignored;
   {
     std::lock_guard<std::mutex> lock(driver.control_mu);
@@ -1056,10 +1050,7 @@ void Kernel::TakeDoorbell(NicDriver& driver, uint64_t epoch, int64_t woken_ns) {
     } else if (!(record == driver.armed_record)) {
       ignored = "the record is not the armed HANDOFF";
     } else {
-      if (woken_ns != 0 &&
-          machine_->layout().nics[nic].timeline.epoch.load() == epoch) {
-        machine_->layout().nics[nic].timeline.target_woken_ns.store(woken_ns);
-      }
+      machine_->StampTimeline(&HandoverTimeline::target_woken_ns, epoch, nic, woken_ns);
       const Ownership committed{OwnershipState::kActive, node_index_, kNoNode, epoch};
       record = machine_->CompareAndSwapOwnership(driver.armed_record, committed, nic);
       if (!(record == committed)) ignored = "the CAS HANDOFF -> ACTIVE lost";
@@ -1117,7 +1108,7 @@ void Kernel::AppendEvent(KernelEvent::Kind kind, const NicDriver& driver, uint64
 KernelEvents Kernel::WaitEvents(uint64_t after_seq, absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(events_mu_);
   events_changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] {
-    return last_event_seq_ != after_seq || stop_.load();
+    return last_event_seq_ != after_seq || waiters_stopped_.load();
   });
   KernelEvents out;
   out.last_seq = last_event_seq_;
@@ -1141,6 +1132,16 @@ absl::Status Kernel::InjectFault(FaultPoint point, FaultAction action) {
   return absl::OkStatus();
 }
 
+void Kernel::StopWaiters() {
+  waiters_stopped_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(faults_mu_);
+    faults_changed_.notify_all();
+  }
+  std::lock_guard<std::mutex> lock(events_mu_);
+  events_changed_.notify_all();
+}
+
 FaultAction Kernel::HitFaultPoint(FaultPoint point) {
   if (!options_.fault_injection) return FaultAction::kNone;
   std::unique_lock<std::mutex> lock(faults_mu_);
@@ -1151,7 +1152,8 @@ FaultAction Kernel::HitFaultPoint(FaultPoint point) {
   }
   if (action == FaultAction::kHold) {
     const uint64_t generation = faults_generation_;
-    faults_changed_.wait(lock, [&] { return faults_generation_ != generation || stop_.load(); });
+    faults_changed_.wait(
+        lock, [&] { return faults_generation_ != generation || waiters_stopped_.load(); });
   }
   return action;
 }

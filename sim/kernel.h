@@ -218,6 +218,10 @@ class Kernel {
   KernelEvents WaitEvents(uint64_t after_seq, absl::Duration timeout);
   // FAILED_PRECONDITION unless options.fault_injection.
   absl::Status InjectFault(FaultPoint point, FaultAction action);
+  // Lets every control thread blocked in WaitEvents or at a held fault
+  // point go, now and from then on: the control server calls it before it
+  // shuts down (it waits for its handlers), Shutdown too.
+  void StopWaiters();
   static constexpr size_t kMaxKernelEvents = 1024;
 
  private:
@@ -343,6 +347,7 @@ class Kernel {
   FaultAction faults_[3] = {FaultAction::kNone, FaultAction::kNone, FaultAction::kNone};
   uint64_t faults_generation_ = 0;
 
+  std::atomic<bool> waiters_stopped_{false};
   std::atomic<bool> stop_{false};
   std::thread cpu_;
   std::thread commit_worker_;

@@ -4,6 +4,7 @@
 // handoff, CAS, attach, release) directly on the kernels and the machine.
 #include "sim/kernel.h"
 
+#include <functional>
 #include <iterator>
 #include <thread>
 
@@ -140,6 +141,46 @@ class KernelTest : public ::testing::Test {
     ASSERT_TRUE(kernels_[from]->Release(bdf_, Fence{epoch, 0}).ok());
   }
 
+  // Four handovers (0 -> 1 -> 0 -> 1 -> 0) by `handover` under 20 kpps each
+  // way: every packet once, in order, nothing lost, no poll while quiesced.
+  void ExpectFourHandoversUnderTrafficLoseNothing(
+      const std::function<void(int from, int to)>& handover) {
+    TrafficOptions options;
+    options.inbound_pps = 20000;
+    options.outbound_pps = 20000;
+    traffic_ = std::make_unique<Traffic>(*machine_, options);
+    traffic_->Start();
+    for (int round = 0; round < 4; ++round) {
+      absl::SleepFor(absl::Milliseconds(50));
+      handover(round % 2, (round + 1) % 2);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+    traffic_->StopSending();
+    ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+    TrafficReport report = traffic_->Report();
+    for (const DirectionStats* d : {&report.inbound, &report.outbound}) {
+      EXPECT_GT(d->sent, 1000u);
+      EXPECT_EQ(d->received, d->sent);
+      EXPECT_EQ(d->unique, d->sent);
+      EXPECT_EQ(d->duplicated, 0u);
+      EXPECT_EQ(d->out_of_order, 0u);
+      EXPECT_EQ(d->lost, 0u);
+      EXPECT_EQ(d->wire_drops, 0u);
+      ASSERT_EQ(d->node_changes.size(), 4u);
+      EXPECT_EQ(d->node_changes[0].from_node, 0u);
+      EXPECT_EQ(d->node_changes[0].to_node, 1u);
+      for (const NodeChange& change : d->node_changes) {
+        EXPECT_EQ(change.first_seq_after, change.last_seq_before + 1);
+        EXPECT_GE(change.blackout_ns(), 0);
+      }
+    }
+    EXPECT_EQ(machine_->nic().regs.rx_missed.load(), 0u);
+    EXPECT_EQ(machine_->node(0).counters.polls_while_quiesced.load(), 0u);
+    EXPECT_EQ(machine_->node(1).counters.polls_while_quiesced.load(), 0u);
+    EXPECT_EQ(machine_->nic().running_node.load(), 0);
+  }
+
   KernelStatus StatusOf(int node, int nic = 0) {
     auto status = kernels_[node]->Status(machine_->bdf(nic));
     EXPECT_TRUE(status.ok());
@@ -165,38 +206,33 @@ TEST_F(KernelTest, OwnerProbesAtBootTheOtherStaysDetached) {
 
 TEST_F(KernelTest, HandoverUnderTrafficDeliversEveryPacketOnceAndInOrder) {
   Start("kernel_handover");
-  TrafficOptions options;
-  options.inbound_pps = 20000;
-  options.outbound_pps = 20000;
-  traffic_ = std::make_unique<Traffic>(*machine_, options);
-  traffic_->Start();
-  for (int round = 0; round < 4; ++round) {
-    absl::SleepFor(absl::Milliseconds(50));
-    Handover(round % 2, (round + 1) % 2);
+  ExpectFourHandoversUnderTrafficLoseNothing([this](int from, int to) { Handover(from, to); });
+}
+
+TEST_F(KernelTest, KernelHandOffUnderTrafficCommitsOnTheDoorbellWithNothingLost) {
+  Start("kernel_fast_handover");
+  uint64_t seen[2] = {0, 0};
+  ExpectFourHandoversUnderTrafficLoseNothing(
+      [this, &seen](int from, int to) { FastHandover(from, to, &seen[to]); });
+  for (int node = 0; node < 2; ++node) {
+    EXPECT_EQ(machine_->node(node).counters.handoff_doorbells.load(), 2u);
+    EXPECT_EQ(machine_->node(node).counters.stale_doorbells.load(), 0u);
+    EXPECT_EQ(machine_->node(node).spurious.load(), 0u);
   }
-  absl::SleepFor(absl::Milliseconds(50));
-  traffic_->StopSending();
-  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
-  TrafficReport report = traffic_->Report();
-  for (const DirectionStats* d : {&report.inbound, &report.outbound}) {
-    EXPECT_GT(d->sent, 1000u);
-    EXPECT_EQ(d->received, d->sent);
-    EXPECT_EQ(d->unique, d->sent);
-    EXPECT_EQ(d->duplicated, 0u);
-    EXPECT_EQ(d->out_of_order, 0u);
-    EXPECT_EQ(d->lost, 0u);
-    EXPECT_EQ(d->wire_drops, 0u);
-    ASSERT_EQ(d->node_changes.size(), 4u);
-    EXPECT_EQ(d->node_changes[0].from_node, 0u);
-    EXPECT_EQ(d->node_changes[0].to_node, 1u);
-    for (const NodeChange& change : d->node_changes) {
-      EXPECT_EQ(change.first_seq_after, change.last_seq_before + 1);
-      EXPECT_GE(change.blackout_ns(), 0);
+  // The last handover's timeline: every step, in order.
+  const HandoverTimeline& t = machine_->nic().timeline;
+  EXPECT_EQ(t.epoch.load(), machine_->ReadOwnership().epoch);
+  const int64_t steps[] = {t.gate_closed_ns.load(),      t.drained_ns.load(),
+                           t.rerouted_ns.load(),         t.handed_off_ns.load(),
+                           t.doorbell_ns.load(),         t.target_woken_ns.load(),
+                           t.target_committed_ns.load(), t.target_attached_ns.load(),
+                           t.first_rx_poll_ns.load()};
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    EXPECT_GT(steps[i], 0) << "step " << i;
+    if (i > 0) {
+      EXPECT_LE(steps[i - 1], steps[i]) << "step " << i;
     }
   }
-  EXPECT_EQ(machine_->nic().regs.rx_missed.load(), 0u);
-  EXPECT_EQ(machine_->node(0).counters.polls_while_quiesced.load(), 0u);
-  EXPECT_EQ(machine_->node(1).counters.polls_while_quiesced.load(), 0u);
 }
 
 TEST_F(KernelTest, AfterRerouteInterruptsArriveAtTheTargetOnly) {
@@ -500,55 +536,6 @@ TEST_F(KernelTest, ArmNeedsTheReservationAtItsEpochAndTheExactHandoffForThisNode
   // Releasing the reservation disarms.
   ASSERT_TRUE(kernels_[1]->ReleaseVectors(bdf_, Fence{2, 6}).ok());
   EXPECT_FALSE(StatusOf(1).armed);
-}
-
-TEST_F(KernelTest, KernelHandOffUnderTrafficCommitsOnTheDoorbellWithNothingLost) {
-  Start("kernel_fast_handover");
-  TrafficOptions options;
-  options.inbound_pps = 20000;
-  options.outbound_pps = 20000;
-  traffic_ = std::make_unique<Traffic>(*machine_, options);
-  traffic_->Start();
-  uint64_t seen[2] = {0, 0};
-  for (int round = 0; round < 4; ++round) {
-    absl::SleepFor(absl::Milliseconds(50));
-    FastHandover(round % 2, (round + 1) % 2, &seen[(round + 1) % 2]);
-    if (HasFatalFailure()) return;
-  }
-  absl::SleepFor(absl::Milliseconds(50));
-  traffic_->StopSending();
-  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
-  TrafficReport report = traffic_->Report();
-  for (const DirectionStats* d : {&report.inbound, &report.outbound}) {
-    EXPECT_GT(d->sent, 1000u);
-    EXPECT_EQ(d->received, d->sent);
-    EXPECT_EQ(d->duplicated, 0u);
-    EXPECT_EQ(d->out_of_order, 0u);
-    EXPECT_EQ(d->lost, 0u);
-    ASSERT_EQ(d->node_changes.size(), 4u);
-    EXPECT_EQ(d->node_changes.back().to_node, 0u);
-  }
-  EXPECT_EQ(machine_->nic().running_node.load(), 0);
-  for (int node = 0; node < 2; ++node) {
-    EXPECT_EQ(machine_->node(node).counters.handoff_doorbells.load(), 2u);
-    EXPECT_EQ(machine_->node(node).counters.stale_doorbells.load(), 0u);
-    EXPECT_EQ(machine_->node(node).counters.polls_while_quiesced.load(), 0u);
-    EXPECT_EQ(machine_->node(node).spurious.load(), 0u);
-  }
-  // The last handover's timeline: every step, in order.
-  const HandoverTimeline& t = machine_->nic().timeline;
-  EXPECT_EQ(t.epoch.load(), machine_->ReadOwnership().epoch);
-  const int64_t steps[] = {t.gate_closed_ns.load(),      t.drained_ns.load(),
-                           t.rerouted_ns.load(),         t.handed_off_ns.load(),
-                           t.doorbell_ns.load(),         t.target_woken_ns.load(),
-                           t.target_committed_ns.load(), t.target_attached_ns.load(),
-                           t.first_rx_poll_ns.load()};
-  for (size_t i = 0; i < std::size(steps); ++i) {
-    EXPECT_GT(steps[i], 0) << "step " << i;
-    if (i > 0) {
-      EXPECT_LE(steps[i - 1], steps[i]) << "step " << i;
-    }
-  }
 }
 
 TEST_F(KernelTest, DaemonPathStampsTheTimelineWithoutADoorbell) {

@@ -384,10 +384,10 @@ void Machine::ResetTimeline(uint64_t epoch, int nic) {
 }
 
 void Machine::StampTimeline(std::atomic<int64_t> HandoverTimeline::*field, uint64_t epoch,
-                            int nic) {
+                            int nic, int64_t at_ns) {
   HandoverTimeline& t = layout_->nics[nic].timeline;
   if (t.epoch.load(std::memory_order_seq_cst) != epoch) return;
-  (t.*field).store(MonotonicNanos(), std::memory_order_seq_cst);
+  (t.*field).store(at_ns != 0 ? at_ns : MonotonicNanos(), std::memory_order_seq_cst);
 }
 
 namespace {

@@ -21,11 +21,16 @@
 //       rings node ID's kernel commit doorbell for NIC I (index or BDF) at
 //       epoch E by hand, as a source kernel's HandOff does (a kernel not
 //       armed for exactly that ignores it and counts a stale doorbell).
+//   nh-sim-machine inject --socket KERNEL_SOCK --point P --action A
+//       InjectFault on a kernel started with --fault-injection (points
+//       handoff-entry, handoff-before-doorbell, commit-after-cas; actions
+//       hold, crash, drop-doorbell, release).
 //   nh-sim-machine destroy --path P
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <initializer_list>
 #include <memory>
@@ -38,6 +43,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "grpcpp/grpcpp.h"
+#include "kernel_control.grpc.pb.h"
 #include "pci/interrupt_layout.h"
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
@@ -61,6 +68,7 @@ int Usage(const std::string& why) {
                "       nh-sim-machine run --path P [--ivshmem-dir DIR [--guest NODE]...]\n"
                "       nh-sim-machine show --path P [--json]\n"
                "       nh-sim-machine doorbell --path P --node ID --nic I --epoch E\n"
+               "       nh-sim-machine inject --socket KERNEL_SOCK --point P --action A\n"
                "       nh-sim-machine destroy --path P\n",
                why.c_str());
   return 2;
@@ -352,6 +360,27 @@ int ShowJson(Machine& m) {
   return 0;
 }
 
+int Inject(const Flags& flags) {
+  if (!flags.Has("socket") || !flags.Has("point") || !flags.Has("action")) {
+    return Usage("inject wants --socket, --point and --action");
+  }
+  auto kernel = v1::KernelControl::NewStub(grpc::CreateChannel(
+      "unix:" + flags.Get("socket"), grpc::InsecureChannelCredentials()));
+  v1::InjectFaultRequest request;
+  request.set_point(flags.Get("point"));
+  request.set_action(flags.Get("action"));
+  v1::Empty empty;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Status status = kernel->InjectFault(&context, request, &empty);
+  if (!status.ok()) {
+    std::fprintf(stderr, "nh-sim-machine: inject: %s\n", status.error_message().c_str());
+    // Bad point/action: a usage error; the kernel refusing: a failure.
+    return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1;
+  }
+  return 0;
+}
+
 int Doorbell(const Flags& flags) {
   if (!flags.Has("node") || !flags.Has("nic") || !flags.Has("epoch")) {
     return Usage("doorbell wants --node, --nic and --epoch");
@@ -385,14 +414,16 @@ int Doorbell(const Flags& flags) {
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
                             {"path", "node", "nodes", "cpus", "owner", "ring-size", "bdf", "nics",
-                             "queues", "ivshmem-dir", "guest", "json", "nic", "epoch"},
+                             "queues", "ivshmem-dir", "guest", "json", "nic", "epoch", "socket",
+                             "point", "action"},
                             /*booleans=*/{"json"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (flags->positional().size() != 1) {
-    return Usage("one command: create, run, show, doorbell, destroy");
+    return Usage("one command: create, run, show, doorbell, inject, destroy");
   }
-  if (!flags->Has("path")) return Usage("--path is required");
   const std::string& command = flags->positional()[0];
+  if (command == "inject") return Inject(*flags);  // the kernel's socket, no machine
+  if (!flags->Has("path")) return Usage("--path is required");
   if (command == "create") return Create(*flags);
   if (command == "run") return Run(*flags);
   if (command == "show") {

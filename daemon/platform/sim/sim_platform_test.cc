@@ -155,6 +155,20 @@ class SimPlatformTest : public ::testing::Test {
     ASSERT_TRUE(source.hook->Release(kBdf, Fence{epoch, 0}).ok());
   }
 
+  // Stops the traffic and checks its report: every packet once, in order,
+  // carried by a node change per handover.
+  void ExpectEveryPacketOnceInOrder(size_t handovers) {
+    traffic_->StopSending();
+    ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+    TrafficReport report = traffic_->Report();
+    for (const auto* d : {&report.inbound, &report.outbound}) {
+      EXPECT_EQ(d->unique, d->sent);
+      EXPECT_EQ(d->received, d->sent);
+      EXPECT_EQ(d->out_of_order, 0u);
+      EXPECT_EQ(d->node_changes.size(), handovers);
+    }
+  }
+
   std::string path_;
   std::unique_ptr<Machine> machine_;
   std::unique_ptr<DeviceThread> device_;
@@ -205,15 +219,7 @@ TEST_F(SimPlatformTest, HandoverThroughTheBackendUnderTrafficLosesNothing) {
   EXPECT_EQ(platforms_[1].hook->Status(kBdf)->state, HookState::kRunning);
   Handover(1, 0);
   absl::SleepFor(absl::Milliseconds(50));
-  traffic_->StopSending();
-  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
-  TrafficReport report = traffic_->Report();
-  for (const auto* d : {&report.inbound, &report.outbound}) {
-    EXPECT_EQ(d->unique, d->sent);
-    EXPECT_EQ(d->received, d->sent);
-    EXPECT_EQ(d->out_of_order, 0u);
-    EXPECT_EQ(d->node_changes.size(), 2u);
-  }
+  ExpectEveryPacketOnceInOrder(/*handovers=*/2);
   EXPECT_EQ(platforms_[0].arbiter->Read(kBdf)->epoch(), 3u);
 }
 
@@ -233,15 +239,7 @@ TEST_F(SimPlatformTest, FastPathHandsOverUnderTrafficAndTheTargetKernelCommitsAl
   FastHandover(1, 0, &seen[0]);
   if (HasFatalFailure()) return;
   absl::SleepFor(absl::Milliseconds(50));
-  traffic_->StopSending();
-  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
-  TrafficReport report = traffic_->Report();
-  for (const auto* d : {&report.inbound, &report.outbound}) {
-    EXPECT_EQ(d->unique, d->sent);
-    EXPECT_EQ(d->received, d->sent);
-    EXPECT_EQ(d->out_of_order, 0u);
-    EXPECT_EQ(d->node_changes.size(), 2u);
-  }
+  ExpectEveryPacketOnceInOrder(/*handovers=*/2);
   // No new event on node1 since: WaitEvents times out with none.
   auto none = platforms_[1].fast_path->WaitEvents(seen[1], absl::Milliseconds(1));
   ASSERT_TRUE(none.ok()) << none.status();
