@@ -224,9 +224,11 @@ class ControlServer::Service final : public v1::KernelControl::Service {
         request->bdf(), FenceOf(*request), *expected, *desired,
         FromProto(request->target_messages()), absl::Microseconds(request->drain_timeout_us()));
     if (!outcome.status.ok()) {
+      const std::string& stage =
+          v1::HandOffStage_Name(static_cast<v1::HandOffStage>(outcome.reached));
       return ToGrpc(absl::Status(outcome.status.code(),
                                  absl::StrFormat("%s (reached %s)", outcome.status.message(),
-                                                 HandOffStageName(outcome.reached))));
+                                                 stage)));
     }
     response->set_reached(static_cast<v1::HandOffStage>(outcome.reached));
     ToProto(outcome.quiesce, response->mutable_quiesce());

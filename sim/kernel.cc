@@ -806,8 +806,9 @@ absl::Status Kernel::AttachLocked(NicDriver& driver, uint64_t epoch,
   if (absl::Status s = SetEntriesMasked(driver, false); !s.ok()) return s;  // replays pending
   driver.attached_epoch.store(epoch, std::memory_order_relaxed);
   driver.awaiting_first_poll.store(true, std::memory_order_seq_cst);
-  StartRunning(driver);
+  // Stamped as the gates open: the CPU's first poll may follow at once.
   machine_->StampTimeline(&HandoverTimeline::target_attached_ns, epoch, driver.index);
+  StartRunning(driver);
   return absl::OkStatus();
 }
 
@@ -1156,24 +1157,6 @@ FaultAction Kernel::HitFaultPoint(FaultPoint point) {
         lock, [&] { return faults_generation_ != generation || waiters_stopped_.load(); });
   }
   return action;
-}
-
-const char* HandOffStageName(HandOffStage stage) {
-  switch (stage) {
-    case HandOffStage::kNothing:
-      return "nothing";
-    case HandOffStage::kQuiesced:
-      return "quiesced";
-    case HandOffStage::kRerouted:
-      return "rerouted";
-    case HandOffStage::kRingsWritten:
-      return "rings-written";
-    case HandOffStage::kHandedOff:
-      return "handed-off";
-    case HandOffStage::kDoorbellRung:
-      return "doorbell-rung";
-  }
-  return "unknown";
 }
 
 absl::StatusOr<FaultPoint> ParseFaultPoint(const std::string& name) {

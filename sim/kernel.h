@@ -113,8 +113,7 @@ enum class HandOffStage {
   kRingsWritten,  // the rings beside the record at the epoch
   kHandedOff,     // the CAS PREPARING -> HANDOFF won: the commit point
   kDoorbellRung,  // the target's mailbox written and its vector sent
-};
-const char* HandOffStageName(HandOffStage stage);
+};  // kernel_control.proto's HandOffStage, in the same order
 
 struct HandOffOutcome {
   // OK when HandOff ran to the CAS, won or lost (then `record` is what the

@@ -278,7 +278,7 @@ TEST_F(SimPlatformTest, FastPathCarriesTheKernelsRefusals) {
   ASSERT_TRUE(platforms_[0].hook->Resume(kBdf, Fence{4, 0}).ok());
   auto refused = platforms_[0].fast_path->HandOff(request);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(refused.status().message().find("reached nothing"), std::string::npos)
+  EXPECT_NE(refused.status().message().find("reached HAND_OFF_STAGE_NOTHING"), std::string::npos)
       << refused.status();
 }
 
