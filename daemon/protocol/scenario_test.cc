@@ -238,6 +238,13 @@ class Interpreter {
       }
       world_.StopHandOffAfter(Arg("node"), static_cast<platform::HandOffStage>(stage),
                               ParseCode(Arg("code", "DEADLINE_EXCEEDED")));
+    } else if (verb == "kernel-commit") {
+      const bool on = positional.size() == 1 && positional[0] == "on";
+      if (positional.size() != 1 || (!on && positional[0] != "off")) {
+        out_.push_back("kernel-commit node=N on|off");
+        return;
+      }
+      world_.SetKernelCommit(Arg("node"), on);
     } else if (verb == "doorbell") {
       if (world_.DeliverDoorbells(Arg("to"), IntArg("n", -1)) == 0) out_.push_back("no doorbell");
     } else if (verb == "lose-doorbell") {
