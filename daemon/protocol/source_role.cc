@@ -256,7 +256,7 @@ void HandoverMachine::OnAccept(Handover& h, const v1::OfferResponse& response) {
   }
   h.res.set_commit_path(kernel ? v1::COMMIT_PATH_KERNEL : v1::COMMIT_PATH_DAEMON);
   SetPhase(h, v1::HANDOVER_PHASE_QUIESCING,
-           "accepted by " + h.peer + (kernel ? " (kernel commit path)" : ""));
+           "accepted by " + h.peer + (kernel ? ", kernel commit path" : ""));
   h.may_have_quiesced = true;  // once the CAS may have landed, assume the worst
   IssueStepOp(h, Wait::kPrepareCas);
 }
