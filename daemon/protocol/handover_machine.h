@@ -187,6 +187,8 @@ class HandoverMachine {
   // The kernel commit path: the Offer's reservation is made; arm this
   // node's kernel when the Offer allows it, then answer.
   void ArmOrAccept(Handover& h);
+  // Answers the Offer's callers Accept (armed or not), waits for Commit.
+  void AcceptOffer(Handover& h, bool armed);
   void ArmResult(Handover& h, const OpResult& r);
   void OnKernelEvent(const KernelEventEvent& event);
 

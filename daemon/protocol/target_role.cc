@@ -320,7 +320,12 @@ void HandoverMachine::ArmOrAccept(Handover& h) {
   if (config_.kernel_commit && h.res.requested_commit_path() != v1::COMMIT_PATH_DAEMON) {
     return IssueStepOp(h, Wait::kArm);
   }
-  h.res.set_commit_path(v1::COMMIT_PATH_DAEMON);
+  AcceptOffer(h, /*armed=*/false);
+}
+
+void HandoverMachine::AcceptOffer(Handover& h, bool armed) {
+  h.armed = armed;
+  h.res.set_commit_path(armed ? v1::COMMIT_PATH_KERNEL : v1::COMMIT_PATH_DAEMON);
   AnswerOffers(h, true, v1::REFUSAL_REASON_UNSPECIFIED, "");
   ArmWait(h, Wait::kCommitWait, config_.timeouts.handover + config_.timeouts.peer_call);
 }
@@ -339,21 +344,14 @@ void HandoverMachine::ArmResult(Handover& h, const OpResult& r) {
     SetPhase(h, v1::HANDOVER_PHASE_ROLLING_BACK, "");
     return IssueStepOp(h, Wait::kReleaseReservation);
   }
-  if (r.status.ok()) {
-    h.armed = true;
-    h.res.set_commit_path(v1::COMMIT_PATH_KERNEL);
-    AnswerOffers(h, true, v1::REFUSAL_REASON_UNSPECIFIED, "");
-    return ArmWait(h, Wait::kCommitWait, config_.timeouts.handover + config_.timeouts.peer_call);
-  }
+  if (r.status.ok()) return AcceptOffer(h, /*armed=*/true);
   const std::string message = "arm: " + StatusText(r.status);
   if (h.res.requested_commit_path() != v1::COMMIT_PATH_KERNEL) {
     if (r.status.code() != absl::StatusCode::kUnimplemented) {
       NH_LOG(WARNING) << "node " << config_.node_id << ": " << h.id() << ": " << message
                       << "; taking the daemon commit path";
     }
-    h.res.set_commit_path(v1::COMMIT_PATH_DAEMON);
-    AnswerOffers(h, true, v1::REFUSAL_REASON_UNSPECIFIED, "");
-    return ArmWait(h, Wait::kCommitWait, config_.timeouts.handover + config_.timeouts.peer_call);
+    return AcceptOffer(h, /*armed=*/false);
   }
   AnswerOffers(h, false,
                r.status.code() == absl::StatusCode::kUnimplemented
