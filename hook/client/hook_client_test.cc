@@ -269,13 +269,19 @@ TEST_F(HookClientTest, RawRerouteSendsEachMessageAndReturnsBothSides) {
   EXPECT_EQ(result->current[0].data, 0x4041u);
 }
 
+// A kernel commit path request: its command, fence and record words.
+void ExpectCommitRequest(const SeenRequest& r, uint8_t cmd, const Fence& fence, uint64_t expected,
+                         uint64_t desired) {
+  EXPECT_EQ(r.genl.cmd, cmd);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EPOCH, "e")->U64(), fence.epoch);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_OP_ID, "o")->U64(), fence.op_id);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_EXPECTED, "x")->U64(), expected);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_DESIRED, "d")->U64(), desired);
+}
+
 TEST_F(HookClientTest, ArmSendsTheFenceAndBothRecordWords) {
   HookClient client = MakeClient([](const SeenRequest& r) {
-    EXPECT_EQ(r.genl.cmd, NH_CMD_ARM);
-    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EPOCH, "e")->U64(), 7u);
-    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_OP_ID, "o")->U64(), 4u);
-    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_EXPECTED, "x")->U64(), 0x7010003u);
-    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_DESIRED, "d")->U64(), 0x7ff0101u);
+    ExpectCommitRequest(r, NH_CMD_ARM, Fence{7, 4}, 0x7010003, 0x7ff0101);
     return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
                                 m.PutU32(NH_ATTR_STATE, NH_STATE_STANDBY);
                                 m.PutU8(NH_ATTR_KERNEL_COMMIT, 1);
@@ -292,10 +298,8 @@ TEST_F(HookClientTest, ArmSendsTheFenceAndBothRecordWords) {
 
 TEST_F(HookClientTest, HandoffSendsOneRequestAndDecodesHowFarItGot) {
   HookClient client = MakeClient([](const SeenRequest& r) {
-    EXPECT_EQ(r.genl.cmd, NH_CMD_HANDOFF);
+    ExpectCommitRequest(r, NH_CMD_HANDOFF, Fence{7, 9}, 0x7010002, 0x7010003);
     EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_TIMEOUT_MS, "t")->U32(), 1500u);
-    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_EXPECTED, "x")->U64(), 0x7010002u);
-    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_DESIRED, "d")->U64(), 0x7010003u);
     EXPECT_TRUE(r.genl.attrs.Has(NH_ATTR_MSI_LIST));
     return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
                                 m.PutU32(NH_ATTR_STATE, NH_STATE_RELEASED);
