@@ -451,9 +451,12 @@ void NodeEngine::CancelTimer(uint64_t timer_id) {
 }
 
 absl::Duration NodeEngine::CallDeadline(const PlatformOp& op) const {
-  // A quiesce waits for the driver to drain by design: its drain bound
-  // comes on top (an absurd one saturates to a deadline that never fires).
-  if (op.kind == OpKind::kQuiesce) return options_.platform_call_deadline + op.timeout;
+  // A quiesce, and a hand-off that starts with one, waits for the driver
+  // to drain by design: its drain bound comes on top (an absurd one
+  // saturates to a deadline that never fires).
+  if (op.kind == OpKind::kQuiesce || op.kind == OpKind::kHandOff) {
+    return options_.platform_call_deadline + op.timeout;
+  }
   return options_.platform_call_deadline;
 }
 
