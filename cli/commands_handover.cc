@@ -2,6 +2,7 @@
 #include <ostream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -83,6 +84,12 @@ int RunHandover(Context& ctx) {
         hint = "'nicctl nics' lists the NICs, 'nicctl nodes' the nodes";
         break;
       case grpc::StatusCode::FAILED_PRECONDITION:
+        if (absl::StartsWith(status.error_message(), "commit_path:")) {
+          hint = "this node cannot hand off in its kernel (its backend has no kernel commit "
+                 "path, or its config says kernel_commit: false); use --commit-path auto or "
+                 "daemon";
+          break;
+        }
         hint = "run it on the node that owns the NIC ('nicctl nics' shows the owner), after "
                "any running handover of it ends ('nicctl handover list'); a FAILED handover of "
                "it waits for 'nicctl recover NIC --decide abort|commit'";

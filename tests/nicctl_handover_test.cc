@@ -404,6 +404,12 @@ TEST_F(NicctlKernelCommitTest, ATargetWithoutTheKernelPathRefusesItAndAutoTakesT
   EXPECT_EQ(h.commit_path(), v1::COMMIT_PATH_DAEMON);
   EXPECT_FALSE(KernelCommitted(h.to_epoch()));
   ExpectOwner(1, h.to_epoch());
+
+  // As source, node1 cannot hand off in its kernel: refused at once.
+  r = cluster_.Nicctl(1, {"handover", kNic, "--to", "node0", "--commit-path", "kernel"});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "hint: this node cannot hand off in its kernel")) << r.err;
+  ExpectOwner(1, h.to_epoch());
 }
 
 // A handover left FAILED is decided by the operator, in text and JSON.

@@ -242,6 +242,11 @@ void AttachFenced(NodeSession& session, FakeMachineState* state, const FencedNic
   for (int i = reservations->size() - 1; i >= 0; --i) {
     if (reservations->Get(i).node_id() == session.node_id()) reservations->DeleteSubrange(i, 1);
   }
+  // An arm rests on the reservation: it is used up too (whoever attached).
+  auto* arms = nic->mutable_arms();
+  for (int i = arms->size() - 1; i >= 0; --i) {
+    if (arms->Get(i).node_id() == session.node_id()) arms->DeleteSubrange(i, 1);
+  }
   session.Log(state, absl::StrCat(who, " ", nic->bdf(), " ", FenceText(fence)));
 }
 
@@ -815,14 +820,20 @@ class FakeFastPath : public FastPath {
                                      ", not the armed ", RecordString(arm->handoff())));
     } else {
       FakeHook* hook = HookFor(*nic, self);
-      const Fence fence{arm->epoch(), arm->op_id()};
+      // The kernel acts on its own, under the arm's epoch: only a newer
+      // epoch on this node's hook stops it. It never lowers the hook's
+      // fence (its daemon may have made a later call of the same epoch).
+      const Fence armed{arm->epoch(), arm->op_id()};
+      const Fence highest = HighestFence(*hook);
+      const Fence fence = highest.epoch == armed.epoch && highest.op_id > armed.op_id
+                              ? highest
+                              : armed;
       const v1::OwnershipRecord desired = ActiveRecord(self, arm->epoch());
-      absl::Status fenced = CheckFence(HighestFence(*hook), fence,
-                                       absl::StrCat("kernel commit of ", doorbell.bdf()));
       if (hook->driver().empty()) {
         event.set_message(absl::StrCat("no driver bound on ", self));
-      } else if (!fenced.ok()) {
-        event.set_message(std::string(fenced.message()));
+      } else if (highest.epoch > armed.epoch) {
+        event.set_message(absl::StrCat("the hook is at epoch ", highest.epoch, ", past the arm's ",
+                                       armed.epoch));
       } else {
         const v1::OwnershipRecord handoff = arm->handoff();
         v1::OwnershipRecord after = SwapIfSame((*nic)->mutable_ownership(), handoff, desired);
@@ -833,11 +844,7 @@ class FakeFastPath : public FastPath {
         if ((*nic)->handoff().epoch() == arm->epoch()) {
           rings.assign((*nic)->handoff().rings().begin(), (*nic)->handoff().rings().end());
         }
-        // The arm is used up (arm points into arms: erase it after reading).
-        auto* arms = (*nic)->mutable_arms();
-        for (int i = arms->size() - 1; i >= 0; --i) {
-          if (arms->Get(i).node_id() == self) arms->DeleteSubrange(i, 1);
-        }
+        // AttachFenced uses the arm up (`arm` points into it: read before).
         AttachFenced(*session_, state, FencedNic{*nic, hook}, fence, rings, "kernel-attach");
         event.set_committed(true);
         *event.mutable_record() = after;
