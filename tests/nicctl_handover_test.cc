@@ -338,11 +338,38 @@ class NicctlKernelCommitTest : public NicctlHandoverTest {
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     return ParseHandover(r.out);
   }
-  // "kernel-commit" lines the fake machine's history holds for `epoch`.
+  // The same on a path that should be the kernel's, with the target
+  // daemon's own CAS held until the target's kernel committed: the source's
+  // Commit races the doorbell, and a target daemon that heard it first
+  // would commit itself (as it must when a doorbell is lost).
+  v1::Handover HandOverWhileTheTargetDaemonCannotCommit(int from, const std::string& path) {
+    const std::string target = cluster_.node_id(1 - from);
+    SetFault({"--node", target, "--op", "cas", "--hang"});
+    std::vector<std::string> args = {"handover", kNic, "--to", target, "--json", "--no-wait"};
+    if (!path.empty()) args.insert(args.end(), {"--commit-path", path});
+    CommandResult r = cluster_.Nicctl(from, args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    const v1::Handover started = ParseHandover(r.out);
+    EXPECT_TRUE(
+        WaitUntil([&] { return KernelCommitted(started.to_epoch()); }, absl::Seconds(60)))
+        << cluster_.FakeMachine({"show"}).out;
+    EXPECT_EQ(cluster_.FakeMachine({"clear-fault"}).exit_code, 0);
+    r = cluster_.Nicctl(from, {"handover", "watch", started.handover_id(), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return ParseHandover(r.out);
+  }
+  // Whether the fake machine's history shows the target kernel's own commit
+  // CAS of `epoch` (not a doorbell it ignored).
   bool KernelCommitted(uint64_t epoch) {
     CommandResult r = cluster_.FakeMachine({"show"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return absl::StrContains(r.out, absl::StrCat("kernel-commit ", kNic, " epoch=", epoch, " "));
+    for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+      if (absl::StrContains(line, absl::StrCat("kernel-commit ", kNic, " epoch=", epoch, " ")) &&
+          absl::EndsWith(line, " => ok")) {
+        return true;
+      }
+    }
+    return false;
   }
   void ExpectOwner(int node, uint64_t epoch) {
     CommandResult r = cluster_.Nicctl(node, {"nics"});
@@ -365,7 +392,7 @@ TEST_F(NicctlKernelCommitTest, BothPathsCommitAndTheHandoverSaysWhichItTook) {
   ExpectOwner(1, h.to_epoch());
 
   // The kernel path back: node0's kernel, armed, commits on the doorbell.
-  h = HandOver(1, "kernel");
+  h = HandOverWhileTheTargetDaemonCannotCommit(1, "kernel");
   EXPECT_EQ(h.phase(), v1::HANDOVER_PHASE_COMMITTED) << h.DebugString();
   EXPECT_EQ(h.requested_commit_path(), v1::COMMIT_PATH_KERNEL);
   EXPECT_EQ(h.commit_path(), v1::COMMIT_PATH_KERNEL);
@@ -377,7 +404,7 @@ TEST_F(NicctlKernelCommitTest, BothPathsCommitAndTheHandoverSaysWhichItTook) {
   EXPECT_TRUE(absl::StrContains(r.out, "commit path kernel (asked: kernel)")) << r.out;
 
   // auto takes the kernel path when both nodes have it.
-  h = HandOver(0, "");
+  h = HandOverWhileTheTargetDaemonCannotCommit(0, "");
   EXPECT_EQ(h.requested_commit_path(), v1::COMMIT_PATH_UNSPECIFIED);
   EXPECT_EQ(h.commit_path(), v1::COMMIT_PATH_KERNEL);
   EXPECT_TRUE(KernelCommitted(h.to_epoch()));

@@ -839,7 +839,7 @@ class FakeFastPath : public FastPath {
         v1::OwnershipRecord after = SwapIfSame((*nic)->mutable_ownership(), handoff, desired);
         session_->Log(state, absl::StrCat("kernel-commit ", doorbell.bdf(), " epoch=",
                                           doorbell.epoch(), " ", RecordString(handoff), " -> ",
-                                          RecordString(desired)));
+                                          RecordString(desired), " => ok"));
         std::vector<v1::QueueRingState> rings;
         if ((*nic)->handoff().epoch() == arm->epoch()) {
           rings.assign((*nic)->handoff().rings().begin(), (*nic)->handoff().rings().end());
@@ -854,7 +854,7 @@ class FakeFastPath : public FastPath {
     if (!event.committed()) {
       kernel->set_ignored_doorbells(kernel->ignored_doorbells() + 1);
       session_->Log(state, absl::StrCat("kernel-commit ", doorbell.bdf(), " epoch=",
-                                        doorbell.epoch(), " ignored (", event.message(), ")"));
+                                        doorbell.epoch(), " => ignored (", event.message(), ")"));
     }
     kernel->set_last_seq(kernel->last_seq() + 1);
     event.set_seq(kernel->last_seq());
