@@ -323,8 +323,15 @@ TEST_F(NicctlHandoverTest, CommitPathIsAskedForAndShown) {
 // kernel's "kernel-commit" in the fake machine's history, or none on the
 // daemon path). Needs the protocol machine's kernel commit path (branch
 // fp-protocol) besides the fake's FastPath.
+ClusterOptions TwoNodesWithTheKernelPath() {
+  ClusterOptions options = TwoNodes();
+  options.kernel_commit = true;
+  return options;
+}
+
 class NicctlKernelCommitTest : public NicctlHandoverTest {
  protected:
+  NicctlKernelCommitTest() : NicctlHandoverTest(TwoNodesWithTheKernelPath()) {}
   // Each test starts the daemons itself (after changing a config).
   void SetUp() override {}
 
