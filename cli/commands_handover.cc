@@ -2,6 +2,7 @@
 #include <ostream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -37,16 +38,35 @@ bool ParseTimeoutFlag(Context& ctx, absl::Duration* timeout, int* rc) {
   return true;
 }
 
+// --commit-path auto|kernel|daemon; false (and *rc set) for another value.
+bool ParseCommitPathFlag(Context& ctx, v1::CommitPath* path, int* rc) {
+  if (!ctx.HasFlag("commit-path")) return true;
+  const std::string value = ctx.Flag("commit-path");
+  for (v1::CommitPath candidate :
+       {v1::COMMIT_PATH_UNSPECIFIED, v1::COMMIT_PATH_KERNEL, v1::COMMIT_PATH_DAEMON}) {
+    if (value == CommitPathName(candidate)) {
+      *path = candidate;
+      return true;
+    }
+  }
+  *rc = ctx.UsageError(
+      absl::StrCat("--commit-path: '", value, "' is not one of auto, kernel, daemon"));
+  return false;
+}
+
 int RunHandover(Context& ctx) {
   if (!ctx.HasFlag("to")) {
     return ctx.UsageError("say where the NIC goes: nicctl handover NIC --to NODE");
   }
+  v1::CommitPath commit_path = v1::COMMIT_PATH_UNSPECIFIED;
   absl::Duration timeout = absl::InfiniteDuration();
   int rc = kExitOk;
   if (!ParseTimeoutFlag(ctx, &timeout, &rc)) return rc;
+  if (!ParseCommitPathFlag(ctx, &commit_path, &rc)) return rc;
   auto* service = ctx.NodeService();
   if (service == nullptr) return kExitUsage;
   v1::CreateHandoverRequest request;
+  request.set_commit_path(commit_path);
   request.set_nic(ctx.args()[0]);
   request.set_target_node(ctx.Flag("to"));
   request.set_request_id(ctx.HasFlag("request-id") ? ctx.Flag("request-id")
@@ -64,6 +84,12 @@ int RunHandover(Context& ctx) {
         hint = "'nicctl nics' lists the NICs, 'nicctl nodes' the nodes";
         break;
       case grpc::StatusCode::FAILED_PRECONDITION:
+        if (absl::StartsWith(status.error_message(), "commit_path:")) {
+          hint = "this node cannot hand off in its kernel (its backend has no kernel commit "
+                 "path, or its config says kernel_commit: false); use --commit-path auto or "
+                 "daemon";
+          break;
+        }
         hint = "run it on the node that owns the NIC ('nicctl nics' shows the owner), after "
                "any running handover of it ends ('nicctl handover list'); a FAILED handover of "
                "it waits for 'nicctl recover NIC --decide abort|commit'";
@@ -87,7 +113,8 @@ int RunHandover(Context& ctx) {
     } else {
       ctx.out() << "handover " << created.handover_id() << " started: " << created.bdf() << " "
                 << created.source_node() << " -> " << created.target_node() << ", epoch "
-                << created.from_epoch() << " -> " << created.to_epoch() << "\n"
+                << created.from_epoch() << " -> " << created.to_epoch() << ", commit path "
+                << CommitPathName(created.requested_commit_path()) << "\n"
                 << "follow it with: nicctl handover watch " << created.handover_id() << "\n";
     }
     return kExitOk;
@@ -184,6 +211,7 @@ int RunHandoverShow(Context& ctx) {
   row("source", h.source_node());
   row("target", h.target_node());
   row("epoch", absl::StrCat(h.from_epoch(), " -> ", h.to_epoch()));
+  row("commit path", CommitPathText(h));
   row("phase", absl::StrCat(PhaseText(h.phase()), h.done() ? " (done)" : " (running)",
                             h.cancel_requested() ? ", cancel requested" : ""));
   if (h.has_create_time()) {
@@ -306,8 +334,15 @@ std::vector<CommandSpec> HandoverCommands() {
        "Ctrl-C asks on the terminal whether to cancel (a cancel rolls the handover\n"
        "back unless it passed its commit point); with --cancel-on-interrupt it\n"
        "cancels at once; without a terminal nicctl leaves the handover running and\n"
-       "exits 130. A retry with the same --request-id returns the same handover.",
+       "exits 130. A retry with the same --request-id returns the same handover.\n"
+       "\n"
+       "--commit-path picks who commits on the target: kernel (its kernel, armed\n"
+       "before the blackout, commits alone on the source kernel's doorbell; refused,\n"
+       "exit 4, when the target cannot arm it), daemon (the target daemon, on the\n"
+       "source's Commit call), auto (the default: kernel when both nodes can).\n"
+       "The summary and 'nicctl handover show' print the path taken.",
        {{"to", "NODE", "the node to hand the NIC to (required)"},
+        {"commit-path", "auto|kernel|daemon", "who commits on the target (default auto)"},
         {"timeout", "DURATION", "overall deadline of the handover (default: the daemon's)"},
         {"request-id", "ID", "idempotency key (default: a random one)"},
         {"no-wait", "", "print the started handover and return at once"},

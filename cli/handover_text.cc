@@ -22,6 +22,26 @@ std::string PhaseText(v1::HandoverPhase phase) {
   return absl::StrReplaceAll(absl::AsciiStrToLower(name), {{"_", "-"}});
 }
 
+std::string CommitPathName(v1::CommitPath path) {
+  switch (path) {
+    case v1::COMMIT_PATH_UNSPECIFIED:
+      return "auto";
+    case v1::COMMIT_PATH_DAEMON:
+      return "daemon";
+    case v1::COMMIT_PATH_KERNEL:
+      return "kernel";
+    default:
+      return absl::StrCat("commit-path-", static_cast<int>(path));
+  }
+}
+
+std::string CommitPathText(const v1::Handover& handover) {
+  const std::string taken = handover.commit_path() == v1::COMMIT_PATH_UNSPECIFIED
+                                ? "-"
+                                : CommitPathName(handover.commit_path());
+  return absl::StrCat(taken, " (asked: ", CommitPathName(handover.requested_commit_path()), ")");
+}
+
 bool IsTerminalPhase(v1::HandoverPhase phase) {
   return phase == v1::HANDOVER_PHASE_COMMITTED || phase == v1::HANDOVER_PHASE_ROLLED_BACK ||
          phase == v1::HANDOVER_PHASE_FAILED;
@@ -158,6 +178,11 @@ std::string AdviceFor(const v1::Handover& handover) {
     if (kind == "STALE_EPOCH") {
       return absl::StrCat(target, " has seen a newer epoch of this NIC; compare ", nic_show,
                           " on both nodes before retrying");
+    }
+    if (kind == "UNSUPPORTED" && handover.requested_commit_path() == v1::COMMIT_PATH_KERNEL) {
+      return absl::StrCat(target, " cannot commit in its kernel (its backend has no kernel ",
+                          "commit path, or its config says kernel_commit: false); retry with ",
+                          "--commit-path auto or daemon");
     }
     return absl::StrCat(target, " cannot take this NIC; pick another node");
   }

@@ -17,6 +17,12 @@ namespace cli {
 // prefix, lower case, dashes).
 std::string PhaseText(v1::HandoverPhase phase);
 
+// "auto", "daemon", "kernel" for a CommitPath (as --commit-path takes it).
+std::string CommitPathName(v1::CommitPath path);
+// The commit path a handover took and the one asked for: "kernel (asked:
+// auto)"; "-" for the taken one until the target answered the Offer.
+std::string CommitPathText(const v1::Handover& handover);
+
 // True for COMMITTED, ROLLED_BACK and FAILED.
 bool IsTerminalPhase(v1::HandoverPhase phase);
 

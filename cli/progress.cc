@@ -109,6 +109,7 @@ void ProgressPrinter::PrintSummary(const v1::Handover& h) {
     row("owner", absl::StrCat("undecided: ", h.source_node(), " or ", h.target_node()));
   }
   row("epoch", absl::StrCat(h.from_epoch(), " -> ", h.to_epoch()));
+  row("commit", CommitPathText(h));
   row("total", DurationText(TotalTime(h)));
   if (h.stats().has_blackout()) row("blackout", DurationText(ToAbslDuration(h.stats().blackout())));
   row("drained", absl::StrCat(h.stats().drained_tx_packets(), " TX + ",

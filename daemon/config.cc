@@ -79,6 +79,7 @@ class Validator {
     NH_RETURN_IF_ERROR(CheckPeerAuth());
     NH_RETURN_IF_ERROR(CheckMetrics());
     NH_RETURN_IF_ERROR(CheckHistory());
+    FillKernelCommit();
     if (config_->state_dir().empty()) {
       config_->set_state_dir(absl::StrCat("/var/lib/nichandover/", config_->node_id()));
     }
@@ -307,6 +308,11 @@ class Validator {
                                 "); run chmod 600 on it"));
     }
     return absl::OkStatus();
+  }
+
+  void FillKernelCommit() {
+    // Unset means allowed: the file says kernel_commit: false to turn it off.
+    if (!config_->has_kernel_commit()) config_->set_kernel_commit(true);
   }
 
   absl::Status CheckHistory() {

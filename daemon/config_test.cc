@@ -62,6 +62,20 @@ TEST(ConfigTest, FillsDefaults) {
   EXPECT_EQ(config->vectors().last(), 0xdfu);
   EXPECT_EQ(EffectiveTimeouts(*config).handover, absl::Seconds(30));
   EXPECT_EQ(config->history_per_nic(), kDefaultHistoryPerNic);
+  EXPECT_TRUE(config->has_kernel_commit());
+  EXPECT_TRUE(config->kernel_commit());
+}
+
+TEST(ConfigTest, KernelCommitCanBeTurnedOff) {
+  auto off = ParseConfig(std::string(kMinimal) + "kernel_commit: false\n", "k.conf");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->has_kernel_commit());
+  EXPECT_FALSE(off->kernel_commit());
+  auto on = ParseConfig(std::string(kMinimal) + "kernel_commit: true\n", "k.conf");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->kernel_commit());
+  auto bad = ParseConfig(std::string(kMinimal) + "kernel_commit: maybe\n", "k.conf");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ConfigTest, HistoryPerNicIsBounded) {

@@ -47,6 +47,9 @@ const char* Interface(protocol::OpKind kind) {
     case OpKind::kAttach:
     case OpKind::kRelease:
       return "hook";
+    case OpKind::kArm:
+    case OpKind::kHandOff:
+      return "fast_path";
     default:
       return "router";
   }
@@ -188,6 +191,10 @@ Metrics::Metrics(std::string node_id, const std::vector<std::string>& peers, Nic
                      "Protocol messages to a peer that failed, by status code.", Type::kCounter,
                      {"peer", "code"});
   for (const auto& peer : peers) peer_messages_->histograms[{peer}];
+  kernel_events_ = Add("nichandover_kernel_events_total",
+                       "Events this node's kernel reported on the kernel commit path, by kind "
+                       "(committed: it took a NIC alone; not_committed: a doorbell it ignored).",
+                       Type::kCounter, {"kind"});
   nics_ = Add("nichandover_nics", "NICs this node sees, by state.", Type::kGauge, {"state"});
   nic_read_errors_ = Add("nichandover_nic_read_errors_total",
                          "Scrapes that could not read the NICs' state from the platform.",
@@ -250,6 +257,13 @@ void Metrics::PlatformCallDone(protocol::OpKind kind, absl::Duration latency,
   if (!status.ok()) {
     platform_errors_->values[{Interface(kind), protocol::OpKindName(kind), CodeLabel(status)}] += 1;
   }
+}
+
+void Metrics::KernelEventStepped(const platform::KernelEvent& event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  kernel_events_->values[{event.kind == platform::KernelEvent::Kind::kCommitted
+                              ? "committed"
+                              : "not_committed"}] += 1;
 }
 
 void Metrics::PeerCallDone(const std::string& peer, absl::Duration latency,

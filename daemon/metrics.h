@@ -51,6 +51,7 @@ class Metrics : public engine::EngineObserver {
                         const absl::Status& status) override;
   void PeerCallDone(const std::string& peer, absl::Duration latency,
                     const absl::Status& status) override;
+  void KernelEventStepped(const platform::KernelEvent& event) override;
 
   // Every metric, as a scrape answers it.
   std::string Render();
@@ -102,6 +103,7 @@ class Metrics : public engine::EngineObserver {
   Family* peer_up_;
   Family* peer_messages_;
   Family* peer_errors_;
+  Family* kernel_events_;
   Family* nics_;
   Family* nic_read_errors_;
 };

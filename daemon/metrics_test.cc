@@ -46,6 +46,24 @@ TEST(MetricsTest, CountsAFinishedHandoverWithItsPhasesAndBlackout) {
   EXPECT_TRUE(Has(text, "nichandover_handover_blackout_seconds_bucket{le=\"+Inf\"} 1"));
 }
 
+TEST(MetricsTest, CountsKernelEventsAndFastPathCalls) {
+  Metrics metrics("node0", {"node1"}, nullptr);
+  platform::KernelEvent event;
+  event.kind = platform::KernelEvent::Kind::kCommitted;
+  metrics.KernelEventStepped(event);
+  metrics.KernelEventStepped(event);
+  event.kind = platform::KernelEvent::Kind::kNotCommitted;
+  metrics.KernelEventStepped(event);
+  metrics.PlatformCallDone(protocol::OpKind::kHandOff, absl::Milliseconds(1),
+                           absl::DeadlineExceededError("drain"));
+  std::string text = metrics.Render();
+  EXPECT_TRUE(Has(text, "nichandover_kernel_events_total{kind=\"committed\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "nichandover_kernel_events_total{kind=\"not_committed\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "nichandover_platform_call_errors_total{interface=\"fast_path\","
+                        "call=\"hand-off\",code=\"deadline_exceeded\"} 1"))
+      << text;
+}
+
 TEST(MetricsTest, PlatformErrorsAndPeerReachability) {
   Metrics metrics("node0", {"node1"}, nullptr);
   metrics.PlatformCallDone(protocol::OpKind::kQuiesce, absl::Milliseconds(1),

@@ -219,6 +219,12 @@ grpc::Status NodeServiceImpl::CreateHandover(grpc::ServerContext*,
     return ToGrpcStatus(s);
   }
   if (request->target_node().empty()) return Invalid("target_node: is required");
+  if (!v1::CommitPath_IsValid(request->commit_path())) {
+    // An enum value this daemon does not know (a newer client): refusing is
+    // safer than guessing which path it meant.
+    return Invalid(absl::StrCat("commit_path: ", request->commit_path(),
+                                " is not a CommitPath (UNSPECIFIED, DAEMON or KERNEL)"));
+  }
   if (auto timeout = RequestDuration(request->timeout(), "timeout",
                                      protocol::kMaxHandoverTimeout);
       !timeout.ok()) {

@@ -207,6 +207,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::StartWithPlatform(v1::DaemonConf
   options.timeouts.attach = t.attach;
   options.timeouts.handover = t.handover;
   options.history_per_nic = d->config_.history_per_nic();
+  options.kernel_commit = d->config_.kernel_commit();
   // Raised and synced before the engine makes its first platform call: the
   // operation ids of this start fence every call of the ones before.
   NH_ASSIGN_OR_RETURN(options.incarnation, engine::OperationSequencer::NextIncarnation(

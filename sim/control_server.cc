@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/str_format.h"
 #include "kernel_control.grpc.pb.h"
 
@@ -69,22 +72,64 @@ Fence FenceOf(const Request& request) {
   return Fence{request.epoch(), request.op_id()};
 }
 
+static_assert(static_cast<int>(HandOffStage::kDoorbellRung) == v1::HAND_OFF_STAGE_DOORBELL_RUNG &&
+                  static_cast<int>(HandOffStage::kNothing) == v1::HAND_OFF_STAGE_NOTHING,
+              "HandOffStage and the proto's stages in the same order");
+
+// WaitEvents holds a server thread: bounded.
+constexpr absl::Duration kMaxWaitEventsTimeout = absl::Seconds(60);
+
+absl::StatusOr<Ownership> FromProto(const Machine& machine, const v1::Record& record) {
+  if (record.state() > static_cast<uint32_t>(OwnershipState::kHandoff)) {
+    return absl::InvalidArgumentError(absl::StrFormat("unknown record state %d", record.state()));
+  }
+  if (record.epoch() > kMaxEpoch) {
+    return absl::InvalidArgumentError("epoch does not fit the record's 40 bits");
+  }
+  Ownership o;
+  o.state = static_cast<OwnershipState>(record.state());
+  o.epoch = record.epoch();
+  for (auto [id, index] : {std::pair{&record.owner_node(), &o.owner},
+                           std::pair{&record.target_node(), &o.target}}) {
+    if (id->empty()) continue;
+    absl::StatusOr<int> node = machine.NodeIndex(*id);
+    if (!node.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("the record names %s, which is no node of the machine", *id));
+    }
+    *index = *node;
+  }
+  return o;
+}
+
+void ToProto(const Machine& machine, const Ownership& o, v1::Record* record) {
+  record->set_state(static_cast<uint32_t>(o.state));
+  record->set_owner_node(o.owner == kNoNode ? "" : machine.node_id(o.owner));
+  record->set_target_node(o.target == kNoNode ? "" : machine.node_id(o.target));
+  record->set_epoch(o.epoch);
+}
+
+void ToProto(const QuiesceOutcome& outcome, v1::QuiesceResponse* response) {
+  response->set_drained_tx_packets(outcome.drained_tx_packets);
+  response->set_drained_rx_packets(outcome.drained_rx_packets);
+  response->set_held_xmits(outcome.held_xmits);
+  response->set_polls_while_quiesced(outcome.polls_while_quiesced);
+  ToProto(outcome.rings, response->mutable_rings());
+}
+
 }  // namespace
 
 class ControlServer::Service final : public v1::KernelControl::Service {
  public:
   explicit Service(Kernel* kernel) : kernel_(kernel) {}
+  Kernel& kernel() { return *kernel_; }
 
   grpc::Status Quiesce(grpc::ServerContext*, const v1::QuiesceRequest* request,
                        v1::QuiesceResponse* response) override {
     auto outcome = kernel_->Quiesce(request->bdf(), FenceOf(*request),
                                     absl::Microseconds(request->timeout_us()));
     if (!outcome.ok()) return ToGrpc(outcome.status());
-    response->set_drained_tx_packets(outcome->drained_tx_packets);
-    response->set_drained_rx_packets(outcome->drained_rx_packets);
-    response->set_held_xmits(outcome->held_xmits);
-    response->set_polls_while_quiesced(outcome->polls_while_quiesced);
-    ToProto(outcome->rings, response->mutable_rings());
+    ToProto(*outcome, response);
     return grpc::Status::OK;
   }
 
@@ -129,6 +174,8 @@ class ControlServer::Service final : public v1::KernelControl::Service {
     for (uint8_t v : status->reserved_vectors) response->add_reserved_vectors(v);
     response->set_node_id(kernel_->node_id());
     response->set_pid(getpid());
+    response->set_armed(status->armed);
+    response->set_armed_epoch(status->armed_epoch);
     return grpc::Status::OK;
   }
 
@@ -160,6 +207,68 @@ class ControlServer::Service final : public v1::KernelControl::Service {
         kernel_->Restore(request->bdf(), FenceOf(*request), FromProto(request->messages())));
   }
 
+  grpc::Status Arm(grpc::ServerContext*, const v1::ArmRequest* request, v1::Empty*) override {
+    absl::StatusOr<Ownership> handoff = FromProto(kernel_->machine(), request->handoff());
+    if (!handoff.ok()) return ToGrpc(handoff.status());
+    return ToGrpc(kernel_->Arm(request->bdf(), FenceOf(*request), *handoff));
+  }
+
+  grpc::Status HandOff(grpc::ServerContext*, const v1::HandOffRequest* request,
+                       v1::HandOffResponse* response) override {
+    Machine& machine = kernel_->machine();
+    absl::StatusOr<Ownership> expected = FromProto(machine, request->expected());
+    if (!expected.ok()) return ToGrpc(expected.status());
+    absl::StatusOr<Ownership> desired = FromProto(machine, request->desired());
+    if (!desired.ok()) return ToGrpc(desired.status());
+    HandOffOutcome outcome = kernel_->HandOff(
+        request->bdf(), FenceOf(*request), *expected, *desired,
+        FromProto(request->target_messages()), absl::Microseconds(request->drain_timeout_us()));
+    if (!outcome.status.ok()) {
+      const std::string& stage =
+          v1::HandOffStage_Name(static_cast<v1::HandOffStage>(outcome.reached));
+      return ToGrpc(absl::Status(outcome.status.code(),
+                                 absl::StrFormat("%s (reached %s)", outcome.status.message(),
+                                                 stage)));
+    }
+    response->set_reached(static_cast<v1::HandOffStage>(outcome.reached));
+    ToProto(outcome.quiesce, response->mutable_quiesce());
+    for (const pci::RawMsiMessage& m : outcome.previous) {
+      v1::Message* p = response->add_previous();
+      p->set_address(m.address);
+      p->set_data(m.data);
+    }
+    ToProto(machine, outcome.record, response->mutable_record());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status WaitEvents(grpc::ServerContext*, const v1::WaitEventsRequest* request,
+                          v1::WaitEventsResponse* response) override {
+    const absl::Duration timeout =
+        std::min(absl::Milliseconds(request->timeout_ms()), kMaxWaitEventsTimeout);
+    KernelEvents events = kernel_->WaitEvents(request->after_seq(), timeout);
+    for (const KernelEvent& e : events.events) {
+      v1::KernelEvent* p = response->add_events();
+      p->set_seq(e.seq);
+      p->set_kind(e.kind == KernelEvent::Kind::kCommitted ? v1::KernelEvent::KIND_COMMITTED
+                                                          : v1::KernelEvent::KIND_NOT_COMMITTED);
+      p->set_bdf(e.bdf);
+      p->set_epoch(e.epoch);
+      ToProto(kernel_->machine(), e.record, p->mutable_record());
+      p->set_message(e.message);
+    }
+    response->set_last_seq(events.last_seq);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status InjectFault(grpc::ServerContext*, const v1::InjectFaultRequest* request,
+                           v1::Empty*) override {
+    absl::StatusOr<FaultPoint> point = ParseFaultPoint(request->point());
+    if (!point.ok()) return ToGrpc(point.status());
+    absl::StatusOr<FaultAction> action = ParseFaultAction(request->action());
+    if (!action.ok()) return ToGrpc(action.status());
+    return ToGrpc(kernel_->InjectFault(*point, *action));
+  }
+
  private:
   Kernel* kernel_;
 };
@@ -188,6 +297,9 @@ ControlServer::~ControlServer() { Shutdown(); }
 
 void ControlServer::Shutdown() {
   if (server_ == nullptr) return;
+  // The server waits for its handlers: the long polls and held fault
+  // points must let go first.
+  service_->kernel().StopWaiters();
   // Calls still running after a second are cancelled: a kernel going down
   // must not wait on a client.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

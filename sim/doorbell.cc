@@ -8,13 +8,21 @@
 namespace nichandover {
 namespace sim {
 
+namespace doorbell_internal {
+
+void FutexWait(Doorbell& bell, uint32_t snapshot, absl::Duration timeout) {
+  struct timespec ts = absl::ToTimespec(timeout);
+  // Not FUTEX_PRIVATE: the word may live in memory shared between processes.
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.seq), FUTEX_WAIT, snapshot, &ts, nullptr,
+          0);
+}
+
+}  // namespace doorbell_internal
+
 void DoorbellWait(Doorbell& bell, uint32_t snapshot, absl::Duration timeout) {
   bell.sleepers.fetch_add(1, std::memory_order_seq_cst);
   if (bell.seq.load(std::memory_order_seq_cst) == snapshot) {
-    struct timespec ts = absl::ToTimespec(timeout);
-    // Not FUTEX_PRIVATE: the word lives in memory shared between processes.
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.seq), FUTEX_WAIT, snapshot, &ts,
-            nullptr, 0);
+    doorbell_internal::FutexWait(bell, snapshot, timeout);
   }
   bell.sleepers.fetch_sub(1, std::memory_order_seq_cst);
 }

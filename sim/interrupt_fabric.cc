@@ -39,6 +39,29 @@ MsiOutcome InterruptFabric::Deliver(uint64_t address, uint32_t data) {
   return MsiOutcome::kDelivered;
 }
 
+MsiOutcome InterruptFabric::RingHandoffDoorbell(int node_index, int nic, uint64_t epoch) {
+  if (node_index < 0 || node_index >= machine_.node_count() || nic < 0 ||
+      nic >= machine_.nic_count()) {
+    machine_.layout().unroutable_msi.fetch_add(1, std::memory_order_relaxed);
+    return MsiOutcome::kUnroutable;
+  }
+  NodeSlot& node = machine_.node(node_index);
+  // The mailbox before the interrupt: the handler that sees the vector sees
+  // the epoch (seq_cst, as the IRR bit below).
+  node.handoff_mailbox[nic].store(epoch, std::memory_order_seq_cst);
+  node.delivered[kHandoffDoorbellVector].fetch_add(1, std::memory_order_relaxed);
+  constexpr int kFirstCpu = 0;
+  if (node.kind.load(std::memory_order_acquire) != NodeKind::kSimKernel ||
+      !IsVectorRegistered(node, kFirstCpu, kHandoffDoorbellVector)) {
+    node.spurious.fetch_add(1, std::memory_order_relaxed);
+    return MsiOutcome::kSpurious;
+  }
+  node.irr[kFirstCpu][kHandoffDoorbellVector / 64].fetch_or(
+      uint64_t{1} << (kHandoffDoorbellVector % 64), std::memory_order_seq_cst);
+  DoorbellRing(node.bell);
+  return MsiOutcome::kDelivered;
+}
+
 int CpuOfApicId(const NodeSlot& node, uint32_t apic_id) {
   for (uint32_t i = 0; i < node.apic_count && i < kMaxApicIdsPerNode; ++i) {
     if (node.apic_ids[i] == apic_id) return static_cast<int>(i);

@@ -41,6 +41,13 @@ class InterruptFabric {
   explicit InterruptFabric(Machine& machine, GuestLinks* guests = nullptr)
       : machine_(machine), guests_(guests) {}
   MsiOutcome Deliver(uint64_t address, uint32_t data);
+  // The kernel commit path's doorbell: puts `epoch` in node `node_index`'s
+  // mailbox slot of NIC `nic`, then sends kHandoffDoorbellVector to the
+  // node's first CPU (an IPI: it wakes that CPU, whose kernel handles it on
+  // its interrupt path). kSpurious when no simulated kernel took the vector
+  // there (none runs, or a guest: the mailbox still holds the epoch);
+  // kUnroutable for a node the machine lacks.
+  MsiOutcome RingHandoffDoorbell(int node_index, int nic, uint64_t epoch);
 
  private:
   Machine& machine_;

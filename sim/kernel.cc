@@ -1,5 +1,6 @@
 #include "sim/kernel.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,7 +29,12 @@ uint32_t AllCauses(uint32_t queues) {
   return causes;
 }
 constexpr int32_t kNoHandler = -1;
-constexpr absl::Duration kWaitStep = absl::Microseconds(20);
+// handlers_ of kHandoffDoorbellVector on CPU 0: the kernel commit path.
+constexpr int32_t kDoorbellHandler = -2;
+constexpr int kDoorbellCpu = 0;
+// How long the commit worker sleeps before it looks at stop_ again when no
+// doorbell comes (Shutdown rings it anyway).
+constexpr absl::Duration kWorkerIdle = absl::Seconds(1);
 
 }  // namespace
 
@@ -74,6 +80,12 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
       options.first_vector > options.last_vector || options.napi_weight == 0) {
     return absl::InvalidArgumentError("bad kernel options (vector range or NAPI weight)");
   }
+  if (options.first_vector <= kHandoffDoorbellVector &&
+      kHandoffDoorbellVector <= options.last_vector) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "vector range 0x%02x..0x%02x holds 0x%02x, the kernel commit path's doorbell",
+        options.first_vector, options.last_vector, kHandoffDoorbellVector));
+  }
   NodeSlot& node = machine->node(*index);
   if (node.kind.load() == NodeKind::kGuest) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -88,6 +100,10 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
       node.irr[cpu][i].store(0);
     }
   }
+  for (auto& slot : node.handoff_mailbox) slot.store(0);  // rung for the kernel that died
+  // The doorbell's "IPI" vector, like Linux's system vectors: at boot.
+  kernel->handlers_[kDoorbellCpu][kHandoffDoorbellVector].store(kDoorbellHandler);
+  RegisterVector(node, kDoorbellCpu, kHandoffDoorbellVector);
   node.kernel_pid.store(getpid());
   node.kind.store(NodeKind::kSimKernel);
   for (auto& driver : kernel->drivers_) {
@@ -104,6 +120,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
     }
   }
   kernel->cpu_ = std::thread([k = kernel.get()] { k->CpuLoop(); });
+  kernel->commit_worker_ = std::thread([k = kernel.get()] { k->CommitWorkerLoop(); });
   return kernel;
 }
 
@@ -111,8 +128,12 @@ Kernel::~Kernel() { Shutdown(); }
 
 void Kernel::Shutdown() {
   if (stop_.exchange(true)) return;
+  StopWaiters();
   DoorbellRing(node_.bell);
+  DoorbellRing(worker_bell_);
   if (cpu_.joinable()) cpu_.join();
+  if (commit_worker_.joinable()) commit_worker_.join();
+  UnregisterVector(node_, kDoorbellCpu, kHandoffDoorbellVector);
   int32_t me = getpid();
   if (node_.kernel_pid.compare_exchange_strong(me, 0)) node_.kind.store(NodeKind::kNone);
 }
@@ -141,6 +162,15 @@ void Kernel::HandleIrq(CpuVector vector) {
   node_.counters.irqs_handled.fetch_add(1, std::memory_order_relaxed);
   int32_t handler = handlers_[vector.cpu][vector.vector].load(std::memory_order_acquire);
   if (handler == kNoHandler) return;
+  if (handler == kDoorbellHandler) {
+    // The kernel commit path's doorbell: hand the work to the commit worker
+    // (it takes control_mu, which the CPU must never wait for).
+    node_.counters.handoff_doorbells.fetch_add(1, std::memory_order_relaxed);
+    doorbell_irq_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
+    doorbell_pending_.store(true, std::memory_order_seq_cst);
+    DoorbellRingIfSleepers(worker_bell_);
+    return;
+  }
   NicDriver& driver = *drivers_[handler >> 8];
   const uint32_t entry = static_cast<uint32_t>(handler & 0xff);
   if (entry == kOtherVectorEntry) {
@@ -165,6 +195,7 @@ void Kernel::NapiComplete(NicDriver& driver, uint32_t queue, bool rearm) {
   QueueNapi& napi = driver.queues[queue];
   napi.on_poll_list = false;
   napi.napi_state.fetch_and(~kNapiSched, std::memory_order_seq_cst);
+  WakeProgressWaiters();  // napi_disable waits for this
   if (rearm) {
     driver.nic.regs.eims.fetch_or(1u << QueueVectorEntry(queue), std::memory_order_seq_cst);
     DoorbellRing(machine_->layout().device_bell);  // MMIO write of EIMS
@@ -215,6 +246,11 @@ uint32_t Kernel::Poll(NicDriver& driver, uint32_t queue, uint32_t budget) {
   if (driver.state.load(std::memory_order_seq_cst) != KernelHookState::kRunning) {
     counters.polls_while_quiesced.fetch_add(1, std::memory_order_relaxed);
   }
+  if (driver.awaiting_first_poll.load(std::memory_order_relaxed) &&
+      driver.awaiting_first_poll.exchange(false)) {
+    machine_->StampTimeline(&HandoverTimeline::first_rx_poll_ns, driver.attached_epoch.load(),
+                            driver.index);
+  }
   const uint32_t mask = nic.ring_size - 1;
   // TX completions (not counted against the budget, as in igb).
   uint32_t tx_clean = napi.tx_next_to_clean.load(std::memory_order_relaxed);
@@ -260,6 +296,7 @@ uint32_t Kernel::Poll(NicDriver& driver, uint32_t queue, uint32_t budget) {
     counters.rx_socket_drops.fetch_add(dropped, std::memory_order_relaxed);
     nic.regs.queue_stats[queue].rx_socket_drops.fetch_add(dropped, std::memory_order_relaxed);
   }
+  if (completed > 0 || work > 0) WakeProgressWaiters();  // Quiesce's drain waits for this
   uint64_t max_work = counters.max_poll_work.load(std::memory_order_relaxed);
   if (work > max_work) counters.max_poll_work.store(work, std::memory_order_relaxed);
   return work;
@@ -583,16 +620,15 @@ absl::Status Kernel::NapiDisable(NicDriver& driver, absl::Time deadline) {
   DoorbellRing(node_.bell);  // a scheduled poll sees the disable and completes
   for (uint32_t q = 0; q < driver.queue_count; ++q) {
     std::atomic<uint32_t>& napi_state = driver.queues[q].napi_state;
-    for (;;) {
+    // Take SCHED once the running poll gave it up (NapiComplete rings).
+    auto took_sched = [&napi_state] {
       uint32_t state = napi_state.load(std::memory_order_seq_cst);
-      if (!(state & kNapiSched) && napi_state.compare_exchange_strong(state, state | kNapiSched)) {
-        break;
-      }
-      if (absl::Now() > deadline) {
-        return absl::DeadlineExceededError(
-            absl::StrFormat("napi_disable: a poll of queue %d did not finish in time", q));
-      }
-      absl::SleepFor(kWaitStep);
+      return !(state & kNapiSched) &&
+             napi_state.compare_exchange_strong(state, state | kNapiSched);
+    };
+    if (!DoorbellWaitUntil(progress_, took_sched, deadline)) {
+      return absl::DeadlineExceededError(
+          absl::StrFormat("napi_disable: a poll of queue %d did not finish in time", q));
     }
   }
   return absl::OkStatus();
@@ -608,6 +644,12 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, const Fen
                                                absl::Duration timeout) {
   NH_DRIVER_OR_RETURN(driver, bdf);
   if (absl::Status s = CheckOperation("quiesce", driver, fence); !s.ok()) return s;
+  return QuiesceLocked(driver, fence.epoch, timeout);
+}
+
+absl::StatusOr<QuiesceOutcome> Kernel::QuiesceLocked(NicDriver& driver, uint64_t epoch,
+                                                     absl::Duration timeout) {
+  const std::string& bdf = driver.nic.bdf;
   KernelHookState state = driver.state.load();
   if (state == KernelHookState::kQuiesced) return driver.last_quiesce;
   if (state == KernelHookState::kDetached) {
@@ -624,21 +666,27 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, const Fen
   const uint64_t held_before = counters.held_xmits.load();
   const uint64_t bad_polls_before = counters.polls_while_quiesced.load();
 
+  // A new handover of this NIC starts here (on both commit paths).
+  machine_->ResetTimeline(epoch, driver.index);
   // 1. netif_tx_disable: close the gate, wait out an xmit in progress.
   driver.tx_gate_closed.store(true, std::memory_order_seq_cst);
   { std::lock_guard<std::mutex> xmit(driver.xmit_mu); }
+  machine_->StampTimeline(&HandoverTimeline::gate_closed_ns, epoch, driver.index);
   // 2. TX completions to zero on every queue; NAPI still runs to clean them.
+  // The waits sleep on progress_, which the CPU rings after each poll that
+  // cleaned or took something: no sleep-and-poll step whose length depends
+  // on the scheduler (docs/simulator.md, "No sleep-and-poll waits").
   absl::Status drained = absl::OkStatus();
   for (uint32_t q = 0; q < driver.queue_count && drained.ok(); ++q) {
     QueueNapi& napi = driver.queues[q];
-    while (napi.tx_next_to_clean.load() != napi.tx_next_to_use.load()) {
-      if (absl::Now() > deadline) {
-        drained = absl::DeadlineExceededError(absl::StrFormat(
-            "%d TX descriptors of queue %d still in flight",
-            (napi.tx_next_to_use.load() - napi.tx_next_to_clean.load()) & (nic.ring_size - 1), q));
-        break;
-      }
-      absl::SleepFor(kWaitStep);
+    auto tx_clean = [&napi] {
+      return napi.tx_next_to_clean.load(std::memory_order_seq_cst) ==
+             napi.tx_next_to_use.load(std::memory_order_seq_cst);
+    };
+    if (!DoorbellWaitUntil(progress_, tx_clean, deadline)) {
+      drained = absl::DeadlineExceededError(absl::StrFormat(
+          "%d TX descriptors of queue %d still in flight",
+          (napi.tx_next_to_use.load() - napi.tx_next_to_clean.load()) & (nic.ring_size - 1), q));
     }
   }
   // 3. Let NAPI drain what the device had written when the gate closed.
@@ -647,13 +695,14 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, const Fen
     rx_targets[q] = nic.regs.ring(q).rdh.load(std::memory_order_acquire);
   }
   for (uint32_t q = 0; q < driver.queue_count && drained.ok(); ++q) {
-    while (driver.queues[q].rx_next_to_clean.load() != rx_targets[q]) {
-      if (absl::Now() > deadline) {
-        drained = absl::DeadlineExceededError(
-            absl::StrFormat("RX drain of queue %d did not finish", q));
-        break;
-      }
-      absl::SleepFor(kWaitStep);
+    QueueNapi& napi = driver.queues[q];
+    const uint32_t target = rx_targets[q];
+    auto rx_drained = [&napi, target] {
+      return napi.rx_next_to_clean.load(std::memory_order_seq_cst) == target;
+    };
+    if (!DoorbellWaitUntil(progress_, rx_drained, deadline)) {
+      drained = absl::DeadlineExceededError(
+          absl::StrFormat("RX drain of queue %d did not finish", q));
     }
   }
   // 4. The RX gate and napi_disable; 5. mask the vectors. Done even after a
@@ -668,6 +717,7 @@ absl::StatusOr<QuiesceOutcome> Kernel::Quiesce(const std::string& bdf, const Fen
   if (!drained.ok()) return drained;
   if (!napi.ok()) return napi;
   if (!masked.ok()) return masked;
+  machine_->StampTimeline(&HandoverTimeline::drained_ns, epoch, driver.index);
 
   QuiesceOutcome outcome;
   outcome.drained_tx_packets = counters.tx_completed.load() - tx_before;
@@ -699,6 +749,12 @@ absl::Status Kernel::Attach(const std::string& bdf, const Fence& fence,
                             const std::vector<RingState>& rings) {
   NH_DRIVER_OR_RETURN(driver, bdf);
   if (absl::Status s = CheckOperation("attach", driver, fence); !s.ok()) return s;
+  return AttachLocked(driver, fence.epoch, rings);
+}
+
+absl::Status Kernel::AttachLocked(NicDriver& driver, uint64_t epoch,
+                                  const std::vector<RingState>& rings) {
+  const std::string& bdf = driver.nic.bdf;
   KernelHookState state = driver.state.load();
   if (state == KernelHookState::kRunning) return absl::OkStatus();  // a retried Attach
   if (state == KernelHookState::kQuiesced) {
@@ -739,6 +795,7 @@ absl::Status Kernel::Attach(const std::string& bdf, const Fence& fence,
   if (absl::Status s = CheckRoutedHere(driver, vectors); !s.ok()) return s;
   driver.active_vectors = vectors;
   driver.reserved_vectors.clear();
+  driver.armed = false;  // the reservation is spent
   for (uint32_t q = 0; q < driver.queue_count; ++q) {
     QueueNapi& napi = driver.queues[q];
     napi.rx_next_to_clean.store(rings[q].rx_next_to_clean);
@@ -747,6 +804,10 @@ absl::Status Kernel::Attach(const std::string& bdf, const Fence& fence,
     napi.tx_next_to_use.store(rings[q].tx_next_to_use);
   }
   if (absl::Status s = SetEntriesMasked(driver, false); !s.ok()) return s;  // replays pending
+  driver.attached_epoch.store(epoch, std::memory_order_relaxed);
+  driver.awaiting_first_poll.store(true, std::memory_order_seq_cst);
+  // Stamped as the gates open: the CPU's first poll may follow at once.
+  machine_->StampTimeline(&HandoverTimeline::target_attached_ns, epoch, driver.index);
   StartRunning(driver);
   return absl::OkStatus();
 }
@@ -775,6 +836,8 @@ absl::StatusOr<KernelStatus> Kernel::Status(const std::string& bdf) {
   status.rings = CurrentRings(driver);
   for (CpuVector v : driver.active_vectors) status.active_vectors.push_back(v.vector);
   for (CpuVector v : driver.reserved_vectors) status.reserved_vectors.push_back(v.vector);
+  status.armed = driver.armed;
+  status.armed_epoch = driver.armed ? driver.armed_fence.epoch : 0;
   return status;
 }
 
@@ -811,6 +874,7 @@ absl::Status Kernel::ReleaseVectors(const std::string& bdf, const Fence& fence) 
   if (absl::Status s = CheckOperation("release reservation", driver, fence); !s.ok()) return s;
   FreeVectors(driver.reserved_vectors);
   driver.reserved_epoch = 0;
+  driver.armed = false;
   return absl::OkStatus();
 }
 
@@ -818,14 +882,21 @@ absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::Reroute(
     const std::string& bdf, const Fence& fence, const std::vector<pci::RawMsiMessage>& target) {
   NH_DRIVER_OR_RETURN(driver, bdf);
   if (absl::Status s = CheckOperation("reroute", driver, fence); !s.ok()) return s;
+  return RerouteLocked(driver, fence.epoch, target);
+}
+
+absl::StatusOr<std::vector<pci::RawMsiMessage>> Kernel::RerouteLocked(
+    NicDriver& driver, uint64_t epoch, const std::vector<pci::RawMsiMessage>& target) {
   if (driver.state.load() != KernelHookState::kQuiesced) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "%s: %s must be quiesced here before its interrupts move", options_.node_id, bdf));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s: %s must be quiesced here before its interrupts move",
+                        options_.node_id, driver.nic.bdf));
   }
   pci::ApplyOutcome outcome;
   absl::StatusOr<pci::ReroutePlan> plan =
       pci::Reroute(driver.config, &driver.bars, target, &outcome);
   if (!plan.ok()) return plan.status();
+  machine_->StampTimeline(&HandoverTimeline::rerouted_ns, epoch, driver.index);
   return plan->previous;
 }
 
@@ -848,6 +919,262 @@ absl::Status Kernel::Restore(const std::string& bdf, const Fence& fence,
   absl::StatusOr<pci::ReroutePlan> plan =
       pci::Reroute(driver.config, &driver.bars, previous, &outcome);
   return plan.status();
+}
+
+// --- The kernel commit path ------------------------------------------------
+
+absl::Status Kernel::Arm(const std::string& bdf, const Fence& fence, const Ownership& handoff) {
+  NH_DRIVER_OR_RETURN(driver, bdf);
+  const bool source_is_another_node = handoff.owner != node_index_ && handoff.owner >= 0 &&
+                                      handoff.owner < machine_->node_count();
+  if (handoff.state != OwnershipState::kHandoff || handoff.target != node_index_ ||
+      !source_is_another_node || handoff.epoch != fence.epoch) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s can only arm for HANDOFF(another node, %s, %d) of %s", options_.node_id,
+        options_.node_id, fence.epoch, bdf));
+  }
+  if (driver.reserved_vectors.empty() || driver.reserved_epoch != fence.epoch) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s has no vectors reserved for %s at epoch %d: ReserveVectors first", options_.node_id,
+        bdf, fence.epoch));
+  }
+  if (absl::Status s = CheckOperation("arm", driver, fence); !s.ok()) return s;
+  driver.armed = true;
+  driver.armed_fence = fence;
+  driver.armed_record = handoff;
+  return absl::OkStatus();
+}
+
+HandOffOutcome Kernel::HandOff(const std::string& bdf, const Fence& fence,
+                               const Ownership& expected, const Ownership& desired,
+                               const std::vector<pci::RawMsiMessage>& target,
+                               absl::Duration drain_timeout) {
+  HandOffOutcome out;
+  absl::StatusOr<NicDriver*> found = Driver(bdf);
+  if (!found.ok()) {
+    out.status = found.status();
+    return out;
+  }
+  NicDriver& driver = **found;
+  const int target_node = desired.target;
+  if (expected.state != OwnershipState::kPreparing || desired.state != OwnershipState::kHandoff ||
+      expected.owner != node_index_ || desired.owner != node_index_ ||
+      expected.target != target_node || target_node == node_index_ || target_node < 0 ||
+      target_node >= machine_->node_count() || expected.epoch != fence.epoch ||
+      desired.epoch != fence.epoch) {
+    out.status = absl::InvalidArgumentError(absl::StrFormat(
+        "%s hands %s off from PREPARING(%s, T, %d) to HANDOFF(%s, T, %d) only", options_.node_id,
+        bdf, options_.node_id, fence.epoch, options_.node_id, fence.epoch));
+    return out;
+  }
+  if (target.size() != kMsixTableEntries) {
+    out.status = absl::InvalidArgumentError(absl::StrFormat(
+        "%d target messages for the %d MSI-X entries of %s", target.size(), kMsixTableEntries,
+        bdf));
+    return out;
+  }
+  HitFaultPoint(FaultPoint::kHandoffEntry);
+  {
+    std::lock_guard<std::mutex> lock(driver.control_mu);
+    if (absl::Status s = CheckOperation("hand-off", driver, fence); !s.ok()) {
+      out.status = s;
+      return out;
+    }
+    // A record that is not `expected` now cannot become HANDOFF: the CAS is
+    // lost before the NIC is touched (it keeps running here).
+    out.record = machine_->ReadOwnership(driver.index);
+    if (!(out.record == expected)) return out;
+    absl::StatusOr<QuiesceOutcome> quiesced = QuiesceLocked(driver, fence.epoch, drain_timeout);
+    if (!quiesced.ok()) {
+      // The gates stay closed whatever the drain did (Quiesce's promise).
+      out.reached = HandOffStage::kQuiesced;
+      out.status = quiesced.status();
+      return out;
+    }
+    out.quiesce = *quiesced;
+    out.reached = HandOffStage::kQuiesced;
+    absl::StatusOr<std::vector<pci::RawMsiMessage>> previous =
+        RerouteLocked(driver, fence.epoch, target);
+    if (!previous.ok()) {
+      out.status = previous.status();
+      return out;
+    }
+    out.previous = *previous;
+    out.reached = HandOffStage::kRerouted;
+    if (absl::Status s = machine_->WriteHandoff(fence, quiesced->rings, driver.index); !s.ok()) {
+      out.status = s;
+      return out;
+    }
+    out.reached = HandOffStage::kRingsWritten;
+    out.record = machine_->CompareAndSwapOwnership(expected, desired, driver.index);
+    if (!(out.record == desired)) return out;  // lost: nothing is rung
+    out.reached = HandOffStage::kHandedOff;
+  }
+  if (HitFaultPoint(FaultPoint::kHandoffBeforeDoorbell) == FaultAction::kDropDoorbell) {
+    NH_LOG(WARNING) << options_.node_id << ": fault injection drops the doorbell of " << bdf;
+    return out;
+  }
+  machine_->StampTimeline(&HandoverTimeline::doorbell_ns, fence.epoch, driver.index);
+  InterruptFabric(*machine_).RingHandoffDoorbell(target_node, driver.index, fence.epoch);
+  out.reached = HandOffStage::kDoorbellRung;
+  return out;
+}
+
+void Kernel::CommitWorkerLoop() {
+  while (!stop_.load()) {
+    auto rung = [this] {
+      return doorbell_pending_.load(std::memory_order_seq_cst) || stop_.load();
+    };
+    if (!DoorbellWaitUntil(worker_bell_, rung, absl::Now() + kWorkerIdle)) continue;
+    if (stop_.load()) break;
+    doorbell_pending_.store(false, std::memory_order_seq_cst);
+    const int64_t woken_ns = doorbell_irq_ns_.load(std::memory_order_relaxed);
+    for (auto& driver : drivers_) {
+      uint64_t epoch = node_.handoff_mailbox[driver->index].exchange(0, std::memory_order_seq_cst);
+      if (epoch != 0) TakeDoorbell(*driver, epoch, woken_ns);
+    }
+  }
+}
+
+void Kernel::TakeDoorbell(NicDriver& driver, uint64_t epoch, int64_t woken_ns) {
+  const int nic = driver.index;
+  Ownership record;
+  std::string ignored;
+  {
+    std::lock_guard<std::mutex> lock(driver.control_mu);
+    record = machine_->ReadOwnership(nic);
+    if (!driver.armed || driver.armed_fence.epoch != epoch) {
+      ignored = driver.armed ? absl::StrFormat("armed at epoch %d", driver.armed_fence.epoch)
+                             : std::string("not armed");
+    } else if (driver.highest.epoch != epoch) {
+      ignored = absl::StrFormat("a later operation at epoch %d", driver.highest.epoch);
+    } else if (!(record == driver.armed_record)) {
+      ignored = "the record is not the armed HANDOFF";
+    } else {
+      machine_->StampTimeline(&HandoverTimeline::target_woken_ns, epoch, nic, woken_ns);
+      const Ownership committed{OwnershipState::kActive, node_index_, kNoNode, epoch};
+      record = machine_->CompareAndSwapOwnership(driver.armed_record, committed, nic);
+      if (!(record == committed)) ignored = "the CAS HANDOFF -> ACTIVE lost";
+    }
+  }
+  if (!ignored.empty()) {
+    node_.counters.stale_doorbells.fetch_add(1, std::memory_order_relaxed);
+    NH_LOG(INFO) << options_.node_id << ": doorbell for " << driver.nic.bdf << " epoch " << epoch
+                 << " ignored: " << ignored;
+    AppendEvent(KernelEvent::Kind::kNotCommitted, driver, epoch, record,
+                "doorbell ignored: " + ignored);
+    return;
+  }
+  HitFaultPoint(FaultPoint::kCommitAfterCas);
+  absl::Status attached;
+  {
+    // The record is ACTIVE(self, epoch) now: the NIC is this node's. A
+    // daemon's Attach at the same epoch may have come first (then this one
+    // finds the NIC running and is a no-op).
+    std::lock_guard<std::mutex> lock(driver.control_mu);
+    if (driver.highest.epoch != epoch) {
+      attached = absl::FailedPreconditionError(
+          absl::StrFormat("a later operation at epoch %d came first", driver.highest.epoch));
+    } else {
+      absl::StatusOr<std::vector<RingState>> rings = machine_->ReadHandoff(epoch, nic);
+      attached = rings.ok() ? AttachLocked(driver, epoch, *rings) : rings.status();
+      driver.armed = false;
+    }
+  }
+  if (!attached.ok()) {
+    NH_LOG(WARNING) << options_.node_id << ": committed " << driver.nic.bdf << " at epoch "
+                    << epoch << " but the attach failed: " << attached;
+    AppendEvent(KernelEvent::Kind::kNotCommitted, driver, epoch, record,
+                "attach failed: " + std::string(attached.message()));
+    return;
+  }
+  AppendEvent(KernelEvent::Kind::kCommitted, driver, epoch, record, "");
+}
+
+void Kernel::AppendEvent(KernelEvent::Kind kind, const NicDriver& driver, uint64_t epoch,
+                         const Ownership& record, std::string message) {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  KernelEvent event;
+  event.seq = ++last_event_seq_;
+  event.kind = kind;
+  event.bdf = driver.nic.bdf;
+  event.epoch = epoch;
+  event.record = record;
+  event.message = std::move(message);
+  events_.push_back(std::move(event));
+  if (events_.size() > kMaxKernelEvents) events_.pop_front();
+  events_changed_.notify_all();
+}
+
+KernelEvents Kernel::WaitEvents(uint64_t after_seq, absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(events_mu_);
+  events_changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] {
+    return last_event_seq_ != after_seq || waiters_stopped_.load();
+  });
+  KernelEvents out;
+  out.last_seq = last_event_seq_;
+  // A client of an earlier boot (after_seq beyond the newest) gets them all.
+  const uint64_t from = after_seq > last_event_seq_ ? 0 : after_seq;
+  for (const KernelEvent& event : events_) {
+    if (event.seq > from) out.events.push_back(event);
+  }
+  return out;
+}
+
+absl::Status Kernel::InjectFault(FaultPoint point, FaultAction action) {
+  if (!options_.fault_injection) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s's kernel runs without --fault-injection", options_.node_id));
+  }
+  std::lock_guard<std::mutex> lock(faults_mu_);
+  faults_[static_cast<int>(point)] = action == FaultAction::kRelease ? FaultAction::kNone : action;
+  ++faults_generation_;
+  faults_changed_.notify_all();
+  return absl::OkStatus();
+}
+
+void Kernel::StopWaiters() {
+  waiters_stopped_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(faults_mu_);
+    faults_changed_.notify_all();
+  }
+  std::lock_guard<std::mutex> lock(events_mu_);
+  events_changed_.notify_all();
+}
+
+FaultAction Kernel::HitFaultPoint(FaultPoint point) {
+  if (!options_.fault_injection) return FaultAction::kNone;
+  std::unique_lock<std::mutex> lock(faults_mu_);
+  const FaultAction action = faults_[static_cast<int>(point)];
+  if (action == FaultAction::kCrash) {
+    NH_LOG(WARNING) << options_.node_id << ": fault injection crashes the kernel";
+    raise(SIGKILL);
+  }
+  if (action == FaultAction::kHold) {
+    const uint64_t generation = faults_generation_;
+    faults_changed_.wait(
+        lock, [&] { return faults_generation_ != generation || waiters_stopped_.load(); });
+  }
+  return action;
+}
+
+absl::StatusOr<FaultPoint> ParseFaultPoint(const std::string& name) {
+  if (name == "handoff-entry") return FaultPoint::kHandoffEntry;
+  if (name == "handoff-before-doorbell") return FaultPoint::kHandoffBeforeDoorbell;
+  if (name == "commit-after-cas") return FaultPoint::kCommitAfterCas;
+  return absl::InvalidArgumentError(
+      "fault point " + name +
+      ": one of handoff-entry, handoff-before-doorbell, commit-after-cas");
+}
+
+absl::StatusOr<FaultAction> ParseFaultAction(const std::string& name) {
+  if (name == "hold") return FaultAction::kHold;
+  if (name == "crash") return FaultAction::kCrash;
+  if (name == "drop-doorbell") return FaultAction::kDropDoorbell;
+  if (name == "release") return FaultAction::kRelease;
+  return absl::InvalidArgumentError("fault action " + name +
+                                    ": one of hold, crash, drop-doorbell, release");
 }
 
 #undef NH_DRIVER_OR_RETURN

@@ -25,11 +25,24 @@
 // state it returns (next-to-clean / next-to-use) lets another node's kernel
 // Attach and continue exactly there; descriptors the device writes during
 // the blackout stay in the ring for the target.
+//
+// The kernel commit path (docs/simulator.md, "The kernel commit path"): a
+// target kernel armed for HANDOFF(S, self, e1) commits and attaches alone
+// when the source kernel's HandOff rings its doorbell (vector
+// kHandoffDoorbellVector on its first CPU). The CPU thread's interrupt path
+// only wakes a kernel worker thread (a futex), which does the CAS and the
+// attach under the NIC's control_mu; the CPU never blocks on it.
+//
+// No control-side wait polls with sleeps: Quiesce's drain and napi_disable
+// sleep on a futex (progress_) that the CPU thread rings when it makes the
+// progress waited for, and only when someone sleeps there.
 #ifndef NICHANDOVER_SIM_KERNEL_H_
 #define NICHANDOVER_SIM_KERNEL_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +55,7 @@
 #include "common/fence.h"
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
+#include "sim/doorbell.h"
 #include "sim/interrupt_fabric.h"
 #include "sim/machine.h"
 
@@ -62,6 +76,9 @@ struct KernelOptions {
   // Without the hook (bench/ measures its cost on the data path): the two
   // gates are not checked and every hook operation is refused.
   bool hook = true;
+  // InjectFault is refused (FAILED_PRECONDITION) unless this is set
+  // (nh-sim-kernel --fault-injection): fault tests only.
+  bool fault_injection = false;
 };
 
 enum class KernelHookState { kDetached, kRunning, kQuiesced };
@@ -84,7 +101,63 @@ struct KernelStatus {
   std::vector<RingState> rings;           // one per queue pair
   std::vector<uint8_t> active_vectors;    // bound to the NIC's entries
   std::vector<uint8_t> reserved_vectors;  // offered for an incoming handover
+  bool armed = false;                     // for the kernel commit path
+  uint64_t armed_epoch = 0;
 };
+
+// How far a HandOff got, in order (platform::HandOffStage).
+enum class HandOffStage {
+  kNothing,
+  kQuiesced,      // gates closed, drained, NAPI disabled, vectors masked
+  kRerouted,      // every vector masked and holding the target's messages
+  kRingsWritten,  // the rings beside the record at the epoch
+  kHandedOff,     // the CAS PREPARING -> HANDOFF won: the commit point
+  kDoorbellRung,  // the target's mailbox written and its vector sent
+};  // kernel_control.proto's HandOffStage, in the same order
+
+struct HandOffOutcome {
+  // OK when HandOff ran to the CAS, won or lost (then `record` is what the
+  // CAS found; a record that is not `expected` when HandOff starts is a lost
+  // CAS too, with nothing done: reached kNothing). An error otherwise (drain
+  // timeout, fence, read-back mismatch) with `reached` the last stage done:
+  // the NIC may stay quiesced and rerouted, for the caller to reconcile.
+  absl::Status status;
+  HandOffStage reached = HandOffStage::kNothing;
+  QuiesceOutcome quiesce;                 // from kQuiesced
+  std::vector<pci::RawMsiMessage> previous;  // what Reroute replaced, from kRerouted
+  Ownership record;                       // after the CAS (see status)
+};
+
+// Something the kernel did on its own (platform::KernelEvent).
+struct KernelEvent {
+  enum class Kind { kCommitted, kNotCommitted };
+  uint64_t seq = 0;  // from 1, per boot
+  Kind kind = Kind::kCommitted;
+  std::string bdf;
+  uint64_t epoch = 0;
+  Ownership record;  // as the kernel left or found it
+  std::string message;
+};
+struct KernelEvents {
+  std::vector<KernelEvent> events;  // oldest first
+  uint64_t last_seq = 0;
+};
+
+// Fault injection points and actions (nh-sim-kernel --fault-injection).
+enum class FaultPoint {
+  kHandoffEntry,          // "handoff-entry": HandOff called, before the gate closes
+  kHandoffBeforeDoorbell,  // "handoff-before-doorbell": after the HANDOFF CAS won
+  kCommitAfterCas,        // "commit-after-cas": target, its CAS won, before attach
+};
+enum class FaultAction {
+  kNone,
+  kHold,          // "hold": block there until "release" or a new InjectFault
+  kCrash,         // "crash": the process SIGKILLs itself there
+  kDropDoorbell,  // "drop-doorbell": the source skips the ring
+  kRelease,       // "release": clears the point (and lets a hold go)
+};
+absl::StatusOr<FaultPoint> ParseFaultPoint(const std::string& name);
+absl::StatusOr<FaultAction> ParseFaultAction(const std::string& name);
 
 class Kernel {
  public:
@@ -100,6 +173,7 @@ class Kernel {
 
   const std::string& node_id() const { return options_.node_id; }
   int node_index() const { return node_index_; }
+  Machine& machine() const { return *machine_; }
 
   absl::StatusOr<QuiesceOutcome> Quiesce(const std::string& bdf, const Fence& fence,
                                          absl::Duration timeout);
@@ -124,6 +198,31 @@ class Kernel {
   absl::Status Restore(const std::string& bdf, const Fence& fence,
                        const std::vector<pci::RawMsiMessage>& previous);
 
+  // --- The kernel commit path ---
+  // Target: commit and attach alone when the doorbell rings for this NIC at
+  // fence.epoch and the record is then exactly `handoff` (HANDOFF(S, self,
+  // fence.epoch)). INVALID_ARGUMENT for another record; FAILED_PRECONDITION
+  // without a ReserveVectors at that epoch or for a lower fence.
+  // ReleaseVectors (and any Attach) disarms.
+  absl::Status Arm(const std::string& bdf, const Fence& fence, const Ownership& handoff);
+  // Source, record `expected` = PREPARING(self, T, e1): Quiesce, Reroute to
+  // `target` (read back), the rings beside the record, CAS `expected` ->
+  // `desired` (HANDOFF(self, T, e1)), ring T's doorbell. See HandOffOutcome.
+  HandOffOutcome HandOff(const std::string& bdf, const Fence& fence, const Ownership& expected,
+                         const Ownership& desired, const std::vector<pci::RawMsiMessage>& target,
+                         absl::Duration drain_timeout);
+  // Events newer than `after_seq`, waiting up to `timeout` for one; every
+  // event kept (the newest kMaxKernelEvents) when `after_seq` is beyond the
+  // newest (a client of an earlier boot).
+  KernelEvents WaitEvents(uint64_t after_seq, absl::Duration timeout);
+  // FAILED_PRECONDITION unless options.fault_injection.
+  absl::Status InjectFault(FaultPoint point, FaultAction action);
+  // Lets every control thread blocked in WaitEvents or at a held fault
+  // point go, now and from then on: the control server calls it before it
+  // shuts down (it waits for its handlers), Shutdown too.
+  void StopWaiters();
+  static constexpr size_t kMaxKernelEvents = 1024;
+
  private:
   // One queue pair's NAPI context and ring indexes.
   struct QueueNapi {
@@ -147,6 +246,14 @@ class Kernel {
     std::vector<CpuVector> reserved_vectors;
     uint64_t reserved_epoch = 0;
     QuiesceOutcome last_quiesce;
+    // Kernel commit path: armed for `armed_record` at `armed_fence`.
+    bool armed = false;
+    Fence armed_fence;
+    Ownership armed_record;
+    // Set by an attach, cleared by the first poll after it (the timeline's
+    // first_rx_poll_ns).
+    std::atomic<bool> awaiting_first_poll{false};
+    std::atomic<uint64_t> attached_epoch{0};  // of the latest attach
 
     std::atomic<KernelHookState> state{KernelHookState::kDetached};
     std::atomic<bool> tx_gate_closed{true};
@@ -173,6 +280,25 @@ class Kernel {
   // highest the NIC's driver accepted (then becomes it).
   absl::Status CheckOperation(const char* operation, NicDriver& driver, const Fence& fence);
   absl::Status NapiDisable(NicDriver& driver, absl::Time deadline);
+  // The bodies of Quiesce, Attach and Reroute, after CheckOperation.
+  absl::StatusOr<QuiesceOutcome> QuiesceLocked(NicDriver& driver, uint64_t epoch,
+                                               absl::Duration timeout);
+  absl::Status AttachLocked(NicDriver& driver, uint64_t epoch,
+                            const std::vector<RingState>& rings);
+  absl::StatusOr<std::vector<pci::RawMsiMessage>> RerouteLocked(
+      NicDriver& driver, uint64_t epoch, const std::vector<pci::RawMsiMessage>& target);
+  // Wakes control threads waiting (on progress_) for what the CPU just did.
+  void WakeProgressWaiters() { DoorbellRingIfSleepers(progress_); }
+
+  // Kernel commit path, target side: the worker thread takes the mailbox
+  // after the CPU's interrupt path saw the doorbell vector.
+  void CommitWorkerLoop();
+  void TakeDoorbell(NicDriver& driver, uint64_t epoch, int64_t woken_ns);
+  void AppendEvent(KernelEvent::Kind kind, const NicDriver& driver, uint64_t epoch,
+                   const Ownership& record, std::string message);
+  // Blocks or kills the process when a fault is injected at `point`;
+  // returns the action found there.
+  FaultAction HitFaultPoint(FaultPoint point);
   absl::Status SetEntriesMasked(NicDriver& driver, bool masked);
   absl::Status CheckRoutedHere(NicDriver& driver, const std::vector<CpuVector>& vectors);
   // True when the MSI-X table holds exactly `messages` (one per entry).
@@ -202,8 +328,28 @@ class Kernel {
   // Per CPU and vector: (NIC index << 8 | MSI-X entry) of the handler, or -1.
   std::atomic<int32_t> handlers_[kMaxApicIdsPerNode][256];
 
+  // The CPU rings it when it cleaned TX, took RX or completed a poll (only
+  // when someone sleeps on it): Quiesce's waits.
+  Doorbell progress_{};
+  // The CPU's doorbell interrupt wakes the commit worker here.
+  Doorbell worker_bell_{};
+  std::atomic<bool> doorbell_pending_{false};
+  std::atomic<int64_t> doorbell_irq_ns_{0};
+
+  std::mutex events_mu_;
+  std::condition_variable events_changed_;
+  std::deque<KernelEvent> events_;  // the newest kMaxKernelEvents
+  uint64_t last_event_seq_ = 0;
+
+  std::mutex faults_mu_;
+  std::condition_variable faults_changed_;
+  FaultAction faults_[3] = {FaultAction::kNone, FaultAction::kNone, FaultAction::kNone};
+  uint64_t faults_generation_ = 0;
+
+  std::atomic<bool> waiters_stopped_{false};
   std::atomic<bool> stop_{false};
   std::thread cpu_;
+  std::thread commit_worker_;
 };
 
 }  // namespace sim

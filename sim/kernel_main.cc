@@ -3,7 +3,8 @@
 //
 //   nh-sim-kernel --machine /dev/shm/nichandover-sim --node node0 \
 //       --socket /run/nichandover/node0-kernel.sock [--vectors 0x40-0xdf]
-//       [--napi-weight 64] [--hook on|off]
+//       [--napi-weight 64] [--hook on|off] [--fault-injection]
+//   --fault-injection enables the InjectFault control call (fault tests).
 #include <cstdio>
 
 #include "absl/strings/numbers.h"
@@ -20,7 +21,8 @@ namespace {
 int Usage(const std::string& why) {
   std::fprintf(stderr,
                "nh-sim-kernel: %s\nusage: nh-sim-kernel --machine PATH --node NODE --socket PATH "
-               "[--vectors FIRST-LAST] [--napi-weight N] [--netdev-budget N] [--hook on|off]\n",
+               "[--vectors FIRST-LAST] [--napi-weight N] [--netdev-budget N] [--hook on|off] "
+               "[--fault-injection]\n",
                why.c_str());
   return 2;
 }
@@ -28,7 +30,8 @@ int Usage(const std::string& why) {
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
                             {"machine", "node", "socket", "vectors", "napi-weight",
-                             "netdev-budget", "hook"});
+                             "netdev-budget", "hook", "fault-injection"},
+                            /*booleans=*/{"fault-injection"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (!flags->Has("machine") || !flags->Has("node") || !flags->Has("socket")) {
     return Usage("--machine, --node and --socket are required");
@@ -56,6 +59,8 @@ int Main(int argc, char** argv) {
   const std::string hook = flags->Get("hook", "on");
   if (hook != "on" && hook != "off") return Usage("--hook wants on or off");
   options.hook = hook == "on";
+  options.fault_injection =
+      flags->Has("fault-injection") && flags->Get("fault-injection") != "false";
   SetLogTag(options.node_id + "-kernel");
   BlockTerminationSignals();
 

@@ -4,6 +4,8 @@
 // handoff, CAS, attach, release) directly on the kernels and the machine.
 #include "sim/kernel.h"
 
+#include <functional>
+#include <iterator>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -23,7 +25,7 @@ constexpr absl::Duration kTimeout = absl::Seconds(5);
 class KernelTest : public ::testing::Test {
  protected:
   void Start(const std::string& name, uint32_t ring_size = 1024, uint32_t napi_weight = 64,
-             uint32_t nics = 1, uint32_t queues = 1) {
+             uint32_t nics = 1, uint32_t queues = 1, bool fault_injection = false) {
     MachineSpec spec = TwoNodeSpec(ring_size);
     spec.nic_count = nics;
     spec.queue_count = queues;
@@ -35,6 +37,7 @@ class KernelTest : public ::testing::Test {
       KernelOptions options;
       options.node_id = node;
       options.napi_weight = napi_weight;
+      options.fault_injection = fault_injection;
       auto kernel = Kernel::Boot(machine_.get(), options);
       ASSERT_TRUE(kernel.ok()) << kernel.status();
       kernels_.push_back(std::move(*kernel));
@@ -77,6 +80,107 @@ class KernelTest : public ::testing::Test {
     ASSERT_TRUE(source.Release(bdf, Fence{epoch, 0}).ok());
   }
 
+  // The target's part of the kernel commit path before the blackout:
+  // reserve, arm; then the source's PREPARING CAS. Returns the target's
+  // reserved messages.
+  std::vector<pci::RawMsiMessage> PrepareFastHandover(int from, int to, uint64_t epoch,
+                                                      int nic = 0) {
+    const std::string bdf = machine_->bdf(nic);
+    auto messages = kernels_[to]->ReserveVectors(bdf, Fence{epoch, 0}, kMsixTableEntries);
+    EXPECT_TRUE(messages.ok()) << messages.status();
+    EXPECT_TRUE(kernels_[to]->Arm(bdf, Fence{epoch, 0}, HandoffRecord(from, to, epoch)).ok());
+    Ownership active{OwnershipState::kActive, from, kNoNode, epoch - 1};
+    EXPECT_EQ(machine_->CompareAndSwapOwnership(active, PreparingRecord(from, to, epoch), nic),
+              PreparingRecord(from, to, epoch));
+    return messages.ok() ? *messages : std::vector<pci::RawMsiMessage>{};
+  }
+
+  static Ownership PreparingRecord(int from, int to, uint64_t epoch) {
+    return Ownership{OwnershipState::kPreparing, from, to, epoch};
+  }
+  static Ownership HandoffRecord(int from, int to, uint64_t epoch) {
+    return Ownership{OwnershipState::kHandoff, from, to, epoch};
+  }
+
+  // Waits for node `node`'s kernel's next event after `*seen` and returns it.
+  KernelEvent NextEvent(int node, uint64_t* seen) {
+    const absl::Time deadline = absl::Now() + kTimeout;
+    while (absl::Now() < deadline) {
+      KernelEvents events = kernels_[node]->WaitEvents(*seen, deadline - absl::Now());
+      if (!events.events.empty()) {
+        *seen = events.events.front().seq;
+        return events.events.front();
+      }
+    }
+    ADD_FAILURE() << "no kernel event from node " << node;
+    return KernelEvent{};
+  }
+
+  // One handover on the kernel commit path: the source's one HandOff call,
+  // the target kernel commits and attaches alone on the doorbell.
+  void FastHandover(int from, int to, uint64_t* target_seen) {
+    const uint64_t epoch = machine_->ReadOwnership().epoch + 1;
+    std::vector<pci::RawMsiMessage> messages = PrepareFastHandover(from, to, epoch);
+    HandOffOutcome outcome =
+        kernels_[from]->HandOff(bdf_, Fence{epoch, 0}, PreparingRecord(from, to, epoch),
+                                HandoffRecord(from, to, epoch), messages, kTimeout);
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+    EXPECT_EQ(outcome.reached, HandOffStage::kDoorbellRung);
+    EXPECT_EQ(outcome.record, HandoffRecord(from, to, epoch));
+    EXPECT_EQ(outcome.quiesce.polls_while_quiesced, 0u);
+    EXPECT_EQ(outcome.previous.size(), kMsixTableEntries);
+    KernelEvent event = NextEvent(to, target_seen);
+    EXPECT_EQ(event.kind, KernelEvent::Kind::kCommitted) << event.message;
+    EXPECT_EQ(event.bdf, bdf_);
+    EXPECT_EQ(event.epoch, epoch);
+    Ownership committed{OwnershipState::kActive, to, kNoNode, epoch};
+    EXPECT_EQ(event.record, committed);
+    EXPECT_EQ(machine_->ReadOwnership(), committed);
+    EXPECT_EQ(StatusOf(to).state, KernelHookState::kRunning);
+    EXPECT_FALSE(StatusOf(to).armed);
+    ASSERT_TRUE(kernels_[from]->Release(bdf_, Fence{epoch, 0}).ok());
+  }
+
+  // Four handovers (0 -> 1 -> 0 -> 1 -> 0) by `handover` under 20 kpps each
+  // way: every packet once, in order, nothing lost, no poll while quiesced.
+  void ExpectFourHandoversUnderTrafficLoseNothing(
+      const std::function<void(int from, int to)>& handover) {
+    TrafficOptions options;
+    options.inbound_pps = 20000;
+    options.outbound_pps = 20000;
+    traffic_ = std::make_unique<Traffic>(*machine_, options);
+    traffic_->Start();
+    for (int round = 0; round < 4; ++round) {
+      absl::SleepFor(absl::Milliseconds(50));
+      handover(round % 2, (round + 1) % 2);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+    traffic_->StopSending();
+    ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+    TrafficReport report = traffic_->Report();
+    for (const DirectionStats* d : {&report.inbound, &report.outbound}) {
+      EXPECT_GT(d->sent, 1000u);
+      EXPECT_EQ(d->received, d->sent);
+      EXPECT_EQ(d->unique, d->sent);
+      EXPECT_EQ(d->duplicated, 0u);
+      EXPECT_EQ(d->out_of_order, 0u);
+      EXPECT_EQ(d->lost, 0u);
+      EXPECT_EQ(d->wire_drops, 0u);
+      ASSERT_EQ(d->node_changes.size(), 4u);
+      EXPECT_EQ(d->node_changes[0].from_node, 0u);
+      EXPECT_EQ(d->node_changes[0].to_node, 1u);
+      for (const NodeChange& change : d->node_changes) {
+        EXPECT_EQ(change.first_seq_after, change.last_seq_before + 1);
+        EXPECT_GE(change.blackout_ns(), 0);
+      }
+    }
+    EXPECT_EQ(machine_->nic().regs.rx_missed.load(), 0u);
+    EXPECT_EQ(machine_->node(0).counters.polls_while_quiesced.load(), 0u);
+    EXPECT_EQ(machine_->node(1).counters.polls_while_quiesced.load(), 0u);
+    EXPECT_EQ(machine_->nic().running_node.load(), 0);
+  }
+
   KernelStatus StatusOf(int node, int nic = 0) {
     auto status = kernels_[node]->Status(machine_->bdf(nic));
     EXPECT_TRUE(status.ok());
@@ -102,38 +206,33 @@ TEST_F(KernelTest, OwnerProbesAtBootTheOtherStaysDetached) {
 
 TEST_F(KernelTest, HandoverUnderTrafficDeliversEveryPacketOnceAndInOrder) {
   Start("kernel_handover");
-  TrafficOptions options;
-  options.inbound_pps = 20000;
-  options.outbound_pps = 20000;
-  traffic_ = std::make_unique<Traffic>(*machine_, options);
-  traffic_->Start();
-  for (int round = 0; round < 4; ++round) {
-    absl::SleepFor(absl::Milliseconds(50));
-    Handover(round % 2, (round + 1) % 2);
+  ExpectFourHandoversUnderTrafficLoseNothing([this](int from, int to) { Handover(from, to); });
+}
+
+TEST_F(KernelTest, KernelHandOffUnderTrafficCommitsOnTheDoorbellWithNothingLost) {
+  Start("kernel_fast_handover");
+  uint64_t seen[2] = {0, 0};
+  ExpectFourHandoversUnderTrafficLoseNothing(
+      [this, &seen](int from, int to) { FastHandover(from, to, &seen[to]); });
+  for (int node = 0; node < 2; ++node) {
+    EXPECT_EQ(machine_->node(node).counters.handoff_doorbells.load(), 2u);
+    EXPECT_EQ(machine_->node(node).counters.stale_doorbells.load(), 0u);
+    EXPECT_EQ(machine_->node(node).spurious.load(), 0u);
   }
-  absl::SleepFor(absl::Milliseconds(50));
-  traffic_->StopSending();
-  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
-  TrafficReport report = traffic_->Report();
-  for (const DirectionStats* d : {&report.inbound, &report.outbound}) {
-    EXPECT_GT(d->sent, 1000u);
-    EXPECT_EQ(d->received, d->sent);
-    EXPECT_EQ(d->unique, d->sent);
-    EXPECT_EQ(d->duplicated, 0u);
-    EXPECT_EQ(d->out_of_order, 0u);
-    EXPECT_EQ(d->lost, 0u);
-    EXPECT_EQ(d->wire_drops, 0u);
-    ASSERT_EQ(d->node_changes.size(), 4u);
-    EXPECT_EQ(d->node_changes[0].from_node, 0u);
-    EXPECT_EQ(d->node_changes[0].to_node, 1u);
-    for (const NodeChange& change : d->node_changes) {
-      EXPECT_EQ(change.first_seq_after, change.last_seq_before + 1);
-      EXPECT_GE(change.blackout_ns(), 0);
+  // The last handover's timeline: every step, in order.
+  const HandoverTimeline& t = machine_->nic().timeline;
+  EXPECT_EQ(t.epoch.load(), machine_->ReadOwnership().epoch);
+  const int64_t steps[] = {t.gate_closed_ns.load(),      t.drained_ns.load(),
+                           t.rerouted_ns.load(),         t.handed_off_ns.load(),
+                           t.doorbell_ns.load(),         t.target_woken_ns.load(),
+                           t.target_committed_ns.load(), t.target_attached_ns.load(),
+                           t.first_rx_poll_ns.load()};
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    EXPECT_GT(steps[i], 0) << "step " << i;
+    if (i > 0) {
+      EXPECT_LE(steps[i - 1], steps[i]) << "step " << i;
     }
   }
-  EXPECT_EQ(machine_->nic().regs.rx_missed.load(), 0u);
-  EXPECT_EQ(machine_->node(0).counters.polls_while_quiesced.load(), 0u);
-  EXPECT_EQ(machine_->node(1).counters.polls_while_quiesced.load(), 0u);
 }
 
 TEST_F(KernelTest, AfterRerouteInterruptsArriveAtTheTargetOnly) {
@@ -406,6 +505,200 @@ TEST_F(KernelTest, AttachRefusesRingsThatDoNotMatchTheDeviceOrRoutingElsewhere) 
   EXPECT_TRUE(kernels_[1]->Attach(bdf_, Fence{2, 0}, quiesced->rings).ok());
   // Source may not resume now: its interrupts went elsewhere.
   EXPECT_EQ(kernels_[0]->Resume(bdf_, Fence{2, 0}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// --- The kernel commit path ---
+
+TEST_F(KernelTest, ArmNeedsTheReservationAtItsEpochAndTheExactHandoffForThisNode) {
+  Start("kernel_arm");
+  // No reservation at all.
+  absl::Status s = kernels_[1]->Arm(bdf_, Fence{2, 0}, HandoffRecord(0, 1, 2));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  ASSERT_TRUE(kernels_[1]->ReserveVectors(bdf_, Fence{2, 0}, kMsixTableEntries).ok());
+  // A reservation of another epoch.
+  s = kernels_[1]->Arm(bdf_, Fence{3, 0}, HandoffRecord(0, 1, 3));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  // Records that are not HANDOFF(another node, this node, the fence's epoch).
+  for (const Ownership& wrong : {PreparingRecord(0, 1, 2), HandoffRecord(1, 0, 2),
+                                 HandoffRecord(1, 1, 2), HandoffRecord(0, 1, 3)}) {
+    s = kernels_[1]->Arm(bdf_, Fence{2, 0}, wrong);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  }
+  EXPECT_FALSE(StatusOf(1).armed);
+  ASSERT_TRUE(kernels_[1]->Arm(bdf_, Fence{2, 0}, HandoffRecord(0, 1, 2)).ok());
+  EXPECT_TRUE(StatusOf(1).armed);
+  EXPECT_EQ(StatusOf(1).armed_epoch, 2u);
+  // A lower fence is refused and leaves the arm as it was.
+  ASSERT_TRUE(kernels_[1]->ReserveVectors(bdf_, Fence{2, 5}, kMsixTableEntries).ok());
+  s = kernels_[1]->Arm(bdf_, Fence{2, 1}, HandoffRecord(0, 1, 2));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_TRUE(StatusOf(1).armed);
+  // Releasing the reservation disarms.
+  ASSERT_TRUE(kernels_[1]->ReleaseVectors(bdf_, Fence{2, 6}).ok());
+  EXPECT_FALSE(StatusOf(1).armed);
+}
+
+TEST_F(KernelTest, DaemonPathStampsTheTimelineWithoutADoorbell) {
+  Start("kernel_daemon_timeline");
+  Handover(0, 1);
+  const HandoverTimeline& t = machine_->nic().timeline;
+  EXPECT_EQ(t.epoch.load(), 2u);
+  for (const std::atomic<int64_t>* step : {&t.gate_closed_ns, &t.drained_ns, &t.rerouted_ns,
+                                           &t.handed_off_ns, &t.target_committed_ns,
+                                           &t.target_attached_ns}) {
+    EXPECT_GT(step->load(), 0);
+  }
+  EXPECT_EQ(t.doorbell_ns.load(), 0);
+  EXPECT_EQ(t.target_woken_ns.load(), 0);
+}
+
+TEST_F(KernelTest, StaleOrForeignDoorbellsAreIgnoredAndCounted) {
+  Start("kernel_stale_doorbell");
+  InterruptFabric fabric(*machine_);
+  uint64_t seen = 0;
+  NodeCounters& counters = machine_->node(1).counters;
+  // Not armed at all.
+  EXPECT_EQ(fabric.RingHandoffDoorbell(1, 0, 7), MsiOutcome::kDelivered);
+  KernelEvent event = NextEvent(1, &seen);
+  EXPECT_EQ(event.kind, KernelEvent::Kind::kNotCommitted);
+  EXPECT_EQ(event.epoch, 7u);
+  EXPECT_EQ(counters.stale_doorbells.load(), 1u);
+  // Armed at epoch 2: a doorbell for epoch 3, then one for epoch 2 while the
+  // record is still PREPARING (not the armed HANDOFF).
+  PrepareFastHandover(0, 1, 2);
+  EXPECT_EQ(fabric.RingHandoffDoorbell(1, 0, 3), MsiOutcome::kDelivered);
+  EXPECT_EQ(NextEvent(1, &seen).kind, KernelEvent::Kind::kNotCommitted);
+  EXPECT_EQ(fabric.RingHandoffDoorbell(1, 0, 2), MsiOutcome::kDelivered);
+  event = NextEvent(1, &seen);
+  EXPECT_EQ(event.kind, KernelEvent::Kind::kNotCommitted);
+  EXPECT_EQ(event.record, PreparingRecord(0, 1, 2));
+  EXPECT_EQ(counters.stale_doorbells.load(), 3u);
+  EXPECT_EQ(machine_->ReadOwnership(), PreparingRecord(0, 1, 2));
+  EXPECT_EQ(StatusOf(1).state, KernelHookState::kDetached);
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kRunning);
+  // The arm stays: the real HandOff still commits.
+  EXPECT_TRUE(StatusOf(1).armed);
+  HandOffOutcome outcome =
+      kernels_[0]->HandOff(bdf_, Fence{2, 0}, PreparingRecord(0, 1, 2), HandoffRecord(0, 1, 2),
+                           *kernels_[1]->ReserveVectors(bdf_, Fence{2, 0}, kMsixTableEntries),
+                           kTimeout);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_EQ(NextEvent(1, &seen).kind, KernelEvent::Kind::kCommitted);
+  EXPECT_EQ(StatusOf(1).state, KernelHookState::kRunning);
+  EXPECT_EQ(counters.stale_doorbells.load(), 3u);
+  // A client of an earlier boot (a seq beyond the newest) gets every event.
+  KernelEvents all = kernels_[1]->WaitEvents(seen + 100, absl::ZeroDuration());
+  EXPECT_EQ(all.events.size(), 4u);
+  EXPECT_EQ(all.last_seq, seen);
+}
+
+TEST_F(KernelTest, HandOffOnARecordThatIsNotPreparingLosesAndTouchesNothing) {
+  Start("kernel_handoff_lost");
+  auto messages = kernels_[1]->ReserveVectors(bdf_, Fence{2, 0}, kMsixTableEntries);
+  ASSERT_TRUE(messages.ok());
+  ASSERT_TRUE(kernels_[1]->Arm(bdf_, Fence{2, 0}, HandoffRecord(0, 1, 2)).ok());
+  // The record is still ACTIVE(node0, 1): no PREPARING CAS was made.
+  HandOffOutcome outcome = kernels_[0]->HandOff(
+      bdf_, Fence{2, 0}, PreparingRecord(0, 1, 2), HandoffRecord(0, 1, 2), *messages, kTimeout);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_EQ(outcome.reached, HandOffStage::kNothing);
+  EXPECT_EQ(outcome.record, (Ownership{OwnershipState::kActive, 0, kNoNode, 1}));
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kRunning);
+  EXPECT_EQ(machine_->node(1).counters.handoff_doorbells.load(), 0u);
+  EXPECT_EQ(machine_->node(1).delivered[kHandoffDoorbellVector].load(), 0u);
+  EXPECT_EQ(machine_->ReadOwnership(), (Ownership{OwnershipState::kActive, 0, kNoNode, 1}));
+}
+
+TEST_F(KernelTest, HandOffRefusesALowerFenceAndBadRecords) {
+  Start("kernel_handoff_fence");
+  std::vector<pci::RawMsiMessage> messages = PrepareFastHandover(0, 1, 2);
+  // node0's kernel accepted epoch 5 already.
+  ASSERT_TRUE(kernels_[0]->Resume(bdf_, Fence{5, 0}).ok());
+  HandOffOutcome outcome = kernels_[0]->HandOff(
+      bdf_, Fence{2, 0}, PreparingRecord(0, 1, 2), HandoffRecord(0, 1, 2), messages, kTimeout);
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kFailedPrecondition) << outcome.status;
+  EXPECT_EQ(outcome.reached, HandOffStage::kNothing);
+  // Not this node's PREPARING, or messages for another table.
+  outcome = kernels_[0]->HandOff(bdf_, Fence{6, 0}, PreparingRecord(1, 0, 6),
+                                 HandoffRecord(1, 0, 6), messages, kTimeout);
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kInvalidArgument) << outcome.status;
+  outcome = kernels_[0]->HandOff(bdf_, Fence{6, 0}, PreparingRecord(0, 1, 6),
+                                 HandoffRecord(0, 1, 6), {messages[0]}, kTimeout);
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kInvalidArgument) << outcome.status;
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kRunning);
+  EXPECT_EQ(machine_->ReadOwnership(), PreparingRecord(0, 1, 2));
+}
+
+TEST_F(KernelTest, DrainTimeoutLeavesTheNicQuiescedAndReportsTheStage) {
+  Start("kernel_handoff_timeout");
+  std::vector<pci::RawMsiMessage> messages = PrepareFastHandover(0, 1, 2);
+  // Without the device, the TX descriptors the kernel fills never complete.
+  device_.reset();
+  PacketQueue socket(machine_->app_tx(0, 0));
+  for (uint64_t seq = 1; seq <= 8; ++seq) ASSERT_TRUE(socket.TryPush(WirePacket{seq}));
+  DoorbellRing(machine_->node(0).bell);
+  NodeCounters& counters = machine_->node(0).counters;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (counters.driver_xmits.load() < 8 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(counters.driver_xmits.load(), 8u);
+  // The drain has to run out: a short timeout is the point here.
+  HandOffOutcome outcome =
+      kernels_[0]->HandOff(bdf_, Fence{2, 0}, PreparingRecord(0, 1, 2), HandoffRecord(0, 1, 2),
+                           messages, absl::Milliseconds(100));
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kDeadlineExceeded) << outcome.status;
+  EXPECT_EQ(outcome.reached, HandOffStage::kQuiesced);
+  EXPECT_EQ(StatusOf(0).state, KernelHookState::kQuiesced);
+  EXPECT_EQ(machine_->ReadOwnership(), PreparingRecord(0, 1, 2));
+  EXPECT_EQ(machine_->node(1).counters.handoff_doorbells.load(), 0u);
+}
+
+TEST_F(KernelTest, InjectedFaultsNeedTheFlagAndADroppedDoorbellLeavesHandoffForTheDaemon) {
+  Start("kernel_faults_off");
+  EXPECT_EQ(kernels_[0]->InjectFault(FaultPoint::kHandoffBeforeDoorbell,
+                                     FaultAction::kDropDoorbell).code(),
+            absl::StatusCode::kFailedPrecondition);
+  TearDown();
+  kernels_.clear();
+  Start("kernel_faults_on", 1024, 64, 1, 1, /*fault_injection=*/true);
+  ASSERT_TRUE(
+      kernels_[0]->InjectFault(FaultPoint::kHandoffBeforeDoorbell, FaultAction::kDropDoorbell)
+          .ok());
+  std::vector<pci::RawMsiMessage> messages = PrepareFastHandover(0, 1, 2);
+  HandOffOutcome outcome = kernels_[0]->HandOff(
+      bdf_, Fence{2, 0}, PreparingRecord(0, 1, 2), HandoffRecord(0, 1, 2), messages, kTimeout);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_EQ(outcome.reached, HandOffStage::kHandedOff);
+  EXPECT_EQ(machine_->ReadOwnership(), HandoffRecord(0, 1, 2));
+  EXPECT_EQ(machine_->node(1).counters.handoff_doorbells.load(), 0u);
+  // The lost doorbell rung by hand (as `nh-sim-machine doorbell` does).
+  uint64_t seen = 0;
+  EXPECT_EQ(InterruptFabric(*machine_).RingHandoffDoorbell(1, 0, 2), MsiOutcome::kDelivered);
+  EXPECT_EQ(NextEvent(1, &seen).kind, KernelEvent::Kind::kCommitted);
+  EXPECT_EQ(machine_->ReadOwnership(), (Ownership{OwnershipState::kActive, 1, kNoNode, 2}));
+}
+
+TEST_F(KernelTest, AHeldFaultPointBlocksUntilReleased) {
+  Start("kernel_fault_hold", 1024, 64, 1, 1, /*fault_injection=*/true);
+  ASSERT_TRUE(kernels_[1]->InjectFault(FaultPoint::kCommitAfterCas, FaultAction::kHold).ok());
+  std::vector<pci::RawMsiMessage> messages = PrepareFastHandover(0, 1, 2);
+  HandOffOutcome outcome = kernels_[0]->HandOff(
+      bdf_, Fence{2, 0}, PreparingRecord(0, 1, 2), HandoffRecord(0, 1, 2), messages, kTimeout);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+  const Ownership committed{OwnershipState::kActive, 1, kNoNode, 2};
+  // The target's CAS happens, then it holds before attaching.
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (!(machine_->ReadOwnership() == committed) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(machine_->ReadOwnership(), committed);
+  EXPECT_EQ(kernels_[1]->WaitEvents(0, absl::ZeroDuration()).events.size(), 0u);
+  EXPECT_EQ(StatusOf(1).state, KernelHookState::kDetached);
+  ASSERT_TRUE(kernels_[1]->InjectFault(FaultPoint::kCommitAfterCas, FaultAction::kRelease).ok());
+  uint64_t seen = 0;
+  EXPECT_EQ(NextEvent(1, &seen).kind, KernelEvent::Kind::kCommitted);
+  EXPECT_EQ(StatusOf(1).state, KernelHookState::kRunning);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "pci/bdf.h"
+#include "sim/doorbell.h"
 #include "sim/config_space_image.h"
 
 namespace nichandover {
@@ -357,9 +358,36 @@ Ownership Machine::CompareAndSwapOwnership(const Ownership& expected, const Owne
   uint64_t next = EncodeOwnership(desired);
   if (layout_->nics[nic].ownership.word.compare_exchange_strong(want, next,
                                                                 std::memory_order_seq_cst)) {
+    if (expected.state == OwnershipState::kPreparing && desired.state == OwnershipState::kHandoff) {
+      StampTimeline(&HandoverTimeline::handed_off_ns, desired.epoch, nic);
+    } else if (expected.state == OwnershipState::kHandoff &&
+               desired.state == OwnershipState::kActive) {
+      StampTimeline(&HandoverTimeline::target_committed_ns, desired.epoch, nic);
+    }
     return desired;
   }
   return DecodeOwnership(want);  // the record that was there
+}
+
+void Machine::ResetTimeline(uint64_t epoch, int nic) {
+  HandoverTimeline& t = layout_->nics[nic].timeline;
+  t.epoch.store(0, std::memory_order_seq_cst);  // no stamp lands while the fields clear
+  for (std::atomic<int64_t> HandoverTimeline::*field :
+       {&HandoverTimeline::gate_closed_ns, &HandoverTimeline::drained_ns,
+        &HandoverTimeline::rerouted_ns, &HandoverTimeline::handed_off_ns,
+        &HandoverTimeline::doorbell_ns, &HandoverTimeline::target_woken_ns,
+        &HandoverTimeline::target_committed_ns, &HandoverTimeline::target_attached_ns,
+        &HandoverTimeline::first_rx_poll_ns}) {
+    (t.*field).store(0, std::memory_order_relaxed);
+  }
+  t.epoch.store(epoch, std::memory_order_seq_cst);
+}
+
+void Machine::StampTimeline(std::atomic<int64_t> HandoverTimeline::*field, uint64_t epoch,
+                            int nic, int64_t at_ns) {
+  HandoverTimeline& t = layout_->nics[nic].timeline;
+  if (t.epoch.load(std::memory_order_seq_cst) != epoch) return;
+  (t.*field).store(at_ns != 0 ? at_ns : MonotonicNanos(), std::memory_order_seq_cst);
 }
 
 namespace {

@@ -141,8 +141,19 @@ class Machine {
   // NIC `nic`'s ownership record.
   Ownership ReadOwnership(int nic = 0) const;
   // Replaces the record iff it equals `expected`; returns the record after.
+  // A won PREPARING -> HANDOFF or HANDOFF -> ACTIVE stamps the NIC's
+  // timeline (handed_off_ns, target_committed_ns), whoever CASes: a kernel
+  // or a daemon's arbiter.
   Ownership CompareAndSwapOwnership(const Ownership& expected, const Ownership& desired,
                                     int nic = 0);
+
+  // NIC `nic`'s handover timeline (machine_layout.h): Reset starts the one
+  // of `epoch` (every step 0); Stamp writes now into `field` when the
+  // timeline is `epoch`'s (a late step of an older handover writes nothing);
+  // `at_ns` instead of now when given (a step taken earlier).
+  void ResetTimeline(uint64_t epoch, int nic = 0);
+  void StampTimeline(std::atomic<int64_t> HandoverTimeline::*field, uint64_t epoch, int nic = 0,
+                     int64_t at_ns = 0);
 
   // The ring state of every queue beside NIC `nic`'s record (seqlock-
   // protected), stored with the writer's fence. INVALID_ARGUMENT unless there

@@ -26,7 +26,7 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must b
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared atomics must be lock-free");
 
 inline constexpr uint64_t kMachineMagic = 0x3148434d53484e4eULL;  // "NNHSMCH1"
-inline constexpr uint32_t kLayoutVersion = 4;
+inline constexpr uint32_t kLayoutVersion = 5;
 
 inline constexpr int kMaxNodes = 8;
 // NICs of one machine; each has its own BDF, MAC, rings, MSI-X table and
@@ -60,6 +60,13 @@ inline constexpr uint32_t kOtherVectorEntry = 0;
 inline constexpr uint32_t kQueueVectorEntry = 1;  // queue 0's
 constexpr uint32_t QueueVectorEntry(uint32_t queue) { return kQueueVectorEntry + queue; }
 static_assert(kMaxQueues + 1 <= kMsixTableEntries, "one MSI-X entry per queue plus other");
+
+// The kernel commit path's doorbell (docs/simulator.md): a source kernel
+// that won PREPARING -> HANDOFF writes the epoch into the target node's
+// mailbox slot of the NIC and sends this vector to the target's first CPU,
+// as an IPI. Linux keeps 0xec..0xff for system vectors (timer, IPIs); the
+// simulated kernels never hand it to a device (their range ends below it).
+inline constexpr uint8_t kHandoffDoorbellVector = 0xf1;
 
 // A futex word with a sleeper count, so a producer only makes the wake system
 // call when someone sleeps. See doorbell.h.
@@ -187,6 +194,11 @@ struct NodeCounters {
   std::atomic<uint64_t> tx_completed;
   std::atomic<uint64_t> rx_delivered;
   std::atomic<uint64_t> rx_socket_drops;       // socket buffer full
+  // Kernel commit path: doorbells this node's kernel took (vector
+  // kHandoffDoorbellVector), and mailbox entries it ignored because it was not
+  // armed for that NIC at that epoch or the record was not the armed HANDOFF.
+  std::atomic<uint64_t> handoff_doorbells;
+  std::atomic<uint64_t> stale_doorbells;
 };
 
 // What runs on a node (NH_SIM_NODE_*): set by the simulated kernel when it
@@ -217,6 +229,31 @@ struct NodeSlot {
   std::atomic<uint64_t> spurious;         // vector without a handler
   std::atomic<int32_t> kernel_pid;        // 0 when no kernel runs
   NodeCounters counters;
+  // The kernel commit path's mailbox: per NIC, the epoch a source kernel
+  // rang this node's doorbell for (0: none pending). The target kernel takes
+  // (exchanges to 0) every slot when kHandoffDoorbellVector arrives.
+  std::atomic<uint64_t> handoff_mailbox[kMaxNics];
+};
+
+// One NIC's latest handover, CLOCK_MONOTONIC ns (0: not reached), for the
+// benchmark and `nh-sim-machine show --json`. Reset by the source kernel when
+// it closes the gates (Quiesce, on both commit paths); each step stamps its
+// field when it happens there: the source kernel (gates closed, drained,
+// rerouted, doorbell), whoever wins the CAS (handed_off: PREPARING ->
+// HANDOFF; target_committed: HANDOFF -> ACTIVE; the kernel on the kernel
+// path, the daemon's arbiter on the daemon path), the target kernel (woken
+// by the doorbell, attached, its first poll of the NIC).
+struct HandoverTimeline {
+  std::atomic<uint64_t> epoch;
+  std::atomic<int64_t> gate_closed_ns;
+  std::atomic<int64_t> drained_ns;
+  std::atomic<int64_t> rerouted_ns;
+  std::atomic<int64_t> handed_off_ns;
+  std::atomic<int64_t> doorbell_ns;
+  std::atomic<int64_t> target_woken_ns;
+  std::atomic<int64_t> target_committed_ns;
+  std::atomic<int64_t> target_attached_ns;
+  std::atomic<int64_t> first_rx_poll_ns;
 };
 
 // One NIC's device state. Its rings, buffers, wire and socket buffers are
@@ -235,6 +272,9 @@ struct NicState {
   alignas(64) uint8_t config[kConfigSpaceSize];
   std::atomic<uint32_t> msix_bar[kMsixBarSize / 4];
   DeviceRegisters regs;
+  // After everything the guest ABI names (guests find NIC 0's fields through
+  // the directory), so no NH_SIM_* offset moved.
+  HandoverTimeline timeline;
 };
 
 // Where a NIC's area holds what, for `queues` queue pairs of `ring_size`

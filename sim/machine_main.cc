@@ -13,15 +13,29 @@
 //       with --ivshmem-dir, QEMU guests attach to nodes through
 //       DIR/<node>.sock (ivshmem-doorbell, see docs/simulator.md): to each
 //       --guest NODE, or to every node when none is named.
-//   nh-sim-machine show --path P      # nodes, record, MSI-X, counters
+//   nh-sim-machine show --path P [--json]  # nodes, record, MSI-X, counters
+//       --json: one JSON object, per NIC its record and "timeline" (the
+//       latest handover's steps, CLOCK_MONOTONIC ns, 0 = not reached), per
+//       node its counters (with stale_doorbells).
+//   nh-sim-machine doorbell --path P --node ID --nic I --epoch E
+//       rings node ID's kernel commit doorbell for NIC I (index or BDF) at
+//       epoch E by hand, as a source kernel's HandOff does (a kernel not
+//       armed for exactly that ignores it and counts a stale doorbell).
+//   nh-sim-machine inject --socket KERNEL_SOCK --point P --action A
+//       InjectFault on a kernel started with --fault-injection (points
+//       handoff-entry, handoff-before-doorbell, commit-after-cas; actions
+//       hold, crash, drop-doorbell, release).
 //   nh-sim-machine destroy --path P
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <initializer_list>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -29,11 +43,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "grpcpp/grpcpp.h"
+#include "kernel_control.grpc.pb.h"
 #include "pci/interrupt_layout.h"
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
 #include "sim/device.h"
 #include "sim/flags.h"
+#include "sim/interrupt_fabric.h"
 #include "sim/ivshmem_server.h"
 #include "sim/machine.h"
 
@@ -49,7 +66,10 @@ int Usage(const std::string& why) {
                "       nh-sim-machine create --path P --nodes N [--cpus C] [--nics N] [--queues Q]"
                " [--owner ID|spread] [--ring-size N] [--bdf BDF]\n"
                "       nh-sim-machine run --path P [--ivshmem-dir DIR [--guest NODE]...]\n"
-               "       nh-sim-machine show|destroy --path P\n",
+               "       nh-sim-machine show --path P [--json]\n"
+               "       nh-sim-machine doorbell --path P --node ID --nic I --epoch E\n"
+               "       nh-sim-machine inject --socket KERNEL_SOCK --point P --action A\n"
+               "       nh-sim-machine destroy --path P\n",
                why.c_str());
   return 2;
 }
@@ -263,27 +283,158 @@ int Show(const Flags& flags) {
                 running == 1 ? "" : "s", absl::StrJoin(vectors, " ").c_str(),
                 (unsigned long long)n.spurious.load());
     std::printf("  polls %llu (max work %llu, while quiesced %llu, gated %llu) xmits %llu "
-                "held %llu tx done %llu rx %llu socket drops %llu\n",
+                "held %llu tx done %llu rx %llu socket drops %llu; handoff doorbells %llu "
+                "(stale %llu)\n",
                 (unsigned long long)c.napi_polls.load(), (unsigned long long)c.max_poll_work.load(),
                 (unsigned long long)c.polls_while_quiesced.load(),
                 (unsigned long long)c.gated_polls.load(), (unsigned long long)c.driver_xmits.load(),
                 (unsigned long long)c.held_xmits.load(), (unsigned long long)c.tx_completed.load(),
                 (unsigned long long)c.rx_delivered.load(),
-                (unsigned long long)c.rx_socket_drops.load());
+                (unsigned long long)c.rx_socket_drops.load(),
+                (unsigned long long)c.handoff_doorbells.load(),
+                (unsigned long long)c.stale_doorbells.load());
   }
   return 0;
 }
 
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string TimelineJson(const HandoverTimeline& t) {
+  std::vector<std::string> fields = {absl::StrFormat("\"epoch\": %d", t.epoch.load())};
+  for (auto [name, field] : std::initializer_list<
+           std::pair<const char*, const std::atomic<int64_t> HandoverTimeline::*>>{
+           {"gate_closed_ns", &HandoverTimeline::gate_closed_ns},
+           {"drained_ns", &HandoverTimeline::drained_ns},
+           {"rerouted_ns", &HandoverTimeline::rerouted_ns},
+           {"handed_off_ns", &HandoverTimeline::handed_off_ns},
+           {"doorbell_ns", &HandoverTimeline::doorbell_ns},
+           {"target_woken_ns", &HandoverTimeline::target_woken_ns},
+           {"target_committed_ns", &HandoverTimeline::target_committed_ns},
+           {"target_attached_ns", &HandoverTimeline::target_attached_ns},
+           {"first_rx_poll_ns", &HandoverTimeline::first_rx_poll_ns}}) {
+    fields.push_back(absl::StrFormat("\"%s\": %d", name, (t.*field).load()));
+  }
+  return "{" + absl::StrJoin(fields, ", ") + "}";
+}
+
+int ShowJson(Machine& m) {
+  std::vector<std::string> nics;
+  for (int i = 0; i < m.nic_count(); ++i) {
+    const NicState& nic = m.nic(i);
+    Ownership record = m.ReadOwnership(i);
+    nics.push_back(absl::StrFormat(
+        "{\"bdf\": %s, \"record\": {\"state\": \"%s\", \"owner\": %s, \"target\": %s, "
+        "\"epoch\": %d}, \"running_node\": %s, \"timeline\": %s}",
+        JsonString(m.bdf(i)), StateName(record.state), JsonString(m.node_id(record.owner)),
+        JsonString(m.node_id(record.target)), record.epoch,
+        JsonString(m.node_id(nic.running_node.load())), TimelineJson(nic.timeline)));
+  }
+  std::vector<std::string> nodes;
+  for (int i = 0; i < m.node_count(); ++i) {
+    NodeSlot& n = m.node(i);
+    const NodeCounters& c = n.counters;
+    nodes.push_back(absl::StrFormat(
+        "{\"node\": %s, \"kernel_pid\": %d, \"counters\": {\"irqs_handled\": %d, "
+        "\"napi_polls\": %d, \"polls_while_quiesced\": %d, \"held_xmits\": %d, "
+        "\"tx_completed\": %d, \"rx_delivered\": %d, \"rx_socket_drops\": %d, "
+        "\"handoff_doorbells\": %d, \"stale_doorbells\": %d}, \"spurious\": %d}",
+        JsonString(n.node_id), n.kernel_pid.load(), c.irqs_handled.load(), c.napi_polls.load(),
+        c.polls_while_quiesced.load(), c.held_xmits.load(), c.tx_completed.load(),
+        c.rx_delivered.load(), c.rx_socket_drops.load(), c.handoff_doorbells.load(),
+        c.stale_doorbells.load(), n.spurious.load()));
+  }
+  std::printf("{\"path\": %s, \"layout_version\": %d, \"nics\": [%s], \"nodes\": [%s]}\n",
+              JsonString(m.path()).c_str(), kLayoutVersion, absl::StrJoin(nics, ", ").c_str(),
+              absl::StrJoin(nodes, ", ").c_str());
+  return 0;
+}
+
+int Inject(const Flags& flags) {
+  if (!flags.Has("socket") || !flags.Has("point") || !flags.Has("action")) {
+    return Usage("inject wants --socket, --point and --action");
+  }
+  auto kernel = v1::KernelControl::NewStub(grpc::CreateChannel(
+      "unix:" + flags.Get("socket"), grpc::InsecureChannelCredentials()));
+  v1::InjectFaultRequest request;
+  request.set_point(flags.Get("point"));
+  request.set_action(flags.Get("action"));
+  v1::Empty empty;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Status status = kernel->InjectFault(&context, request, &empty);
+  if (!status.ok()) {
+    std::fprintf(stderr, "nh-sim-machine: inject: %s\n", status.error_message().c_str());
+    // Bad point/action: a usage error; the kernel refusing: a failure.
+    return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1;
+  }
+  return 0;
+}
+
+int Doorbell(const Flags& flags) {
+  if (!flags.Has("node") || !flags.Has("nic") || !flags.Has("epoch")) {
+    return Usage("doorbell wants --node, --nic and --epoch");
+  }
+  auto opened = Machine::Open(flags.Get("path"));
+  if (!opened.ok()) return Fail(opened.status());
+  Machine& m = **opened;
+  absl::StatusOr<int> node = m.NodeIndex(flags.Get("node"));
+  if (!node.ok()) return Fail(node.status());
+  int nic = -1;
+  if (!absl::SimpleAtoi(flags.Get("nic"), &nic)) {
+    absl::StatusOr<int> by_bdf = m.NicIndex(flags.Get("nic"));
+    if (!by_bdf.ok()) return Fail(by_bdf.status());
+    nic = *by_bdf;
+  }
+  uint64_t epoch = 0;
+  if (nic < 0 || nic >= m.nic_count()) {
+    return Usage(absl::StrFormat("--nic %d: the machine has NICs 0..%d", nic, m.nic_count() - 1));
+  }
+  if (!absl::SimpleAtoi(flags.Get("epoch"), &epoch) || epoch == 0 || epoch > kMaxEpoch) {
+    return Usage("--epoch wants a positive epoch that fits 40 bits");
+  }
+  MsiOutcome outcome = InterruptFabric(m).RingHandoffDoorbell(*node, nic, epoch);
+  std::printf("rang %s's doorbell for %s at epoch %llu: %s\n", flags.Get("node").c_str(),
+              m.bdf(nic).c_str(), static_cast<unsigned long long>(epoch),
+              outcome == MsiOutcome::kDelivered ? "delivered"
+                                                : "no kernel took it (left in the mailbox)");
+  return outcome == MsiOutcome::kDelivered ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, {"path", "node", "nodes", "cpus", "owner", "ring-size", "bdf", "nics",
-                                            "queues", "ivshmem-dir", "guest"});
+  auto flags = Flags::Parse(argc, argv,
+                            {"path", "node", "nodes", "cpus", "owner", "ring-size", "bdf", "nics",
+                             "queues", "ivshmem-dir", "guest", "json", "nic", "epoch", "socket",
+                             "point", "action"},
+                            /*booleans=*/{"json"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
-  if (flags->positional().size() != 1) return Usage("one command: create, run, show, destroy");
-  if (!flags->Has("path")) return Usage("--path is required");
+  if (flags->positional().size() != 1) {
+    return Usage("one command: create, run, show, doorbell, inject, destroy");
+  }
   const std::string& command = flags->positional()[0];
+  if (command == "inject") return Inject(*flags);  // the kernel's socket, no machine
+  if (!flags->Has("path")) return Usage("--path is required");
   if (command == "create") return Create(*flags);
   if (command == "run") return Run(*flags);
-  if (command == "show") return Show(*flags);
+  if (command == "show") {
+    if (flags->Has("json") && flags->Get("json") != "false") {
+      auto opened = Machine::Open(flags->Get("path"));
+      if (!opened.ok()) return Fail(opened.status());
+      return ShowJson(**opened);
+    }
+    return Show(*flags);
+  }
+  if (command == "doorbell") return Doorbell(*flags);
   if (command == "destroy") {
     absl::Status s = Machine::Destroy(flags->Get("path"));
     return s.ok() ? 0 : Fail(s);

@@ -202,6 +202,41 @@ TEST_F(HardeningTest, RequestIdReusedWithAnotherTimeoutIsAlreadyExists) {
   WaitDone(0, first.handover_id());
 }
 
+// An enum value this daemon does not know is refused before the machine
+// sees it: no handover, nothing reserved.
+TEST_F(HardeningTest, UnknownCommitPathIsInvalidArgumentWithoutAHandover) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::CreateHandoverRequest request;
+  request.set_request_id("bad-commit-path");
+  request.set_commit_path(static_cast<v1::CommitPath>(7));
+  v1::Handover h;
+  grpc::Status s = Create(0, request, &h);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "commit_path")) << s.error_message();
+  EXPECT_TRUE(History(0).empty());
+  EXPECT_TRUE(History(1).empty());
+}
+
+// The commit path is part of the request a request_id names (needs the
+// machine's comparison of requested_commit_path, branch fp-protocol).
+TEST_F(HardeningTest, RequestIdReusedWithAnotherCommitPathIsAlreadyExists) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  v1::CreateHandoverRequest request;
+  request.set_request_id("reused-path");
+  request.set_commit_path(v1::COMMIT_PATH_DAEMON);
+  v1::Handover first;
+  ASSERT_TRUE(Create(0, request, &first).ok());
+  EXPECT_EQ(first.requested_commit_path(), v1::COMMIT_PATH_DAEMON);
+  v1::Handover again;
+  grpc::Status s = Create(0, request, &again);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(again.handover_id(), first.handover_id());
+  request.set_commit_path(v1::COMMIT_PATH_KERNEL);
+  s = Create(0, request, &again);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS) << s.error_message();
+  WaitDone(0, first.handover_id());
+}
+
 // Issue 16.5: an Offer whose epoch is not the record's next one is refused
 // before anything is reserved, and the next real handover still works.
 TEST_F(HardeningTest, OfferFromTheFutureIsRefusedAndDoesNotPoisonTheEpoch) {

@@ -3,7 +3,10 @@
 // cancel/recover, and the exit code and advice for every outcome.
 #include <signal.h>
 
+#include <fstream>
+
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
@@ -262,6 +265,8 @@ TEST_F(NicctlHandoverTest, BadRequestsExitWithTheirClass) {
       {{"handover", kNic, "--to", "node1", "--timeout", "99999999999999h"}, 0, 2, "timeout: "},
       {{"handover", kNic, "--to", "node1", "--timeout", "25h"}, 0, 2, "timeout: must be at most"},
       {{"handover", kNic, "--to", "node1", "--request-id", "bad id!"}, 0, 2, "request_id"},
+      {{"handover", kNic, "--to", "node1", "--commit-path", "fast"}, 0, 2,
+       "--commit-path: 'fast' is not one of auto, kernel, daemon"},
       {{"handover", "show", "nope"}, 0, 3, "'nicctl handover list'"},
       {{"handover", "watch", "nope"}, 0, 3, "'nicctl handover list'"},
       {{"handover", "list", "--limit", "0"}, 0, 2, "--limit"},
@@ -288,6 +293,157 @@ TEST_F(NicctlHandoverTest, BadRequestsExitWithTheirClass) {
     EXPECT_EQ(r.exit_code, 7) << absl::StrJoin(args, " ") << ": " << r.err;
     EXPECT_TRUE(absl::StrContains(r.err, "cannot reach nichandoverd at " + dead)) << r.err;
   }
+}
+
+// --commit-path reaches the daemon and the path comes back in the summary,
+// in 'handover show' and in --json (needs the protocol machine's kernel
+// commit path, branch fp-protocol, to fill the Handover's commit paths).
+TEST_F(NicctlHandoverTest, CommitPathIsAskedForAndShown) {
+  CommandResult r = cluster_.Nicctl(
+      0, {"handover", kNic, "--to", "node1", "--commit-path", "daemon", "--no-wait", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  v1::Handover started = ParseHandover(r.out);
+  EXPECT_EQ(started.requested_commit_path(), v1::COMMIT_PATH_DAEMON) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "\"requested_commit_path\": \"COMMIT_PATH_DAEMON\""))
+      << r.out;
+  r = cluster_.Nicctl(0, {"handover", "watch", started.handover_id()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "  commit    daemon (asked: daemon)\n")) << r.out;
+  r = cluster_.Nicctl(0, {"handover", "show", started.handover_id()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "commit path daemon (asked: daemon)\n")) << r.out;
+  r = cluster_.Nicctl(0, {"handover", "show", started.handover_id(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ParseHandover(r.out).commit_path(), v1::COMMIT_PATH_DAEMON) << r.out;
+}
+
+// The kernel commit path end to end (issue 14): nicctl --commit-path
+// daemon|kernel|auto, and what the machine shows afterwards -- the
+// handover's commit path, the record, and whose CAS committed it (the target
+// kernel's "kernel-commit" in the fake machine's history, or none on the
+// daemon path). Needs the protocol machine's kernel commit path (branch
+// fp-protocol) besides the fake's FastPath.
+ClusterOptions TwoNodesWithTheKernelPath() {
+  ClusterOptions options = TwoNodes();
+  options.kernel_commit = true;
+  return options;
+}
+
+class NicctlKernelCommitTest : public NicctlHandoverTest {
+ protected:
+  NicctlKernelCommitTest() : NicctlHandoverTest(TwoNodesWithTheKernelPath()) {}
+  // Each test starts the daemons itself (after changing a config).
+  void SetUp() override {}
+
+  // Hands the NIC from node `from` to the other node along `path`; the
+  // final handover (--json).
+  v1::Handover HandOver(int from, const std::string& path) {
+    std::vector<std::string> args = {"handover", kNic, "--to", cluster_.node_id(1 - from),
+                                     "--json"};
+    if (!path.empty()) args.insert(args.end(), {"--commit-path", path});
+    CommandResult r = cluster_.Nicctl(from, args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return ParseHandover(r.out);
+  }
+  // The same on a path that should be the kernel's, with the target
+  // daemon's own CAS held until the target's kernel committed: the source's
+  // Commit races the doorbell, and a target daemon that heard it first
+  // would commit itself (as it must when a doorbell is lost).
+  v1::Handover HandOverWhileTheTargetDaemonCannotCommit(int from, const std::string& path) {
+    const std::string target = cluster_.node_id(1 - from);
+    SetFault({"--node", target, "--op", "cas", "--hang"});
+    std::vector<std::string> args = {"handover", kNic, "--to", target, "--json", "--no-wait"};
+    if (!path.empty()) args.insert(args.end(), {"--commit-path", path});
+    CommandResult r = cluster_.Nicctl(from, args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    const v1::Handover started = ParseHandover(r.out);
+    EXPECT_TRUE(
+        WaitUntil([&] { return KernelCommitted(started.to_epoch()); }, absl::Seconds(60)))
+        << cluster_.FakeMachine({"show"}).out;
+    EXPECT_EQ(cluster_.FakeMachine({"clear-fault"}).exit_code, 0);
+    r = cluster_.Nicctl(from, {"handover", "watch", started.handover_id(), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return ParseHandover(r.out);
+  }
+  // Whether the fake machine's history shows the target kernel's own commit
+  // CAS of `epoch` (not a doorbell it ignored).
+  bool KernelCommitted(uint64_t epoch) {
+    CommandResult r = cluster_.FakeMachine({"show"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+      if (absl::StrContains(line, absl::StrCat("kernel-commit ", kNic, " epoch=", epoch, " ")) &&
+          absl::EndsWith(line, " => ok")) {
+        return true;
+      }
+    }
+    return false;
+  }
+  void ExpectOwner(int node, uint64_t epoch) {
+    CommandResult r = cluster_.Nicctl(node, {"nics"});
+    EXPECT_TRUE(absl::StrContains(
+        r.out, absl::StrCat(cluster_.node_id(node), " (active)  ", epoch)))
+        << r.out;
+    r = cluster_.FakeMachine({"check", "--nic", kNic});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+};
+
+TEST_F(NicctlKernelCommitTest, BothPathsCommitAndTheHandoverSaysWhichItTook) {
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  // The daemon path: the target daemon commits on the source's Commit.
+  v1::Handover h = HandOver(0, "daemon");
+  EXPECT_EQ(h.phase(), v1::HANDOVER_PHASE_COMMITTED) << h.DebugString();
+  EXPECT_EQ(h.requested_commit_path(), v1::COMMIT_PATH_DAEMON);
+  EXPECT_EQ(h.commit_path(), v1::COMMIT_PATH_DAEMON);
+  EXPECT_FALSE(KernelCommitted(h.to_epoch()));
+  ExpectOwner(1, h.to_epoch());
+
+  // The kernel path back: node0's kernel, armed, commits on the doorbell.
+  h = HandOverWhileTheTargetDaemonCannotCommit(1, "kernel");
+  EXPECT_EQ(h.phase(), v1::HANDOVER_PHASE_COMMITTED) << h.DebugString();
+  EXPECT_EQ(h.requested_commit_path(), v1::COMMIT_PATH_KERNEL);
+  EXPECT_EQ(h.commit_path(), v1::COMMIT_PATH_KERNEL);
+  EXPECT_TRUE(KernelCommitted(h.to_epoch())) << cluster_.FakeMachine({"show"}).out;
+  ExpectOwner(0, h.to_epoch());
+  // The target's daemon knows it too.
+  CommandResult r = cluster_.Nicctl(0, {"handover", "show", h.handover_id()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "commit path kernel (asked: kernel)")) << r.out;
+
+  // auto takes the kernel path when both nodes have it.
+  h = HandOverWhileTheTargetDaemonCannotCommit(0, "");
+  EXPECT_EQ(h.requested_commit_path(), v1::COMMIT_PATH_UNSPECIFIED);
+  EXPECT_EQ(h.commit_path(), v1::COMMIT_PATH_KERNEL);
+  EXPECT_TRUE(KernelCommitted(h.to_epoch()));
+  ExpectOwner(1, h.to_epoch());
+}
+
+// node1's config turns the kernel path off: asked for, it is refused before
+// anything moved; auto falls back to the daemon path.
+TEST_F(NicctlKernelCommitTest, ATargetWithoutTheKernelPathRefusesItAndAutoTakesTheDaemonPath) {
+  {
+    std::ofstream config(cluster_.config_path(1), std::ios::app);
+    config << "\nkernel_commit: false\n";
+  }
+  ASSERT_TRUE(cluster_.StartAll().ok());
+  CommandResult r =
+      cluster_.Nicctl(0, {"handover", kNic, "--to", "node1", "--commit-path", "kernel"});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "UNSUPPORTED")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "--commit-path auto or daemon")) << r.err;
+  ExpectOwner(0, 1);
+
+  v1::Handover h = HandOver(0, "auto");
+  EXPECT_EQ(h.phase(), v1::HANDOVER_PHASE_COMMITTED) << h.DebugString();
+  EXPECT_EQ(h.commit_path(), v1::COMMIT_PATH_DAEMON);
+  EXPECT_FALSE(KernelCommitted(h.to_epoch()));
+  ExpectOwner(1, h.to_epoch());
+
+  // As source, node1 cannot hand off in its kernel: refused at once.
+  r = cluster_.Nicctl(1, {"handover", kNic, "--to", "node0", "--commit-path", "kernel"});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "hint: this node cannot hand off in its kernel")) << r.err;
+  ExpectOwner(1, h.to_epoch());
 }
 
 // A handover left FAILED is decided by the operator, in text and JSON.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -199,11 +200,17 @@ absl::StatusOr<std::unique_ptr<NodeEngine>> NodeEngine::Start(
   config.nics = *nics;
   config.timeouts = engine->options_.timeouts;
   config.history_per_nic = engine->options_.history_per_nic;
+  config.kernel_commit = engine->options_.kernel_commit && p.fast_path != nullptr;
   engine->machine_ = std::make_unique<protocol::HandoverMachine>(std::move(config));
   NH_LOG(INFO) << "recovering: " << recover.journal.size() << " journal records, "
                << recover.records.size() << " ownership records, " << nics->size() << " NICs";
   engine->mailbox_->Post(std::move(recover));
   engine->loop_ = std::thread([e = engine.get()] { e->Loop(); });
+  // Read even when the config turns the path off: a kernel armed before a
+  // restart still commits alone, and the machine should hear of it.
+  if (p.fast_path != nullptr) {
+    engine->kernel_events_ = std::thread([e = engine.get()] { e->ReadKernelEvents(); });
+  }
   return engine;
 }
 
@@ -216,6 +223,13 @@ void NodeEngine::Stop() {
     mailbox_->closed = true;
     mailbox_->cv.notify_all();
   }
+  {
+    std::lock_guard<std::mutex> lock(reader_mu_);
+    reader_stop_ = true;
+    reader_wake_.notify_all();
+  }
+  // At most one WaitEvents (kernel_event_wait) away.
+  if (kernel_events_.joinable()) kernel_events_.join();
   if (loop_.joinable()) loop_.join();
   // The loop is gone: nobody arms timers any more.
   for (const auto& [id, handle] : armed_timers_) clock_->Cancel(handle);
@@ -252,14 +266,80 @@ void NodeEngine::Loop() {
     if (const auto* fired = std::get_if<protocol::TimerFiredEvent>(&event)) {
       armed_timers_.erase(fired->timer_id);
     }
+    std::optional<platform::KernelEvent> kernel_event;
+    if (const auto* k = std::get_if<protocol::KernelEventEvent>(&event)) kernel_event = k->event;
     Ready ready;
     {
       std::lock_guard<std::mutex> lock(machine_mu_);
       machine_->Step(std::move(event));
       ready = machine_->TakeReady();
     }
+    if (kernel_event && options_.observer) options_.observer->KernelEventStepped(*kernel_event);
     if (!ready.empty()) Execute(std::move(ready));
   }
+}
+
+void NodeEngine::ReadKernelEvents() {
+  platform::FastPath& fast_path = *options_.platform->fast_path;
+  uint64_t after_seq = 0;
+  // Failures in a row: the first is logged, the streak's end too, and the
+  // back-off doubles in between.
+  uint64_t failures = 0;
+  absl::Status first_failure;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(reader_mu_);
+      if (reader_stop_) return;
+    }
+    absl::StatusOr<platform::KernelEvents> read =
+        fast_path.WaitEvents(after_seq, options_.kernel_event_wait);
+    if (!read.ok()) {
+      if (failures++ == 0) {
+        first_failure = read.status();
+        NH_LOG(WARNING) << "reading the kernel's events failed (retrying, logged once until it "
+                           "works again): "
+                        << read.status();
+      }
+      absl::Duration delay = options_.kernel_event_backoff;
+      for (uint64_t i = 1; i < failures && delay < options_.kernel_event_max_backoff; ++i) {
+        delay *= 2;
+      }
+      if (!BackOff(std::min(delay, options_.kernel_event_max_backoff))) return;
+      continue;
+    }
+    if (failures > 0) {
+      NH_LOG(INFO) << "reading the kernel's events works again after " << failures
+                   << " failures (the first: " << first_failure << ")";
+      failures = 0;
+    }
+    for (auto& event : read->events) {
+      NH_LOG(INFO) << "kernel event " << event.seq << ": "
+                   << (event.kind == platform::KernelEvent::Kind::kCommitted ? "committed"
+                                                                             : "not committed")
+                   << " " << event.bdf << " epoch " << event.epoch
+                   << (event.message.empty() ? "" : ": ") << event.message;
+      Post(protocol::KernelEventEvent{std::move(event)});
+    }
+    // A timeout may leave last_seq unset: keep the place then.
+    if (!read->events.empty() || read->last_seq != 0) after_seq = read->last_seq;
+  }
+}
+
+bool NodeEngine::BackOff(absl::Duration delay) {
+  // On the engine's clock, so that tests on a FakeClock decide when the
+  // reader tries again.
+  auto due = std::make_shared<bool>(false);
+  const Clock::TimerHandle timer = clock_->Schedule(clock_->Now() + delay, [this, due] {
+    std::lock_guard<std::mutex> lock(reader_mu_);
+    *due = true;
+    reader_wake_.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(reader_mu_);
+  reader_wake_.wait(lock, [&] { return *due || reader_stop_; });
+  const bool stopped = reader_stop_;
+  lock.unlock();
+  clock_->Cancel(timer);
+  return !stopped;
 }
 
 void NodeEngine::Execute(Ready ready) {
@@ -371,9 +451,12 @@ void NodeEngine::CancelTimer(uint64_t timer_id) {
 }
 
 absl::Duration NodeEngine::CallDeadline(const PlatformOp& op) const {
-  // A quiesce waits for the driver to drain by design: its drain bound
-  // comes on top (an absurd one saturates to a deadline that never fires).
-  if (op.kind == OpKind::kQuiesce) return options_.platform_call_deadline + op.timeout;
+  // A quiesce, and a hand-off that starts with one, waits for the driver
+  // to drain by design: its drain bound comes on top (an absurd one
+  // saturates to a deadline that never fires).
+  if (op.kind == OpKind::kQuiesce || op.kind == OpKind::kHandOff) {
+    return options_.platform_call_deadline + op.timeout;
+  }
   return options_.platform_call_deadline;
 }
 
@@ -599,6 +682,7 @@ absl::StatusOr<v1::Handover> NodeEngine::CreateHandover(const v1::CreateHandover
   event.nic = request.nic();
   event.target_node = request.target_node();
   if (request.has_timeout()) event.timeout = FromProto(request.timeout());
+  event.commit_path = request.commit_path();
   RefreshNic(event.nic);
   uint64_t token = event.request_token;
   auto answer = Ask(token, std::move(event), wait);

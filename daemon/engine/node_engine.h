@@ -94,6 +94,18 @@ class NodeEngine {
     // How long after a peer send's own deadline the engine stops waiting for
     // the transport's answer and reports DEADLINE_EXCEEDED itself.
     absl::Duration peer_answer_grace = absl::Seconds(5);
+    // The daemon's config allows the kernel commit path (DaemonConfig
+    // kernel_commit); the machine takes it only when the platform has one
+    // too (Platform::fast_path).
+    bool kernel_commit = true;
+    // The kernel-events reader (when the platform has a fast path): how long
+    // one FastPath::WaitEvents call may wait. It also bounds how long Stop
+    // waits for the reader, since a kernel's wait cannot be interrupted.
+    absl::Duration kernel_event_wait = absl::Seconds(1);
+    // After a failed WaitEvents the reader waits (on the clock) this long,
+    // doubling per failure in a row up to the maximum.
+    absl::Duration kernel_event_backoff = absl::Milliseconds(100);
+    absl::Duration kernel_event_max_backoff = absl::Seconds(5);
   };
 
   // Recovers (inventory, ownership records, hook states, the journal's
@@ -173,6 +185,11 @@ class NodeEngine {
   std::shared_ptr<struct PendingAnswer> Ask(uint64_t token, protocol::Event event,
                                             absl::Duration wait);
   void Loop();
+  // The kernel-events reader's thread: forwards each KernelEvent that
+  // FastPath::WaitEvents returns to the machine, until Stop.
+  void ReadKernelEvents();
+  // Waits `delay` on the clock, or less when Stop comes first; false then.
+  bool BackOff(absl::Duration delay);
   void Execute(protocol::Ready ready);
   // Timers of the machine, on the clock; protocol thread only.
   void ArmTimer(uint64_t timer_id, absl::Duration after);
@@ -208,6 +225,13 @@ class NodeEngine {
   // Compact when the journal holds more records than this (protocol thread).
   size_t compact_above_;
   std::thread loop_;
+  // The kernel-events reader: a thread of its own, not a pool slot, since
+  // it waits in the kernel all the time. Null without a fast path.
+  std::thread kernel_events_;
+  // Set by Stop; wakes the reader's back-off.
+  std::mutex reader_mu_;
+  std::condition_variable reader_wake_;
+  bool reader_stop_ = false;
 
   // Guards everything below (RPC threads read, the protocol thread writes).
   std::mutex mu_;

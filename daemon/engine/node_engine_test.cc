@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <deque>
 #include <future>
 #include <thread>
 
@@ -116,6 +117,98 @@ class RecordingWatcher : public HandoverWatcher {
   bool stopped_ = false;
 };
 
+
+// A node's kernel on the kernel commit path, scripted by the test: each
+// WaitEvents call takes the next reply the test queued, or waits for one
+// (in real time, up to the call's timeout, as a kernel would) and returns
+// no events. Arm and HandOff are not used by these tests.
+class ScriptedKernel : public platform::FastPath {
+ public:
+  explicit ScriptedKernel(std::shared_ptr<Clock> clock) : clock_(std::move(clock)) {}
+
+  absl::Status Arm(const std::string&, const platform::Fence&,
+                   const v1::OwnershipRecord&) override {
+    return absl::UnimplementedError("scripted kernel");
+  }
+  absl::StatusOr<platform::HandOffResult> HandOff(const platform::HandOffRequest&) override {
+    return absl::UnimplementedError("scripted kernel");
+  }
+  absl::StatusOr<platform::KernelEvents> WaitEvents(uint64_t after_seq,
+                                                    absl::Duration timeout) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    calls_.push_back({after_seq, clock_->Now()});
+    ++waiting_;
+    changed_.notify_all();
+    changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return !replies_.empty(); });
+    --waiting_;
+    changed_.notify_all();
+    if (replies_.empty()) return platform::KernelEvents{};
+    absl::StatusOr<platform::KernelEvents> reply = std::move(replies_.front());
+    replies_.pop_front();
+    return reply;
+  }
+
+  void Reply(absl::StatusOr<platform::KernelEvents> reply) {
+    std::lock_guard<std::mutex> lock(mu_);
+    replies_.push_back(std::move(reply));
+    changed_.notify_all();
+  }
+  // Waits (real time) until WaitEvents was called `n` times.
+  bool AwaitCalls(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, absl::ToChronoNanoseconds(kRealPatience),
+                             [&] { return calls_.size() >= n; });
+  }
+  struct Call {
+    uint64_t after_seq;
+    absl::Time time;  // on the engine's clock
+  };
+  std::vector<Call> calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  int waiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiting_;
+  }
+
+ private:
+  std::shared_ptr<Clock> clock_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<absl::StatusOr<platform::KernelEvents>> replies_;
+  std::vector<Call> calls_;
+  int waiting_ = 0;
+};
+
+// Keeps the kernel events the machine stepped.
+class KernelEventRecorder : public EngineObserver {
+ public:
+  void HandoverFinished(const v1::Handover&, bool) override {}
+  void JournalSynced(absl::Duration, const absl::Status&) override {}
+  void PlatformCallDone(protocol::OpKind, absl::Duration, const absl::Status&) override {}
+  void PeerCallDone(const std::string&, absl::Duration, const absl::Status&) override {}
+  void KernelEventStepped(const platform::KernelEvent& event) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    stepped_.push_back(event);
+    changed_.notify_all();
+  }
+  bool AwaitStepped(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, absl::ToChronoNanoseconds(kRealPatience),
+                             [&] { return stepped_.size() >= n; });
+  }
+  std::vector<platform::KernelEvent> stepped() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stepped_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<platform::KernelEvent> stepped_;
+};
+
 class NodeEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -159,6 +252,14 @@ class NodeEngineTest : public ::testing::Test {
     options.transport = n.transport.get();
     options.clock = clock_;
     options.platform_call_deadline = kCallDeadline;
+    options.observer = n.observer;
+    // The fake machine has a kernel commit path; these tests hold the daemon
+    // path's steps (a hung reroute, REROUTING), so the machine keeps to it.
+    // The kernel-events reader runs all the same.
+    options.kernel_commit = false;
+    // How long one wait for kernel events lasts (real time): Stop waits for
+    // the one running, so short keeps the restarts quick.
+    options.kernel_event_wait = absl::Milliseconds(100);
     auto engine = NodeEngine::Start(options, journal);
     if (!engine.ok()) return engine.status();
     n.engine = std::move(*engine);
@@ -283,11 +384,30 @@ class NodeEngineTest : public ::testing::Test {
 
   static constexpr absl::Duration kCallDeadline = absl::Seconds(20);
 
+  // Restarts node 0 on a platform whose kernel commit path answers the
+  // `replies` first, with an observer that records the kernel events its
+  // machine steps.
+  ScriptedKernel* RestartNode0WithScriptedKernel(
+      std::shared_ptr<KernelEventRecorder> recorder,
+      std::vector<absl::StatusOr<platform::KernelEvents>> replies = {}) {
+    // The old engine's reader uses the old fast path until it stops.
+    nodes_[0].engine->Stop();
+    auto kernel = std::make_unique<ScriptedKernel>(clock_);
+    ScriptedKernel* raw = kernel.get();
+    for (auto& reply : replies) raw->Reply(std::move(reply));
+    nodes_[0].platform->fast_path = std::move(kernel);
+    nodes_[0].observer = std::move(recorder);
+    absl::Status restarted = RestartNode(0);
+    EXPECT_TRUE(restarted.ok()) << restarted;
+    return raw;
+  }
+
   struct Node {
     std::string id;
     std::unique_ptr<platform::Platform> platform;
     std::unique_ptr<journal::MemoryJournal> journal;
     std::unique_ptr<InProcessTransport> transport;
+    std::shared_ptr<EngineObserver> observer;  // optional
     std::unique_ptr<NodeEngine> engine;
   };
   std::string path_;
@@ -539,6 +659,93 @@ TEST(BoundedExecutorTest, DestroyingThePoolDoesNotWaitForAHungCall) {
     }
   }  // returns although the call still hangs
   release->Notify();
+}
+
+// ---------------------------------------------------------------- kernel events
+
+platform::KernelEvent CommittedEvent(uint64_t seq, uint64_t epoch) {
+  platform::KernelEvent event;
+  event.seq = seq;
+  event.kind = platform::KernelEvent::Kind::kCommitted;
+  event.bdf = kNic;
+  event.epoch = epoch;
+  event.record.set_state(v1::OWNERSHIP_STATE_ACTIVE);
+  event.record.set_owner_node("node0");
+  event.record.set_epoch(epoch);
+  return event;
+}
+
+TEST_F(NodeEngineTest, KernelEventsReachTheMachineInOrderAndTheReaderMovesOn) {
+  platform::KernelEvents batch;
+  batch.events = {CommittedEvent(1, 2), CommittedEvent(2, 3)};
+  batch.events[1].kind = platform::KernelEvent::Kind::kNotCommitted;
+  batch.events[1].message = "stale doorbell";
+  batch.last_seq = 2;
+  auto recorder = std::make_shared<KernelEventRecorder>();
+  ScriptedKernel* kernel = RestartNode0WithScriptedKernel(recorder, {batch});
+  ASSERT_TRUE(kernel->AwaitCalls(1));
+  EXPECT_EQ(kernel->calls()[0].after_seq, 0u);
+
+  ASSERT_TRUE(recorder->AwaitStepped(2));
+  const auto stepped = recorder->stepped();
+  ASSERT_EQ(stepped.size(), 2u);
+  EXPECT_EQ(stepped[0].seq, 1u);
+  EXPECT_EQ(stepped[0].epoch, 2u);
+  EXPECT_EQ(stepped[0].kind, platform::KernelEvent::Kind::kCommitted);
+  EXPECT_EQ(stepped[1].seq, 2u);
+  EXPECT_EQ(stepped[1].kind, platform::KernelEvent::Kind::kNotCommitted);
+  EXPECT_EQ(stepped[1].message, "stale doorbell");
+  // The next wait asks only for what came after.
+  ASSERT_TRUE(kernel->AwaitCalls(2));
+  EXPECT_EQ(kernel->calls()[1].after_seq, 2u);
+  // A wait that times out with no events keeps the place.
+  ASSERT_TRUE(kernel->AwaitCalls(3));
+  EXPECT_EQ(kernel->calls()[2].after_seq, 2u);
+}
+
+TEST_F(NodeEngineTest, TheKernelEventReaderStopsWithTheEngine) {
+  ScriptedKernel* kernel = RestartNode0WithScriptedKernel(nullptr);
+  ASSERT_TRUE(kernel->AwaitCalls(1));
+  const absl::Time asked = absl::Now();
+  engine(0).Stop();
+  // Stop waited for the one call in the kernel (bounded by the engine's
+  // kernel_event_wait) and no other comes.
+  EXPECT_EQ(kernel->waiting(), 0);
+  EXPECT_LT(absl::Now() - asked, kRealPatience);
+  const size_t calls = kernel->calls().size();
+  kernel->Reply(platform::KernelEvents{});
+  absl::SleepFor(absl::Milliseconds(50));  // a reader still running would call again
+  EXPECT_EQ(kernel->calls().size(), calls);
+}
+
+TEST_F(NodeEngineTest, AFailingKernelEventReaderBacksOffOnTheClockThenRecovers) {
+  auto recorder = std::make_shared<KernelEventRecorder>();
+  const absl::Status gone = absl::UnavailableError("kernel socket gone");
+  ScriptedKernel* kernel = RestartNode0WithScriptedKernel(recorder, {gone, gone, gone, gone});
+  ASSERT_TRUE(kernel->AwaitCalls(1));
+  // The waits between attempts double from 100 ms, on the engine's clock:
+  // each attempt comes only when the test moves time to its back-off's end.
+  const absl::Duration expected[] = {absl::Milliseconds(100), absl::Milliseconds(200),
+                                     absl::Milliseconds(400), absl::Milliseconds(800)};
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(clock_->AwaitTimerDueBy(clock_->Now() + absl::Seconds(5), kRealPatience));
+    ASSERT_TRUE(AwaitIdle());
+    EXPECT_EQ(kernel->calls().size(), i + 1) << "attempt " << i;
+    EXPECT_EQ(clock_->NextDeadline() - clock_->Now(), expected[i]) << "attempt " << i;
+    clock_->Advance(clock_->NextDeadline() - clock_->Now());
+    ASSERT_TRUE(kernel->AwaitCalls(i + 2));
+  }
+  const auto calls = kernel->calls();
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(calls[i + 1].time - calls[i].time, expected[i]) << "attempt " << i;
+  }
+  // Working again: events flow.
+  platform::KernelEvents batch;
+  batch.events = {CommittedEvent(1, 2)};
+  batch.last_seq = 1;
+  kernel->Reply(batch);
+  ASSERT_TRUE(recorder->AwaitStepped(1));
+  EXPECT_EQ(recorder->stepped()[0].epoch, 2u);
 }
 
 // ---------------------------------------------------------------- clocks

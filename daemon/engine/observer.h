@@ -38,6 +38,10 @@ class EngineObserver {
   // One protocol message to a peer answered (or failed in transport).
   virtual void PeerCallDone(const std::string& peer, absl::Duration latency,
                             const absl::Status& status) = 0;
+
+  // The machine stepped one event this node's kernel reported on the kernel
+  // commit path (FastPath::WaitEvents), on the protocol thread.
+  virtual void KernelEventStepped(const platform::KernelEvent& event) {}
 };
 
 // Passes every report to each of several observers, in order.
@@ -58,6 +62,9 @@ class ObserverFanout : public EngineObserver {
   void PeerCallDone(const std::string& peer, absl::Duration latency,
                     const absl::Status& status) override {
     for (auto& o : observers_) o->PeerCallDone(peer, latency, status);
+  }
+  void KernelEventStepped(const platform::KernelEvent& event) override {
+    for (auto& o : observers_) o->KernelEventStepped(event);
   }
 
  private:

@@ -23,6 +23,8 @@
 #include "agent_service.h"
 #include "daemon/platform/fake/fake_machine.h"
 #include "daemon/platform/fake/fake_platform.h"
+#include "daemon/platform/fake/machine_file.h"
+#include "daemon/platform/fake/machine_model.h"
 #include "daemon/platform/linux/fake_hook_module.h"
 #include "daemon/platform/linux/linux_hook.h"
 #include "daemon/platform/linux/linux_router.h"
@@ -503,6 +505,201 @@ INSTANTIATE_TEST_SUITE_P(
         BackendParam{"linux", [] { return std::unique_ptr<Backend>(new LinuxBackend()); }},
         BackendParam{"vm", [] { return std::unique_ptr<Backend>(new VmBackend()); }}),
     [](const ::testing::TestParamInfo<BackendParam>& info) { return info.param.name; });
+
+// ---------------------------------------------------------------- kernel commit path
+//
+// FastPath (platform.h) on a backend that has it, seen from two nodes: the
+// source runs the NIC at `epoch` (record ACTIVE(source, epoch)), the target
+// can take it. Other backends (sim) add a FastPathBackend of their own.
+class FastPathBackend {
+ public:
+  virtual ~FastPathBackend() = default;
+  virtual Platform& source() = 0;
+  virtual Platform& target() = 0;
+  // The machine's fabric rings `node`'s kernel doorbell for (bdf, epoch), as
+  // a source kernel's HandOff would (a stale or foreign doorbell by hand).
+  virtual absl::Status RingDoorbell(const std::string& node, const std::string& bdf,
+                                    uint64_t epoch) = 0;
+
+  std::string source_node;
+  std::string target_node;
+  std::string bdf;
+  uint64_t epoch = 0;
+};
+
+class FakeFastPathBackend : public FastPathBackend {
+ public:
+  FakeFastPathBackend() : machine_(TempPath(TestName() + ".fake-machine")) {
+    EXPECT_TRUE(machine_.Create(fake::SimpleMachineSpec(2, 2, {"0000:03:00.0"}, 4)).ok());
+    source_node = "node0";
+    target_node = "node1";
+    bdf = "0000:03:00.0";
+    for (auto [node, platform] : {std::make_pair(source_node, &source_),
+                                  std::make_pair(target_node, &target_)}) {
+      absl::StatusOr<Platform> made = fake::MakeFakePlatform(machine_.path(), node);
+      EXPECT_TRUE(made.ok()) << made.status();
+      if (made.ok()) *platform = *std::move(made);
+    }
+    epoch = source_.arbiter->Read(bdf)->epoch();
+  }
+  Platform& source() override { return source_; }
+  Platform& target() override { return target_; }
+  absl::Status RingDoorbell(const std::string& node, const std::string& bdf,
+                            uint64_t epoch) override {
+    return fake::MachineFile(machine_.path()).Update([&](fake::FakeMachineState* state) {
+      fake::RingDoorbell(state, node, bdf, epoch);
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  fake::FakeMachine machine_;
+  Platform source_;
+  Platform target_;
+};
+
+struct FastPathParam {
+  std::string name;
+  std::function<std::unique_ptr<FastPathBackend>()> make;
+  friend void PrintTo(const FastPathParam& param, std::ostream* out) { *out << param.name; }
+};
+
+class FastPathContractTest : public ::testing::TestWithParam<FastPathParam> {
+ protected:
+  void SetUp() override {
+    backend_ = GetParam().make();
+    ASSERT_FALSE(HasFailure()) << "setting up the " << GetParam().name << " backend failed";
+    ASSERT_NE(b().source().fast_path, nullptr);
+    ASSERT_NE(b().target().fast_path, nullptr);
+    next_ = b().epoch + 1;
+  }
+  FastPathBackend& b() { return *backend_; }
+  v1::OwnershipRecord Handoff() { return HandoffRecord(b().source_node, b().target_node, next_); }
+  v1::OwnershipRecord Preparing() {
+    return PreparingRecord(b().source_node, b().target_node, next_);
+  }
+  v1::OwnershipRecord Record() {
+    absl::StatusOr<v1::OwnershipRecord> record = b().source().arbiter->Read(b().bdf);
+    EXPECT_TRUE(record.ok()) << record.status();
+    return record.ok() ? *record : v1::OwnershipRecord();
+  }
+  // The target's side before the blackout: reserve, then arm.
+  std::vector<v1::MsiMessage> ReserveAndArm() {
+    const Fence fence{next_, kFirstStart + 1};
+    Router& router = *b().target().router;
+    absl::StatusOr<std::vector<v1::MsiMessage>> reserved = router.ReserveTargetMessages(
+        b().bdf, fence, static_cast<uint32_t>(b().source().router->ReadMessages(b().bdf)->size()));
+    EXPECT_TRUE(reserved.ok()) << reserved.status();
+    EXPECT_TRUE(b().target().fast_path->Arm(b().bdf, Fence{next_, kFirstStart + 2}, Handoff()).ok());
+    return reserved.ok() ? *reserved : std::vector<v1::MsiMessage>();
+  }
+  HandOffRequest Request(std::vector<v1::MsiMessage> messages) {
+    HandOffRequest request;
+    request.bdf = b().bdf;
+    request.fence = Fence{next_, kFirstStart + 3};
+    request.expected = Preparing();
+    request.desired = Handoff();
+    request.target_messages = std::move(messages);
+    request.drain_timeout = absl::Seconds(30);
+    return request;
+  }
+  // The target kernel's events after `after_seq`, waiting for at least one.
+  std::vector<KernelEvent> AwaitEvents(uint64_t after_seq) {
+    for (int i = 0; i < 60; ++i) {
+      absl::StatusOr<KernelEvents> events =
+          b().target().fast_path->WaitEvents(after_seq, absl::Seconds(1));
+      EXPECT_TRUE(events.ok()) << events.status();
+      if (!events.ok()) return {};
+      if (!events->events.empty()) return events->events;
+    }
+    ADD_FAILURE() << "no kernel event within a minute";
+    return {};
+  }
+
+  std::unique_ptr<FastPathBackend> backend_;
+  uint64_t next_ = 0;  // the handover's epoch e1
+};
+
+TEST_P(FastPathContractTest, ArmWithoutAReservationIsRefused) {
+  absl::Status armed =
+      b().target().fast_path->Arm(b().bdf, Fence{next_, kFirstStart + 1}, Handoff());
+  EXPECT_EQ(armed.code(), absl::StatusCode::kFailedPrecondition) << armed;
+}
+
+TEST_P(FastPathContractTest, ArmWithAStaleFenceIsRefused) {
+  const Fence reserved{next_, kRestart + 5};
+  ASSERT_TRUE(b().target().router->ReserveTargetMessages(b().bdf, reserved, 4).ok());
+  // A late Arm of the incarnation before the restart.
+  const Fence late{next_, kFirstStart + 9};
+  ExpectFenced(b().target().fast_path->Arm(b().bdf, late, Handoff()), late);
+  EXPECT_TRUE(b().target().fast_path->Arm(b().bdf, Fence{next_, kRestart + 6}, Handoff()).ok());
+}
+
+TEST_P(FastPathContractTest, HandOffOnARecordThatIsNotPreparingReportsTheCasLost) {
+  std::vector<v1::MsiMessage> messages = ReserveAndArm();
+  // The source never won PREPARING: the record is still ACTIVE(source, e).
+  const v1::OwnershipRecord before = Record();
+  absl::StatusOr<HandOffResult> result = b().source().fast_path->HandOff(Request(messages));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_LT(result->reached, HandOffStage::kHandedOff) << HandOffStageName(result->reached);
+  EXPECT_TRUE(SameRecord(result->record, before)) << RecordString(result->record);
+  EXPECT_TRUE(SameRecord(Record(), before)) << RecordString(Record());
+  // What Reroute replaced comes back, for the rollback's Restore.
+  EXPECT_EQ(result->previous.size(), messages.size());
+}
+
+TEST_P(FastPathContractTest, ADoorbellForAStaleEpochIsIgnored) {
+  ReserveAndArm();
+  ASSERT_TRUE(SameRecord(
+      *b().source().arbiter->CompareAndSwap(b().bdf, ActiveRecord(b().source_node, b().epoch),
+                                            Preparing()),
+      Preparing()));
+  ASSERT_TRUE(b().RingDoorbell(b().target_node, b().bdf, b().epoch).ok());
+  std::vector<KernelEvent> events = AwaitEvents(0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, KernelEvent::Kind::kNotCommitted);
+  EXPECT_EQ(events[0].epoch, b().epoch);
+  EXPECT_TRUE(SameRecord(Record(), Preparing())) << RecordString(Record());
+  absl::StatusOr<HookStatus> hook = b().target().hook->Status(b().bdf);
+  ASSERT_TRUE(hook.ok()) << hook.status();
+  EXPECT_NE(hook->state, HookState::kRunning);
+}
+
+TEST_P(FastPathContractTest, TheArmedKernelCommitsAndItsEventCarriesTheEpoch) {
+  std::vector<v1::MsiMessage> messages = ReserveAndArm();
+  ASSERT_TRUE(SameRecord(
+      *b().source().arbiter->CompareAndSwap(b().bdf, ActiveRecord(b().source_node, b().epoch),
+                                            Preparing()),
+      Preparing()));
+  absl::StatusOr<HandOffResult> result = b().source().fast_path->HandOff(Request(messages));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reached, HandOffStage::kDoorbellRung) << HandOffStageName(result->reached);
+  EXPECT_TRUE(SameRecord(result->record, Handoff())) << RecordString(result->record);
+  std::vector<KernelEvent> events = AwaitEvents(0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, KernelEvent::Kind::kCommitted) << events[0].message;
+  EXPECT_EQ(events[0].bdf, b().bdf);
+  EXPECT_EQ(events[0].epoch, next_);
+  const v1::OwnershipRecord active = ActiveRecord(b().target_node, next_);
+  EXPECT_TRUE(SameRecord(events[0].record, active)) << RecordString(events[0].record);
+  EXPECT_TRUE(SameRecord(Record(), active)) << RecordString(Record());
+  absl::StatusOr<HookStatus> hook = b().target().hook->Status(b().bdf);
+  ASSERT_TRUE(hook.ok()) << hook.status();
+  EXPECT_EQ(hook->state, HookState::kRunning);
+  // The daemon's later Attach (it learned from the event) is harmless.
+  EXPECT_TRUE(b().target().hook->Attach(b().bdf, Fence{next_, kFirstStart + 4}, {}).ok());
+  // Nothing more happened: the next wait after this event times out empty.
+  absl::StatusOr<KernelEvents> more =
+      b().target().fast_path->WaitEvents(events[0].seq, absl::Milliseconds(1));
+  ASSERT_TRUE(more.ok()) << more.status();
+  EXPECT_TRUE(more->events.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, FastPathContractTest,
+    ::testing::Values(FastPathParam{
+        "fake", [] { return std::unique_ptr<FastPathBackend>(new FakeFastPathBackend()); }}),
+    [](const ::testing::TestParamInfo<FastPathParam>& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace platform

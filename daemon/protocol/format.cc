@@ -97,6 +97,13 @@ std::string OpString(const PlatformOp& op) {
     case OpKind::kReserveMessages:
       absl::StrAppend(&out, " epoch=", op.epoch, " count=", op.count);
       break;
+    case OpKind::kArm:
+      absl::StrAppend(&out, " epoch=", op.epoch, " ", RecordString(op.desired));
+      break;
+    case OpKind::kHandOff:
+      absl::StrAppend(&out, " epoch=", op.epoch, " ", RecordString(op.expected), " -> ",
+                      RecordString(op.desired), " to=", MessagesString(op.messages));
+      break;
     default:
       absl::StrAppend(&out, " epoch=", op.epoch);
   }
@@ -118,6 +125,13 @@ std::string OpResultString(OpKind kind, const OpResult& result) {
     case OpKind::kQuiesce:
       return absl::StrCat("ok drained_tx=", result.quiesce.drained_tx_packets,
                           " rings=", RingsString(result.quiesce.rings));
+    case OpKind::kHandOff:
+      // The record only once the call got that far (from kRingsWritten).
+      return absl::StrCat("ok reached=", platform::HandOffStageName(result.handoff.reached),
+                          " record=",
+                          result.handoff.reached >= platform::HandOffStage::kRingsWritten
+                              ? RecordString(result.handoff.record)
+                              : "-");
     default:
       return "ok";
   }
@@ -125,9 +139,15 @@ std::string OpResultString(OpKind kind, const OpResult& result) {
 
 std::string PeerRequestString(const PeerRequestBody& body) {
   if (const auto* offer = std::get_if<v1::OfferRequest>(&body)) {
+    // The commit path only when one was asked for (older traces stay as they were).
     return absl::StrCat("Offer ", offer->handover_id(), " ", offer->bdf(), " ",
                         offer->source_node(), "->", offer->target_node(),
-                        " epoch=", offer->new_epoch(), " vectors=", offer->vector_count());
+                        " epoch=", offer->new_epoch(), " vectors=", offer->vector_count(),
+                        offer->commit_path() == v1::COMMIT_PATH_UNSPECIFIED
+                            ? ""
+                            : " commit_path=" + StripPrefix(v1::CommitPath_Name(
+                                                                offer->commit_path()),
+                                                            "COMMIT_PATH_"));
   }
   if (const auto* commit = std::get_if<v1::CommitRequest>(&body)) {
     std::vector<v1::QueueRingState> rings(commit->rings().begin(), commit->rings().end());
@@ -147,7 +167,7 @@ std::string PeerResponseString(const PeerResponseBody& body) {
     if (offer->accepted()) {
       std::vector<v1::MsiMessage> messages(offer->target_messages().begin(),
                                            offer->target_messages().end());
-      return "Accept " + MessagesString(messages);
+      return (offer->armed() ? "Accept armed " : "Accept ") + MessagesString(messages);
     }
     return absl::StrCat("Refuse ",
                         StripPrefix(v1::RefusalReason_Name(offer->refusal_reason()),
@@ -170,6 +190,8 @@ std::string HandoverString(const v1::Handover& h) {
   std::string out = absl::StrCat(h.handover_id(), " ", h.source_node(), "->", h.target_node(),
                                  " ", PhaseString(h.phase()), " epoch ", h.from_epoch(), "->",
                                  h.to_epoch());
+  // Only the kernel path is named: the daemon path is every older trace's.
+  if (h.commit_path() == v1::COMMIT_PATH_KERNEL) absl::StrAppend(&out, " path=KERNEL");
   if (h.has_error()) {
     absl::StrAppend(&out, " error=", h.error().reason(), " \"", h.error().message(), "\"");
   }

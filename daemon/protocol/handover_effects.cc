@@ -131,6 +131,8 @@ void HandoverMachine::IssueStepOp(Handover& h, Wait wait) {
       {Wait::kRestore, OpKind::kRestore, At::kAbort, &Timeouts::reroute},
       {Wait::kResume, OpKind::kResume, At::kAbort, &Timeouts::attach},
       {Wait::kReserve, OpKind::kReserveMessages, At::kNew, &Timeouts::reroute},
+      {Wait::kArm, OpKind::kArm, At::kNew, &Timeouts::reroute},
+      {Wait::kHandOff, OpKind::kHandOff, At::kNew, &Timeouts::quiesce},
       {Wait::kAttach, OpKind::kAttach, At::kNew, &Timeouts::attach},
       {Wait::kReleaseReservation, OpKind::kReleaseReservation, At::kNew, &Timeouts::reroute},
   };
@@ -174,6 +176,18 @@ void HandoverMachine::IssueStepOp(Handover& h, Wait wait) {
     case Wait::kQuiesce:
       op.timeout = config_.timeouts.quiesce;
       guard += config_.timeouts.arbiter;  // the hook's own timeout answers first
+      break;
+    case Wait::kArm:
+      op.desired = HandoffRecord(h.peer, me, h.e1);
+      break;
+    case Wait::kHandOff:
+      // Drain, reroute, rings beside the record and the CAS in one kernel
+      // call: its drain bound answers first, the rest are quick steps.
+      op.expected = PreparingRecord(me, h.peer, h.e1);
+      op.desired = HandoffRecord(me, h.peer, h.e1);
+      op.messages = h.target_messages;
+      op.timeout = config_.timeouts.quiesce;
+      guard += config_.timeouts.reroute + 2 * config_.timeouts.arbiter;
       break;
     case Wait::kReroute:
       op.messages = h.target_messages;
@@ -248,6 +262,7 @@ void HandoverMachine::AnswerOffers(Handover& h, bool accepted, v1::RefusalReason
     v1::OfferResponse response;
     response.set_accepted(accepted);
     if (accepted) {
+      response.set_armed(h.armed);
       for (const v1::MsiMessage& m : h.target_messages) *response.add_target_messages() = m;
     } else {
       response.set_refusal_reason(reason);

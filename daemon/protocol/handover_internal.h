@@ -30,6 +30,7 @@ enum class HandoverMachine::Wait {
   kReroute,
   kWriteRings,
   kHandoffCas,
+  kHandOff,  // the kernel commit path's one call (instead of the four above)
   kCommit,
   kOutcomePoll,  // timer: look at the record again
   kOutcomeRead,
@@ -42,6 +43,7 @@ enum class HandoverMachine::Wait {
   // Target.
   kOfferRead,  // the record, before an Offer is taken
   kReserve,
+  kArm,         // the kernel commit path: arm this node's kernel
   kCommitWait,  // timer: no Commit came, look at the record
   kTargetRead,
   kReadRings,
@@ -75,7 +77,13 @@ struct HandoverMachine::Handover {
   bool abort_sent = false;
   bool committed = false;  // target: the record names us ACTIVE
   bool veto_allowed = false;
-  bool abort_requested = false;  // target: Abort came while reserving
+  bool abort_requested = false;  // target: Abort came while reserving or arming
+  // Target: its kernel is armed for HANDOFF(peer, self, e1) (the Accept
+  // says so). Source: the target said so in its Accept.
+  bool armed = false;
+  // Source: why the kernel's HandOff failed, the error of a rollback the
+  // record then decides (kept aside: the record may still say committed).
+  absl::Status handoff_error;
   bool has_known = false;        // `known` is the record as it stands
   v1::OwnershipRecord known;
   uint64_t op = 0, call = 0, step_timer = 0, deadline_timer = 0;

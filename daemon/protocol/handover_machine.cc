@@ -55,6 +55,8 @@ void HandoverMachine::Step(Event event) {
           OnOpDone(e);
         } else if constexpr (std::is_same_v<T, TimerFiredEvent>) {
           OnTimer(e);
+        } else if constexpr (std::is_same_v<T, KernelEventEvent>) {
+          OnKernelEvent(e);
         }
       },
       event);
@@ -230,6 +232,10 @@ void HandoverMachine::OnOpDone(const OpDoneEvent& e) {
   if (maintenance_ops_.count(e.op_id)) return MaintenanceResult(e.op_id, e.result);
   if (context.op.kind == OpKind::kReadRecord || context.op.kind == OpKind::kCompareAndSwap) {
     if (e.result.status.ok()) SeeRecord(context.op.bdf, e.result.record);
+  }
+  if (context.op.kind == OpKind::kHandOff && e.result.status.ok() &&
+      e.result.handoff.reached >= platform::HandOffStage::kRingsWritten) {
+    SeeRecord(context.op.bdf, e.result.handoff.record);
   }
   if (context.handover_id.empty()) return RepairResult(context.op, e.result);
   Handover* h = Find(context.handover_id);

@@ -171,6 +171,8 @@ class HandoverMachine {
                   const std::string& message);
   void SourceResult(Handover& h, const OpResult& result);
   void SourceReconcile(Handover& h, const v1::OwnershipRecord& record);
+  void OnAccept(Handover& h, const v1::OfferResponse& response);
+  void HandOffDone(Handover& h, const OpResult& r);
 
   // target_role.cc
   void OnOffer(uint64_t token, const std::string& from, const v1::OfferRequest& request);
@@ -182,6 +184,13 @@ class HandoverMachine {
   void OnQuery(uint64_t token, const v1::QueryHandoverRequest& request);
   void TargetResult(Handover& h, const OpResult& result);
   void TargetReconcile(Handover& h, const v1::OwnershipRecord& record, bool may_veto);
+  // The kernel commit path: the Offer's reservation is made; arm this
+  // node's kernel when the Offer allows it, then answer.
+  void ArmOrAccept(Handover& h);
+  // Answers the Offer's callers Accept (armed or not), waits for Commit.
+  void AcceptOffer(Handover& h, bool armed);
+  void ArmResult(Handover& h, const OpResult& r);
+  void OnKernelEvent(const KernelEventEvent& event);
 
   // handover_effects.cc: the calls, timers, phases and journal records of a
   // handover's steps.

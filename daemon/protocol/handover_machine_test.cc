@@ -212,6 +212,87 @@ TEST(HandoverMachineTest, NoJournalSyncBetweenQuiesceAndAttach) {
   }
 }
 
+// On the kernel commit path the blackout holds no daemon at all: from the
+// source kernel's HandOff to the target kernel's commit and attach, no
+// journal record, no peer message and no daemon platform call.
+TEST(HandoverMachineTest, KernelPathBlackoutHoldsNoDaemonStep) {
+  std::vector<std::string> lines;
+  testing::World world([&](const std::string& line) { lines.push_back(line); });
+  world.AddNode("n1");
+  world.AddNode("n2");
+  world.SetKernelCommit("n1", true);
+  world.SetKernelCommit("n2", true);
+  testing::NicSpec nic;
+  nic.owner = "n1";
+  world.AddNic(nic);
+  world.StartAll();
+  world.Create("n1", "h1", "r1", nic.bdf, "n2");
+  world.Deliver({"", "", "Offer", -1});
+  world.Deliver({"", "", "Accept", -1});
+  ASSERT_EQ(world.DeliverDoorbells("n2", -1), 1);
+  world.Stabilize();
+  ASSERT_TRUE(world.CheckSettled().empty());
+  ASSERT_EQ(world.RecordOwner(nic.bdf), "n2");
+  size_t handoff = lines.size(), commit = lines.size();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].rfind("n1: hand-off ", 0) == 0) handoff = i;
+    if (lines[i].rfind("n2: kernel-commit ", 0) == 0) commit = i;
+  }
+  ASSERT_LT(handoff, commit);
+  EXPECT_EQ(lines[commit].substr(lines[commit].size() - 6), " => ok");
+  for (size_t i = handoff + 1; i < commit; ++i) {
+    EXPECT_EQ(lines[i].find(": persist "), std::string::npos) << lines[i];
+    EXPECT_EQ(lines[i].find(" -> n2: "), std::string::npos) << lines[i];
+    EXPECT_EQ(lines[i].rfind("n2: ", 0), std::string::npos) << lines[i];
+  }
+  EXPECT_TRUE(world.violations().empty());
+}
+
+// A KernelEvent is a hint: one no live handover waits for, or one saying
+// the kernel did not commit, changes nothing and asks for nothing.
+TEST(HandoverMachineTest, KernelEventWithoutAWaitingHandoverIsOnlyLogged) {
+  MachineConfig config = OneNicConfig();
+  config.kernel_commit = true;
+  HandoverMachine machine(config);
+  RecoverEvent recover;
+  recover.records["0000:03:00.0"] = ActiveRecord("n1", 7);
+  machine.Step(recover);
+  machine.TakeReady();
+  for (auto kind : {platform::KernelEvent::Kind::kCommitted,
+                    platform::KernelEvent::Kind::kNotCommitted}) {
+    platform::KernelEvent event;
+    event.kind = kind;
+    event.bdf = "0000:03:00.0";
+    event.epoch = 8;
+    event.record = ActiveRecord("n1", 7);
+    machine.Step(KernelEventEvent{event});
+    EXPECT_FALSE(machine.HasReady());
+  }
+  EXPECT_TRUE(machine.LiveHandovers().empty());
+}
+
+// A commit path the request cannot have is refused before anything starts.
+TEST(HandoverMachineTest, CreateRefusesACommitPathItCannotTake) {
+  HandoverMachine machine(OneNicConfig());  // kernel_commit off
+  RecoverEvent recover;
+  recover.records["0000:03:00.0"] = ActiveRecord("n1", 7);
+  machine.Step(recover);
+  machine.TakeReady();
+  CreateHandoverEvent kernel{1, "h1", "r1", "0000:03:00.0", "n2", absl::ZeroDuration()};
+  kernel.commit_path = v1::COMMIT_PATH_KERNEL;
+  machine.Step(kernel);
+  CreateHandoverEvent unknown{2, "h2", "r2", "0000:03:00.0", "n2", absl::ZeroDuration()};
+  unknown.commit_path = static_cast<v1::CommitPath>(7);
+  machine.Step(unknown);
+  Ready ready = machine.TakeReady();
+  EXPECT_TRUE(ready.ops.empty());
+  EXPECT_TRUE(ready.records.empty());
+  ASSERT_EQ(ready.answers.size(), 2u);
+  EXPECT_EQ(ready.answers[0].handover.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ready.answers[1].handover.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(machine.ListHandovers("").empty());
+}
+
 // A compacted journal (one record per handover) restores the same history
 // and the same open handovers as the full one.
 TEST(HandoverMachineTest, CompactedJournalRestoresTheSameState) {

@@ -2,7 +2,10 @@
 // three nodes and two NICs with random message loss, duplication and
 // reordering, failing and hanging platform calls (released late), timers
 // firing early, journals compacted, operators deciding (RecoverNic) at random
-// moments, and daemons crashing and restarting from their journals.
+// moments, and daemons crashing and restarting from their journals. Each
+// handover picks its commit path (auto, daemon or kernel; n1 and n2 have the
+// kernel commit path, n3 has not), so both paths run, with doorbells
+// delivered late or lost, KernelEvents lost, and HandOffs that stop part-way.
 //
 // After every step: never two nodes running a NIC, a running node has the
 // NIC's interrupts, record epochs never go back, attach resumes from the
@@ -38,13 +41,21 @@ constexpr OpKind kFaultableOps[] = {
     OpKind::kReadRecord, OpKind::kCompareAndSwap, OpKind::kWriteHandoffRings,
     OpKind::kReadHandoffRings, OpKind::kQuiesce, OpKind::kResume, OpKind::kAttach,
     OpKind::kRelease, OpKind::kReadMessages, OpKind::kReroute, OpKind::kRestore,
-    OpKind::kReserveMessages, OpKind::kReleaseReservation,
+    OpKind::kReserveMessages, OpKind::kReleaseReservation, OpKind::kArm, OpKind::kHandOff,
+};
+
+constexpr platform::HandOffStage kHandOffStages[] = {
+    platform::HandOffStage::kNothing,      platform::HandOffStage::kQuiesced,
+    platform::HandOffStage::kRerouted,     platform::HandOffStage::kRingsWritten,
+    platform::HandOffStage::kHandedOff,
 };
 
 struct Outcome {
   int creates = 0;
   int committed = 0;
   int rolled_back = 0;
+  int kernel_path = 0;     // committed handovers whose source handed off in one kernel call
+  int kernel_commits = 0;  // commits made by a target's kernel alone
   std::vector<std::string> failures;
   std::deque<std::string> recent;  // the trace's tail, for the failure message
 };
@@ -62,6 +73,8 @@ class RandomRun {
       trace_ << "nic 0000:03:00.0 owner=n1 epoch=1\nnic 0000:04:00.0 owner=n2 epoch=1\n";
     }
     for (const char* id : {"n1", "n2", "n3"}) world_.AddNode(id, /*free_vectors=*/64);
+    world_.SetKernelCommit("n1", true);
+    world_.SetKernelCommit("n2", true);
     NicSpec a;
     a.bdf = "0000:03:00.0";
     a.owner = "n1";
@@ -103,8 +116,16 @@ class RandomRun {
       std::string route = rest.substr(rest.find(' ') + 1);
       if (route.rfind(node + "->", 0) == 0) {
         if (rest.find(" COMMITTED ") != std::string::npos) ++out_.committed;
+        if (rest.find(" COMMITTED ") != std::string::npos &&
+            rest.find(" path=KERNEL") != std::string::npos) {
+          ++out_.kernel_path;
+        }
         if (rest.find(" ROLLED_BACK ") != std::string::npos) ++out_.rolled_back;
       }
+    }
+    if (line.find(": kernel-commit ") != std::string::npos &&
+        line.size() > 6 && line.compare(line.size() - 6, 6, " => ok") == 0) {
+      ++out_.kernel_commits;
     }
     out_.recent.push_back(line);
     if (out_.recent.size() > 400) out_.recent.pop_front();
@@ -121,12 +142,21 @@ class RandomRun {
       std::string target = owner;
       while (target == owner) target = AnyNode();
       std::string id = absl::StrCat("h", ++handovers_);
-      world_.Create(owner, id, absl::StrCat("r", round, "-", bdf), bdf, target);
+      int dice = Uniform(10);
+      v1::CommitPath path = dice < 6   ? v1::COMMIT_PATH_UNSPECIFIED
+                            : dice < 8 ? v1::COMMIT_PATH_DAEMON
+                                       : v1::COMMIT_PATH_KERNEL;
+      world_.Create(owner, id, absl::StrCat("r", round, "-", bdf), bdf, target, path);
     }
   }
 
   void RandomStep() {
     if (Chance(35)) return world_.CompleteAt(static_cast<size_t>(Uniform(1000)));
+    if (world_.PendingDoorbells() > 0 && Chance(20)) {
+      // A doorbell reaches its kernel at a random moment, or never.
+      if (Chance(75)) return world_.DeliverDoorbellAt(static_cast<size_t>(Uniform(1000)));
+      return world_.LoseDoorbellAt(static_cast<size_t>(Uniform(1000)));
+    }
     int dice = Uniform(100);
     if (dice < 55) {
       world_.DeliverAt(static_cast<size_t>(Uniform(1000)));
@@ -142,9 +172,19 @@ class RandomRun {
       OpKind kind = kFaultableOps[Uniform(sizeof(kFaultableOps) / sizeof(kFaultableOps[0]))];
       FaultAction action = Chance(60) ? FaultAction::kFail
                            : Chance(50) ? FaultAction::kHang
+                           : Chance(30) ? FaultAction::kLoseAnswer
                            : Chance(50) ? FaultAction::kCrashBefore
                                         : FaultAction::kCrashAfter;
-      world_.SetFault(node, kind, action);
+      if (kind == OpKind::kHandOff && Chance(50)) {
+        // Part-way: what the kernel did so far stays done.
+        world_.StopHandOffAfter(
+            node, kHandOffStages[Uniform(sizeof(kHandOffStages) / sizeof(kHandOffStages[0]))],
+            Chance(50) ? absl::StatusCode::kDeadlineExceeded : absl::StatusCode::kUnavailable);
+      } else if (Chance(10)) {
+        world_.LoseKernelEvents(node, 1);
+      } else {
+        world_.SetFault(node, kind, action);
+      }
     } else if (dice < 88) {
       world_.ReleaseHung(AnyNode());
     } else if (dice < 90) {
@@ -169,6 +209,13 @@ class RandomRun {
     world_.ClearFaults();
     world_.HoldResults(false);
     for (const std::string& node : nodes_) world_.Restart(node);
+    while (world_.PendingDoorbells() > 0) {
+      if (Chance(80)) {
+        world_.DeliverDoorbellAt(0);
+      } else {
+        world_.LoseDoorbellAt(0);
+      }
+    }
     for (int i = 0; i < 60; ++i) {
       world_.Stabilize();
       if (!world_.HasLiveHandovers()) break;
@@ -207,7 +254,7 @@ TEST(RandomFaultTest, InvariantsHoldUnderRandomFaults) {
   if (const char* env = std::getenv("NICHANDOVER_SEEDS")) seeds = std::atoi(env);
   if (const char* env = std::getenv("NICHANDOVER_ROUNDS")) rounds = std::atoi(env);
   const bool default_run = seeds == 12 && rounds == 60;
-  int creates = 0, committed = 0, rolled_back = 0;
+  int creates = 0, committed = 0, rolled_back = 0, kernel_path = 0, kernel_commits = 0;
   for (uint64_t seed = first_seed; seed < first_seed + seeds; ++seed) {
     std::string trace_file =
         trace_dir.empty() ? "" : absl::StrCat(trace_dir, "/seed-", seed, ".trace");
@@ -215,19 +262,26 @@ TEST(RandomFaultTest, InvariantsHoldUnderRandomFaults) {
     creates += outcome.creates;
     committed += outcome.committed;
     rolled_back += outcome.rolled_back;
+    kernel_path += outcome.kernel_path;
+    kernel_commits += outcome.kernel_commits;
     ASSERT_TRUE(outcome.failures.empty())
         << "seed " << seed << " (rerun with NICHANDOVER_SEED=" << seed << "):\n  "
         << absl::StrJoin(outcome.failures, "\n  ") << "\nlast trace lines:\n"
         << absl::StrJoin(outcome.recent, "\n");
   }
-  std::cout << creates << " handovers started, " << committed << " committed, " << rolled_back
-            << " rolled back\n";
+  std::cout << creates << " handovers started, " << committed << " committed (" << kernel_path
+            << " on the kernel path, " << kernel_commits << " commits by a target's kernel), "
+            << rolled_back << " rolled back\n";
   // A rerun of one seed, or a trace run, checks only the invariants.
   if (!default_run) return;
   EXPECT_GE(creates, 1000);
   // Faults must not turn every handover into a rollback, nor none.
   EXPECT_GE(committed, creates / 5);
   EXPECT_GE(rolled_back, creates / 20);
+  // Both commit paths run, and armed kernels commit alone.
+  EXPECT_GE(kernel_path, committed / 10);
+  EXPECT_GE(committed - kernel_path, committed / 10);
+  EXPECT_GE(kernel_commits, kernel_path / 10);
 }
 
 }  // namespace

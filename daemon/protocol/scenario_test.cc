@@ -142,7 +142,7 @@ class Interpreter {
   }
   bool OpArg(OpKind* kind) {
     std::string name = Arg("op");
-    for (int k = 0; k <= static_cast<int>(OpKind::kReleaseReservation); ++k) {
+    for (int k = 0; k <= static_cast<int>(OpKind::kHandOff); ++k) {
       if (name == OpKindName(static_cast<OpKind>(k))) {
         *kind = static_cast<OpKind>(k);
         return true;
@@ -155,6 +155,9 @@ class Interpreter {
   void Execute(const std::string& verb, const std::vector<std::string>& positional) {
     if (verb == "nodes") {
       for (const std::string& id : positional) world_.AddNode(id, IntArg("vectors-" + id, 32));
+      for (absl::string_view id : absl::StrSplit(Arg("kernel-commit"), ',', absl::SkipEmpty())) {
+        world_.SetKernelCommit(std::string(id), true);
+      }
     } else if (verb == "nic") {
       NicSpec spec;
       spec.bdf = Arg("bdf", spec.bdf);
@@ -170,7 +173,15 @@ class Interpreter {
     } else if (verb == "start") {
       world_.StartAll();
     } else if (verb == "create") {
-      world_.Create(Arg("node"), Arg("id"), Arg("req"), Arg("nic", "0000:03:00.0"), Arg("to"));
+      const std::string path = Arg("path", "auto");
+      v1::CommitPath commit_path = path == "kernel"   ? v1::COMMIT_PATH_KERNEL
+                                   : path == "daemon" ? v1::COMMIT_PATH_DAEMON
+                                                      : v1::COMMIT_PATH_UNSPECIFIED;
+      if (path != "auto" && path != "kernel" && path != "daemon") {
+        out_.push_back("bad path \"" + path + "\" (auto, kernel or daemon)");
+      }
+      world_.Create(Arg("node"), Arg("id"), Arg("req"), Arg("nic", "0000:03:00.0"), Arg("to"),
+                    commit_path);
     } else if (verb == "cancel") {
       world_.Cancel(Arg("node"), Arg("id"));
     } else if (verb == "recover") {
@@ -204,15 +215,45 @@ class Interpreter {
       }
       if (world_.FireTimers(Arg("node"), after) == 0) out_.push_back("no timer");
     } else if (verb == "fail" || verb == "hang" || verb == "crash-before" ||
-               verb == "crash-after") {
+               verb == "crash-after" || verb == "lose-answer") {
       OpKind kind;
       if (!OpArg(&kind)) return;
       FaultAction action = verb == "fail"           ? FaultAction::kFail
                            : verb == "hang"         ? FaultAction::kHang
                            : verb == "crash-before" ? FaultAction::kCrashBefore
-                                                    : FaultAction::kCrashAfter;
+                           : verb == "crash-after"  ? FaultAction::kCrashAfter
+                                                    : FaultAction::kLoseAnswer;
       world_.SetFault(Arg("node"), kind, action, IntArg("n", 1),
                       ParseCode(Arg("code", "UNAVAILABLE")), IntArg("skip", 0));
+    } else if (verb == "stop-handoff") {
+      const std::string after = Arg("after", "nothing");
+      int stage = 0;
+      while (stage <= static_cast<int>(platform::HandOffStage::kDoorbellRung) &&
+             after != platform::HandOffStageName(static_cast<platform::HandOffStage>(stage))) {
+        ++stage;
+      }
+      if (stage > static_cast<int>(platform::HandOffStage::kDoorbellRung)) {
+        out_.push_back("unknown stage \"" + after + "\"");
+        return;
+      }
+      world_.StopHandOffAfter(Arg("node"), static_cast<platform::HandOffStage>(stage),
+                              ParseCode(Arg("code", "DEADLINE_EXCEEDED")));
+    } else if (verb == "kernel-commit") {
+      const bool on = positional.size() == 1 && positional[0] == "on";
+      if (positional.size() != 1 || (!on && positional[0] != "off")) {
+        out_.push_back("kernel-commit node=N on|off");
+        return;
+      }
+      world_.SetKernelCommit(Arg("node"), on);
+    } else if (verb == "doorbell") {
+      if (world_.DeliverDoorbells(Arg("to"), IntArg("n", -1)) == 0) out_.push_back("no doorbell");
+    } else if (verb == "lose-doorbell") {
+      if (world_.LoseDoorbells(Arg("to"), IntArg("n", -1)) == 0) out_.push_back("no doorbell");
+    } else if (verb == "ring") {
+      world_.RingDoorbell(Arg("from"), Arg("to"), Arg("nic", "0000:03:00.0"),
+                          static_cast<uint64_t>(IntArg("epoch", 0)));
+    } else if (verb == "lose-kernel-events") {
+      world_.LoseKernelEvents(Arg("node"), IntArg("n", 1));
     } else if (verb == "crash-on-receive") {
       world_.CrashOnReceive(Arg("node"), Arg("type"));
     } else if (verb == "release-hung") {

@@ -33,6 +33,10 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
     return answer(absl::InvalidArgumentError(
         absl::StrCat("timeout: must be at most ", absl::FormatDuration(kMaxHandoverTimeout))));
   }
+  if (!v1::CommitPath_IsValid(e.commit_path)) {
+    return answer(absl::InvalidArgumentError(
+        absl::StrCat("commit_path: unknown value ", static_cast<int>(e.commit_path))));
+  }
   const absl::Duration timeout =
       e.timeout > absl::ZeroDuration() ? e.timeout : config_.timeouts.handover;
   if (auto it = by_request_id_.find(e.request_id); it != by_request_id_.end()) {
@@ -41,10 +45,14 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
     Handover& h = *handovers_[it->second];
     const absl::Duration had = absl::Seconds(h.res.timeout().seconds()) +
                                absl::Nanoseconds(h.res.timeout().nanos());
-    if (h.bdf() != *bdf || h.res.target_node() != e.target_node || had != timeout) {
+    if (h.bdf() != *bdf || h.res.target_node() != e.target_node || had != timeout ||
+        h.res.requested_commit_path() != e.commit_path) {
       return answer(absl::AlreadyExistsError(absl::StrCat(
           "request_id: \"", e.request_id, "\" was used for handover ", h.id(), " of ", h.bdf(),
-          " to ", h.res.target_node(), " with timeout ", absl::FormatDuration(had))));
+          " to ", h.res.target_node(), " with timeout ", absl::FormatDuration(had),
+          h.res.requested_commit_path() == v1::COMMIT_PATH_UNSPECIFIED
+              ? ""
+              : " and commit path " + v1::CommitPath_Name(h.res.requested_commit_path()))));
     }
     if (!h.started) {
       h.create_tokens.push_back(e.request_token);
@@ -58,6 +66,11 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
         absl::StrCat("nic: node ", config_.node_id, " does not see ", *bdf)));
   }
   if (e.target_node.empty()) return answer(absl::InvalidArgumentError("target_node: required"));
+  if (e.commit_path == v1::COMMIT_PATH_KERNEL && !config_.kernel_commit) {
+    return answer(absl::FailedPreconditionError(absl::StrCat(
+        "commit_path: KERNEL, but node ", config_.node_id,
+        " has no kernel commit path (its platform has none, or kernel_commit is off)")));
+  }
   if (e.target_node == config_.node_id) {
     return answer(absl::InvalidArgumentError(absl::StrCat(
         "target_node: \"", e.target_node, "\" is this node; hand over to another node")));
@@ -103,6 +116,7 @@ void HandoverMachine::OnCreate(const CreateHandoverEvent& e) {
   h.res.set_bdf(*bdf);
   h.res.set_source_node(config_.node_id);
   h.res.set_target_node(e.target_node);
+  h.res.set_requested_commit_path(e.commit_path);
   h.res.mutable_timeout()->set_seconds(absl::ToInt64Seconds(h.timeout));
   h.res.mutable_timeout()->set_nanos(
       static_cast<int32_t>(absl::ToInt64Nanoseconds(h.timeout % absl::Seconds(1))));
@@ -127,6 +141,11 @@ void HandoverMachine::OnCancel(const CancelHandoverEvent& e) {
     return answer(absl::FailedPreconditionError(absl::StrCat(
         "handover_id: ", h->id(), " is coordinated by its source node ", h->peer,
         "; cancel it there")));
+  }
+  if (h->wait == Wait::kHandOff) {
+    return answer(absl::FailedPreconditionError(absl::StrCat(
+        "handover_id: ", h->id(), " is in its kernel hand-off, which may pass the commit point; "
+        "it completes or rolls back by itself")));
   }
   if (h->handoff_issued) {
     return answer(absl::FailedPreconditionError(absl::StrCat(
@@ -205,11 +224,7 @@ void HandoverMachine::OnPeerResponse(const PeerResponseEvent& e) {
                                      " messages for ", h->nic.interrupts.vectors_enabled(),
                                      " vectors"));
     }
-    h->target_messages.assign(response->target_messages().begin(),
-                              response->target_messages().end());
-    SetPhase(*h, v1::HANDOVER_PHASE_QUIESCING, "accepted by " + h->peer);
-    h->may_have_quiesced = true;  // once the CAS may have landed, assume the worst
-    return IssueStepOp(*h, Wait::kPrepareCas);
+    return OnAccept(*h, *response);
   }
   if (h->wait == Wait::kCommit) {
     const auto* response = std::get_if<v1::CommitResponse>(&e.body);
@@ -221,6 +236,69 @@ void HandoverMachine::OnPeerResponse(const PeerResponseEvent& e) {
     // record again after a while (and resend Commit if still HANDOFF).
     return ArmWait(*h, Wait::kOutcomePoll, config_.timeouts.poll);
   }
+}
+
+// The target reserved its messages (and maybe armed its kernel): choose the
+// commit path, then move the record to PREPARING.
+void HandoverMachine::OnAccept(Handover& h, const v1::OfferResponse& response) {
+  h.target_messages.assign(response.target_messages().begin(),
+                           response.target_messages().end());
+  h.armed = response.armed();
+  const v1::CommitPath requested = h.res.requested_commit_path();
+  const bool kernel =
+      h.armed && config_.kernel_commit && requested != v1::COMMIT_PATH_DAEMON;
+  if (requested == v1::COMMIT_PATH_KERNEL && !kernel) {
+    // A target that does not know commit_path (an older version) accepts
+    // without arming; KERNEL was asked for, so this handover rolls back.
+    return BeginAbort(h, absl::StatusCode::kFailedPrecondition, "UNSUPPORTED",
+                      absl::StrCat(h.peer, " accepted without arming its kernel; the KERNEL "
+                                           "commit path was requested"));
+  }
+  h.res.set_commit_path(kernel ? v1::COMMIT_PATH_KERNEL : v1::COMMIT_PATH_DAEMON);
+  SetPhase(h, v1::HANDOVER_PHASE_QUIESCING,
+           "accepted by " + h.peer + (kernel ? ", kernel commit path" : ""));
+  h.may_have_quiesced = true;  // once the CAS may have landed, assume the worst
+  IssueStepOp(h, Wait::kPrepareCas);
+}
+
+// The kernel's HandOff answered. Won: as after the HANDOFF CAS of the daemon
+// path (Commit, then Release). Anything else: the record decides, as after a
+// restart (PREPARING: roll back; HANDOFF or later: the target commits).
+void HandoverMachine::HandOffDone(Handover& h, const OpResult& r) {
+  if (!r.status.ok()) {
+    h.handoff_error = r.status;
+    h.has_known = false;
+    return IssueStepOp(h, Wait::kOutcomeRead);
+  }
+  const platform::HandOffResult& done = r.handoff;
+  if (done.reached >= platform::HandOffStage::kQuiesced) {
+    h.rings = done.quiesce.rings;
+    h.rings_known = true;
+    h.res.mutable_stats()->set_drained_tx_packets(done.quiesce.drained_tx_packets);
+    h.res.mutable_stats()->set_drained_rx_packets(done.quiesce.drained_rx_packets);
+    h.res.mutable_stats()->set_held_xmits(done.quiesce.held_xmits);
+    h.res.mutable_stats()->set_polls_while_quiesced(done.quiesce.polls_while_quiesced);
+  }
+  const v1::OwnershipRecord handoff = HandoffRecord(config_.node_id, h.peer, h.e1);
+  if (done.reached >= platform::HandOffStage::kHandedOff && SameRecord(done.record, handoff)) {
+    SetPhase(h, v1::HANDOVER_PHASE_HANDING_OFF,
+             absl::StrCat("handed off by the kernel: ", done.quiesce.drained_tx_packets,
+                          " TX completions drained, ",
+                          done.reached == platform::HandOffStage::kDoorbellRung
+                              ? "doorbell rung"
+                              : "doorbell not rung"));
+    return SourceReconcile(h, done.record);
+  }
+  // It ran to the CAS and lost: the record moved under it (an operator's
+  // abort). Read it again rather than trust a value from inside the call.
+  h.handoff_error = absl::AbortedError(
+      absl::StrCat("its CAS found ",
+                   done.reached >= platform::HandOffStage::kRingsWritten
+                       ? RecordString(done.record)
+                       : std::string("no record (stopped at ") +
+                             platform::HandOffStageName(done.reached) + ")"));
+  h.has_known = false;
+  IssueStepOp(h, Wait::kOutcomeRead);
 }
 
 void HandoverMachine::BeginAbort(Handover& h, absl::StatusCode code, const std::string& reason,
@@ -277,6 +355,7 @@ void HandoverMachine::SourceResult(Handover& h, const OpResult& r) {
       offer.set_interrupt_mode(h.nic.interrupts.mode());
       offer.set_vector_count(h.nic.interrupts.vectors_enabled());
       offer.set_queue_count(h.nic.queue_count);
+      offer.set_commit_path(h.res.requested_commit_path());
       h.offer_sent = true;
       h.wait = Wait::kOffer;
       h.call = next_id_++;
@@ -295,7 +374,16 @@ void HandoverMachine::SourceResult(Handover& h, const OpResult& r) {
         return BeginAbort(h, absl::StatusCode::kAborted, "OWNERSHIP_CHANGED",
                           "the record changed to " + RecordString(r.record));
       }
+      if (h.res.commit_path() == v1::COMMIT_PATH_KERNEL) {
+        // The kernel's one call ends with the HANDOFF CAS: from its issue
+        // on, the commit point may be passed at any moment.
+        h.handoff_issued = true;
+        h.has_known = false;
+        return IssueStepOp(h, Wait::kHandOff);
+      }
       return IssueStepOp(h, Wait::kQuiesce);
+    case Wait::kHandOff:
+      return HandOffDone(h, r);
     case Wait::kQuiesce:
       if (!status.ok()) {
         return BeginAbort(h, status.code(), "QUIESCE_FAILED", "quiesce: " + StatusText(status));
@@ -359,6 +447,10 @@ void HandoverMachine::SourceReconcile(Handover& h, const v1::OwnershipRecord& re
   if (SameRecord(record, ActiveRecord(me, h.e0)) ||
       SameRecord(record, PreparingRecord(me, h.peer, h.e1))) {
     if (h.res.phase() != v1::HANDOVER_PHASE_ROLLING_BACK) {
+      if (!h.res.has_error() && !h.handoff_error.ok()) {
+        h.res.mutable_error()->CopyFrom(MakeError(h.handoff_error.code(), "HANDOFF_FAILED",
+                                                  "hand-off: " + StatusText(h.handoff_error)));
+      }
       if (!h.res.has_error()) {
         h.res.mutable_error()->CopyFrom(MakeError(absl::StatusCode::kAborted, "RECOVERED",
                                                   "rolled back after a restart of the source"));

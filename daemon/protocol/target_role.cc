@@ -39,7 +39,9 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
     // restarted target no longer has the messages; the source's first answer
     // (or its broken call) has decided the offer anyway.
     h->offer_tokens.push_back(token);
-    if (h->wait == Wait::kOfferRead || h->wait == Wait::kReserve) return;
+    if (h->wait == Wait::kOfferRead || h->wait == Wait::kReserve || h->wait == Wait::kArm) {
+      return;
+    }
     if (h->target_messages.empty()) {
       return AnswerOffers(*h, false, v1::REFUSAL_REASON_NOT_ACCEPTING,
                           "this node restarted since it accepted; see the first answer");
@@ -91,6 +93,16 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
                   absl::StrCat("the offer names ", request.vector_count(),
                                " vectors; MSI-X has at most ", kMaxOfferVectors));
   }
+  if (!v1::CommitPath_IsValid(request.commit_path())) {
+    return refuse(v1::REFUSAL_REASON_UNSUPPORTED,
+                  absl::StrCat("commit_path: unknown value ", request.commit_path()));
+  }
+  if (request.commit_path() == v1::COMMIT_PATH_KERNEL && !config_.kernel_commit) {
+    return refuse(v1::REFUSAL_REASON_UNSUPPORTED,
+                  absl::StrCat("node ", config_.node_id,
+                               " has no kernel commit path (its platform has none, or "
+                               "kernel_commit is off); the offer asks for KERNEL"));
+  }
   if (request.new_epoch() <= KnownEpoch(*bdf)) {
     return refuse(v1::REFUSAL_REASON_STALE_EPOCH,
                   absl::StrCat("epoch ", request.new_epoch(), " is not newer than ",
@@ -116,6 +128,7 @@ void HandoverMachine::OnOffer(uint64_t token, const std::string& from,
   h.res.set_target_node(config_.node_id);
   h.res.set_from_epoch(h.e0);
   h.res.set_to_epoch(h.e1);
+  h.res.set_requested_commit_path(request.commit_path());
   IssueStepOp(h, Wait::kOfferRead);
 }
 
@@ -219,7 +232,7 @@ void HandoverMachine::OnAbort(uint64_t token, const v1::AbortRequest& request) {
   h->res.mutable_error()->CopyFrom(MakeError(
       absl::StatusCode::kAborted, "SOURCE_ABORTED",
       request.reason().empty() ? "the source aborted" : "the source aborted: " + request.reason()));
-  if (h->wait == Wait::kReserve) {
+  if (h->wait == Wait::kReserve || h->wait == Wait::kArm) {
     h->abort_requested = true;
     return;
   }
@@ -274,9 +287,10 @@ void HandoverMachine::TargetResult(Handover& h, const OpResult& r) {
         SetPhase(h, v1::HANDOVER_PHASE_ROLLING_BACK, "");
         return IssueStepOp(h, Wait::kReleaseReservation);
       }
-      AnswerOffers(h, true, v1::REFUSAL_REASON_UNSPECIFIED, "");
-      return ArmWait(h, Wait::kCommitWait, config_.timeouts.handover + config_.timeouts.peer_call);
+      return ArmOrAccept(h);
     }
+    case Wait::kArm:
+      return ArmResult(h, r);
     case Wait::kTargetRead:
       if (!status.ok()) return RetryLater(h, Wait::kTargetRead, status);
       return TargetReconcile(h, r.record, h.veto_allowed);
@@ -300,6 +314,77 @@ void HandoverMachine::TargetResult(Handover& h, const OpResult& r) {
     default:
       NH_LOG(WARNING) << "node " << config_.node_id << ": unexpected result for " << h.id();
   }
+}
+
+void HandoverMachine::ArmOrAccept(Handover& h) {
+  if (config_.kernel_commit && h.res.requested_commit_path() != v1::COMMIT_PATH_DAEMON) {
+    return IssueStepOp(h, Wait::kArm);
+  }
+  AcceptOffer(h, /*armed=*/false);
+}
+
+void HandoverMachine::AcceptOffer(Handover& h, bool armed) {
+  h.armed = armed;
+  h.res.set_commit_path(armed ? v1::COMMIT_PATH_KERNEL : v1::COMMIT_PATH_DAEMON);
+  AnswerOffers(h, true, v1::REFUSAL_REASON_UNSPECIFIED, "");
+  ArmWait(h, Wait::kCommitWait, config_.timeouts.handover + config_.timeouts.peer_call);
+}
+
+// The arm is an optimization of the commit, never needed for safety: an
+// armed kernel commits only on a doorbell for exactly this epoch while the
+// record is exactly HANDOFF(peer, self, e1), the CAS this daemon would make
+// on the source's Commit. So a failed arm (or one whose outcome is unknown:
+// it may have landed) falls back to the daemon path, which works whether or
+// not the kernel is armed, unless the Offer asked for KERNEL: then it is
+// refused (UNSUPPORTED when the platform has no kernel path) and the
+// reservation, and with it any arm, given back.
+void HandoverMachine::ArmResult(Handover& h, const OpResult& r) {
+  if (h.abort_requested) {
+    AnswerOffers(h, false, v1::REFUSAL_REASON_NOT_ACCEPTING, "aborted");
+    SetPhase(h, v1::HANDOVER_PHASE_ROLLING_BACK, "");
+    return IssueStepOp(h, Wait::kReleaseReservation);
+  }
+  if (r.status.ok()) return AcceptOffer(h, /*armed=*/true);
+  const std::string message = "arm: " + StatusText(r.status);
+  if (h.res.requested_commit_path() != v1::COMMIT_PATH_KERNEL) {
+    if (r.status.code() != absl::StatusCode::kUnimplemented) {
+      NH_LOG(WARNING) << "node " << config_.node_id << ": " << h.id() << ": " << message
+                      << "; taking the daemon commit path";
+    }
+    return AcceptOffer(h, /*armed=*/false);
+  }
+  AnswerOffers(h, false,
+               r.status.code() == absl::StatusCode::kUnimplemented
+                   ? v1::REFUSAL_REASON_UNSUPPORTED
+                   : v1::REFUSAL_REASON_NOT_ACCEPTING,
+               message);
+  h.res.mutable_error()->CopyFrom(MakeError(r.status.code(), "ARM_FAILED", message));
+  SetPhase(h, v1::HANDOVER_PHASE_ROLLING_BACK, "");
+  IssueStepOp(h, Wait::kReleaseReservation);
+}
+
+// A hint from this node's kernel (it reads the record before acting): a
+// commit it made alone moves a handover waiting for its Commit on at once.
+void HandoverMachine::OnKernelEvent(const KernelEventEvent& e) {
+  const platform::KernelEvent& event = e.event;
+  if (event.kind != platform::KernelEvent::Kind::kCommitted) {
+    NH_LOG(INFO) << "node " << config_.node_id << ": the kernel did not commit " << event.bdf
+                 << " at epoch " << event.epoch << " (record " << RecordString(event.record)
+                 << "): " << event.message;
+    return;
+  }
+  Handover* h = LiveHandoverOf(event.bdf);
+  if (h == nullptr || h->role != Role::kTarget || !h->started || h->e1 != event.epoch) {
+    NH_LOG(INFO) << "node " << config_.node_id << ": the kernel committed " << event.bdf
+                 << " at epoch " << event.epoch << "; no handover here waits for it";
+    return;
+  }
+  // Busy with the record or a step already: that path gets there itself.
+  if (h->wait != Wait::kCommitWait) return;
+  SetPhase(*h, v1::HANDOVER_PHASE_HANDING_OFF,
+           absl::StrCat("the kernel committed at epoch ", event.epoch));
+  h->veto_allowed = false;
+  IssueStepOp(*h, Wait::kTargetRead);
 }
 
 // The target decides from the record as it stands: commit from HANDOFF, wait

@@ -3,6 +3,7 @@
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -28,6 +29,9 @@ const char* CommandName(uint8_t cmd) {
     case NH_CMD_RESERVE: return "reserve";
     case NH_CMD_UNRESERVE: return "unreserve";
     case NH_CMD_RECLAIM: return "reclaim";
+    case NH_CMD_ARM: return "arm";
+    case NH_CMD_HANDOFF: return "handoff";
+    case NH_CMD_EVENTS: return "events";
     default: return "?";
   }
 }
@@ -173,12 +177,19 @@ absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs) {
            ReadOptional(attrs, NH_ATTR_NAPI_COUNT, &s.napi_count),
            ReadOptional(attrs, NH_ATTR_VECTORS_MASKED, &s.vectors_masked),
            ReadOptional(attrs, NH_ATTR_QUIESCE_NS, &s.quiesce_ns),
+           ReadOptional(attrs, NH_ATTR_ARMED_EPOCH, &s.armed_epoch),
+           ReadOptional(attrs, NH_ATTR_DOORBELLS_IGNORED, &s.doorbells_ignored),
        }) {
     if (!st.ok()) return st;
   }
   s.msi_mode = MsiModeFromWire(msi_mode);
   s.handover_mode = HandoverModeFromWire(handover_mode);
   if (auto ifname = attrs.Get(NH_ATTR_IFNAME, "ifname"); ifname.ok()) s.ifname = ifname->String();
+  if (auto commit = attrs.Get(NH_ATTR_KERNEL_COMMIT, "kernel commit"); commit.ok()) {
+    auto flag = commit->U8();
+    if (!flag.ok()) return flag.status();
+    s.kernel_commit = *flag != 0;
+  }
   if (auto rings = attrs.Get(NH_ATTR_RINGS, "rings"); rings.ok()) {
     auto decoded = DecodeRings(*rings);
     if (!decoded.ok()) return decoded.status();
@@ -479,18 +490,125 @@ absl::StatusOr<RerouteResult> HookClient::RerouteRaw(const std::string& bdf, con
   auto reply = Call(NH_CMD_REROUTE, bdf, [&](GenlMessageBuilder& m) {
     PutFence(m, fence);
     m.PutU32(NH_ATTR_REROUTE_MODE, NH_REROUTE_RAW);
-    m.BeginNest(NH_ATTR_MSI_LIST);
-    for (size_t i = 0; i < messages.size(); ++i) {
-      m.BeginNest(static_cast<uint16_t>(i + 1));
-      m.PutU32(NH_MSI_ATTR_INDEX, messages[i].index);
-      m.PutU64(NH_MSI_ATTR_ADDRESS, messages[i].address);
-      m.PutU32(NH_MSI_ATTR_DATA, messages[i].data);
-      m.EndNest();
-    }
-    m.EndNest();
+    PutMsiWrites(m, NH_ATTR_MSI_LIST, messages);
   });
   if (!reply.ok()) return reply.status();
   return DecodeReroute(reply->genl, reply->status);
+}
+
+void PutMsiWrites(GenlMessageBuilder& m, uint16_t type, const std::vector<MsiWrite>& messages) {
+  m.BeginNest(type);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    m.BeginNest(static_cast<uint16_t>(i + 1));
+    m.PutU32(NH_MSI_ATTR_INDEX, messages[i].index);
+    m.PutU64(NH_MSI_ATTR_ADDRESS, messages[i].address);
+    m.PutU32(NH_MSI_ATTR_DATA, messages[i].data);
+    m.EndNest();
+  }
+  m.EndNest();
+}
+
+absl::StatusOr<DeviceStatus> HookClient::Arm(const std::string& bdf, const Fence& fence,
+                                             uint64_t handoff_word, uint64_t active_word) {
+  auto reply = Call(NH_CMD_ARM, bdf, [&](GenlMessageBuilder& m) {
+    PutFence(m, fence);
+    m.PutU64(NH_ATTR_RECORD_EXPECTED, handoff_word);
+    m.PutU64(NH_ATTR_RECORD_DESIRED, active_word);
+  });
+  if (!reply.ok()) return reply.status();
+  return reply->status;
+}
+
+absl::StatusOr<HandoffReply> HookClient::Handoff(const std::string& bdf, const Fence& fence,
+                                                 uint64_t expected_word, uint64_t desired_word,
+                                                 const std::vector<MsiWrite>& messages,
+                                                 absl::Duration drain_timeout) {
+  int64_t timeout_ms = absl::ToInt64Milliseconds(drain_timeout);
+  if (timeout_ms < 1 || timeout_ms > NH_TIMEOUT_MS_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("handoff drain timeout must be 1 ms .. ", NH_TIMEOUT_MS_MAX, " ms"));
+  }
+  if (messages.empty()) return absl::InvalidArgumentError("handoff needs the target's messages");
+  auto reply = Call(NH_CMD_HANDOFF, bdf, [&](GenlMessageBuilder& m) {
+    PutFence(m, fence);
+    m.PutU32(NH_ATTR_TIMEOUT_MS, static_cast<uint32_t>(timeout_ms));
+    m.PutU64(NH_ATTR_RECORD_EXPECTED, expected_word);
+    m.PutU64(NH_ATTR_RECORD_DESIRED, desired_word);
+    PutMsiWrites(m, NH_ATTR_MSI_LIST, messages);
+  });
+  if (!reply.ok()) return reply.status();
+  HandoffReply out;
+  out.status = reply->status;
+  uint32_t stage = NH_HANDOFF_NOTHING;
+  for (absl::Status st : {ReadOptional(reply->genl.attrs, NH_ATTR_HANDOFF_STAGE, &stage),
+                          ReadOptional(reply->genl.attrs, NH_ATTR_RECORD, &out.record)}) {
+    if (!st.ok()) return st;
+  }
+  if (!reply->genl.attrs.Has(NH_ATTR_HANDOFF_STAGE) || !reply->genl.attrs.Has(NH_ATTR_RECORD) ||
+      stage < NH_HANDOFF_RINGS_WRITTEN || stage > NH_HANDOFF_DOORBELL_RUNG) {
+    return absl::InternalError(absl::StrCat("handoff ", bdf,
+                                            ": the module acknowledged it without reaching the "
+                                            "record (stage ",
+                                            stage, ")"));
+  }
+  out.stage = static_cast<HandoffStage>(stage);
+  auto previous = reply->genl.attrs.Get(NH_ATTR_MSI_PREVIOUS, "the replaced messages");
+  if (!previous.ok()) return previous.status();
+  auto decoded = DecodeMsiList(*previous);
+  if (!decoded.ok()) return decoded.status();
+  out.previous = *std::move(decoded);
+  return out;
+}
+
+absl::StatusOr<EventLog> DecodeEventLog(const AttrSet& attrs) {
+  EventLog log;
+  auto newest = attrs.Get(NH_ATTR_EVENT_SEQ, "the newest event's number");
+  if (!newest.ok()) return newest.status();
+  auto newest_value = newest->U64();
+  if (!newest_value.ok()) return newest_value.status();
+  log.newest_seq = *newest_value;
+  auto list = attrs.Get(NH_ATTR_EVENTS, "the events");
+  if (!list.ok()) return list.status();
+  auto items = ParseAttrs(list->payload());
+  if (!items.ok()) return items.status();
+  for (const auto& [unused_type, item] : items->attrs) {
+    auto fields = ParseAttrs(item.payload());
+    if (!fields.ok()) return fields.status();
+    KernelEvent e;
+    uint32_t kind = NH_EVENT_UNSPEC;
+    for (absl::Status st : {
+             ReadOptional(*fields, NH_EVENT_ATTR_SEQ, &e.seq),
+             ReadOptional(*fields, NH_EVENT_ATTR_KIND, &kind),
+             ReadOptional(*fields, NH_EVENT_ATTR_EPOCH, &e.epoch),
+             ReadOptional(*fields, NH_EVENT_ATTR_RECORD, &e.record),
+         }) {
+      if (!st.ok()) return st;
+    }
+    e.kind = kind == NH_EVENT_COMMITTED       ? KernelEvent::Kind::kCommitted
+             : kind == NH_EVENT_NOT_COMMITTED ? KernelEvent::Kind::kNotCommitted
+                                              : KernelEvent::Kind::kUnknown;
+    if (auto dev = fields->Get(NH_EVENT_ATTR_PCI_DEV, "dev"); dev.ok()) e.dev = dev->String();
+    if (auto why = fields->Get(NH_EVENT_ATTR_REASON, "reason"); why.ok()) e.reason = why->String();
+    log.events.push_back(std::move(e));
+  }
+  return log;
+}
+
+absl::StatusOr<EventLog> HookClient::Events(uint64_t after_seq, absl::Duration wait) {
+  auto family = FamilyId();
+  if (!family.ok()) return family.status();
+  const int64_t wait_ms =
+      std::min<int64_t>(absl::ToInt64Milliseconds(std::max(wait, absl::ZeroDuration())),
+                        NH_TIMEOUT_MS_MAX);
+  uint32_t seq = ++seq_;
+  GenlMessageBuilder request(*family, NH_CMD_EVENTS, NH_GENL_VERSION, seq);
+  request.PutU64(NH_ATTR_EVENT_SEQ, after_seq);
+  if (wait_ms > 0) request.PutU32(NH_ATTR_TIMEOUT_MS, static_cast<uint32_t>(wait_ms));
+  auto answer = transport_->Exchange(request.Finish());
+  if (!answer.ok()) return answer.status();
+  auto genl = DecodeAnswer(*answer, seq, *family, "events");
+  if (!genl.ok()) return genl.status();
+  return DecodeEventLog(genl->attrs);
 }
 
 }  // namespace hook

@@ -92,7 +92,13 @@ struct DeviceStatus {
   uint32_t queue_count = 0;  // 0 when not reported
   // NH_ATTR_RINGS: a contract driver's ring state in a QUIESCE reply.
   std::vector<RingState> rings;
+  // Contract devices: the driver has the kernel commit path (nh_commit_ops),
+  // the epoch of the ARM in force (0: none) and doorbells that did not commit.
+  bool kernel_commit = false;
+  uint64_t armed_epoch = 0;
+  uint64_t doorbells_ignored = 0;
 };
+
 
 // One device of a LIST dump: its status plus what identifies it.
 struct ListedDevice {
@@ -127,6 +133,39 @@ struct RerouteResult {
   DeviceStatus status;
 };
 
+// How far a HANDOFF got (enum nh_handoff_stage), in order.
+enum class HandoffStage {
+  kNothing,
+  kQuiesced,
+  kRerouted,
+  kRingsWritten,
+  kHandedOff,     // the CAS PREPARING -> HANDOFF won
+  kDoorbellRung,  // and the target kernel's doorbell rang
+};
+
+struct HandoffReply {
+  HandoffStage stage = HandoffStage::kNothing;
+  uint64_t record = 0;              // the record word the CAS found
+  std::vector<MsiVector> previous;  // what the reroute replaced
+  DeviceStatus status;              // rings: where the driver stopped
+};
+
+// One entry of the kernel commit path's event log (enum nh_event_kind).
+struct KernelEvent {
+  enum class Kind { kUnknown, kCommitted, kNotCommitted };
+  uint64_t seq = 0;  // from 1 per module load
+  Kind kind = Kind::kUnknown;
+  std::string dev;
+  uint64_t epoch = 0;
+  uint64_t record = 0;  // the record word as the kernel left or found it
+  std::string reason;   // why not committed
+};
+
+struct EventLog {
+  std::vector<KernelEvent> events;  // oldest first
+  uint64_t newest_seq = 0;          // pass it as `after_seq` next time
+};
+
 // Requests, one per generic netlink command. Errors carry the module's
 // extack message; codes follow ErrnoToStatusCode (a stale epoch is
 // FAILED_PRECONDITION, a drain past its deadline DEADLINE_EXCEEDED, the
@@ -159,6 +198,22 @@ class HookClient {
   // until Resume).
   absl::StatusOr<DeviceStatus> Reclaim(const std::string& bdf, const Fence& fence);
   absl::StatusOr<std::vector<MsiVector>> ReadMsi(const std::string& bdf);
+
+  // Kernel commit path (docs/hook.md). Record words are the machine's
+  // encoding. Target: after Reserve at fence.epoch, take `handoff_word` to
+  // `active_word` alone when the doorbell rings. FAILED_PRECONDITION
+  // (-EOPNOTSUPP) for a driver without the kernel commit path.
+  absl::StatusOr<DeviceStatus> Arm(const std::string& bdf, const Fence& fence,
+                                   uint64_t handoff_word, uint64_t active_word);
+  // Source: quiesce, raw reroute to `messages`, rings beside the record, CAS
+  // `expected_word` -> `desired_word`, doorbell, release; one call.
+  absl::StatusOr<HandoffReply> Handoff(const std::string& bdf, const Fence& fence,
+                                       uint64_t expected_word, uint64_t desired_word,
+                                       const std::vector<MsiWrite>& messages,
+                                       absl::Duration drain_timeout);
+  // The events after `after_seq`, waiting up to `wait` in the kernel for one
+  // when there is none (zero: no wait).
+  absl::StatusOr<EventLog> Events(uint64_t after_seq, absl::Duration wait);
   // Within one kernel: every vector to `cpu` through the kernel's affinity
   // API; the module verifies the messages it programmed.
   absl::StatusOr<RerouteResult> RerouteToCpu(const std::string& bdf, const Fence& fence,
@@ -193,6 +248,9 @@ absl::StatusOr<DeviceStatus> DecodeStatus(const AttrSet& attrs);
 absl::StatusOr<std::vector<MsiVector>> DecodeMsiList(const Attr& list);
 absl::StatusOr<std::vector<RingState>> DecodeRings(const Attr& list);
 absl::StatusOr<ListedDevice> DecodeListedDevice(const AttrSet& attrs);
+absl::StatusOr<EventLog> DecodeEventLog(const AttrSet& attrs);
+// NH_ATTR_MSI_LIST as a raw write sends it.
+void PutMsiWrites(GenlMessageBuilder& m, uint16_t type, const std::vector<MsiWrite>& messages);
 // NH_ATTR_RINGS as the module reads it: a nested array, item i+1 per ring.
 void PutRings(GenlMessageBuilder& m, const std::vector<RingState>& rings);
 

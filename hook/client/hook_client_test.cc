@@ -269,6 +269,119 @@ TEST_F(HookClientTest, RawRerouteSendsEachMessageAndReturnsBothSides) {
   EXPECT_EQ(result->current[0].data, 0x4041u);
 }
 
+// A kernel commit path request: its command, fence and record words.
+void ExpectCommitRequest(const SeenRequest& r, uint8_t cmd, const Fence& fence, uint64_t expected,
+                         uint64_t desired) {
+  EXPECT_EQ(r.genl.cmd, cmd);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EPOCH, "e")->U64(), fence.epoch);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_OP_ID, "o")->U64(), fence.op_id);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_EXPECTED, "x")->U64(), expected);
+  EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_RECORD_DESIRED, "d")->U64(), desired);
+}
+
+TEST_F(HookClientTest, ArmSendsTheFenceAndBothRecordWords) {
+  HookClient client = MakeClient([](const SeenRequest& r) {
+    ExpectCommitRequest(r, NH_CMD_ARM, Fence{7, 4}, 0x7010003, 0x7ff0101);
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                m.PutU32(NH_ATTR_STATE, NH_STATE_STANDBY);
+                                m.PutU8(NH_ATTR_KERNEL_COMMIT, 1);
+                                m.PutU64(NH_ATTR_ARMED_EPOCH, 7);
+                                m.PutU64(NH_ATTR_DOORBELLS_IGNORED, 2);
+                              }};
+  });
+  auto status = client.Arm(kBdf, Fence{7, 4}, 0x7010003, 0x7ff0101);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(status->kernel_commit);
+  EXPECT_EQ(status->armed_epoch, 7u);
+  EXPECT_EQ(status->doorbells_ignored, 2u);
+}
+
+TEST_F(HookClientTest, HandoffSendsOneRequestAndDecodesHowFarItGot) {
+  HookClient client = MakeClient([](const SeenRequest& r) {
+    ExpectCommitRequest(r, NH_CMD_HANDOFF, Fence{7, 9}, 0x7010002, 0x7010003);
+    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_TIMEOUT_MS, "t")->U32(), 1500u);
+    EXPECT_TRUE(r.genl.attrs.Has(NH_ATTR_MSI_LIST));
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                m.PutU32(NH_ATTR_STATE, NH_STATE_RELEASED);
+                                m.PutU32(NH_ATTR_HANDOFF_STAGE, NH_HANDOFF_DOORBELL_RUNG);
+                                m.PutU64(NH_ATTR_RECORD, 0x7010002);
+                                m.BeginNest(NH_ATTR_MSI_PREVIOUS);
+                                PutVector(m, 1, 0, 0xfee00000, 0x40, 0, false);
+                                m.EndNest();
+                                PutRings(m, {{0, 5, 4, 3, 3}});
+                              }};
+  });
+  auto reply = client.Handoff(kBdf, Fence{7, 9}, 0x7010002, 0x7010003, {{0, 0xfee01000, 0x40}},
+                              absl::Milliseconds(1500));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->stage, HandoffStage::kDoorbellRung);
+  EXPECT_EQ(reply->record, 0x7010002u);
+  ASSERT_EQ(reply->previous.size(), 1u);
+  EXPECT_EQ(reply->previous[0].address, 0xfee00000u);
+  ASSERT_EQ(reply->status.rings.size(), 1u);
+  EXPECT_EQ(reply->status.rings[0].rx_next_to_clean, 5u);
+  EXPECT_EQ(reply->status.state, DeviceState::kReleased);
+}
+
+TEST_F(HookClientTest, AHandoffAcknowledgedBeforeTheRecordIsAnError) {
+  HookClient client = MakeClient([](const SeenRequest&) {
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                m.PutU32(NH_ATTR_STATE, NH_STATE_QUIESCED);
+                                m.PutU32(NH_ATTR_HANDOFF_STAGE, NH_HANDOFF_REROUTED);
+                                m.PutU64(NH_ATTR_RECORD, 0);
+                              }};
+  });
+  auto reply =
+      client.Handoff(kBdf, Fence{7, 9}, 1, 2, {{0, 0xfee01000, 0x40}}, absl::Seconds(1));
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal) << reply.status();
+}
+
+TEST_F(HookClientTest, EventsCarriesNoDeviceAndDecodesTheLog) {
+  HookClient client = MakeClient([](const SeenRequest& r) {
+    EXPECT_EQ(r.genl.cmd, NH_CMD_EVENTS);
+    EXPECT_FALSE(r.genl.attrs.Has(NH_ATTR_PCI_DEV));
+    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_EVENT_SEQ, "s")->U64(), 3u);
+    EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_TIMEOUT_MS, "t")->U32(), 2000u);
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                m.PutU64(NH_ATTR_EVENT_SEQ, 5);
+                                m.BeginNest(NH_ATTR_EVENTS);
+                                for (uint64_t seq : {4, 5}) {
+                                  m.BeginNest(static_cast<uint16_t>(seq - 3));
+                                  m.PutU64(NH_EVENT_ATTR_SEQ, seq);
+                                  m.PutU32(NH_EVENT_ATTR_KIND, seq == 4 ? NH_EVENT_NOT_COMMITTED
+                                                                        : NH_EVENT_COMMITTED);
+                                  m.PutString(NH_EVENT_ATTR_PCI_DEV, kBdf);
+                                  m.PutU64(NH_EVENT_ATTR_EPOCH, 7);
+                                  m.PutU64(NH_EVENT_ATTR_RECORD, 0x7ff0101);
+                                  m.PutString(NH_EVENT_ATTR_REASON, seq == 4 ? "not armed" : "");
+                                  m.EndNest();
+                                }
+                                m.EndNest();
+                              }};
+  });
+  auto log = client.Events(3, absl::Seconds(2));
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(log->newest_seq, 5u);
+  ASSERT_EQ(log->events.size(), 2u);
+  EXPECT_EQ(log->events[0].kind, KernelEvent::Kind::kNotCommitted);
+  EXPECT_EQ(log->events[0].reason, "not armed");
+  EXPECT_EQ(log->events[1].kind, KernelEvent::Kind::kCommitted);
+  EXPECT_EQ(log->events[1].dev, kBdf);
+  EXPECT_EQ(log->events[1].record, 0x7ff0101u);
+  // No wait: no TIMEOUT_MS, which the module's policy would refuse as 0.
+  HookClient no_wait = MakeClient([](const SeenRequest& r) {
+    EXPECT_FALSE(r.genl.attrs.Has(NH_ATTR_TIMEOUT_MS));
+    return FakeKernel::Answer{0, "", [](GenlMessageBuilder& m) {
+                                m.PutU64(NH_ATTR_EVENT_SEQ, 0);
+                                m.BeginNest(NH_ATTR_EVENTS);
+                                m.EndNest();
+                              }};
+  });
+  auto empty = no_wait.Events(0, absl::ZeroDuration());
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->events.empty());
+}
+
 TEST_F(HookClientTest, AffinityRerouteNamesTheTargetCpu) {
   HookClient client = MakeClient([](const SeenRequest& r) {
     EXPECT_EQ(*r.genl.attrs.Get(NH_ATTR_REROUTE_MODE, "mode")->U32(),

@@ -9,7 +9,12 @@
 //   nhhookctl read-msi BDF
 //   nhhookctl reroute BDF EPOCH cpu CPU
 //   nhhookctl reroute BDF EPOCH raw INDEX:ADDRESS:DATA...
+//   nhhookctl arm BDF EPOCH HANDOFF_WORD ACTIVE_WORD
+//   nhhookctl handoff BDF EPOCH EXPECTED_WORD DESIRED_WORD INDEX:ADDRESS:DATA...
+//   nhhookctl events AFTER_SEQ [WAIT_MS]
 //
+// arm/handoff/events are the kernel commit path (docs/hook.md); record words
+// are the machine's encoding (guest_abi.h for the simulated machine).
 // Output is one "key=value" per line (vectors and rings: one line each; list:
 // a "device id=..." line, then that device's keys), for scripts. A quiesce
 // prints the ring state in the form attach takes.
@@ -41,7 +46,11 @@ int Usage() {
                "       nhhookctl reserve BDF EPOCH COUNT\n"
                "       nhhookctl read-msi BDF\n"
                "       nhhookctl reroute BDF EPOCH cpu CPU\n"
-               "       nhhookctl reroute BDF EPOCH raw INDEX:ADDRESS:DATA...\n");
+               "       nhhookctl reroute BDF EPOCH raw INDEX:ADDRESS:DATA...\n"
+               "       nhhookctl arm BDF EPOCH HANDOFF_WORD ACTIVE_WORD\n"
+               "       nhhookctl handoff BDF EPOCH EXPECTED_WORD DESIRED_WORD "
+               "INDEX:ADDRESS:DATA...\n"
+               "       nhhookctl events AFTER_SEQ [WAIT_MS]\n");
   return 2;
 }
 
@@ -70,6 +79,9 @@ void PrintStatus(const DeviceStatus& s) {
       {"napi_count", s.napi_count},
       {"vectors_masked", s.vectors_masked},
       {"quiesce_ns", s.quiesce_ns},
+      {"kernel_commit", s.kernel_commit ? 1u : 0u},
+      {"armed_epoch", s.armed_epoch},
+      {"doorbells_ignored", s.doorbells_ignored},
   };
   for (const auto& [name, value] : counters) {
     std::printf("%s=%llu\n", name, static_cast<unsigned long long>(value));
@@ -130,6 +142,32 @@ class TracingTransport : public Transport {
   std::unique_ptr<Transport> inner_;
 };
 
+// INDEX:ADDRESS:DATA from args[first] on.
+bool ParseWrites(const std::vector<std::string>& args, size_t first, std::vector<MsiWrite>* out) {
+  for (size_t i = first; i < args.size(); ++i) {
+    std::vector<std::string> parts = absl::StrSplit(args[i], ':');
+    uint64_t index, address, data;
+    if (parts.size() != 3 || !ParseNumber(parts[0], &index) || !ParseNumber(parts[1], &address) ||
+        !ParseNumber(parts[2], &data)) {
+      return false;
+    }
+    out->push_back({static_cast<uint32_t>(index), address, static_cast<uint32_t>(data)});
+  }
+  return true;
+}
+
+const char* HandoffStageName(HandoffStage stage) {
+  switch (stage) {
+    case HandoffStage::kNothing: return "nothing";
+    case HandoffStage::kQuiesced: return "quiesced";
+    case HandoffStage::kRerouted: return "rerouted";
+    case HandoffStage::kRingsWritten: return "rings-written";
+    case HandoffStage::kHandedOff: return "handed-off";
+    case HandoffStage::kDoorbellRung: return "doorbell-rung";
+  }
+  return "?";
+}
+
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "nhhookctl: %s\n", status.ToString().c_str());
   return 1;
@@ -140,7 +178,7 @@ int Run(const std::vector<std::string>& args) {
   const std::string& cmd = args[0];
   const std::string bdf = args.size() > 1 ? args[1] : "";
   uint64_t epoch = 0;
-  bool needs_epoch = cmd != "status" && cmd != "read-msi" && cmd != "list";
+  bool needs_epoch = cmd != "status" && cmd != "read-msi" && cmd != "list" && cmd != "events";
   if (needs_epoch && (args.size() < 3 || !ParseNumber(args[2], &epoch))) return Usage();
   // The tool speaks for no daemon: no operation id, the module fences by
   // the epoch alone.
@@ -204,15 +242,7 @@ int Run(const std::vector<std::string>& args) {
       result = client.RerouteToCpu(bdf, fence, static_cast<uint32_t>(cpu));
     } else if (args[3] == "raw") {
       std::vector<MsiWrite> writes;
-      for (size_t i = 4; i < args.size(); ++i) {
-        std::vector<std::string> parts = absl::StrSplit(args[i], ':');
-        uint64_t index, address, data;
-        if (parts.size() != 3 || !ParseNumber(parts[0], &index) ||
-            !ParseNumber(parts[1], &address) || !ParseNumber(parts[2], &data)) {
-          return Usage();
-        }
-        writes.push_back({static_cast<uint32_t>(index), address, static_cast<uint32_t>(data)});
-      }
+      if (!ParseWrites(args, 4, &writes)) return Usage();
       result = client.RerouteRaw(bdf, fence, writes);
     } else {
       return Usage();
@@ -221,6 +251,43 @@ int Run(const std::vector<std::string>& args) {
     PrintVectors("previous", result->previous);
     PrintVectors("vector", result->current);
     PrintStatus(result->status);
+    return 0;
+  } else if (cmd == "arm") {
+    uint64_t handoff, active;
+    if (args.size() != 5 || !ParseNumber(args[3], &handoff) || !ParseNumber(args[4], &active)) {
+      return Usage();
+    }
+    status = client.Arm(bdf, fence, handoff, active);
+  } else if (cmd == "handoff") {
+    uint64_t expected, desired;
+    std::vector<MsiWrite> writes;
+    if (args.size() < 6 || !ParseNumber(args[3], &expected) || !ParseNumber(args[4], &desired) ||
+        !ParseWrites(args, 5, &writes)) {
+      return Usage();
+    }
+    auto reply = client.Handoff(bdf, fence, expected, desired, writes, absl::Seconds(2));
+    if (!reply.ok()) return Fail(reply.status());
+    std::printf("stage=%s\nrecord=0x%llx\n", HandoffStageName(reply->stage),
+                static_cast<unsigned long long>(reply->record));
+    PrintVectors("previous", reply->previous);
+    PrintStatus(reply->status);
+    return 0;
+  } else if (cmd == "events") {
+    uint64_t after, wait_ms = 0;
+    if (args.size() > 3 || !ParseNumber(args[1], &after) ||
+        (args.size() == 3 && !ParseNumber(args[2], &wait_ms))) {
+      return Usage();
+    }
+    auto log = client.Events(after, absl::Milliseconds(wait_ms));
+    if (!log.ok()) return Fail(log.status());
+    for (const KernelEvent& e : log->events) {
+      std::printf("event seq=%llu kind=%s dev=%s epoch=%llu record=0x%llx reason=%s\n",
+                  static_cast<unsigned long long>(e.seq),
+                  e.kind == KernelEvent::Kind::kCommitted ? "committed" : "not-committed",
+                  e.dev.c_str(), static_cast<unsigned long long>(e.epoch),
+                  static_cast<unsigned long long>(e.record), e.reason.c_str());
+    }
+    std::printf("newest_seq=%llu\n", static_cast<unsigned long long>(log->newest_seq));
     return 0;
   } else {
     return Usage();

@@ -30,6 +30,8 @@
 
 #define NH_DEFAULT_TIMEOUT_MS 2000
 #define NH_MAX_REQ_VECTORS 2048
+/* Events per EVENTS reply: well inside one NLMSG_GOODSIZE message. */
+#define NH_EVENTS_PER_REPLY 16
 
 static const struct nla_policy nh_msi_policy[NH_MSI_ATTR_MAX + 1] = {
 	[NH_MSI_ATTR_INDEX] = NLA_POLICY_MAX(NLA_U32, NH_MAX_REQ_VECTORS - 1),
@@ -70,6 +72,9 @@ static const struct nla_policy nh_policy[NH_ATTR_MAX + 1] = {
 	[NH_ATTR_MSI_LIST] = NLA_POLICY_NESTED_ARRAY(nh_msi_policy),
 	[NH_ATTR_RINGS] = NLA_POLICY_NESTED_ARRAY(nh_ring_policy),
 	[NH_ATTR_VECTOR_COUNT] = NLA_POLICY_RANGE(NLA_U32, 1, NH_MAX_REQ_VECTORS),
+	[NH_ATTR_RECORD_EXPECTED] = { .type = NLA_U64 },
+	[NH_ATTR_RECORD_DESIRED] = { .type = NLA_U64 },
+	[NH_ATTR_EVENT_SEQ] = { .type = NLA_U64 },
 };
 
 static struct genl_family nh_family;
@@ -86,6 +91,7 @@ struct nh_req {
 	struct sk_buff *reply;
 	u64 epoch;
 	u64 op_id;
+	u32 stage;
 };
 
 /* Under @d->lock, or under RCU for the lockless STATUS and LIST. */
@@ -199,6 +205,19 @@ static u64 nh_qdisc_backlog(struct net_device *dev)
 	return sum;
 }
 
+/* The driver has struct nh_commit_ops; takes no device lock. */
+static bool nh_kernel_commit(struct nh_dev *d)
+{
+	struct nh_handover_dev *hd;
+	bool yes;
+
+	rcu_read_lock();
+	hd = READ_ONCE(d->hd);
+	yes = hd && hd->commit_ops;
+	rcu_read_unlock();
+	return yes;
+}
+
 static int nh_put_netdev(struct sk_buff *skb, struct nh_dev *d,
 			 struct pci_dev *pdev, struct net *net)
 {
@@ -239,6 +258,12 @@ static int nh_put_status(struct sk_buff *skb, struct nh_dev *d,
 	if (pdev && nla_put_u32(skb, NH_ATTR_MSI_MODE, nh_msi_mode(pdev)))
 		return -EMSGSIZE;
 	if (contract && nla_put_u32(skb, NH_ATTR_QUEUE_COUNT, d->queue_count))
+		return -EMSGSIZE;
+	if (contract &&
+	    (nla_put_u8(skb, NH_ATTR_KERNEL_COMMIT, nh_kernel_commit(d)) ||
+	     nh_put_u64(skb, NH_ATTR_ARMED_EPOCH, READ_ONCE(d->armed_epoch)) ||
+	     nh_put_u64(skb, NH_ATTR_DOORBELLS_IGNORED,
+			atomic64_read(&d->doorbells_ignored))))
 		return -EMSGSIZE;
 	if (d && (nh_put_u64(skb, NH_ATTR_DRAINED_TX_BYTES, d->drained_tx_bytes) ||
 		  nh_put_u64(skb, NH_ATTR_QUIESCE_NS, d->quiesce_ns)))
@@ -421,21 +446,32 @@ err:
 	return err;
 }
 
+/* A raw MSI-X write (REROUTE raw, HANDOFF): who may. */
+static int nh_check_raw_caps(struct nh_req *r)
+{
+	int err;
+
+	if (!netlink_capable(r->skb, CAP_SYS_RAWIO)) {
+		NL_SET_ERR_MSG_MOD(r->extack, "a raw MSI-X write needs CAP_SYS_RAWIO");
+		return -EPERM;
+	}
+	err = security_locked_down(LOCKDOWN_PCI_ACCESS);
+	if (err) {
+		NL_SET_ERR_MSG_MOD(r->extack, "a raw MSI-X write is refused under kernel lockdown");
+		return err;
+	}
+	return 0;
+}
+
 /* Raw REROUTE: who may, and on what. */
 static int nh_check_raw_allowed(struct nh_req *r)
 {
 	struct nh_dev *d = r->d;
 	int err;
 
-	if (!netlink_capable(r->skb, CAP_SYS_RAWIO)) {
-		NL_SET_ERR_MSG_MOD(r->extack, "raw REROUTE needs CAP_SYS_RAWIO");
-		return -EPERM;
-	}
-	err = security_locked_down(LOCKDOWN_PCI_ACCESS);
-	if (err) {
-		NL_SET_ERR_MSG_MOD(r->extack, "raw REROUTE is refused under kernel lockdown");
+	err = nh_check_raw_caps(r);
+	if (err)
 		return err;
-	}
 	if (d->state != NH_STATE_QUIESCED && d->state != NH_STATE_RELEASED) {
 		NL_SET_ERR_MSG_MOD(r->extack,
 				   "raw REROUTE needs a device quiesced or released here");
@@ -538,6 +574,7 @@ static int nh_do_reserve(struct nh_req *r)
 		/* A retried RESERVE (its daemon restarted): replace it. */
 		hd->ops->unreserve_vectors(hd);
 		r->d->reserved_vectors = 0;
+		nh_commit_disarm(r->d);
 	}
 	if (hd->msix_table && n > hd->msix_entries) {
 		NL_SET_ERR_MSG_MOD(r->extack, "more vectors than the device's MSI-X entries");
@@ -558,10 +595,12 @@ static int nh_do_reserve(struct nh_req *r)
 		e[i].cpu = U32_MAX;
 	}
 	err = nh_put_msi_list(r->reply, NH_ATTR_MSI_LIST, e, n);
-	if (err)
+	if (err) {
 		hd->ops->unreserve_vectors(hd);
-	else
+	} else {
 		r->d->reserved_vectors = n;
+		r->d->reserved_epoch = r->epoch;
+	}
 out:
 	kfree(msgs);
 	kfree(e);
@@ -625,6 +664,93 @@ static int nh_do_reclaim(struct nh_req *r)
 	return 0;
 }
 
+/* Contract devices whose driver has struct nh_commit_ops. */
+static int nh_check_kernel_commit(struct nh_req *r)
+{
+	if (!nh_contract(r->d) || !r->d->hd->commit_ops) {
+		NL_SET_ERR_MSG_MOD(r->extack,
+				   "the device's driver has no kernel commit path (struct nh_commit_ops)");
+		return -EOPNOTSUPP;
+	}
+	if (GENL_REQ_ATTR_CHECK(r->info, NH_ATTR_RECORD_EXPECTED) ||
+	    GENL_REQ_ATTR_CHECK(r->info, NH_ATTR_RECORD_DESIRED))
+		return -EINVAL;
+	return 0;
+}
+
+static int nh_do_arm(struct nh_req *r)
+{
+	int err = nh_check_kernel_commit(r);
+
+	if (err)
+		return err;
+	return nh_commit_arm(r->d, r->epoch, r->op_id,
+			     nla_get_u64(r->info->attrs[NH_ATTR_RECORD_EXPECTED]),
+			     nla_get_u64(r->info->attrs[NH_ATTR_RECORD_DESIRED]),
+			     r->extack);
+}
+
+/*
+ * The source's one call: the driver's quiesce, the raw MSI-X rewrite of the
+ * window (mask, write, read back), then nh_commit_handoff().  @r->stage says
+ * how far it got, also on an error.
+ */
+static int nh_do_handoff(struct nh_req *r)
+{
+	struct nh_dev *d = r->d;
+	unsigned int timeout_ms = NH_DEFAULT_TIMEOUT_MS;
+	struct nh_msi_entry *req = NULL;
+	u64 expected, desired, found = 0;
+	int n, err;
+
+	err = nh_check_kernel_commit(r);
+	if (err)
+		return err;
+	if (GENL_REQ_ATTR_CHECK(r->info, NH_ATTR_MSI_LIST))
+		return -EINVAL;
+	err = nh_check_raw_caps(r);
+	if (err)
+		return err;
+	if (d->state != NH_STATE_RUNNING &&
+	    (d->state != NH_STATE_QUIESCED || d->reclaimed))
+		return nh_refuse_state(r, "the device is not running on this node");
+	expected = nla_get_u64(r->info->attrs[NH_ATTR_RECORD_EXPECTED]);
+	desired = nla_get_u64(r->info->attrs[NH_ATTR_RECORD_DESIRED]);
+	if (expected == desired) {
+		NL_SET_ERR_MSG_MOD(r->extack, "HANDOFF needs two different record words");
+		return -EINVAL;
+	}
+	if (r->info->attrs[NH_ATTR_TIMEOUT_MS])
+		timeout_ms = nla_get_u32(r->info->attrs[NH_ATTR_TIMEOUT_MS]);
+	n = nh_parse_msi_list(r, &req, true);
+	if (n < 0)
+		return n;
+	err = nh_msi_check_raw(req, n, r->extack);
+	if (err)
+		goto out;
+	/* A retried HANDOFF finds the device quiesced by the first. */
+	if (d->state == NH_STATE_RUNNING) {
+		err = nh_contract_quiesce(d, timeout_ms, r->extack);
+		if (err)
+			goto out;
+	}
+	r->stage = NH_HANDOFF_QUIESCED;
+	err = nh_put_rings(r->reply, d->rings, d->n_rings);
+	err = err ?: nh_put_msi(r, NH_ATTR_MSI_PREVIOUS);
+	err = err ?: nh_window_reroute(d->hd, req, n, r->extack);
+	if (err)
+		goto out;
+	r->stage = NH_HANDOFF_REROUTED;
+	err = nh_commit_handoff(d, r->epoch, r->op_id, expected, desired, &found,
+				&r->stage, r->extack);
+	if (!err && (nh_put_u64(r->reply, NH_ATTR_RECORD, found) ||
+		     nla_put_u32(r->reply, NH_ATTR_HANDOFF_STAGE, r->stage)))
+		err = -EMSGSIZE;
+out:
+	kfree(req);
+	return err;
+}
+
 static int nh_do_change(struct nh_req *r)
 {
 	struct nh_dev *d = r->d;
@@ -651,6 +777,9 @@ static int nh_do_change(struct nh_req *r)
 			return nh_contract_resume(d, r->extack);
 		return nh_cold_resume(d, r->pdev, r->extack);
 	case NH_CMD_RELEASE:
+		/* A HANDOFF whose CAS won released it already. */
+		if (d->state == NH_STATE_RELEASED && r->epoch == d->released_epoch)
+			return 0;
 		if (d->state != NH_STATE_QUIESCED)
 			return nh_refuse_state(r, "not quiesced: QUIESCE before RELEASE");
 		if (d->reclaimed) {
@@ -663,9 +792,17 @@ static int nh_do_change(struct nh_req *r)
 			return nh_contract_release(d, r->extack);
 		return nh_cold_release(d, r->pdev, r->extack);
 	case NH_CMD_ATTACH:
+		if (contract)
+			nh_commit_disarm(d);
 		return nh_do_attach(r);
 	case NH_CMD_RECLAIM:
+		if (contract)
+			nh_commit_disarm(d);
 		return nh_do_reclaim(r);
+	case NH_CMD_ARM:
+		return nh_do_arm(r);
+	case NH_CMD_HANDOFF:
+		return nh_do_handoff(r);
 	case NH_CMD_REROUTE:
 		return nh_do_reroute(r);
 	case NH_CMD_RESERVE:
@@ -679,6 +816,7 @@ static int nh_do_change(struct nh_req *r)
 		if (d->reserved_vectors)
 			d->hd->ops->unreserve_vectors(d->hd);
 		d->reserved_vectors = 0;
+		nh_commit_disarm(d);
 		return 0;
 	}
 	return -EOPNOTSUPP;
@@ -729,7 +867,8 @@ static int nh_change(struct nh_req *r)
 		goto out;
 	}
 	err = nh_do_change(r);
-	if (err)
+	/* A HANDOFF that failed half-way changed the device: fence it. */
+	if (err && r->stage == NH_HANDOFF_NOTHING)
 		goto out;
 	/* A request without an operation id leaves it at its epoch's. */
 	if (r->epoch > d->max_epoch || op_id)
@@ -737,6 +876,8 @@ static int nh_change(struct nh_req *r)
 	WRITE_ONCE(d->max_epoch, r->epoch);
 	if (r->cmd == NH_CMD_RELEASE)
 		d->released_epoch = r->epoch;
+	if (err)
+		goto out;
 	if (r->cmd == NH_CMD_QUIESCE && d->hd && d->state == NH_STATE_QUIESCED)
 		err = nh_put_rings(r->reply, d->rings, d->n_rings);
 	if (d->hd)
@@ -797,6 +938,77 @@ static int nh_doit(struct sk_buff *skb, struct genl_info *info)
 	}
 	genlmsg_end(r.reply, hdr);
 	return genlmsg_reply(r.reply, info);
+}
+
+static int nh_put_event(struct sk_buff *skb, const struct nh_event *e, int i)
+{
+	struct nlattr *item = nla_nest_start(skb, i + 1);
+
+	if (!item ||
+	    nla_put_u64_64bit(skb, NH_EVENT_ATTR_SEQ, e->seq, NH_EVENT_ATTR_PAD) ||
+	    nla_put_u32(skb, NH_EVENT_ATTR_KIND, e->kind) ||
+	    nla_put_string(skb, NH_EVENT_ATTR_PCI_DEV, e->id) ||
+	    nla_put_u64_64bit(skb, NH_EVENT_ATTR_EPOCH, e->epoch, NH_EVENT_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, NH_EVENT_ATTR_RECORD, e->record, NH_EVENT_ATTR_PAD) ||
+	    nla_put_string(skb, NH_EVENT_ATTR_REASON, e->reason))
+		return -EMSGSIZE;
+	nla_nest_end(skb, item);
+	return 0;
+}
+
+/*
+ * EVENTS: the log after NH_ATTR_EVENT_SEQ, waiting up to NH_ATTR_TIMEOUT_MS
+ * for one (no lock held while waiting).  Events of devices not visible from
+ * the requester's namespace are left out; the sequence still counts them.
+ */
+static int nh_events_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct net *net = genl_info_net(info);
+	u64 after = 0, newest;
+	struct sk_buff *reply;
+	struct nh_event *ev;
+	struct nlattr *list;
+	struct nh_dev *d;
+	void *hdr;
+	int n, i, shown = 0, err = -EMSGSIZE;
+	long left;
+
+	if (info->attrs[NH_ATTR_EVENT_SEQ])
+		after = nla_get_u64(info->attrs[NH_ATTR_EVENT_SEQ]);
+	if (info->attrs[NH_ATTR_TIMEOUT_MS]) {
+		left = nh_events_wait(after, nla_get_u32(info->attrs[NH_ATTR_TIMEOUT_MS]));
+		if (left < 0)
+			return left;
+	}
+	ev = kcalloc(NH_EVENTS_PER_REPLY, sizeof(*ev), GFP_KERNEL);
+	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!ev || !reply) {
+		err = -ENOMEM;
+		goto err;
+	}
+	n = nh_events_copy(after, ev, NH_EVENTS_PER_REPLY);
+	newest = n ? ev[n - 1].seq : nh_events_newest();
+	hdr = genlmsg_put_reply(reply, info, &nh_family, 0, NH_CMD_EVENTS);
+	if (!hdr || nh_put_u64(reply, NH_ATTR_EVENT_SEQ, newest))
+		goto err;
+	list = nla_nest_start(reply, NH_ATTR_EVENTS);
+	if (!list)
+		goto err;
+	for (i = 0; i < n; i++) {
+		d = nh_dev_find(ev[i].id, false);
+		if (!d || !nh_contract_visible(d, net))
+			continue;
+		if (nh_put_event(reply, &ev[i], shown++))
+			goto err;
+	}
+	nla_nest_end(reply, list);
+	genlmsg_end(reply, hdr);
+	kfree(ev);
+	return genlmsg_reply(reply, info);
+err:
+	nlmsg_free(reply);
+	kfree(ev);
+	return err;
 }
 
 static int nh_put_list_entry(struct sk_buff *skb, struct netlink_callback *cb,
@@ -868,6 +1080,9 @@ static const struct genl_small_ops nh_ops[] = {
 	{ .cmd = NH_CMD_RESERVE, .doit = nh_doit, .flags = GENL_ADMIN_PERM },
 	{ .cmd = NH_CMD_UNRESERVE, .doit = nh_doit, .flags = GENL_ADMIN_PERM },
 	{ .cmd = NH_CMD_RECLAIM, .doit = nh_doit, .flags = GENL_ADMIN_PERM },
+	{ .cmd = NH_CMD_ARM, .doit = nh_doit, .flags = GENL_ADMIN_PERM },
+	{ .cmd = NH_CMD_HANDOFF, .doit = nh_doit, .flags = GENL_ADMIN_PERM },
+	{ .cmd = NH_CMD_EVENTS, .doit = nh_events_doit, .flags = GENL_ADMIN_PERM },
 };
 
 static struct genl_family nh_family __ro_after_init = {

@@ -60,6 +60,39 @@ struct nh_msi_msg {
 struct nh_handover_dev;
 
 /**
+ * struct nh_commit_ops - optional: what a kernel commit needs on the machine
+ * @cas_record: compare-and-swap the NIC's ownership record word in the
+ *	memory the nodes' kernels share: store @desired iff it holds
+ *	@expected; *@found is what it held (@expected iff the swap won).  The
+ *	words are the machine's own encoding: the hook compares them only for
+ *	equality.  0, or a negative errno when the record cannot be reached.
+ * @write_rings: write @rings beside the record for the target, fenced by
+ *	(@epoch, @op_id) as the machine's other writers fence theirs.
+ * @read_rings: the rings written beside the record at @epoch (at most @max);
+ *	the number read, or -ENOENT when none were written for @epoch.
+ * @ring_doorbell: interrupt the kernel of the node that @handoff (the HANDOFF
+ *	word the hook's CAS just wrote) names as the target, on the vector
+ *	reserved for doorbells, so that it looks at this NIC's record.
+ *	-EOPNOTSUPP when that node cannot be rung (its kernel has no doorbell
+ *	vector); the handover then commits through the daemons.
+ *
+ * All four are called in process context with the device's lock held; none
+ * may sleep for long (they are the blackout).  A driver provides all four or
+ * none; a driver without them has no kernel commit path (ARM and HANDOFF
+ * answer -EOPNOTSUPP).  The driver's doorbell interrupt handler calls
+ * nh_handover_doorbell().
+ */
+struct nh_commit_ops {
+	int (*cas_record)(struct nh_handover_dev *hd, u64 expected, u64 desired,
+			  u64 *found);
+	int (*write_rings)(struct nh_handover_dev *hd, u64 epoch, u64 op_id,
+			   const struct nh_ring_state *rings, unsigned int n);
+	int (*read_rings)(struct nh_handover_dev *hd, u64 epoch,
+			  struct nh_ring_state *rings, unsigned int max);
+	int (*ring_doorbell)(struct nh_handover_dev *hd, u64 handoff);
+};
+
+/**
  * struct nh_handover_ops - what a driver implements to be handed over live
  * @quiesce: stop transmitting (the queues), stop the RX and TX engines, let
  *	in-flight work finish (TX completions reaped, RX descriptors the device
@@ -121,6 +154,8 @@ enum nh_handover_start {
  * @dev: the device the driver is bound to (its driver module is pinned while
  *	the module holds the device quiesced or released; pm_runtime is held)
  * @ops: the driver's operations
+ * @commit_ops: optional (NULL: no kernel commit path): the record, the
+ *	rings beside it and the doorbell (struct nh_commit_ops)
  * @msix_table: the NIC's MSI-X table, when it is not @dev's own PCI MSI-X
  *	table (a device reached through a window, as the simulated NIC is):
  *	the module masks, rewrites, reads back and unmasks entries there
@@ -136,6 +171,7 @@ struct nh_handover_dev {
 	struct net_device *netdev;
 	struct device *dev;
 	const struct nh_handover_ops *ops;
+	const struct nh_commit_ops *commit_ops;
 	void __iomem *msix_table;
 	unsigned int msix_entries;
 	unsigned int queue_count;
@@ -146,5 +182,6 @@ struct nh_handover_dev {
 
 int nh_handover_register(struct nh_handover_dev *hd);
 void nh_handover_unregister(struct nh_handover_dev *hd);
+void nh_handover_doorbell(struct nh_handover_dev *hd, u64 epoch);
 
 #endif /* _NH_HANDOVER_H */

@@ -71,6 +71,15 @@
  * @config: contract: PCI config space as ops->read_config gave it at
  *	registration and after each operation
  * @config_len: bytes in @config (0: the driver has no read_config)
+ * @reserved_epoch: contract: the epoch of the RESERVE in force
+ * @armed_epoch: kernel commit path: ARM's epoch (0: not armed); written
+ *	under @lock, read locklessly by STATUS
+ * @armed_op_id: ARM's operation id, the fence the commit takes over
+ * @armed_handoff: the record word ARM waits for (HANDOFF(S, here, e1))
+ * @armed_active: the word the commit CASes it to (ACTIVE(here, e1))
+ * @doorbell_epoch: epoch the last doorbell carried (set in hard IRQ)
+ * @doorbells_ignored: doorbells that did not commit
+ * @commit_work: the commit a doorbell schedules (nh_commit_work)
  */
 struct nh_dev {
 	struct list_head node;
@@ -100,6 +109,14 @@ struct nh_dev {
 	char driver[32];
 	u8 config[NH_CONFIG_LEN];
 	unsigned int config_len;
+	u64 reserved_epoch;
+	u64 armed_epoch;
+	u64 armed_op_id;
+	u64 armed_handoff;
+	u64 armed_active;
+	atomic64_t doorbell_epoch;
+	atomic64_t doorbells_ignored;
+	struct work_struct commit_work;
 };
 
 /**
@@ -187,6 +204,39 @@ int nh_window_reroute(const struct nh_handover_dev *hd,
 		      const struct nh_msi_entry *req, int n,
 		      struct netlink_ext_ack *extack);
 void nh_window_unmask(const struct nh_handover_dev *hd, unsigned int n);
+
+/* nh_commit.c: the kernel commit path */
+int nh_commit_arm(struct nh_dev *d, u64 epoch, u64 op_id, u64 handoff,
+		  u64 active, struct netlink_ext_ack *extack);
+void nh_commit_disarm(struct nh_dev *d);
+int nh_commit_handoff(struct nh_dev *d, u64 epoch, u64 op_id, u64 expected,
+		      u64 desired, u64 *found, u32 *stage,
+		      struct netlink_ext_ack *extack);
+void nh_commit_work(struct work_struct *work);
+int nh_commit_init(void);
+void nh_commit_exit(void);
+
+/**
+ * struct nh_event - one entry of the commit path's event log
+ * @seq: from 1 per module load
+ * @kind: enum nh_event_kind
+ * @id: the device's machine-wide PCI name
+ * @epoch: the handover's epoch
+ * @record: the record as the kernel left or found it
+ * @reason: why not committed ("" when committed)
+ */
+struct nh_event {
+	u64 seq;
+	u32 kind;
+	char id[NH_PCI_DEV_LEN];
+	u64 epoch;
+	u64 record;
+	char reason[64];
+};
+
+u64 nh_events_newest(void);
+int nh_events_copy(u64 after, struct nh_event *out, unsigned int max);
+long nh_events_wait(u64 after, unsigned int timeout_ms);
 
 /* nh_genl.c */
 int nh_genl_register(void);

@@ -64,6 +64,7 @@ struct nh_dev *nh_dev_find(const char *id, bool create)
 	strscpy(d->id, id, sizeof(d->id));
 	mutex_init(&d->lock);
 	INIT_WORK(&d->abandon_work, nh_abandon_work);
+	INIT_WORK(&d->commit_work, nh_commit_work);
 	d->state = NH_STATE_RUNNING;
 	list_add_tail(&d->node, &nh_devs);
 out:
@@ -219,6 +220,12 @@ static int nh_handover_check(const struct nh_handover_dev *hd)
 		return -EINVAL;
 	if (!ops->reserve_vectors != !ops->unreserve_vectors)
 		return -EINVAL;
+	/* The kernel commit path needs all four, and reserved vectors. */
+	if (hd->commit_ops &&
+	    (!hd->commit_ops->cas_record || !hd->commit_ops->write_rings ||
+	     !hd->commit_ops->read_rings || !hd->commit_ops->ring_doorbell ||
+	     !ops->reserve_vectors || !hd->msix_table))
+		return -EINVAL;
 	if (hd->msix_table && (!hd->msix_entries || hd->msix_entries > 2048))
 		return -EINVAL;
 	if (hd->start != NH_HANDOVER_START_RUNNING &&
@@ -272,7 +279,7 @@ int nh_handover_register(struct nh_handover_dev *hd)
 		goto out;
 	}
 	WRITE_ONCE(d->hd, hd);
-	hd->hook_private = d;
+	WRITE_ONCE(hd->hook_private, d);
 	d->queue_count = hd->queue_count;
 	strscpy(d->driver, hd->dev->driver ? hd->dev->driver->name :
 		module_name(THIS_MODULE), sizeof(d->driver));
@@ -312,12 +319,13 @@ void nh_handover_unregister(struct nh_handover_dev *hd)
 		if (d->reserved_vectors && hd->ops->unreserve_vectors)
 			hd->ops->unreserve_vectors(hd);
 		d->reserved_vectors = 0;
+		nh_commit_disarm(d);
 		if (d->state != NH_STATE_RELEASED && d->state != NH_STATE_STANDBY)
 			nh_set_state(d, NH_STATE_RUNNING);
 		d->reclaimed = false;
 		WRITE_ONCE(d->hd, NULL);
 	}
-	hd->hook_private = NULL;
+	WRITE_ONCE(hd->hook_private, NULL);
 	mutex_unlock(&d->lock);
 	/* STATUS and LIST read @hd->netdev under RCU. */
 	synchronize_rcu();
@@ -367,17 +375,24 @@ static int __init nh_init(void)
 {
 	int err;
 
-	err = register_netdevice_notifier(&nh_netdev_nb);
+	err = nh_commit_init();
 	if (err)
 		return err;
+	err = register_netdevice_notifier(&nh_netdev_nb);
+	if (err)
+		goto err_commit;
 	err = nh_genl_register();
 	if (err) {
 		unregister_netdevice_notifier(&nh_netdev_nb);
-		return err;
+		goto err_commit;
 	}
 	nh_debugfs_init();
 	pr_info("loaded: generic netlink family \"%s\"\n", NH_GENL_NAME);
 	return 0;
+
+err_commit:
+	nh_commit_exit();
+	return err;
 }
 
 /*
@@ -393,6 +408,7 @@ static void __exit nh_exit(void)
 	debugfs_remove_recursive(nh_debugfs);
 	nh_genl_unregister();
 	unregister_netdevice_notifier(&nh_netdev_nb);
+	nh_commit_exit();
 	list_for_each_entry_safe(d, tmp, &nh_devs, node) {
 		cancel_work_sync(&d->abandon_work);
 		list_del(&d->node);

@@ -81,6 +81,30 @@ enum nh_cmd {
 	 * says this node owns it again); the device stays quiesced until RESUME.
 	 */
 	NH_CMD_RECLAIM,
+	/* Kernel commit path (docs/hook.md), devices whose driver has
+	 * struct nh_commit_ops (else -EOPNOTSUPP).  Target side, after
+	 * RESERVE at this epoch: when the doorbell rings and the record is
+	 * exactly NH_ATTR_RECORD_EXPECTED (the HANDOFF word), CAS it to
+	 * NH_ATTR_RECORD_DESIRED (ACTIVE of this node) and attach alone.
+	 * UNRESERVE, ATTACH and RECLAIM disarm.
+	 */
+	NH_CMD_ARM,
+	/* Source side, the one call: QUIESCE, a raw REROUTE to NH_ATTR_MSI_LIST
+	 * (read back), the rings beside the record, CAS of the record from
+	 * NH_ATTR_RECORD_EXPECTED (PREPARING) to NH_ATTR_RECORD_DESIRED
+	 * (HANDOFF), the target's doorbell, then RELEASE.  Needs CAP_SYS_RAWIO
+	 * as a raw REROUTE.  The reply carries NH_ATTR_HANDOFF_STAGE,
+	 * NH_ATTR_RECORD (what the CAS found), NH_ATTR_RINGS and
+	 * NH_ATTR_MSI_PREVIOUS.  An error leaves the device as far as it got
+	 * (quiesced, rerouted): the caller reads the record and reconciles.
+	 */
+	NH_CMD_HANDOFF,
+	/* The event log of the kernel commit path: the events after
+	 * NH_ATTR_EVENT_SEQ in NH_ATTR_EVENTS, NH_ATTR_EVENT_SEQ = the newest.
+	 * With NH_ATTR_TIMEOUT_MS, waits that long for one when there is none
+	 * (interruptible, no lock held).  No PCI_DEV, no epoch.
+	 */
+	NH_CMD_EVENTS,
 
 	__NH_CMD_MAX,
 	NH_CMD_MAX = __NH_CMD_MAX - 1,
@@ -127,6 +151,17 @@ enum nh_attr {
 	 * in replies, the highest accepted at the device's epoch
 	 */
 	NH_ATTR_OP_ID,
+	/* u64 ownership record words, the machine's encoding (ARM, HANDOFF) */
+	NH_ATTR_RECORD_EXPECTED,
+	NH_ATTR_RECORD_DESIRED,
+	NH_ATTR_RECORD,			/* u64: HANDOFF reply: what the CAS found */
+	NH_ATTR_HANDOFF_STAGE,		/* u32, enum nh_handoff_stage (reply) */
+	/* u8 (reply): the driver has struct nh_commit_ops (STATUS, LIST) */
+	NH_ATTR_KERNEL_COMMIT,
+	NH_ATTR_ARMED_EPOCH,		/* u64 (reply): 0 when not armed */
+	NH_ATTR_DOORBELLS_IGNORED,	/* u64 (reply): doorbells that did not commit */
+	NH_ATTR_EVENT_SEQ,		/* u64, EVENTS: request: after; reply: newest */
+	NH_ATTR_EVENTS,			/* nested array of NH_EVENT_ATTR_* (reply) */
 
 	__NH_ATTR_MAX,
 	NH_ATTR_MAX = __NH_ATTR_MAX - 1,
@@ -158,6 +193,41 @@ enum nh_ring_attr {
 
 	__NH_RING_ATTR_MAX,
 	NH_RING_ATTR_MAX = __NH_RING_ATTR_MAX - 1,
+};
+
+/* One event inside NH_ATTR_EVENTS. */
+enum nh_event_attr {
+	NH_EVENT_ATTR_UNSPEC,
+	NH_EVENT_ATTR_PAD,
+	NH_EVENT_ATTR_SEQ,		/* u64, from 1 per module load */
+	NH_EVENT_ATTR_KIND,		/* u32, enum nh_event_kind */
+	NH_EVENT_ATTR_PCI_DEV,		/* string */
+	NH_EVENT_ATTR_EPOCH,		/* u64 */
+	NH_EVENT_ATTR_RECORD,		/* u64: the record as the kernel left or found it */
+	NH_EVENT_ATTR_REASON,		/* string: why not committed */
+
+	__NH_EVENT_ATTR_MAX,
+	NH_EVENT_ATTR_MAX = __NH_EVENT_ATTR_MAX - 1,
+};
+
+enum nh_event_kind {
+	NH_EVENT_UNSPEC,
+	/* The armed kernel won HANDOFF -> ACTIVE and runs the device. */
+	NH_EVENT_COMMITTED,
+	/* Rung, but not committed: not armed, record not the armed HANDOFF,
+	 * CAS lost, or the attach failed (the arm stays unless the CAS won).
+	 */
+	NH_EVENT_NOT_COMMITTED,
+};
+
+/* How far a HANDOFF got, in order. */
+enum nh_handoff_stage {
+	NH_HANDOFF_NOTHING,
+	NH_HANDOFF_QUIESCED,
+	NH_HANDOFF_REROUTED,
+	NH_HANDOFF_RINGS_WRITTEN,
+	NH_HANDOFF_HANDED_OFF,		/* the CAS won: the commit point */
+	NH_HANDOFF_DOORBELL_RUNG,
 };
 
 /* How the module hands a device over (docs/hook.md). */

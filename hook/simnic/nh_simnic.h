@@ -52,7 +52,9 @@ enum nh_simnic_role {
  * @tx_buf: TX packet buffers
  * @msix: the MSI-X BAR (table at 0)
  * @config: the PCI config space image
- * @ownership: the ownership word (read only: the daemon decides)
+ * @ownership: the ownership word (the daemon CASes it; the kernel too on
+ *	its commit path, nh_simnic_commit.c)
+ * @handoff: the handoff slot beside it (NH_SIM_HANDOFF_*)
  * @initialized: set once by the first owner
  * @running_node: node running the data path, or -1 (informational)
  * @ring_size: descriptors per ring (a power of two)
@@ -71,6 +73,7 @@ struct nh_simnic_nic {
 	void __iomem *msix;
 	void __iomem *config;
 	void __iomem *ownership;
+	void __iomem *handoff;
 	void __iomem *initialized;
 	void __iomem *running_node;
 	u32 ring_size;
@@ -107,6 +110,9 @@ struct nh_simnic_stats {
  * @shm_len: its length
  * @slot: this node's slot in the directory
  * @node_index: this node's index
+ * @nodes_offset: where the node slots start in BAR2
+ * @node_stride: bytes between node slots
+ * @node_count: node slots in use
  * @apic_id: this node's first machine APIC ID (the MSI-X destination)
  * @doorbell_device: Doorbell register value that kicks the NIC model
  * @nic: where the NIC is
@@ -146,6 +152,9 @@ struct nh_simnic {
 	resource_size_t shm_len;
 	void __iomem *slot;
 	u32 node_index;
+	u64 nodes_offset;
+	u32 node_stride;
+	u32 node_count;
 	u32 apic_id;
 	u32 doorbell_device;
 	struct nh_simnic_nic nic;
@@ -199,5 +208,9 @@ void nh_simnic_set_running_node(struct nh_simnic *sn, bool running);
 /* nh_simnic_handover.c */
 extern const struct nh_handover_ops nh_simnic_handover_ops;
 extern unsigned int nh_simnic_tx_quiet_ms;
+
+/* nh_simnic_commit.c */
+extern const struct nh_commit_ops nh_simnic_commit_ops;
+void nh_simnic_doorbell(struct nh_simnic *sn);
 
 #endif /* _NH_SIMNIC_H */

@@ -7,7 +7,8 @@
  * starts its own engines.  Every op runs under sn->lock, which ndo_open and
  * ndo_stop take too, so the driver's own paths never restart engines while
  * the NIC is quiesced or on standby.  No op takes rtnl_lock.  The ownership
- * record is the daemon's: nothing here writes it.
+ * record is written by the daemon and, on the kernel commit path, by the
+ * hook through nh_simnic_commit.c: never by these ops.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

@@ -704,7 +704,8 @@ static const struct ethtool_ops nh_simnic_ethtool_ops = {
 
 static irqreturn_t nh_simnic_control_irq(int irq, void *data)
 {
-	/* Control events of the machine: nothing to do for the data path. */
+	/* The vector reserved for another kernel's commit doorbell. */
+	nh_simnic_doorbell(data);
 	return IRQ_HANDLED;
 }
 
@@ -860,6 +861,9 @@ static int nh_simnic_check_directory(struct nh_simnic *sn,
 					    dir->nic_ring_size, dir->nic_buf_size, 1);
 	err = err ?: nh_simnic_check_range(sn, "ownership word",
 					    dir->nic_ownership_offset, 1, 8, 8);
+	err = err ?: nh_simnic_check_range(sn, "handoff slot",
+					    dir->nic_handoff_offset, 1,
+					    NH_SIM_HANDOFF_OP_ID + 8, 8);
 	err = err ?: nh_simnic_check_range(sn, "initialized word",
 					    dir->nic_initialized_offset, 1, 4, 4);
 	err = err ?: nh_simnic_check_range(sn, "running node word",
@@ -892,6 +896,9 @@ static int nh_simnic_find_slot(struct nh_simnic *sn,
 		}
 		sn->slot = slot;
 		sn->node_index = i;
+		sn->nodes_offset = dir->nodes_offset;
+		sn->node_stride = dir->node_stride;
+		sn->node_count = dir->node_count;
 		return 0;
 	}
 	dev_err(dev, "no guest node slot has ivshmem peer id %u (%u slots): is this guest a node of the machine?\n",
@@ -912,6 +919,7 @@ static int nh_simnic_map_nic(struct nh_simnic *sn,
 	nic->msix = sn->shm + dir->nic_msix_offset;
 	nic->config = sn->shm + dir->nic_config_offset;
 	nic->ownership = sn->shm + dir->nic_ownership_offset;
+	nic->handoff = sn->shm + dir->nic_handoff_offset;
 	nic->initialized = sn->shm + dir->nic_initialized_offset;
 	nic->running_node = sn->shm + dir->nic_running_node_offset;
 	nic->ring_size = dir->nic_ring_size;
@@ -1058,6 +1066,7 @@ static int nh_simnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	sn->hd.netdev = netdev;
 	sn->hd.dev = dev;
 	sn->hd.ops = &nh_simnic_handover_ops;
+	sn->hd.commit_ops = &nh_simnic_commit_ops;
 	sn->hd.msix_table = sn->nic.msix;
 	sn->hd.msix_entries = sn->nic.msix_entries;
 	sn->hd.queue_count = 1;

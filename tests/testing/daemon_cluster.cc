@@ -51,6 +51,7 @@ DaemonCluster::DaemonCluster(ClusterOptions options)
     }
     absl::StrAppend(&conf, "platform { ", platform_block, " }\n", "state_dir: \"", dir_, "/",
                     nodes_[i].node_id, ".state\"\n", options.extra_config, "\n");
+    if (!options.kernel_commit) absl::StrAppend(&conf, "kernel_commit: false\n");
     if (nodes_.size() > 1) {
       absl::StrAppend(&conf, "peer_auth { secret_file: \"", secret_path(), "\" }\n");
     }

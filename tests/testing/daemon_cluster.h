@@ -36,6 +36,11 @@ struct ClusterOptions {
   std::string fake_nics = kDefaultFakeNics;
   // Appended to every node's config (e.g. "timeouts { ... }").
   std::string extra_config;
+  // DaemonConfig.kernel_commit of every node. Off unless a test asks: most
+  // tests hold the daemon path's steps with its fault points (a hung
+  // reroute, the REROUTING phase), which the kernel commit path does in one
+  // call; the kernel path's own tests turn it on.
+  bool kernel_commit = false;
 };
 
 class DaemonCluster {

@@ -362,6 +362,15 @@ absl::StatusOr<std::string> FakeMachine::Describe() const {
       absl::StrAppend(&out, "  reserved on ", reservation.node_id(), ": ",
                       reservation.messages_size(), " vectors, epoch ", reservation.epoch(), "\n");
     }
+    for (const FakeArm& arm : nic.arms()) {
+      absl::StrAppend(&out, "  kernel of ", arm.node_id(), " armed for ", RecordText(arm.handoff()),
+                      "\n");
+    }
+  }
+  for (const FakeKernel& kernel : state->kernels()) {
+    absl::StrAppend(&out, "kernel ", kernel.node_id(), ": ", kernel.doorbells_size(),
+                    " doorbells pending, last event ", kernel.last_seq(), ", ",
+                    kernel.ignored_doorbells(), " doorbells ignored\n");
   }
   for (const FakeFault& fault : state->faults()) {
     absl::StrAppend(&out, "fault ", fault.node_id().empty() ? "*" : fault.node_id(), " ",

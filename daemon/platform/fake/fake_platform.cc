@@ -39,6 +39,7 @@ class NodeSession {
       : file_(std::move(state_path)), node_id_(std::move(node_id)) {}
 
   const std::string& node_id() const { return node_id_; }
+  const std::string& path() const { return file_.path(); }
 
   // Runs `body` as `operation` after the knobs. A hanging knob blocks the
   // call, polling the file, until it is cleared or its hang_max_ms passes;
@@ -178,6 +179,77 @@ void WriteMessagesMasked(FakeNic* nic, const std::vector<v1::MsiMessage>& messag
   }
 }
 
+// Hook::Quiesce on a fenced NIC (and the first stage of FastPath::HandOff).
+absl::Status QuiesceFenced(NodeSession& session, FakeMachineState* state, const FencedNic& fenced,
+                           const Fence& fence, bool drain_timed_out, absl::Duration timeout,
+                           QuiesceResult* result) {
+  FakeNic* nic = fenced.nic;
+  FakeHook* hook = fenced.hook;
+  const std::string& bdf = nic->bdf();
+  if (hook->state() == FAKE_HOOK_DETACHED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("quiesce of ", bdf, ": not running on ", session.node_id()));
+  }
+  Adopt(hook, fence);
+  // The gates close and the vectors are masked before the drain, so
+  // they stay closed when the drain times out.
+  bool was_running = hook->state() == FAKE_HOOK_RUNNING;
+  hook->set_state(FAKE_HOOK_QUIESCED);
+  SetMasked(nic, true);
+  if (drain_timed_out) {
+    session.Log(state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence), ": drain timed out"));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "quiesce of ", bdf, " on ", session.node_id(), ": drain did not finish within ",
+        absl::FormatDuration(timeout), " (gates stay closed)"));
+  }
+  if (was_running) {
+    hook->set_drained_tx_packets(nic->tx_in_flight());
+    hook->set_drained_rx_packets(nic->rx_pending());
+    nic->set_tx_in_flight(0);
+    nic->set_rx_pending(0);
+    for (v1::QueueRingState& ring : *nic->mutable_rings()) {
+      ring.set_tx_next_to_clean(ring.tx_next_to_use());
+      ring.set_rx_next_to_clean(ring.rx_next_to_use());
+    }
+  }
+  result->drained_tx_packets = was_running ? hook->drained_tx_packets() : 0;
+  result->drained_rx_packets = was_running ? hook->drained_rx_packets() : 0;
+  result->held_xmits = hook->held_xmits();
+  result->polls_while_quiesced = hook->polls_while_quiesced();
+  result->rings.assign(nic->rings().begin(), nic->rings().end());
+  session.Log(state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence)));
+  return absl::OkStatus();
+}
+
+// Hook::Attach on a fenced NIC with a driver (and the armed kernel's own
+// attach): running, the rings imported unless it already ran, the vectors
+// unmasked and pending interrupts replayed, its reservation in use.
+void AttachFenced(NodeSession& session, FakeMachineState* state, const FencedNic& fenced,
+                  const Fence& fence, const std::vector<v1::QueueRingState>& rings,
+                  const char* who) {
+  FakeNic* nic = fenced.nic;
+  FakeHook* hook = fenced.hook;
+  Adopt(hook, fence);
+  if (hook->state() != FAKE_HOOK_RUNNING) {
+    hook->set_state(FAKE_HOOK_RUNNING);
+    if (!rings.empty()) nic->mutable_rings()->Assign(rings.begin(), rings.end());
+  }
+  for (FakeVector& vector : *nic->mutable_vectors()) {
+    vector.set_masked(false);
+    vector.set_pending(false);
+  }
+  auto* reservations = nic->mutable_reservations();
+  for (int i = reservations->size() - 1; i >= 0; --i) {
+    if (reservations->Get(i).node_id() == session.node_id()) reservations->DeleteSubrange(i, 1);
+  }
+  // An arm rests on the reservation: it is used up too (whoever attached).
+  auto* arms = nic->mutable_arms();
+  for (int i = arms->size() - 1; i >= 0; --i) {
+    if (arms->Get(i).node_id() == session.node_id()) arms->DeleteSubrange(i, 1);
+  }
+  session.Log(state, absl::StrCat(who, " ", nic->bdf(), " ", FenceText(fence)));
+}
+
 class FakeInventory : public Inventory {
  public:
   explicit FakeInventory(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
@@ -235,42 +307,8 @@ class FakeHookImpl : public Hook {
           absl::StatusOr<FencedNic> fenced =
               FenceNic(state, session_->node_id(), bdf, fence, "quiesce");
           if (!fenced.ok()) return fenced.status();
-          FakeNic* nic = fenced->nic;
-          FakeHook* hook = fenced->hook;
-          if (hook->state() == FAKE_HOOK_DETACHED) {
-            return absl::FailedPreconditionError(
-                absl::StrCat("quiesce of ", bdf, ": not running on ", session_->node_id()));
-          }
-          Adopt(hook, fence);
-          // The gates close and the vectors are masked before the drain, so
-          // they stay closed when the drain times out.
-          bool was_running = hook->state() == FAKE_HOOK_RUNNING;
-          hook->set_state(FAKE_HOOK_QUIESCED);
-          SetMasked(nic, true);
-          if (drain_timed_out) {
-            session_->Log(
-                state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence), ": drain timed out"));
-            return absl::DeadlineExceededError(absl::StrCat(
-                "quiesce of ", bdf, " on ", session_->node_id(), ": drain did not finish within ",
-                absl::FormatDuration(timeout), " (gates stay closed)"));
-          }
-          if (was_running) {
-            hook->set_drained_tx_packets(nic->tx_in_flight());
-            hook->set_drained_rx_packets(nic->rx_pending());
-            nic->set_tx_in_flight(0);
-            nic->set_rx_pending(0);
-            for (v1::QueueRingState& ring : *nic->mutable_rings()) {
-              ring.set_tx_next_to_clean(ring.tx_next_to_use());
-              ring.set_rx_next_to_clean(ring.rx_next_to_use());
-            }
-          }
-          result.drained_tx_packets = was_running ? hook->drained_tx_packets() : 0;
-          result.drained_rx_packets = was_running ? hook->drained_rx_packets() : 0;
-          result.held_xmits = hook->held_xmits();
-          result.polls_while_quiesced = hook->polls_while_quiesced();
-          result.rings.assign(nic->rings().begin(), nic->rings().end());
-          session_->Log(state, absl::StrCat("quiesce ", bdf, " ", FenceText(fence)));
-          return absl::OkStatus();
+          return QuiesceFenced(*session_, state, *fenced, fence, drain_timed_out, timeout,
+                               &result);
         },
         timeout);
     if (!status.ok()) return status;
@@ -300,29 +338,12 @@ class FakeHookImpl : public Hook {
     return session_->Run(FAKE_OP_ATTACH, [&](FakeMachineState* state) -> absl::Status {
       absl::StatusOr<FencedNic> fenced = FenceNic(state, session_->node_id(), bdf, fence, "attach");
       if (!fenced.ok()) return fenced.status();
-      FakeNic* nic = fenced->nic;
       FakeHook* hook = fenced->hook;
       if (hook->driver().empty()) {
         return absl::FailedPreconditionError(
             absl::StrCat("attach of ", bdf, ": no driver bound on ", session_->node_id()));
       }
-      Adopt(hook, fence);
-      if (hook->state() != FAKE_HOOK_RUNNING) {
-        hook->set_state(FAKE_HOOK_RUNNING);
-        if (!rings.empty()) nic->mutable_rings()->Assign(rings.begin(), rings.end());
-      }
-      // The vectors are unmasked and pending interrupts replayed.
-      for (FakeVector& vector : *nic->mutable_vectors()) {
-        vector.set_masked(false);
-        vector.set_pending(false);
-      }
-      // The reserved messages are now in use by the device.
-      auto* reservations = nic->mutable_reservations();
-      for (int i = reservations->size() - 1; i >= 0; --i) {
-        if (reservations->Get(i).node_id() == session_->node_id())
-          reservations->DeleteSubrange(i, 1);
-      }
-      session_->Log(state, absl::StrCat("attach ", bdf, " ", FenceText(fence)));
+      AttachFenced(*session_, state, *fenced, fence, rings, "attach");
       return absl::OkStatus();
     });
   }
@@ -482,6 +503,14 @@ class FakeRouter : public Router {
           session_->Log(state, absl::StrCat("release reservation ", bdf, " ", FenceText(fence)));
         }
       }
+      // Without its reservation the kernel has nothing to commit onto.
+      auto* arms = fenced->nic->mutable_arms();
+      for (int i = arms->size() - 1; i >= 0; --i) {
+        if (arms->Get(i).node_id() == session_->node_id()) {
+          arms->DeleteSubrange(i, 1);
+          session_->Log(state, absl::StrCat("disarm ", bdf, " ", FenceText(fence)));
+        }
+      }
       return absl::OkStatus();
     });
   }
@@ -608,6 +637,236 @@ class FakeArbiter : public Arbiter {
   std::shared_ptr<NodeSession> session_;
 };
 
+// Kernel events a kernel keeps for WaitEvents (older ones are dropped: a
+// daemon that fell this far behind reads the record anyway).
+constexpr int kKernelEventsKept = 64;
+
+// The kernel commit path of one node. The source side (HandOff) is one
+// atomic update of the machine: quiesce, reroute, rings beside the record,
+// the CAS PREPARING -> HANDOFF and the doorbell, with the fences of the
+// Hook, Router and Arbiter calls it stands for. The target side is the
+// node's kernel emulated in its daemon's process: WaitEvents takes the
+// doorbells rung for this node, and for each one commits (CAS HANDOFF ->
+// ACTIVE) and attaches exactly when the kernel is armed for that NIC and
+// epoch and the record is the armed HANDOFF, in one update of the machine.
+// It waits for doorbells on the machine file with inotify, not by polling.
+// Unlike a real kernel, this one commits only while its daemon waits for
+// events: a dead target daemon leaves the doorbell rung until the daemon
+// restarts (then its recovery, or this kernel, finishes the handover).
+class FakeFastPath : public FastPath {
+ public:
+  explicit FakeFastPath(std::shared_ptr<NodeSession> session) : session_(std::move(session)) {}
+
+  absl::Status Arm(const std::string& bdf, const Fence& fence,
+                   const v1::OwnershipRecord& handoff) override {
+    return session_->Run(FAKE_OP_ARM, [&](FakeMachineState* state) -> absl::Status {
+      const std::string& self = session_->node_id();
+      if (handoff.state() != v1::OWNERSHIP_STATE_HANDOFF || handoff.target_node() != self ||
+          handoff.epoch() != fence.epoch || handoff.owner_node().empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("arm of ", bdf, " on ", self, ": ", RecordString(handoff),
+                         " is not HANDOFF(source, ", self, ", ", fence.epoch, ")"));
+      }
+      absl::StatusOr<FencedNic> fenced = FenceNic(state, self, bdf, fence, "arm");
+      if (!fenced.ok()) return fenced.status();
+      bool reserved = false;
+      for (const FakeReservation& reservation : fenced->nic->reservations()) {
+        reserved = reserved || (reservation.node_id() == self && reservation.epoch() == fence.epoch);
+      }
+      if (!reserved) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "arm of ", bdf, " on ", self, ": no vectors reserved at epoch ", fence.epoch));
+      }
+      Adopt(fenced->hook, fence);
+      FakeArm* arm = nullptr;
+      for (FakeArm& existing : *fenced->nic->mutable_arms()) {
+        if (existing.node_id() == self) arm = &existing;
+      }
+      if (arm == nullptr) arm = fenced->nic->add_arms();
+      arm->set_node_id(self);
+      arm->set_epoch(fence.epoch);
+      arm->set_op_id(fence.op_id);
+      *arm->mutable_handoff() = handoff;
+      session_->Log(state, absl::StrCat("arm ", bdf, " epoch=", fence.epoch, " ",
+                                        RecordString(handoff), " ", FenceText(fence)));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<HandOffResult> HandOff(const HandOffRequest& request) override {
+    HandOffResult result;
+    const std::string& bdf = request.bdf;
+    const Fence& fence = request.fence;
+    absl::Status status = session_->Run(
+        FAKE_OP_HANDOFF,
+        [&](FakeMachineState* state, bool drain_timed_out) -> absl::Status {
+          result = HandOffResult();
+          absl::Status valid = CheckCompareAndSwap(bdf, request.expected, request.desired);
+          if (!valid.ok()) return valid;
+          if (request.desired.state() != v1::OWNERSHIP_STATE_HANDOFF ||
+              request.desired.epoch() != fence.epoch) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "hand-off of ", bdf, ": ", RecordString(request.desired), " is not HANDOFF at ",
+                FenceText(fence)));
+          }
+          absl::StatusOr<FencedNic> fenced =
+              FenceNic(state, session_->node_id(), bdf, fence, "hand-off");
+          if (!fenced.ok()) return fenced.status();
+          FakeNic* nic = fenced->nic;
+          absl::Status step = QuiesceFenced(*session_, state, *fenced, fence, drain_timed_out,
+                                            request.drain_timeout, &result.quiesce);
+          if (!step.ok()) return step;
+          result.reached = HandOffStage::kQuiesced;
+          if (nic->interrupt_remapping()) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "hand-off of ", bdf, ": interrupt remapping is on (messages are IRTE handles)"));
+          }
+          step = CheckMessageCount(*nic, request.target_messages.size(), "hand-off");
+          if (!step.ok()) return step;
+          result.previous = MessagesOf(*nic);
+          WriteMessagesMasked(nic, request.target_messages);
+          result.reached = HandOffStage::kRerouted;
+          FakeHandoffRings* handoff = nic->mutable_handoff();
+          step = CheckFence(Fence{handoff->epoch(), handoff->op_id()}, fence,
+                            absl::StrCat("handoff rings write of ", bdf));
+          if (!step.ok()) return step;
+          handoff->set_epoch(fence.epoch);
+          handoff->set_op_id(fence.op_id);
+          *handoff->mutable_rings() = nic->rings();
+          result.reached = HandOffStage::kRingsWritten;
+          result.record =
+              SwapIfSame(nic->mutable_ownership(), request.expected, request.desired);
+          if (!SameRecord(result.record, request.desired)) {
+            session_->Log(state, absl::StrCat("hand-off ", bdf, " ", FenceText(fence),
+                                              ": cas lost to ", RecordString(result.record)));
+            return absl::OkStatus();
+          }
+          result.reached = HandOffStage::kHandedOff;
+          session_->Log(state, absl::StrCat("hand-off ", bdf, " ", FenceText(fence), " cas ",
+                                            RecordString(request.expected), " -> ",
+                                            RecordString(request.desired)));
+          RingDoorbell(state, request.desired.target_node(), bdf, fence.epoch);
+          result.reached = HandOffStage::kDoorbellRung;
+          return absl::OkStatus();
+        },
+        request.drain_timeout);
+    if (!status.ok()) return status;
+    return result;
+  }
+
+  absl::StatusOr<KernelEvents> WaitEvents(uint64_t after_seq, absl::Duration timeout) override {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      // Opened before the look, so that a doorbell rung after it wakes the
+      // wait below.
+      MachineFileWatch watch(session_->path());
+      if (!watch.status().ok()) return watch.status();
+      KernelEvents out;
+      absl::Status status = session_->Run(FAKE_OP_WAIT_EVENTS, [&](FakeMachineState* state) {
+        FakeKernel* kernel = KernelOf(state, session_->node_id());
+        while (kernel->doorbells_size() > 0) {
+          const FakeDoorbell doorbell = kernel->doorbells(0);
+          kernel->mutable_doorbells()->DeleteSubrange(0, 1);
+          TakeDoorbell(state, doorbell);
+          kernel = KernelOf(state, session_->node_id());
+        }
+        // A kernel whose numbers are below after_seq restarted: all it has.
+        const bool restarted = kernel->last_seq() < after_seq;
+        for (const FakeKernelEvent& e : kernel->events()) {
+          if (!restarted && e.seq() <= after_seq) continue;
+          KernelEvent event;
+          event.seq = e.seq();
+          event.kind = e.committed() ? KernelEvent::Kind::kCommitted
+                                     : KernelEvent::Kind::kNotCommitted;
+          event.bdf = e.bdf();
+          event.epoch = e.epoch();
+          event.record = e.record();
+          event.message = e.message();
+          out.events.push_back(std::move(event));
+        }
+        out.last_seq = kernel->last_seq();
+        return absl::OkStatus();
+      });
+      if (!status.ok()) return status;
+      if (!out.events.empty()) return out;
+      absl::StatusOr<bool> changed = watch.Wait(deadline);
+      if (!changed.ok()) return changed.status();
+      if (!*changed) return out;
+    }
+  }
+
+ private:
+  // What this node's kernel does when its doorbell rings for (bdf, epoch).
+  void TakeDoorbell(FakeMachineState* state, const FakeDoorbell& doorbell) {
+    const std::string& self = session_->node_id();
+    FakeKernelEvent event;
+    event.set_bdf(doorbell.bdf());
+    event.set_epoch(doorbell.epoch());
+    absl::StatusOr<FakeNic*> nic = FindNic(state, doorbell.bdf());
+    const FakeArm* arm = nullptr;
+    if (nic.ok()) {
+      event.mutable_record()->CopyFrom((*nic)->ownership());
+      for (const FakeArm& candidate : (*nic)->arms()) {
+        if (candidate.node_id() == self) arm = &candidate;
+      }
+    }
+    if (!nic.ok()) {
+      event.set_message(std::string(nic.status().message()));
+    } else if (arm == nullptr || arm->epoch() != doorbell.epoch()) {
+      event.set_message(absl::StrCat("not armed for ", doorbell.bdf(), " at epoch ",
+                                     doorbell.epoch()));
+    } else if (!SameRecord((*nic)->ownership(), arm->handoff())) {
+      event.set_message(absl::StrCat("the record is ", RecordString((*nic)->ownership()),
+                                     ", not the armed ", RecordString(arm->handoff())));
+    } else {
+      FakeHook* hook = HookFor(*nic, self);
+      // The kernel acts on its own, under the arm's epoch: only a newer
+      // epoch on this node's hook stops it. It never lowers the hook's
+      // fence (its daemon may have made a later call of the same epoch).
+      const Fence armed{arm->epoch(), arm->op_id()};
+      const Fence highest = HighestFence(*hook);
+      const Fence fence = highest.epoch == armed.epoch && highest.op_id > armed.op_id
+                              ? highest
+                              : armed;
+      const v1::OwnershipRecord desired = ActiveRecord(self, arm->epoch());
+      if (hook->driver().empty()) {
+        event.set_message(absl::StrCat("no driver bound on ", self));
+      } else if (highest.epoch > armed.epoch) {
+        event.set_message(absl::StrCat("the hook is at epoch ", highest.epoch, ", past the arm's ",
+                                       armed.epoch));
+      } else {
+        const v1::OwnershipRecord handoff = arm->handoff();
+        v1::OwnershipRecord after = SwapIfSame((*nic)->mutable_ownership(), handoff, desired);
+        session_->Log(state, absl::StrCat("kernel-commit ", doorbell.bdf(), " epoch=",
+                                          doorbell.epoch(), " ", RecordString(handoff), " -> ",
+                                          RecordString(desired), " => ok"));
+        std::vector<v1::QueueRingState> rings;
+        if ((*nic)->handoff().epoch() == arm->epoch()) {
+          rings.assign((*nic)->handoff().rings().begin(), (*nic)->handoff().rings().end());
+        }
+        // AttachFenced uses the arm up (`arm` points into it: read before).
+        AttachFenced(*session_, state, FencedNic{*nic, hook}, fence, rings, "kernel-attach");
+        event.set_committed(true);
+        *event.mutable_record() = after;
+      }
+    }
+    FakeKernel* kernel = KernelOf(state, self);
+    if (!event.committed()) {
+      kernel->set_ignored_doorbells(kernel->ignored_doorbells() + 1);
+      session_->Log(state, absl::StrCat("kernel-commit ", doorbell.bdf(), " epoch=",
+                                        doorbell.epoch(), " => ignored (", event.message(), ")"));
+    }
+    kernel->set_last_seq(kernel->last_seq() + 1);
+    event.set_seq(kernel->last_seq());
+    *kernel->add_events() = std::move(event);
+    if (kernel->events_size() > kKernelEventsKept) {
+      kernel->mutable_events()->DeleteSubrange(0, kernel->events_size() - kKernelEventsKept);
+    }
+  }
+
+  std::shared_ptr<NodeSession> session_;
+};
+
 }  // namespace
 
 absl::StatusOr<Platform> MakeFakePlatform(const std::string& state_path, const std::string& node_id) {
@@ -622,6 +881,7 @@ absl::StatusOr<Platform> MakeFakePlatform(const std::string& state_path, const s
   platform.hook = std::make_unique<FakeHookImpl>(session);
   platform.router = std::make_unique<FakeRouter>(session);
   platform.arbiter = std::make_unique<FakeArbiter>(session);
+  platform.fast_path = std::make_unique<FakeFastPath>(session);
   return platform;
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "daemon/platform/fake/fake_machine.h"
+#include "daemon/platform/fake/machine_file.h"
 #include "daemon/platform/fake/machine_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -447,6 +448,99 @@ TEST_F(FakePlatformTest, StateSurvivesADaemonKilledMidOperation) {
             v1::OWNERSHIP_STATE_ACTIVE);
   ASSERT_TRUE(restarted.hook->Resume(kNic, Fence{2, 0}).ok());
   EXPECT_TRUE(machine_->CheckSettled(kNic).ok()) << machine_->CheckSettled(kNic);
+}
+
+// ---------------------------------------------------------------- kernel commit path
+
+// The target's kernel (in its daemon's WaitEvents) wakes on the doorbell a
+// source's HandOff rings while it waits, not at the end of its timeout.
+TEST_F(FakePlatformTest, AWaitingTargetKernelWakesOnTheDoorbellAndCommits) {
+  const uint64_t e1 = 2;
+  auto reserved = node1_.router->ReserveTargetMessages(kNic, Fence{e1, 1}, 4);
+  ASSERT_TRUE(reserved.ok()) << reserved.status();
+  const v1::OwnershipRecord handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, "node0", "node1", e1);
+  const v1::OwnershipRecord preparing =
+      Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", e1);
+  ASSERT_TRUE(node1_.fast_path->Arm(kNic, Fence{e1, 2}, handoff).ok());
+  ASSERT_TRUE(node0_.arbiter->CompareAndSwap(kNic, Active("node0", 1), preparing).ok());
+
+  // A wait far longer than the test: it must end because the doorbell rang.
+  constexpr absl::Duration kLongWait = absl::Minutes(10);
+  absl::StatusOr<KernelEvents> events;
+  absl::Time woke;
+  std::thread kernel([&] {
+    events = node1_.fast_path->WaitEvents(0, kLongWait);
+    woke = absl::Now();
+  });
+  // The kernel's first look creates its entry in the machine; from then on
+  // its watch on the file is open.
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < give_up) {
+    absl::StatusOr<FakeMachineState> state = machine_->State();
+    ASSERT_TRUE(state.ok()) << state.status();
+    if (state->kernels_size() > 0) break;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  HandOffRequest request;
+  request.bdf = kNic;
+  request.fence = Fence{e1, 3};
+  request.expected = preparing;
+  request.desired = handoff;
+  request.target_messages = *reserved;
+  request.drain_timeout = absl::Seconds(30);
+  const absl::Time rung = absl::Now();
+  absl::StatusOr<HandOffResult> result = node0_.fast_path->HandOff(request);
+  kernel.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reached, HandOffStage::kDoorbellRung);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->events.size(), 1u);
+  EXPECT_EQ(events->events[0].kind, KernelEvent::Kind::kCommitted) << events->events[0].message;
+  EXPECT_LT(woke - rung, kLongWait / 2);
+  // The NIC runs on node1 with node1's vectors, the arm and reservation used up.
+  absl::StatusOr<NicView> view = machine_->Inspect(kNic);
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_THAT(view->running_nodes, ElementsAre("node1"));
+  EXPECT_TRUE(machine_->CheckSettled(kNic).ok()) << machine_->CheckSettled(kNic);
+  absl::StatusOr<FakeMachineState> state = machine_->State();
+  ASSERT_TRUE(state.ok());
+  for (const FakeNic& nic : state->nics()) {
+    EXPECT_EQ(nic.arms_size(), 0) << nic.bdf();
+    EXPECT_EQ(nic.reservations_size(), 0) << nic.bdf();
+  }
+}
+
+// ReleaseReservation disarms: a doorbell after it is ignored, the record
+// stays where the source left it.
+TEST_F(FakePlatformTest, ReleasingTheReservationDisarmsTheKernel) {
+  const uint64_t e1 = 2;
+  const v1::OwnershipRecord handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, "node0", "node1", e1);
+  ASSERT_TRUE(node1_.router->ReserveTargetMessages(kNic, Fence{e1, 1}, 4).ok());
+  ASSERT_TRUE(node1_.fast_path->Arm(kNic, Fence{e1, 2}, handoff).ok());
+  ASSERT_TRUE(node1_.router->ReleaseReservation(kNic, Fence{e1, 3}).ok());
+  // The record as if the source's HandOff had won, then its doorbell.
+  ASSERT_TRUE(machine_->State().ok());
+  ASSERT_TRUE(MachineFile(path_)
+                  .Update([&](FakeMachineState* state) {
+                    for (FakeNic& nic : *state->mutable_nics()) {
+                      if (nic.bdf() == kNic) *nic.mutable_ownership() = handoff;
+                    }
+                    RingDoorbell(state, "node1", kNic, e1);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  absl::StatusOr<KernelEvents> events = node1_.fast_path->WaitEvents(0, absl::Seconds(30));
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->events.size(), 1u);
+  EXPECT_EQ(events->events[0].kind, KernelEvent::Kind::kNotCommitted);
+  EXPECT_THAT(events->events[0].message, HasSubstr("not armed"));
+  EXPECT_EQ(node1_.arbiter->Read(kNic)->state(), v1::OWNERSHIP_STATE_HANDOFF);
+  // A kernel reader that restarted its count (after_seq beyond the kernel's
+  // newest) gets everything the kernel has.
+  events = node1_.fast_path->WaitEvents(99, absl::Milliseconds(1));
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(events->events.size(), 1u);
+  EXPECT_EQ(events->last_seq, 1u);
 }
 
 }  // namespace

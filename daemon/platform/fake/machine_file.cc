@@ -2,12 +2,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
 
 namespace nichandover {
@@ -143,6 +147,56 @@ absl::Status MachineFile::Update(const std::function<absl::Status(FakeMachineSta
     if (!stored.ok()) return stored;
   }
   return result;
+}
+
+MachineFileWatch::MachineFileWatch(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  name_ = slash == std::string::npos ? path : path.substr(slash + 1);
+  fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd_ < 0) {
+    status_ = ErrnoError("inotify_init1");
+    return;
+  }
+  // Every update renames a new file over the old one (Store).
+  if (inotify_add_watch(fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+    status_ = ErrnoError(absl::StrCat("inotify_add_watch ", dir));
+  }
+}
+
+MachineFileWatch::~MachineFileWatch() {
+  if (fd_ >= 0) close(fd_);
+}
+
+absl::StatusOr<bool> MachineFileWatch::Wait(absl::Time deadline) {
+  if (!status_.ok()) return status_;
+  alignas(struct inotify_event) char buffer[4096];
+  while (true) {
+    // Drain what is queued; other files of the directory (the lock, other
+    // tests' machines, temporaries) do not count.
+    bool changed = false;
+    while (true) {
+      const ssize_t n = read(fd_, buffer, sizeof(buffer));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
+        return ErrnoError("read inotify");
+      }
+      for (ssize_t at = 0; at < n;) {
+        const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + at);
+        if (event->len > 0 && name_ == event->name) changed = true;
+        at += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
+      }
+    }
+    if (changed) return true;
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    struct pollfd pfd = {fd_, POLLIN, 0};
+    // Rounded up, so a wait never ends a little before its deadline.
+    const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)));
+    const int rc = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(ms, 60000)));
+    if (rc < 0 && errno != EINTR) return ErrnoError("poll inotify");
+  }
 }
 
 }  // namespace fake

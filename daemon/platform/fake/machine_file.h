@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "daemon/platform/fake/machine_state.pb.h"
 
 namespace nichandover {
@@ -40,6 +41,28 @@ class MachineFile {
 
  private:
   std::string path_;
+};
+
+// Waits for the state file to change without polling: an inotify watch on
+// its directory sees each update's rename. Open it before reading the state
+// whose change it waits for, so a change in between is not missed.
+class MachineFileWatch {
+ public:
+  explicit MachineFileWatch(const std::string& path);
+  ~MachineFileWatch();
+  MachineFileWatch(const MachineFileWatch&) = delete;
+  MachineFileWatch& operator=(const MachineFileWatch&) = delete;
+
+  // An error if the watch could not be set up.
+  const absl::Status& status() const { return status_; }
+  // True when the file was replaced since the watch opened (or the last
+  // Wait that returned true); false when `deadline` came first.
+  absl::StatusOr<bool> Wait(absl::Time deadline);
+
+ private:
+  int fd_ = -1;
+  std::string name_;  // the file's name in its directory
+  absl::Status status_;
 };
 
 }  // namespace fake

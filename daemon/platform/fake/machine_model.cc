@@ -31,6 +31,9 @@ constexpr OperationName kOperationNames[] = {
     {FAKE_OP_COMPARE_AND_SWAP, "cas"},
     {FAKE_OP_WRITE_HANDOFF_RINGS, "write-rings"},
     {FAKE_OP_READ_HANDOFF_RINGS, "read-rings"},
+    {FAKE_OP_ARM, "arm"},
+    {FAKE_OP_HANDOFF, "hand-off"},
+    {FAKE_OP_WAIT_EVENTS, "wait-events"},
 };
 
 }  // namespace
@@ -95,6 +98,23 @@ uint32_t FirstVector(const FakeNode& node) {
 uint32_t LastVector(const FakeNode& node) {
   return node.first_vector() == 0 && node.last_vector() == 0 ? kDefaultLastVector
                                                              : node.last_vector();
+}
+
+FakeKernel* KernelOf(FakeMachineState* state, const std::string& node_id) {
+  for (FakeKernel& kernel : *state->mutable_kernels()) {
+    if (kernel.node_id() == node_id) return &kernel;
+  }
+  FakeKernel* kernel = state->add_kernels();
+  kernel->set_node_id(node_id);
+  return kernel;
+}
+
+void RingDoorbell(FakeMachineState* state, const std::string& node_id, const std::string& bdf,
+                  uint64_t epoch) {
+  FakeDoorbell* doorbell = KernelOf(state, node_id)->add_doorbells();
+  doorbell->set_bdf(bdf);
+  doorbell->set_epoch(epoch);
+  AppendHistory(state, absl::StrCat("doorbell ", bdf, " epoch=", epoch, " -> ", node_id));
 }
 
 void AppendHistory(FakeMachineState* state, const std::string& line) {

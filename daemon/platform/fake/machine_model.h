@@ -42,6 +42,13 @@ uint32_t LastVector(const FakeNode& node);
 
 void AppendHistory(FakeMachineState* state, const std::string& line);
 
+// The node's kernel (kernel commit path), created empty if absent.
+FakeKernel* KernelOf(FakeMachineState* state, const std::string& node_id);
+// Rings `node_id`'s kernel doorbell for (bdf, epoch): the fabric's
+// interrupt, kept until that node's kernel takes it.
+void RingDoorbell(FakeMachineState* state, const std::string& node_id, const std::string& bdf,
+                  uint64_t epoch);
+
 const char* FakeOperationName(FakeOperation operation);  // "quiesce", "cas", ...
 absl::StatusOr<FakeOperation> ParseFakeOperation(const std::string& name);
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "hook/client/test_kernel_messages.h"
@@ -94,6 +95,11 @@ void PutStatus(hook::GenlMessageBuilder& m, const FakeFunction& f) {
   m.PutU32(NH_ATTR_NAPI_COUNT, f.counters.napi_count);
   m.PutU32(NH_ATTR_VECTORS_MASKED, f.counters.vectors_masked);
   m.PutU64(NH_ATTR_QUIESCE_NS, f.counters.quiesce_ns);
+  if (IsContract(f)) {
+    m.PutU8(NH_ATTR_KERNEL_COMMIT, f.kernel_commit ? 1 : 0);
+    m.PutU64(NH_ATTR_ARMED_EPOCH, f.armed_epoch);
+    m.PutU64(NH_ATTR_DOORBELLS_IGNORED, f.doorbells_ignored);
+  }
 }
 
 void PutVectors(hook::GenlMessageBuilder& m, uint16_t type,
@@ -131,6 +137,15 @@ absl::StatusOr<FakeRequest> ReadRequest(const hook::GenlReply& genl) {
     auto value = op_id->U64();
     if (!value.ok()) return value.status();
     r.op_id = *value;
+  }
+  for (auto [type, field] : {std::pair{NH_ATTR_RECORD_EXPECTED, &r.record_expected},
+                             std::pair{NH_ATTR_RECORD_DESIRED, &r.record_desired},
+                             std::pair{NH_ATTR_EVENT_SEQ, &r.event_seq}}) {
+    if (auto attr = genl.attrs.Get(type, "u64"); attr.ok()) {
+      auto value = attr->U64();
+      if (!value.ok()) return value.status();
+      *field = *value;
+    }
   }
   for (auto [type, field] : {std::pair{NH_ATTR_TIMEOUT_MS, &r.timeout_ms},
                              std::pair{NH_ATTR_REROUTE_MODE, &r.reroute_mode},
@@ -175,6 +190,9 @@ struct FakeHookModule::Answer {
   // NH_ATTR_MSI_LIST as reported, when it is not what the function holds.
   std::optional<std::vector<hook::MsiVector>> reported_list;
   bool rings = false;  // NH_ATTR_RINGS: the driver's ring state (QUIESCE)
+  // HANDOFF: NH_ATTR_HANDOFF_STAGE and NH_ATTR_RECORD.
+  std::optional<uint32_t> stage;
+  uint64_t record = 0;
 };
 
 FakeFunction& FakeHookModule::function(const std::string& bdf) {
@@ -200,7 +218,21 @@ TransportFactory FakeHookModule::Factory() {
 }
 
 absl::StatusOr<Bytes> FakeHookModule::Exchange(const Bytes& request) {
-  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Bytes> answer;
+  std::optional<std::pair<std::string, uint64_t>> ring;
+  std::function<void(const std::string&, uint64_t)> doorbell;
+  {
+    absl::MutexLock lock(&mu_);
+    answer = ExchangeLocked(request);
+    ring = std::exchange(pending_doorbell_, std::nullopt);
+    doorbell = doorbell_;
+  }
+  // The target's kernel runs on its own: not under this module's lock.
+  if (ring && doorbell) doorbell(ring->first, ring->second);
+  return answer;
+}
+
+absl::StatusOr<Bytes> FakeHookModule::ExchangeLocked(const Bytes& request) {
   auto messages = hook::SplitMessages(request);
   if (!messages.ok()) return messages.status();
   const hook::NetlinkMessage& msg = messages->at(0);
@@ -228,6 +260,7 @@ absl::StatusOr<Bytes> FakeHookModule::Exchange(const Bytes& request) {
     if (!r.dump) return KernelAck(msg.seq, -EOPNOTSUPP);
     return List(msg.seq);
   }
+  if (r.cmd == NH_CMD_EVENTS) return Events(r, msg.seq);
 
   auto found = functions_.find(r.dev);
   if (found == functions_.end()) return KernelAck(msg.seq, -ENODEV, "no such PCI function");
@@ -241,7 +274,101 @@ absl::StatusOr<Bytes> FakeHookModule::Exchange(const Bytes& request) {
     PutVectors(reply, NH_ATTR_MSI_LIST, answer.reported_list ? *answer.reported_list : f.vectors);
   }
   if (answer.rings) hook::PutRings(reply, f.rings);
+  if (answer.stage) {
+    reply.PutU32(NH_ATTR_HANDOFF_STAGE, *answer.stage);
+    reply.PutU64(NH_ATTR_RECORD, answer.record);
+  }
   return Concat(reply.Finish(), KernelAck(msg.seq, 0));
+}
+
+Bytes FakeHookModule::Events(const FakeRequest& r, uint32_t seq) {
+  uint64_t after = r.event_seq.value_or(0);
+  auto newest = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> uint64_t {
+    return events_.empty() ? 0 : events_.back().seq;
+  };
+  if (r.timeout_ms && newest() == after) {
+    // As wait_event_interruptible_timeout: the lock is free meanwhile.
+    auto logged = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return newest() != after; };
+    mu_.AwaitWithTimeout(absl::Condition(&logged), absl::Milliseconds(*r.timeout_ms));
+  }
+  if (after > newest()) after = 0;  // a reader of an earlier module load
+  hook::GenlMessageBuilder reply(kFamilyId, NH_CMD_EVENTS, NH_GENL_VERSION, seq);
+  constexpr size_t kPerReply = 16;  // as nh_genl.c
+  std::vector<const hook::KernelEvent*> shown;
+  for (const hook::KernelEvent& e : events_) {
+    if (e.seq > after && shown.size() < kPerReply) shown.push_back(&e);
+  }
+  reply.PutU64(NH_ATTR_EVENT_SEQ, shown.empty() ? newest() : shown.back()->seq);
+  reply.BeginNest(NH_ATTR_EVENTS);
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const hook::KernelEvent& e = *shown[i];
+    reply.BeginNest(static_cast<uint16_t>(i + 1));
+    reply.PutU64(NH_EVENT_ATTR_SEQ, e.seq);
+    reply.PutU32(NH_EVENT_ATTR_KIND, e.kind == hook::KernelEvent::Kind::kCommitted
+                                         ? NH_EVENT_COMMITTED
+                                         : NH_EVENT_NOT_COMMITTED);
+    reply.PutString(NH_EVENT_ATTR_PCI_DEV, e.dev);
+    reply.PutU64(NH_EVENT_ATTR_EPOCH, e.epoch);
+    reply.PutU64(NH_EVENT_ATTR_RECORD, e.record);
+    reply.PutString(NH_EVENT_ATTR_REASON, e.reason);
+    reply.EndNest();
+  }
+  reply.EndNest();
+  return Concat(reply.Finish(), KernelAck(seq, 0));
+}
+
+void FakeHookModule::Emit(const std::string& bdf, hook::KernelEvent::Kind kind, uint64_t epoch,
+                          uint64_t record, std::string reason) {
+  hook::KernelEvent e;
+  e.seq = events_.size() + 1;
+  e.kind = kind;
+  e.dev = bdf;
+  e.epoch = epoch;
+  e.record = record;
+  e.reason = std::move(reason);
+  events_.push_back(std::move(e));
+}
+
+void FakeHookModule::RingDoorbell(const std::string& bdf, uint64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  auto found = functions_.find(bdf);
+  if (found == functions_.end() || !found->second.kernel_commit) return;  // no handler
+  FakeFunction& f = found->second;
+  auto ignored = [&](uint64_t at, uint64_t record, const char* why) {
+    ++f.doorbells_ignored;
+    Emit(bdf, hook::KernelEvent::Kind::kNotCommitted, at, record, why);
+  };
+  if (f.armed_epoch == 0) return ignored(epoch, 0, "not armed");
+  if (epoch != f.armed_epoch) {
+    return ignored(epoch, 0, "doorbell for another epoch than the armed one");
+  }
+  std::vector<hook::RingState> rings;
+  bool have_rings;
+  {
+    absl::MutexLock record_lock(&f.record->mu);
+    if (f.record->word != f.armed_handoff) {
+      return ignored(epoch, f.record->word, "the record is not the armed HANDOFF");
+    }
+    f.record->word = f.armed_active;
+    have_rings = f.record->rings_epoch == epoch;
+    rings = f.record->rings;
+  }
+  f.max_epoch = epoch;
+  f.max_op_id = f.armed_op_id;
+  f.armed_epoch = 0;
+  if (!have_rings) {
+    Emit(bdf, hook::KernelEvent::Kind::kNotCommitted, epoch, f.armed_active,
+         "record taken, but no ring state beside it");
+    return;
+  }
+  f.rings = rings;
+  if (!f.reserved.empty()) {
+    f.vectors = f.reserved;
+    f.reserved.clear();
+  }
+  f.state = hook::DeviceState::kRunning;
+  SetMasked(f, false);
+  Emit(bdf, hook::KernelEvent::Kind::kCommitted, epoch, f.armed_active, "");
 }
 
 Bytes FakeHookModule::List(uint32_t seq) const {
@@ -325,6 +452,7 @@ FakeHookModule::Answer FakeHookModule::Change(const FakeRequest& r, FakeFunction
       SetMasked(f, false);
       return {};
     case NH_CMD_ATTACH:
+      f.armed_epoch = 0;
       return Attach(r, f, held_epoch);
     case NH_CMD_RELEASE:
       if (f.state != hook::DeviceState::kQuiesced && !released) {
@@ -339,9 +467,15 @@ FakeHookModule::Answer FakeHookModule::Change(const FakeRequest& r, FakeFunction
     case NH_CMD_UNRESERVE:
       f.free_vectors += static_cast<uint32_t>(f.reserved.size());
       f.reserved.clear();
+      f.armed_epoch = 0;
       return {};
+    case NH_CMD_ARM:
+      return Arm(r, f);
+    case NH_CMD_HANDOFF:
+      return Handoff(r, f, held_epoch);
     case NH_CMD_RECLAIM:
       if (!released && !standby) return {EBUSY, "this node owns the device: nothing to reclaim"};
+      f.armed_epoch = 0;
       f.state = hook::DeviceState::kQuiesced;
       SetMasked(f, true);
       return {};
@@ -393,6 +527,8 @@ FakeHookModule::Answer FakeHookModule::Reserve(const FakeRequest& r, FakeFunctio
   if (*r.vector_count > available) return {ENOSPC, "too few free vectors on this node"};
   f.free_vectors = available - *r.vector_count;
   f.reserved.clear();
+  f.armed_epoch = 0;
+  f.reserved_epoch = *r.epoch;
   for (uint32_t i = 0; i < *r.vector_count; ++i) {
     hook::MsiVector v;
     v.index = i;
@@ -404,6 +540,78 @@ FakeHookModule::Answer FakeHookModule::Reserve(const FakeRequest& r, FakeFunctio
   Answer answer;
   answer.msi_list = true;
   answer.reported_list = f.reserved;
+  return answer;
+}
+
+FakeHookModule::Answer FakeHookModule::Arm(const FakeRequest& r, FakeFunction& f) {
+  if (!IsContract(f) || !f.kernel_commit) {
+    return {EOPNOTSUPP, "the device's driver has no kernel commit path (struct nh_commit_ops)"};
+  }
+  if (!r.record_expected || !r.record_desired) return {EINVAL, "missing attribute: record"};
+  if (OwnedHere(f)) return {EBUSY, "the device runs or is held on this node: nothing to arm for"};
+  if (*r.epoch == 0 || *r.record_expected == *r.record_desired) {
+    return {EINVAL, "ARM needs an epoch and two different record words"};
+  }
+  if (f.reserved.empty() || f.reserved_epoch != *r.epoch) {
+    return {EBUSY, "no RESERVE at this epoch: reserve the vectors first"};
+  }
+  f.armed_epoch = *r.epoch;
+  f.armed_op_id = r.op_id.value_or(0);
+  f.armed_handoff = *r.record_expected;
+  f.armed_active = *r.record_desired;
+  return {};
+}
+
+FakeHookModule::Answer FakeHookModule::Handoff(const FakeRequest& r, FakeFunction& f,
+                                               uint64_t held_epoch) {
+  if (!IsContract(f) || !f.kernel_commit) {
+    return {EOPNOTSUPP, "the device's driver has no kernel commit path (struct nh_commit_ops)"};
+  }
+  if (!r.record_expected || !r.record_desired) return {EINVAL, "missing attribute: record"};
+  if (r.messages.empty()) return {EINVAL, "missing attribute: MSI list"};
+  if (f.state != hook::DeviceState::kRunning && f.state != hook::DeviceState::kQuiesced) {
+    f.max_epoch = held_epoch;
+    return {EBUSY, "the device is not running on this node"};
+  }
+  if (*r.record_expected == *r.record_desired) {
+    return {EINVAL, "HANDOFF needs two different record words"};
+  }
+  Answer answer;
+  if (f.state == hook::DeviceState::kRunning) {
+    FakeRequest quiesce = r;
+    quiesce.cmd = NH_CMD_QUIESCE;
+    Answer quiesced = Change(quiesce, f, held_epoch);
+    if (quiesced.error != 0) return quiesced;
+  }
+  answer.rings = true;
+  FakeRequest reroute = r;
+  reroute.cmd = NH_CMD_REROUTE;
+  reroute.reroute_mode = NH_REROUTE_RAW;
+  Answer rerouted = Reroute(reroute, f, held_epoch);
+  if (rerouted.error != 0) return rerouted;  // quiesced: the caller reconciles
+  answer.previous = rerouted.previous;
+  answer.stage = NH_HANDOFF_REROUTED;
+  {
+    absl::MutexLock record_lock(&f.record->mu);
+    FakeMachineRecord& m = *f.record;
+    if (m.rings_epoch != 0 && (*r.epoch < m.rings_epoch ||
+                               (*r.epoch == m.rings_epoch && r.op_id.value_or(0) < m.rings_op_id))) {
+      return {ESTALE, "the rings could not be written beside the record"};
+    }
+    m.rings_epoch = *r.epoch;
+    m.rings_op_id = r.op_id.value_or(0);
+    m.rings = f.rings;
+    answer.stage = NH_HANDOFF_RINGS_WRITTEN;
+    answer.record = m.word;
+    if (m.word != *r.record_expected) return answer;  // lost: stays quiesced here
+    m.word = *r.record_desired;
+  }
+  answer.stage = NH_HANDOFF_HANDED_OFF;
+  if (!f.doorbell_unreachable) {
+    pending_doorbell_ = {r.dev, *r.epoch};
+    answer.stage = NH_HANDOFF_DOORBELL_RUNG;
+  }
+  f.state = hook::DeviceState::kReleased;
   return answer;
 }
 

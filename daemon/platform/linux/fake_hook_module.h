@@ -9,6 +9,7 @@
 #define NICHANDOVER_DAEMON_PLATFORM_LINUX_FAKE_HOOK_MODULE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +26,17 @@ namespace nichandover {
 namespace platform {
 namespace linux_backend {
 namespace testing {
+
+// The simulated machine's ownership record word and the rings beside it, as
+// a driver's struct nh_commit_ops reaches them: shared by the fake modules
+// of one test's nodes, like the machine's memory by their kernels.
+struct FakeMachineRecord {
+  absl::Mutex mu;
+  uint64_t word = 0;
+  uint64_t rings_epoch = 0;  // 0: none written
+  uint64_t rings_op_id = 0;
+  std::vector<hook::RingState> rings;
+};
 
 // One device as the module sees it: a PCI function it holds in cold mode
 // (the default, like e1000e), or a contract driver's device.
@@ -71,6 +83,20 @@ struct FakeFunction {
   // A faulty module that acknowledges a raw write but reports other
   // messages read back.
   bool misreport_read_back = false;
+
+  // Kernel commit path (contract devices whose driver has struct
+  // nh_commit_ops): the machine's record, and whether the target's
+  // doorbell can be rung (a simulated kernel's node has no doorbell vector).
+  bool kernel_commit = false;
+  std::shared_ptr<FakeMachineRecord> record;
+  bool doorbell_unreachable = false;
+  uint64_t reserved_epoch = 0;  // the epoch of the reservation in force
+  // The ARM in force (armed_epoch 0: none).
+  uint64_t armed_epoch = 0;
+  uint64_t armed_op_id = 0;
+  uint64_t armed_handoff = 0;
+  uint64_t armed_active = 0;
+  uint64_t doorbells_ignored = 0;
 };
 
 // What the module saw of one request of its family.
@@ -84,7 +110,10 @@ struct FakeRequest {
   std::optional<uint32_t> vector_count;
   std::vector<hook::MsiWrite> messages;
   std::optional<std::vector<hook::RingState>> rings;  // NH_ATTR_RINGS, when sent
-  bool dump = false;                                   // NLM_F_DUMP
+  std::optional<uint64_t> record_expected;             // ARM, HANDOFF
+  std::optional<uint64_t> record_desired;
+  std::optional<uint64_t> event_seq;  // EVENTS
+  bool dump = false;                  // NLM_F_DUMP
 };
 
 // Thread-safe like a kernel: exchanges are serialised (a daemon calls from
@@ -112,6 +141,21 @@ class FakeHookModule {
   // The module's side of one request/answer exchange.
   absl::StatusOr<hook::Bytes> Exchange(const hook::Bytes& request);
 
+  // Kernel commit path. The driver's doorbell interrupt for `bdf`, `epoch`
+  // in its mailbox: runs what nh_commit_work does (at once) and logs the
+  // event. Where this module's HANDOFF rings the target's doorbell: another
+  // fake module's RingDoorbell (called after this module's lock is dropped);
+  // unset, the doorbell reaches nobody.
+  void RingDoorbell(const std::string& bdf, uint64_t epoch);
+  void set_doorbell(std::function<void(const std::string& bdf, uint64_t epoch)> ring) {
+    absl::MutexLock lock(&mu_);
+    doorbell_ = std::move(ring);
+  }
+  std::vector<hook::KernelEvent> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
  private:
   struct Answer;
   Answer Handle(const FakeRequest& request, FakeFunction& f);
@@ -121,6 +165,13 @@ class FakeHookModule {
   Answer Reroute(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);
   Answer Attach(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);
   Answer Reserve(const FakeRequest& request, FakeFunction& f);
+  Answer Arm(const FakeRequest& request, FakeFunction& f);
+  Answer Handoff(const FakeRequest& request, FakeFunction& f, uint64_t held_epoch);
+  absl::StatusOr<hook::Bytes> ExchangeLocked(const hook::Bytes& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  hook::Bytes Events(const FakeRequest& request, uint32_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Emit(const std::string& bdf, hook::KernelEvent::Kind kind, uint64_t epoch, uint64_t record,
+            std::string reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   hook::Bytes List(uint32_t seq) const;
 
   absl::Mutex mu_;
@@ -128,6 +179,9 @@ class FakeHookModule {
   std::vector<FakeRequest> requests_;
   bool loaded_ = true;
   int connections_ = 0;
+  std::vector<hook::KernelEvent> events_;  // the log, seq from 1
+  std::function<void(const std::string&, uint64_t)> doorbell_;
+  std::optional<std::pair<std::string, uint64_t>> pending_doorbell_;  // rung after the lock
 };
 
 }  // namespace testing

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,8 +82,11 @@ class LinuxInventoryTest : public ::testing::Test {
     module_.AddFunction("0000:01:00.0", i210);
   }
 
-  absl::StatusOr<Platform> Make(const std::vector<std::string>& nics = {}) {
+  absl::StatusOr<Platform> Make(
+      const std::vector<std::string>& nics = {},
+      std::optional<std::vector<std::string>> machine_node_ids = std::nullopt) {
     LinuxMachineAccess access;
+    access.machine_node_ids = std::move(machine_node_ids);
     access.pci.method = "dump";
     access.pci.params["dump.name"] = DumpPath();
     access.sysfs_root = sysfs_.root().string();
@@ -254,6 +258,31 @@ TEST_F(LinuxInventoryTest, BadConfigurationIsRefusedUpFront) {
   access.pci.params["dump.name"] = DumpPath();
   EXPECT_EQ(MakeLinuxPlatformWith(access, {}, {}, nullptr).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(LinuxInventoryTest, AFastPathOnlyForTheMachinesRecordAndAModuleThatReportsIt) {
+  // Records in an arbiter file: no kernel can reach them.
+  auto platform = Make();
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  EXPECT_EQ(platform->fast_path, nullptr);
+  // The machine's record, but no driver with the kernel commit path.
+  platform = Make({}, std::vector<std::string>{"node0", "node1"});
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  EXPECT_EQ(platform->fast_path, nullptr);
+  // nh_simnic registered with its commit ops.
+  FakeFunction simnic;
+  simnic.handover_mode = hook::HandoverMode::kContract;
+  simnic.state = hook::DeviceState::kStandby;
+  simnic.driver = "nh_simnic";
+  simnic.kernel_commit = true;
+  module_.AddFunction("0000:05:00.0", simnic);
+  platform = Make({}, std::vector<std::string>{"node0", "node1"});
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  ASSERT_NE(platform->fast_path, nullptr);
+  // Without the machine's node ids it still has none.
+  platform = Make();
+  ASSERT_TRUE(platform.ok()) << platform.status();
+  EXPECT_EQ(platform->fast_path, nullptr);
 }
 
 TEST_F(LinuxInventoryTest, ThePlatformsHookAndRouterReachTheModule) {

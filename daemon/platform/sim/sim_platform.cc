@@ -1,6 +1,8 @@
 #include "daemon/platform/sim/sim_platform.h"
 
+#include <algorithm>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "grpcpp/grpcpp.h"
@@ -81,11 +83,57 @@ std::vector<v1::MsiMessage> FromControl(
   return out;
 }
 
-void ToControl(const std::vector<v1::MsiMessage>& messages, control::MessagesRequest* request) {
+void ToControl(const std::vector<v1::MsiMessage>& messages,
+               google::protobuf::RepeatedPtrField<control::Message>* out) {
   for (const v1::MsiMessage& m : messages) {
-    control::Message* c = request->add_messages();
+    control::Message* c = out->Add();
     c->set_address(m.address());
     c->set_data(m.data());
+  }
+}
+
+QuiesceResult FromControl(const control::QuiesceResponse& response) {
+  QuiesceResult result;
+  result.drained_tx_packets = response.drained_tx_packets();
+  result.drained_rx_packets = response.drained_rx_packets();
+  result.held_xmits = response.held_xmits();
+  result.polls_while_quiesced = response.polls_while_quiesced();
+  for (const auto& r : response.rings()) result.rings.push_back(FromControl(r));
+  return result;
+}
+
+control::Record ToControl(const v1::OwnershipRecord& record) {
+  control::Record c;
+  c.set_state(static_cast<uint32_t>(record.state()));
+  c.set_owner_node(record.owner_node());
+  c.set_target_node(record.target_node());
+  c.set_epoch(record.epoch());
+  return c;
+}
+
+v1::OwnershipRecord FromControl(const control::Record& c) {
+  v1::OwnershipRecord record;
+  record.set_state(static_cast<v1::OwnershipState>(c.state()));
+  record.set_owner_node(c.owner_node());
+  record.set_target_node(c.target_node());
+  record.set_epoch(c.epoch());
+  return record;
+}
+
+HandOffStage FromControl(control::HandOffStage stage) {
+  switch (stage) {
+    case control::HAND_OFF_STAGE_QUIESCED:
+      return HandOffStage::kQuiesced;
+    case control::HAND_OFF_STAGE_REROUTED:
+      return HandOffStage::kRerouted;
+    case control::HAND_OFF_STAGE_RINGS_WRITTEN:
+      return HandOffStage::kRingsWritten;
+    case control::HAND_OFF_STAGE_HANDED_OFF:
+      return HandOffStage::kHandedOff;
+    case control::HAND_OFF_STAGE_DOORBELL_RUNG:
+      return HandOffStage::kDoorbellRung;
+    default:
+      return HandOffStage::kNothing;
   }
 }
 
@@ -152,13 +200,7 @@ class SimHook : public Hook {
     auto context = node_->Context(timeout + absl::Seconds(1));
     absl::Status s = FromGrpc(node_->kernel->Quiesce(context.get(), request, &response), "quiesce");
     if (!s.ok()) return s;
-    QuiesceResult result;
-    result.drained_tx_packets = response.drained_tx_packets();
-    result.drained_rx_packets = response.drained_rx_packets();
-    result.held_xmits = response.held_xmits();
-    result.polls_while_quiesced = response.polls_while_quiesced();
-    for (const auto& r : response.rings()) result.rings.push_back(FromControl(r));
-    return result;
+    return FromControl(response);
   }
 
   absl::Status Resume(const std::string& bdf, const Fence& fence) override {
@@ -300,10 +342,81 @@ class SimRouter : public Router {
     request.set_bdf(bdf);
     request.set_epoch(fence.epoch);
     request.set_op_id(fence.op_id);
-    ToControl(messages, &request);
+    ToControl(messages, request.mutable_messages());
     return request;
   }
 
+  std::shared_ptr<Node> node_;
+};
+
+// The kernel commit path over the kernel's control socket: Arm, HandOff and
+// the events long poll (kernel_control.proto).
+class SimFastPath : public FastPath {
+ public:
+  explicit SimFastPath(std::shared_ptr<Node> node) : node_(std::move(node)) {}
+
+  absl::Status Arm(const std::string& bdf, const Fence& fence,
+                   const v1::OwnershipRecord& handoff) override {
+    control::ArmRequest request;
+    request.set_bdf(bdf);
+    request.set_epoch(fence.epoch);
+    request.set_op_id(fence.op_id);
+    *request.mutable_handoff() = ToControl(handoff);
+    control::Empty empty;
+    auto context = node_->Context(kCallTimeout);
+    return FromGrpc(node_->kernel->Arm(context.get(), request, &empty), "arm");
+  }
+
+  absl::StatusOr<HandOffResult> HandOff(const HandOffRequest& request) override {
+    control::HandOffRequest call;
+    call.set_bdf(request.bdf);
+    call.set_epoch(request.fence.epoch);
+    call.set_op_id(request.fence.op_id);
+    *call.mutable_expected() = ToControl(request.expected);
+    *call.mutable_desired() = ToControl(request.desired);
+    ToControl(request.target_messages, call.mutable_target_messages());
+    call.set_drain_timeout_us(absl::ToInt64Microseconds(request.drain_timeout));
+    control::HandOffResponse response;
+    // The kernel bounds the drain; the rest is a few memory writes.
+    auto context = node_->Context(request.drain_timeout + kCallTimeout);
+    absl::Status s =
+        FromGrpc(node_->kernel->HandOff(context.get(), call, &response), "hand-off");
+    if (!s.ok()) return s;
+    HandOffResult result;
+    result.reached = FromControl(response.reached());
+    result.quiesce = FromControl(response.quiesce());
+    result.previous = FromControl(response.previous());
+    result.record = FromControl(response.record());
+    return result;
+  }
+
+  absl::StatusOr<KernelEvents> WaitEvents(uint64_t after_seq, absl::Duration timeout) override {
+    control::WaitEventsRequest request;
+    request.set_after_seq(after_seq);
+    request.set_timeout_ms(absl::ToInt64Milliseconds(std::max(timeout, absl::ZeroDuration())));
+    control::WaitEventsResponse response;
+    auto context = node_->Context(timeout + kCallTimeout);
+    absl::Status s =
+        FromGrpc(node_->kernel->WaitEvents(context.get(), request, &response), "wait events");
+    if (!s.ok()) return s;
+    KernelEvents events;
+    events.last_seq = response.last_seq();
+    for (const control::KernelEvent& e : response.events()) {
+      KernelEvent event;
+      event.seq = e.seq();
+      event.kind = e.kind() == control::KernelEvent::KIND_COMMITTED
+                       ? KernelEvent::Kind::kCommitted
+                       : KernelEvent::Kind::kNotCommitted;
+      event.bdf = e.bdf();
+      event.epoch = e.epoch();
+      event.record = FromControl(e.record());
+      event.message = e.message();
+      events.events.push_back(std::move(event));
+    }
+    return events;
+  }
+
+ private:
   std::shared_ptr<Node> node_;
 };
 
@@ -337,6 +450,7 @@ absl::StatusOr<Platform> MakeSimPlatform(const v1::SimPlatformConfig& sim,
   platform.hook = std::make_unique<SimHook>(node);
   platform.router = std::make_unique<SimRouter>(node);
   platform.arbiter = MakeMachineArbiter(node->machine, config.node_id());
+  platform.fast_path = std::make_unique<SimFastPath>(node);
   return platform;
 }
 

@@ -12,6 +12,9 @@
 //  - Arbiter is the ownership record: one 64-bit word in the shared memory,
 //    changed by a hardware compare-and-swap; the ring state for the target
 //    sits beside it under a sequence lock.
+//  - FastPath is the kernel commit path over the same control socket: Arm
+//    (target), HandOff (source: quiesce, reroute, rings, CAS, doorbell, one
+//    call) and the kernel's events (WaitEvents, a long poll).
 #ifndef NICHANDOVER_DAEMON_PLATFORM_SIM_SIM_PLATFORM_H_
 #define NICHANDOVER_DAEMON_PLATFORM_SIM_SIM_PLATFORM_H_
 

@@ -105,6 +105,70 @@ class SimPlatformTest : public ::testing::Test {
     ASSERT_TRUE(source.hook->Release(kBdf, Fence{epoch, 0}).ok());
   }
 
+  // A handover on the kernel commit path through the FastPath: the target
+  // reserves and arms, the source CASes PREPARING and makes its one HandOff
+  // call; the target's kernel commits alone and says so in an event.
+  void FastHandover(int from, int to, uint64_t* target_seen) {
+    Platform& source = platforms_[from];
+    Platform& target = platforms_[to];
+    ASSERT_NE(source.fast_path, nullptr);
+    std::string s = "node" + std::to_string(from), t = "node" + std::to_string(to);
+    auto active = source.arbiter->Read(kBdf);
+    ASSERT_TRUE(active.ok());
+    const uint64_t epoch = active->epoch() + 1;
+    auto messages = target.router->ReserveTargetMessages(kBdf, Fence{epoch, 0}, 5);
+    ASSERT_TRUE(messages.ok()) << messages.status();
+    auto handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, s, t, epoch);
+    ASSERT_TRUE(target.fast_path->Arm(kBdf, Fence{epoch, 0}, handoff).ok());
+    auto preparing = Record(v1::OWNERSHIP_STATE_PREPARING, s, t, epoch);
+    ASSERT_TRUE(Same(*source.arbiter->CompareAndSwap(kBdf, *active, preparing), preparing));
+    HandOffRequest request;
+    request.bdf = kBdf;
+    request.fence = Fence{epoch, 0};
+    request.expected = preparing;
+    request.desired = handoff;
+    request.target_messages = *messages;
+    request.drain_timeout = kTimeout;
+    auto result = source.fast_path->HandOff(request);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->reached, HandOffStage::kDoorbellRung);
+    EXPECT_TRUE(Same(result->record, handoff));
+    EXPECT_EQ(result->previous.size(), 5u);
+    EXPECT_EQ(result->quiesce.rings.size(), 1u);
+    EXPECT_EQ(result->quiesce.polls_while_quiesced, 0u);
+    auto committed = Record(v1::OWNERSHIP_STATE_ACTIVE, t, "", epoch);
+    absl::StatusOr<KernelEvents> events = target.fast_path->WaitEvents(*target_seen, kTimeout);
+    ASSERT_TRUE(events.ok()) << events.status();
+    ASSERT_EQ(events->events.size(), 1u);
+    const KernelEvent& event = events->events[0];
+    EXPECT_EQ(event.kind, KernelEvent::Kind::kCommitted) << event.message;
+    EXPECT_EQ(event.bdf, kBdf);
+    EXPECT_EQ(event.epoch, epoch);
+    EXPECT_TRUE(Same(event.record, committed));
+    EXPECT_EQ(events->last_seq, event.seq);
+    *target_seen = events->last_seq;
+    EXPECT_TRUE(Same(*target.arbiter->Read(kBdf), committed));
+    // The target daemon's Attach, when it learns it: the kernel runs it already.
+    auto rings = target.arbiter->ReadHandoffRings(kBdf, epoch);
+    ASSERT_TRUE(rings.ok());
+    EXPECT_TRUE(target.hook->Attach(kBdf, Fence{epoch, 1}, *rings).ok());
+    ASSERT_TRUE(source.hook->Release(kBdf, Fence{epoch, 0}).ok());
+  }
+
+  // Stops the traffic and checks its report: every packet once, in order,
+  // carried by a node change per handover.
+  void ExpectEveryPacketOnceInOrder(size_t handovers) {
+    traffic_->StopSending();
+    ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
+    TrafficReport report = traffic_->Report();
+    for (const auto* d : {&report.inbound, &report.outbound}) {
+      EXPECT_EQ(d->unique, d->sent);
+      EXPECT_EQ(d->received, d->sent);
+      EXPECT_EQ(d->out_of_order, 0u);
+      EXPECT_EQ(d->node_changes.size(), handovers);
+    }
+  }
+
   std::string path_;
   std::unique_ptr<Machine> machine_;
   std::unique_ptr<DeviceThread> device_;
@@ -155,16 +219,67 @@ TEST_F(SimPlatformTest, HandoverThroughTheBackendUnderTrafficLosesNothing) {
   EXPECT_EQ(platforms_[1].hook->Status(kBdf)->state, HookState::kRunning);
   Handover(1, 0);
   absl::SleepFor(absl::Milliseconds(50));
-  traffic_->StopSending();
-  ASSERT_TRUE(traffic_->WaitDelivered(kTimeout));
-  TrafficReport report = traffic_->Report();
-  for (const auto* d : {&report.inbound, &report.outbound}) {
-    EXPECT_EQ(d->unique, d->sent);
-    EXPECT_EQ(d->received, d->sent);
-    EXPECT_EQ(d->out_of_order, 0u);
-    EXPECT_EQ(d->node_changes.size(), 2u);
-  }
+  ExpectEveryPacketOnceInOrder(/*handovers=*/2);
   EXPECT_EQ(platforms_[0].arbiter->Read(kBdf)->epoch(), 3u);
+}
+
+TEST_F(SimPlatformTest, FastPathHandsOverUnderTrafficAndTheTargetKernelCommitsAlone) {
+  TrafficOptions options;
+  options.inbound_pps = 20000;
+  options.outbound_pps = 20000;
+  traffic_ = std::make_unique<Traffic>(*machine_, options);
+  traffic_->Start();
+  uint64_t seen[2] = {0, 0};
+  absl::SleepFor(absl::Milliseconds(50));
+  FastHandover(0, 1, &seen[1]);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(platforms_[1].hook->Status(kBdf)->state, HookState::kRunning);
+  EXPECT_EQ(platforms_[0].hook->Status(kBdf)->state, HookState::kDetached);
+  absl::SleepFor(absl::Milliseconds(50));
+  FastHandover(1, 0, &seen[0]);
+  if (HasFatalFailure()) return;
+  absl::SleepFor(absl::Milliseconds(50));
+  ExpectEveryPacketOnceInOrder(/*handovers=*/2);
+  // No new event on node1 since: WaitEvents times out with none.
+  auto none = platforms_[1].fast_path->WaitEvents(seen[1], absl::Milliseconds(1));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->events.empty());
+  EXPECT_EQ(none->last_seq, seen[1]);
+}
+
+TEST_F(SimPlatformTest, FastPathCarriesTheKernelsRefusals) {
+  FastPath& target = *platforms_[1].fast_path;
+  auto handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, "node0", "node1", 2);
+  // No reservation yet.
+  EXPECT_EQ(target.Arm(kBdf, Fence{2, 0}, handoff).code(), absl::StatusCode::kFailedPrecondition);
+  // A record naming a node the machine lacks.
+  EXPECT_EQ(target.Arm(kBdf, Fence{2, 0}, Record(v1::OWNERSHIP_STATE_HANDOFF, "node7", "node1", 2))
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(target.Arm("0000:09:00.0", Fence{2, 0}, handoff).code(),
+            absl::StatusCode::kNotFound);
+  // A HandOff on a record that is still ACTIVE: the CAS is lost, nothing moved.
+  auto messages = platforms_[1].router->ReserveTargetMessages(kBdf, Fence{2, 0}, 5);
+  ASSERT_TRUE(messages.ok());
+  HandOffRequest request;
+  request.bdf = kBdf;
+  request.fence = Fence{2, 0};
+  request.expected = Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", 2);
+  request.desired = handoff;
+  request.target_messages = *messages;
+  request.drain_timeout = kTimeout;
+  auto lost = platforms_[0].fast_path->HandOff(request);
+  ASSERT_TRUE(lost.ok()) << lost.status();
+  EXPECT_EQ(lost->reached, HandOffStage::kNothing);
+  EXPECT_TRUE(Same(lost->record, Record(v1::OWNERSHIP_STATE_ACTIVE, "node0", "", 1)));
+  EXPECT_EQ(platforms_[0].hook->Status(kBdf)->state, HookState::kRunning);
+  // A fence below the highest the source's kernel accepted: refused, and the
+  // error names the stage reached.
+  ASSERT_TRUE(platforms_[0].hook->Resume(kBdf, Fence{4, 0}).ok());
+  auto refused = platforms_[0].fast_path->HandOff(request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("reached HAND_OFF_STAGE_NOTHING"), std::string::npos)
+      << refused.status();
 }
 
 TEST_F(SimPlatformTest, ArbiterIsACompareAndSwapOfTheWholeRecord) {
@@ -227,6 +342,8 @@ TEST_F(SimPlatformTest, HookAndRouterFenceStaleEpochs) {
 TEST_F(SimPlatformTest, AbsentKernelIsUnavailable) {
   servers_[1]->Shutdown();
   EXPECT_EQ(platforms_[1].hook->Status(kBdf).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(platforms_[1].fast_path->WaitEvents(0, absl::Milliseconds(1)).status().code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST(SimPlatformConfigTest, RefusesMissingPathsUnknownNodesAndForeignCpus) {

@@ -187,6 +187,113 @@ TEST(SimProcessTest, KilledDaemonMidHandoverLeavesKernelsRunningAndRecoveryResum
   }
 }
 
+// Runs `args` to completion; its exit code, its stdout in `*out` if given.
+int RunTool(const std::vector<std::string>& args, std::string* out = nullptr) {
+  std::string command;
+  for (const std::string& a : args) command += "'" + a + "' ";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buffer[4096];
+  std::string text;
+  for (size_t n; (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;) text.append(buffer, n);
+  int status = pclose(pipe);
+  if (out != nullptr) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The kernel commit path as processes, with the source kernel SIGKILLing
+// itself after its HANDOFF CAS won and before the doorbell (fault
+// injection): the record says HANDOFF, the target was never rung; the
+// doorbell rung by hand (nh-sim-machine doorbell) makes the armed target
+// kernel commit and attach alone, and `show --json` shows the timeline.
+TEST(SimProcessTest, SourceKernelKilledBeforeTheDoorbellAndTheTargetCommitsOnAHandRungOne) {
+  const std::string machine_path = TestPath("process_fast_machine");
+  const std::string s0 = SocketPath("fast-node0.sock"), s1 = SocketPath("fast-node1.sock");
+  ASSERT_TRUE(Machine::Create(machine_path, ::nichandover::sim::TwoNodeSpec()).ok());
+  const std::string tool = Binary("nh-sim-machine");
+  pid_t device = Spawn({tool, "run", "--path", machine_path});
+  pid_t kernel0 = Spawn({Binary("nh-sim-kernel"), "--machine", machine_path, "--node", "node0",
+                         "--socket", s0, "--fault-injection"});
+  pid_t kernel1 = Spawn({Binary("nh-sim-kernel"), "--machine", machine_path, "--node", "node1",
+                         "--socket", s1});
+  ASSERT_GT(device, 0);
+  ASSERT_GT(kernel0, 0);
+  ASSERT_GT(kernel1, 0);
+  ASSERT_TRUE(WaitForFile(s0) && WaitForFile(s1));
+
+  // Fault injection: refused on node1's kernel (no flag), a bad point is a
+  // usage error, node0's accepts.
+  EXPECT_EQ(
+      RunTool({tool, "inject", "--socket", s1, "--point", "handoff-entry", "--action", "hold"}),
+      1);
+  EXPECT_EQ(RunTool({tool, "inject", "--socket", s0, "--point", "nowhere", "--action", "hold"}), 2);
+  ASSERT_EQ(RunTool({tool, "inject", "--socket", s0, "--point", "handoff-before-doorbell",
+                 "--action", "crash"}),
+            0);
+
+  Platform node0 = MakePlatform(machine_path, "node0", s0);
+  Platform node1 = MakePlatform(machine_path, "node1", s1);
+  auto messages = node1.router->ReserveTargetMessages(kBdf, Fence{2, 0}, 5);
+  ASSERT_TRUE(messages.ok()) << messages.status();
+  auto handoff = Record(v1::OWNERSHIP_STATE_HANDOFF, "node0", "node1", 2);
+  ASSERT_TRUE(node1.fast_path->Arm(kBdf, Fence{2, 0}, handoff).ok());
+  auto active = node0.arbiter->Read(kBdf);
+  auto preparing = Record(v1::OWNERSHIP_STATE_PREPARING, "node0", "node1", 2);
+  ASSERT_TRUE(Same(*node0.arbiter->CompareAndSwap(kBdf, *active, preparing), preparing));
+  HandOffRequest request;
+  request.bdf = kBdf;
+  request.fence = Fence{2, 0};
+  request.expected = preparing;
+  request.desired = handoff;
+  request.target_messages = *messages;
+  request.drain_timeout = absl::Seconds(2);
+  auto result = node0.fast_path->HandOff(request);
+  EXPECT_FALSE(result.ok());  // the kernel died in the call
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(kernel0, &wstatus, 0), kernel0);
+  EXPECT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << wstatus;
+  EXPECT_TRUE(Same(*node0.arbiter->Read(kBdf), handoff));
+  auto armed = node1.hook->Status(kBdf);
+  ASSERT_TRUE(armed.ok());
+  EXPECT_EQ(armed->state, HookState::kDetached);
+
+  // A doorbell for another epoch is ignored (stale), then the right one.
+  EXPECT_EQ(RunTool({tool, "doorbell", "--path", machine_path, "--node", "node1", "--nic", "0",
+                 "--epoch", "7"}),
+            0);
+  auto stale = node1.fast_path->WaitEvents(0, absl::Seconds(5));
+  ASSERT_TRUE(stale.ok()) << stale.status();
+  ASSERT_EQ(stale->events.size(), 1u);
+  EXPECT_EQ(stale->events[0].kind, KernelEvent::Kind::kNotCommitted);
+  EXPECT_EQ(RunTool({tool, "doorbell", "--path", machine_path, "--node", "node1", "--nic", kBdf,
+                 "--epoch", "2"}),
+            0);
+  auto committed = node1.fast_path->WaitEvents(stale->last_seq, absl::Seconds(5));
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  ASSERT_EQ(committed->events.size(), 1u);
+  EXPECT_EQ(committed->events[0].kind, KernelEvent::Kind::kCommitted)
+      << committed->events[0].message;
+  EXPECT_TRUE(Same(*node1.arbiter->Read(kBdf),
+                   Record(v1::OWNERSHIP_STATE_ACTIVE, "node1", "", 2)));
+  EXPECT_EQ(node1.hook->Status(kBdf)->state, HookState::kRunning);
+
+  std::string json;
+  ASSERT_EQ(RunTool({tool, "show", "--path", machine_path, "--json"}, &json), 0);
+  EXPECT_EQ(Count(json, "\"stale_doorbells\": 1"), 1) << json;
+  EXPECT_EQ(Count(json, "\"running_node\": \"node1\""), 1) << json;
+  EXPECT_EQ(Count(json, "\"timeline\": {\"epoch\": 2, "), 1) << json;
+  // The source died before it rang: no doorbell time; the rest is there.
+  EXPECT_EQ(Count(json, "\"doorbell_ns\": 0,"), 1) << json;
+  for (const char* step : {"\"gate_closed_ns\": 0", "\"handed_off_ns\": 0",
+                           "\"target_committed_ns\": 0,", "\"target_attached_ns\": 0,"}) {
+    EXPECT_EQ(Count(json, step), 0) << step << " in " << json;
+  }
+  for (pid_t pid : {device, kernel1}) {
+    kill(pid, SIGTERM);
+    waitpid(pid, &wstatus, 0);
+  }
+}
+
 }  // namespace
 }  // namespace sim
 }  // namespace platform

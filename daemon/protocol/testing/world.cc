@@ -1,6 +1,7 @@
 #include "daemon/protocol/testing/world.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -108,6 +109,21 @@ struct World::Node {
   // Calls this node received and has not answered: token -> message.
   std::map<uint64_t, Message> open_calls;
   std::vector<OpDoneEvent> held;  // results not yet given to the daemon
+  bool kernel_commit = false;     // MachineConfig::kernel_commit from the next start
+  // The kernel commit path's kernel state (survives the daemon): the arm
+  // per BDF, a HandOff stop knob, KernelEvents to lose.
+  struct Arm {
+    uint64_t epoch = 0;
+    v1::OwnershipRecord handoff;
+  };
+  std::map<std::string, Arm> arms;
+  struct HandOffStop {
+    platform::HandOffStage after = platform::HandOffStage::kNothing;
+    absl::StatusCode code = absl::StatusCode::kDeadlineExceeded;
+  };
+  std::optional<HandOffStop> handoff_stop;
+  int lose_kernel_events = 0;
+  uint64_t kernel_event_seq = 0;
 };
 
 World::World(TraceFn trace, Timeouts timeouts) : trace_(std::move(trace)), timeouts_(timeouts) {}
@@ -133,6 +149,8 @@ void World::AddNode(const std::string& id, uint32_t free_vectors) {
   node_order_.push_back(id);
   nodes_[id] = std::move(n);
 }
+
+void World::SetKernelCommit(const std::string& id, bool on) { node(id).kernel_commit = on; }
 
 void World::AddNic(const NicSpec& spec) {
   auto nic = std::make_unique<Nic>();
@@ -384,6 +402,11 @@ void World::ExecuteOp(Node& n, const PlatformOp& op) {
         Crash(n.id);
         return;
       }
+      case FaultAction::kLoseAnswer: {
+        OpResult result = Apply(n, op);
+        trace_(line + OpResultString(op.kind, result) + ", the answer is lost");
+        return;
+      }
     }
   }
   OpResult result = Apply(n, op);
@@ -522,6 +545,10 @@ OpResult World::Apply(Node& n, const PlatformOp& op) {
       break;
     case OpKind::kReserveMessages: {
       if (fenced()) break;
+      // A reservation at another epoch ends the arm of the old one.
+      if (auto arm = n.arms.find(op.bdf); arm != n.arms.end() && arm->second.epoch != op.epoch) {
+        n.arms.erase(arm);
+      }
       auto& reserved = n.reservations[op.bdf];
       n.free_vectors += static_cast<uint32_t>(reserved.size());
       reserved.clear();
@@ -539,13 +566,196 @@ OpResult World::Apply(Node& n, const PlatformOp& op) {
       if (fenced()) break;
       n.free_vectors += static_cast<uint32_t>(n.reservations[op.bdf].size());
       n.reservations.erase(op.bdf);
+      n.arms.erase(op.bdf);  // releasing the reservation disarms
       break;
     case OpKind::kArm:
+      if (fenced()) break;
+      if (n.reservations.count(op.bdf) == 0) {
+        r.status = absl::FailedPreconditionError(
+            absl::StrCat("no reservation of ", op.bdf, " at epoch ", op.epoch));
+        break;
+      }
+      n.arms[op.bdf] = Node::Arm{op.epoch, op.desired};
+      break;
     case OpKind::kHandOff:
-      r.status = absl::UnimplementedError("World has no kernel commit path yet");
+      if (fenced()) break;
+      ApplyHandOff(n, nic, op, r);
       break;
   }
   return r;
+}
+
+// The source kernel's one call, stage by stage; a stop knob ends it after a
+// stage with an error, leaving the stages before in place (as a real kernel
+// that fails mid-way would: the caller reads the record and decides).
+void World::ApplyHandOff(Node& n, Nic& nic, const PlatformOp& op, OpResult& r) {
+  Hook& hook = n.hooks[op.bdf];
+  platform::HandOffResult& done = r.handoff;
+  std::optional<Node::HandOffStop> stop = n.handoff_stop;
+  n.handoff_stop.reset();
+  auto stopped = [&]() {
+    if (!stop || stop->after != done.reached) return false;
+    r.status = absl::Status(stop->code, absl::StrCat("injected fault after ",
+                                                     platform::HandOffStageName(done.reached)));
+    return true;
+  };
+  if (hook.state == platform::HookState::kDetached) {
+    r.status = absl::FailedPreconditionError("not running here");
+    return;
+  }
+  if (stopped()) return;
+  if (hook.state == platform::HookState::kRunning) {
+    ++nic.generation;
+    nic.stopped_rings = RingsOf(nic);
+  }
+  hook.state = platform::HookState::kQuiesced;
+  done.quiesce.rings = nic.stopped_rings;
+  done.quiesce.drained_tx_packets = 3;
+  done.reached = platform::HandOffStage::kQuiesced;
+  if (stopped()) return;
+  done.previous = nic.routing;
+  nic.routing = op.messages;
+  done.reached = platform::HandOffStage::kRerouted;
+  if (stopped()) return;
+  if (nic.record.state() != v1::OWNERSHIP_STATE_PREPARING || nic.record.epoch() != op.epoch) {
+    r.status = absl::FailedPreconditionError(absl::StrCat(
+        "handoff rings for epoch ", op.epoch, ": the record is ", RecordString(nic.record)));
+    return;
+  }
+  nic.rings_epoch = op.epoch;
+  nic.has_rings = true;
+  nic.handoff_rings = done.quiesce.rings;
+  done.reached = platform::HandOffStage::kRingsWritten;
+  if (stopped()) return;
+  if (SameRecord(nic.record, op.expected)) nic.record = op.desired;
+  done.record = nic.record;
+  if (!SameRecord(nic.record, op.desired)) return;  // ran to the CAS and lost it
+  done.reached = platform::HandOffStage::kHandedOff;
+  if (stopped()) return;
+  doorbells_.push_back({n.id, op.desired.target_node(), op.bdf, op.epoch});
+  done.reached = platform::HandOffStage::kDoorbellRung;
+}
+
+void World::StopHandOffAfter(const std::string& id, platform::HandOffStage stage,
+                             absl::StatusCode code) {
+  node(id).handoff_stop = Node::HandOffStop{stage, code};
+}
+
+void World::LoseKernelEvents(const std::string& id, int count) {
+  node(id).lose_kernel_events = count;
+}
+
+// The target kernel woken by a doorbell: commit and attach alone when armed
+// for exactly this NIC and epoch and the record is exactly the armed HANDOFF.
+void World::RingKernel(const Doorbell& d, bool lost) {
+  trace_(absl::StrCat(d.from, ": doorbell ", d.bdf, " epoch=", d.epoch, " -> ", d.to,
+                      lost ? " lost" : ""));
+  if (lost) return;
+  auto nic_it = nics_.find(d.bdf);
+  if (nic_it == nics_.end() || nodes_.count(d.to) == 0) return;
+  Nic& nic = *nic_it->second;
+  Node& t = node(d.to);
+  const v1::OwnershipRecord handoff = HandoffRecord(d.from, d.to, d.epoch);
+  const v1::OwnershipRecord active = ActiveRecord(d.to, d.epoch);
+  std::string line = absl::StrCat(t.id, ": kernel-commit ", d.bdf, " epoch=", d.epoch, " ",
+                                  RecordString(handoff), " -> ", RecordString(active), " => ");
+  platform::KernelEvent event;
+  event.kind = platform::KernelEvent::Kind::kNotCommitted;
+  event.bdf = d.bdf;
+  event.epoch = d.epoch;
+  auto arm = t.arms.find(d.bdf);
+  if (arm == t.arms.end()) {
+    event.message = "not armed";
+    trace_(line + "ignored (not armed)");
+  } else if (arm->second.epoch != d.epoch || !SameRecord(arm->second.handoff, handoff)) {
+    event.message = absl::StrCat("armed for ", RecordString(arm->second.handoff));
+    trace_(line + "ignored (" + event.message + ")");
+  } else if (!SameRecord(nic.record, handoff)) {
+    event.message = "the record is " + RecordString(nic.record);
+    trace_(line + "lost (" + RecordString(nic.record) + ")");
+  } else {
+    nic.record = active;
+    Hook& hook = t.hooks[d.bdf];
+    if (!nic.has_rings || nic.rings_epoch != d.epoch) {
+      Violation(t.id + "'s kernel committed " + d.bdf + " with no handoff rings at its epoch");
+    } else {
+      std::vector<std::string> got, want;
+      for (const auto& ring : nic.handoff_rings) got.push_back(ring.SerializeAsString());
+      for (const auto& ring : nic.stopped_rings) want.push_back(ring.SerializeAsString());
+      if (got != want) {
+        Violation(t.id + "'s kernel attached " + d.bdf +
+                  " from rings that are not where the source stopped");
+      }
+    }
+    hook.state = platform::HookState::kRunning;
+    hook.epoch = std::max(hook.epoch, d.epoch);
+    t.arms.erase(arm);
+    event.kind = platform::KernelEvent::Kind::kCommitted;
+    trace_(line + "ok");
+  }
+  event.record = nic.record;
+  CheckInvariants();
+  EmitKernelEvent(t, event);
+}
+
+// A KernelEvent reaches the node's daemon (WaitEvents), unless it is down
+// or a knob loses it: a hint either way, the machine reads the record.
+void World::EmitKernelEvent(Node& n, const platform::KernelEvent& event) {
+  platform::KernelEvent numbered = event;
+  numbered.seq = ++n.kernel_event_seq;
+  const bool lost = !n.machine || n.lose_kernel_events > 0;
+  if (n.machine && n.lose_kernel_events > 0) --n.lose_kernel_events;
+  trace_(absl::StrCat(n.id, ": kernel-event ",
+                      event.kind == platform::KernelEvent::Kind::kCommitted ? "committed"
+                                                                            : "not-committed",
+                      " ", event.bdf, " epoch=", event.epoch, lost ? " lost" : ""));
+  if (!lost) Feed(n, KernelEventEvent{numbered});
+}
+
+std::vector<World::Doorbell> World::TakeDoorbells(const std::string& to, int limit) {
+  std::vector<Doorbell> picked;
+  for (auto it = doorbells_.begin(); it != doorbells_.end();) {
+    if ((to.empty() || it->to == to) && (limit < 0 || static_cast<int>(picked.size()) < limit)) {
+      picked.push_back(*it);
+      it = doorbells_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return picked;
+}
+
+int World::DeliverDoorbells(const std::string& to, int limit) {
+  std::vector<Doorbell> picked = TakeDoorbells(to, limit);
+  for (const Doorbell& d : picked) RingKernel(d, /*lost=*/false);
+  return static_cast<int>(picked.size());
+}
+
+int World::LoseDoorbells(const std::string& to, int limit) {
+  std::vector<Doorbell> picked = TakeDoorbells(to, limit);
+  for (const Doorbell& d : picked) RingKernel(d, /*lost=*/true);
+  return static_cast<int>(picked.size());
+}
+
+void World::RingDoorbell(const std::string& from, const std::string& to, const std::string& bdf,
+                         uint64_t epoch) {
+  RingKernel({from, to, bdf, epoch}, /*lost=*/false);
+}
+
+void World::DeliverDoorbellAt(size_t index) {
+  if (doorbells_.empty()) return;
+  auto it = doorbells_.begin() + static_cast<long>(index % doorbells_.size());
+  Doorbell d = *it;
+  doorbells_.erase(it);
+  RingKernel(d, /*lost=*/false);
+}
+
+void World::LoseDoorbellAt(size_t index) {
+  if (doorbells_.empty()) return;
+  auto it = doorbells_.begin() + static_cast<long>(index % doorbells_.size());
+  Doorbell d = *it;
+  doorbells_.erase(it);
+  RingKernel(d, /*lost=*/true);
 }
 
 void World::CompactJournal(const std::string& id) {
@@ -586,6 +796,7 @@ void World::Restart(const std::string& id) {
   config.node_id = id;
   config.timeouts = timeouts_;
   config.history_per_nic = history_per_nic_;
+  config.kernel_commit = n.kernel_commit;
   for (const std::string& other : node_order_) {
     if (other != id) config.peers.push_back(other);
   }
@@ -643,7 +854,8 @@ void World::ChangeInventory(const std::string& id, const std::string& bdf, uint3
 // ------------------------------------------------------------------ requests
 
 void World::Create(const std::string& id, const std::string& handover_id,
-                   const std::string& request_id, const std::string& nic, const std::string& to) {
+                   const std::string& request_id, const std::string& nic, const std::string& to,
+                   v1::CommitPath commit_path) {
   Node& n = node(id);
   if (!n.machine) return trace_(id + " is down");
   CreateHandoverEvent e;
@@ -652,6 +864,7 @@ void World::Create(const std::string& id, const std::string& handover_id,
   e.request_id = request_id;
   e.nic = nic;
   e.target_node = to;
+  e.commit_path = commit_path;
   Feed(n, e);
 }
 

@@ -8,6 +8,14 @@
 // written here and not in production code) unless a fault knob fails, hangs
 // or crashes around them. Every change is printed to the trace; invariants are
 // checked after every step and violations are printed and collected.
+//
+// The kernel commit path (docs/protocol.md, "The kernel commit path") has a
+// kernel model per node: an Arm survives the daemon's crash (World's kernels
+// never crash); the source's HandOff runs quiesce, reroute, rings and the
+// CAS in one call (a knob stops it after any stage with an error); its
+// doorbell waits in World until a test delivers or loses it; the armed
+// target kernel then CASes HANDOFF -> ACTIVE alone, attaches and sends its
+// daemon a KernelEvent (lost when the daemon is down, or by a knob).
 #ifndef NICHANDOVER_DAEMON_PROTOCOL_TESTING_WORLD_H_
 #define NICHANDOVER_DAEMON_PROTOCOL_TESTING_WORLD_H_
 
@@ -43,7 +51,9 @@ struct MessageFilter {
   int limit = -1;              // at most this many (-1: all)
 };
 
-enum class FaultAction { kFail, kHang, kCrashBefore, kCrashAfter };
+// kLoseAnswer: the call takes effect, its answer never reaches the daemon
+// (whose step timer then gives up on it).
+enum class FaultAction { kFail, kHang, kCrashBefore, kCrashAfter, kLoseAnswer };
 
 class World {
  public:
@@ -53,6 +63,8 @@ class World {
 
   // Setup. Nodes first, then NICs, then Start.
   void AddNode(const std::string& id, uint32_t free_vectors = 32);
+  // MachineConfig::kernel_commit of the node's daemon from its next (re)start.
+  void SetKernelCommit(const std::string& id, bool on);
   void AddNic(const NicSpec& spec);
   void StartAll();
   // MachineConfig::history_per_nic of every node (re)started from now on.
@@ -60,7 +72,8 @@ class World {
 
   // Requests to a node's daemon.
   void Create(const std::string& node, const std::string& handover_id,
-              const std::string& request_id, const std::string& nic, const std::string& to);
+              const std::string& request_id, const std::string& nic, const std::string& to,
+              v1::CommitPath commit_path = v1::COMMIT_PATH_UNSPECIFIED);
   void Cancel(const std::string& node, const std::string& handover_id);
   void RecoverNic(const std::string& node, const std::string& request_id, const std::string& nic,
                   v1::RecoveryDecision decision);
@@ -92,6 +105,20 @@ class World {
   void ClearFaults();
   // Lets hung platform calls of `node` take effect now (late).
   int ReleaseHung(const std::string& node);
+  // The node's next HandOff stops after `stage` (kNothing: before the gate
+  // closes) and fails with `code`, leaving what it did so far in place.
+  void StopHandOffAfter(const std::string& node, platform::HandOffStage stage,
+                        absl::StatusCode code);
+  // The node's kernel loses its next `count` KernelEvents.
+  void LoseKernelEvents(const std::string& node, int count);
+
+  // Doorbells rung by HandOff, in flight to the target's kernel. Each
+  // returns how many it touched (to: only those to that node; -1: all).
+  int DeliverDoorbells(const std::string& to, int limit);
+  int LoseDoorbells(const std::string& to, int limit);
+  // Rings `to`'s doorbell by hand for (bdf, epoch), as if from `from`, at once.
+  void RingDoorbell(const std::string& from, const std::string& to, const std::string& bdf,
+                    uint64_t epoch);
 
   // Replaces the node's journal with its machine's CompactedJournal().
   void CompactJournal(const std::string& node);
@@ -127,6 +154,9 @@ class World {
   void HoldResults(bool hold);
   void CompleteAt(size_t index);
   size_t HeldResults() const;
+  size_t PendingDoorbells() const { return doorbells_.size(); }
+  void DeliverDoorbellAt(size_t index);
+  void LoseDoorbellAt(size_t index);
 
  private:
   struct Node;
@@ -163,6 +193,15 @@ class World {
   std::string NodeOfApic(uint32_t apic) const;
   platform::NicInfo NicInfoOf(const std::string& node, const Nic& nic) const;
   std::vector<v1::QueueRingState> RingsOf(const Nic& nic) const;
+  // A doorbell (bdf, epoch) from `from`'s kernel reaching `to`'s (or lost).
+  struct Doorbell {
+    std::string from, to, bdf;
+    uint64_t epoch = 0;
+  };
+  void RingKernel(const Doorbell& doorbell, bool lost);
+  std::vector<Doorbell> TakeDoorbells(const std::string& to, int limit);
+  void ApplyHandOff(Node& n, Nic& nic, const PlatformOp& op, OpResult& r);
+  void EmitKernelEvent(Node& n, const platform::KernelEvent& event);
 
   TraceFn trace_;
   Timeouts timeouts_;
@@ -171,6 +210,7 @@ class World {
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   std::map<std::string, std::unique_ptr<Nic>> nics_;
   std::deque<Message> network_;  // in send order
+  std::deque<Doorbell> doorbells_;  // in ring order
   uint64_t next_message_ = 1;
   uint64_t next_token_ = 1;
   std::vector<std::string> violations_;
