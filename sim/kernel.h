@@ -157,6 +157,7 @@ enum class FaultAction {
   kRelease,       // "release": clears the point (and lets a hold go)
 };
 absl::StatusOr<FaultPoint> ParseFaultPoint(const std::string& name);
+const char* FaultPointName(FaultPoint point);  // as ParseFaultPoint reads it
 absl::StatusOr<FaultAction> ParseFaultAction(const std::string& name);
 
 class Kernel {
@@ -230,6 +231,11 @@ class Kernel {
     bool on_poll_list = false;  // CPU thread only
     std::atomic<uint32_t> rx_next_to_clean{0}, rx_next_to_use{0};
     std::atomic<uint32_t> tx_next_to_clean{0}, tx_next_to_use{0};
+    // RX descriptors cleaned so far: a count that never wraps, stored after
+    // rx_next_to_clean, for Quiesce's drain (an index compared for equality
+    // can be passed between two looks while packets keep arriving, and then
+    // only comes round again a whole ring later).
+    std::atomic<uint64_t> rx_cleaned{0};
   };
   // The driver's instance for one NIC, with the hook's state for it.
   struct NicDriver {
