@@ -36,7 +36,7 @@ def percentile(values, p):
 
 
 def line(label, values_us):
-    return "  %-32s p50 %8.3f  p90 %8.3f  p99 %8.3f  max %8.3f ms  (n=%d)" % (
+    return "  %-44s p50 %8.3f  p90 %8.3f  p99 %8.3f  max %8.3f ms  (n=%d)" % (
         label, percentile(values_us, 50) / 1e3, percentile(values_us, 90) / 1e3,
         percentile(values_us, 99) / 1e3, max(values_us) / 1e3, len(values_us))
 
@@ -175,12 +175,33 @@ def paths(run_dir, traffic_path, load_path):
         order = [s for t in timelines for s, _ in timeline_steps(t)]
         for label in sorted(steps, key=order.index):
             print(line(label, steps[label]))
-        # The sink's side: from the target's first RX poll to the first
-        # inbound packet the sink got from the target.
-        tail = [(r[2]["inbound"]["first_after_ns"] - int(r[3]["first_rx_poll_ns"])) / 1e3
-                for r in mine if r[3] and "inbound" in r[2] and int(r[3].get("first_rx_poll_ns", 0) or 0)]
-        if tail:
-            print(line("first RX poll -> sink", tail))
+        # The traffic's side of the blackout around the kernels' part (same
+        # clock): the sink's last packet via the old node before the gates
+        # closed, and from the target's first RX poll (inbound) or the gate
+        # closing (outbound) to the sink's first packet via the new node.
+        def around(name, start_key, end_key, before):
+            values = []
+            for r in mine:
+                t = r[3]
+                if not t or name not in r[2] or not int(t.get(start_key if before else end_key, 0) or 0):
+                    continue
+                c = r[2][name]
+                if before:
+                    values.append((int(t[start_key]) - c["last_before_ns"]) / 1e3)
+                else:
+                    values.append((c["first_after_ns"] - int(t[end_key])) / 1e3)
+            return values
+        for name, label, values in (
+                ("inbound", "sink's last via source -> gate closed (in)",
+                 around("inbound", "gate_closed_ns", None, True)),
+                ("outbound", "sink's last via source -> gate closed (out)",
+                 around("outbound", "gate_closed_ns", None, True)),
+                ("inbound", "first RX poll -> sink (in)",
+                 around("inbound", None, "first_rx_poll_ns", False)),
+                ("outbound", "target attached -> sink (out)",
+                 around("outbound", None, "target_attached_ns", False))):
+            if values:
+                print(line(label, values))
         print(" phases, as the source daemon recorded them:")
         docs = [r[4] for r in mine]
         for phase in PHASES:
