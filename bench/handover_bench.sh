@@ -46,7 +46,7 @@ SUMMARIZE="python3 $runfiles/bench/summarize.py"
 source "$runfiles/tools/lib/sim_cluster.sh"
 NIC=0000:03:00.0
 
-usage() { sed -n '2,41p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,38p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 mode=${1:-}
 [ -n "$mode" ] || usage
