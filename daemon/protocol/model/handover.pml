@@ -31,6 +31,8 @@
  *                          before its CAS PREPARING -> HANDOFF
  *   HANDOFF_CAS_BEFORE_QUIESCE  the HandOff CASes (and rings) before it
  *                          closes the gates and reroutes
+ *   BUG_DOORBELL_ONLY      an armed target daemon waits for its kernel only
+ *                          (a progress bug: needs -DPROGRESS, pan -a -f)
  *
  * The kernel commit path (issue 14): the handover chooses it at create
  * (PATHS: 1 daemon path only, 2 kernel path only, 3 either). The target
@@ -114,6 +116,16 @@
 #define MAY_RECOVER (crashes == 0)
 #else
 #define MAY_RECOVER 1
+#endif
+
+/* BUG_DOORBELL_ONLY: an armed target waits for its kernel alone; neither
+ * the source's Commit nor its commit-wait timer makes it look at the record
+ * (found only by the progress check: with a lost doorbell the source resends
+ * Commit for ever). */
+#ifdef BUG_DOORBELL_ONLY
+#define DAEMON_MAY_COMMIT(n) (!karmed[n])
+#else
+#define DAEMON_MAY_COMMIT(n) 1
 #endif
 
 /* Record states; a record is packed into one byte: state | src<<2 | tgt<<3 | epoch<<4. */
@@ -398,18 +410,13 @@ inline apply(n, s) {
   fi
 }
 
-proctype Platform() {
+/* The platform serving call slot sl (node sl / 3): one process per slot, so
+ * that under weak fairness a call waiting in a slot is eventually applied
+ * however busy the other slots are. */
+proctype Platform(byte sl) {
 end_platform:
   do
-  :: atomic {
-       if
-       :: op_k[0] != NONE -> s = 0
-       :: op_k[1] != NONE -> s = 1
-       :: op_k[2] != NONE -> s = 2
-       :: op_k[3] != NONE -> s = 3
-       :: op_k[4] != NONE -> s = 4
-       :: op_k[5] != NONE -> s = 5
-       fi;
+  :: atomic { op_k[sl] != NONE -> s = sl;
        if :: op_k[s] != OP_DOORBELL -> res_k[s] = op_k[s] :: else -> skip fi;
        if
        :: op_k[s] == OP_DOORBELL ->  /* the HandOff goes on: no new failure */
@@ -646,16 +653,36 @@ inline recover(n) {
 
 /* ------------------------------------------------------------ the daemon */
 
-proctype Node(byte n) {
-end_node:
+/* The daemon of node n, one process per event source (the engine's queue
+ * takes events from each of them): spin's weak fairness is per process, so
+ * with each source its own process a source that stays enabled is
+ * eventually served (docs/protocol.md, "Progress"). Each step is atomic and
+ * reads and writes the node's state as one event of the machine does. */
+/* The daemon's restart (the init system restarts a crashed daemon). */
+proctype DaemonRestart(byte n) {
+end_daemonrestart:
   do
   /* ---- restart of a crashed daemon */
   :: atomic { !up[n] -> up[n] = 1; inc[n]++; forget(n); recover(n) }
 
+  od
+}
+
+/* Crashes of the daemon, within the budget. */
+proctype DaemonCrash(byte n) {
+end_daemoncrash:
+  do
   /* ---- crash at any step: volatile state gone, open calls may land late */
   :: atomic { up[n] && crashes > 0 && FAULTY(n) -> crashes--; up[n] = 0; orphan(n, 0); orphan(n, 1);
               forget(n) }
 
+  od
+}
+
+/* The operator's requests on this node. */
+proctype Operator(byte n) {
+end_operator:
+  do
   /* ---- operator: CreateHandover on this node (R1: a FAILED one blocks) */
   :: atomic { up[n] && handovers > 0 && CREATES(n) && role[n] == NONE && w[n] == NONE && maint[n] == 0 &&
 #ifndef BUG_FAILED_NOT_BLOCKING
@@ -689,16 +716,31 @@ end_node:
   :: atomic { up[n] && maint[n] == 1 && w[n] == NONE ->
        maint[n] = W_MRESUME; w[n] = W_MRESUME; issue(n, 0, OP_RESUME, maint_e[n], 0, 0, 0) }
 
+  od
+}
+
+/* The daemon's timers (the engine's clock). */
+proctype Timers(byte n) {
+end_timers:
+  do
   /* ---- timers: a retry, the commit wait / veto, the outcome poll, the
    * offer's deadline. A poll that would read the record it already knows
    * and do the same again is left out (a stutter step). */
   :: atomic { up[n] && w[n] == W_RETRY -> redo_step(n, retry[n]) }
-  :: atomic { up[n] && w[n] == W_CWAIT && (known[n] != CUR || known[n] == REC(ACTIVE, 1 - n, 1 - n, e0[n])) ->
+  :: atomic { up[n] && w[n] == W_CWAIT && (known[n] != CUR || known[n] == REC(ACTIVE, 1 - n, 1 - n, e0[n])) &&
+              DAEMON_MAY_COMMIT(n) ->
        veto_ok[n] = 1; step(n, W_TREAD, OP_READ, 0, 0, 0, 0) }
   :: atomic { up[n] && w[n] == W_COMMIT && (known[n] != CUR || (len(net[1 - n]) == 0 && len(net[n]) == 0)) ->
        step(n, W_OREAD, OP_READ, 0, 0, 0, 0) }
   :: atomic { up[n] && w[n] == W_OFFER -> begin_abort(n) }
 
+  od
+}
+
+/* The kernel's events as the daemon reads them (FastPath::WaitEvents). */
+proctype KernelEvents(byte n) {
+end_kernelevents:
+  do
   /* ---- a kernel event (FastPath::WaitEvents): a waiting target looks at
    * the record (the kernel committed: attach; it did not: as the record says) */
   :: atomic { up[n] && kev[n] != 0 ->
@@ -708,6 +750,13 @@ end_node:
        :: else -> skip
        fi }
 
+  od
+}
+
+/* Results of the operator recovery's calls (slot 1). */
+proctype RecoveryResults(byte n) {
+end_recoveryresults:
+  do
   /* ---- operator recovery's read and CAS (slot 1) */
   :: atomic { up[n] && res_ready[3*n+1] ->
        res_ready[3*n+1] = 0; r_ok = res_ok[3*n+1]; r_rec = res_rec[3*n+1];
@@ -743,6 +792,13 @@ end_node:
           rcas[n] = 1
        fi }
 
+  od
+}
+
+/* Results of the handover's, repair's and maintenance's calls (slot 0). */
+proctype Results(byte n) {
+end_results:
+  do
   /* ---- a platform call's result (slot 0) */
   :: atomic { up[n] && res_ready[3*n] ->
        res_ready[3*n] = 0; r_ok = res_ok[3*n]; r_rec = res_rec[3*n]; r_arg = res_arg[3*n];
@@ -902,6 +958,13 @@ end_node:
        :: else -> skip  /* the result of a call given up on */
        fi }
 
+  od
+}
+
+/* Peer messages to this node. */
+proctype Messages(byte n) {
+end_messages:
+  do
   /* ---- peer messages to this node */
   :: atomic { up[n] && len(net[n]) > 0 -> net[n]?m, me, mi;
        if
@@ -928,7 +991,7 @@ end_node:
              cpend[n] = 1; cpend_i[n] = mi;
              if
              :: committed[n] -> send(1 - n, COMMITTED, me, mi); cpend[n] = 0
-             :: w[n] == W_CWAIT -> step(n, W_TREAD, OP_READ, 0, 0, 0, 0)
+             :: w[n] == W_CWAIT && DAEMON_MAY_COMMIT(n) -> step(n, W_TREAD, OP_READ, 0, 0, 0, 0)
              :: else -> skip
              fi
           :: role[n] == NONE && started_e1[n] == me && j_kind[n] == J_DONE ->
@@ -1069,19 +1132,31 @@ end_network:
                 !kattach[S] && !kattach[T] && kev[S] == 0 && kev[T] == 0)
 
 
+#ifdef PROGRESS
+/* Progress (pan -a -f: weak fairness): every run, with faults within the
+ * budgets and each event source served in turn, ends settled or in a
+ * documented operator state, for good. */
+#define DONE (STABLE && (SETTLED || DOCUMENTED))
+ltl progress { <>[] DONE }
+#else
 never {
   do
   :: assert(ONE_RUNNER && RUNNER_HAS_IRQ);
      assert(!STABLE || SETTLED || DOCUMENTED)
   od
 }
+#endif
 
 init {
   atomic {
     hk[S] = RUNNING; hk_e[S] = 1; hk[T] = DETACHED;
     up[S] = 1; up[T] = 1; inc[S] = 1; inc[T] = 1;
     seen_e[S] = 1; seen_e[T] = 1;
-    run Platform(); run Network(); run Node(S); run Node(T);
+    run Platform(0); run Platform(1); run Platform(2); run Platform(3); run Platform(4);
+    run Platform(5); run Network(); run DaemonRestart(S); run DaemonRestart(T); run DaemonCrash(S); run DaemonCrash(T);
+    run Operator(S); run Operator(T); run Timers(S); run Timers(T);
+    run KernelEvents(S); run KernelEvents(T); run RecoveryResults(S); run RecoveryResults(T);
+    run Results(S); run Results(T); run Messages(S); run Messages(T);
     run Kernel(S); run Kernel(T); run StaleDoorbells()
   }
 }
