@@ -69,12 +69,14 @@ runs=(
   "seeded: no SOURCE_STARTED journal (a crash, the prepare CAS lands late)|$(C=1 P=1 budgets) -DBUG_SKIP_JOURNAL|violated"
   "seeded: the armed kernel commits without checking the record (a stale doorbell)|$(P=2 Y=1 budgets) -DKERNEL_COMMIT_NO_RECORD_CHECK|violated"
   "seeded: the HandOff rings the doorbell before its CAS|$(P=2 budgets) -DDOORBELL_BEFORE_CAS|violated"
-  "seeded: the HandOff CASes and rings before it quiesces|$(P=2 budgets) -DHANDOFF_CAS_BEFORE_QUIESCE|violated"
   "seeded: an armed target waits for its kernel only (a lost doorbell)|$(P=2 B=1 budgets) -DPROGRESS -DBUG_DOORBELL_ONLY|violated"
   "real model, source crash, operator recovery, to depth 400|$crash_recover|holds|$bounded"
   "real model, two handovers, failing call, give-up, cancel, to depth 400|$two_handovers|holds|$bounded"
   "seeded: FAILED does not block a new handover (R1 off)|$two_handovers_daemon -DBUG_FAILED_NOT_BLOCKING|violated|$bounded"
 )
+# By hand (SPIN_TEST_RUNS), to keep the test's time: the seeded bug
+# HANDOFF_CAS_BEFORE_QUIESCE (found like BUG_OPEN_BEFORE_CAS: two running),
+#   "seeded: the HandOff CASes and rings before it quiesces|$(P=2 budgets) -DHANDOFF_CAS_BEFORE_QUIESCE|violated"
 if [ -n "${SPIN_TEST_RUNS:-}" ]; then  # e.g. SPIN_TEST_RUNS='name|-D...|holds'
   IFS=$'\n' read -r -d '' -a runs <<<"$SPIN_TEST_RUNS"
 fi
