@@ -96,7 +96,7 @@ for run in "${runs[@]}"; do
     echo "FAIL $name: spin -a failed"; cat "$dir/spin.log"; failures=$((failures + 1)); continue; }
   mode="-DSAFETY" search="-m2000000"
   if [[ "$defines" == *-DPROGRESS* ]]; then
-    # Weak fairness needs NFAIR above the number of processes / 8 (29 here).
+    # Weak fairness needs NFAIR large enough for the model's 27 processes.
     mode="-DNFAIR=8" search="-a -f -m2000000"
   fi
   (cd "$dir" && gcc -O0 -w -DCOLLAPSE $mode -DMEMLIM=3072 -o pan pan.c) || {
