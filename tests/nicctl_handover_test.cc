@@ -431,7 +431,9 @@ TEST_F(NicctlKernelCommitTest, ATargetWithoutTheKernelPathRefusesItAndAutoTakesT
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "UNSUPPORTED")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "--commit-path auto or daemon")) << r.err;
-  ExpectOwner(0, 1);
+  // A refused Offer rolls the record back to ACTIVE(node0, 1 + 2): the
+  // rollback epoch fences the refused attempt (docs/protocol.md).
+  ExpectOwner(0, 3);
 
   v1::Handover h = HandOver(0, "auto");
   EXPECT_EQ(h.phase(), v1::HANDOVER_PHASE_COMMITTED) << h.DebugString();
