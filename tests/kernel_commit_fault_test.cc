@@ -378,9 +378,11 @@ TEST_F(KernelCommitFaultTest, StaleDoorbellIsIgnoredAndTheHandoverThenCompletes)
     EXPECT_TRUE(still->armed()) << "the arm stays until released";
   }
 
+  const uint64_t rung_before = HandoffDoorbells(1);
   Inject(0, "handoff-entry", "release");
   ExpectOneOwner(1, h.epoch, h.handover_id);
-  EXPECT_NE(Timeline().target_committed_ns.load(), 0) << "node1's kernel committed";
+  EXPECT_GT(HandoffDoorbells(1), rung_before) << "the source kernel rang node1";
+  EXPECT_NE(Timeline().doorbell_ns.load(), 0);
   CommandResult shown = c().Nicctl(0, {"--json", "handover", "show", h.handover_id});
   EXPECT_NE(shown.out.find("COMMIT_PATH_KERNEL"), std::string::npos) << shown.out;
   ExpectHandsBack(1);
