@@ -19,6 +19,9 @@
 #     default), the same numbers (e.g. --count 1000 --commit-path kernel:
 #     the tail), and the daemons' RSS.
 #
+#   --tick-us N: nh-sim-traffic's generator tick (default 200 µs): it sends
+#     in bursts that often, so the blackout the sink sees includes up to one
+#     tick; 20 resolves a sub-millisecond blackout (at some CPU cost).
 #   --load N: N compile loops (g++ -O2 of the project's own sources, from
 #     the workspace `bazel run` was started in) beside the run, started
 #     before the cluster and stopped after it: the machine loaded as by a
@@ -46,12 +49,12 @@ SUMMARIZE="python3 $runfiles/bench/summarize.py"
 source "$runfiles/tools/lib/sim_cluster.sh"
 NIC=0000:03:00.0
 
-usage() { sed -n '2,38p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,41p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 mode=${1:-}
 [ -n "$mode" ] || usage
 shift
-count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep=
+count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep= tick_us=200
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2 ;;
@@ -64,6 +67,7 @@ while [ $# -gt 0 ]; do
     --commit-path) commit_path=$2 ;;
     --load) load=$2 ;;
     --keep) keep=$2 ;;
+    --tick-us) tick_us=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -193,7 +197,7 @@ bench_paths() {
   pps=${pps:-100000}
   machine_line
   echo "handovers: $per_path per path ($*) at $pps packets/s each way, ring $ring," \
-    "${interval}s apart"
+    "${interval}s apart; traffic tick ${tick_us} µs"
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   start_load "$load"
   sim_cluster_init
@@ -201,7 +205,7 @@ bench_paths() {
   local rss_before rss_after status=0
   rss_before="$(sim_rss_kib "${SIM_DAEMON_PIDS[0]}"), $(sim_rss_kib "${SIM_DAEMON_PIDS[1]}")"
   start_sampler "$SIM_WORK/load.tsv"
-  sim_traffic_start --pps "$pps"
+  sim_traffic_start --pps "$pps" --tick-us "$tick_us"
   sleep 0.5
   handover_runs "$per_path" "$@"
   sleep 0.5

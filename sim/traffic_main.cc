@@ -4,8 +4,11 @@
 // (stdout, or --report FILE).
 //
 //   nh-sim-traffic --machine P [--pps 10000 | --inbound-pps N --outbound-pps N]
-//                  [--duration S] [--report FILE] [--echo]
+//                  [--duration S] [--report FILE] [--echo] [--tick-us 200]
 //
+// --tick-us: the generator sends what is due every tick (a burst); the
+// blackout the sink measures includes up to one tick, so a benchmark of a
+// sub-millisecond blackout wants a finer one (bench/handover_bench.sh --tick-us).
 // --echo: the node runs an echo of inbound packets (a QEMU guest with
 // tests/vm/frame_echo): only inbound traffic is generated and the outbound
 // report is the round trip (sim/traffic.h).
@@ -25,20 +28,26 @@ namespace {
 
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
-                            {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report", "echo"},
+                            {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report", "echo",
+                             "tick-us"},
                             /*booleans=*/{"echo"});
   if (!flags.ok() || !flags->Has("machine")) {
     std::fprintf(stderr,
                  "usage: nh-sim-traffic --machine P [--pps N | --inbound-pps N --outbound-pps N]"
-                 " [--duration S] [--report FILE] [--echo]\n");
+                 " [--duration S] [--report FILE] [--echo] [--tick-us N]\n");
     return 2;
   }
   auto pps = flags->GetNumber("pps", 10000);
   auto in = pps.ok() ? flags->GetNumber("inbound-pps", *pps) : pps;
   auto out = pps.ok() ? flags->GetNumber("outbound-pps", *pps) : pps;
   auto duration = flags->GetNumber("duration", -1);
+  auto tick_us = flags->GetNumber("tick-us", 200);
   if (!in.ok() || !out.ok() || !duration.ok() || *in < 0 || *out < 0) {
     std::fprintf(stderr, "nh-sim-traffic: rates and duration must be numbers >= 0\n");
+    return 2;
+  }
+  if (!tick_us.ok() || *tick_us < 1 || *tick_us > 1000000) {
+    std::fprintf(stderr, "nh-sim-traffic: --tick-us must be 1..1000000\n");
     return 2;
   }
   SetLogTag("traffic");
@@ -62,6 +71,7 @@ int Main(int argc, char** argv) {
   TrafficOptions options;
   options.inbound_pps = *in;
   options.outbound_pps = *out;
+  options.tick = absl::Microseconds(*tick_us);
   options.echo = flags->Has("echo") && flags->Get("echo") != "false";
   Traffic traffic(**machine, options);
   traffic.Start();
