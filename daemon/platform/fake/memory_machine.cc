@@ -488,7 +488,7 @@ absl::StatusOr<HandOffResult> MemoryMachine::HandOff(const HandOffRequest& reque
   const Fence& fence = request.fence;
   HandOffResult result;
   auto stop = [&]() -> absl::Status {
-    return after_stage ? after_stage(result.reached) : absl::OkStatus();
+    return after_stage ? after_stage(result) : absl::OkStatus();
   };
   absl::Status valid = CheckCompareAndSwap(bdf, request.expected, request.desired);
   if (!valid.ok()) return valid;

@@ -89,10 +89,11 @@ class MemoryMachine {
   // FastPath, source and target daemon calls.
   absl::Status Arm(const std::string& bdf, const Fence& fence,
                    const v1::OwnershipRecord& handoff);
-  // Called after each stage HandOff reaches (with the result so far); a
-  // non-OK answer ends the call there with that error, what it did so far
-  // left in place (a kernel failing mid-way). World's fault injection.
-  using StageCheck = std::function<absl::Status(HandOffStage reached)>;
+  // Called after each stage HandOff reaches, with the result so far
+  // (`reached` and what the stages filled in); a non-OK answer ends the call
+  // there with that error, what it did so far left in place (a kernel
+  // failing mid-way). World's fault injection.
+  using StageCheck = std::function<absl::Status(const HandOffResult& so_far)>;
   absl::StatusOr<HandOffResult> HandOff(const HandOffRequest& request, bool drain_timed_out,
                                         const StageCheck& after_stage = nullptr);
 
