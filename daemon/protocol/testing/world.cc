@@ -53,15 +53,6 @@ struct Fault {
   absl::StatusCode code = absl::StatusCode::kUnavailable;
 };
 
-v1::MsiMessage MessageTo(uint32_t apic, uint32_t vector) {
-  v1::MsiMessage m;
-  m.set_address(0xFEE00000ull | (static_cast<uint64_t>(apic) << 12));
-  m.set_data(vector);
-  return m;
-}
-
-uint32_t ApicOf(const v1::MsiMessage& m) { return (m.address() >> 12) & 0xff; }
-
 std::string RequestType(const PeerRequestBody& body) {
   if (std::holds_alternative<v1::OfferRequest>(body)) return "Offer";
   if (std::holds_alternative<v1::CommitRequest>(body)) return "Commit";
@@ -208,7 +199,7 @@ void World::AddNic(const NicSpec& spec) {
   model->set_queue_count(spec.queues);
   model->set_mode(v1::INTERRUPT_MODE_MSIX);
   for (uint32_t v = 0; v < spec.vectors; ++v) {
-    *model->add_vectors()->mutable_message() = MessageTo(owner.apic, 0x30 + v);
+    *model->add_vectors()->mutable_message() = platform::fake::EncodeMsi(owner.apic, 0x30 + v);
   }
   for (const v1::QueueRingState& ring : RingsOf(*nic)) *model->add_rings() = ring;
   *model->mutable_ownership() = ActiveRecord(spec.owner, 1);
@@ -1100,9 +1091,9 @@ void World::CheckInvariants() {
     const v1::OwnershipRecord& record = RecordOf(bdf);
     if (running.size() == 1) {
       for (const v1::MsiMessage& m : RoutingOf(bdf)) {
-        if (NodeOfApic(ApicOf(m)) != running[0]) {
+        if (NodeOfApic(platform::fake::MsiDestinationApic(m)) != running[0]) {
           Violation(absl::StrCat(bdf, " runs on ", running[0], " but an interrupt goes to ",
-                                 NodeOfApic(ApicOf(m))));
+                                 NodeOfApic(platform::fake::MsiDestinationApic(m))));
           break;
         }
       }
@@ -1133,8 +1124,8 @@ std::vector<std::string> World::CheckSettled() {
       }
     }
     for (const v1::MsiMessage& m : RoutingOf(bdf)) {
-      if (NodeOfApic(ApicOf(m)) != record.owner_node()) {
-        problems.push_back(absl::StrCat(bdf, " interrupts go to ", NodeOfApic(ApicOf(m)),
+      if (NodeOfApic(platform::fake::MsiDestinationApic(m)) != record.owner_node()) {
+        problems.push_back(absl::StrCat(bdf, " interrupts go to ", NodeOfApic(platform::fake::MsiDestinationApic(m)),
                                         ", owner is ", record.owner_node()));
         break;
       }
@@ -1156,7 +1147,7 @@ std::vector<std::string> World::CheckSettled() {
 void World::PrintOwners() {
   for (const auto& [bdf, nic] : nics_) {
     std::set<std::string> routed;
-    for (const v1::MsiMessage& m : RoutingOf(bdf)) routed.insert(NodeOfApic(ApicOf(m)));
+    for (const v1::MsiMessage& m : RoutingOf(bdf)) routed.insert(NodeOfApic(platform::fake::MsiDestinationApic(m)));
     std::vector<std::string> hooks;
     for (const std::string& id : node_order_) {
       platform::HookStatus hook = *MemoryMachine(&machine_, id).Status(bdf);
