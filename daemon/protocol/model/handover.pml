@@ -24,6 +24,28 @@
  *   BUG_SKIP_JOURNAL       the source does not journal SOURCE_STARTED
  *   BUG_NO_OP_FENCE        the kernel fences by epoch only (no op_id), R3 off
  *   BUG_FAILED_NOT_BLOCKING a FAILED handover does not block a new one, R1 off
+ *   KERNEL_COMMIT_NO_RECORD_CHECK  the armed kernel commits on a doorbell of
+ *                          its epoch without checking that the record is
+ *                          exactly the HANDOFF it was armed for
+ *   DOORBELL_BEFORE_CAS    the source kernel's HandOff rings the doorbell
+ *                          before its CAS PREPARING -> HANDOFF
+ *   HANDOFF_CAS_BEFORE_QUIESCE  the HandOff CASes (and rings) before it
+ *                          closes the gates and reroutes
+ *   BUG_DOORBELL_ONLY      an armed target daemon waits for its kernel only
+ *                          (a progress bug: needs -DPROGRESS, pan -a -f)
+ *
+ * The kernel commit path (issue 14): the handover chooses it at create
+ * (PATHS: 1 daemon path only, 2 kernel path only, 3 either). The target
+ * daemon arms its kernel after the reservation; the source makes one HandOff
+ * call (quiesce, reroute, rings, CAS PREPARING -> HANDOFF, doorbell: two
+ * atomic steps of the Platform, the CAS and the doorbell, so a crash lands
+ * between them); each node's kernel is its own process (Kernel), which
+ * survives its daemon's crash, takes the doorbell, CASes HANDOFF ->
+ * ACTIVE(T, e1) and attaches (two steps: a kernel crash between them loses
+ * the attach), and tells its daemon by a kernel event. A kernel crash loses
+ * the arm, a pending doorbell and the kernel's events (KCRASHES). Doorbells
+ * may be lost (DBLOSSES) or stale: rung by hand with any epoch near the
+ * record's (STALEDBS).
  */
 
 #ifndef CRASHES
@@ -56,6 +78,18 @@
 #ifndef GIVEUPS
 #define GIVEUPS 1
 #endif
+#ifndef PATHS
+#define PATHS 3
+#endif
+#ifndef KCRASHES
+#define KCRASHES 0
+#endif
+#ifndef DBLOSSES
+#define DBLOSSES 0
+#endif
+#ifndef STALEDBS
+#define STALEDBS 0
+#endif
 
 #define S 0
 #define T 1
@@ -84,6 +118,16 @@
 #define MAY_RECOVER 1
 #endif
 
+/* BUG_DOORBELL_ONLY: an armed target waits for its kernel alone; neither
+ * the source's Commit nor its commit-wait timer makes it look at the record
+ * (found only by the progress check: with a lost doorbell the source resends
+ * Commit for ever). */
+#ifdef BUG_DOORBELL_ONLY
+#define DAEMON_MAY_COMMIT(n) (!karmed[n])
+#else
+#define DAEMON_MAY_COMMIT(n) 1
+#endif
+
 /* Record states; a record is packed into one byte: state | src<<2 | tgt<<3 | epoch<<4. */
 #define ACTIVE 1
 #define PREPARING 2
@@ -93,6 +137,10 @@
 #define ROWN(r) (((r) >> 2) & 1)
 #define REP(r) ((r) >> 4)
 #define CUR REC(rs, ro, rt, re)
+
+/* Kernel events (platform::KernelEvent::Kind). */
+#define KEV_COMMITTED 1
+#define KEV_NOTCOMMITTED 2
 
 /* Hook states. */
 #define DETACHED 0
@@ -111,6 +159,9 @@
 #define OP_RESTORE 9
 #define OP_RESERVE 10
 #define OP_RELRES 11
+#define OP_ARM 12       /* FastPath::Arm(e1, HANDOFF(S, self, e1)) */
+#define OP_HANDOFF 13   /* FastPath::HandOff, up to its CAS */
+#define OP_DOORBELL 14  /* FastPath::HandOff after its CAS won: the doorbell */
 
 /* What a node's daemon waits for (handover_machine.cc Wait, plus the
  * repairs, maintenance and operator recovery that run beside handovers). */
@@ -138,6 +189,8 @@
 #define W_RELRES 22     /* target: Wait::kReleaseReservation */
 #define W_RETRY 23      /* either: Wait::kRetry, redoes retry[n] */
 #define W_EATTACH 24    /* BUG_OPEN_BEFORE_CAS only: attach, then commit CAS */
+#define W_HANDOFF 25    /* source: Wait::kHandOff (the one kernel call) */
+#define W_ARM 26        /* target: Wait::kArm */
 #define W_REPAIR 30     /* RepairNic's call (slot 0, no handover) */
 #define W_MREAD 31      /* maintenance: kReading */
 #define W_MQUIESCE 32   /* maintenance: kQuiescing */
@@ -154,7 +207,8 @@
 #define J_DONE 3
 #define J_FAILED 4
 
-mtype = { OFFER, ACCEPT, REFUSE, COMMIT, COMMITTED, NOTCOMMITTED, ABORT };
+mtype = { OFFER, OFFERK, ACCEPT, ACCEPTK, REFUSE, COMMIT, COMMITTED, NOTCOMMITTED, ABORT };
+/* OFFERK: Offer with commit_path kernel allowed; ACCEPTK: Accept armed=true. */
 
 /* ------------------------------------------------------------ shared state */
 
@@ -164,6 +218,16 @@ byte hk_e[2], hk_i[2], hk_c[2];  /* highest accepted fence (epoch, incarnation, 
 bit irq = S;             /* whose vectors the NIC's MSI messages name */
 bit masked = 0;          /* vectors masked (Restore masks, Resume unmasks: R5) */
 bit resv;                /* T's reservation */
+
+/* Kernels (survive their daemon; a kernel crash loses arm, doorbell, events). */
+bit arm[2];              /* armed for HANDOFF(1-n, n, arm_e[n]) */
+byte arm_e[2];
+bit db[2];               /* a doorbell pending at node n's kernel */
+byte db_e[2];            /* the epoch it carries */
+bit db_h[2];             /* rung by a HandOff (not by hand) */
+bit kattach[2];          /* the kernel's CAS won; its attach is still to come */
+byte kev[2];             /* pending kernel event: 0, KEV_COMMITTED, KEV_NOTCOMMITTED */
+bit kcommitted[2];       /* ghost: node n's kernel made a commit */
 
 /* Journals (durable). The newest handover of each node is all that matters. */
 byte j_kind[2], j_e0[2], j_retry[2], j_role[2];
@@ -204,12 +268,15 @@ byte abortu[2];          /* Abort seen before its Offer: that epoch */
 byte maint[2];           /* 0, or W_MREAD.. while quiescing/held (1 = held) */
 byte maint_e[2];
 bit done_ok[2];          /* last handover COMMITTED (answers a late Commit) */
+bit kp[2];               /* source: the offer allows the kernel path; target: offered it */
+bit karmed[2];           /* source: Accept said armed; target: this daemon armed */
 byte started_e1[2];      /* target: epoch of a started (journalled) offer */
 
 /* Budgets. */
 byte crashes = CRASHES, opfails = OPFAILS, hangs = HANGS, losses = LOSSES, dups = DUPS;
 byte handovers = HANDOVERS, cancels = CANCELS, recovers = RECOVERS, maints = MAINTS;
 byte giveups = GIVEUPS;
+byte kcrashes = KCRASHES, dblosses = DBLOSSES, staledbs = STALEDBS;
 
 /* Scratch, used only inside atomic steps; hidden: not part of the state. */
 hidden byte tmp, tmp2, s;
@@ -217,6 +284,7 @@ hidden mtype m, nm;
 hidden byte me, mi, ne, ni;
 hidden byte r_ok, r_arg;
 hidden byte r_rec, mv;
+hidden byte cont;        /* the HandOff's CAS won: its doorbell step follows */
 
 /* ------------------------------------------------------------ invariants */
 
@@ -246,9 +314,67 @@ hidden byte r_rec, mv;
 
 /* Applies the call in slot s of node n to the shared state; the result goes
  * to res_*[s]. A fenced call that is refused has no effect. */
+/* The doorbell of node `to`'s kernel, carrying the NIC's epoch; `h` marks a
+ * doorbell rung by a HandOff (not by hand). A pending one is replaced. */
+inline ring(to, e, h) {
+  db[to] = 1; db_e[to] = e; db_h[to] = h
+}
+
+/* The HandOff's doorbell: rung, or lost on the fabric (or its kernel died
+ * before ringing it; the target daemon commits on Commit or its timer). */
+inline ring_or_lose(n, s) {
+  if
+  :: dblosses > 0 && FAULTY(n) -> dblosses--
+  :: true -> ring(1 - n, op_e[s], 1)
+  fi
+}
+
+/* The HandOff's CAS PREPARING(S, T, e1) -> HANDOFF(S, T, e1). */
+inline handoff_cas(s) {
+  if
+  :: CAS_MATCH(op_x[s]) ->
+     assert(REP(op_d[s]) >= re);
+     rs = RST(op_d[s]); ro = ROWN(op_d[s]); rt = (op_d[s] >> 3) & 1; re = REP(op_d[s])
+  :: else -> skip
+  fi;
+  res_rec[s] = CUR
+}
+
+/* FastPath::HandOff (Kernel::HandOff, NH_CMD_HANDOFF) in two atomic steps:
+ * this one up to the CAS, then (OP_DOORBELL, if the CAS won) the doorbell,
+ * so that a daemon crash, a hang or a kernel crash may come between them.
+ * A failure after the gate closed (drain timeout, read-back mismatch)
+ * leaves the NIC quiesced and rerouted, with the record PREPARING. */
+inline handoff_first(n, s) {
+#if defined(HANDOFF_CAS_BEFORE_QUIESCE)
+  handoff_cas(s);
+  if :: res_rec[s] == op_d[s] -> ring_or_lose(n, s); cont = 1 :: else -> skip fi
+#elif defined(DOORBELL_BEFORE_CAS)
+  hk[n] = QUIESCED; irq = op_a[s];
+  ring_or_lose(n, s); cont = 1
+#else
+  hk[n] = QUIESCED; irq = op_a[s];
+  if
+  :: opfails > 0 && FAULTY(n) && (s % 3) != 2 -> opfails--; res_ok[s] = 0
+  :: true -> handoff_cas(s); cont = (res_rec[s] == op_d[s])
+  fi
+#endif
+}
+
+inline handoff_second(n, s) {
+#if defined(HANDOFF_CAS_BEFORE_QUIESCE)
+  hk[n] = QUIESCED; irq = op_a[s]
+#elif defined(DOORBELL_BEFORE_CAS)
+  handoff_cas(s)
+#else
+  ring_or_lose(n, s)
+#endif
+}
+
 inline apply(n, s) {
   res_ok[s] = 1;
   if
+  :: op_k[s] == OP_DOORBELL -> handoff_second(n, s)
   :: op_k[s] == OP_READ -> res_rec[s] = CUR
   :: op_k[s] == OP_CAS ->
      if
@@ -259,7 +385,7 @@ inline apply(n, s) {
      fi;
      res_rec[s] = CUR
   :: op_k[s] == OP_READMSG -> res_arg[s] = irq
-  :: op_k[s] >= OP_QUIESCE ->
+  :: op_k[s] >= OP_QUIESCE && op_k[s] != OP_DOORBELL ->
      if
      :: FENCE_OK(n, s) ->
         hk_e[n] = op_e[s]; hk_i[n] = op_i[s]; hk_c[n] = op_c[s];
@@ -273,40 +399,47 @@ inline apply(n, s) {
         :: op_k[s] == OP_REROUTE -> irq = op_a[s]
         :: op_k[s] == OP_RESTORE -> irq = op_a[s]; masked = 1
         :: op_k[s] == OP_RESERVE -> resv = 1
-        :: op_k[s] == OP_RELRES -> resv = 0
+        :: op_k[s] == OP_RELRES -> resv = 0; arm[n] = 0  /* disarms */
+        :: op_k[s] == OP_ARM ->
+           if :: resv -> arm[n] = 1; arm_e[n] = op_e[s] :: else -> res_ok[s] = 0 fi
+        :: op_k[s] == OP_HANDOFF ->
+           if :: hk[n] == DETACHED -> res_ok[s] = 0 :: else -> handoff_first(n, s) fi
         fi
      :: else -> res_ok[s] = 0  /* stale fence: FAILED_PRECONDITION */
      fi
   fi
 }
 
-proctype Platform() {
+/* The platform serving call slot sl (node sl / 3): one process per slot, so
+ * that under weak fairness a call waiting in a slot is eventually applied
+ * however busy the other slots are. */
+proctype Platform(byte sl) {
 end_platform:
   do
-  :: atomic {
+  :: atomic { op_k[sl] != NONE -> s = sl;
+       if :: op_k[s] != OP_DOORBELL -> res_k[s] = op_k[s] :: else -> skip fi;
        if
-       :: op_k[0] != NONE -> s = 0
-       :: op_k[1] != NONE -> s = 1
-       :: op_k[2] != NONE -> s = 2
-       :: op_k[3] != NONE -> s = 3
-       :: op_k[4] != NONE -> s = 4
-       :: op_k[5] != NONE -> s = 5
-       fi;
-       res_k[s] = op_k[s];
-       if
-       :: opfails > 0 && (s % 3) != 2 && FAULTY(s / 3) ->  /* fails before any effect */
+       :: op_k[s] == OP_DOORBELL ->  /* the HandOff goes on: no new failure */
+          apply(s / 3, s);
+          res_ready[s] = ((s % 3) != 2)
+       :: opfails > 0 && (s % 3) != 2 && FAULTY(s / 3) && op_k[s] != OP_DOORBELL ->  /* fails before any effect */
           opfails--; res_ok[s] = 0; res_ready[s] = 1
-       :: hangs > 0 && (s % 3) == 0 && op_k[s + 2] == NONE && FAULTY(s / 3) ->  /* hangs; given up on */
+       :: hangs > 0 && (s % 3) == 0 && op_k[s + 2] == NONE && FAULTY(s / 3) &&
+          op_k[s] != OP_DOORBELL ->  /* hangs; given up on */
           hangs--;
           op_k[s + 2] = op_k[s]; op_e[s + 2] = op_e[s]; op_i[s + 2] = op_i[s];
           op_c[s + 2] = op_c[s]; op_x[s + 2] = op_x[s]; op_d[s + 2] = op_d[s];
           op_a[s + 2] = op_a[s];
           res_ok[s] = 0; res_ready[s] = 1  /* the step's timeout: DEADLINE_EXCEEDED */
-       :: true ->
+       :: op_k[s] != OP_DOORBELL ->
           apply(s / 3, s);
           res_ready[s] = ((s % 3) != 2)
        fi;
-       op_k[s] = NONE; s = 0
+       if
+       :: cont -> op_k[s] = OP_DOORBELL; res_ready[s] = 0  /* the HandOff's second step */
+       :: else -> op_k[s] = NONE
+       fi;
+       cont = 0; s = 0
      }
   od
 }
@@ -466,7 +599,7 @@ inline forget(n) {
   known[n] = 0; seen_e[n] = 0; veto_ok[n] = 0; committed[n] = 0; abort_req[n] = 0;
   cpend[n] = 0; opend[n] = 0; opend_i[n] = 0; cpend_i[n] = 0; retry[n] = 0; failed[n] = 0;
   f_e0[n] = 0; f_prev[n] = 0; f_role[n] = 0; abortu[n] = 0; maint[n] = 0; maint_e[n] = 0;
-  done_ok[n] = 0; started_e1[n] = 0;
+  done_ok[n] = 0; started_e1[n] = 0; kp[n] = 0; karmed[n] = 0;
   res_ready[3*n] = 0; res_ready[3*n+1] = 0
 }
 
@@ -520,16 +653,36 @@ inline recover(n) {
 
 /* ------------------------------------------------------------ the daemon */
 
-proctype Node(byte n) {
-end_node:
+/* The daemon of node n, one process per event source (the engine's queue
+ * takes events from each of them): spin's weak fairness is per process, so
+ * with each source its own process a source that stays enabled is
+ * eventually served (docs/protocol.md, "Progress"). Each step is atomic and
+ * reads and writes the node's state as one event of the machine does. */
+/* The daemon's restart (the init system restarts a crashed daemon). */
+proctype DaemonRestart(byte n) {
+end_daemonrestart:
   do
   /* ---- restart of a crashed daemon */
   :: atomic { !up[n] -> up[n] = 1; inc[n]++; forget(n); recover(n) }
 
+  od
+}
+
+/* Crashes of the daemon, within the budget. */
+proctype DaemonCrash(byte n) {
+end_daemoncrash:
+  do
   /* ---- crash at any step: volatile state gone, open calls may land late */
   :: atomic { up[n] && crashes > 0 && FAULTY(n) -> crashes--; up[n] = 0; orphan(n, 0); orphan(n, 1);
               forget(n) }
 
+  od
+}
+
+/* The operator's requests on this node. */
+proctype Operator(byte n) {
+end_operator:
+  do
   /* ---- operator: CreateHandover on this node (R1: a FAILED one blocks) */
   :: atomic { up[n] && handovers > 0 && CREATES(n) && role[n] == NONE && w[n] == NONE && maint[n] == 0 &&
 #ifndef BUG_FAILED_NOT_BLOCKING
@@ -537,7 +690,15 @@ end_node:
 #endif
               op_k[3*n] == NONE ->
        handovers--; role[n] = SRC; mayq[n] = 0; hof[n] = 0; offer_sent[n] = 0;
-       abort_sent[n] = 0; has_known[n] = 0; failed[n] = 0; done_ok[n] = 0;
+       abort_sent[n] = 0; has_known[n] = 0; failed[n] = 0; done_ok[n] = 0; karmed[n] = 0;
+       /* --commit-path daemon, or auto/kernel (the kernel path if both can) */
+#if PATHS == 1
+       kp[n] = 0;
+#elif PATHS == 2
+       kp[n] = 1;
+#else
+       if :: kp[n] = 0 :: kp[n] = 1 fi;
+#endif
        step(n, W_READ, OP_READ, 0, 0, 0, 0) }
 
   /* ---- operator: CancelHandover (before the commit point only) */
@@ -555,16 +716,47 @@ end_node:
   :: atomic { up[n] && maint[n] == 1 && w[n] == NONE ->
        maint[n] = W_MRESUME; w[n] = W_MRESUME; issue(n, 0, OP_RESUME, maint_e[n], 0, 0, 0) }
 
+  od
+}
+
+/* The daemon's timers (the engine's clock). */
+proctype Timers(byte n) {
+end_timers:
+  do
   /* ---- timers: a retry, the commit wait / veto, the outcome poll, the
    * offer's deadline. A poll that would read the record it already knows
    * and do the same again is left out (a stutter step). */
   :: atomic { up[n] && w[n] == W_RETRY -> redo_step(n, retry[n]) }
-  :: atomic { up[n] && w[n] == W_CWAIT && (known[n] != CUR || known[n] == REC(ACTIVE, 1 - n, 1 - n, e0[n])) ->
+  :: atomic { up[n] && w[n] == W_CWAIT && (known[n] != CUR || known[n] == REC(ACTIVE, 1 - n, 1 - n, e0[n])) &&
+              DAEMON_MAY_COMMIT(n) ->
        veto_ok[n] = 1; step(n, W_TREAD, OP_READ, 0, 0, 0, 0) }
   :: atomic { up[n] && w[n] == W_COMMIT && (known[n] != CUR || (len(net[1 - n]) == 0 && len(net[n]) == 0)) ->
        step(n, W_OREAD, OP_READ, 0, 0, 0, 0) }
   :: atomic { up[n] && w[n] == W_OFFER -> begin_abort(n) }
 
+  od
+}
+
+/* The kernel's events as the daemon reads them (FastPath::WaitEvents). */
+proctype KernelEvents(byte n) {
+end_kernelevents:
+  do
+  /* ---- a kernel event (FastPath::WaitEvents): a waiting target looks at
+   * the record (the kernel committed: attach; it did not: as the record says) */
+  :: atomic { up[n] && kev[n] != 0 ->
+       kev[n] = 0;
+       if
+       :: role[n] == TGT && w[n] == W_CWAIT -> veto_ok[n] = 0; step(n, W_TREAD, OP_READ, 0, 0, 0, 0)
+       :: else -> skip
+       fi }
+
+  od
+}
+
+/* Results of the operator recovery's calls (slot 1). */
+proctype RecoveryResults(byte n) {
+end_recoveryresults:
+  do
   /* ---- operator recovery's read and CAS (slot 1) */
   :: atomic { up[n] && res_ready[3*n+1] ->
        res_ready[3*n+1] = 0; r_ok = res_ok[3*n+1]; r_rec = res_rec[3*n+1];
@@ -600,6 +792,13 @@ end_node:
           rcas[n] = 1
        fi }
 
+  od
+}
+
+/* Results of the handover's, repair's and maintenance's calls (slot 0). */
+proctype Results(byte n) {
+end_results:
+  do
   /* ---- a platform call's result (slot 0) */
   :: atomic { up[n] && res_ready[3*n] ->
        res_ready[3*n] = 0; r_ok = res_ok[3*n]; r_rec = res_rec[3*n]; r_arg = res_arg[3*n];
@@ -625,13 +824,21 @@ end_node:
 #ifndef BUG_SKIP_JOURNAL
              j_kind[n] = J_SRC; j_e0[n] = e0[n]; j_prev[n] = prev[n]; j_role[n] = SRC;
 #endif
-             offer_sent[n] = 1; w[n] = W_OFFER; send(1 - n, OFFER, e1[n], inc[n])
+             offer_sent[n] = 1; w[n] = W_OFFER;
+             if
+             :: kp[n] -> send(1 - n, OFFERK, e1[n], inc[n])
+             :: else -> send(1 - n, OFFER, e1[n], inc[n])
+             fi
           :: else -> w[n] = NONE; role[n] = NONE
           fi
        :: w[n] == W_PCAS ->
           if
           :: !r_ok -> has_known[n] = 0; begin_abort(n)
-          :: r_ok && r_rec == REC(PREPARING, n, 1 - n, e1[n]) ->
+          :: r_ok && r_rec == REC(PREPARING, n, 1 - n, e1[n]) && karmed[n] ->
+             /* the kernel path: one HandOff call (cancel no longer honoured) */
+             hof[n] = 1; has_known[n] = 0;
+             step(n, W_HANDOFF, OP_HANDOFF, e1[n], r_rec, REC(HANDOFF, n, 1 - n, e1[n]), 1 - n)
+          :: r_ok && r_rec == REC(PREPARING, n, 1 - n, e1[n]) && !karmed[n] ->
              known[n] = r_rec; has_known[n] = 1; step(n, W_QUIESCE, OP_QUIESCE, e1[n], 0, 0, 0)
           :: else -> known[n] = r_rec; has_known[n] = 1; begin_abort(n)
           fi
@@ -648,7 +855,7 @@ end_node:
                   REC(HANDOFF, n, 1 - n, e1[n]), 0)
           :: else -> begin_abort(n)
           fi
-       :: w[n] == W_HCAS ->
+       :: w[n] == W_HCAS || w[n] == W_HANDOFF ->  /* an error: read the record, reconcile */
           if
           :: r_ok -> source_reconcile(n, r_rec)
           :: else -> step(n, W_OREAD, OP_READ, 0, 0, 0, 0)
@@ -685,13 +892,23 @@ end_node:
           fi
        :: w[n] == W_RESERVE ->
           if
-          :: r_ok && !abort_req[n] ->
+          :: r_ok && !abort_req[n] && kp[n] ->  /* the kernel path: arm first */
+             step(n, W_ARM, OP_ARM, e1[n], 0, 0, 0)
+          :: r_ok && !abort_req[n] && !kp[n] ->
              if :: opend[n] -> send(1 - n, ACCEPT, e1[n], opend_i[n]); opend[n] = 0 :: else -> skip fi;
              w[n] = W_CWAIT
           :: else ->
              if :: opend[n] -> send(1 - n, REFUSE, e1[n], opend_i[n]); opend[n] = 0 :: else -> skip fi;
              step(n, W_RELRES, OP_RELRES, e1[n], 0, 0, 0)
           fi
+       :: w[n] == W_ARM ->  /* armed: Accept(armed); not: Accept (auto: the daemon path) */
+          karmed[n] = r_ok;
+          if
+          :: opend[n] && r_ok -> send(1 - n, ACCEPTK, e1[n], opend_i[n]); opend[n] = 0
+          :: opend[n] && !r_ok -> send(1 - n, ACCEPT, e1[n], opend_i[n]); opend[n] = 0
+          :: else -> skip
+          fi;
+          w[n] = W_CWAIT
        :: w[n] == W_TREAD ->
           if
           :: r_ok -> mv = veto_ok[n]; target_reconcile(n, r_rec, mv)
@@ -741,21 +958,30 @@ end_node:
        :: else -> skip  /* the result of a call given up on */
        fi }
 
+  od
+}
+
+/* Peer messages to this node. */
+proctype Messages(byte n) {
+end_messages:
+  do
   /* ---- peer messages to this node */
   :: atomic { up[n] && len(net[n]) > 0 -> net[n]?m, me, mi;
        if
        /* target side */
-       :: m == OFFER ->
+       :: m == OFFER || m == OFFERK ->
           if
           :: role[n] == TGT && e1[n] == me ->  /* a duplicate */
              if
-             :: w[n] == W_TOFFER || w[n] == W_RESERVE -> opend[n] = 1; opend_i[n] = mi
+             :: w[n] == W_TOFFER || w[n] == W_RESERVE || w[n] == W_ARM -> opend[n] = 1; opend_i[n] = mi
+             :: karmed[n] -> send(1 - n, ACCEPTK, me, mi)
              :: else -> send(1 - n, ACCEPT, me, mi)
              fi
           :: role[n] != NONE || abortu[n] == me || me <= seen_e[n] ->
              send(1 - n, REFUSE, me, mi)
           :: else ->
              role[n] = TGT; e1[n] = me; e0[n] = me - 1; ea[n] = me + 1; committed[n] = 0;
+             kp[n] = (m == OFFERK); karmed[n] = 0;
              abort_req[n] = 0; cpend[n] = 0; opend[n] = 1; opend_i[n] = mi;
              step(n, W_TOFFER, OP_READ, 0, 0, 0, 0)
           fi
@@ -765,7 +991,7 @@ end_node:
              cpend[n] = 1; cpend_i[n] = mi;
              if
              :: committed[n] -> send(1 - n, COMMITTED, me, mi); cpend[n] = 0
-             :: w[n] == W_CWAIT -> step(n, W_TREAD, OP_READ, 0, 0, 0, 0)
+             :: w[n] == W_CWAIT && DAEMON_MAY_COMMIT(n) -> step(n, W_TREAD, OP_READ, 0, 0, 0, 0)
              :: else -> skip
              fi
           :: role[n] == NONE && started_e1[n] == me && j_kind[n] == J_DONE ->
@@ -792,10 +1018,10 @@ end_node:
           :: else -> skip
           fi
        /* source side: answers to this incarnation's calls only */
-       :: m == ACCEPT ->
+       :: m == ACCEPT || m == ACCEPTK ->
           if
           :: mi == inc[n] && role[n] == SRC && w[n] == W_OFFER && e1[n] == me ->
-             mayq[n] = 1;
+             mayq[n] = 1; karmed[n] = (m == ACCEPTK && kp[n]);
              step(n, W_PCAS, OP_CAS, 0, REC(ACTIVE, n, n, e0[n]), REC(PREPARING, n, 1 - n, e1[n]), 0)
           :: else -> skip
           fi
@@ -818,6 +1044,50 @@ end_node:
           :: else -> skip
           fi
        fi }
+  od
+}
+
+/* A node's kernel (sim/kernel.cc Kernel, hook/kmod): runs whatever its
+ * daemon does. Armed (FastPath::Arm) for HANDOFF(1-n, n, e1), a doorbell of
+ * that NIC at that epoch makes it CAS HANDOFF -> ACTIVE(n, e1) when the
+ * record is exactly that HANDOFF, then attach from the rings beside the
+ * record (a second step); any other doorbell is ignored (counted, a
+ * kNotCommitted event). */
+proctype Kernel(byte n) {
+end_kernel:
+  do
+  :: atomic { db[n] ->
+       db[n] = 0;
+       /* a HandOff rings only after its HANDOFF CAS won: its doorbell never
+        * finds the record still PREPARING at its epoch (it would be wasted) */
+       assert(!db_h[n] || RST(CUR) != PREPARING || REP(CUR) != db_e[n]);
+       if
+#ifdef KERNEL_COMMIT_NO_RECORD_CHECK
+       :: arm[n] && db_e[n] == arm_e[n] ->
+#else
+       :: arm[n] && db_e[n] == arm_e[n] && CUR == REC(HANDOFF, 1 - n, n, arm_e[n]) ->
+#endif
+          assert(arm_e[n] >= re);  /* epochs in the record only grow */
+          rs = ACTIVE; ro = n; rt = n; re = arm_e[n];
+          arm[n] = 0; kattach[n] = 1
+       :: else -> kev[n] = KEV_NOTCOMMITTED
+       fi }
+  :: atomic { kattach[n] -> kattach[n] = 0; hk[n] = RUNNING; masked = 0; kev[n] = KEV_COMMITTED }
+  /* a kernel crash (and reboot): the arm, a pending doorbell, an attach not
+   * yet done and the events are gone; the record and the device stay */
+  :: atomic { kcrashes > 0 && (arm[n] || db[n] || kattach[n]) ->
+       kcrashes--; arm[n] = 0; db[n] = 0; kattach[n] = 0; kev[n] = 0 }
+  od
+}
+
+/* Doorbells rung by hand (nh-sim-machine doorbell) or by a stale sender:
+ * any node, the record's epoch or the next one. */
+proctype StaleDoorbells() {
+end_doorbells:
+  do
+  :: atomic { staledbs > 0 -> staledbs--;
+       if :: tmp = S :: tmp = T fi;
+       if :: ring(tmp, re, 0) :: ring(tmp, re + 1, 0) fi }
   od
 }
 
@@ -858,21 +1128,35 @@ end_network:
 #define STABLE (up[S] && up[T] && op_k[0] == NONE && op_k[1] == NONE && op_k[2] == NONE && \
                 op_k[3] == NONE && op_k[4] == NONE && op_k[5] == NONE && !res_ready[0] && \
                 !res_ready[1] && !res_ready[3] && !res_ready[4] && len(net[S]) == 0 && \
-                len(net[T]) == 0 && IDLE_WAIT(S) && IDLE_WAIT(T))
+                len(net[T]) == 0 && IDLE_WAIT(S) && IDLE_WAIT(T) && !db[S] && !db[T] && \
+                !kattach[S] && !kattach[T] && kev[S] == 0 && kev[T] == 0)
 
 
+#ifdef PROGRESS
+/* Progress (pan -a -f: weak fairness): every run, with faults within the
+ * budgets and each event source served in turn, ends settled or in a
+ * documented operator state, for good. */
+#define DONE (STABLE && (SETTLED || DOCUMENTED))
+ltl progress { <>[] DONE }
+#else
 never {
   do
   :: assert(ONE_RUNNER && RUNNER_HAS_IRQ);
      assert(!STABLE || SETTLED || DOCUMENTED)
   od
 }
+#endif
 
 init {
   atomic {
     hk[S] = RUNNING; hk_e[S] = 1; hk[T] = DETACHED;
     up[S] = 1; up[T] = 1; inc[S] = 1; inc[T] = 1;
     seen_e[S] = 1; seen_e[T] = 1;
-    run Platform(); run Network(); run Node(S); run Node(T)
+    run Platform(0); run Platform(1); run Platform(2); run Platform(3); run Platform(4);
+    run Platform(5); run Network(); run DaemonRestart(S); run DaemonRestart(T); run DaemonCrash(S); run DaemonCrash(T);
+    run Operator(S); run Operator(T); run Timers(S); run Timers(T);
+    run KernelEvents(S); run KernelEvents(T); run RecoveryResults(S); run RecoveryResults(T);
+    run Results(S); run Results(T); run Messages(S); run Messages(T);
+    run Kernel(S); run Kernel(T); run StaleDoorbells()
   }
 }
