@@ -322,9 +322,11 @@ absl::StatusOr<std::vector<v1::MsiMessage>> MemoryMachine::ReserveTargetMessages
   for (FakeReservation& reservation : *nic->mutable_reservations()) {
     if (reservation.node_id() == node_id_) mine = &reservation;
   }
-  // A repeated offer (the source retried) gets the same messages.
+  // A repeated offer (the source retried) gets the same messages; its fence
+  // was accepted, so it is the highest now like any other's.
   if (mine != nullptr && mine->epoch() == fence.epoch &&
       mine->messages_size() == static_cast<int>(count)) {
+    Adopt(fenced->hook, fence);
     return std::vector<v1::MsiMessage>(mine->messages().begin(), mine->messages().end());
   }
   if (mine != nullptr) mine->clear_messages();
