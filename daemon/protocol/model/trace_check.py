@@ -201,11 +201,12 @@ class Replay:
         if kind == "write-rings" and ok:
             self.accept_rings_fence(nic, parse_fence(args), lineno, line)
             return
-        if kind not in MUTATING or not ok:
+        failed_part_way = kind == "hand-off" and not ok and "reached=" in result
+        if kind not in MUTATING or not (ok or failed_part_way):
             # A refused or failed call has no effect (model: res_ok = 0). A
             # failed hand-off may have quiesced and rerouted (the contract: the
-            # caller reads the record and reconciles); the trace does not say
-            # how far it got, so the checker keeps the hook as it was.
+            # caller reads the record and reconciles); when the trace does not
+            # say how far it got, the checker keeps the hook as it was.
             return
         fence = parse_fence(args)
         e = fence[0]
@@ -218,7 +219,7 @@ class Replay:
                       (fence_text(fence), fence_text(hook[1])))
         hook[1] = fence
         if kind == "hand-off":
-            self.apply_handoff(nic, node, args, result, lineno, line)
+            self.apply_handoff(nic, node, args, result, lineno, line, failed_part_way)
             return
         if kind == "reserve":
             nic.reserved[node] = e
@@ -255,7 +256,7 @@ class Replay:
         nic.rings_fence = fence
 
     # -- FastPath::HandOff: the model's handoff_first and handoff_second --
-    def apply_handoff(self, nic, node, args, result, lineno, line):
+    def apply_handoff(self, nic, node, args, result, lineno, line, failed=False):
         stage_m = re.search(r"reached=([a-z-]+)", result)
         if not stage_m or stage_m.group(1) not in HANDOFF_STAGES:
             self.fail(lineno, line, "a hand-off result without a known reached=<stage>")
@@ -273,6 +274,8 @@ class Replay:
         if stage < HANDOFF_STAGES.index("rings-written"):
             return
         self.accept_rings_fence(nic, parse_fence(args), lineno, line)
+        if failed and stage < HANDOFF_STAGES.index("handed-off"):
+            return  # stopped before its CAS: the record is as it was
         record_m = re.search(r"record=(\S+)", result)
         got = parse_record(record_m.group(1)) if record_m else None
         if got is None:

@@ -99,6 +99,21 @@ std::string OpText(const PlatformOp& op, const platform::Fence& fence) {
   return text;
 }
 
+// OpResultString, and for a hand-off that failed part-way how far it got
+// (docs/protocol.md, "Traces"): its stages up to `reached` took effect, the
+// record only once its CAS won.
+std::string ResultText(const PlatformOp& op, const OpResult& result) {
+  std::string text = OpResultString(op.kind, result);
+  const platform::HandOffResult& done = result.handoff;
+  if (op.kind == OpKind::kHandOff && !result.status.ok() &&
+      done.reached != platform::HandOffStage::kNothing) {
+    absl::StrAppend(&text, " reached=", platform::HandOffStageName(done.reached), " record=",
+                    done.reached >= platform::HandOffStage::kHandedOff ? RecordString(done.record)
+                                                                       : "-");
+  }
+  return text;
+}
+
 template <typename T>
 void Into(absl::StatusOr<T> answer, absl::Status* status, T* out) {
   if (answer.ok()) {
@@ -466,20 +481,20 @@ void World::ExecuteOp(Node& n, const PlatformOp& op) {
         return;
       case FaultAction::kCrashAfter: {
         OpResult result = Apply(n, op, fence);
-        trace_(line + OpResultString(op.kind, result) + ", then the daemon crashes");
+        trace_(line + ResultText(op, result) + ", then the daemon crashes");
         CheckInvariants();
         Crash(n.id);
         return;
       }
       case FaultAction::kLoseAnswer: {
         OpResult result = Apply(n, op, fence);
-        trace_(line + OpResultString(op.kind, result) + ", the answer is lost");
+        trace_(line + ResultText(op, result) + ", the answer is lost");
         return;
       }
     }
   }
   OpResult result = Apply(n, op, fence);
-  trace_(line + OpResultString(op.kind, result));
+  trace_(line + ResultText(op, result));
   if (hold_results_) {
     n.held.push_back(OpDoneEvent{op.op_id, result});
   } else {
@@ -1069,7 +1084,7 @@ int World::ReleaseHung(const std::string& id) {
   for (auto& [op, fence, incarnation] : hung) {
     OpResult result = Apply(n, op, fence);
     bool same = n.machine && incarnation == n.incarnation;
-    trace_(absl::StrCat(id, ": late ", OpText(op, fence), " => ", OpResultString(op.kind, result),
+    trace_(absl::StrCat(id, ": late ", OpText(op, fence), " => ", ResultText(op, result),
                         same ? "" : " (its daemon is gone)"));
     CheckInvariants();
     if (same) Feed(n, OpDoneEvent{op.op_id, result});
