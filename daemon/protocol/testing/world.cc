@@ -4,11 +4,12 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "daemon/platform/fake/machine_model.h"
+#include "daemon/platform/fake/memory_machine.h"
 #include "daemon/protocol/format.h"
 #include "daemon/protocol/records.h"
 
@@ -30,7 +31,6 @@ struct World::Nic {
 namespace {
 
 using platform::fake::FakeHook;
-using platform::fake::FakeMachineState;
 using platform::fake::FakeNic;
 using platform::fake::MemoryMachine;
 

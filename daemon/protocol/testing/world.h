@@ -34,7 +34,6 @@
 
 #include "absl/status/status.h"
 #include "daemon/platform/fake/machine_state.pb.h"
-#include "daemon/platform/fake/memory_machine.h"
 #include "daemon/protocol/events.h"
 #include "daemon/protocol/handover_machine.h"
 
