@@ -126,14 +126,7 @@ OpResult CallPlatform(platform::Platform& p, const PlatformOp& op, const platfor
         r.status = absl::UnimplementedError("no kernel commit path on this platform");
         break;
       }
-      platform::HandOffRequest request;
-      request.bdf = op.bdf;
-      request.fence = fence;
-      request.expected = op.expected;
-      request.desired = op.desired;
-      request.target_messages = op.messages;
-      request.drain_timeout = op.timeout;
-      auto h = p.fast_path->HandOff(request);
+      auto h = p.fast_path->HandOff(protocol::HandOffRequestOf(op, fence));
       r.status = h.status();
       if (h.ok()) r.handoff = *h;
       break;

@@ -59,6 +59,20 @@ struct PlatformOp {
   absl::Duration timeout = absl::ZeroDuration();  // kQuiesce, kHandOff (drain)
 };
 
+// The FastPath::HandOff request a kHandOff op stands for, under `fence`
+// (the epoch and the operation id the caller stamped).
+inline platform::HandOffRequest HandOffRequestOf(const PlatformOp& op,
+                                                 const platform::Fence& fence) {
+  platform::HandOffRequest request;
+  request.bdf = op.bdf;
+  request.fence = fence;
+  request.expected = op.expected;
+  request.desired = op.desired;
+  request.target_messages = op.messages;
+  request.drain_timeout = op.timeout;
+  return request;
+}
+
 // The result of a platform call. Only the field of the call's kind is set.
 struct OpResult {
   absl::Status status;

@@ -256,6 +256,23 @@ TEST_F(FakePlatformTest, ReservationsAreFreeVectorsRoundRobinOnTheTargetsCpus) {
   EXPECT_EQ(machine_->Inspect(kNic)->nodes[1].reserved_vectors, 0u);
 }
 
+// A retried offer's reserve is an accepted call like any other: its fence
+// becomes the highest, so a late call of the same epoch made before it (a
+// release of the first attempt's reservation) is refused and keeps it.
+TEST_F(FakePlatformTest, RetriedReserveRaisesTheFenceLikeAnyAcceptedCall) {
+  absl::StatusOr<std::vector<v1::MsiMessage>> first =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 5}, 2);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<std::vector<v1::MsiMessage>> retried =
+      node1_.router->ReserveTargetMessages(kNic, Fence{2, 7}, 2);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ((*retried)[1].data(), (*first)[1].data());
+  absl::Status late = node1_.router->ReleaseReservation(kNic, Fence{2, 6});
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(late.message(), HasSubstr("overtaken by a newer operation"));
+  EXPECT_EQ(machine_->Inspect(kNic)->nodes[1].reserved_vectors, 2u);
+}
+
 TEST_F(FakePlatformTest, ReservationBeyondTheVectorRangeIsResourceExhausted) {
   FakeMachineSpec spec = SimpleMachineSpec(2, 1, {kNic}, 4);
   spec.mutable_nodes(1)->set_first_vector(0x50);

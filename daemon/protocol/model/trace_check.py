@@ -41,6 +41,21 @@ HANDOFF_STAGES = ["nothing", "quiesced", "rerouted", "rings-written", "handed-of
                   "doorbell-rung"]
 
 
+def parse_fence(args):
+    """The call's fence (epoch, incarnation, counter) from `epoch=<e>
+    op=<incarnation>.<counter>`; a line without op= (hand-written traces)
+    counts as operation id 0. Compared as tuples, like common/fence.h's
+    (epoch, op_id) with op_id = incarnation << 32 | counter."""
+    epoch_m = re.search(r"epoch=(\d+)", args)
+    op_m = re.search(r"\bop=(\d+)\.(\d+)", args)
+    e = int(epoch_m.group(1)) if epoch_m else 0
+    return (e, int(op_m.group(1)), int(op_m.group(2))) if op_m else (e, 0, 0)
+
+
+def fence_text(fence):
+    return "epoch %d op %d.%d" % fence
+
+
 def parse_records(text):
     """Every record in `text`, in order."""
     return [(m.group(1), m.group(2), m.group(3) or m.group(2), int(m.group(4)))
@@ -63,8 +78,11 @@ class Nic:
     def __init__(self, owner, epoch, nodes):
         self.record = ("ACTIVE", owner, owner, epoch)
         self.history = {self.record}  # every record the NIC has had
-        self.hook = {n: ["DETACHED", 0] for n in nodes}
-        self.hook[owner] = ["RUNNING", epoch]
+        # Per node: [state, the highest fence accepted (see parse_fence)].
+        self.hook = {n: ["DETACHED", (0, 0, 0)] for n in nodes}
+        self.hook[owner] = ["RUNNING", (epoch, 0, 0)]
+        # The handoff rings beside the record keep a fence of their own.
+        self.rings_fence = (0, 0, 0)
         self.irq = owner
         self.masked = False
         self.reserved = {}     # node -> epoch of its reservation (reserve .. release-reservation)
@@ -180,21 +198,28 @@ class Replay:
                 self.fail(lineno, line, "read %s, the model's record is %s" %
                           (parse_record(result), nic.record))
             return
-        if kind not in MUTATING or not ok:
+        if kind == "write-rings" and ok:
+            self.accept_rings_fence(nic, parse_fence(args), lineno, line)
+            return
+        failed_part_way = kind == "hand-off" and not ok and "reached=" in result
+        if kind not in MUTATING or not (ok or failed_part_way):
             # A refused or failed call has no effect (model: res_ok = 0). A
             # failed hand-off may have quiesced and rerouted (the contract: the
-            # caller reads the record and reconciles); the trace does not say
-            # how far it got, so the checker keeps the hook as it was.
+            # caller reads the record and reconciles); when the trace does not
+            # say how far it got, the checker keeps the hook as it was.
             return
-        epoch_m = re.search(r"epoch=(\d+)", args)
-        e = int(epoch_m.group(1)) if epoch_m else 0
+        fence = parse_fence(args)
+        e = fence[0]
         hook = nic.hook[node]
-        if e < hook[1]:
-            self.fail(lineno, line, "the platform accepted epoch %d below the fence %d" %
-                      (e, hook[1]))
-        hook[1] = e
+        # The op_id fence (R3): a call below the highest fence the node's
+        # platform accepted for the NIC (a lower epoch, or a late call of
+        # the current epoch overtaken by a newer one) must be refused.
+        if fence < hook[1]:
+            self.fail(lineno, line, "the platform accepted %s below the highest fence %s" %
+                      (fence_text(fence), fence_text(hook[1])))
+        hook[1] = fence
         if kind == "hand-off":
-            self.apply_handoff(nic, node, args, result, lineno, line)
+            self.apply_handoff(nic, node, args, result, lineno, line, failed_part_way)
             return
         if kind == "reserve":
             nic.reserved[node] = e
@@ -224,8 +249,14 @@ class Replay:
             if kind == "restore":
                 nic.masked = True
 
+    def accept_rings_fence(self, nic, fence, lineno, line):
+        if fence < nic.rings_fence:
+            self.fail(lineno, line, "the handoff rings took a write at %s below their fence %s" %
+                      (fence_text(fence), fence_text(nic.rings_fence)))
+        nic.rings_fence = fence
+
     # -- FastPath::HandOff: the model's handoff_first and handoff_second --
-    def apply_handoff(self, nic, node, args, result, lineno, line):
+    def apply_handoff(self, nic, node, args, result, lineno, line, failed=False):
         stage_m = re.search(r"reached=([a-z-]+)", result)
         if not stage_m or stage_m.group(1) not in HANDOFF_STAGES:
             self.fail(lineno, line, "a hand-off result without a known reached=<stage>")
@@ -242,6 +273,9 @@ class Replay:
             nic.irq = target
         if stage < HANDOFF_STAGES.index("rings-written"):
             return
+        self.accept_rings_fence(nic, parse_fence(args), lineno, line)
+        if failed and stage < HANDOFF_STAGES.index("handed-off"):
+            return  # stopped before its CAS: the record is as it was
         record_m = re.search(r"record=(\S+)", result)
         got = parse_record(record_m.group(1)) if record_m else None
         if got is None:
@@ -279,7 +313,7 @@ class Replay:
             nic.record = ("HANDOFF", node, to, e)
             nic.history.add(nic.record)
             nic.hook[node][0] = "QUIESCED"
-            nic.hook[node][1] = max(nic.hook[node][1], e)
+            nic.hook[node][1] = max(nic.hook[node][1], (e, 0, 0))
             nic.irq = to
             nic.rung_before_result.add((node, e))
         if not m.group("lost"):
@@ -324,10 +358,12 @@ class Replay:
             nic.history.add(active)
             del nic.armed[node]
             hook = nic.hook[node]
-            if e < hook[1]:
-                self.fail(lineno, line, "the kernel attached at epoch %d below the fence %d" %
-                          (e, hook[1]))
-            hook[0], hook[1] = "RUNNING", e
+            if e < hook[1][0]:
+                self.fail(lineno, line, "the kernel attached at epoch %d below the fence %s" %
+                          (e, fence_text(hook[1])))
+            # The kernel acts under its arm's fence and never lowers the
+            # hook's (the Arm call raised it to at least that).
+            hook[0], hook[1] = "RUNNING", max(hook[1], (e, 0, 0))
             nic.masked = False
             nic.kernel_commits.add((node, e))
         elif result.startswith("lost"):

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Holds trace_check.py to its kernel-line rules (the kernel commit path,
-# docs/protocol.md "Traces") on hand-written traces: it must accept every
+# docs/protocol.md "Traces") and to the op_id fence on hand-written traces: it must accept every
 # good_*.trace and refuse every bad_*.trace with the reason the trace names
 # in its "# expect: ..." line.
 #

@@ -4,9 +4,12 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "daemon/platform/fake/machine_model.h"
+#include "daemon/platform/fake/memory_machine.h"
 #include "daemon/protocol/format.h"
 #include "daemon/protocol/records.h"
 
@@ -14,25 +17,34 @@ namespace nichandover {
 namespace protocol {
 namespace testing {
 
+// World's side of a NIC: the spec and what the checks need. The NIC itself
+// (record, rings beside it, vectors, hooks, reservations, arms) lives in
+// World::machine_, changed only by the in-memory platform.
 struct World::Nic {
   NicSpec spec;
-  v1::OwnershipRecord record;
-  // The handoff rings beside the record: one slot per NIC, as every backend
-  // keeps them, with the epoch they were written for.
-  uint64_t rings_epoch = 0;
-  bool has_rings = false;
-  std::vector<v1::QueueRingState> handoff_rings;
-  std::vector<v1::MsiMessage> routing;
-  uint64_t generation = 0;  // bumps at every quiesce: where the rings stopped
+  uint64_t generation = 0;  // bumps with the traffic before each quiesce
+  // Where the rings stopped at the last quiesce of a running hook: an
+  // attach must start from there.
   std::vector<v1::QueueRingState> stopped_rings;
 };
 
 namespace {
 
-struct Hook {
-  platform::HookState state = platform::HookState::kDetached;
-  uint64_t epoch = 0;
-};
+using platform::fake::FakeHook;
+using platform::fake::FakeNic;
+using platform::fake::MemoryMachine;
+
+// The packets in flight a quiesce of a running NIC drains (World's traffic).
+constexpr uint64_t kTxInFlight = 3;
+
+bool SameRings(const std::vector<v1::QueueRingState>& a,
+               const std::vector<v1::QueueRingState>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].SerializeAsString() != b[i].SerializeAsString()) return false;
+  }
+  return true;
+}
 
 struct Fault {
   FaultAction action = FaultAction::kFail;
@@ -40,15 +52,6 @@ struct Fault {
   int count = 0;
   absl::StatusCode code = absl::StatusCode::kUnavailable;
 };
-
-v1::MsiMessage MessageTo(uint32_t apic, uint32_t vector) {
-  v1::MsiMessage m;
-  m.set_address(0xFEE00000ull | (static_cast<uint64_t>(apic) << 12));
-  m.set_data(vector);
-  return m;
-}
-
-uint32_t ApicOf(const v1::MsiMessage& m) { return (m.address() >> 12) & 0xff; }
 
 std::string RequestType(const PeerRequestBody& body) {
   if (std::holds_alternative<v1::OfferRequest>(body)) return "Offer";
@@ -68,10 +71,56 @@ std::string ResponseType(const PeerResponseBody& body) {
   return "QueryAnswer";
 }
 
-// Op ids change with every code change; traces leave them out.
-std::string OpText(const PlatformOp& op) {
+// Calls that carry a Fence to the platform (the engine stamps one on each).
+bool Fenced(OpKind kind) {
+  switch (kind) {
+    case OpKind::kReadRecord:
+    case OpKind::kCompareAndSwap:
+    case OpKind::kReadMessages:
+    case OpKind::kReadHandoffRings:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// The machine's op ids change with every code change; traces leave them
+// out. A fenced call shows the fence's operation id (`op=<incarnation>.
+// <counter>`, the daemon's, as the platform sees it) after its epoch.
+std::string OpText(const PlatformOp& op, const platform::Fence& fence) {
   std::string text = OpString(op);
-  return text.substr(text.find(' ', 3) + 1);
+  text = text.substr(text.find(' ', 3) + 1);
+  if (!Fenced(op.kind)) return text;
+  size_t epoch = text.find(" epoch=");
+  if (epoch == std::string::npos) return text;
+  size_t end = text.find(' ', epoch + 1);
+  if (end == std::string::npos) end = text.size();
+  text.insert(end, absl::StrCat(" op=", fence.op_id >> 32, ".", fence.op_id & 0xffffffffu));
+  return text;
+}
+
+// OpResultString, and for a hand-off that failed part-way how far it got
+// (docs/protocol.md, "Traces"): its stages up to `reached` took effect, the
+// record only once its CAS won.
+std::string ResultText(const PlatformOp& op, const OpResult& result) {
+  std::string text = OpResultString(op.kind, result);
+  const platform::HandOffResult& done = result.handoff;
+  if (op.kind == OpKind::kHandOff && !result.status.ok() &&
+      done.reached != platform::HandOffStage::kNothing) {
+    absl::StrAppend(&text, " reached=", platform::HandOffStageName(done.reached), " record=",
+                    done.reached >= platform::HandOffStage::kHandedOff ? RecordString(done.record)
+                                                                       : "-");
+  }
+  return text;
+}
+
+template <typename T>
+void Into(absl::StatusOr<T> answer, absl::Status* status, T* out) {
+  if (answer.ok()) {
+    *out = *std::move(answer);
+  } else {
+    *status = answer.status();
+  }
 }
 
 std::string RequestHandoverId(const PeerRequestBody& body) {
@@ -92,38 +141,35 @@ std::string World::Message::Describe() const {
 struct World::Node {
   std::string id;
   uint32_t apic = 0;
-  uint32_t free_vectors = 32;
-  uint32_t next_vector = 0x40;
   std::unique_ptr<HandoverMachine> machine;
   uint64_t incarnation = 1;
   std::vector<JournalRecord> journal;  // durable: survives crashes
   std::deque<Event> inbox;
   bool pumping = false;
   std::map<uint64_t, absl::Duration> timers;  // armed, by id (arming order)
-  std::map<std::string, Hook> hooks;          // kernel state: survives crashes
-  std::map<std::string, std::vector<v1::MsiMessage>> reservations;
+  // The daemon's operation counter (its fences are incarnation.counter).
+  uint64_t op_counter = 0;
   std::map<OpKind, Fault> faults;
   std::set<std::string> crash_on_receive;
-  std::vector<std::pair<PlatformOp, uint64_t>> hung;  // with the incarnation
+  struct HungCall {
+    PlatformOp op;
+    platform::Fence fence;    // stamped when the daemon made the call
+    uint64_t incarnation = 0;  // of the daemon that made it
+  };
+  std::vector<HungCall> hung;
   std::map<std::string, v1::HandoverPhase> shown_phase;
   // Calls this node received and has not answered: token -> message.
   std::map<uint64_t, Message> open_calls;
   std::vector<OpDoneEvent> held;  // results not yet given to the daemon
   bool kernel_commit = false;     // MachineConfig::kernel_commit from the next start
-  // The kernel commit path's kernel state (survives the daemon): the arm
-  // per BDF, a HandOff stop knob, KernelEvents to lose.
-  struct Arm {
-    uint64_t epoch = 0;
-    v1::OwnershipRecord handoff;
-  };
-  std::map<std::string, Arm> arms;
+  // World's faults on the kernel commit path (the arms live in machine_):
+  // a HandOff stop knob, KernelEvents to lose.
   struct HandOffStop {
     platform::HandOffStage after = platform::HandOffStage::kNothing;
     absl::StatusCode code = absl::StatusCode::kDeadlineExceeded;
   };
   std::optional<HandOffStop> handoff_stop;
   int lose_kernel_events = 0;
-  uint64_t kernel_event_seq = 0;
 };
 
 World::World(TraceFn trace, Timeouts timeouts) : trace_(std::move(trace)), timeouts_(timeouts) {}
@@ -145,7 +191,12 @@ void World::AddNode(const std::string& id, uint32_t free_vectors) {
   auto n = std::make_unique<Node>();
   n->id = id;
   n->apic = static_cast<uint32_t>(node_order_.size());
-  n->free_vectors = free_vectors;
+  platform::fake::FakeNode* machine_node = machine_.add_nodes();
+  machine_node->set_node_id(id);
+  machine_node->add_cpus()->set_apic_id(n->apic);
+  // `free_vectors` vectors from 0x40 (0x40..0x3f: none).
+  machine_node->set_first_vector(0x40);
+  machine_node->set_last_vector(0x40 + free_vectors - 1);
   node_order_.push_back(id);
   nodes_[id] = std::move(n);
 }
@@ -155,11 +206,26 @@ void World::SetKernelCommit(const std::string& id, bool on) { node(id).kernel_co
 void World::AddNic(const NicSpec& spec) {
   auto nic = std::make_unique<Nic>();
   nic->spec = spec;
-  nic->record = ActiveRecord(spec.owner, 1);
   Node& owner = node(spec.owner);
-  for (uint32_t v = 0; v < spec.vectors; ++v) nic->routing.push_back(MessageTo(owner.apic, 0x30 + v));
-  for (auto& [id, n] : nodes_) {
-    n->hooks[spec.bdf] = id == spec.owner ? Hook{platform::HookState::kRunning, 1} : Hook{};
+  FakeNic* model = machine_.add_nics();
+  model->set_bdf(spec.bdf);
+  model->set_vendor_id(0x8086);
+  model->set_device_id(0x10d3);
+  model->set_queue_count(spec.queues);
+  model->set_mode(v1::INTERRUPT_MODE_MSIX);
+  for (uint32_t v = 0; v < spec.vectors; ++v) {
+    *model->add_vectors()->mutable_message() = platform::fake::EncodeMsi(owner.apic, 0x30 + v);
+  }
+  for (const v1::QueueRingState& ring : RingsOf(*nic)) *model->add_rings() = ring;
+  *model->mutable_ownership() = ActiveRecord(spec.owner, 1);
+  for (const std::string& id : node_order_) {
+    FakeHook* hook = model->add_hooks();
+    hook->set_node_id(id);
+    if (spec.no_driver.count(id) == 0) hook->set_driver(spec.driver);
+    if (id == spec.owner) {
+      hook->set_state(platform::fake::FAKE_HOOK_RUNNING);
+      hook->set_epoch(1);
+    }
   }
   last_record_epoch_[spec.bdf] = 1;
   nics_[spec.bdf] = std::move(nic);
@@ -197,7 +263,23 @@ bool World::NicIdle(const std::string& bdf) const {
 }
 
 std::string World::RecordOwner(const std::string& bdf) const {
-  return nics_.at(bdf)->record.owner_node();
+  return RecordOf(bdf).owner_node();
+}
+
+platform::fake::FakeNic& World::ModelNic(const std::string& bdf) {
+  return **platform::fake::FindNic(&machine_, bdf);
+}
+
+const v1::OwnershipRecord& World::RecordOf(const std::string& bdf) const {
+  return (*platform::fake::FindNic(machine_, bdf))->ownership();
+}
+
+platform::HookState World::HookStateOf(const std::string& node, const std::string& bdf) {
+  return MemoryMachine(&machine_, node).Status(bdf)->state;
+}
+
+std::vector<v1::MsiMessage> World::RoutingOf(const std::string& bdf) {
+  return *MemoryMachine(&machine_, "").ReadMessages(bdf);
 }
 
 std::string World::NodeOfApic(uint32_t apic) const {
@@ -377,7 +459,9 @@ void World::ExecuteOp(Node& n, const PlatformOp& op) {
       --it->second.count;
     }
   }
-  std::string line = absl::StrCat(n.id, ": ", OpText(op), " => ");
+  // Stamped as the engine does, in the order the machine asked.
+  const platform::Fence fence{op.epoch, (n.incarnation << 32) | ++n.op_counter};
+  std::string line = absl::StrCat(n.id, ": ", OpText(op, fence), " => ");
   if (fault.count > 0) {
     switch (fault.action) {
       case FaultAction::kFail: {
@@ -389,28 +473,28 @@ void World::ExecuteOp(Node& n, const PlatformOp& op) {
       }
       case FaultAction::kHang:
         trace_(line + "hangs");
-        n.hung.push_back({op, n.incarnation});
+        n.hung.push_back({op, fence, n.incarnation});
         return;
       case FaultAction::kCrashBefore:
         trace_(line + "not run: the daemon crashes first");
         Crash(n.id);
         return;
       case FaultAction::kCrashAfter: {
-        OpResult result = Apply(n, op);
-        trace_(line + OpResultString(op.kind, result) + ", then the daemon crashes");
+        OpResult result = Apply(n, op, fence);
+        trace_(line + ResultText(op, result) + ", then the daemon crashes");
         CheckInvariants();
         Crash(n.id);
         return;
       }
       case FaultAction::kLoseAnswer: {
-        OpResult result = Apply(n, op);
-        trace_(line + OpResultString(op.kind, result) + ", the answer is lost");
+        OpResult result = Apply(n, op, fence);
+        trace_(line + ResultText(op, result) + ", the answer is lost");
         return;
       }
     }
   }
-  OpResult result = Apply(n, op);
-  trace_(line + OpResultString(op.kind, result));
+  OpResult result = Apply(n, op, fence);
+  trace_(line + ResultText(op, result));
   if (hold_results_) {
     n.held.push_back(OpDoneEvent{op.op_id, result});
   } else {
@@ -451,189 +535,112 @@ void World::CompleteAt(size_t index) {
   }
 }
 
-// The fake platform: what a real kernel, device and shared record would do.
-OpResult World::Apply(Node& n, const PlatformOp& op) {
+// The platform: every call goes through the one in-memory platform
+// (daemon/platform/fake/memory_machine.h) on machine_, as node n, with the
+// fence the daemon stamped. Around it World adds the traffic a quiesce
+// drains and its checks (attach from where the source stopped).
+OpResult World::Apply(Node& n, const PlatformOp& op, const platform::Fence& fence) {
   OpResult r;
+  MemoryMachine machine(&machine_, n.id);
   auto nic_it = nics_.find(op.bdf);
-  if (nic_it == nics_.end()) {
-    r.status = absl::NotFoundError("no such NIC");
-    return r;
+  Nic* nic = nic_it == nics_.end() ? nullptr : nic_it->second.get();
+  const bool was_running =
+      nic != nullptr && HookStateOf(n.id, op.bdf) == platform::HookState::kRunning;
+  if (was_running && (op.kind == OpKind::kQuiesce || op.kind == OpKind::kHandOff)) {
+    // Traffic since the last quiesce: the rings moved, packets in flight.
+    ++nic->generation;
+    FakeNic& model = ModelNic(op.bdf);
+    model.clear_rings();
+    for (const v1::QueueRingState& ring : RingsOf(*nic)) *model.add_rings() = ring;
+    model.set_tx_in_flight(kTxInFlight);
   }
-  Nic& nic = *nic_it->second;
-  Hook& hook = n.hooks[op.bdf];
-  auto fenced = [&]() {
-    if (op.epoch < hook.epoch) {
-      r.status = absl::FailedPreconditionError(
-          absl::StrCat("stale epoch ", op.epoch, " < ", hook.epoch));
-      return true;
-    }
-    hook.epoch = op.epoch;
-    return false;
-  };
   switch (op.kind) {
     case OpKind::kReadRecord:
-      r.record = nic.record;
+      Into(machine.ReadRecord(op.bdf), &r.status, &r.record);
       break;
     case OpKind::kCompareAndSwap:
-      if (SameRecord(nic.record, op.expected)) nic.record = op.desired;
-      r.record = nic.record;
+      Into(machine.CompareAndSwap(op.bdf, op.expected, op.desired), &r.status, &r.record);
       break;
     case OpKind::kWriteHandoffRings:
-      // The arbiter's fence for the rings: they are written only while the
-      // record is PREPARING at the call's epoch, so a late write of an
-      // aborted attempt cannot replace the rings of a later HANDOFF.
-      if (nic.record.state() != v1::OWNERSHIP_STATE_PREPARING ||
-          nic.record.epoch() != op.epoch) {
-        r.status = absl::FailedPreconditionError(absl::StrCat(
-            "handoff rings for epoch ", op.epoch, ": the record is ", RecordString(nic.record)));
-        break;
-      }
-      nic.rings_epoch = op.epoch;
-      nic.has_rings = true;
-      nic.handoff_rings = op.rings;
+      r.status = machine.WriteHandoffRings(op.bdf, fence, op.rings);
       break;
     case OpKind::kReadHandoffRings:
-      if (!nic.has_rings || nic.rings_epoch != op.epoch) {
-        r.status = absl::NotFoundError("no handoff rings for that epoch");
-      } else {
-        r.rings = nic.handoff_rings;
-      }
+      Into(machine.ReadHandoffRings(op.bdf, op.epoch), &r.status, &r.rings);
       break;
     case OpKind::kQuiesce:
-      if (fenced()) break;
-      if (hook.state == platform::HookState::kDetached) {
-        r.status = absl::FailedPreconditionError("not running here");
-      } else {
-        if (hook.state == platform::HookState::kRunning) {
-          ++nic.generation;
-          nic.stopped_rings = RingsOf(nic);
-        }
-        hook.state = platform::HookState::kQuiesced;
-        r.quiesce.rings = nic.stopped_rings;
-        r.quiesce.drained_tx_packets = 3;
-      }
+      Into(machine.Quiesce(op.bdf, fence, /*drain_timed_out=*/false, op.timeout), &r.status,
+           &r.quiesce);
       break;
     case OpKind::kResume:
-      if (fenced()) break;
-      if (hook.state == platform::HookState::kDetached) {
-        r.status = absl::FailedPreconditionError("not attached here");
-      } else {
-        hook.state = platform::HookState::kRunning;
+      r.status = machine.Resume(op.bdf, fence);
+      break;
+    case OpKind::kAttach:
+      r.status = machine.Attach(op.bdf, fence, op.rings);
+      if (r.status.ok() && nic != nullptr && !SameRings(op.rings, nic->stopped_rings)) {
+        Violation(n.id + " attached " + op.bdf +
+                  " from rings that are not where the source stopped");
       }
       break;
-    case OpKind::kAttach: {
-      if (fenced()) break;
-      std::vector<std::string> got, want;
-      for (const auto& ring : op.rings) got.push_back(ring.SerializeAsString());
-      for (const auto& ring : nic.stopped_rings) want.push_back(ring.SerializeAsString());
-      if (got != want) Violation(n.id + " attached " + op.bdf + " from rings that are not where the source stopped");
-      hook.state = platform::HookState::kRunning;
-      break;
-    }
     case OpKind::kRelease:
-      if (fenced()) break;
-      hook.state = platform::HookState::kDetached;
+      r.status = machine.Release(op.bdf, fence);
       break;
     case OpKind::kReadMessages:
-      r.messages = nic.routing;
+      Into(machine.ReadMessages(op.bdf), &r.status, &r.messages);
       break;
     case OpKind::kReroute:
+      Into(machine.Reroute(op.bdf, fence, op.messages), &r.status, &r.messages);
+      break;
     case OpKind::kRestore:
-      if (fenced()) break;
-      r.messages = nic.routing;
-      nic.routing = op.messages;
+      r.status = machine.Restore(op.bdf, fence, op.messages);
       break;
-    case OpKind::kReserveMessages: {
-      if (fenced()) break;
-      // A reservation at another epoch ends the arm of the old one.
-      if (auto arm = n.arms.find(op.bdf); arm != n.arms.end() && arm->second.epoch != op.epoch) {
-        n.arms.erase(arm);
-      }
-      auto& reserved = n.reservations[op.bdf];
-      n.free_vectors += static_cast<uint32_t>(reserved.size());
-      reserved.clear();
-      if (n.free_vectors < op.count) {
-        r.status = absl::ResourceExhaustedError(
-            absl::StrCat(n.free_vectors, " free vectors, ", op.count, " wanted"));
-        break;
-      }
-      for (uint32_t i = 0; i < op.count; ++i) reserved.push_back(MessageTo(n.apic, n.next_vector++));
-      n.free_vectors -= op.count;
-      r.messages = reserved;
+    case OpKind::kReserveMessages:
+      Into(machine.ReserveTargetMessages(op.bdf, fence, op.count), &r.status, &r.messages);
       break;
-    }
     case OpKind::kReleaseReservation:
-      if (fenced()) break;
-      n.free_vectors += static_cast<uint32_t>(n.reservations[op.bdf].size());
-      n.reservations.erase(op.bdf);
-      n.arms.erase(op.bdf);  // releasing the reservation disarms
+      r.status = machine.ReleaseReservation(op.bdf, fence);
       break;
     case OpKind::kArm:
-      if (fenced()) break;
-      if (n.reservations.count(op.bdf) == 0) {
-        r.status = absl::FailedPreconditionError(
-            absl::StrCat("no reservation of ", op.bdf, " at epoch ", op.epoch));
-        break;
-      }
-      n.arms[op.bdf] = Node::Arm{op.epoch, op.desired};
+      r.status = machine.Arm(op.bdf, fence, op.desired);
       break;
     case OpKind::kHandOff:
-      if (fenced()) break;
-      ApplyHandOff(n, nic, op, r);
+      ApplyHandOff(n, op, fence, r);
       break;
+  }
+  if (was_running && HookStateOf(n.id, op.bdf) == platform::HookState::kQuiesced) {
+    const FakeNic& model = ModelNic(op.bdf);
+    nic->stopped_rings.assign(model.rings().begin(), model.rings().end());
   }
   return r;
 }
 
-// The source kernel's one call, stage by stage; a stop knob ends it after a
-// stage with an error, leaving the stages before in place (as a real kernel
-// that fails mid-way would: the caller reads the record and decides).
-void World::ApplyHandOff(Node& n, Nic& nic, const PlatformOp& op, OpResult& r) {
-  Hook& hook = n.hooks[op.bdf];
-  platform::HandOffResult& done = r.handoff;
+// The source kernel's one call; a stop knob ends it after a stage with an
+// error, leaving the stages before in place (as a real kernel that fails
+// mid-way would: the caller reads the record and decides). The doorbell it
+// rings waits in World (doorbells_) until a test delivers or loses it.
+void World::ApplyHandOff(Node& n, const PlatformOp& op, const platform::Fence& fence,
+                         OpResult& r) {
   std::optional<Node::HandOffStop> stop = n.handoff_stop;
   n.handoff_stop.reset();
-  auto stopped = [&]() {
-    if (!stop || stop->after != done.reached) return false;
-    r.status = absl::Status(stop->code, absl::StrCat("injected fault after ",
-                                                     platform::HandOffStageName(done.reached)));
-    return true;
+  auto stop_after = [&](const platform::HandOffResult& so_far) {
+    if (!stop || stop->after != so_far.reached) return absl::OkStatus();
+    r.handoff = so_far;  // what the call did before it failed
+    return absl::Status(stop->code, absl::StrCat("injected fault after ",
+                                                 platform::HandOffStageName(so_far.reached)));
   };
-  if (hook.state == platform::HookState::kDetached) {
-    r.status = absl::FailedPreconditionError("not running here");
-    return;
+  absl::StatusOr<platform::HandOffResult> done =
+      MemoryMachine(&machine_, n.id)
+          .HandOff(HandOffRequestOf(op, fence), /*drain_timed_out=*/false, stop_after);
+  if (done.ok()) {
+    r.handoff = *std::move(done);
+  } else {
+    r.status = done.status();
   }
-  if (stopped()) return;
-  if (hook.state == platform::HookState::kRunning) {
-    ++nic.generation;
-    nic.stopped_rings = RingsOf(nic);
+  for (platform::fake::FakeKernel& kernel : *machine_.mutable_kernels()) {
+    for (const platform::fake::FakeDoorbell& rung : kernel.doorbells()) {
+      doorbells_.push_back({n.id, kernel.node_id(), rung.bdf(), rung.epoch()});
+    }
+    kernel.clear_doorbells();
   }
-  hook.state = platform::HookState::kQuiesced;
-  done.quiesce.rings = nic.stopped_rings;
-  done.quiesce.drained_tx_packets = 3;
-  done.reached = platform::HandOffStage::kQuiesced;
-  if (stopped()) return;
-  done.previous = nic.routing;
-  nic.routing = op.messages;
-  done.reached = platform::HandOffStage::kRerouted;
-  if (stopped()) return;
-  if (nic.record.state() != v1::OWNERSHIP_STATE_PREPARING || nic.record.epoch() != op.epoch) {
-    r.status = absl::FailedPreconditionError(absl::StrCat(
-        "handoff rings for epoch ", op.epoch, ": the record is ", RecordString(nic.record)));
-    return;
-  }
-  nic.rings_epoch = op.epoch;
-  nic.has_rings = true;
-  nic.handoff_rings = done.quiesce.rings;
-  done.reached = platform::HandOffStage::kRingsWritten;
-  if (stopped()) return;
-  if (SameRecord(nic.record, op.expected)) nic.record = op.desired;
-  done.record = nic.record;
-  if (!SameRecord(nic.record, op.desired)) return;  // ran to the CAS and lost it
-  done.reached = platform::HandOffStage::kHandedOff;
-  if (stopped()) return;
-  doorbells_.push_back({n.id, op.desired.target_node(), op.bdf, op.epoch});
-  done.reached = platform::HandOffStage::kDoorbellRung;
 }
 
 void World::StopHandOffAfter(const std::string& id, platform::HandOffStage stage,
@@ -645,8 +652,9 @@ void World::LoseKernelEvents(const std::string& id, int count) {
   node(id).lose_kernel_events = count;
 }
 
-// The target kernel woken by a doorbell: commit and attach alone when armed
-// for exactly this NIC and epoch and the record is exactly the armed HANDOFF.
+// The target kernel woken by a doorbell: the in-memory platform's kernel
+// commits and attaches alone when armed for exactly this NIC and epoch and
+// the record is exactly the armed HANDOFF.
 void World::RingKernel(const Doorbell& d, bool lost) {
   trace_(absl::StrCat(d.from, ": doorbell ", d.bdf, " epoch=", d.epoch, " -> ", d.to,
                       lost ? " lost" : ""));
@@ -659,57 +667,38 @@ void World::RingKernel(const Doorbell& d, bool lost) {
   const v1::OwnershipRecord active = ActiveRecord(d.to, d.epoch);
   std::string line = absl::StrCat(t.id, ": kernel-commit ", d.bdf, " epoch=", d.epoch, " ",
                                   RecordString(handoff), " -> ", RecordString(active), " => ");
-  platform::KernelEvent event;
-  event.kind = platform::KernelEvent::Kind::kNotCommitted;
-  event.bdf = d.bdf;
-  event.epoch = d.epoch;
-  auto arm = t.arms.find(d.bdf);
-  if (arm == t.arms.end()) {
-    event.message = "not armed";
-    trace_(line + "ignored (not armed)");
-  } else if (arm->second.epoch != d.epoch || !SameRecord(arm->second.handoff, handoff)) {
-    event.message = absl::StrCat("armed for ", RecordString(arm->second.handoff));
-    trace_(line + "ignored (" + event.message + ")");
-  } else if (!SameRecord(nic.record, handoff)) {
-    event.message = "the record is " + RecordString(nic.record);
-    trace_(line + "lost (" + RecordString(nic.record) + ")");
-  } else {
-    nic.record = active;
-    Hook& hook = t.hooks[d.bdf];
-    if (!nic.has_rings || nic.rings_epoch != d.epoch) {
-      Violation(t.id + "'s kernel committed " + d.bdf + " with no handoff rings at its epoch");
-    } else {
-      std::vector<std::string> got, want;
-      for (const auto& ring : nic.handoff_rings) got.push_back(ring.SerializeAsString());
-      for (const auto& ring : nic.stopped_rings) want.push_back(ring.SerializeAsString());
-      if (got != want) {
+  platform::fake::RingDoorbell(&machine_, d.to, d.bdf, d.epoch);
+  for (const platform::KernelEvent& event : MemoryMachine(&machine_, d.to).TakeDoorbells()) {
+    if (event.kind == platform::KernelEvent::Kind::kCommitted) {
+      const FakeNic& model = ModelNic(d.bdf);
+      if (model.handoff().epoch() != d.epoch) {
+        Violation(t.id + "'s kernel committed " + d.bdf + " with no handoff rings at its epoch");
+      } else if (!SameRings({model.handoff().rings().begin(), model.handoff().rings().end()},
+                            nic.stopped_rings)) {
         Violation(t.id + "'s kernel attached " + d.bdf +
                   " from rings that are not where the source stopped");
       }
+      trace_(line + "ok");
+    } else if (absl::StartsWith(event.message, "the record is ")) {
+      trace_(line + "lost (" + RecordString(event.record) + ")");
+    } else {
+      trace_(line + "ignored (" + event.message + ")");
     }
-    hook.state = platform::HookState::kRunning;
-    hook.epoch = std::max(hook.epoch, d.epoch);
-    t.arms.erase(arm);
-    event.kind = platform::KernelEvent::Kind::kCommitted;
-    trace_(line + "ok");
+    CheckInvariants();
+    EmitKernelEvent(t, event);
   }
-  event.record = nic.record;
-  CheckInvariants();
-  EmitKernelEvent(t, event);
 }
 
 // A KernelEvent reaches the node's daemon (WaitEvents), unless it is down
 // or a knob loses it: a hint either way, the machine reads the record.
 void World::EmitKernelEvent(Node& n, const platform::KernelEvent& event) {
-  platform::KernelEvent numbered = event;
-  numbered.seq = ++n.kernel_event_seq;
   const bool lost = !n.machine || n.lose_kernel_events > 0;
   if (n.machine && n.lose_kernel_events > 0) --n.lose_kernel_events;
   trace_(absl::StrCat(n.id, ": kernel-event ",
                       event.kind == platform::KernelEvent::Kind::kCommitted ? "committed"
                                                                             : "not-committed",
                       " ", event.bdf, " epoch=", event.epoch, lost ? " lost" : ""));
-  if (!lost) Feed(n, KernelEventEvent{numbered});
+  if (!lost) Feed(n, KernelEventEvent{event});
 }
 
 std::vector<World::Doorbell> World::TakeDoorbells(const std::string& to, int limit) {
@@ -783,6 +772,7 @@ void World::Crash(const std::string& id) {
   n.timers.clear();
   n.shown_phase.clear();
   ++n.incarnation;
+  n.op_counter = 0;
   // Callers of calls it had not answered see the connection break.
   std::map<uint64_t, Message> open = std::move(n.open_calls);
   n.open_calls.clear();
@@ -804,11 +794,8 @@ void World::Restart(const std::string& id) {
   recover.journal = n.journal;
   for (const auto& [bdf, nic] : nics_) {
     config.nics.push_back(NicInfoOf(id, *nic));
-    recover.records[bdf] = nic->record;
-    platform::HookStatus status;
-    status.state = n.hooks[bdf].state;
-    status.epoch = n.hooks[bdf].epoch;
-    recover.hooks[bdf] = status;
+    recover.records[bdf] = RecordOf(bdf);
+    recover.hooks[bdf] = *MemoryMachine(&machine_, id).Status(bdf);
   }
   n.machine = std::make_unique<HandoverMachine>(config);
   if (n.incarnation > 1) {
@@ -1092,12 +1079,12 @@ void World::ClearFaults() {
 
 int World::ReleaseHung(const std::string& id) {
   Node& n = node(id);
-  std::vector<std::pair<PlatformOp, uint64_t>> hung = std::move(n.hung);
+  std::vector<Node::HungCall> hung = std::move(n.hung);
   n.hung.clear();
-  for (auto& [op, incarnation] : hung) {
-    OpResult result = Apply(n, op);
+  for (auto& [op, fence, incarnation] : hung) {
+    OpResult result = Apply(n, op, fence);
     bool same = n.machine && incarnation == n.incarnation;
-    trace_(absl::StrCat(id, ": late ", OpText(op), " => ", OpResultString(op.kind, result),
+    trace_(absl::StrCat(id, ": late ", OpText(op, fence), " => ", ResultText(op, result),
                         same ? "" : " (its daemon is gone)"));
     CheckInvariants();
     if (same) Feed(n, OpDoneEvent{op.op_id, result});
@@ -1111,39 +1098,39 @@ void World::CheckInvariants() {
   for (const auto& [bdf, nic] : nics_) {
     std::vector<std::string> running;
     for (const std::string& id : node_order_) {
-      if (nodes_[id]->hooks[bdf].state == platform::HookState::kRunning) running.push_back(id);
+      if (HookStateOf(id, bdf) == platform::HookState::kRunning) running.push_back(id);
     }
     if (running.size() > 1) {
       Violation(absl::StrCat(bdf, " runs on ", absl::StrJoin(running, " and ")));
     }
+    const v1::OwnershipRecord& record = RecordOf(bdf);
     if (running.size() == 1) {
-      for (const v1::MsiMessage& m : nic->routing) {
-        if (NodeOfApic(ApicOf(m)) != running[0]) {
+      for (const v1::MsiMessage& m : RoutingOf(bdf)) {
+        if (NodeOfApic(platform::fake::MsiDestinationApic(m)) != running[0]) {
           Violation(absl::StrCat(bdf, " runs on ", running[0], " but an interrupt goes to ",
-                                 NodeOfApic(ApicOf(m))));
+                                 NodeOfApic(platform::fake::MsiDestinationApic(m))));
           break;
         }
       }
     }
     uint64_t& last = last_record_epoch_[bdf];
-    if (nic->record.epoch() < last) {
-      Violation(absl::StrCat(bdf, " record epoch went back from ", last, " to ",
-                             nic->record.epoch()));
+    if (record.epoch() < last) {
+      Violation(absl::StrCat(bdf, " record epoch went back from ", last, " to ", record.epoch()));
     }
-    last = std::max(last, nic->record.epoch());
+    last = std::max(last, record.epoch());
   }
 }
 
 std::vector<std::string> World::CheckSettled() {
   std::vector<std::string> problems;
   for (const auto& [bdf, nic] : nics_) {
-    const v1::OwnershipRecord& record = nic->record;
+    const v1::OwnershipRecord record = RecordOf(bdf);
     if (record.state() != v1::OWNERSHIP_STATE_ACTIVE) {
       problems.push_back(absl::StrCat(bdf, " record stuck in ", RecordString(record)));
       continue;
     }
     for (const std::string& id : node_order_) {
-      bool runs = nodes_[id]->hooks[bdf].state == platform::HookState::kRunning;
+      bool runs = HookStateOf(id, bdf) == platform::HookState::kRunning;
       if (id == record.owner_node() && !runs) {
         problems.push_back(absl::StrCat(bdf, " owner ", id, " does not run it"));
       }
@@ -1151,9 +1138,9 @@ std::vector<std::string> World::CheckSettled() {
         problems.push_back(absl::StrCat(bdf, " runs on ", id, " which is not the owner"));
       }
     }
-    for (const v1::MsiMessage& m : nic->routing) {
-      if (NodeOfApic(ApicOf(m)) != record.owner_node()) {
-        problems.push_back(absl::StrCat(bdf, " interrupts go to ", NodeOfApic(ApicOf(m)),
+    for (const v1::MsiMessage& m : RoutingOf(bdf)) {
+      if (NodeOfApic(platform::fake::MsiDestinationApic(m)) != record.owner_node()) {
+        problems.push_back(absl::StrCat(bdf, " interrupts go to ", NodeOfApic(platform::fake::MsiDestinationApic(m)),
                                         ", owner is ", record.owner_node()));
         break;
       }
@@ -1175,13 +1162,13 @@ std::vector<std::string> World::CheckSettled() {
 void World::PrintOwners() {
   for (const auto& [bdf, nic] : nics_) {
     std::set<std::string> routed;
-    for (const v1::MsiMessage& m : nic->routing) routed.insert(NodeOfApic(ApicOf(m)));
+    for (const v1::MsiMessage& m : RoutingOf(bdf)) routed.insert(NodeOfApic(platform::fake::MsiDestinationApic(m)));
     std::vector<std::string> hooks;
     for (const std::string& id : node_order_) {
-      const Hook& hook = nodes_[id]->hooks[bdf];
+      platform::HookStatus hook = *MemoryMachine(&machine_, id).Status(bdf);
       hooks.push_back(absl::StrCat(id, "=", platform::HookStateName(hook.state), "@", hook.epoch));
     }
-    trace_(absl::StrCat(bdf, " record=", RecordString(nic->record), " irq->",
+    trace_(absl::StrCat(bdf, " record=", RecordString(RecordOf(bdf)), " irq->",
                         absl::StrJoin(routed, ","), " hooks: ", absl::StrJoin(hooks, " ")));
   }
 }

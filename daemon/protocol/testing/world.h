@@ -4,18 +4,22 @@
 // daemon crash (ownership records, handoff rings, per-node hook states and
 // epochs, the NIC's interrupt routing, reservations, each node's journal).
 //
-// Platform calls are executed at once against that state (the fake platform,
-// written here and not in production code) unless a fault knob fails, hangs
-// or crashes around them. Every change is printed to the trace; invariants are
-// checked after every step and violations are printed and collected.
+// Platform calls are executed at once against that state through the one
+// in-memory platform the fake backend uses too
+// (daemon/platform/fake/memory_machine.h), with the fence the engine would
+// stamp (the call's epoch and the daemon's operation id, incarnation <<
+// 32 | counter), unless a fault knob of World's fails, hangs or crashes
+// around them. Every change is printed to the trace; invariants are checked
+// after every step and violations are printed and collected.
 //
-// The kernel commit path (docs/protocol.md, "The kernel commit path") has a
-// kernel model per node: an Arm survives the daemon's crash (World's kernels
-// never crash); the source's HandOff runs quiesce, reroute, rings and the
-// CAS in one call (a knob stops it after any stage with an error); its
-// doorbell waits in World until a test delivers or loses it; the armed
-// target kernel then CASes HANDOFF -> ACTIVE alone, attaches and sends its
-// daemon a KernelEvent (lost when the daemon is down, or by a knob).
+// The kernel commit path (docs/protocol.md, "The kernel commit path"): the
+// platform's kernel per node keeps its Arm across the daemon's crash
+// (World's kernels never crash); the source's HandOff runs quiesce, reroute,
+// rings and the CAS in one call (a World knob stops it after any stage with
+// an error); its doorbell waits in World until a test delivers or loses it;
+// the armed target kernel then CASes HANDOFF -> ACTIVE alone, attaches and
+// sends its daemon a KernelEvent (lost when the daemon is down, or by a
+// World knob).
 #ifndef NICHANDOVER_DAEMON_PROTOCOL_TESTING_WORLD_H_
 #define NICHANDOVER_DAEMON_PROTOCOL_TESTING_WORLD_H_
 
@@ -29,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "daemon/platform/fake/machine_state.pb.h"
 #include "daemon/protocol/events.h"
 #include "daemon/protocol/handover_machine.h"
 
@@ -182,7 +187,11 @@ class World {
   void Pump(Node& n);
   void HandleReady(Node& n, Ready ready);
   void ExecuteOp(Node& n, const PlatformOp& op);
-  OpResult Apply(Node& n, const PlatformOp& op);
+  OpResult Apply(Node& n, const PlatformOp& op, const platform::Fence& fence);
+  platform::fake::FakeNic& ModelNic(const std::string& bdf);
+  const v1::OwnershipRecord& RecordOf(const std::string& bdf) const;
+  platform::HookState HookStateOf(const std::string& node, const std::string& bdf);
+  std::vector<v1::MsiMessage> RoutingOf(const std::string& bdf);
   std::vector<Message> Take(const MessageFilter& filter);
   void DeliverMessage(Message message);
   void FailCall(const Message& message, absl::Status status);
@@ -200,7 +209,7 @@ class World {
   };
   void RingKernel(const Doorbell& doorbell, bool lost);
   std::vector<Doorbell> TakeDoorbells(const std::string& to, int limit);
-  void ApplyHandOff(Node& n, Nic& nic, const PlatformOp& op, OpResult& r);
+  void ApplyHandOff(Node& n, const PlatformOp& op, const platform::Fence& fence, OpResult& r);
   void EmitKernelEvent(Node& n, const platform::KernelEvent& event);
 
   TraceFn trace_;
@@ -209,6 +218,9 @@ class World {
   std::vector<std::string> node_order_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   std::map<std::string, std::unique_ptr<Nic>> nics_;
+  // The machine (records, rings, vectors, hooks, reservations, arms,
+  // kernels): what outlives a daemon crash, changed by the platform only.
+  platform::fake::FakeMachineState machine_;
   std::deque<Message> network_;  // in send order
   std::deque<Doorbell> doorbells_;  // in ring order
   uint64_t next_message_ = 1;
