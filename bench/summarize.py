@@ -216,9 +216,10 @@ def paths(run_dir, traffic_path, load_path):
     print("packets over the whole run (both paths):")
     for name in DIRECTIONS:
         d = traffic[name]
-        print("  %-9s sent %d, received %d, lost %d, duplicated %d, reordered %d, refused %d"
-              % (name, d["sent"], d["unique"], d["lost"], d["duplicated"], d["out_of_order"],
-                 d["refused"]))
+        print("  %-9s sent %d, received %d, lost %d (wire queue full %d), duplicated %d, "
+              "reordered %d, refused %d"
+              % (name, d["sent"], d["unique"], d["lost"], d.get("wire_drops", 0), d["duplicated"],
+                 d["out_of_order"], d["refused"]))
     print("  device    rx ring full %d, socket drops %d"
           % (traffic["device"]["rx_missed"], traffic["rx_socket_drops"]))
     load(load_path)
