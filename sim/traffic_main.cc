@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "sim/flags.h"
+#include "sim/realtime.h"
 #include "sim/traffic.h"
 
 namespace nichandover {
@@ -25,12 +26,13 @@ namespace {
 
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
-                            {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report", "echo"},
+                            {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report", "echo",
+                             "realtime-priority"},
                             /*booleans=*/{"echo"});
   if (!flags.ok() || !flags->Has("machine")) {
     std::fprintf(stderr,
                  "usage: nh-sim-traffic --machine P [--pps N | --inbound-pps N --outbound-pps N]"
-                 " [--duration S] [--report FILE] [--echo]\n");
+                 " [--duration S] [--report FILE] [--echo] [--realtime-priority N]\n");
     return 2;
   }
   auto pps = flags->GetNumber("pps", 10000);
@@ -39,6 +41,11 @@ int Main(int argc, char** argv) {
   auto duration = flags->GetNumber("duration", -1);
   if (!in.ok() || !out.ok() || !duration.ok() || *in < 0 || *out < 0) {
     std::fprintf(stderr, "nh-sim-traffic: rates and duration must be numbers >= 0\n");
+    return 2;
+  }
+  auto realtime = ParseRealtimePriority(flags->Get("realtime-priority", "0"));
+  if (!realtime.ok()) {
+    std::fprintf(stderr, "nh-sim-traffic: %s\n", std::string(realtime.status().message()).c_str());
     return 2;
   }
   SetLogTag("traffic");
@@ -65,6 +72,12 @@ int Main(int argc, char** argv) {
   options.echo = flags->Has("echo") && flags->Get("echo") != "false";
   Traffic traffic(**machine, options);
   traffic.Start();
+  if (absl::Status s = traffic.SetRealtimePriority(*realtime); !s.ok()) {
+    NH_LOG(ERROR) << s;
+    traffic.Stop();
+    owner.store(0);
+    return 1;
+  }
   WaitForTerminationSignal(*duration);
   traffic.StopSending();
   if (!traffic.WaitDelivered(absl::Seconds(2))) {
