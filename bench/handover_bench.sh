@@ -3,7 +3,8 @@
 # Run by hand, optimized, never as a test:
 #
 #   bazel run -c opt //bench:handover_bench -- compare [--count 200] [--pps 100000]
-#       [--ring 1024] [--interval 0.2] [--load N] [--realtime-priority N] [--keep DIR]
+#       [--ring 1024] [--interval 0.2] [--load N] [--realtime-priority N] [--tick-us N]
+#       [--keep DIR]
 #     The kernel and the daemon commit path side by side in one run, on the
 #     same machine and load: --count handovers per path, node0 <-> node1,
 #     two kernel-path handovers (there and back), then two daemon-path ones,
@@ -28,6 +29,8 @@
 #     kernel's CPU and commit worker, the generator and sink) under
 #     SCHED_FIFO at N, the daemons and control threads not: each node's
 #     kernel on CPUs of its own, as on the target machines (sim/realtime.h).
+#   --tick-us N: the traffic generator's period (default 200 µs); the
+#     blackout the sink sees holds up to one period before the gates close.
 #
 #   bazel run -c opt //bench:handover_bench -- throughput [--pps 400000]
 #       [--seconds 5] [--repeat 3]
@@ -50,12 +53,12 @@ SUMMARIZE="python3 $runfiles/bench/summarize.py"
 source "$runfiles/tools/lib/sim_cluster.sh"
 NIC=0000:03:00.0
 
-usage() { sed -n '2,42p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,45p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 mode=${1:-}
 [ -n "$mode" ] || usage
 shift
-count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep= realtime=0
+count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep= realtime=0 tick_us=
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2 ;;
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
     --load) load=$2 ;;
     --keep) keep=$2 ;;
     --realtime-priority) realtime=$2 ;;
+    --tick-us) tick_us=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -218,6 +222,7 @@ bench_paths() {
     SIM_DEVICE_FLAGS="--realtime-priority $realtime"
     traffic_flags=(--realtime-priority "$realtime")
   fi
+  [ -z "$tick_us" ] || traffic_flags+=(--tick-us "$tick_us")
   sim_cluster_init
   sim_cluster_start "$ring"
   local rss_before rss_after status=0

@@ -27,22 +27,29 @@ namespace {
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
                             {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report", "echo",
-                             "realtime-priority"},
+                             "realtime-priority", "tick-us"},
                             /*booleans=*/{"echo"});
   if (!flags.ok() || !flags->Has("machine")) {
     std::fprintf(stderr,
                  "usage: nh-sim-traffic --machine P [--pps N | --inbound-pps N --outbound-pps N]"
-                 " [--duration S] [--report FILE] [--echo] [--realtime-priority N]\n");
+                 " [--duration S] [--report FILE] [--echo] [--realtime-priority N] [--tick-us N]\n");
     return 2;
   }
   auto pps = flags->GetNumber("pps", 10000);
   auto in = pps.ok() ? flags->GetNumber("inbound-pps", *pps) : pps;
   auto out = pps.ok() ? flags->GetNumber("outbound-pps", *pps) : pps;
   auto duration = flags->GetNumber("duration", -1);
-  if (!in.ok() || !out.ok() || !duration.ok() || *in < 0 || *out < 0) {
-    std::fprintf(stderr, "nh-sim-traffic: rates and duration must be numbers >= 0\n");
+  // The generator's period: a blackout as the sink measures it includes up
+  // to one tick before the gates close (packets go out once per tick).
+  TrafficOptions options;
+  auto tick_us = flags->GetNumber("tick-us", absl::ToDoubleMicroseconds(options.tick));
+  if (!in.ok() || !out.ok() || !duration.ok() || !tick_us.ok() || *in < 0 || *out < 0 ||
+      *tick_us < 1) {
+    std::fprintf(stderr,
+                 "nh-sim-traffic: rates and duration must be numbers >= 0, --tick-us >= 1\n");
     return 2;
   }
+  options.tick = absl::Microseconds(*tick_us);
   auto realtime = ParseRealtimePriority(flags->Get("realtime-priority", "0"));
   if (!realtime.ok()) {
     std::fprintf(stderr, "nh-sim-traffic: %s\n", std::string(realtime.status().message()).c_str());
@@ -66,7 +73,6 @@ int Main(int argc, char** argv) {
     }
     owner.store(getpid());  // its last runner died without clearing it
   }
-  TrafficOptions options;
   options.inbound_pps = *in;
   options.outbound_pps = *out;
   options.echo = flags->Has("echo") && flags->Get("echo") != "false";
