@@ -3,7 +3,8 @@
 # Run by hand, optimized, never as a test:
 #
 #   bazel run -c opt //bench:handover_bench -- compare [--count 200] [--pps 100000]
-#       [--ring 1024] [--interval 0.2] [--load N] [--keep DIR]
+#       [--ring 1024] [--interval 0.2] [--load N] [--realtime-priority N] [--tick-us N]
+#       [--keep DIR]
 #     The kernel and the daemon commit path side by side in one run, on the
 #     same machine and load: --count handovers per path, node0 <-> node1,
 #     two kernel-path handovers (there and back), then two daemon-path ones,
@@ -14,7 +15,7 @@
 #
 #   bazel run -c opt //bench:handover_bench -- handovers [--count 50] [--pps 100000]
 #       [--ring 1024] [--interval 0.2] [--commit-path auto|kernel|daemon]
-#       [--load N] [--keep DIR]
+#       [--load N] [--realtime-priority N] [--tick-us N] [--keep DIR]
 #     N handovers node0 <-> node1 on one commit path (auto: nicctl's
 #     default), the same numbers (e.g. --count 1000 --commit-path kernel:
 #     the tail), and the daemons' RSS.
@@ -27,6 +28,10 @@
 #     before the cluster and stopped after it: the machine loaded as by a
 #     parallel build. --keep DIR: copy the raw results (every handover's
 #     nicctl and machine documents, the traffic report) to DIR.
+#   --realtime-priority N (root): the data path's threads (the device, each
+#     kernel's CPU and commit worker, the generator and sink) under
+#     SCHED_FIFO at N, the daemons and control threads not: each node's
+#     kernel on CPUs of its own, as on the target machines (sim/realtime.h).
 #
 #   bazel run -c opt //bench:handover_bench -- throughput [--pps 400000]
 #       [--seconds 5] [--repeat 3]
@@ -49,12 +54,12 @@ SUMMARIZE="python3 $runfiles/bench/summarize.py"
 source "$runfiles/tools/lib/sim_cluster.sh"
 NIC=0000:03:00.0
 
-usage() { sed -n '2,41p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,46p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 mode=${1:-}
 [ -n "$mode" ] || usage
 shift
-count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep= tick_us=200
+count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep= realtime=0 tick_us=200
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2 ;;
@@ -67,6 +72,7 @@ while [ $# -gt 0 ]; do
     --commit-path) commit_path=$2 ;;
     --load) load=$2 ;;
     --keep) keep=$2 ;;
+    --realtime-priority) realtime=$2 ;;
     --tick-us) tick_us=$2 ;;
     *) usage ;;
   esac
@@ -191,6 +197,17 @@ handover_runs() {
   done
 }
 
+# Which threads of the cluster run under SCHED_FIFO (none without
+# --realtime-priority): proof that the option reached the data path only.
+realtime_line() {
+  local pid name fifo=()
+  for pid in "${SIM_PIDS[@]}"; do
+    name=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+    fifo+=("$name:$(ps -L -o cls= -p "$pid" | grep -c FF)/$(ps -L -o cls= -p "$pid" | wc -l)")
+  done
+  echo "SCHED_FIFO threads/all (priority ${realtime}): ${fifo[*]}"
+}
+
 bench_paths() {
   local per_path=$1
   shift
@@ -200,13 +217,21 @@ bench_paths() {
     "${interval}s apart; traffic tick ${tick_us} µs"
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   start_load "$load"
+  local traffic_flags=()
+  if [ "$realtime" != 0 ]; then
+    SIM_KERNEL_FLAGS="--realtime-priority $realtime"
+    SIM_DEVICE_FLAGS="--realtime-priority $realtime"
+    traffic_flags=(--realtime-priority "$realtime")
+  fi
+  traffic_flags+=(--tick-us "$tick_us")
   sim_cluster_init
   sim_cluster_start "$ring"
   local rss_before rss_after status=0
   rss_before="$(sim_rss_kib "${SIM_DAEMON_PIDS[0]}"), $(sim_rss_kib "${SIM_DAEMON_PIDS[1]}")"
   start_sampler "$SIM_WORK/load.tsv"
-  sim_traffic_start --pps "$pps" --tick-us "$tick_us"
+  sim_traffic_start --pps "$pps" "${traffic_flags[@]}"
   sleep 0.5
+  realtime_line
   handover_runs "$per_path" "$@"
   sleep 0.5
   rss_after="$(sim_rss_kib "${SIM_DAEMON_PIDS[0]}"), $(sim_rss_kib "${SIM_DAEMON_PIDS[1]}")"

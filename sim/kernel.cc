@@ -15,6 +15,7 @@
 #include "sim/ethernet.h"
 #include "sim/interrupt_fabric.h"
 #include "sim/packet_queue.h"
+#include "sim/realtime.h"
 
 namespace nichandover {
 namespace sim {
@@ -121,6 +122,12 @@ absl::StatusOr<std::unique_ptr<Kernel>> Kernel::Boot(Machine* machine,
   }
   kernel->cpu_ = std::thread([k = kernel.get()] { k->CpuLoop(); });
   kernel->commit_worker_ = std::thread([k = kernel.get()] { k->CommitWorkerLoop(); });
+  for (std::thread* thread : {&kernel->cpu_, &kernel->commit_worker_}) {
+    absl::Status s = SetRealtimePriority(
+        thread->native_handle(), options.realtime_priority,
+        options.node_id + (thread == &kernel->cpu_ ? "'s CPU thread" : "'s commit worker"));
+    if (!s.ok()) return s;  // the destructor stops both threads
+  }
   return kernel;
 }
 

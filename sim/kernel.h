@@ -79,6 +79,10 @@ struct KernelOptions {
   // InjectFault is refused (FAILED_PRECONDITION) unless this is set
   // (nh-sim-kernel --fault-injection): fault tests only.
   bool fault_injection = false;
+  // > 0: the CPU thread and the commit worker run under SCHED_FIFO at this
+  // priority (nh-sim-kernel --realtime-priority; sim/realtime.h says why).
+  // Both block on a futex when idle. The control (gRPC) threads do not.
+  int realtime_priority = 0;
 };
 
 enum class KernelHookState { kDetached, kRunning, kQuiesced };

@@ -13,6 +13,7 @@
 #include "sim/control_server.h"
 #include "sim/flags.h"
 #include "sim/kernel.h"
+#include "sim/realtime.h"
 
 namespace nichandover {
 namespace sim {
@@ -22,7 +23,7 @@ int Usage(const std::string& why) {
   std::fprintf(stderr,
                "nh-sim-kernel: %s\nusage: nh-sim-kernel --machine PATH --node NODE --socket PATH "
                "[--vectors FIRST-LAST] [--napi-weight N] [--netdev-budget N] [--hook on|off] "
-               "[--fault-injection]\n",
+               "[--fault-injection] [--realtime-priority N]\n",
                why.c_str());
   return 2;
 }
@@ -30,7 +31,7 @@ int Usage(const std::string& why) {
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
                             {"machine", "node", "socket", "vectors", "napi-weight",
-                             "netdev-budget", "hook", "fault-injection"},
+                             "netdev-budget", "hook", "fault-injection", "realtime-priority"},
                             /*booleans=*/{"fault-injection"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (!flags->Has("machine") || !flags->Has("node") || !flags->Has("socket")) {
@@ -61,6 +62,9 @@ int Main(int argc, char** argv) {
   options.hook = hook == "on";
   options.fault_injection =
       flags->Has("fault-injection") && flags->Get("fault-injection") != "false";
+  auto realtime = ParseRealtimePriority(flags->Get("realtime-priority", "0"));
+  if (!realtime.ok()) return Usage(std::string(realtime.status().message()));
+  options.realtime_priority = *realtime;
   SetLogTag(options.node_id + "-kernel");
   BlockTerminationSignals();
 

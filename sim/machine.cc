@@ -461,9 +461,16 @@ absl::Status Machine::WriteHandoff(const Fence& fence, const std::vector<RingSta
 
 absl::StatusOr<std::vector<RingState>> Machine::ReadHandoff(uint64_t epoch, int nic) const {
   HandoffSlot& h = layout_->nics[nic].handoff;
-  for (;;) {
+  for (int busy = 0;; ++busy) {
     uint32_t before = h.seq.load(std::memory_order_seq_cst);
-    if (before & 1) continue;  // a writer is mid-way: it finishes in nanoseconds
+    if (before & 1) {
+      // A writer is mid-way: it finishes in nanoseconds if it runs. The
+      // reader may be a SCHED_FIFO commit worker (sim/realtime.h) and the
+      // writer a normal thread on the same CPU, which a spinning reader
+      // would never let run: after a few tries, sleep so it can.
+      if (busy >= 64) absl::SleepFor(absl::Microseconds(20));
+      continue;
+    }
     uint64_t stored_epoch = h.epoch.load(std::memory_order_relaxed);
     uint32_t count = std::min(h.count.load(std::memory_order_relaxed), kMaxQueues);
     std::vector<RingState> rings(count);

@@ -49,10 +49,12 @@
 #include "pci/x86_msi.h"
 #include "sim/config_space_image.h"
 #include "sim/device.h"
+#include "sim/doorbell.h"
 #include "sim/flags.h"
 #include "sim/interrupt_fabric.h"
 #include "sim/ivshmem_server.h"
 #include "sim/machine.h"
+#include "sim/realtime.h"
 
 namespace nichandover {
 namespace sim {
@@ -65,7 +67,8 @@ int Usage(const std::string& why) {
                " [--ring-size N] [--bdf BDF] [--nics N] [--queues Q]\n"
                "       nh-sim-machine create --path P --nodes N [--cpus C] [--nics N] [--queues Q]"
                " [--owner ID|spread] [--ring-size N] [--bdf BDF]\n"
-               "       nh-sim-machine run --path P [--ivshmem-dir DIR [--guest NODE]...]\n"
+               "       nh-sim-machine run --path P [--ivshmem-dir DIR [--guest NODE]...]"
+               " [--realtime-priority N]\n"
                "       nh-sim-machine show --path P [--json]\n"
                "       nh-sim-machine doorbell --path P --node ID --nic I --epoch E\n"
                "       nh-sim-machine inject --socket KERNEL_SOCK --point P --action A\n"
@@ -142,6 +145,9 @@ int Create(const Flags& flags) {
 }
 
 int Run(const Flags& flags) {
+  // The device thread only (sim/realtime.h); the ivshmem server stays normal.
+  auto realtime = ParseRealtimePriority(flags.Get("realtime-priority", "0"));
+  if (!realtime.ok()) return Usage(std::string(realtime.status().message()));
   SetLogTag("device");
   BlockTerminationSignals();
   auto machine = Machine::Open(flags.Get("path"));
@@ -184,6 +190,14 @@ int Run(const Flags& flags) {
   Device device(**machine, guests.get());
   std::atomic<bool> stop{false};
   std::thread hardware([&] { device.Run(stop); });
+  if (absl::Status s = SetRealtimePriority(hardware.native_handle(), *realtime, "the device thread");
+      !s.ok()) {
+    stop = true;
+    DoorbellRing((*machine)->layout().device_bell);
+    hardware.join();
+    (*machine)->layout().device_pid.store(0);
+    return Fail(s);
+  }
   NH_LOG(INFO) << (*machine)->nic_count() << " NIC(s) from " << (*machine)->bdf(0)
                << " powered on, " << (*machine)->queue_count() << " queue pair(s) each";
   WaitForTerminationSignal(-1);
@@ -415,7 +429,7 @@ int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
                             {"path", "node", "nodes", "cpus", "owner", "ring-size", "bdf", "nics",
                              "queues", "ivshmem-dir", "guest", "json", "nic", "epoch", "socket",
-                             "point", "action"},
+                             "point", "action", "realtime-priority"},
                             /*booleans=*/{"json"});
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (flags->positional().size() != 1) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "sim/doorbell.h"
 #include "sim/packet_queue.h"
+#include "sim/realtime.h"
 
 namespace nichandover {
 namespace sim {
@@ -127,6 +128,15 @@ void Traffic::Start() {
   sending_ = true;
   sink_ = std::thread([this] { SinkLoop(); });
   generator_ = std::thread([this] { GeneratorLoop(); });
+}
+
+absl::Status Traffic::SetRealtimePriority(int priority) {
+  if (absl::Status s = sim::SetRealtimePriority(generator_.native_handle(), priority,
+                                                "the traffic generator");
+      !s.ok()) {
+    return s;
+  }
+  return sim::SetRealtimePriority(sink_.native_handle(), priority, "the traffic sink");
 }
 
 void Traffic::StopSending() {

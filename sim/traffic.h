@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "sim/machine.h"
 
@@ -103,6 +104,10 @@ class Traffic {
   Traffic(Machine& machine, const TrafficOptions& options);
   ~Traffic();
   void Start();
+  // After Start: the generator and the sink under SCHED_FIFO at `priority`
+  // (sim/realtime.h: the data path on CPUs of its own). Both sleep when idle
+  // (the generator between ticks, the sink on its doorbell).
+  absl::Status SetRealtimePriority(int priority);
   // Stops the generator; the sink keeps counting.
   void StopSending();
   // After StopSending: waits until every sent packet arrived, or `timeout`.

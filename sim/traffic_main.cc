@@ -4,11 +4,12 @@
 // (stdout, or --report FILE).
 //
 //   nh-sim-traffic --machine P [--pps 10000 | --inbound-pps N --outbound-pps N]
-//                  [--duration S] [--report FILE] [--echo] [--tick-us 200]
-//
+//                  [--duration S] [--report FILE] [--echo] [--realtime-priority N]
+//                  [--tick-us 200]
 // --tick-us: the generator sends what is due every tick (a burst); the
 // blackout the sink measures includes up to one tick, so a benchmark of a
 // sub-millisecond blackout wants a finer one (bench/handover_bench.sh --tick-us).
+//
 // --echo: the node runs an echo of inbound packets (a QEMU guest with
 // tests/vm/frame_echo): only inbound traffic is generated and the outbound
 // report is the round trip (sim/traffic.h).
@@ -20,6 +21,7 @@
 
 #include "common/log.h"
 #include "sim/flags.h"
+#include "sim/realtime.h"
 #include "sim/traffic.h"
 
 namespace nichandover {
@@ -29,25 +31,33 @@ namespace {
 int Main(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv,
                             {"machine", "pps", "inbound-pps", "outbound-pps", "duration", "report", "echo",
-                             "tick-us"},
+                             "realtime-priority", "tick-us"},
                             /*booleans=*/{"echo"});
   if (!flags.ok() || !flags->Has("machine")) {
     std::fprintf(stderr,
                  "usage: nh-sim-traffic --machine P [--pps N | --inbound-pps N --outbound-pps N]"
-                 " [--duration S] [--report FILE] [--echo] [--tick-us N]\n");
+                 " [--duration S] [--report FILE] [--echo] [--realtime-priority N] [--tick-us N]\n");
     return 2;
   }
   auto pps = flags->GetNumber("pps", 10000);
   auto in = pps.ok() ? flags->GetNumber("inbound-pps", *pps) : pps;
   auto out = pps.ok() ? flags->GetNumber("outbound-pps", *pps) : pps;
   auto duration = flags->GetNumber("duration", -1);
-  auto tick_us = flags->GetNumber("tick-us", 200);
-  if (!in.ok() || !out.ok() || !duration.ok() || *in < 0 || *out < 0) {
-    std::fprintf(stderr, "nh-sim-traffic: rates and duration must be numbers >= 0\n");
+  // The generator's period: a blackout as the sink measures it includes up
+  // to one tick before the gates close (packets go out once per tick).
+  TrafficOptions options;
+  auto tick_us = flags->GetNumber("tick-us", absl::ToDoubleMicroseconds(options.tick));
+  if (!in.ok() || !out.ok() || !duration.ok() || !tick_us.ok() || *in < 0 || *out < 0 ||
+      *tick_us < 1 || *tick_us > 1000000) {
+    std::fprintf(stderr,
+                 "nh-sim-traffic: rates and duration must be numbers >= 0,"
+                 " --tick-us 1..1000000\n");
     return 2;
   }
-  if (!tick_us.ok() || *tick_us < 1 || *tick_us > 1000000) {
-    std::fprintf(stderr, "nh-sim-traffic: --tick-us must be 1..1000000\n");
+  options.tick = absl::Microseconds(*tick_us);
+  auto realtime = ParseRealtimePriority(flags->Get("realtime-priority", "0"));
+  if (!realtime.ok()) {
+    std::fprintf(stderr, "nh-sim-traffic: %s\n", std::string(realtime.status().message()).c_str());
     return 2;
   }
   SetLogTag("traffic");
@@ -68,13 +78,17 @@ int Main(int argc, char** argv) {
     }
     owner.store(getpid());  // its last runner died without clearing it
   }
-  TrafficOptions options;
   options.inbound_pps = *in;
   options.outbound_pps = *out;
-  options.tick = absl::Microseconds(*tick_us);
   options.echo = flags->Has("echo") && flags->Get("echo") != "false";
   Traffic traffic(**machine, options);
   traffic.Start();
+  if (absl::Status s = traffic.SetRealtimePriority(*realtime); !s.ok()) {
+    NH_LOG(ERROR) << s;
+    traffic.Stop();
+    owner.store(0);
+    return 1;
+  }
   WaitForTerminationSignal(*duration);
   traffic.StopSending();
   if (!traffic.WaitDelivered(absl::Seconds(2))) {

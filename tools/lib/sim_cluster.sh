@@ -18,7 +18,8 @@
 #   sim_cluster_stop            # everything, reverse order; removes the files
 #
 # SIM_KERNEL_FLAGS, when set, is added to each nh-sim-kernel's command line
-# (bench/: "--hook off"). Node i owns APIC IDs 2i and 2i+1; the NICs start
+# (bench/: "--hook off"), SIM_DEVICE_FLAGS to nh-sim-machine run's
+# (bench/: "--realtime-priority N"). Node i owns APIC IDs 2i and 2i+1; the NICs start
 # owned by node0 (or spread). Kernels and daemons use the default vectors
 # 0x40-0xdf on each CPU.
 
@@ -111,7 +112,7 @@ sim_machine_start() {
   "$SIM_BIN/sim/nh-sim-machine" create --path "$SIM_MACHINE" --nodes "$SIM_NODE_COUNT" \
     --cpus 2 --nics "$SIM_NICS" --queues "$SIM_QUEUES" --owner "$owner" \
     --ring-size "$ring" >/dev/null
-  "$SIM_BIN/sim/nh-sim-machine" run --path "$SIM_MACHINE" >>"$SIM_WORK/device.log" 2>&1 &
+  "$SIM_BIN/sim/nh-sim-machine" run --path "$SIM_MACHINE" ${SIM_DEVICE_FLAGS:-} >>"$SIM_WORK/device.log" 2>&1 &
   SIM_PIDS+=($!)
   for ((i = 0; i < SIM_NODE_COUNT; i++)); do sim_start_kernel "$i"; done
 }
