@@ -188,7 +188,10 @@ struct HandOffResult {
   HandOffStage reached = HandOffStage::kNothing;
   QuiesceResult quiesce;                 // from kQuiesced
   std::vector<v1::MsiMessage> previous;  // what Reroute replaced, from kRerouted
-  // The record after the CAS: `desired` iff it won. From kRingsWritten.
+  // The record after the CAS: `desired` iff it won. From kRingsWritten; or
+  // at kNothing when the call found the record not `expected` before it
+  // touched the NIC (the CAS is lost already; the NIC still runs here, so
+  // there is nothing to restore and `previous` is empty).
   v1::OwnershipRecord record;
 };
 
