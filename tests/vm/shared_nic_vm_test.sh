@@ -347,8 +347,14 @@ kill_case() {
     before_handoff | after_handoff) ctl "$(ctl_of "$src")" "echo 4000 >$debugfs/quiesce_stall_ms" >/dev/null ;;
     after_commit) ctl "$(ctl_of "$dst")" "echo 4000 >$debugfs/attach_stall_ms" >/dev/null ;;
   esac
+  # after_handoff holds the record at HANDOFF by stopping the target's
+  # daemon: only the daemon path waits for it there (on the kernel commit
+  # path the target's kernel commits alone, which kernel_commit_vm_test and
+  # //tests:kernel_commit_fault_test cover).
+  local path=auto
+  [ "$point" = after_handoff ] && path=daemon
   "$nicctl" --server "127.0.0.1:$(port_of "$src")" handover "$nic" --to "$dst" --no-wait \
-    >"$work/kill-$name-handover.log" 2>&1
+    --commit-path "$path" >"$work/kill-$name-handover.log" 2>&1
   case $point in
     before_handoff)
       wait_record "^PREPARING" 30 || detail+="never PREPARING ($(record)); "
