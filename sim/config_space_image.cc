@@ -107,7 +107,10 @@ absl::Status SimBarMemory::Write32(int bar, uint64_t offset, uint32_t value) {
   absl::StatusOr<std::atomic<uint32_t>*> word = Word(bar, offset);
   if (!word.ok()) return word.status();
   (*word)->store(value, std::memory_order_seq_cst);
-  DoorbellRing(bell_);
+  const bool vector_control =
+      offset >= kMsixTableOffset && offset < kMsixTableOffset + kMsixTableEntries * 16 &&
+      (offset - kMsixTableOffset) % 16 == 12;
+  if (vector_control && !(value & pci::kMsixVectorControlMask)) DoorbellRing(bell_);
   return absl::OkStatus();
 }
 

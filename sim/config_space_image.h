@@ -9,8 +9,15 @@
 // driver probes it.
 //
 // SimConfigSpace and SimBarMemory are the pci layer's ConfigSpace and
-// BarMemory over the shared memory: 32-bit accesses are atomic, and every
-// write rings the device's doorbell, as an MMIO write reaches the device.
+// BarMemory over the shared memory: 32-bit accesses are atomic. A write
+// rings the device's doorbell when it can make the device act: every config
+// write (MSI-X enable and function mask), and in the MSI-X table only a
+// Vector Control write that leaves the entry unmasked (the device delivers
+// what is pending there). The device reads an entry's message and mask when
+// it raises that entry, so a write to a masked entry's address or data, or
+// a mask, needs no wake-up: waking the device thread for each of the
+// table's words cost a handover's Reroute a futex wake and a context switch
+// per word (docs/performance.md).
 #ifndef NICHANDOVER_SIM_CONFIG_SPACE_IMAGE_H_
 #define NICHANDOVER_SIM_CONFIG_SPACE_IMAGE_H_
 
