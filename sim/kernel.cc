@@ -994,6 +994,12 @@ HandOffOutcome Kernel::HandOff(const std::string& bdf, const Fence& fence,
     return out;
   }
   HitFaultPoint(FaultPoint::kHandoffEntry);
+  // From here to the doorbell is the blackout. A real kernel runs it in the
+  // daemon's system call on the node's own CPU; here it arrived on a
+  // control thread, which runs it at the data path's priority (with
+  // --realtime-priority) so it does not wait behind the daemons.
+  ScopedRealtimePriority syscall_on_own_cpu(options_.realtime_priority,
+                                            options_.node_id + "'s HandOff");
   {
     std::lock_guard<std::mutex> lock(driver.control_mu);
     if (absl::Status s = CheckOperation("hand-off", driver, fence); !s.ok()) {

@@ -81,7 +81,10 @@ struct KernelOptions {
   bool fault_injection = false;
   // > 0: the CPU thread and the commit worker run under SCHED_FIFO at this
   // priority (nh-sim-kernel --realtime-priority; sim/realtime.h says why).
-  // Both block on a futex when idle. The control (gRPC) threads do not.
+  // Both block on a futex when idle. The control (gRPC) threads do not,
+  // except for the length of a HandOff (its drain and reroute are the
+  // source's part of the blackout: a real kernel's system call on the
+  // node's CPU).
   int realtime_priority = 0;
 };
 

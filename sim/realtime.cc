@@ -48,5 +48,22 @@ absl::Status SetRealtimePriority(pthread_t thread, int priority, const std::stri
   return absl::OkStatus();
 }
 
+ScopedRealtimePriority::ScopedRealtimePriority(int priority, const std::string& what) {
+  if (priority == 0) return;
+  const pthread_t self = pthread_self();
+  if (const int error = pthread_getschedparam(self, &old_policy_, &old_param_); error != 0) {
+    status_ = absl::InternalError(
+        absl::StrFormat("the scheduling policy of %s: %s", what, std::strerror(error)));
+    return;
+  }
+  if (old_policy_ == SCHED_FIFO && old_param_.sched_priority >= priority) return;
+  status_ = SetRealtimePriority(self, priority, what);
+  boosted_ = status_.ok();
+}
+
+ScopedRealtimePriority::~ScopedRealtimePriority() {
+  if (boosted_) pthread_setschedparam(pthread_self(), old_policy_, &old_param_);
+}
+
 }  // namespace sim
 }  // namespace nichandover

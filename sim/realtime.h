@@ -16,6 +16,7 @@
 #define NICHANDOVER_SIM_REALTIME_H_
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <string>
 
@@ -34,6 +35,28 @@ absl::StatusOr<int> ParseRealtimePriority(const std::string& value);
 // Puts `thread` under SCHED_FIFO at `priority` (no-op for 0).
 // PERMISSION_DENIED without root (CAP_SYS_NICE), naming `what`.
 absl::Status SetRealtimePriority(pthread_t thread, int priority, const std::string& what);
+
+// Runs the calling thread under SCHED_FIFO at `priority` until destroyed,
+// then puts back the policy it had (no-op for 0). For work that a real
+// kernel does in a system call on the node's own CPU but that the simulated
+// kernel receives on a control (gRPC) thread: the source's HandOff, whose
+// drain and MSI-X rewrite are inside the blackout. `status()` says whether
+// the boost took (PERMISSION_DENIED without CAP_SYS_NICE); the work runs
+// either way.
+class ScopedRealtimePriority {
+ public:
+  ScopedRealtimePriority(int priority, const std::string& what);
+  ~ScopedRealtimePriority();
+  ScopedRealtimePriority(const ScopedRealtimePriority&) = delete;
+  ScopedRealtimePriority& operator=(const ScopedRealtimePriority&) = delete;
+  const absl::Status& status() const { return status_; }
+
+ private:
+  bool boosted_ = false;
+  int old_policy_ = SCHED_OTHER;
+  sched_param old_param_{};
+  absl::Status status_;
+};
 
 }  // namespace sim
 }  // namespace nichandover

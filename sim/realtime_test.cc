@@ -84,6 +84,35 @@ TEST(RealtimePriorityTest, ZeroLeavesTheThreadAlone) {
   EXPECT_EQ(policy, SCHED_OTHER);
 }
 
+TEST(RealtimePriorityTest, ScopedBoostLastsForTheScopeAndPutsBackThePolicy) {
+  // On a thread of its own: the test runner's thread keeps its policy
+  // whatever happens here.
+  std::thread([] {
+    int policy = -1;
+    sched_param param{};
+    {
+      ScopedRealtimePriority boost(4, "the boosted thread");
+      ASSERT_EQ(pthread_getschedparam(pthread_self(), &policy, &param), 0);
+      if (boost.status().ok()) {
+        EXPECT_EQ(policy, SCHED_FIFO);
+        EXPECT_EQ(param.sched_priority, 4);
+      } else {
+        EXPECT_EQ(boost.status().code(), absl::StatusCode::kPermissionDenied) << boost.status();
+        EXPECT_EQ(policy, SCHED_OTHER);
+      }
+    }
+    ASSERT_EQ(pthread_getschedparam(pthread_self(), &policy, &param), 0);
+    EXPECT_EQ(policy, SCHED_OTHER);
+    EXPECT_EQ(param.sched_priority, 0);
+    {
+      ScopedRealtimePriority off(0, "the boosted thread");
+      EXPECT_TRUE(off.status().ok());
+      ASSERT_EQ(pthread_getschedparam(pthread_self(), &policy, &param), 0);
+      EXPECT_EQ(policy, SCHED_OTHER);
+    }
+  }).join();
+}
+
 }  // namespace
 }  // namespace sim
 }  // namespace nichandover
