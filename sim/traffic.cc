@@ -253,6 +253,19 @@ void Traffic::GeneratorLoop() {
   }
 }
 
+bool Traffic::SeenSet::TestAndSet(uint64_t seq) {
+  const uint64_t chunk = seq / kBitsPerChunk;
+  if (chunk >= chunks_.size()) chunks_.resize(chunk + 1);
+  if (chunks_[chunk] == nullptr) {
+    chunks_[chunk] = std::make_unique<uint64_t[]>(kBitsPerChunk / 64);  // zeroed
+  }
+  uint64_t& word = chunks_[chunk][(seq % kBitsPerChunk) / 64];
+  const uint64_t bit = uint64_t{1} << (seq % 64);
+  const bool was = word & bit;
+  word |= bit;
+  return was;
+}
+
 void Traffic::Record(const WirePacket& packet, int64_t now, DirectionStats& stats,
                      Tracker& tracker) {
   // Sequence numbers start at 0 in every run: an earlier run's packet would
@@ -262,13 +275,9 @@ void Traffic::Record(const WirePacket& packet, int64_t now, DirectionStats& stat
     return;
   }
   ++stats.received;
-  if (packet.seq >= tracker.seen.size()) {
-    tracker.seen.resize(std::max<size_t>(packet.seq + 1, tracker.seen.size() * 2), 0);
-  }
-  if (tracker.seen[packet.seq]) {
+  if (tracker.seen.TestAndSet(packet.seq)) {
     ++stats.duplicated;
   } else {
-    tracker.seen[packet.seq] = 1;
     ++stats.unique;
     if (tracker.any && packet.seq < tracker.max_seq) ++stats.out_of_order;
   }
