@@ -11,6 +11,10 @@
 //  - the source kernel crashing between its CAS and the doorbell, the target
 //    kernel crashing after its CAS before its attach: the daemons finish the
 //    handover on the daemon path once an operator restarted the kernel;
+//  - the target daemon SIGKILLed before the source's kernel call or between
+//    its CAS and doorbell: the armed kernel commits alone;
+//  - the target kernel SIGKILLed while armed: the daemons commit once it is
+//    restarted;
 //  - a lost doorbell: the target daemon commits on the source's Commit;
 //  - a doorbell of a stale epoch, rung by hand while the target is armed:
 //    ignored (counted, record unchanged), and the handover then completes.
@@ -281,6 +285,75 @@ TEST_F(KernelCommitFaultTest, TargetDaemonKilledAfterItsKernelsCasTheKernelAttac
   ASSERT_TRUE(c().StartDaemon(1).ok()) << c().Logs();
   c().daemon(0).Signal(SIGCONT);
   ExpectOneOwner(1, h.epoch, h.handover_id);
+  ExpectHandsBack(1);
+  ExpectNothingLost(kThereAndBack);
+}
+
+// (c') The target daemon dies before the source's kernel call (armed, the
+// call held at its entry), or between the source's CAS and its doorbell: a
+// daemon crash never stops a kernel. The armed kernel is woken by the
+// doorbell, commits and attaches while its daemon is dead; the restarted
+// daemon reads the record (ACTIVE, its own) and finishes as committed.
+class TargetDaemonKilledTest : public KernelCommitFaultTest {
+ protected:
+  void Run(const std::string& held_at) {
+    Inject(0, held_at, "hold");
+    const Started h = StartKernelPathHandover(0);
+    ASSERT_TRUE(WaitHeld(0, held_at)) << c().Logs();
+    absl::StatusOr<sim::v1::StatusResponse> target = c().KernelStatus(1);
+    ASSERT_TRUE(target.ok()) << target.status();
+    ASSERT_TRUE(target->armed()) << target->DebugString();
+    KillDaemon(1);
+    Inject(0, held_at, "release");
+
+    ASSERT_TRUE(WaitRecord(OwnershipState::kActive, 1, h.epoch)) << c().Logs();
+    ASSERT_TRUE(WaitUntil([&] { return c().machine().nic().running_node.load() == 1; }, kSettle))
+        << "node1's armed kernel did not attach without its daemon\n" << c().Logs();
+    EXPECT_FALSE(c().daemon(1).running()) << "the kernels finished without the target daemon";
+    EXPECT_NE(Timeline().target_woken_ns.load(), 0) << "committed on the doorbell";
+
+    ASSERT_TRUE(c().StartDaemon(1).ok()) << c().Logs();
+    ExpectOneOwner(1, h.epoch, h.handover_id);
+    ExpectHandsBack(1);
+    ExpectNothingLost(kThereAndBack);
+  }
+};
+
+TEST_F(TargetDaemonKilledTest, BeforeTheSourcesKernelCallTheArmedKernelCommitsAlone) {
+  Run("handoff-entry");
+}
+
+TEST_F(TargetDaemonKilledTest, BetweenTheSourcesCasAndDoorbellTheArmedKernelCommitsAlone) {
+  Run("handoff-before-doorbell");
+}
+
+// (d') The target kernel is SIGKILLed while armed, before the source's
+// kernel call: the source hands off and rings a node whose kernel is gone.
+// The record is HANDOFF(node0, node1, e1), past the commit point; the
+// operator restarts node1's kernel (it comes up unarmed) and the daemons
+// finish on the daemon path: the source's Commit, the target daemon's CAS
+// and Attach from the rings beside the record.
+TEST_F(KernelCommitFaultTest, TargetKernelKilledWhileArmedTheDaemonsCommitAfterItsRestart) {
+  Inject(0, "handoff-entry", "hold");
+  const Started h = StartKernelPathHandover(0);
+  ASSERT_TRUE(WaitHeld(0, "handoff-entry")) << c().Logs();
+  absl::StatusOr<sim::v1::StatusResponse> target = c().KernelStatus(1);
+  ASSERT_TRUE(target.ok()) << target.status();
+  ASSERT_TRUE(target->armed()) << target->DebugString();
+  c().kernel(1).Signal(SIGKILL);
+  ASSERT_TRUE(c().kernel(1).Wait(absl::Seconds(30)).ok());
+  Inject(0, "handoff-entry", "release");
+
+  // The source's call runs to the doorbell whatever the target's state.
+  ASSERT_TRUE(WaitUntil([&] { return Timeline().doorbell_ns.load() != 0; }, kSettle))
+      << c().Logs();
+  const sim::Ownership rung = c().Record();
+  EXPECT_EQ(rung.epoch, h.epoch);
+  EXPECT_NE(c().machine().nic().running_node.load(), 1) << "no kernel on node1 to run it";
+  ASSERT_TRUE(c().StartKernel(1).ok()) << c().Logs();
+
+  ExpectOneOwner(1, h.epoch, h.handover_id);
+  EXPECT_EQ(Timeline().target_woken_ns.load(), 0) << "no kernel was there to take the doorbell";
   ExpectHandsBack(1);
   ExpectNothingLost(kThereAndBack);
 }
