@@ -20,9 +20,11 @@
 #     default), the same numbers (e.g. --count 1000 --commit-path kernel:
 #     the tail), and the daemons' RSS.
 #
-#   --tick-us N: nh-sim-traffic's generator tick (default 200 µs): it sends
-#     in bursts that often, so the blackout the sink sees includes up to one
-#     tick; 20 resolves a sub-millisecond blackout (at some CPU cost).
+#   --tick-us N: nh-sim-traffic's generator tick: it sends in bursts that
+#     often, so the blackout the sink sees includes up to one tick. Default
+#     50 µs for compare and handovers (resolves a 0.1-0.3 ms blackout; at
+#     100 kpps each way it keeps about one more CPU busy than 200 µs, which
+#     the daemons then lack), 200 µs (nh-sim-traffic's own) for the others.
 #   --load N: N compile loops (g++ -O2 of the project's own sources, from
 #     the workspace `bazel run` was started in) beside the run, started
 #     before the cluster and stopped after it: the machine loaded as by a
@@ -54,12 +56,12 @@ SUMMARIZE="python3 $runfiles/bench/summarize.py"
 source "$runfiles/tools/lib/sim_cluster.sh"
 NIC=0000:03:00.0
 
-usage() { sed -n '2,46p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,48p' "$runfiles/bench/handover_bench.sh" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 mode=${1:-}
 [ -n "$mode" ] || usage
 shift
-count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep= realtime=0 tick_us=200
+count= pps= ring=1024 interval=0.2 seconds= repeat=3 hook=on commit_path=auto load=0 keep= realtime=0 tick_us=
 while [ $# -gt 0 ]; do
   case $1 in
     --count) count=$2 ;;
@@ -212,6 +214,7 @@ bench_paths() {
   local per_path=$1
   shift
   pps=${pps:-100000}
+  tick_us=${tick_us:-50}
   machine_line
   echo "handovers: $per_path per path ($*) at $pps packets/s each way, ring $ring," \
     "${interval}s apart; traffic tick ${tick_us} µs"
