@@ -39,7 +39,8 @@ struct TrafficOptions {
   // Per NIC, spread evenly over its queues.
   double inbound_pps = 10000;
   double outbound_pps = 10000;
-  // The generator wakes this often and sends what is due.
+  // The generator wakes this often and sends what is due (up to 1 ms of it
+  // after a stall: the rest is skipped, never numbered nor counted sent).
   absl::Duration tick = absl::Microseconds(200);
   // The node echoes inbound packets; outbound_pps is ignored.
   bool echo = false;
