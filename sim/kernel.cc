@@ -585,9 +585,23 @@ void Kernel::Adopt(NicDriver& driver) {
   for (uint32_t q = 0; q < driver.queue_count; ++q) {
     RingRegisters& ring = nic.regs.ring(q);
     QueueNapi& napi = driver.queues[q];
-    uint32_t rdt = ring.rdt.load();
-    napi.rx_next_to_use.store(rdt);
-    napi.rx_next_to_clean.store((rdt + 1) & mask);
+    QueueRings rings = machine_->rings(driver.index, q);
+    // Every descriptor the previous kernel cleaned was given back (RDT)
+    // at the end of its poll; one that died inside a poll had cleaned some
+    // (delivered, DD cleared) past RDT without giving them back. They are
+    // the first ones after RDT, before the device's head: skip them and
+    // give them back, or NAPI would wait at a cleared descriptor forever
+    // while the device fills the rest of the ring.
+    const uint32_t head = ring.rdh.load() & mask;
+    uint32_t clean = (ring.rdt.load() + 1) & mask;
+    while (clean != head &&
+           !(rings.rx_ring[clean].status.load(std::memory_order_acquire) & kDescriptorDone)) {
+      clean = (clean + 1) & mask;
+    }
+    const uint32_t use = (clean - 1) & mask;
+    napi.rx_next_to_clean.store(clean);
+    napi.rx_next_to_use.store(use);
+    ring.rdt.store(use, std::memory_order_release);
     napi.tx_next_to_use.store(ring.tdt.load());
     napi.tx_next_to_clean.store(ring.tdh.load());
   }
